@@ -1,0 +1,125 @@
+# bollard - one GNU Makefile, out-of-tree build in build/.
+#   make            release build: build/bollard, build/bollard-demo-app
+#   make test       unit tests (ASan/UBSan), fuzz-corpus replay, integration tests
+#   make demo       three demo apps + bollard with examples/demo.conf
+#   make bench      side-by-side benchmark against HAProxy and NGINX
+#   make fuzz       short libFuzzer runs (clang)
+#   V=1             show commands
+
+PYTHON   ?= /usr/bin/python3
+CC       ?= cc
+BUILD    := build
+SANDIR   := $(BUILD)/san
+DEPS_OK  := $(BUILD)/.deps-build
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
+CFLAGS   ?= -O2
+LIBS     := -lsodium -lxxhash -pthread
+SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+SRC      := $(wildcard src/*.c)
+LIBSRC   := $(filter-out src/main.c,$(SRC))
+OBJ      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
+SANOBJ   := $(patsubst src/%.c,$(SANDIR)/obj/%.o,$(SRC))
+DEMOSRC  := $(wildcard demo/*.c)
+UNITSRC  := $(wildcard tests/unit/test_*.c)
+UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
+
+# Which src modules each unit test links with (default: the module of its name).
+UNIT_DEPS_h1     := h1
+UNIT_DEPS_cfg    := cfg
+UNIT_DEPS_lb     := lb cfg
+UNIT_DEPS_buf    := buf
+
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
+
+all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
+
+$(DEPS_OK): scripts/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)scripts/install-deps.sh build
+	$(Q)touch $@
+
+$(BUILD)/obj/%.o: src/%.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(SANDIR)/obj/%.o: src/%.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC san  $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bollard: $(OBJ)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(SANDIR)/bollard: $(SANOBJ)
+	@[ "$(V)" = 1 ] || echo "  LD san  $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bollard-demo-app: $(DEMOSRC) $(wildcard demo/*.h) | $(DEPS_OK)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -Idemo -o $@ $(DEMOSRC) -pthread
+
+# ---- tests ---------------------------------------------------------------
+$(BUILD)/.deps-test: scripts/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)scripts/install-deps.sh build test
+	$(Q)touch $@ $(DEPS_OK)
+
+.SECONDEXPANSION:
+$(SANDIR)/test_%: tests/unit/test_%.c $$(patsubst %,$(SANDIR)/obj/%.o,$$(or $$(UNIT_DEPS_$$*),$$*)) | $(BUILD)/.deps-test
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LD san  $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ -lcmocka $(LIBS)
+
+FUZZSRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
+UNIT_DEPS_fuzz_h1 := h1
+
+$(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(patsubst %,$(SANDIR)/obj/%.o,$$(or $$(UNIT_DEPS_fuzz_$$*),$$*)) | $(BUILD)/.deps-test
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  LD san  $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
+
+test: $(BUILD)/.deps-test all $(SANDIR)/bollard $(UNITBIN) $(FUZZREPLAY)
+	$(Q)PYTHON=$(PYTHON) scripts/run-tests.sh
+
+unit: $(UNITBIN)
+	$(Q)for t in $(UNITBIN); do $$t || exit 1; done
+
+integ: all $(SANDIR)/bollard
+	$(Q)cd tests/integ && $(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+# ---- fuzzing with libFuzzer (developers) -----------------------------------
+FUZZ_SECONDS ?= 60
+fuzz: $(BUILD)/.deps-test
+	$(Q)scripts/install-deps.sh fuzz
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# ---- demo / bench ----------------------------------------------------------
+demo: all
+	$(Q)scripts/demo.sh
+
+bench: all
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bollard
+	install -m 0755 $(BUILD)/bollard $(BUILD)/bollard-demo-app $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 examples/*.conf $(DESTDIR)$(PREFIX)/share/bollard/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJ:.o=.d) $(SANOBJ:.o=.d)

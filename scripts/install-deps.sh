@@ -1,0 +1,43 @@
+#!/bin/sh
+# Install the Debian packages a bollard task needs, only when some are
+# missing. Usage: scripts/install-deps.sh build|test|bench|fuzz ...
+# Runs apt-get update first (a fresh machine has no package lists).
+set -e
+
+pkgs=""
+for profile in "$@"; do
+	case "$profile" in
+	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev" ;;
+	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libcmocka-dev python3 python3-pytest" ;;
+	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
+	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps" ;;
+	*) echo "install-deps: unknown profile '$profile'" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+		echo "install-deps: missing packages:$missing (run as root or install them)" >&2
+		exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >&2
+# Packages with services (haproxy, nginx) must not start system instances:
+# the benchmark runs its own on loopback. policy-rc.d 101 forbids starting.
+if [ ! -e /usr/sbin/policy-rc.d ] && [ -z "$SUDO" ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -q --no-install-recommends $missing >&2

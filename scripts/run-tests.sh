@@ -1,0 +1,63 @@
+#!/bin/bash
+# Run every test suite of `make test` and end with one line
+# "N passed, N failed" (unit tests + fuzz-corpus replays + integration tests).
+# Exit status is non-zero when anything failed.
+set -u
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-/usr/bin/python3}
+BUILD=build
+passed=0
+failed=0
+
+echo "== unit tests (ASan/UBSan) =="
+for t in "$BUILD"/san/test_*; do
+	[ -x "$t" ] || continue
+	out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1)
+	rc=$?
+	echo "$out" | grep -E '^(not ok|# )' || true
+	p=$(echo "$out" | grep -cE '^ok ')
+	f=$(echo "$out" | grep -cE '^not ok ')
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "$out" | tail -20
+		f=1 # crashed (sanitizer report, abort) outside a counted test
+	fi
+	echo "$(basename "$t"): $p passed, $f failed"
+	passed=$((passed + p)); failed=$((failed + f))
+done
+
+echo "== fuzz corpus replay (ASan/UBSan) =="
+for r in "$BUILD"/san/replay_*; do
+	[ -x "$r" ] || continue
+	name=${r##*/replay_}
+	if "$r" "fuzz/corpus/$name" tests/vectors; then
+		passed=$((passed + 1)); echo "replay_$name: ok"
+	else
+		failed=$((failed + 1)); echo "replay_$name: FAILED"
+	fi
+done
+
+echo "== integration tests =="
+junit="$BUILD/integ-junit.xml"
+rm -f "$junit"
+(cd tests/integ && "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="../../$junit" ${PYTEST_ARGS:-})
+rc=$?
+if [ -f "$junit" ]; then
+	read -r p f < <("$PYTHON" - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+suites = [r] if r.tag == "testsuite" else list(r)
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+sk = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - sk, f)
+PY
+)
+	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
+else
+	echo "integration tests did not run (pytest exit $rc)"
+	failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
