@@ -1,0 +1,24 @@
+/*
+ * worker.h - the worker threads: one epoll loop each, an SO_REUSEPORT
+ * listener per bind per thread, the client and server connections it
+ * accepted or opened. Called by main.c and the control loop (control.c).
+ */
+#ifndef BOLLARD_WORKER_H
+#define BOLLARD_WORKER_H
+
+#include "cfg.h"
+
+/* Open the listeners and start cfg->threads workers. Returns 0, or -1 with
+ * the error logged (e.g. address in use). */
+int workers_start(struct config *cfg);
+/* Begin a graceful stop: close listeners, close idle connections, let
+ * in-flight requests finish (their connections close after the response). */
+void workers_begin_stop(void);
+/* True once every worker has no connection left and has exited its loop. */
+bool workers_all_done(void);
+/* Grace period over: close every remaining connection now. */
+void workers_force_stop(void);
+/* Wait for the worker threads to exit and free them. */
+void workers_join(void);
+
+#endif
