@@ -34,9 +34,12 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg
-UNIT_DEPS_lb     := lb cfg
+UNIT_DEPS_cfg    := cfg cfg_kw
+UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_buf    := buf
+UNIT_DEPS_json   := json
+UNIT_DEPS_seal   := seal
+UNIT_DEPS_admin  := admin json stats
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
 
@@ -75,8 +78,12 @@ $(BUILD)/.deps-test: scripts/install-deps.sh
 	$(Q)scripts/install-deps.sh build test
 	$(Q)touch $@ $(DEPS_OK)
 
+# A function, not an inline patsubst: make replaces the first '%' of each
+# prerequisite word of a pattern rule with the stem before expanding it.
+unit_objs = $(patsubst %,$(SANDIR)/obj/%.o,$(1))
+
 .SECONDEXPANSION:
-$(SANDIR)/test_%: tests/unit/test_%.c $$(patsubst %,$(SANDIR)/obj/%.o,$$(or $$(UNIT_DEPS_$$*),$$*)) | $(BUILD)/.deps-test
+$(SANDIR)/test_%: tests/unit/test_%.c $$(call unit_objs,$$(or $$(UNIT_DEPS_$$*),$$*)) | $(BUILD)/.deps-test
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LD san  $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ -lcmocka $(LIBS)
@@ -85,7 +92,7 @@ FUZZSRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
 UNIT_DEPS_fuzz_h1 := h1
 
-$(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(patsubst %,$(SANDIR)/obj/%.o,$$(or $$(UNIT_DEPS_fuzz_$$*),$$*)) | $(BUILD)/.deps-test
+$(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(call unit_objs,$$(or $$(UNIT_DEPS_fuzz_$$*),$$*)) | $(BUILD)/.deps-test
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  LD san  $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
@@ -112,6 +119,17 @@ demo: all
 bench: all
 	$(Q)scripts/install-deps.sh bench
 	$(Q)$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# Microbenchmarks of single modules (tests/unit/bench_<module>.c), release
+# flags, linked like the unit test of the same module; not run by make test.
+BENCHBIN := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/bench_*.c))
+rel_objs = $(patsubst %,$(BUILD)/obj/%.o,$(1))
+$(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(UNIT_DEPS_$$*),$$*)) | $(DEPS_OK)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
+
+microbench: $(BENCHBIN)
+	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
 
 PREFIX ?= /usr/local
 install: all

@@ -16,3 +16,44 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #endif
+
+#ifndef BOLLARD_LOG_ACCESS
+#define BOLLARD_LOG_ACCESS
+#include "cfg.h"
+
+/* Open the log targets of cfg (access log file). Returns 0 or -1 with a
+ * message in err. Called once at start. */
+int log_init(const struct config *cfg, char *err, size_t errlen);
+/* SIGUSR1: reopen the access-log file in place (dup2 onto the same fd, so
+ * threads writing concurrently never see a closed descriptor). */
+void log_reopen(void);
+
+/* One access-log record; strings need not be NUL-terminated where a length
+ * is given. Timings < 0 are written as "-" / null. */
+struct log_str { const char *p; size_t n; };
+struct access_rec {
+	const char *client;
+	struct log_str method, target, referer, ua, reqid;
+	int minor;
+	int status;
+	uint64_t bytes;
+	const char *frontend, *backend, *server, *term;
+	double connect_ms, ttfb_ms, total_ms;
+};
+
+/* Per-thread access-log buffer: records are appended and written with one
+ * write(2) per loop iteration (log_flush) or when the buffer fills. */
+struct log_thread {
+	char *buf;
+	size_t len, cap;
+	time_t date_sec;
+	char date_clf[40];  /* [27/Nov/2026:18:40:00 +0000] */
+	char date_iso[32];  /* 2026-11-27T18:40:00 */
+};
+
+int log_thread_init(struct log_thread *lt);
+void log_thread_free(struct log_thread *lt);
+bool log_access_enabled(void);
+void log_access(struct log_thread *lt, const struct access_rec *r);
+void log_flush(struct log_thread *lt);
+#endif

@@ -1,0 +1,220 @@
+/*
+ * http.c - serializing heads (see http.h).
+ *
+ * Request toward the server: the request line as received (method and
+ * target are already validated by h1.c), every field except the hop-by-hop
+ * ones (RFC 9110 7.6.1) and the framing ones, then the framing bollard
+ * decided (Content-Length or Transfer-Encoding: chunked), X-Forwarded-For
+ * (the client's list plus the client address), X-Forwarded-Proto (replaced:
+ * a client must not claim https), and X-Request-Id when absent.
+ * Response toward the client: the same rules in the other direction.
+ */
+#include "api.h"
+#include "http.h"
+
+struct out {
+	char *p, *end;
+	bool overflow;
+};
+
+static inline void put(struct out *o, const void *s, size_t n)
+{
+	if (unlikely((size_t)(o->end - o->p) < n)) {
+		o->overflow = true;
+		return;
+	}
+	memcpy(o->p, s, n);
+	o->p += n;
+}
+
+#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char tmp[24];
+	int i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static void put_field(struct out *o, const struct h1_hdr *h)
+{
+	put(o, h->name.p, h->name.n);
+	PUTS(o, ": ");
+	put(o, h->value.p, h->value.n);
+	PUTS(o, "\r\n");
+}
+
+static void put_framing(struct out *o, const struct h1_msg *m)
+{
+	if (m->body == H1_BODY_LENGTH) {
+		PUTS(o, "Content-Length: ");
+		put_u64(o, m->content_length);
+		PUTS(o, "\r\n");
+	} else if (m->body == H1_BODY_CHUNKED) {
+		PUTS(o, "Transfer-Encoding: chunked\r\n");
+	}
+}
+
+int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
+		       struct http_req_out *ro)
+{
+	struct out o = { buf, buf + cap, false };
+	bool have_reqid = false, xff_done = false;
+
+	put(&o, req->method.p, req->method.n);
+	PUTS(&o, " ");
+	ro->target_off = (uint32_t)(o.p - buf);
+	put(&o, req->target.p, req->target.n);
+	if (req->minor)
+		PUTS(&o, " HTTP/1.1\r\n");
+	else
+		PUTS(&o, " HTTP/1.0\r\n");
+	ro->ua_len = ro->ref_len = ro->reqid_len = 0;
+
+	for (uint32_t i = 0; i < req->nhdrs; i++) {
+		const struct h1_hdr *h = &req->hdrs[i];
+		if (h->flags & (H1_HF_HOPBYHOP | H1_HF_FRAMING | H1_HF_XFP)) {
+			if ((h->flags & H1_HF_UPGRADE) && ro->websocket)
+				put_field(&o, h);
+			continue;
+		}
+		if (h->flags & H1_HF_XFF) {
+			/* Several X-Forwarded-For lines form one list (RFC 9110
+			 * 5.3): emit them joined, once, at the first one. */
+			if (xff_done)
+				continue;
+			xff_done = true;
+			PUTS(&o, "X-Forwarded-For: ");
+			bool first = true;
+			for (uint32_t j = i; j < req->nhdrs; j++) {
+				if (!(req->hdrs[j].flags & H1_HF_XFF) || !req->hdrs[j].value.n)
+					continue;
+				if (!first)
+					PUTS(&o, ", ");
+				put(&o, req->hdrs[j].value.p, req->hdrs[j].value.n);
+				first = false;
+			}
+			if (!first)
+				PUTS(&o, ", ");
+			put(&o, ro->client_ip, strlen(ro->client_ip));
+			PUTS(&o, "\r\n");
+			continue;
+		}
+		if (h->flags & H1_HF_REQID) {
+			have_reqid = true;
+			ro->reqid_off = (uint32_t)(o.p - buf) + (uint32_t)h->name.n + 2;
+			ro->reqid_len = (uint32_t)h->value.n;
+		} else if (h1_name_eq(h->name, "user-agent")) {
+			ro->ua_off = (uint32_t)(o.p - buf) + (uint32_t)h->name.n + 2;
+			ro->ua_len = (uint32_t)h->value.n;
+		} else if (h1_name_eq(h->name, "referer")) {
+			ro->ref_off = (uint32_t)(o.p - buf) + (uint32_t)h->name.n + 2;
+			ro->ref_len = (uint32_t)h->value.n;
+		}
+		put_field(&o, h);
+	}
+	put_framing(&o, req);
+	if (!xff_done) {
+		PUTS(&o, "X-Forwarded-For: ");
+		put(&o, ro->client_ip, strlen(ro->client_ip));
+		PUTS(&o, "\r\n");
+	}
+	PUTS(&o, "X-Forwarded-Proto: ");
+	put(&o, ro->proto, strlen(ro->proto));
+	PUTS(&o, "\r\n");
+	if (!have_reqid) {
+		PUTS(&o, "X-Request-Id: ");
+		ro->reqid_off = (uint32_t)(o.p - buf);
+		ro->reqid_len = (uint32_t)ro->new_reqid_len;
+		put(&o, ro->new_reqid, ro->new_reqid_len);
+		PUTS(&o, "\r\n");
+	}
+	if (ro->websocket)
+		PUTS(&o, "Connection: upgrade\r\n");
+	else if (!req->minor)
+		/* HTTP/1.0 defaults to close: ask the server to keep the
+		 * connection so it can go back to the pool. */
+		PUTS(&o, "Connection: keep-alive\r\n");
+	PUTS(&o, "\r\n");
+	return o.overflow ? -1 : (int)(o.p - buf);
+}
+
+int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
+			bool keep_alive, int client_minor, bool websocket)
+{
+	struct out o = { buf, buf + cap, false };
+	PUTS(&o, "HTTP/1.1 ");
+	put_u64(&o, (uint64_t)resp->status_code);
+	PUTS(&o, " ");
+	put(&o, resp->reason_phrase.p, resp->reason_phrase.n);
+	PUTS(&o, "\r\n");
+	for (uint32_t i = 0; i < resp->nhdrs; i++) {
+		const struct h1_hdr *h = &resp->hdrs[i];
+		if (h->flags & H1_HF_HOPBYHOP) {
+			if ((h->flags & H1_HF_UPGRADE) && websocket)
+				put_field(&o, h);
+			continue;
+		}
+		/* Bodiless responses (HEAD, 204, 304) keep the Content-Length
+		 * the server announced: it describes the representation, not
+		 * this message's framing (RFC 9110 8.6). */
+		if ((h->flags & H1_HF_FRAMING) && resp->body != H1_BODY_NONE)
+			continue;
+		put_field(&o, h);
+	}
+	put_framing(&o, resp);
+	if (websocket)
+		PUTS(&o, "Connection: upgrade\r\n");
+	else if (!keep_alive)
+		PUTS(&o, "Connection: close\r\n");
+	else if (!client_minor)
+		PUTS(&o, "Connection: keep-alive\r\n");
+	PUTS(&o, "\r\n");
+	return o.overflow ? -1 : (int)(o.p - buf);
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default:  return "Error";
+	}
+}
+
+int http_build_error(char *buf, size_t cap, int status, const char *detail)
+{
+	char body[256];
+	int bl = snprintf(body, sizeof(body), "%d %s%s%s\n", status, http_status_text(status),
+			  detail ? ": " : "", detail ? detail : "");
+	if (bl < 0 || bl >= (int)sizeof(body))
+		bl = (int)sizeof(body) - 1;
+	int n = snprintf(buf, cap,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %d\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "%s"
+			 "Connection: close\r\n\r\n%.*s",
+			 status, http_status_text(status), bl,
+			 status == 503 ? "Retry-After: 1\r\n" : "", bl, body);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}

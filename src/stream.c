@@ -1,0 +1,1312 @@
+/*
+ * stream.c - the HTTP/1.1 proxy state machine.
+ *
+ * One client connection carries one request at a time; pipelined requests
+ * simply wait in its input buffer until the current response is finished,
+ * which answers them in order. For each request:
+ *
+ *   CS_HEAD     parse the head (h1.c), choose the backend (routes) and the
+ *               server (persistence first, then the balancer), rewrite the
+ *               head for the server (http.c) into c->rq;
+ *   CS_CONNECT  take an idle pooled connection to that server or open one;
+ *               a failed connect is retried on another server (`retries`);
+ *   CS_FORWARD  two independent directions: request head + body to the
+ *               server, response head (rewritten into c->out) + body to the
+ *               client. Bodies are never rewritten: Content-Length bodies are
+ *               counted, chunked bodies validated by h1_chunk_scan() and
+ *               forwarded as they are (trailers included). Each direction
+ *               writes straight from the input buffer of the other side with
+ *               one writev() of head + body, and stops reading while the
+ *               other side cannot take more (back-pressure, fixed memory);
+ *   CS_TUNNEL   after a 101 to a WebSocket upgrade, bytes both ways;
+ *   CS_CLOSING / CS_LINGER  flush a last response, shut the write side, and
+ *               drain the client briefly so that close() does not reset a
+ *               response the client has not read yet.
+ *
+ * Every request ends in exactly one access-log record (log_request()).
+ */
+#include "api.h"
+#include "stream.h"
+#include "global.h"
+#include "http.h"
+#include "lb.h"
+#include "worker-t.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define LINGER_MS 1000
+#define POOL_MAX_PER_SERVER 512
+
+static void c_drive(struct cconn *c);
+static void send_error(struct cconn *c, int status, const char *detail, const char *term);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static inline uint32_t bufsize(const struct cconn *c)
+{
+	return c->w->bufs.size;
+}
+
+static void sc_release_counted(struct sconn *sc)
+{
+	if (sc->counted) {
+		atomic_fetch_sub_explicit(&sc->srv->conns, 1, memory_order_relaxed);
+		sc->counted = false;
+	}
+}
+
+void sconn_close(struct worker *w, struct sconn *sc)
+{
+	sc_release_counted(sc);
+	if (sc->fd >= 0)
+		close(sc->fd); /* also removes it from epoll */
+	sc->fd = -1;
+	buf_put(&w->bufs, &sc->in);
+	/* events for it may still be queued in this epoll_wait batch */
+	sc->dead = true;
+	sc->owner = NULL;
+	sc->next = w->dead_servers;
+	w->dead_servers = sc;
+}
+
+static struct sconn_pool *pool_of(struct worker *w, struct server *s)
+{
+	return &w->pools[s->be->idx][s->idx];
+}
+
+static void pool_unlink(struct sconn_pool *p, struct sconn *sc)
+{
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		p->head = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	sc->next = sc->prev = NULL;
+	p->n--;
+}
+
+/* An idle server connection the server closed (or wrote to, which HTTP does
+ * not allow between responses) is useless: drop it. */
+static void pool_drop(struct worker *w, struct sconn *sc)
+{
+	pool_unlink(pool_of(w, sc->srv), sc);
+	sconn_close(w, sc);
+}
+
+static struct sconn *pool_take(struct worker *w, struct server *s)
+{
+	struct sconn_pool *p = pool_of(w, s);
+	struct sconn *sc = p->head;
+	if (!sc)
+		return NULL;
+	pool_unlink(p, sc);
+	return sc;
+}
+
+static void pool_put(struct worker *w, struct sconn *sc)
+{
+	struct sconn_pool *p = pool_of(w, sc->srv);
+	sc_release_counted(sc);
+	buf_put(&w->bufs, &sc->in);
+	if (p->n >= POOL_MAX_PER_SERVER || w->stopping) {
+		sconn_close(w, sc);
+		return;
+	}
+	sc->owner = NULL;
+	sc->idle_since = w->now;
+	sc->reused = true;
+	sc->prev = NULL;
+	sc->next = p->head;
+	if (p->head)
+		p->head->prev = sc;
+	p->head = sc;
+	p->n++;
+}
+
+/* Close pooled connections idle for longer than their backend's
+ * keep-alive timeout: servers close theirs eventually, and reusing one
+ * they are closing costs a retry. Called about once a second. */
+void stream_pool_sweep(struct worker *w)
+{
+	for (int b = 0; b < w->cfg->nbackends; b++) {
+		struct backend *be = w->cfg->backends[b];
+		for (int s = 0; s < be->nservers; s++) {
+			struct sconn_pool *p = &w->pools[b][s];
+			struct sconn *sc = p->head, *next;
+			for (; sc; sc = next) {
+				next = sc->next;
+				if (w->stopping || w->now - sc->idle_since >= be->to.http_keep_alive)
+					pool_drop(w, sc);
+			}
+		}
+	}
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int status_class(int status)
+{
+	return status >= 100 && status < 600 ? status / 100 : 0;
+}
+
+/* ---- access log ------------------------------------------------------------ */
+
+static double ms_between(uint64_t a_us, uint64_t b_us)
+{
+	if (!a_us || !b_us || b_us < a_us)
+		return -1;
+	return (double)(b_us - a_us) / 1000.0;
+}
+
+static void log_request(struct cconn *c)
+{
+	struct worker *w = c->w;
+	if (!log_access_enabled())
+		return;
+	struct access_rec r = { 0 };
+	r.client = c->client_ip;
+	if (c->rq.data && c->log_meth_len) {
+		const char *b = c->rq.data;
+		r.method = (struct log_str){ b, c->log_meth_len };
+		r.target = (struct log_str){ b + c->log_target_off, c->log_target_len };
+		r.ua = (struct log_str){ b + c->log_ua_off, c->log_ua_len };
+		r.referer = (struct log_str){ b + c->log_ref_off, c->log_ref_len };
+		r.reqid = (struct log_str){ b + c->log_id_off, c->log_id_len };
+	}
+	r.minor = c->minor;
+	r.status = c->status;
+	r.bytes = c->bytes_out;
+	r.frontend = c->fe->name;
+	r.backend = c->be ? c->be->name : NULL;
+	r.server = c->srv ? c->srv->name : NULL;
+	r.term = c->term;
+	r.connect_ms = ms_between(c->t_start, c->t_connect);
+	r.ttfb_ms = ms_between(c->t_start, c->t_first);
+	r.total_ms = ms_between(c->t_start, w->now_us);
+	log_access(&w->log, &r);
+}
+
+/* ---- connection lifetime ------------------------------------------------------ */
+
+void stream_accept(struct worker *w, struct listener *l, int fd,
+		   const struct sockaddr_storage *ss)
+{
+	struct cconn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->kind = OBJ_CLIENT;
+	c->fd = fd;
+	c->w = w;
+	c->fe = l->fe;
+	c->can_write = true;
+	c->minor = 1;
+	ev_timer_init(&c->timer);
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a6 = (const void *)ss;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], c->client_ip, sizeof(c->client_ip));
+		else
+			inet_ntop(AF_INET6, &a6->sin6_addr, c->client_ip, sizeof(c->client_ip));
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, c->client_ip,
+			  sizeof(c->client_ip));
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = w->clients;
+	if (w->clients)
+		w->clients->prev = c;
+	w->clients = c;
+	w->nclients++;
+	atomic_fetch_add_explicit(&G.conns, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&G.conns_total, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->fe->conns_total, 1, memory_order_relaxed);
+	c->state = CS_HEAD;
+	c->head_deadline = w->now + c->fe->to.http_request;
+	/* the client usually sent its request with the handshake: try now */
+	c->can_read = true;
+	c_drive(c);
+}
+
+void stream_close(struct cconn *c)
+{
+	struct worker *w = c->w;
+	if (c->closed)
+		return;
+	c->closed = true;
+	if (c->sc) {
+		sconn_close(w, c->sc);
+		c->sc = NULL;
+	}
+	ev_timer_del(&w->timers, &c->timer);
+	close(c->fd);
+	buf_put(&w->bufs, &c->in);
+	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->out);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nclients--;
+	atomic_fetch_sub_explicit(&G.conns, 1, memory_order_relaxed);
+	/* freed at the end of the loop iteration: events for it may still be
+	 * queued in this epoll_wait batch (worker.c checks c->closed) */
+	c->prev = NULL;
+	c->next = w->dead_clients;
+	w->dead_clients = c;
+}
+
+/* ---- I/O primitives ---------------------------------------------------------- */
+
+/* Read from the client into c->in. Returns bytes read, 0 if nothing (no
+ * room, or nothing available), -1 on EOF or error (c->eof set). */
+static int c_read(struct cconn *c)
+{
+	if (!c->can_read || c->eof)
+		return c->eof ? -1 : 0;
+	if (buf_get(&c->w->bufs, &c->in) < 0)
+		return 0;
+	uint32_t room = buf_room(&c->in, bufsize(c));
+	if (!room)
+		return 0;
+	ssize_t n = recv(c->fd, buf_wptr(&c->in), room, 0);
+	if (n > 0) {
+		c->in.tail += (uint32_t)n;
+		/* A short read drained the socket: new data will raise a new
+		 * edge, so there is no need for a read that returns EAGAIN. */
+		if ((uint32_t)n < room)
+			c->can_read = false;
+		return (int)n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			c->can_read = false;
+		return 0;
+	}
+	c->eof = true;
+	c->can_read = false;
+	return -1;
+}
+
+static int sc_read(struct sconn *sc, struct worker *w)
+{
+	if (!sc->can_read || sc->eof)
+		return sc->eof ? -1 : 0;
+	if (buf_get(&w->bufs, &sc->in) < 0)
+		return 0;
+	uint32_t room = buf_room(&sc->in, w->bufs.size);
+	if (!room)
+		return 0;
+	ssize_t n = recv(sc->fd, buf_wptr(&sc->in), room, 0);
+	if (n > 0) {
+		sc->in.tail += (uint32_t)n;
+		if ((uint32_t)n < room)
+			sc->can_read = false;
+		return (int)n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			sc->can_read = false;
+		return 0;
+	}
+	sc->eof = true;
+	sc->can_read = false;
+	return -1;
+}
+
+/* writev() that reports: >0 bytes written, 0 would block, -1 error. */
+static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
+{
+	if (!*can_write)
+		return 0;
+	while (n && iov[0].iov_len == 0) {
+		iov++;
+		n--;
+	}
+	if (!n)
+		return 0;
+	ssize_t r = writev(fd, iov, n);
+	if (r >= 0) {
+		size_t want = 0;
+		for (int i = 0; i < n; i++)
+			want += iov[i].iov_len;
+		if ((size_t)r < want)
+			*can_write = false;
+		return r;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		if (errno == EAGAIN)
+			*can_write = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- choosing a server and connecting ----------------------------------------- */
+
+/*
+ * "Which server, and why": persistence (persist.c, with the persistence
+ * issue) answers first when the backend has persist rules; the balancer is
+ * asked only when it has no answer.
+ */
+static struct server *choose_server(struct cconn *c)
+{
+	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
+}
+
+static void start_connect(struct cconn *c);
+
+static void connect_failed(struct cconn *c, bool timeout)
+{
+	struct server *s = c->srv;
+	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
+	if (c->sc) {
+		sconn_close(c->w, c->sc);
+		c->sc = NULL;
+	}
+	if (c->attempts <= (int)c->be->retries) {
+		start_connect(c);
+		return;
+	}
+	if (timeout)
+		send_error(c, 504, "connect timeout", "connect-timeout");
+	else
+		send_error(c, 502, "cannot connect to a server", "connect-failed");
+}
+
+static void attach(struct cconn *c, struct sconn *sc)
+{
+	sc->owner = c;
+	c->sc = sc;
+	if (!sc->counted) {
+		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
+		sc->counted = true;
+	}
+}
+
+static void start_connect(struct cconn *c)
+{
+	struct worker *w = c->w;
+	struct server *s = choose_server(c);
+	c->attempts++;
+	if (!s) {
+		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
+		send_error(c, 503, "no server is available", "no-server");
+		return;
+	}
+	c->srv = s;
+	if (c->ntried < (int)ARRAY_SIZE(c->tried))
+		c->tried[c->ntried++] = s;
+
+	struct sconn *sc = c->fresh_only ? NULL : pool_take(w, s);
+	if (sc) {
+		attach(c, sc);
+		c->t_connect = w->now_us;
+		c->state = CS_FORWARD;
+		return;
+	}
+	sc = calloc(1, sizeof(*sc));
+	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		free(sc);
+		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
+			strerror(errno));
+		send_error(c, 503, "out of resources", "no-resources");
+		return;
+	}
+	sc->kind = OBJ_SERVER;
+	sc->fd = fd;
+	sc->srv = s;
+	sc->w = w;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
+	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+	attach(c, sc);
+	c->t_srv = w->now;
+	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+	if (r == 0) {
+		sc->connected = true;
+		sc->can_write = true;
+		c->t_connect = w->now_us;
+		c->state = CS_FORWARD;
+	} else if (errno == EINPROGRESS) {
+		c->state = CS_CONNECT;
+		c->conn_deadline = w->now + c->be->to.connect;
+	} else {
+		connect_failed(c, false);
+	}
+}
+
+/* CS_CONNECT: wait for the connect() outcome. */
+static int do_connect(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	if (!sc->can_write && !sc->can_read && !sc->eof)
+		return 0;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		connect_failed(c, false);
+		return 1;
+	}
+	if (!sc->can_write)
+		return 0;
+	sc->connected = true;
+	c->t_connect = c->w->now_us;
+	c->state = CS_FORWARD;
+	return 1;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static struct backend *route(struct cconn *c, const struct h1_msg *m)
+{
+	const struct frontend *fe = c->fe;
+	for (int i = 0; i < fe->nroutes; i++) {
+		const struct route *r = &fe->routes[i];
+		if (r->kind == ROUTE_PATH_PREFIX) {
+			if (m->target.n >= r->len && !memcmp(m->target.p, r->value, r->len))
+				return r->be;
+		} else {
+			/* Host without its port, compared case-insensitively */
+			size_t hn = m->host.n;
+			const char *colon = memchr(m->host.p, ':', hn);
+			if (colon && m->host.p[0] != '[')
+				hn = (size_t)(colon - m->host.p);
+			if (hn == r->len && !strncasecmp(m->host.p, r->value, hn))
+				return r->be;
+		}
+	}
+	return fe->default_be;
+}
+
+static void reset_request(struct cconn *c)
+{
+	c->be = NULL;
+	c->srv = NULL;
+	c->ntried = 0;
+	c->attempts = 0;
+	c->status = 0;
+	c->bytes_out = 0;
+	c->out_sent = 0;
+	c->rq_sent = 0;
+	c->rq_ready = 0;
+	c->rs_ready = 0;
+	c->term = NULL;
+	c->t_connect = c->t_first = 0;
+	c->log_meth_len = 0;
+	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
+}
+
+/* A complete request head is at the front of c->in. */
+static void start_request(struct cconn *c, struct h1_msg *m)
+{
+	struct worker *w = c->w;
+	atomic_fetch_add_explicit(&c->fe->requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&G.requests, 1, memory_order_relaxed);
+
+	c->meth = m->meth;
+	c->minor = m->minor;
+	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
+	c->websocket = (m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET;
+	c->rq_body = m->body;
+	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
+	h1_chunk_init(&c->rq_chunk);
+	c->rq_state = RQ_HEAD;
+	c->rs_state = RS_HEAD;
+	c->retryable = m->body == H1_BODY_NONE;
+	c->be = route(c, m);
+	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
+
+	if (buf_get(&w->bufs, &c->rq) < 0) {
+		send_error(c, 503, "out of memory", "no-resources");
+		return;
+	}
+	char id[17];
+	uint64_t v = splitmix64(w->reqid_seed + w->reqid_next++);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		id[i] = hex[v & 15];
+	struct http_req_out ro = {
+		.client_ip = c->client_ip,
+		.proto = "http",
+		.new_reqid = id,
+		.new_reqid_len = 16,
+		.websocket = c->websocket,
+	};
+	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
+	if (n < 0) {
+		send_error(c, 431, "request head too large", "bad-request");
+		return;
+	}
+	c->rq.head = 0;
+	c->rq.tail = (uint32_t)n;
+	c->log_meth_len = (uint32_t)m->method.n;
+	c->log_target_off = ro.target_off;
+	c->log_target_len = (uint32_t)m->target.n;
+	c->log_ua_off = ro.ua_off;
+	c->log_ua_len = ro.ua_len;
+	c->log_ref_off = ro.ref_off;
+	c->log_ref_len = ro.ref_len;
+	c->log_id_off = ro.reqid_off;
+	c->log_id_len = ro.reqid_len;
+	buf_consume(&c->in, (uint32_t)m->head_len);
+	c->t_cli = w->now;
+	start_connect(c);
+}
+
+/* CS_HEAD: wait for, then parse, the next request head. */
+static int do_head(struct cconn *c)
+{
+	struct worker *w = c->w;
+	int r = c_read(c);
+	if (buf_empty(&c->in)) {
+		if (c->eof || r < 0) {
+			stream_close(c);
+			return 0;
+		}
+		/* idle between requests: hold no buffer */
+		buf_put(&w->bufs, &c->in);
+		return 0;
+	}
+	if (!c->t_start) {
+		c->t_start = w->now_us;
+		c->head_deadline = w->now + c->fe->to.http_request;
+	}
+	struct h1_msg m;
+	memset(&m, 0, sizeof(m));
+	m.hdrs = w->hdrs;
+	m.hdrs_cap = w->lim.max_hdrs;
+	int n = h1_parse_request(buf_rptr(&c->in), buf_len(&c->in), &m, &w->lim);
+	if (n == H1_INCOMPLETE) {
+		if (buf_len(&c->in) >= bufsize(c)) {
+			send_error(c, 431, "request head too large", "bad-request");
+			return 1;
+		}
+		if (c->eof) {
+			c->term = "client-closed";
+			stream_close(c);
+			return 0;
+		}
+		return r > 0;
+	}
+	if (n < 0) {
+		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
+		send_error(c, m.status ? m.status : 400, m.reason, "bad-request");
+		return 1;
+	}
+	reset_request(c);
+	start_request(c, &m);
+	return 1;
+}
+
+/* ---- the two directions ----------------------------------------------------- */
+
+/*
+ * A pooled connection the server had closed (a race no client can avoid:
+ * the server may close an idle connection just as we reuse it) failed
+ * before any response byte. The request is still whole in c->rq and has no
+ * body, so it can go again, once, on a fresh connection.
+ */
+static bool retry_stale(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	if (c->resp_started || !c->retryable || !sc->reused || c->fresh_only)
+		return false;
+	sconn_close(c->w, sc);
+	c->sc = NULL;
+	c->rq_sent = 0;
+	c->rq_state = RQ_HEAD;
+	c->fresh_only = true;
+	c->attempts--; /* not the server's failure: does not use up a retry */
+	c->ntried = 0;
+	start_connect(c);
+	return true;
+}
+
+/* How many validated request-body bytes are at the front of c->in. */
+static int rq_scan(struct cconn *c)
+{
+	uint32_t avail = buf_len(&c->in);
+	if (c->rq_body == H1_BODY_LENGTH) {
+		c->rq_ready = (uint32_t)MIN((uint64_t)avail, c->rq_left);
+		return 0;
+	}
+	if (c->rq_body == H1_BODY_CHUNKED && !c->rq_chunk.done && avail > c->rq_ready) {
+		long n = h1_chunk_scan(&c->rq_chunk, buf_rptr(&c->in) + c->rq_ready,
+				       avail - c->rq_ready);
+		if (n < 0)
+			return -1;
+		c->rq_ready += (uint32_t)n;
+	}
+	return 0;
+}
+
+static bool rq_body_complete(const struct cconn *c)
+{
+	switch (c->rq_body) {
+	case H1_BODY_LENGTH: return c->rq_left == 0;
+	case H1_BODY_CHUNKED: return c->rq_chunk.done && c->rq_ready == 0;
+	default: return true;
+	}
+}
+
+/* Send what can be sent toward the server. Returns >0 progress, 0 none,
+ * -1 when the request is finished with (error sent or connection closed). */
+static int rq_forward(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	int progress = 0;
+	if (c->rq_state == RQ_DONE || !sc->connected)
+		return 0;
+	if (c->rq_state != RQ_HEAD || c->rq_body != H1_BODY_NONE) {
+		int rr = c_read(c);
+		if (rr > 0)
+			progress = 1;
+		if (rq_scan(c) < 0) {
+			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
+			send_error(c, 400, "invalid chunked body", "bad-request");
+			return -1;
+		}
+	}
+	struct iovec iov[2];
+	uint32_t head_left = c->rq_state == RQ_HEAD ? buf_len(&c->rq) - c->rq_sent : 0;
+	iov[0].iov_base = c->rq.data + c->rq_sent;
+	iov[0].iov_len = head_left;
+	iov[1].iov_base = c->in.data ? buf_rptr(&c->in) : NULL;
+	iov[1].iov_len = c->rq_ready;
+	if (head_left || c->rq_ready) {
+		ssize_t wn = do_writev(sc->fd, iov, 2, &sc->can_write);
+		if (wn < 0) {
+			/* the server went away while we were sending */
+			if (retry_stale(c))
+				return -1;
+			send_error(c, 502, "server closed the connection", "server-closed");
+			return -1;
+		}
+		if (wn > 0) {
+			progress = 1;
+			c->t_srv = c->w->now;
+			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
+			c->rq_sent += h;
+			uint32_t b = (uint32_t)((size_t)wn - h);
+			if (b) {
+				buf_consume(&c->in, b);
+				c->rq_ready -= b;
+				if (c->rq_body == H1_BODY_LENGTH)
+					c->rq_left -= b;
+				c->t_cli = c->w->now;
+			}
+			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq))
+				c->rq_state = RQ_BODY;
+		}
+	}
+	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {
+		c->rq_state = RQ_DONE;
+		progress = 1;
+	}
+	if (c->rq_state != RQ_DONE && c->eof && c->rq_ready == 0 &&
+	    !(c->rq_state == RQ_HEAD && c->rq_body == H1_BODY_NONE)) {
+		/* the client closed in the middle of its request body */
+		c->term = "client-closed";
+		if (!c->status)
+			c->status = 400;
+		log_request(c);
+		c->logged = true;
+		stream_close(c);
+		return -1;
+	}
+	return progress;
+}
+
+static void srv_count_status(struct cconn *c, int status)
+{
+	int k = status_class(status);
+	atomic_fetch_add_explicit(&c->srv->responses[k], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->be->responses[k], 1, memory_order_relaxed);
+}
+
+/* Parse the response head(s) at the front of sc->in. Returns >0 progress,
+ * 0 need more, -1 finished with the request (error sent or retried). */
+static int rs_head(struct cconn *c)
+{
+	struct worker *w = c->w;
+	struct sconn *sc = c->sc;
+	if (buf_empty(&sc->in)) {
+		if (!sc->eof)
+			return 0;
+		/* the server closed before any byte of a response */
+		if (retry_stale(c))
+			return -1;
+		send_error(c, 502, "server closed the connection", "server-closed");
+		return -1;
+	}
+	c->resp_started = true;
+	if (!c->t_first)
+		c->t_first = w->now_us;
+	struct h1_msg m;
+	memset(&m, 0, sizeof(m));
+	m.hdrs = w->hdrs;
+	m.hdrs_cap = w->lim.max_hdrs;
+	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
+	if (n == H1_INCOMPLETE) {
+		if (buf_len(&sc->in) >= w->bufs.size || sc->eof) {
+			send_error(c, 502, "incomplete response head", "bad-response");
+			return -1;
+		}
+		return 0;
+	}
+	if (n < 0) {
+		send_error(c, 502, "invalid response from server", "bad-response");
+		return -1;
+	}
+	if (buf_get(&w->bufs, &c->out) < 0) {
+		send_error(c, 503, "out of memory", "no-resources");
+		return -1;
+	}
+	if (m.status_code < 200) {
+		if (m.status_code == 101) {
+			if (!c->websocket) {
+				send_error(c, 502, "unexpected 101 response", "bad-response");
+				return -1;
+			}
+			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
+						     &m, true, c->minor, true);
+			if (hn < 0) {
+				send_error(c, 502, "response head too large", "bad-response");
+				return -1;
+			}
+			c->out.tail += (uint32_t)hn;
+			buf_consume(&sc->in, (uint32_t)n);
+			c->status = 101;
+			srv_count_status(c, 101);
+			c->rq_state = RQ_DONE;
+			c->state = CS_TUNNEL;
+			c->t_tun = w->now;
+			log_request(c);
+			c->logged = true;
+			return 1;
+		}
+		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
+		if (c->minor) {
+			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
+						     &m, true, c->minor, false);
+			if (hn < 0) {
+				send_error(c, 502, "response head too large", "bad-response");
+				return -1;
+			}
+			c->out.tail += (uint32_t)hn;
+		}
+		buf_consume(&sc->in, (uint32_t)n);
+		return 1;
+	}
+	c->status = m.status_code;
+	srv_count_status(c, m.status_code);
+	c->rs_body = m.body;
+	c->rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
+	h1_chunk_init(&c->rs_chunk);
+	c->rs_ready = 0;
+	c->rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
+			  (m.minor == 1 || (m.flags & H1_MF_CONN_KEEPALIVE));
+	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
+	if (!ka)
+		c->close_after = true;
+	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m,
+				     ka, c->minor, false);
+	if (hn < 0) {
+		send_error(c, 502, "response head too large", "bad-response");
+		return -1;
+	}
+	c->out.tail += (uint32_t)hn;
+	buf_consume(&sc->in, (uint32_t)n);
+	c->rs_state = m.body == H1_BODY_NONE ? RS_DONE : RS_BODY;
+	return 1;
+}
+
+static int rs_scan(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	uint32_t avail = buf_len(&sc->in);
+	switch (c->rs_body) {
+	case H1_BODY_LENGTH:
+		c->rs_ready = (uint32_t)MIN((uint64_t)avail, c->rs_left);
+		break;
+	case H1_BODY_CLOSE:
+		c->rs_ready = avail;
+		break;
+	case H1_BODY_CHUNKED:
+		if (!c->rs_chunk.done && avail > c->rs_ready) {
+			long n = h1_chunk_scan(&c->rs_chunk, buf_rptr(&sc->in) + c->rs_ready,
+					       avail - c->rs_ready);
+			if (n < 0)
+				return -1;
+			c->rs_ready += (uint32_t)n;
+		}
+		break;
+	default:
+		c->rs_ready = 0;
+	}
+	return 0;
+}
+
+static bool rs_body_complete(const struct cconn *c)
+{
+	switch (c->rs_body) {
+	case H1_BODY_LENGTH: return c->rs_left == 0;
+	case H1_BODY_CHUNKED: return c->rs_chunk.done && c->rs_ready == 0;
+	case H1_BODY_CLOSE: return c->sc->eof && c->rs_ready == 0;
+	default: return true;
+	}
+}
+
+/* Abort a request whose response has started: nothing can be said to the
+ * client any more but closing. */
+static void abort_stream(struct cconn *c, const char *term)
+{
+	c->term = term;
+	if (!c->logged) {
+		log_request(c);
+		c->logged = true;
+	}
+	stream_close(c);
+}
+
+/* Response direction. Returns >0 progress, 0 none, -1 finished with. */
+static int rs_forward(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	int progress = 0;
+	int rr = sc_read(sc, c->w);
+	if (rr > 0) {
+		progress = 1;
+		c->t_srv = c->w->now;
+	}
+	if (c->rs_state == RS_HEAD) {
+		int r = rs_head(c);
+		if (r < 0)
+			return -1;
+		if (r == 0 && c->out.data == NULL)
+			return progress;
+		if (c->state == CS_TUNNEL)
+			return 1;
+		progress |= r;
+	}
+	if (c->rs_state == RS_BODY && rs_scan(c) < 0) {
+		abort_stream(c, "bad-response");
+		return -1;
+	}
+	struct iovec iov[2];
+	uint32_t out_left = c->out.data ? buf_len(&c->out) : 0;
+	iov[0].iov_base = out_left ? buf_rptr(&c->out) : NULL;
+	iov[0].iov_len = out_left;
+	iov[1].iov_base = sc->in.data ? buf_rptr(&sc->in) : NULL;
+	iov[1].iov_len = c->rs_state == RS_BODY ? c->rs_ready : 0;
+	if (iov[0].iov_len || iov[1].iov_len) {
+		ssize_t wn = do_writev(c->fd, iov, 2, &c->can_write);
+		if (wn < 0) {
+			abort_stream(c, "client-closed");
+			return -1;
+		}
+		if (wn > 0) {
+			progress = 1;
+			c->t_cli = c->w->now;
+			c->bytes_out += (uint64_t)wn;
+			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)out_left);
+			buf_consume(&c->out, h);
+			uint32_t b = (uint32_t)((size_t)wn - h);
+			if (b) {
+				buf_consume(&sc->in, b);
+				c->rs_ready -= b;
+				if (c->rs_body == H1_BODY_LENGTH)
+					c->rs_left -= b;
+			}
+		}
+	}
+	if (c->out.data && buf_empty(&c->out))
+		buf_put(&c->w->bufs, &c->out);
+	if (c->rs_state == RS_BODY) {
+		if (rs_body_complete(c)) {
+			c->rs_state = RS_DONE;
+			progress = 1;
+		} else if (sc->eof && c->rs_ready == 0 && buf_len(&sc->in) == 0) {
+			abort_stream(c, "server-closed");
+			return -1;
+		}
+	}
+	return progress;
+}
+
+/* Both directions finished and the response is flushed. */
+static void finish_request(struct cconn *c)
+{
+	struct worker *w = c->w;
+	struct sconn *sc = c->sc;
+	if (!c->logged)
+		log_request(c);
+	c->logged = true;
+	if (sc) {
+		c->sc = NULL;
+		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->eof &&
+				buf_empty(&sc->in);
+		if (reusable)
+			pool_put(w, sc);
+		else
+			sconn_close(w, sc);
+	}
+	buf_put(&w->bufs, &c->rq);
+	if (c->rq_state != RQ_DONE)
+		c->close_after = true; /* unread request body: framing is lost */
+	c->t_start = 0;
+	if (c->close_after || w->stopping) {
+		c->state = CS_CLOSING;
+		c->close_deadline = w->now + c->fe->to.client;
+		return;
+	}
+	c->state = CS_HEAD;
+	c->head_deadline = 0;
+	c->idle_deadline = w->now + c->fe->to.http_keep_alive;
+	/* a pipelined request may already be waiting */
+	c->can_read = c->can_read || !buf_empty(&c->in);
+}
+
+static int do_forward(struct cconn *c)
+{
+	/* after -1 the request was answered, retried or closed: the state
+	 * changed, so the driver must look again */
+	int p1 = rq_forward(c);
+	if (p1 < 0 || c->state != CS_FORWARD)
+		return c->closed ? 0 : 1;
+	int p2 = rs_forward(c);
+	if (p2 < 0 || c->state != CS_FORWARD)
+		return c->closed ? 0 : 1;
+	if (c->rs_state == RS_DONE && (!c->out.data || buf_empty(&c->out))) {
+		if (c->rq_state != RQ_DONE && c->rq_body != H1_BODY_NONE) {
+			/* answered before the whole body came: close after */
+			c->close_after = true;
+		}
+		finish_request(c);
+		return 1;
+	}
+	return p1 | p2;
+}
+
+/* ---- tunnel -------------------------------------------------------------------- */
+
+static int do_tunnel(struct cconn *c)
+{
+	struct worker *w = c->w;
+	struct sconn *sc = c->sc;
+	int progress = 0;
+	/* flush the 101 head first */
+	if (c->out.data && !buf_empty(&c->out)) {
+		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
+		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
+		if (wn < 0) {
+			abort_stream(c, "client-closed");
+			return 0;
+		}
+		if (wn > 0) {
+			c->bytes_out += (uint64_t)wn;
+			buf_consume(&c->out, (uint32_t)wn);
+			progress = 1;
+		}
+		if (!buf_empty(&c->out))
+			return progress;
+		buf_put(&w->bufs, &c->out);
+	}
+	/* client -> server */
+	if (c_read(c) > 0)
+		progress = 1;
+	if (c->in.data && !buf_empty(&c->in)) {
+		struct iovec iov = { buf_rptr(&c->in), buf_len(&c->in) };
+		ssize_t wn = do_writev(sc->fd, &iov, 1, &sc->can_write);
+		if (wn < 0) {
+			abort_stream(c, "server-closed");
+			return 0;
+		}
+		if (wn > 0) {
+			buf_consume(&c->in, (uint32_t)wn);
+			progress = 1;
+		}
+	}
+	/* server -> client */
+	if (sc_read(sc, w) > 0)
+		progress = 1;
+	if (sc->in.data && !buf_empty(&sc->in)) {
+		struct iovec iov = { buf_rptr(&sc->in), buf_len(&sc->in) };
+		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
+		if (wn < 0) {
+			abort_stream(c, "client-closed");
+			return 0;
+		}
+		if (wn > 0) {
+			c->bytes_out += (uint64_t)wn;
+			buf_consume(&sc->in, (uint32_t)wn);
+			progress = 1;
+		}
+	}
+	if (progress)
+		c->t_tun = w->now;
+	/* half-closes travel through the tunnel */
+	bool cdone = c->eof && (!c->in.data || buf_empty(&c->in));
+	bool sdone = sc->eof && (!sc->in.data || buf_empty(&sc->in));
+	if (cdone && !c->shut_srv) {
+		shutdown(sc->fd, SHUT_WR);
+		c->shut_srv = true;
+	}
+	if (sdone && !c->shut_cli) {
+		shutdown(c->fd, SHUT_WR);
+		c->shut_cli = true;
+	}
+	if (cdone && sdone) {
+		stream_close(c);
+		return 0;
+	}
+	if (c->in.data && buf_empty(&c->in))
+		buf_put(&w->bufs, &c->in);
+	if (sc->in.data && buf_empty(&sc->in))
+		buf_put(&w->bufs, &sc->in);
+	return progress;
+}
+
+/* ---- bollard's own responses and closing ------------------------------------------ */
+
+static void send_error(struct cconn *c, int status, const char *detail, const char *term)
+{
+	struct worker *w = c->w;
+	if (c->sc) {
+		sconn_close(w, c->sc);
+		c->sc = NULL;
+	}
+	if (c->state == CS_FORWARD && c->out.data && c->bytes_out) {
+		/* part of a response already went out: only closing is left */
+		abort_stream(c, term);
+		return;
+	}
+	if (!c->t_start)
+		c->t_start = w->now_us;
+	c->status = status;
+	c->term = term;
+	if (status >= 500 && c->be)
+		atomic_fetch_add_explicit(&c->be->responses[5], 1, memory_order_relaxed);
+	if (buf_get(&w->bufs, &c->out) < 0) {
+		abort_stream(c, term);
+		return;
+	}
+	c->out.head = c->out.tail = 0;
+	int n = http_build_error(c->out.data, bufsize(c), status, detail);
+	c->out.tail = n > 0 ? (uint32_t)n : 0;
+	c->close_after = true;
+	c->state = CS_CLOSING;
+	c->close_deadline = w->now + c->fe->to.client;
+}
+
+static int do_closing(struct cconn *c)
+{
+	struct worker *w = c->w;
+	if (c->out.data && !buf_empty(&c->out)) {
+		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
+		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
+		if (wn < 0) {
+			abort_stream(c, c->term ? c->term : "client-closed");
+			return 0;
+		}
+		c->bytes_out += (uint64_t)(wn > 0 ? wn : 0);
+		buf_consume(&c->out, (uint32_t)(wn > 0 ? wn : 0));
+		if (!buf_empty(&c->out))
+			return wn > 0;
+	}
+	if (!c->logged && c->status) {
+		log_request(c);
+		c->logged = true;
+	}
+	buf_put(&w->bufs, &c->out);
+	buf_put(&w->bufs, &c->rq);
+	/* Shut our side, then drain what the client still sends for a while:
+	 * closing with unread input would reset the connection and could
+	 * destroy the response before the client reads it. */
+	shutdown(c->fd, SHUT_WR);
+	c->state = CS_LINGER;
+	c->close_deadline = w->now + LINGER_MS;
+	return 1;
+}
+
+static int do_linger(struct cconn *c)
+{
+	char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		stream_close(c);
+		return 0;
+	}
+	return 0; /* a flood: wait for the next edge or the deadline */
+}
+
+/* ---- driving ----------------------------------------------------------------------- */
+
+static void arm_timer(struct cconn *c)
+{
+	struct worker *w = c->w;
+	uint64_t when = EV_NO_TIMER;
+	switch (c->state) {
+	case CS_HEAD:
+		if (c->t_start)
+			when = c->head_deadline;
+		else if (c->idle_deadline)
+			when = c->idle_deadline;
+		else
+			when = c->head_deadline; /* fresh connection: no request yet */
+		break;
+	case CS_CONNECT:
+		when = c->conn_deadline;
+		break;
+	case CS_FORWARD:
+		if (c->rq_state != RQ_DONE && c->rq_state != RQ_HEAD)
+			when = c->t_cli + c->fe->to.client;
+		if (c->rs_state != RS_DONE)
+			when = MIN(when, c->t_srv + c->be->to.server);
+		else
+			when = MIN(when, c->t_cli + c->fe->to.client);
+		break;
+	case CS_TUNNEL:
+		when = c->t_tun + c->be->to.tunnel;
+		break;
+	case CS_CLOSING:
+	case CS_LINGER:
+		when = c->close_deadline;
+		break;
+	}
+	if (ev_timer_set(&w->timers, &c->timer, when) < 0)
+		stream_close(c); /* cannot time it: do not keep it unbounded */
+}
+
+static void c_drive(struct cconn *c)
+{
+	for (;;) {
+		int p = 0;
+		switch (c->state) {
+		case CS_HEAD: p = do_head(c); break;
+		case CS_CONNECT: p = do_connect(c); break;
+		case CS_FORWARD: p = do_forward(c); break;
+		case CS_TUNNEL: p = do_tunnel(c); break;
+		case CS_CLOSING: p = do_closing(c); break;
+		case CS_LINGER: p = do_linger(c); break;
+		}
+		if (c->closed)
+			return;
+		if (p <= 0)
+			break;
+	}
+	if (c->w->stopping && c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in))) {
+		stream_close(c);
+		return;
+	}
+	arm_timer(c);
+}
+
+void stream_client_event(struct cconn *c, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->can_write = true;
+	c_drive(c);
+}
+
+void stream_server_event(struct sconn *sc, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sc->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		sc->can_write = true;
+	if (sc->dead)
+		return;
+	if (!sc->owner) {
+		/* idle in the pool: the server closed it, or sent bytes HTTP
+		 * does not allow between responses; either way it is useless */
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			pool_drop(sc->w, sc);
+		return;
+	}
+	c_drive(sc->owner);
+}
+
+void stream_timeout(struct cconn *c)
+{
+	struct worker *w = c->w;
+	switch (c->state) {
+	case CS_HEAD:
+		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
+			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
+			send_error(c, 408, "request head not received in time", "request-timeout");
+			c_drive(c);
+		} else {
+			stream_close(c);
+		}
+		return;
+	case CS_CONNECT:
+		connect_failed(c, true);
+		if (!c->closed)
+			c_drive(c);
+		return;
+	case CS_FORWARD:
+		if (c->rs_state != RS_DONE && w->now >= c->t_srv + c->be->to.server) {
+			if (!c->resp_started)
+				send_error(c, 504, "the server did not answer in time", "server-timeout");
+			else
+				abort_stream(c, "server-timeout");
+		} else if (!c->resp_started) {
+			send_error(c, 408, "request body not received in time", "client-timeout");
+		} else {
+			abort_stream(c, "client-timeout");
+		}
+		if (!c->closed)
+			c_drive(c);
+		return;
+	case CS_TUNNEL:
+		abort_stream(c, "tunnel-timeout");
+		return;
+	case CS_CLOSING:
+	case CS_LINGER:
+		stream_close(c);
+		return;
+	}
+}
+
+void stream_stop_soon(struct cconn *c)
+{
+	if (c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in)))
+		stream_close(c);
+	else
+		c->close_after = true;
+}

@@ -1,0 +1,124 @@
+/*
+ * stream.h - the HTTP proxy state machine: a client connection, the request
+ * it is carrying, and the server connection attached to it. Owned by one
+ * worker thread from accept to close (worker.c drives the events).
+ */
+#ifndef BOLLARD_STREAM_H
+#define BOLLARD_STREAM_H
+
+#include "buf.h"
+#include "cfg.h"
+#include "ev.h"
+#include "h1.h"
+#include "log.h"
+#include <netinet/in.h>
+
+struct worker;
+
+enum obj_kind { OBJ_LISTENER = 1, OBJ_CLIENT, OBJ_SERVER, OBJ_WAKEUP };
+
+struct listener {
+	int kind; /* OBJ_LISTENER */
+	int fd;
+	struct frontend *fe;
+	bool paused; /* maxconn reached: accept again when a connection ends */
+};
+
+/* Server-side connection; pooled (owner NULL) between requests. */
+struct sconn {
+	int kind; /* OBJ_SERVER */
+	int fd;
+	struct server *srv;
+	struct worker *w;
+	struct cconn *owner;          /* client using it, NULL when idle in the pool */
+	struct sconn *next, *prev;    /* idle-pool list of its server */
+	struct buf in;                /* bytes from the server */
+	uint64_t idle_since;          /* ms, while pooled */
+	bool connected;
+	bool reused;                  /* carried an earlier request */
+	bool can_read, can_write;     /* edge-triggered readiness not yet used up */
+	bool eof;
+	bool counted;                 /* included in srv->conns */
+	bool dead;                    /* closed; freed at the end of the loop iteration */
+};
+
+enum cstate {
+	CS_HEAD,      /* waiting for / parsing a request head */
+	CS_CONNECT,   /* server connection being established */
+	CS_FORWARD,   /* request and response flowing */
+	CS_TUNNEL,    /* after 101 Switching Protocols: bytes both ways */
+	CS_CLOSING,   /* flushing a final response, then close */
+	CS_LINGER,    /* write side shut; draining the client briefly before close */
+};
+
+enum rq_state { RQ_HEAD, RQ_BODY, RQ_DONE };
+enum rs_state { RS_HEAD, RS_BODY, RS_DONE };
+
+struct cconn {
+	int kind; /* OBJ_CLIENT */
+	int fd;
+	struct worker *w;
+	struct frontend *fe;
+	struct cconn *next, *prev;     /* worker's list of clients */
+	struct ev_timer timer;
+	enum cstate state;
+	bool can_read, can_write, eof, close_after, closed;
+	char client_ip[INET6_ADDRSTRLEN];
+
+	struct buf in;    /* bytes from the client */
+	struct buf rq;    /* rewritten request head for the server */
+	struct buf out;   /* rewritten response head or error page for the client */
+
+	/* the current request */
+	struct backend *be;
+	struct server *srv;
+	struct sconn *sc;
+	struct server *tried[8];
+	int ntried;
+	int attempts;
+	enum h1_method meth;
+	int minor;
+	bool req_keepalive, websocket, retryable, resp_started, logged;
+	bool fresh_only;              /* a pooled connection failed: open a new one */
+	bool shut_srv, shut_cli;      /* tunnel half-closes done */
+	uint32_t rq_sent;             /* bytes of rq already sent */
+	enum rq_state rq_state;
+	enum h1_body rq_body;
+	uint64_t rq_left;             /* CL body bytes left */
+	uint32_t rq_ready;            /* validated body bytes at the front of in */
+	struct h1_chunk rq_chunk;
+	enum rs_state rs_state;
+	enum h1_body rs_body;
+	uint64_t rs_left;
+	uint32_t rs_ready;            /* validated body bytes at the front of sc->in */
+	struct h1_chunk rs_chunk;
+	bool rs_keepalive;            /* server connection reusable after this response */
+	int status;
+	uint64_t bytes_out;           /* bytes sent to the client for this response */
+	uint32_t out_sent;
+	/* log fields located in rq */
+	uint32_t log_target_off, log_target_len, log_meth_len;
+	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
+	const char *term;
+	uint64_t t_start, t_connect, t_first;   /* µs */
+	uint64_t head_deadline;                 /* ms: http-request limit for this head */
+	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
+	uint64_t conn_deadline, close_deadline; /* ms */
+	uint64_t t_cli, t_srv, t_tun;           /* ms: last activity per side */
+};
+
+/* called by worker.c */
+void stream_accept(struct worker *w, struct listener *l, int fd,
+		   const struct sockaddr_storage *ss);
+void stream_client_event(struct cconn *c, uint32_t events);
+void stream_server_event(struct sconn *sc, uint32_t events);
+void stream_timeout(struct cconn *c);
+void stream_close(struct cconn *c);
+/* graceful stop: close c now if it is idle between requests, else mark it
+ * to close after the current response. */
+void stream_stop_soon(struct cconn *c);
+void sconn_close(struct worker *w, struct sconn *sc);
+/* close pooled server connections idle too long (about once a second) */
+void stream_pool_sweep(struct worker *w);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * worker-t.h - the worker thread's state, shared by worker.c (the loop) and
+ * stream.c (the proxy). Everything here belongs to one thread.
+ */
+#ifndef BOLLARD_WORKER_T_H
+#define BOLLARD_WORKER_T_H
+
+#include "buf.h"
+#include "ev.h"
+#include "h1.h"
+#include "lb.h"
+#include "log.h"
+#include "stream.h"
+#include <pthread.h>
+
+/* Idle server connections of one server, most recently used first. */
+struct sconn_pool {
+	struct sconn *head;
+	uint32_t n;
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	int epfd;
+	int wakefd;                 /* eventfd: stop requests from the control thread */
+	int wake_kind;              /* OBJ_WAKEUP, epoll data for wakefd */
+	struct config *cfg;
+	struct lb_thread *lb;
+	uint64_t now;               /* ms, read once per loop iteration */
+	uint64_t now_us;
+	struct ev_heap timers;
+	struct buf_pool bufs;
+	struct log_thread log;
+	struct listener *listeners;
+	int nlisteners;
+	struct cconn *clients;      /* all client connections */
+	uint32_t nclients;
+	struct sconn_pool **pools;  /* [backend idx][server idx] */
+	/* closed this iteration; freed once no queued event can name them */
+	struct cconn *dead_clients;
+	struct sconn *dead_servers;
+	uint64_t reqid_seed, reqid_next;
+	struct h1_hdr *hdrs;        /* scratch for parsing, tune.maxhdr + 1 */
+	struct h1_limits lim;
+	bool stopping, forced, done;
+	bool paused_listeners;
+};
+
+#endif

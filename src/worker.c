@@ -1,0 +1,348 @@
+/*
+ * worker.c - worker threads and their event loops.
+ *
+ * Each worker has its own epoll instance and its own SO_REUSEPORT listening
+ * socket per bind address, so the kernel spreads incoming connections across
+ * threads and a connection stays on one thread from accept to close: nothing
+ * on the request path is shared but atomic counters. Sockets are registered
+ * once, edge-triggered for both directions, so a request costs no
+ * epoll_ctl() call.
+ *
+ * The control thread talks to the workers only through an eventfd per worker
+ * (stop, force stop) and a few atomics.
+ */
+#include "api.h"
+#include "worker.h"
+#include "global.h"
+#include "stream.h"
+#include "worker-t.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+#define ACCEPT_BATCH 64
+
+static struct worker *workers;
+static int nworkers;
+static _Atomic int nworkers_done;
+
+static int open_listener(const struct cfg_addr *a, char *err, size_t errlen)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+		snprintf(err, errlen, "cannot bind %s: %s", a->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void accept_some(struct worker *w, struct listener *l)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		if (w->cfg->maxconn &&
+		    atomic_load_explicit(&G.conns, memory_order_relaxed) >= (int64_t)w->cfg->maxconn) {
+			/* leave them in the backlog; resumed when a connection ends */
+			l->paused = true;
+			w->paused_listeners = true;
+			return;
+		}
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				log_msg(LOG_ERR, "accept: %s (raise ulimit -n or lower maxconn)",
+					strerror(errno));
+				l->paused = true;
+				w->paused_listeners = true;
+			}
+			return;
+		}
+		stream_accept(w, l, fd, &ss);
+	}
+	/* more may be waiting: with edge triggering, come back next iteration */
+	l->paused = true;
+	w->paused_listeners = true;
+}
+
+static void free_dead(struct worker *w)
+{
+	while (w->dead_clients) {
+		struct cconn *c = w->dead_clients;
+		w->dead_clients = c->next;
+		free(c);
+	}
+	while (w->dead_servers) {
+		struct sconn *sc = w->dead_servers;
+		w->dead_servers = sc->next;
+		free(sc);
+	}
+}
+
+static void close_listeners(struct worker *w)
+{
+	for (int i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].fd >= 0) {
+			close(w->listeners[i].fd);
+			w->listeners[i].fd = -1;
+		}
+	}
+}
+
+static void handle_wakeup(struct worker *w)
+{
+	uint64_t v;
+	ssize_t r = read(w->wakefd, &v, sizeof(v));
+	(void)r;
+	if (atomic_load(&G.stopping) && !w->stopping) {
+		w->stopping = true;
+		close_listeners(w);
+		struct cconn *c = w->clients, *next;
+		for (; c; c = next) {
+			next = c->next;
+			stream_stop_soon(c);
+		}
+		stream_pool_sweep(w);
+	}
+	if (atomic_load(&G.stopping) > 1 && !w->forced) {
+		w->forced = true;
+		while (w->clients)
+			stream_close(w->clients);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t last_sweep = 0;
+
+	for (;;) {
+		w->now_us = ev_now_us();
+		w->now = w->now_us / 1000;
+		int timeout = ev_next_timeout(&w->timers, w->now, 1000);
+		if (w->paused_listeners)
+			timeout = 0;
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
+		w->now_us = ev_now_us();
+		w->now = w->now_us / 1000;
+		for (int i = 0; i < n; i++) {
+			int kind = *(int *)evs[i].data.ptr;
+			uint32_t e = evs[i].events;
+			switch (kind) {
+			case OBJ_LISTENER: {
+				struct listener *l = evs[i].data.ptr;
+				if (l->fd >= 0)
+					accept_some(w, l);
+				break;
+			}
+			case OBJ_CLIENT: {
+				struct cconn *c = evs[i].data.ptr;
+				if (!c->closed)
+					stream_client_event(c, e);
+				break;
+			}
+			case OBJ_SERVER:
+				stream_server_event(evs[i].data.ptr, e);
+				break;
+			case OBJ_WAKEUP:
+				handle_wakeup(w);
+				break;
+			}
+		}
+		if (w->paused_listeners) {
+			w->paused_listeners = false;
+			for (int i = 0; i < w->nlisteners; i++) {
+				struct listener *l = &w->listeners[i];
+				if (l->paused && l->fd >= 0) {
+					l->paused = false;
+					accept_some(w, l);
+				}
+			}
+		}
+		struct ev_timer *t;
+		while ((t = ev_timer_expired(&w->timers, w->now))) {
+			struct cconn *c = (struct cconn *)((char *)t - offsetof(struct cconn, timer));
+			if (!c->closed)
+				stream_timeout(c);
+		}
+		if (w->now - last_sweep >= 1000) {
+			last_sweep = w->now;
+			stream_pool_sweep(w);
+		}
+		log_flush(&w->log);
+		free_dead(w);
+		if (w->stopping && !w->clients)
+			break;
+	}
+	stream_pool_sweep(w);
+	free_dead(w);
+	log_flush(&w->log);
+	w->done = true;
+	atomic_fetch_add(&nworkers_done, 1);
+	return NULL;
+}
+
+static int worker_init(struct worker *w, int id, struct config *cfg, char *err, size_t errlen)
+{
+	w->id = id;
+	w->cfg = cfg;
+	w->wake_kind = OBJ_WAKEUP;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->epfd < 0 || w->wakefd < 0) {
+		snprintf(err, errlen, "epoll/eventfd: %s", strerror(errno));
+		return -1;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->wake_kind };
+	epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+	buf_pool_init(&w->bufs, cfg->bufsize);
+	if (log_thread_init(&w->log) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	uint64_t seed;
+	randombytes_buf(&seed, sizeof(seed));
+	w->reqid_seed = seed;
+	w->lb = lb_thread_new(cfg, seed ^ (uint64_t)id);
+	w->hdrs = calloc(cfg->maxhdr + 1, sizeof(*w->hdrs));
+	w->pools = calloc((size_t)cfg->nbackends + 1, sizeof(*w->pools));
+	if (!w->lb || !w->hdrs || !w->pools) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int b = 0; b < cfg->nbackends; b++) {
+		w->pools[b] = calloc((size_t)cfg->backends[b]->nservers + 1, sizeof(**w->pools));
+		if (!w->pools[b]) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	w->lim.max_line = cfg->max_request_line;
+	w->lim.max_head = cfg->bufsize;
+	w->lim.max_hdrs = cfg->maxhdr;
+
+	int nl = 0;
+	for (int f = 0; f < cfg->nfrontends; f++)
+		nl += cfg->frontends[f]->nbinds;
+	w->listeners = calloc((size_t)nl + 1, sizeof(*w->listeners));
+	if (!w->listeners) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int f = 0; f < cfg->nfrontends; f++) {
+		struct frontend *fe = cfg->frontends[f];
+		for (int b = 0; b < fe->nbinds; b++) {
+			struct listener *l = &w->listeners[w->nlisteners++];
+			l->kind = OBJ_LISTENER;
+			l->fe = fe;
+			l->fd = open_listener(&fe->binds[b], err, errlen);
+			if (l->fd < 0)
+				return -1;
+			/* wake up only when the request's first bytes are here,
+			 * so the first read after accept finds them */
+			int secs = 1;
+			setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+			struct epoll_event lev = { .events = EPOLLIN | EPOLLET, .data.ptr = l };
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &lev);
+		}
+	}
+	return 0;
+}
+
+int workers_start(struct config *cfg)
+{
+	char err[256];
+	nworkers = cfg->threads > 0 ? cfg->threads : 1;
+	workers = calloc((size_t)nworkers, sizeof(*workers));
+	if (!workers) {
+		log_msg(LOG_ERR, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < nworkers; i++) {
+		if (worker_init(&workers[i], i, cfg, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERR, "%s", err);
+			return -1;
+		}
+	}
+	for (int i = 0; i < nworkers; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			log_msg(LOG_ERR, "cannot start worker thread %d", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void wake_all(void)
+{
+	uint64_t one = 1;
+	for (int i = 0; i < nworkers; i++) {
+		ssize_t r = write(workers[i].wakefd, &one, sizeof(one));
+		(void)r;
+	}
+}
+
+void workers_begin_stop(void)
+{
+	int zero = 0;
+	atomic_compare_exchange_strong(&G.stopping, &zero, 1);
+	wake_all();
+}
+
+bool workers_all_done(void)
+{
+	return atomic_load(&nworkers_done) == nworkers;
+}
+
+void workers_force_stop(void)
+{
+	atomic_store(&G.stopping, 2);
+	wake_all();
+}
+
+void workers_join(void)
+{
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+		pthread_join(w->thread, NULL);
+		close_listeners(w);
+		close(w->epfd);
+		close(w->wakefd);
+		log_thread_free(&w->log);
+		buf_pool_destroy(&w->bufs);
+		ev_heap_free(&w->timers);
+		lb_thread_free(w->lb);
+		if (w->pools)
+			for (int b = 0; b < w->cfg->nbackends; b++)
+				free(w->pools[b]);
+		free(w->pools);
+		free(w->hdrs);
+		free(w->listeners);
+	}
+	free(workers);
+	workers = NULL;
+}
