@@ -110,7 +110,6 @@ static int cmd_run(const char *file)
 	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
 		cfg->threads, cfg->threads > 1 ? "s" : "", file);
 	int rc = control_run(cfg);
-	log_msg(LOG_INFO, "stopped");
 	cfg_free(cfg);
 	return rc;
 }
