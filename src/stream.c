@@ -723,8 +723,10 @@ static int rq_forward(struct cconn *c)
 					c->rq_left -= b;
 				c->t_cli = c->w->now;
 			}
-			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq))
+			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq)) {
 				c->rq_state = RQ_BODY;
+				atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
+			}
 		}
 	}
 	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {

@@ -1,0 +1,52 @@
+/*
+ * admin.h - the runtime API of SPEC §5: one command line in, one answer out.
+ * No I/O here: control.c reads lines from the admin socket and writes the
+ * answers, which keeps every command testable with a string.
+ *
+ * Answers are built in a growable heap buffer (struct admin_buf): this is
+ * the control path, never the proxy hot path, so allocation is fine.
+ */
+#ifndef BOLLARD_ADMIN_H
+#define BOLLARD_ADMIN_H
+
+#include "api.h"
+#include "cfg.h"
+
+struct admin_buf {
+	char *p;        /* NUL-terminated contents, NULL until the first write */
+	size_t len;
+	size_t cap;
+	bool oom;       /* an allocation failed: the contents are incomplete */
+};
+
+void admin_buf_init(struct admin_buf *b);
+void admin_buf_free(struct admin_buf *b);
+void admin_buf_reset(struct admin_buf *b);          /* len = 0, keep memory */
+void admin_buf_add(struct admin_buf *b, const void *s, size_t n);
+void admin_buf_puts(struct admin_buf *b, const char *s);
+void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Drop the first n bytes (what was written to the socket). */
+void admin_buf_consume(struct admin_buf *b, size_t n);
+
+/*
+ * Execute one command line (without its '\n'; a trailing '\r' is ignored)
+ * against the running configuration G.cfg and append the answer to out.
+ * Every answer ends with one empty line ("...\n\n"), the end-of-answer
+ * marker of the protocol. Errors are answered as a single line starting
+ * with "error: ". Returns 0, or -1 when the answer is an error.
+ */
+int admin_execute(const char *line, struct admin_buf *out);
+
+/* The bodies shared with the stats endpoints (/api/info, /api/servers),
+ * without the terminating empty line. backend NULL = every backend.
+ * admin_show_servers returns -1 (and appends nothing) if no such backend. */
+void admin_show_info(struct admin_buf *out, bool json);
+int admin_show_servers(struct admin_buf *out, const char *backend, bool json);
+
+/* The health column of `show servers` until health checks exist. */
+const char *admin_server_health(const struct server *s);
+/* Name of a server state, "ready" "drain" "maint" "down" (or "unknown"). */
+const char *admin_state_name(int state);
+
+#endif

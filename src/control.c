@@ -1,0 +1,557 @@
+/*
+ * control.c - the main thread's control loop.
+ *
+ * The worker threads carry the traffic; the main thread, once they run,
+ * only listens: to signals (through a signalfd, so that they arrive as
+ * ordinary events instead of interrupting code at random points), to the
+ * admin socket (the runtime API, admin.c) and to the stats listener
+ * (stats.c). It is a small level-triggered epoll loop: the control path
+ * sees a handful of connections, so clarity wins over the edge-triggered
+ * tricks of the workers.
+ *
+ * Every control connection is bounded: a command line or a request head
+ * longer than its limit is refused, answers waiting to be written stop the
+ * reading of further commands (a client that sends but never reads cannot
+ * make us buffer without end), idle connections are closed, and there is a
+ * cap on how many are open at once.
+ *
+ * A graceful stop (SIGTERM, SIGINT) asks the workers to stop accepting and
+ * to finish in-flight requests, then polls every 50 ms until they are done
+ * or `grace` is over, when the remaining connections are closed by force.
+ * A second signal during the grace period forces the stop at once, which is
+ * what an operator pressing Ctrl-C twice means. The admin socket and the
+ * stats endpoint stay open during the grace period so that the drain can be
+ * watched.
+ */
+#include "api.h"
+#include "control.h"
+#include "admin.h"
+#include "global.h"
+#include "log.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONTROL_MAX_CLIENTS  256
+#define ADMIN_MAX_LINE       4096          /* one command line */
+#define ADMIN_OUT_HIGH       (1024 * 1024) /* stop reading while more is unsent */
+#define ADMIN_IDLE_MS        60000
+#define STATS_IDLE_MS        10000
+#define LINGER_MS            2000
+#define STOP_TICK_MS         50
+
+enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS };
+
+struct control_conn {
+	int fd;
+	enum control_kind kind;
+	uint32_t events;            /* what is registered with epoll now */
+	bool rd_closed;             /* peer sent EOF, or we read no more */
+	bool close_after;           /* close once out is written */
+	bool skipping;              /* admin: dropping the rest of an over-long line */
+	bool lingering;             /* our side is shut: drop input until EOF */
+	uint64_t last_ms;           /* last activity (monotonic) */
+	char *in;                   /* clients: bytes read, not yet used */
+	size_t inlen;
+	size_t incap;
+	struct admin_buf out;       /* clients: bytes to write */
+	struct control_conn *prev, *next; /* clients list */
+};
+
+struct control {
+	int epfd;
+	struct control_conn sig;
+	struct control_conn admin_l;
+	struct control_conn stats_l;
+	struct control_conn *clients;
+	int nclients;
+	const char *admin_path;     /* to unlink at exit; NULL if none */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int ep_set(struct control *c, struct control_conn *cc, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = cc };
+	int op = cc->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+
+	if (events == cc->events)
+		return 0;
+	if (events == 0) {
+		cc->events = 0;
+		return epoll_ctl(c->epfd, EPOLL_CTL_DEL, cc->fd, NULL);
+	}
+	if (epoll_ctl(c->epfd, op, cc->fd, &ev) < 0)
+		return -1;
+	cc->events = events;
+	return 0;
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+/*
+ * The admin socket: anyone who can connect can stop servers and read the
+ * topology, so it is created 0600. umask(077) around bind(2) closes the
+ * window in which the socket would exist with the default mode; the
+ * chmod(2) afterwards makes the mode exact whatever the umask was.
+ */
+static int open_admin(struct control *c, const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_msg(LOG_ERR, "admin-socket %s: path too long (at most %zu bytes)",
+			path, sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* a socket left by a previous run that did not stop cleanly; never
+	 * remove something that is not a socket */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_msg(LOG_ERR, "admin-socket %s exists and is not a socket", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_msg(LOG_ERR, "admin-socket %s: socket: %s", path, strerror(errno));
+		return -1;
+	}
+	old = umask(077);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		log_msg(LOG_ERR, "admin-socket %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	c->admin_l.fd = fd;
+	c->admin_l.kind = CK_ADMIN_LISTEN;
+	c->admin_path = path;
+	if (ep_set(c, &c->admin_l, EPOLLIN) < 0) {
+		log_msg(LOG_ERR, "admin-socket %s: epoll: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int open_stats(struct control *c, const struct cfg_addr *a)
+{
+	int fd, one = 1;
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_msg(LOG_ERR, "stats-listen %s: socket: %s", a->text, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 64) < 0) {
+		log_msg(LOG_ERR, "stats-listen %s: %s", a->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	c->stats_l.fd = fd;
+	c->stats_l.kind = CK_STATS_LISTEN;
+	if (ep_set(c, &c->stats_l, EPOLLIN) < 0) {
+		log_msg(LOG_ERR, "stats-listen %s: epoll: %s", a->text, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- clients --------------------------------------------------------------- */
+
+static void client_close(struct control *c, struct control_conn *cc)
+{
+	epoll_ctl(c->epfd, EPOLL_CTL_DEL, cc->fd, NULL);
+	close(cc->fd);
+	if (cc->prev)
+		cc->prev->next = cc->next;
+	else
+		c->clients = cc->next;
+	if (cc->next)
+		cc->next->prev = cc->prev;
+	c->nclients--;
+	free(cc->in);
+	admin_buf_free(&cc->out);
+	free(cc);
+}
+
+static void accept_all(struct control *c, struct control_conn *l)
+{
+	for (;;) {
+		struct control_conn *cc;
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_msg(LOG_WARN, "control: accept: %s", strerror(errno));
+			return;
+		}
+		if (c->nclients >= CONTROL_MAX_CLIENTS) {
+			/* refusing is an answer too; the limit protects us */
+			close(fd);
+			continue;
+		}
+		cc = calloc(1, sizeof(*cc));
+		if (cc)
+			cc->incap = l->kind == CK_ADMIN_LISTEN ? ADMIN_MAX_LINE : STATS_MAX_REQUEST;
+		if (cc)
+			cc->in = malloc(cc->incap);
+		if (!cc || !cc->in) {
+			free(cc);
+			close(fd);
+			continue;
+		}
+		cc->fd = fd;
+		cc->kind = l->kind == CK_ADMIN_LISTEN ? CK_ADMIN : CK_STATS;
+		cc->last_ms = now_ms();
+		admin_buf_init(&cc->out);
+		if (ep_set(c, cc, EPOLLIN) < 0) {
+			free(cc->in);
+			free(cc);
+			close(fd);
+			continue;
+		}
+		cc->next = c->clients;
+		if (c->clients)
+			c->clients->prev = cc;
+		c->clients = cc;
+		c->nclients++;
+	}
+}
+
+/* Execute every complete command line of cc->in; at EOF, also the last
+ * unterminated one (`printf 'show info' | socat` deserves an answer). */
+static void admin_lines(struct control_conn *cc)
+{
+	size_t start = 0;
+
+	if (cc->skipping) {
+		char *nl = memchr(cc->in, '\n', cc->inlen);
+
+		if (!nl) {
+			cc->inlen = 0;
+			return;
+		}
+		start = (size_t)(nl - cc->in) + 1;
+		cc->skipping = false;
+	}
+	while (start < cc->inlen && cc->out.len < ADMIN_OUT_HIGH) {
+		char *nl = memchr(cc->in + start, '\n', cc->inlen - start);
+		size_t end = nl ? (size_t)(nl - cc->in) : cc->inlen;
+
+		if (!nl && !cc->rd_closed)
+			break;
+		cc->in[end] = '\0';  /* end < incap: '\n' or room checked by reader */
+		admin_execute(cc->in + start, &cc->out);
+		start = nl ? end + 1 : end;
+	}
+	memmove(cc->in, cc->in + start, cc->inlen - start);
+	cc->inlen -= start;
+	if (cc->inlen == cc->incap - 1 && !memchr(cc->in, '\n', cc->inlen)) {
+		/* a full buffer without a newline: a line over the limit.
+		 * Answer it and skip to the next line rather than close: a
+		 * close with unread input would reset the connection and
+		 * lose the answer. */
+		admin_buf_printf(&cc->out, "error: command too long (over %d bytes)\n\n",
+				 ADMIN_MAX_LINE - 1);
+		cc->inlen = 0;
+		cc->skipping = true;
+	}
+}
+
+static void stats_request(struct control_conn *cc)
+{
+	long n = stats_head_len(cc->in, cc->inlen);
+
+	if (n == 0 && cc->inlen >= cc->incap - 1)
+		n = -1;     /* the buffer is full and the head still incomplete */
+	if (n == 0 && !cc->rd_closed)
+		return;
+	if (n < 0) {
+		static const char too_large[] =
+			"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+			"Content-Type: text/plain\r\nContent-Length: 36\r\n"
+			"Connection: close\r\n\r\n"
+			"431 Request Header Fields Too Large\n";
+
+		admin_buf_add(&cc->out, too_large, sizeof(too_large) - 1);
+	} else if (n > 0)
+		stats_respond(cc->in, (size_t)n, &cc->out);
+	/* one request per connection; what follows is not read */
+	cc->close_after = true;
+	cc->inlen = 0;
+}
+
+/* Write what we can; returns -1 on a write error (caller closes). */
+static int client_flush(struct control_conn *cc)
+{
+	while (cc->out.len > 0) {
+		ssize_t w = send(cc->fd, cc->out.p, cc->out.len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (w <= 0)
+			return -1;
+		admin_buf_consume(&cc->out, (size_t)w);
+	}
+	return 0;
+}
+
+static void client_event(struct control *c, struct control_conn *cc, uint32_t ev)
+{
+	uint32_t want;
+
+	cc->last_ms = now_ms();
+	if (cc->lingering) {
+		char sink[4096];
+
+		for (;;) {
+			ssize_t r = recv(cc->fd, sink, sizeof(sink), 0);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			client_close(c, cc);
+			return;
+		}
+	}
+	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !cc->rd_closed && !cc->close_after) {
+		/* keep a byte for the NUL admin_lines() puts after a line */
+		while (cc->inlen < cc->incap - 1) {
+			ssize_t r = recv(cc->fd, cc->in + cc->inlen, cc->incap - 1 - cc->inlen, 0);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (r <= 0) {
+				cc->rd_closed = true;
+				break;
+			}
+			cc->inlen += (size_t)r;
+		}
+		if (cc->kind == CK_ADMIN)
+			admin_lines(cc);
+		else
+			stats_request(cc);
+	}
+	for (;;) {
+		size_t before = cc->inlen;
+
+		if (cc->out.oom || client_flush(cc) < 0) {
+			client_close(c, cc);
+			return;
+		}
+		/* lines left over while the output was above its mark */
+		if (cc->kind != CK_ADMIN || cc->inlen == 0 || cc->close_after ||
+		    cc->out.len >= ADMIN_OUT_HIGH)
+			break;
+		admin_lines(cc);
+		if (cc->inlen == before)
+			break;
+	}
+	if (cc->out.len == 0 && (cc->rd_closed && cc->inlen == 0)) {
+		client_close(c, cc);
+		return;
+	}
+	if (cc->out.len == 0 && cc->close_after) {
+		/* The answer is out. Closing now, with request bytes still
+		 * unread (a body we ignore), would make the kernel reset the
+		 * connection and the client could lose the answer (RFC 9112
+		 * 9.6 describes this "lingering close"): shut our side and
+		 * drop input until the client closes or the idle timeout. */
+		if (cc->rd_closed || shutdown(cc->fd, SHUT_WR) < 0) {
+			client_close(c, cc);
+			return;
+		}
+		cc->lingering = true;
+		if (ep_set(c, cc, EPOLLIN) < 0)
+			client_close(c, cc);
+		return;
+	}
+	want = 0;
+	if (!cc->rd_closed && !cc->close_after && cc->out.len < ADMIN_OUT_HIGH)
+		want |= EPOLLIN;
+	if (cc->out.len > 0)
+		want |= EPOLLOUT;
+	if (ep_set(c, cc, want) < 0)
+		client_close(c, cc);
+}
+
+static void sweep_idle(struct control *c, uint64_t now)
+{
+	struct control_conn *cc = c->clients, *next;
+
+	for (; cc; cc = next) {
+		uint64_t limit = cc->lingering ? LINGER_MS :
+				 cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS;
+
+		next = cc->next;
+		if (now - cc->last_ms > limit)
+			client_close(c, cc);
+	}
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static void fmt_duration(char *out, size_t cap, uint32_t ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(out, cap, "%us", ms / 1000);
+	else
+		snprintf(out, cap, "%ums", ms);
+}
+
+static void control_cleanup(struct control *c)
+{
+	while (c->clients)
+		client_close(c, c->clients);
+	if (c->admin_l.fd >= 0)
+		close(c->admin_l.fd);
+	if (c->admin_path)
+		unlink(c->admin_path);
+	if (c->stats_l.fd >= 0)
+		close(c->stats_l.fd);
+	if (c->sig.fd >= 0)
+		close(c->sig.fd);
+	if (c->epfd >= 0)
+		close(c->epfd);
+}
+
+int control_run(struct config *cfg)
+{
+	struct control c = { .epfd = -1 };
+	struct epoll_event evs[32];
+	bool stopping = false, forced = false;
+	uint64_t deadline = 0, last_sweep;
+	sigset_t mask;
+	char dur[32];
+	int i, n;
+
+	c.sig.fd = c.admin_l.fd = c.stats_l.fd = -1;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	/* main.c blocked them before starting the workers; again here so that
+	 * the signalfd works whatever the caller did */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	c.epfd = epoll_create1(EPOLL_CLOEXEC);
+	c.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	c.sig.kind = CK_SIGNAL;
+	if (c.epfd < 0 || c.sig.fd < 0 || ep_set(&c, &c.sig, EPOLLIN) < 0) {
+		log_msg(LOG_ERR, "control: epoll/signalfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (cfg->admin_socket && open_admin(&c, cfg->admin_socket) < 0)
+		goto fail;
+	if (cfg->has_stats && open_stats(&c, &cfg->stats_listen) < 0)
+		goto fail;
+
+	last_sweep = now_ms();
+	for (;;) {
+		uint64_t now;
+
+		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS : 1000);
+		if (n < 0 && errno != EINTR) {
+			log_msg(LOG_ERR, "control: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			struct control_conn *cc = evs[i].data.ptr;
+			struct signalfd_siginfo si;
+
+			switch (cc->kind) {
+			case CK_SIGNAL:
+				while (read(c.sig.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) {
+						log_msg(LOG_WARN, "SIGHUP: reload is not supported yet");
+					} else if (si.ssi_signo == SIGUSR1) {
+						log_reopen();
+						log_msg(LOG_INFO, "SIGUSR1: log files reopened");
+					} else if (!stopping) {
+						fmt_duration(dur, sizeof(dur), cfg->grace);
+						log_msg(LOG_INFO, "stopping (grace %s)", dur);
+						atomic_store(&G.stopping, 1);
+						workers_begin_stop();
+						stopping = true;
+						deadline = now_ms() + cfg->grace;
+					} else if (!forced) {
+						log_msg(LOG_INFO, "second signal: closing every connection now");
+						workers_force_stop();
+						forced = true;
+					}
+				}
+				break;
+			case CK_ADMIN_LISTEN:
+			case CK_STATS_LISTEN:
+				accept_all(&c, cc);
+				break;
+			case CK_ADMIN:
+			case CK_STATS:
+				/* cc may be freed in there: the only use of it */
+				client_event(&c, cc, evs[i].events);
+				break;
+			}
+		}
+		now = now_ms();
+		if (now - last_sweep >= 1000) {
+			sweep_idle(&c, now);
+			last_sweep = now;
+		}
+		if (!stopping)
+			continue;
+		if (workers_all_done())
+			break;
+		if (!forced && now >= deadline) {
+			log_msg(LOG_INFO, "grace period over: closing the remaining connections");
+			workers_force_stop();
+			forced = true;
+		}
+	}
+	workers_join();
+	control_cleanup(&c);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+
+fail:
+	workers_begin_stop();
+	workers_force_stop();
+	workers_join();
+	control_cleanup(&c);
+	return 1;
+}
