@@ -1,0 +1,972 @@
+/*
+ * cfg.c - reading the configuration language of SPEC §3 into the model of
+ * cfg.h.
+ *
+ * The language is line-oriented, in the tradition of HAProxy: a section
+ * header starts at column 0 (`global`, `defaults`, `frontend NAME`,
+ * `backend NAME`, `listen NAME`), directives below it are indented, `#`
+ * starts a comment outside double quotes, and words are separated by
+ * blanks. A double-quoted word may hold blanks and `#`; inside quotes only
+ * \" and \\ are escapes.
+ *
+ * This file holds the reader: tokenizer, section headers, error reporting
+ * with suggestions, the value syntaxes (durations, sizes, addresses), the
+ * checks made once the whole file is read, and the lookups. The directives
+ * themselves are in cfg_kw.c: every directive is looked up in ONE table,
+ * cfg_keywords[], which says in which sections it is allowed, how many
+ * arguments it takes and which function parses it; keywords reserved for
+ * features still to come are in the same table with the `nys` flag, so that
+ * an operator gets "'persist' is not yet supported" rather than "unknown
+ * keyword".
+ *
+ * Errors never stop the pass: each one is recorded as "FILE:LINE: message"
+ * and parsing continues, so that `bollard check` shows every mistake at
+ * once (up to CFG_MAX_ERRORS). References between sections (a frontend's
+ * default-backend, routes) may point forward, so they are resolved after
+ * the pass, together with the checks that need the whole file (binds that
+ * collide, backends without servers).
+ *
+ * `defaults` follow HAProxy's semantics: a defaults section applies to the
+ * frontend, backend and listen sections that follow it, and each defaults
+ * section starts again from the built-in values.
+ */
+#include "api.h"
+#include "cfg.h"
+#include "cfg_kw.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#define CFG_MAX_ERRORS 50
+#define CFG_MAX_WORDS  64
+#define CFG_MAX_KEYWORDS 256  /* bound of cfg_keywords[], for suggestions */
+
+/* ---- errors and suggestions ------------------------------------------- */
+
+static void err_append(struct cfg_parser *p, const char *s, size_t n)
+{
+	if (p->errlen + n + 1 > p->errcap) {
+		size_t cap = p->errcap ? p->errcap * 2 : 1024;
+		while (cap < p->errlen + n + 1)
+			cap *= 2;
+		char *nb = realloc(p->err, cap);
+		if (!nb) {
+			p->stop = true;
+			return;
+		}
+		p->err = nb;
+		p->errcap = cap;
+	}
+	memcpy(p->err + p->errlen, s, n);
+	p->errlen += n;
+	p->err[p->errlen] = '\0';
+}
+
+void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
+{
+	char msg[512];
+	char head[320];
+	va_list ap;
+
+	if (p->nerrs >= CFG_MAX_ERRORS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	int n = snprintf(head, sizeof(head), "%s:%d: ", p->file, line);
+	err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
+	err_append(p, msg, strlen(msg));
+	err_append(p, "\n", 1);
+	if (++p->nerrs == CFG_MAX_ERRORS) {
+		n = snprintf(head, sizeof(head), "%s:%d: too many errors, stopping\n",
+			     p->file, line);
+		err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
+		p->stop = true;
+	}
+}
+
+void *cfg_calloc(struct cfg_parser *p, size_t n, size_t size)
+{
+	void *ptr = calloc(n, size);
+	if (!ptr) {
+		cfg_err(p, p->line, "out of memory");
+		p->stop = true;
+	}
+	return ptr;
+}
+
+/* Returns base reallocated with room for n + 1 elements of size sz, the new
+ * one zeroed; NULL (base untouched) after reporting out of memory. */
+void *cfg_grow(struct cfg_parser *p, void *base, int n, size_t sz)
+{
+	char *nb = realloc(base, (size_t)(n + 1) * sz);
+
+	if (!nb) {
+		cfg_err(p, p->line, "out of memory");
+		p->stop = true;
+		return NULL;
+	}
+	memset(nb + (size_t)n * sz, 0, sz);
+	return nb;
+}
+
+char *cfg_strdup(struct cfg_parser *p, const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		cfg_err(p, p->line, "out of memory");
+		p->stop = true;
+	}
+	return d;
+}
+
+/*
+ * Optimal-string-alignment distance (Damerau-Levenshtein where a transposed
+ * pair counts as one edit): "blance" -> "balance" is 1, "rondrobin" ->
+ * "roundrobin" is 1, "mxaconn" -> "maxconn" is 1. Words longer than 63
+ * bytes are never suggested for.
+ */
+static int dl_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int d[64][64];
+
+	if (la > 63 || lb > 63)
+		return 99;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int v = MIN(d[i - 1][j] + 1, d[i][j - 1] + 1);
+			v = MIN(v, d[i - 1][j - 1] + cost);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = MIN(v, d[i - 2][j - 2] + 1);
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+/* The nearest of names[0..n) within distance 2 (and closer than the word's
+ * own length, so that "ab" suggests nothing), or NULL. */
+const char *cfg_suggest(const char *word, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	int bestd = 3;
+	int len = (int)strlen(word);
+
+	for (size_t i = 0; i < n; i++) {
+		int dd = dl_distance(word, names[i]);
+		if (dd < bestd && dd < len) {
+			bestd = dd;
+			best = names[i];
+		}
+	}
+	return best;
+}
+
+/* Reports "WHAT 'word'[; did you mean 'x'?] (expected: a, b, c)". */
+int cfg_err_choice(struct cfg_parser *p, const char *what, const char *word,
+		      const char *const *names, size_t n)
+{
+	const char *s = cfg_suggest(word, names, n);
+	char list[256] = "";
+	size_t off = 0;
+
+	for (size_t i = 0; i < n && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+					i ? ", " : "", names[i]);
+	if (s)
+		cfg_err(p, p->line, "%s '%s'; did you mean '%s'?", what, word, s);
+	else
+		cfg_err(p, p->line, "%s '%s' (expected one of: %s)", what, word, list);
+	return -1;
+}
+
+/* Index of word in names[], or -1. */
+int cfg_choice(const char *word, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(word, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---- value parsers (public helpers) ----------------------------------- */
+
+/* Decimal digits only, no sign, no blanks; 0 on success. */
+int cfg_parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Durations: a decimal number followed by ms, s, m, h or d; a bare number is
+ * milliseconds, as in HAProxy. The result must fit in 32 bits of
+ * milliseconds (a little over 49 days).
+ */
+int cfg_duration_parse(const char *s, uint32_t *ms)
+{
+	static const struct { const char *unit; uint64_t mul; } units[] = {
+		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	char num[24];
+	size_t n = strspn(s, "0123456789");
+	uint64_t v;
+
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(s + n, units[i].unit) != 0)
+			continue;
+		if (n >= sizeof(num))
+			return -2;
+		memcpy(num, s, n);
+		num[n] = '\0';
+		if (cfg_parse_u64(num, &v) < 0 || v > UINT32_MAX / units[i].mul)
+			return -2;
+		*ms = (uint32_t)(v * units[i].mul);
+		return 0;
+	}
+	return -1;
+}
+
+int cfg_parse_duration(const char *s, uint32_t *ms)
+{
+	return cfg_duration_parse(s, ms) < 0 ? -1 : 0;
+}
+
+/* Sizes: a decimal number, optionally followed by k, m or g (powers of
+ * 1024, either case); a bare number is bytes. */
+int cfg_parse_size(const char *s, uint64_t *bytes)
+{
+	char num[24];
+	size_t n = strspn(s, "0123456789");
+	uint64_t v, mul = 1;
+
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (cfg_parse_u64(num, &v) < 0)
+		return -1;
+	if (s[n] != '\0') {
+		if (s[n + 1] != '\0')
+			return -1;
+		switch (s[n]) {
+		case 'k': case 'K': mul = 1024; break;
+		case 'm': case 'M': mul = 1024 * 1024; break;
+		case 'g': case 'G': mul = 1024 * 1024 * 1024; break;
+		default: return -1;
+		}
+	}
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*bytes = v * mul;
+	return 0;
+}
+
+/*
+ * Parses IP:PORT into out. Accepted forms: 127.0.0.1:8080, *:8080 and :8080
+ * (0.0.0.0), [::1]:8080, [::]:8080. Names are never resolved: a
+ * configuration that changes meaning with DNS is not one we can check.
+ * Returns NULL on success or why the address is bad.
+ */
+const char *cfg_addr_parse(const char *s, struct cfg_addr *out)
+{
+	size_t n = strlen(s);
+	const char *port;
+	char host[64];
+	uint64_t pv;
+
+	memset(out, 0, sizeof(*out));
+	if (n == 0)
+		return "empty address";
+	if (n >= sizeof(out->text))
+		return "address too long";
+	if (s[0] == '[') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+		const char *rb = strchr(s, ']');
+		size_t hl;
+
+		if (!rb)
+			return "missing ']' after the IPv6 address";
+		hl = (size_t)(rb - s - 1);
+		if (rb[1] != ':')
+			return "missing port (use [IPv6]:PORT)";
+		if (hl == 0 || hl >= sizeof(host))
+			return "invalid IPv6 address";
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		sin6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return "invalid IPv6 address";
+		port = rb + 2;
+		out->len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+		const char *colon = strrchr(s, ':');
+		size_t hl;
+
+		if (!colon) {
+			for (const char *c = s; *c; c++)
+				if (isalpha((unsigned char)*c))
+					return "hostnames are not resolved; use an IP address";
+			return "missing port (use IP:PORT)";
+		}
+		if (strchr(s, ':') != colon)
+			return "an IPv6 address must be in brackets, e.g. [::1]:8080";
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return "hostnames are not resolved; use an IP address";
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		sin->sin_family = AF_INET;
+		if (hl == 0 || strcmp(host, "*") == 0) {
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		} else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			for (const char *c = host; *c; c++)
+				if (isalpha((unsigned char)*c))
+					return "hostnames are not resolved; use an IP address";
+			return "invalid IPv4 address";
+		}
+		port = colon + 1;
+		out->len = sizeof(*sin);
+	}
+	if (cfg_parse_u64(port, &pv) < 0 || pv == 0 || pv > 65535)
+		return "invalid port (1..65535)";
+	if (out->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)pv);
+	else
+		((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)pv);
+	memcpy(out->text, s, n + 1);
+	return NULL;
+}
+
+int cfg_parse_addr(const char *s, struct cfg_addr *out)
+{
+	return cfg_addr_parse(s, out) ? -1 : 0;
+}
+
+bool cfg_addr_is_any(const struct cfg_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/* Would two listening sockets on a and b take each other's connections?
+ * With SO_REUSEPORT they would not fail to bind: they would silently share
+ * the traffic, which is why a wildcard overlapping a specific address of
+ * the same family and port is refused too. */
+static bool addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b)
+{
+	if (a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+		if (x->sin_port != y->sin_port)
+			return false;
+		return x->sin_addr.s_addr == y->sin_addr.s_addr || cfg_addr_is_any(a) || cfg_addr_is_any(b);
+	}
+	const struct sockaddr_in6 *x = (const void *)&a->ss, *y = (const void *)&b->ss;
+	if (x->sin6_port != y->sin6_port)
+		return false;
+	return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 ||
+	       cfg_addr_is_any(a) || cfg_addr_is_any(b);
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+static const char *sect_name(unsigned s)
+{
+	switch (s) {
+	case CFG_S_GLOBAL: return "global";
+	case CFG_S_DEFAULTS: return "defaults";
+	case CFG_S_FRONTEND: return "frontend";
+	case CFG_S_BACKEND: return "backend";
+	case CFG_S_LISTEN: return "listen";
+	}
+	return "?";
+}
+
+/* "frontend, listen" for a mask. */
+static void sect_list(unsigned mask, char *buf, size_t sz)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned b = CFG_S_GLOBAL; b <= CFG_S_LISTEN && off < sz; b <<= 1)
+		if (mask & b)
+			off += (size_t)snprintf(buf + off, sz - off, "%s%s", off ? ", " : "", sect_name(b));
+}
+
+static void defaults_reset(struct cfg_defaults *d)
+{
+	d->to.connect = 2000;
+	d->to.client = 30000;
+	d->to.server = 30000;
+	d->to.http_request = 10000;
+	d->to.http_keep_alive = 5000;
+	d->to.queue = 5000;
+	d->to.tunnel = 3600000;
+	d->retries = 2;
+	d->mode = MODE_HTTP;
+	d->balance = LB_ROUNDROBIN;
+}
+
+static struct frontend *find_frontend(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nfrontends; i++)
+		if (strcmp(cfg->frontends[i]->name, name) == 0)
+			return cfg->frontends[i];
+	return NULL;
+}
+
+static struct frontend *new_frontend(struct cfg_parser *p, const char *name)
+{
+	struct config *cfg = p->cfg;
+	struct frontend *dup = find_frontend(cfg, name);
+
+	if (dup) {
+		cfg_err(p, p->line, "duplicate frontend '%s' (first defined at line %d)", name, dup->line);
+		return NULL;
+	}
+	struct frontend **slot = CFG_PUSH(p, cfg->frontends, cfg->nfrontends);
+	if (!slot)
+		return NULL;
+	struct frontend *fe = cfg_calloc(p, 1, sizeof(*fe));
+	if (!fe) {
+		cfg->nfrontends--;
+		return NULL;
+	}
+	*slot = fe;
+	snprintf(fe->name, sizeof(fe->name), "%s", name);
+	fe->line = p->line;
+	fe->idx = cfg->nfrontends - 1;
+	fe->mode = p->def.mode;
+	fe->to = p->def.to;
+	return fe;
+}
+
+static struct backend *new_backend(struct cfg_parser *p, const char *name)
+{
+	struct config *cfg = p->cfg;
+	struct backend *dup = cfg_find_backend(cfg, name);
+
+	if (dup) {
+		cfg_err(p, p->line, "duplicate backend '%s' (first defined at line %d)", name, dup->line);
+		return NULL;
+	}
+	struct backend **slot = CFG_PUSH(p, cfg->backends, cfg->nbackends);
+	if (!slot)
+		return NULL;
+	struct backend *be = cfg_calloc(p, 1, sizeof(*be));
+	if (!be) {
+		cfg->nbackends--;
+		return NULL;
+	}
+	*slot = be;
+	snprintf(be->name, sizeof(be->name), "%s", name);
+	be->line = p->line;
+	be->idx = cfg->nbackends - 1;
+	be->mode = p->def.mode;
+	be->balance = p->def.balance;
+	be->to = p->def.to;
+	be->retries = p->def.retries;
+	return be;
+}
+
+static void section_header(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const names[] = { "global", "defaults", "frontend", "backend", "listen" };
+	int i = cfg_choice(argv[0], names, ARRAY_SIZE(names));
+
+	if (i < 0) {
+		/* A directive that lost its indentation: say so, and stay in
+		 * the current section so that its next lines read as meant. */
+		for (size_t k = 0; k < cfg_nkeywords; k++) {
+			if (strcmp(argv[0], cfg_keywords[k].name) == 0) {
+				cfg_err(p, p->line, "'%s' must be indented under a section header",
+					argv[0]);
+				return;
+			}
+		}
+	}
+	p->sect = 0;
+	p->skip = true;               /* until the header proves good */
+	p->fe = NULL;
+	p->be = NULL;
+	if (i < 0) {
+		cfg_err_choice(p, "unknown section", argv[0], names, ARRAY_SIZE(names));
+		return;
+	}
+	unsigned s = 1u << i;
+	if (s == CFG_S_GLOBAL || s == CFG_S_DEFAULTS) {
+		if (argc > 1) {
+			cfg_err(p, p->line, "'%s' takes no name", argv[0]);
+			return;
+		}
+		if (s == CFG_S_DEFAULTS)
+			defaults_reset(&p->def);
+		p->sect = s;
+		p->skip = false;
+		return;
+	}
+	if (argc != 2) {
+		cfg_err(p, p->line, "'%s' needs exactly one name: %s NAME", argv[0], argv[0]);
+		return;
+	}
+	if (cfg_check_name(p, names[i], argv[1]) < 0)
+		return;
+	if (s == CFG_S_LISTEN) {
+		/* Check both names first: half a listen would only add noise. */
+		struct frontend *dfe = find_frontend(p->cfg, argv[1]);
+		struct backend *dbe = cfg_find_backend(p->cfg, argv[1]);
+		if (dfe || dbe) {
+			cfg_err(p, p->line, "duplicate %s '%s' (first defined at line %d)",
+				dfe ? "frontend" : "backend", argv[1], dfe ? dfe->line : dbe->line);
+			return;
+		}
+	}
+	if (s & CFG_S_FE) {
+		if (!(p->fe = new_frontend(p, argv[1])))
+			return;
+	}
+	if (s & CFG_S_BE) {
+		if (!(p->be = new_backend(p, argv[1])))
+			return; /* only out of memory for a listen: names were checked */
+	}
+	if (s == CFG_S_LISTEN)
+		p->fe->default_be = p->be;
+	p->sect = s;
+	p->skip = false;
+}
+
+static void directive(struct cfg_parser *p, int argc, char **argv)
+{
+	const struct cfg_kw *kw = NULL;
+	char where[64];
+
+	if (p->skip)
+		return;
+	if (p->sect == 0) {
+		cfg_err(p, p->line, "'%s' outside of any section (start one with global, defaults, "
+			"frontend NAME, backend NAME or listen NAME)", argv[0]);
+		p->skip = true; /* one message is enough */
+		return;
+	}
+	for (size_t k = 0; k < cfg_nkeywords; k++)
+		if (strcmp(argv[0], cfg_keywords[k].name) == 0)
+			kw = &cfg_keywords[k];
+	if (!kw) {
+		const char *names[CFG_MAX_KEYWORDS];
+		size_t n = 0;
+
+		BUG_ON(cfg_nkeywords > CFG_MAX_KEYWORDS);
+		for (size_t k = 0; k < cfg_nkeywords; k++)
+			if (cfg_keywords[k].sections & p->sect)
+				names[n++] = cfg_keywords[k].name;
+		const char *s = cfg_suggest(argv[0], names, n);
+		if (s)
+			cfg_err(p, p->line, "unknown keyword '%s' in %s section; did you mean '%s'?",
+				argv[0], sect_name(p->sect), s);
+		else
+			cfg_err(p, p->line, "unknown keyword '%s' in %s section", argv[0],
+				sect_name(p->sect));
+		return;
+	}
+	if (kw->nys) {
+		cfg_err(p, p->line, "'%s' is not yet supported", kw->name);
+		return;
+	}
+	if (!(kw->sections & p->sect)) {
+		sect_list(kw->sections, where, sizeof(where));
+		cfg_err(p, p->line, "'%s' is not allowed in a %s section (allowed in: %s)",
+			kw->name, sect_name(p->sect), where);
+		return;
+	}
+	if (argc - 1 < kw->min_args || (kw->max_args >= 0 && argc - 1 > kw->max_args)) {
+		cfg_err(p, p->line, "%s arguments to '%s' (usage: %s)",
+			argc - 1 < kw->min_args ? "missing" : "too many", kw->name, kw->usage);
+		return;
+	}
+	kw->parse(p, argc, argv);
+}
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+/*
+ * Splits line (modified in place) into words. Blanks separate words, `#`
+ * outside quotes ends the line, double quotes group (and may be glued to
+ * unquoted text: a"b c" is one word). Returns the number of words, or -1
+ * with *why set.
+ */
+static int tokenize(char *line, char **argv, int max, const char **why)
+{
+	char *r = line, *w = line;
+	int argc = 0;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n')
+			r++;
+		if (*r == '\0' || *r == '#')
+			return argc;
+		if (argc == max) {
+			*why = "too many words on one line";
+			return -1;
+		}
+		argv[argc++] = w;
+		bool quoted = false;
+		char c;
+		while ((c = *r) != '\0') {
+			if (quoted) {
+				if (c == '"') {
+					quoted = false;
+				} else if (c == '\\') {
+					if (r[1] != '"' && r[1] != '\\') {
+						*why = "invalid escape in quoted string (only \\\" and \\\\)";
+						return -1;
+					}
+					*w++ = *++r;
+				} else {
+					*w++ = c;
+				}
+				r++;
+				continue;
+			}
+			if (c == '"') {
+				quoted = true;
+				r++;
+				continue;
+			}
+			if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '#')
+				break;
+			*w++ = c;
+			r++;
+		}
+		if (quoted) {
+			*why = "unterminated quoted string";
+			return -1;
+		}
+		/* w <= r: terminating the word may overwrite the separator,
+		 * so look at it first. */
+		c = *r;
+		*w++ = '\0';
+		if (c == '\0' || c == '#')
+			return argc;
+		r++;
+	}
+}
+
+/* ---- checks after the whole file is read -------------------------------- */
+
+static void resolve(struct cfg_parser *p)
+{
+	struct config *cfg = p->cfg;
+	const char **names = NULL;
+	bool *used = NULL;
+
+	if (cfg->nbackends) {
+		names = calloc((size_t)cfg->nbackends, sizeof(*names));
+		used = calloc((size_t)cfg->nbackends, sizeof(*used));
+		if (!names || !used) {
+			cfg_err(p, p->line, "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < cfg->nbackends; i++)
+			names[i] = cfg->backends[i]->name;
+	}
+	for (int i = 0; i < p->nrefs; i++) {
+		struct cfg_ref *r = &p->refs[i];
+		struct backend *be = cfg_find_backend(cfg, r->name);
+		if (!be) {
+			const char *s = cfg_suggest(r->name, names, (size_t)cfg->nbackends);
+			if (s)
+				cfg_err(p, r->line, "unknown backend '%s'; did you mean '%s'?", r->name, s);
+			else
+				cfg_err(p, r->line, "unknown backend '%s'", r->name);
+			continue;
+		}
+		if (r->route < 0)
+			r->fe->default_be = be;
+		else
+			r->fe->routes[r->route].be = be;
+	}
+	for (int i = 0; i < cfg->nfrontends; i++) {
+		struct frontend *fe = cfg->frontends[i];
+		bool is_listen = fe->default_be && strcmp(fe->default_be->name, fe->name) == 0 &&
+				 fe->default_be->line == fe->line;
+		if (fe->nbinds == 0)
+			cfg_err(p, fe->line, "%s '%s' has no bind", is_listen ? "listen" : "frontend",
+				fe->name);
+		if (!fe->default_be) {
+			bool referenced = false;
+			for (int k = 0; k < p->nrefs; k++)
+				referenced |= p->refs[k].fe == fe && p->refs[k].route < 0;
+			if (!referenced)
+				cfg_err(p, fe->line, "frontend '%s' has no default-backend", fe->name);
+		} else {
+			used[fe->default_be->idx] = true;
+		}
+		for (int k = 0; k < fe->nroutes; k++)
+			if (fe->routes[k].be)
+				used[fe->routes[k].be->idx] = true;
+	}
+	for (int i = 0; i < cfg->nbackends; i++) {
+		const struct backend *be = cfg->backends[i];
+		const struct frontend *twin = find_frontend(cfg, be->name);
+		if (used[i] && be->nservers == 0)
+			cfg_err(p, be->line, "%s '%s' has no server",
+				twin && twin->line == be->line ? "listen" : "backend", be->name);
+	}
+
+	/* Binds: no two listeners may take each other's connections. */
+	for (int i = 0; i < p->nbinds; i++) {
+		const struct cfg_bindref *a = &p->binds[i];
+		const struct cfg_addr *aa = &a->fe->binds[a->idx];
+		for (int k = 0; k < i; k++) {
+			const struct cfg_bindref *b = &p->binds[k];
+			const struct cfg_addr *ba = &b->fe->binds[b->idx];
+			if (!addr_overlap(aa, ba))
+				continue;
+			if (a->fe == b->fe)
+				cfg_err(p, a->line, "bind %s overlaps bind %s at line %d of the same frontend",
+					aa->text, ba->text, b->line);
+			else
+				cfg_err(p, a->line, "bind %s conflicts with bind %s of frontend '%s' at line %d",
+					aa->text, ba->text, b->fe->name, b->line);
+			break;
+		}
+		if (cfg->has_stats && addr_overlap(aa, &cfg->stats_listen))
+			cfg_err(p, a->line, "bind %s conflicts with stats-listen %s at line %d",
+				aa->text, cfg->stats_listen.text, p->stats_line);
+	}
+	if (cfg->max_request_line > cfg->bufsize)
+		cfg_err(p, p->mrl_line ? p->mrl_line : p->bufsize_line,
+			"tune.max-request-line (%u) must not exceed tune.bufsize (%u)",
+			cfg->max_request_line, cfg->bufsize);
+	if (cfg->nfrontends == 0 && p->nerrs == 0)
+		cfg_err(p, p->line, "no frontend or listen section: nothing to do");
+out:
+	free(names);
+	free(used);
+}
+
+/* One reported line, for sorting. */
+struct cfg_errline {
+	const char *text;
+	size_t len;
+	long line;
+	int order;
+};
+
+static int errline_cmp(const void *a, const void *b)
+{
+	const struct cfg_errline *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->order - y->order;
+}
+
+/* Errors found after the pass (unknown backends, bind conflicts) are
+ * reported in file order with the others, so that the list reads top to
+ * bottom. Stable: equal lines keep the order they were found in. Leaves
+ * the list as it is when memory is short. */
+static void sort_errors(struct cfg_parser *p)
+{
+	size_t plen = strlen(p->file) + 1; /* "FILE:" */
+	struct cfg_errline *v;
+	char *out;
+	int n = 0;
+
+	if (!p->err || p->nerrs < 2)
+		return;
+	for (const char *c = p->err; *c; c++)
+		n += *c == '\n';
+	v = calloc((size_t)n, sizeof(*v));
+	out = malloc(p->errlen + 1);
+	if (!v || !out)
+		goto out;
+	n = 0;
+	for (const char *c = p->err; *c; ) {
+		const char *nl = strchr(c, '\n');
+		if (!nl) /* a line cut short by out of memory */
+			goto out;
+		v[n].text = c;
+		v[n].len = (size_t)(nl - c) + 1;
+		v[n].line = strtol(c + plen, NULL, 10);
+		v[n].order = n;
+		n++;
+		c = nl + 1;
+	}
+	qsort(v, (size_t)n, sizeof(*v), errline_cmp);
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(out + off, v[i].text, v[i].len);
+		off += v[i].len;
+	}
+	out[off] = '\0';
+	free(p->err);
+	p->err = out;
+	p->errcap = p->errlen + 1;
+	out = NULL;
+out:
+	free(v);
+	free(out);
+}
+
+/* ---- driver -------------------------------------------------------------- */
+
+struct config *cfg_load(const char *file, char **errs)
+{
+	struct cfg_parser p = { .file = file };
+	struct config *cfg;
+	char *line = NULL, *argv[CFG_MAX_WORDS];
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	if (errs)
+		*errs = NULL;
+	defaults_reset(&p.def);
+	cfg = p.cfg = cfg_calloc(&p, 1, sizeof(*cfg));
+	if (cfg) {
+		cfg->file = cfg_strdup(&p, file);
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->threads = (int)(c < 1 ? 1 : c > 64 ? 64 : c);
+		cfg->maxconn = 10000;
+		cfg->log_target = LOG_TARGET_STDOUT;
+		cfg->log_format = LOG_FORMAT_COMBINED;
+		cfg->grace = 10000;
+		cfg->bufsize = 16384;
+		cfg->maxhdr = 100;
+		cfg->max_request_line = 8192;
+	}
+	f = p.stop ? NULL : fopen(file, "r");
+	if (!p.stop && !f)
+		cfg_err(&p, 0, "cannot open configuration: %s", strerror(errno));
+	while (f && !p.stop && (len = getline(&line, &cap, f)) >= 0) {
+		const char *why = NULL;
+		int argc;
+
+		p.line++;
+		if ((size_t)len != strlen(line)) {
+			cfg_err(&p, p.line, "NUL byte in line");
+			continue;
+		}
+		bool indented = line[0] == ' ' || line[0] == '\t';
+		argc = tokenize(line, argv, CFG_MAX_WORDS, &why);
+		if (argc < 0) {
+			cfg_err(&p, p.line, "%s", why);
+			continue;
+		}
+		if (argc == 0)
+			continue;
+		if (indented)
+			directive(&p, argc, argv);
+		else
+			section_header(&p, argc, argv);
+	}
+	if (f && ferror(f))
+		cfg_err(&p, p.line, "read error: %s", strerror(errno));
+	if (f)
+		fclose(f);
+	free(line);
+	if (!p.stop && cfg && f)
+		resolve(&p);
+	free(p.refs);
+	free(p.binds);
+	if (p.nerrs || p.stop) {
+		sort_errors(&p);
+		cfg_free(cfg);
+		if (errs)
+			*errs = p.err ? p.err : strdup("out of memory\n");
+		else
+			free(p.err);
+		return NULL;
+	}
+	free(p.err);
+	return cfg;
+}
+
+void cfg_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (int i = 0; i < cfg->nfrontends; i++) {
+		struct frontend *fe = cfg->frontends[i];
+		for (int k = 0; k < fe->nroutes; k++)
+			free(fe->routes[k].value);
+		free(fe->routes);
+		free(fe->binds);
+		free(fe);
+	}
+	for (int i = 0; i < cfg->nbackends; i++) {
+		struct backend *be = cfg->backends[i];
+		/* be->persist belongs to persist.c, which frees it before this. */
+		for (int k = 0; k < be->nservers; k++)
+			free(be->servers[k]);
+		free(be->servers);
+		free(be);
+	}
+	free(cfg->frontends);
+	free(cfg->backends);
+	free(cfg->file);
+	free(cfg->log_path);
+	free(cfg->admin_socket);
+	free(cfg->secret_file);
+	free(cfg->state_file);
+	free(cfg);
+}
+
+/* ---- lookups and names ---------------------------------------------------- */
+
+struct backend *cfg_find_backend(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nbackends; i++)
+		if (strcmp(cfg->backends[i]->name, name) == 0)
+			return cfg->backends[i];
+	return NULL;
+}
+
+struct server *cfg_find_server(const struct backend *be, const char *name)
+{
+	for (int i = 0; i < be->nservers; i++)
+		if (strcmp(be->servers[i]->name, name) == 0)
+			return be->servers[i];
+	return NULL;
+}
+
+const char *srv_state_name(int state)
+{
+	static const char *const n[] = { "ready", "drain", "maint", "down" };
+	return state >= 0 && state < (int)ARRAY_SIZE(n) ? n[state] : "unknown";
+}
+
+const char *lb_kind_name(enum lb_kind k)
+{
+	static const char *const n[] = { "roundrobin", "leastconn", "random", "p2c" };
+	return (unsigned)k < ARRAY_SIZE(n) ? n[k] : "unknown";
+}
+

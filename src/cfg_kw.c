@@ -1,0 +1,549 @@
+/*
+ * cfg_kw.c - the directives of the configuration language: ONE table,
+ * cfg_keywords[], with for each keyword the sections where it is allowed,
+ * its number of arguments, the function that parses it, and whether it is
+ * reserved for a feature still to come ("not yet supported"). The reader in
+ * cfg.c looks every directive up here, checks section and argument count,
+ * and calls the function; the function checks values and fills the model of
+ * cfg.h, reporting precise errors with cfg_err().
+ *
+ * Adding a directive: write its kw_ function, add one table line, and
+ * document it in doc/config.md (tests/integ/test_config_doc.py checks that
+ * every name of this table appears there).
+ */
+#include "api.h"
+#include "cfg_kw.h"
+#include "cfg.h"
+
+#include <ctype.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ---- argument helpers for the keyword functions ------------------------ */
+
+static int arg_uint(struct cfg_parser *p, const char *kw, const char *s,
+		    uint64_t lo, uint64_t hi, uint32_t *out)
+{
+	uint64_t v;
+
+	if (cfg_parse_u64(s, &v) < 0 || v < lo || v > hi) {
+		cfg_err(p, p->line, "invalid value '%s' for '%s' (expected a number %llu..%llu)",
+			s, kw, (unsigned long long)lo, (unsigned long long)hi);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int arg_duration(struct cfg_parser *p, const char *s, uint32_t *out)
+{
+	int rc = cfg_duration_parse(s, out);
+
+	if (rc == -2)
+		cfg_err(p, p->line, "invalid duration '%s' (too large; the maximum is 49d)", s);
+	else if (rc < 0)
+		cfg_err(p, p->line, "invalid duration '%s' (use e.g. 500ms, 2s, 1m)", s);
+	return rc < 0 ? -1 : 0;
+}
+
+static int arg_size(struct cfg_parser *p, const char *kw, const char *s,
+		    uint64_t lo, uint64_t hi, uint32_t *out)
+{
+	uint64_t v;
+
+	if (cfg_parse_size(s, &v) < 0) {
+		cfg_err(p, p->line, "invalid size '%s' (use e.g. 16384, 16k, 1m)", s);
+		return -1;
+	}
+	if (v < lo || v > hi) {
+		cfg_err(p, p->line, "'%s' %s is out of range (%llu..%llu bytes)", kw, s,
+			(unsigned long long)lo, (unsigned long long)hi);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Section and server names appear in the runtime API as BACKEND/SERVER and
+ * in metric labels, so they are kept to a safe alphabet. */
+int cfg_check_name(struct cfg_parser *p, const char *what, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= CFG_NAME_MAX) {
+		cfg_err(p, p->line, "invalid %s name '%s' (1..%d characters)", what, s,
+			CFG_NAME_MAX - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c != '-' && c != '.') {
+			cfg_err(p, p->line, "invalid %s name '%s' (use letters, digits, '_', '-', '.')",
+				what, s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int set_path(struct cfg_parser *p, char **dst, const char *s)
+{
+	if (!*s) {
+		cfg_err(p, p->line, "empty path");
+		return -1;
+	}
+	char *d = cfg_strdup(p, s);
+	if (!d)
+		return -1;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+/* ---- global keywords --------------------------------------------------- */
+
+static int kw_threads(struct cfg_parser *p, int argc, char **argv)
+{
+	uint32_t n;
+
+	if (strcmp(argv[1], "auto") == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		p->cfg->threads = (int)(c < 1 ? 1 : c > 64 ? 64 : c);
+		return 0;
+	}
+	if (arg_uint(p, "threads", argv[1], 1, 64, &n) < 0)
+		return -1;
+	p->cfg->threads = (int)n;
+	return 0;
+}
+
+static int kw_maxconn(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "maxconn", argv[1], 1, 10000000, &p->cfg->maxconn);
+}
+
+static int kw_log(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const t[] = { "stdout", "stderr", "file", "off" };
+	int i = cfg_choice(argv[1], t, ARRAY_SIZE(t));
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown log target", argv[1], t, ARRAY_SIZE(t));
+	if ((i == LOG_TARGET_FILE) != (argc == 3)) {
+		if (i == LOG_TARGET_FILE)
+			cfg_err(p, p->line, "'log file' needs a PATH");
+		else
+			cfg_err(p, p->line, "too many arguments to 'log %s'", argv[1]);
+		return -1;
+	}
+	if (i == LOG_TARGET_FILE && set_path(p, &p->cfg->log_path, argv[2]) < 0)
+		return -1;
+	p->cfg->log_target = (enum cfg_log_target)i;
+	return 0;
+}
+
+static int kw_log_format(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const f[] = { "combined", "json" };
+	int i = cfg_choice(argv[1], f, ARRAY_SIZE(f));
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown log format", argv[1], f, ARRAY_SIZE(f));
+	p->cfg->log_format = (enum cfg_log_format)i;
+	return 0;
+}
+
+static int kw_grace(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_duration(p, argv[1], &p->cfg->grace);
+}
+
+static int kw_admin_socket(struct cfg_parser *p, int argc, char **argv)
+{
+	struct sockaddr_un sun;
+
+	if (strlen(argv[1]) >= sizeof(sun.sun_path)) {
+		cfg_err(p, p->line, "admin-socket path is too long (max %zu bytes)",
+			sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	return set_path(p, &p->cfg->admin_socket, argv[1]);
+}
+
+static int kw_stats_listen(struct cfg_parser *p, int argc, char **argv)
+{
+	const char *why = cfg_addr_parse(argv[1], &p->cfg->stats_listen);
+
+	if (why) {
+		cfg_err(p, p->line, "invalid address '%s': %s", argv[1], why);
+		return -1;
+	}
+	p->cfg->has_stats = true;
+	p->stats_line = p->line;
+	return 0;
+}
+
+static int kw_secret_file(struct cfg_parser *p, int argc, char **argv)
+{
+	return set_path(p, &p->cfg->secret_file, argv[1]);
+}
+
+static int kw_state_file(struct cfg_parser *p, int argc, char **argv)
+{
+	return set_path(p, &p->cfg->state_file, argv[1]);
+}
+
+static int kw_bufsize(struct cfg_parser *p, int argc, char **argv)
+{
+	p->bufsize_line = p->line;
+	return arg_size(p, "tune.bufsize", argv[1], 4096, 1048576, &p->cfg->bufsize);
+}
+
+static int kw_maxhdr(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "tune.maxhdr", argv[1], 1, 256, &p->cfg->maxhdr);
+}
+
+static int kw_max_request_line(struct cfg_parser *p, int argc, char **argv)
+{
+	p->mrl_line = p->line;
+	return arg_size(p, "tune.max-request-line", argv[1], 64, 1048576,
+			&p->cfg->max_request_line);
+}
+
+/* ---- defaults, frontend and backend keywords --------------------------- */
+
+static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const kinds[] = {
+		"connect", "client", "server", "http-request", "http-keep-alive",
+		"queue", "tunnel",
+	};
+	/* Which side uses each timeout: client-side ones belong to frontends,
+	 * server-side ones to backends. */
+	static const unsigned where[] = {
+		CFG_S_BE, CFG_S_FE, CFG_S_BE, CFG_S_FE, CFG_S_FE, CFG_S_BE, CFG_S_BE,
+	};
+	int i = cfg_choice(argv[1], kinds, ARRAY_SIZE(kinds));
+	uint32_t v;
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown timeout", argv[1], kinds, ARRAY_SIZE(kinds));
+	if (p->sect != CFG_S_DEFAULTS && !(where[i] & p->sect)) {
+		cfg_err(p, p->line, "'timeout %s' belongs in a %s section, not a %s", argv[1],
+			where[i] == CFG_S_FE ? "frontend" : "backend",
+			p->sect == CFG_S_FRONTEND ? "frontend" : "backend");
+		return -1;
+	}
+	if (arg_duration(p, argv[2], &v) < 0)
+		return -1;
+	if (v == 0) {
+		cfg_err(p, p->line, "'timeout %s' must be greater than 0", argv[1]);
+		return -1;
+	}
+	struct cfg_timeouts *tos[3] = {
+		p->sect == CFG_S_DEFAULTS ? &p->def.to : NULL,
+		p->sect & CFG_S_FE ? &p->fe->to : NULL,
+		p->sect & CFG_S_BE ? &p->be->to : NULL,
+	};
+	for (int k = 0; k < 3; k++) {
+		if (!tos[k])
+			continue;
+		uint32_t *f[] = {
+			&tos[k]->connect, &tos[k]->client, &tos[k]->server,
+			&tos[k]->http_request, &tos[k]->http_keep_alive,
+			&tos[k]->queue, &tos[k]->tunnel,
+		};
+		*f[i] = v;
+	}
+	return 0;
+}
+
+static int kw_retries(struct cfg_parser *p, int argc, char **argv)
+{
+	uint32_t v;
+
+	if (arg_uint(p, "retries", argv[1], 0, 100, &v) < 0)
+		return -1;
+	if (p->sect == CFG_S_DEFAULTS)
+		p->def.retries = v;
+	else
+		p->be->retries = v;
+	return 0;
+}
+
+static int kw_mode(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const m[] = { "http", "tcp" };
+	int i = cfg_choice(argv[1], m, ARRAY_SIZE(m));
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown mode", argv[1], m, ARRAY_SIZE(m));
+	if (i == MODE_TCP) {
+		cfg_err(p, p->line, "mode tcp is not yet supported");
+		return -1;
+	}
+	if (p->sect == CFG_S_DEFAULTS)
+		p->def.mode = (enum cfg_mode)i;
+	if (p->sect & CFG_S_FE)
+		p->fe->mode = (enum cfg_mode)i;
+	if (p->sect & CFG_S_BE)
+		p->be->mode = (enum cfg_mode)i;
+	return 0;
+}
+
+static int kw_balance(struct cfg_parser *p, int argc, char **argv)
+{
+	/* Same order as enum lb_kind, then the reserved ones. */
+	static const char *const algos[] = { "roundrobin", "leastconn", "random", "p2c", "hash" };
+	int i = cfg_choice(argv[1], algos, ARRAY_SIZE(algos));
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown balance algorithm", argv[1], algos, ARRAY_SIZE(algos));
+	if (i == 4) {
+		cfg_err(p, p->line, "'balance hash' is not yet supported");
+		return -1;
+	}
+	if (argc > 2) {
+		cfg_err(p, p->line, "too many arguments to 'balance %s'", argv[1]);
+		return -1;
+	}
+	if (p->sect == CFG_S_DEFAULTS)
+		p->def.balance = (enum lb_kind)i;
+	else
+		p->be->balance = (enum lb_kind)i;
+	return 0;
+}
+
+static int kw_bind(struct cfg_parser *p, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		struct cfg_addr a;
+		const char *why = cfg_addr_parse(argv[i], &a);
+
+		if (why) {
+			cfg_err(p, p->line, "invalid address '%s': %s", argv[i], why);
+			continue;
+		}
+		struct cfg_addr *slot = CFG_PUSH(p, p->fe->binds, p->fe->nbinds);
+		struct cfg_bindref *br = slot ? CFG_PUSH(p, p->binds, p->nbinds) : NULL;
+		if (!br)
+			return -1;
+		*slot = a;
+		br->fe = p->fe;
+		br->idx = p->fe->nbinds - 1;
+		br->line = p->line;
+	}
+	return 0;
+}
+
+static int add_ref(struct cfg_parser *p, int route, const char *name)
+{
+	if (cfg_check_name(p, "backend", name) < 0)
+		return -1;
+	struct cfg_ref *r = CFG_PUSH(p, p->refs, p->nrefs);
+	if (!r)
+		return -1;
+	r->fe = p->fe;
+	r->route = route;
+	r->line = p->line;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	return 0;
+}
+
+static int kw_default_backend(struct cfg_parser *p, int argc, char **argv)
+{
+	return add_ref(p, -1, argv[1]);
+}
+
+static int kw_route(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const kinds[] = { "host", "path-prefix" };
+	int k = cfg_choice(argv[1], kinds, ARRAY_SIZE(kinds));
+	const char *v = argv[2];
+
+	if (k < 0)
+		return cfg_err_choice(p, "unknown route kind", argv[1], kinds, ARRAY_SIZE(kinds));
+	if (k == ROUTE_HOST) {
+		/* RFC 9110 4.2.3: host names compare case-insensitively; the
+		 * value is stored lowercased and matched without the port. */
+		size_t n = strlen(v);
+		if (n == 0 || n > 253 || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n) {
+			cfg_err(p, p->line, "invalid host name '%s' in route (letters, digits, '.', '-'; no port)", v);
+			return -1;
+		}
+	} else {
+		/* RFC 9112 3.2.1: origin-form starts with '/'; the query is not
+		 * part of the path. */
+		if (v[0] != '/' || strpbrk(v, "?# \t")) {
+			cfg_err(p, p->line, "invalid path prefix '%s' (must start with '/', no '?')", v);
+			return -1;
+		}
+		for (const char *c = v; *c; c++)
+			if ((unsigned char)*c < 0x21 || (unsigned char)*c == 0x7f) {
+				cfg_err(p, p->line, "invalid path prefix '%s' (control character)", v);
+				return -1;
+			}
+	}
+	struct route *r = CFG_PUSH(p, p->fe->routes, p->fe->nroutes);
+	if (!r)
+		return -1;
+	r->kind = (enum route_kind)k;
+	r->line = p->line;
+	r->value = cfg_strdup(p, v);
+	if (!r->value)
+		return -1;
+	r->len = strlen(v);
+	if (k == ROUTE_HOST)
+		for (size_t i = 0; i < r->len; i++)
+			r->value[i] = (char)tolower((unsigned char)r->value[i]);
+	return add_ref(p, p->fe->nroutes - 1, argv[3]);
+}
+
+/* Server options: `server NAME ADDR [option [value]]...`. Same shape as the
+ * keyword table so that reserved options are refused by name too. */
+struct cfg_srv_opt {
+	const char *name;
+	int nargs;
+	bool nys;
+};
+
+static const struct cfg_srv_opt cfg_server_opts[] = {
+	{ "weight",    1, false },
+	{ "maxconn",   1, false },
+	{ "backup",    0, false },
+	{ "slowstart", 1, true },
+	{ "replica",   1, true },
+};
+
+static int kw_server(struct cfg_parser *p, int argc, char **argv)
+{
+	struct backend *be = p->be;
+	struct server *s;
+	struct cfg_addr a;
+	const char *why;
+	int rc = 0;
+
+	if (cfg_check_name(p, "server", argv[1]) < 0)
+		return -1;
+	if ((why = cfg_addr_parse(argv[2], &a)) != NULL) {
+		cfg_err(p, p->line, "invalid server address '%s': %s", argv[2], why);
+		return -1;
+	}
+	if (cfg_addr_is_any(&a)) {
+		cfg_err(p, p->line, "invalid server address '%s': a wildcard address cannot be connected to",
+			argv[2]);
+		return -1;
+	}
+	for (int i = 0; i < be->nservers; i++) {
+		if (strcmp(be->servers[i]->name, argv[1]) == 0) {
+			cfg_err(p, p->line, "duplicate server '%s' in backend '%s' (first at line %d)",
+				argv[1], be->name, be->servers[i]->line);
+			return -1;
+		}
+	}
+	if (!(s = cfg_calloc(p, 1, sizeof(*s))))
+		return -1;
+	snprintf(s->name, sizeof(s->name), "%s", argv[1]);
+	s->addr = a;
+	s->weight = 100;
+	s->line = p->line;
+	s->be = be;
+
+	for (int i = 3; i < argc; i++) {
+		const struct cfg_srv_opt *o = NULL;
+		for (size_t k = 0; k < ARRAY_SIZE(cfg_server_opts); k++)
+			if (strcmp(argv[i], cfg_server_opts[k].name) == 0)
+				o = &cfg_server_opts[k];
+		if (!o) {
+			const char *names[ARRAY_SIZE(cfg_server_opts)];
+			for (size_t k = 0; k < ARRAY_SIZE(cfg_server_opts); k++)
+				names[k] = cfg_server_opts[k].name;
+			const char *sg = cfg_suggest(argv[i], names, ARRAY_SIZE(names));
+			if (sg)
+				cfg_err(p, p->line, "unknown server option '%s'; did you mean '%s'?", argv[i], sg);
+			else
+				cfg_err(p, p->line, "unknown server option '%s'", argv[i]);
+			rc = -1;
+			break;
+		}
+		if (o->nys) {
+			cfg_err(p, p->line, "'%s' is not yet supported", o->name);
+			rc = -1;
+			i += o->nargs;
+			continue;
+		}
+		if (i + o->nargs >= argc) {
+			cfg_err(p, p->line, "server option '%s' needs a value", o->name);
+			rc = -1;
+			break;
+		}
+		if (strcmp(o->name, "weight") == 0)
+			rc |= arg_uint(p, "weight", argv[i + 1], 0, 256, &s->weight);
+		else if (strcmp(o->name, "maxconn") == 0)
+			rc |= arg_uint(p, "maxconn", argv[i + 1], 0, 10000000, &s->maxconn);
+		else
+			s->backup = true;
+		i += o->nargs;
+	}
+	if (rc < 0) {
+		free(s);
+		return -1;
+	}
+	struct server **slot = CFG_PUSH(p, be->servers, be->nservers);
+	if (!slot) {
+		free(s);
+		return -1;
+	}
+	*slot = s;
+	s->idx = be->nservers - 1;
+	atomic_init(&s->state, SRV_READY);
+	atomic_init(&s->cur_weight, s->weight);
+	return 0;
+}
+
+/* Reserved keywords never reach a parse function. */
+#define NYS(name, where, usage) { name, where, NULL, 0, -1, true, usage }
+
+/*
+ * THE keyword table: every directive of every section. Each entry: name,
+ * sections where it is allowed, parse function, minimum and maximum number
+ * of arguments (-1 = any), "not yet supported", usage. doc/config.md
+ * documents each name (tests/integ/test_config_doc.py).
+ */
+const struct cfg_kw cfg_keywords[] = {
+	{ "threads",               CFG_S_GLOBAL, kw_threads, 1, 1, false, "threads N|auto" },
+	{ "maxconn",               CFG_S_GLOBAL, kw_maxconn, 1, 1, false, "maxconn N" },
+	{ "log",                   CFG_S_GLOBAL, kw_log, 1, 2, false, "log stdout|stderr|file PATH|off" },
+	{ "log-format",            CFG_S_GLOBAL, kw_log_format, 1, 1, false, "log-format combined|json" },
+	{ "grace",                 CFG_S_GLOBAL, kw_grace, 1, 1, false, "grace DURATION" },
+	{ "admin-socket",          CFG_S_GLOBAL, kw_admin_socket, 1, 1, false, "admin-socket PATH" },
+	{ "stats-listen",          CFG_S_GLOBAL, kw_stats_listen, 1, 1, false, "stats-listen ADDR" },
+	{ "secret-file",           CFG_S_GLOBAL, kw_secret_file, 1, 1, false, "secret-file PATH" },
+	{ "state-file",            CFG_S_GLOBAL, kw_state_file, 1, 1, false, "state-file PATH" },
+	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },
+	{ "tune.maxhdr",           CFG_S_GLOBAL, kw_maxhdr, 1, 1, false, "tune.maxhdr N" },
+	{ "tune.max-request-line", CFG_S_GLOBAL, kw_max_request_line, 1, 1, false, "tune.max-request-line SIZE" },
+	{ "timeout",               CFG_S_PROXY, kw_timeout, 2, 2, false, "timeout KIND DURATION" },
+	{ "retries",               CFG_S_DEFAULTS | CFG_S_BE, kw_retries, 1, 1, false, "retries N" },
+	{ "mode",                  CFG_S_PROXY, kw_mode, 1, 1, false, "mode http|tcp" },
+	{ "balance",               CFG_S_DEFAULTS | CFG_S_BE, kw_balance, 1, -1, false, "balance roundrobin|leastconn|random|p2c" },
+	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...]" },
+	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
+	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
+	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup]" },
+	NYS("persist",         CFG_S_BE, "persist METHOD ..."),
+	NYS("health",          CFG_S_BE, "health ..."),
+	NYS("on-server-down",  CFG_S_DEFAULTS | CFG_S_BE, "on-server-down redispatch|replica|fail"),
+	NYS("stick",           CFG_S_BE, "stick ..."),
+	NYS("cookie",          CFG_S_BE, "cookie ..."),
+	NYS("trust-forwarded", CFG_S_FE, "trust-forwarded CIDR..."),
+	NYS("accept-proxy",    CFG_S_FE, "accept-proxy"),
+	NYS("allow-upgrade",   CFG_S_FE, "allow-upgrade TOKEN..."),
+	NYS("forwarded",       CFG_S_DEFAULTS | CFG_S_FE, "forwarded ..."),
+	NYS("stats-admin",     CFG_S_GLOBAL, "stats-admin ..."),
+	NYS("stats-auth",      CFG_S_GLOBAL, "stats-auth USER PASSWORD"),
+};
+
+const size_t cfg_nkeywords = ARRAY_SIZE(cfg_keywords);

@@ -1,0 +1,125 @@
+/*
+ * cfg_kw.h - what the configuration reader (cfg.c: tokenizer, sections,
+ * errors, cross-checks) and the keyword table (cfg_kw.c: one entry and one
+ * parse function per directive) share. Internal to the configuration
+ * module: nothing outside cfg.c, cfg_kw.c and their unit test includes it.
+ */
+#ifndef BOLLARD_CFG_KW_H
+#define BOLLARD_CFG_KW_H
+
+#include "cfg.h"
+
+/* Section kinds, as bits so that a keyword lists where it is allowed. */
+#define CFG_S_GLOBAL   0x01u
+#define CFG_S_DEFAULTS 0x02u
+#define CFG_S_FRONTEND 0x04u
+#define CFG_S_BACKEND  0x08u
+#define CFG_S_LISTEN   0x10u
+#define CFG_S_FE       (CFG_S_FRONTEND | CFG_S_LISTEN)
+#define CFG_S_BE       (CFG_S_BACKEND | CFG_S_LISTEN)
+#define CFG_S_PROXY    (CFG_S_DEFAULTS | CFG_S_FRONTEND | CFG_S_BACKEND | CFG_S_LISTEN)
+
+/* A reference to a backend by name, resolved once the whole file is read. */
+struct cfg_ref {
+	struct frontend *fe;
+	int route;                    /* index in fe->routes[], -1 = default-backend */
+	char name[CFG_NAME_MAX];
+	int line;
+};
+
+/* Where each bind was written, for the collision check. */
+struct cfg_bindref {
+	struct frontend *fe;
+	int idx;                      /* in fe->binds[] */
+	int line;
+};
+
+/* What a defaults section hands to the proxies that follow it. */
+struct cfg_defaults {
+	struct cfg_timeouts to;
+	uint32_t retries;
+	enum cfg_mode mode;
+	enum lb_kind balance;
+};
+
+struct cfg_parser {
+	struct config *cfg;
+	const char *file;
+	int line;
+	int nerrs;
+	bool stop;                    /* too many errors or out of memory */
+	char *err;                    /* "FILE:LINE: msg\n" ... */
+	size_t errlen, errcap;
+
+	unsigned sect;                /* S_* of the current section, 0 = none yet */
+	bool skip;                    /* under a bad section header: ignore its lines */
+	struct frontend *fe;          /* current frontend (frontend or listen) */
+	struct backend *be;           /* current backend (backend or listen) */
+	struct cfg_defaults def;
+
+	struct cfg_ref *refs;
+	int nrefs;
+	struct cfg_bindref *binds;
+	int nbinds;
+	int stats_line;
+	int bufsize_line;
+	int mrl_line;
+};
+
+/* Parses one directive; argv[0] is the keyword. Returns 0, or -1 after
+ * reporting the error with cfg_err(). */
+typedef int (*cfg_kw_fn)(struct cfg_parser *p, int argc, char **argv);
+
+struct cfg_kw {
+	const char *name;
+	unsigned sections;            /* S_* where the keyword is allowed */
+	cfg_kw_fn parse;
+	int min_args;                 /* arguments after the keyword */
+	int max_args;                 /* -1 = no limit */
+	bool nys;                     /* reserved: "not yet supported" */
+	const char *usage;            /* for argument-count messages */
+};
+
+/* THE keyword table (cfg_kw.c) and its length. */
+extern const struct cfg_kw cfg_keywords[];
+extern const size_t cfg_nkeywords;
+
+/* Records "FILE:LINE: message" and counts the error; never fails (past
+ * CFG_MAX_ERRORS or out of memory it sets p->stop). */
+void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* calloc/strdup that report "out of memory" and stop the parse on failure. */
+void *cfg_calloc(struct cfg_parser *p, size_t n, size_t size);
+char *cfg_strdup(struct cfg_parser *p, const char *s);
+
+/* Returns base reallocated for n + 1 elements of size sz, the last zeroed;
+ * NULL (base untouched) after reporting out of memory. */
+void *cfg_grow(struct cfg_parser *p, void *base, int n, size_t sz);
+
+/* Appends a zeroed element to the array arr of n elements; evaluates to a
+ * pointer to it, or NULL on allocation failure (arr unchanged). */
+#define CFG_PUSH(p, arr, n) ({                                                \
+	__typeof__(arr) nb_ = cfg_grow((p), (arr), (n), sizeof(*(arr)));      \
+	nb_ ? ((arr) = nb_, &(arr)[(n)++]) : NULL;                            \
+})
+
+/* The nearest of names[0..n) within Damerau-Levenshtein distance 2, or NULL. */
+const char *cfg_suggest(const char *word, const char *const *names, size_t n);
+/* Index of word in names[0..n), or -1. */
+int cfg_choice(const char *word, const char *const *names, size_t n);
+/* Reports "WHAT 'word'; did you mean 'x'?" (or the list of choices); returns -1. */
+int cfg_err_choice(struct cfg_parser *p, const char *what, const char *word,
+		   const char *const *names, size_t n);
+
+/* Strict decimal (digits only); 0 or -1. */
+int cfg_parse_u64(const char *s, uint64_t *out);
+/* Like cfg_parse_duration() but tells bad syntax (-1) from too large (-2). */
+int cfg_duration_parse(const char *s, uint32_t *ms);
+/* Like cfg_parse_addr() but returns NULL or why the address is bad. */
+const char *cfg_addr_parse(const char *s, struct cfg_addr *out);
+bool cfg_addr_is_any(const struct cfg_addr *a);
+/* Section/server names: 1..CFG_NAME_MAX-1 of [A-Za-z0-9_.-]; 0 or -1 (reported). */
+int cfg_check_name(struct cfg_parser *p, const char *what, const char *s);
+
+#endif
