@@ -6,11 +6,12 @@
  * be chosen* and leaves *which one of them* to the backend's algorithm:
  *
  *   1. usable primaries not already tried for this request (exclude[]);
- *   2. usable primaries even if already tried: retrying the only server
- *      that can take the request beats failing it;
- *   3. and 4. the same with the backup servers, which are balanced among
- *      themselves with the same algorithm, and only when no primary is
- *      usable (SPEC 3, `backup`);
+ *   2. usable backup servers not already tried: a backup takes over when
+ *      every primary is unusable or has already failed this request (a
+ *      connect failure is retried on another server, SPEC 3.2); backups
+ *      are balanced among themselves with the same algorithm;
+ *   3. and 4. the same, allowing servers already tried: retrying the only
+ *      server that can take the request beats failing it;
  *   otherwise NULL, and the caller answers 503.
  *
  * The algorithms: smooth weighted round robin (lb_rr.c), least connections
@@ -270,8 +271,8 @@ struct server *lb_pick(struct lb_thread *t, struct backend *be,
 	struct lb_filter f = { .exclude = exclude, .nexclude = nexclude };
 
 	for (int pass = 0; pass < 4; pass++) {
-		f.backup = pass >= 2;
-		f.strict = (pass & 1) == 0;
+		f.backup = (pass & 1) != 0;
+		f.strict = pass < 2;
 		if (f.strict == false && nexclude == 0)
 			continue; /* the lenient pass would see the same servers */
 		struct server *s = pick_pass(st, be->balance, servers, n, &f);

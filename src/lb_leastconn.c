@@ -57,7 +57,9 @@ struct server *lb_leastconn_pick(struct lb_be_state *st, struct server *const *s
 	bool only_excluded = min < 0;
 
 	if (only_excluded) {
-		if (min_ex < 0)
+		/* every usable server of the tier already failed this request:
+		 * lb_pick() tries the backup tier first */
+		if (min_ex < 0 || f->strict)
 			return NULL;
 		min = min_ex;
 		min_conns = ex_conns;

@@ -24,8 +24,9 @@
  * tier among servers[0..n). Returns the chosen server, or NULL when the
  * tier has none. A server excluded for this request (already tried) is
  * still credited its weight, so it resumes its place in the rotation after
- * the retry instead of losing share to the server that took the retry; it
- * is returned only when every usable server of the tier is excluded.
+ * the retry instead of losing share to the server that took the retry; when
+ * every usable server of the tier is excluded, NULL (lb_pick() then tries
+ * the next tier, and finally a pass that allows excluded servers).
  * Servers that are not usable keep their current weight unchanged.
  */
 struct server *lb_rr_pick(struct lb_be_state *st, struct server *const *servers, int n,
@@ -53,8 +54,18 @@ struct server *lb_rr_pick(struct lb_be_state *st, struct server *const *servers,
 			best = i;
 		}
 	}
-	if (best < 0)
-		best = best_ex;
+	if (best < 0 && best_ex >= 0) {
+		/* Every usable server of the tier already failed this request:
+		 * lb_pick() tries the backup tier before coming back to them,
+		 * so take back this step's credits and let it. */
+		for (int i = 0; i < n; i++) {
+			int64_t conns;
+			uint32_t w = lb_candidate(servers[i], f, &conns);
+
+			st->cw[i] -= w;
+		}
+		return NULL;
+	}
 	if (best < 0)
 		return NULL;
 	st->cw[best] -= total;

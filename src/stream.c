@@ -296,8 +296,10 @@ static int c_read(struct cconn *c)
 	if (n > 0) {
 		c->in.tail += (uint32_t)n;
 		/* A short read drained the socket: new data will raise a new
-		 * edge, so there is no need for a read that returns EAGAIN. */
-		if ((uint32_t)n < room)
+		 * edge, so there is no need for a read that returns EAGAIN.
+		 * Not so for a FIN already reported with this data: no edge
+		 * will come for it, so read on until EOF. */
+		if ((uint32_t)n < room && !c->rdhup)
 			c->can_read = false;
 		return (int)n;
 	}
@@ -323,7 +325,7 @@ static int sc_read(struct sconn *sc, struct worker *w)
 	ssize_t n = recv(sc->fd, buf_wptr(&sc->in), room, 0);
 	if (n > 0) {
 		sc->in.tail += (uint32_t)n;
-		if ((uint32_t)n < room)
+		if ((uint32_t)n < room && !sc->rdhup)
 			sc->can_read = false;
 		return (int)n;
 	}
@@ -1240,6 +1242,8 @@ void stream_client_event(struct cconn *c, uint32_t events)
 {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->can_read = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rdhup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->can_write = true;
 	c_drive(c);
@@ -1249,6 +1253,8 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		sc->can_read = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sc->rdhup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		sc->can_write = true;
 	if (sc->dead)

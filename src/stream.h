@@ -37,6 +37,7 @@ struct sconn {
 	bool connected;
 	bool reused;                  /* carried an earlier request */
 	bool can_read, can_write;     /* edge-triggered readiness not yet used up */
+	bool rdhup;                   /* the peer's FIN was reported: read to EOF */
 	bool eof;
 	bool counted;                 /* included in srv->conns */
 	bool dead;                    /* closed; freed at the end of the loop iteration */
@@ -63,6 +64,7 @@ struct cconn {
 	struct ev_timer timer;
 	enum cstate state;
 	bool can_read, can_write, eof, close_after, closed;
+	bool rdhup;                    /* the peer's FIN was reported: read to EOF */
 	char client_ip[INET6_ADDRSTRLEN];
 
 	struct buf in;    /* bytes from the client */

@@ -490,23 +490,32 @@ static void test_exclude(void **state)
 		for (int i = 0; i < 100; i++)
 			assert_ptr_equal(lb_pick(fx.t, fx.be, ex1, 2), sv[2]);
 
-		/* every primary tried: retry one of them rather than a backup */
+		/* every primary failed this request: the backup takes over */
 		struct server *ex2[] = { sv[0], sv[1], sv[2] };
 
+		for (int i = 0; i < 100; i++)
+			assert_ptr_equal(lb_pick(fx.t, fx.be, ex2, 3), sv[3]);
+
+		/* everything tried, backup included: retry a primary */
+		struct server *ex_all[] = { sv[0], sv[1], sv[2], sv[3] };
+
 		for (int i = 0; i < 100; i++) {
-			struct server *s = lb_pick(fx.t, fx.be, ex2, 3);
+			struct server *s = lb_pick(fx.t, fx.be, ex_all, 4);
 
 			assert_non_null(s);
 			assert_false(s->backup);
 		}
 
-		/* the only usable primary was tried: it is retried */
+		/* the only usable primary was tried and the backup is in
+		 * maint: the primary is retried */
 		atomic_store(&sv[0]->state, SRV_DOWN);
 		atomic_store(&sv[1]->state, SRV_DOWN);
+		atomic_store(&sv[3]->state, SRV_MAINT);
 		struct server *ex3[] = { sv[2] };
 
 		for (int i = 0; i < 20; i++)
 			assert_ptr_equal(lb_pick(fx.t, fx.be, ex3, 1), sv[2]);
+		atomic_store(&sv[3]->state, SRV_READY);
 
 		/* no primary usable: the backup, even if tried already */
 		atomic_store(&sv[2]->state, SRV_MAINT);
