@@ -1,0 +1,94 @@
+#!/bin/bash
+# scripts/demo.sh - what `make demo` runs (the build is done by make first).
+#
+# Starts three demo apps (app1 app2 app3 on 127.0.0.1:9001-9003) and
+# `build/bollard -c examples/demo.conf` (frontend 127.0.0.1:8080, stats
+# 127.0.0.1:8404), prints where to look, and runs until Ctrl-C/TERM. On any
+# exit it stops exactly the processes it started, by PID. If bollard is not
+# built (or examples/demo.conf is missing) the apps run alone.
+#
+# Environment (for testing the script): BUILD (default build),
+# DEMO_PORTS (default "9001 9002 9003"), DEMO_CONF (default
+# examples/demo.conf), DEMO_FOREGROUND=0 to start, print and exit
+# (stopping everything) at once.
+set -u
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+DEMO_PORTS=${DEMO_PORTS:-"9001 9002 9003"}
+DEMO_CONF=${DEMO_CONF:-examples/demo.conf}
+APP="$BUILD/bollard-demo-app"
+LB="$BUILD/bollard"
+pids=()
+
+cleanup() {
+	trap - EXIT INT TERM
+	local p
+	for p in "${pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	# Bounded wait, then make sure.
+	for _ in $(seq 50); do
+		local alive=0
+		for p in "${pids[@]}"; do
+			kill -0 "$p" 2>/dev/null && alive=1
+		done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${pids[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'echo; echo "bollard demo: stopping"; exit 0' INT TERM
+
+wait_port() {  # port pid: wait (bounded) until 127.0.0.1:port accepts
+	for _ in $(seq 100); do
+		kill -0 "$2" 2>/dev/null || return 1
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+if [ ! -x "$APP" ]; then
+	echo "bollard demo: $APP is not built (run make)" >&2
+	exit 1
+fi
+
+i=0
+for port in $DEMO_PORTS; do
+	i=$((i + 1))
+	"$APP" --name "app$i" --port "$port" &
+	pid=$!
+	pids+=("$pid")
+	if ! wait_port "$port" "$pid"; then
+		echo "bollard demo: app$i did not start on 127.0.0.1:$port (port in use?)" >&2
+		exit 1
+	fi
+done
+
+if [ -x "$LB" ] && [ -f "$DEMO_CONF" ]; then
+	"$LB" -c "$DEMO_CONF" &
+	pid=$!
+	pids+=("$pid")
+	if ! wait_port 8080 "$pid"; then
+		echo "bollard demo: bollard did not start with $DEMO_CONF" >&2
+		exit 1
+	fi
+	echo "bollard demo: open http://127.0.0.1:8080/ (stats: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
+else
+	echo "bollard demo: $LB or $DEMO_CONF missing; running the apps alone:"
+	for port in $DEMO_PORTS; do
+		echo "  http://127.0.0.1:$port/"
+	done
+	echo "bollard demo: Ctrl-C stops everything"
+fi
+
+[ "${DEMO_FOREGROUND:-1}" = 0 ] && exit 0
+# Until a signal, or until any process we started exits (then stop all).
+wait -n
+echo "bollard demo: a process exited; stopping everything" >&2
+exit 1
