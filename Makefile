@@ -40,6 +40,8 @@ UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
 UNIT_DEPS_admin  := admin json stats
+UNIT_DEPS_stick  := stick
+UNIT_DEPS_cookie := cookie
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
 
@@ -91,6 +93,7 @@ $(SANDIR)/test_%: tests/unit/test_%.c $$(call unit_objs,$$(or $$(UNIT_DEPS_$$*),
 FUZZSRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
 UNIT_DEPS_fuzz_h1 := h1
+UNIT_DEPS_fuzz_cookie := cookie
 
 $(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(call unit_objs,$$(or $$(UNIT_DEPS_fuzz_$$*),$$*)) | $(BUILD)/.deps-test
 	@mkdir -p $(dir $@)
