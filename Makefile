@@ -34,7 +34,7 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg cfg_kw
+UNIT_DEPS_cfg    := cfg cfg_kw persist cookie seal stick log h1
 UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json

@@ -33,6 +33,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "cfg_kw.h"
+#include "persist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -924,7 +925,7 @@ void cfg_free(struct config *cfg)
 	}
 	for (int i = 0; i < cfg->nbackends; i++) {
 		struct backend *be = cfg->backends[i];
-		/* be->persist belongs to persist.c, which frees it before this. */
+		persist_rules_free(be);
 		for (int k = 0; k < be->nservers; k++)
 			free(be->servers[k]);
 		free(be->servers);

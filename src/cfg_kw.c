@@ -13,6 +13,7 @@
  */
 #include "api.h"
 #include "cfg_kw.h"
+#include "persist.h"
 #include "cfg.h"
 
 #include <ctype.h>
@@ -255,6 +256,20 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 			&tos[k]->queue, &tos[k]->tunnel,
 		};
 		*f[i] = v;
+	}
+	return 0;
+}
+
+/* persist METHOD ...: the methods and their options live with the code
+ * that implements them (persist.c). */
+static int kw_persist(struct cfg_parser *p, int argc, char **argv)
+{
+	char buf[160];
+	const char *e = persist_parse(p->be, p->line, argc, argv, buf, sizeof(buf));
+
+	if (e) {
+		cfg_err(p, p->line, "%s", e);
+		return -1;
 	}
 	return 0;
 }
@@ -533,7 +548,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
 	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup]" },
-	NYS("persist",         CFG_S_BE, "persist METHOD ..."),
+	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
 	NYS("health",          CFG_S_BE, "health ..."),
 	NYS("on-server-down",  CFG_S_DEFAULTS | CFG_S_BE, "on-server-down redispatch|replica|fail"),
 	NYS("stick",           CFG_S_BE, "stick ..."),

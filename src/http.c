@@ -11,6 +11,7 @@
  */
 #include "api.h"
 #include "http.h"
+#include "cookie.h"
 
 struct out {
 	char *p, *end;
@@ -104,6 +105,29 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 			PUTS(&o, "\r\n");
 			continue;
 		}
+		if ((h->flags & H1_HF_COOKIE) && ro->strip_cookie) {
+			/* bollard's own persistence cookie is for bollard only:
+			 * the server gets the other cookies, or no header at all */
+			size_t nl = h->name.n + 2;
+			if ((size_t)(o.end - o.p) < nl + 2) {
+				o.overflow = true;
+				continue;
+			}
+			long n = cookie_remove(h->value, cookie_str(ro->strip_cookie), o.p + nl,
+					       (size_t)(o.end - o.p) - nl - 2);
+			if (n < 0) {
+				o.overflow = true;
+				continue;
+			}
+			if (n == 0)
+				continue;
+			memcpy(o.p, h->name.p, h->name.n);
+			o.p[h->name.n] = ':';
+			o.p[h->name.n + 1] = ' ';
+			o.p += nl + (size_t)n;
+			PUTS(&o, "\r\n");
+			continue;
+		}
 		if (h->flags & H1_HF_REQID) {
 			have_reqid = true;
 			ro->reqid_off = (uint32_t)(o.p - buf) + (uint32_t)h->name.n + 2;
@@ -144,7 +168,8 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 }
 
 int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
-			bool keep_alive, int client_minor, bool websocket)
+			bool keep_alive, int client_minor, bool websocket,
+			const char *extra, size_t extra_len)
 {
 	struct out o = { buf, buf + cap, false };
 	PUTS(&o, "HTTP/1.1 ");
@@ -167,6 +192,8 @@ int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 		put_field(&o, h);
 	}
 	put_framing(&o, resp);
+	if (extra_len)
+		put(&o, extra, extra_len);
 	if (websocket)
 		PUTS(&o, "Connection: upgrade\r\n");
 	else if (!keep_alive)

@@ -17,6 +17,7 @@ struct http_req_out {
 	const char *new_reqid;    /* used when the request carries none */
 	size_t new_reqid_len;
 	bool websocket;           /* keep Upgrade: websocket, send Connection: upgrade */
+	const char *strip_cookie; /* remove this cookie from Cookie headers (ours) */
 	/* outputs: where some values landed in the output, for the access log */
 	uint32_t target_off, ua_off, ua_len, ref_off, ref_len, reqid_off, reqid_len;
 };
@@ -26,9 +27,11 @@ int http_build_request(char *out, size_t cap, const struct h1_msg *req,
 		       struct http_req_out *o);
 
 /* keep_alive: the client connection stays open after this response.
- * client_minor: HTTP/1.x version of the client's request. */
+ * client_minor: HTTP/1.x version of the client's request. extra: complete
+ * header lines (each ending in CRLF) to add, e.g. persistence cookies. */
 int http_build_response(char *out, size_t cap, const struct h1_msg *resp,
-			bool keep_alive, int client_minor, bool websocket);
+			bool keep_alive, int client_minor, bool websocket,
+			const char *extra, size_t extra_len);
 
 /* A complete error response (head and short body); always closes. */
 int http_build_error(char *out, size_t cap, int status, const char *detail);

@@ -216,6 +216,12 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 	o = put_str(o, end, r->backend ? r->backend : "-");
 	o = put_str(o, end, " server=");
 	o = put_str(o, end, r->server ? r->server : "-");
+	if (r->persist) {
+		o = put_str(o, end, " persist=");
+		o = put_str(o, end, r->persist);
+		o = put_str(o, end, " method=");
+		o = put_str(o, end, r->persist_method ? r->persist_method : "-");
+	}
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
 	o = put_str(o, end, " ttfb_ms=");
@@ -255,6 +261,11 @@ static size_t format_json(char *o0, char *end, struct log_thread *lt,
 	o = put_jstr(o, end, ",\"frontend\":", r->frontend ? r->frontend : "", r->frontend ? strlen(r->frontend) : 0);
 	o = put_jstr(o, end, ",\"backend\":", r->backend ? r->backend : "", r->backend ? strlen(r->backend) : 0);
 	o = put_jstr(o, end, ",\"server\":", r->server ? r->server : "", r->server ? strlen(r->server) : 0);
+	if (r->persist) {
+		o = put_jstr(o, end, ",\"persist\":", r->persist, strlen(r->persist));
+		o = put_jstr(o, end, ",\"persist_method\":", r->persist_method ? r->persist_method : "",
+			     r->persist_method ? strlen(r->persist_method) : 0);
+	}
 	o = put_str(o, end, ",\"connect_ms\":");
 	o = put_ms(o, end, r->connect_ms, true);
 	o = put_str(o, end, ",\"ttfb_ms\":");

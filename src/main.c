@@ -10,6 +10,7 @@
 #include "ctl.h"
 #include "global.h"
 #include "log.h"
+#include "persist.h"
 #include "seal.h"
 #include "worker.h"
 
@@ -87,6 +88,10 @@ static int cmd_run(const char *file)
 		return 1;
 	}
 	if (cfg->secret_file && seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	if (persist_init(cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}

@@ -174,6 +174,8 @@ static double ms_between(uint64_t a_us, uint64_t b_us)
 static void log_request(struct cconn *c)
 {
 	struct worker *w = c->w;
+	if (c->be && c->be->npersist)
+		persist_count(c->be, &c->pr);
 	if (!log_access_enabled())
 		return;
 	struct access_rec r = { 0 };
@@ -193,6 +195,11 @@ static void log_request(struct cconn *c)
 	r.backend = c->be ? c->be->name : NULL;
 	r.server = c->srv ? c->srv->name : NULL;
 	r.term = c->term;
+	if (c->be && c->be->npersist && c->pr.result != PR_NONE) {
+		const struct persist_rules *rs = c->be->persist;
+		r.persist = persist_result_name(c->pr.result);
+		r.persist_method = c->pr.rule >= 0 ? rs->r[c->pr.rule].label : NULL;
+	}
 	r.connect_ms = ms_between(c->t_start, c->t_connect);
 	r.ttfb_ms = ms_between(c->t_start, c->t_first);
 	r.total_ms = ms_between(c->t_start, w->now_us);
@@ -215,6 +222,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->fe = l->fe;
 	c->can_write = true;
 	c->minor = 1;
+	c->peer = *ss;
 	ev_timer_init(&c->timer);
 	if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a6 = (const void *)ss;
@@ -376,7 +384,27 @@ static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
  */
 static struct server *choose_server(struct cconn *c)
 {
-	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
+	struct backend *be = c->be;
+	struct persist_req *pr = &c->pr;
+	if (!be->npersist)
+		return lb_pick(c->w->lb, be, c->tried, c->ntried);
+	struct server *s = pr->srv;
+	for (int i = 0; s && i < c->ntried; i++)
+		if (c->tried[i] == s)
+			s = NULL; /* it failed this request: fail over */
+	if (!s) {
+		s = lb_pick(c->w->lb, be, c->tried, c->ntried);
+		if (!s)
+			return NULL;
+		/* a session that had a server and leaves it moves, once: the
+		 * new server is recorded (table entries now, a new cookie
+		 * with the response) */
+		if (pr->result == PR_HIT)
+			pr->result = PR_MOVED;
+		pr->assigned = true;
+	}
+	persist_record(be, pr, s, c->w->now);
+	return s;
 }
 
 static void start_connect(struct cconn *c);
@@ -545,6 +573,9 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->retryable = m->body == H1_BODY_NONE;
 	c->be = route(c, m);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
+	c->pr.result = PR_NONE;
+	if (c->be->npersist)
+		persist_decide(c->be, &c->peer, m, w->now, &c->pr);
 
 	if (buf_get(&w->bufs, &c->rq) < 0) {
 		send_error(c, 503, "out of memory", "no-resources");
@@ -561,6 +592,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.new_reqid = id,
 		.new_reqid_len = 16,
 		.websocket = c->websocket,
+		.strip_cookie = c->pr.strip_cookie ? persist_cookie_name(c->be) : NULL,
 	};
 	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
 	if (n < 0) {
@@ -800,8 +832,11 @@ static int rs_head(struct cconn *c)
 				send_error(c, 502, "unexpected 101 response", "bad-response");
 				return -1;
 			}
+			char extra[1024];
+			int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now,
+								       extra, sizeof(extra)) : 0;
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, true, c->minor, true);
+						     &m, true, c->minor, true, extra, en > 0 ? (size_t)en : 0);
 			if (hn < 0) {
 				send_error(c, 502, "response head too large", "bad-response");
 				return -1;
@@ -820,7 +855,7 @@ static int rs_head(struct cconn *c)
 		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
 		if (c->minor) {
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, true, c->minor, false);
+						     &m, true, c->minor, false, NULL, 0);
 			if (hn < 0) {
 				send_error(c, 502, "response head too large", "bad-response");
 				return -1;
@@ -841,8 +876,11 @@ static int rs_head(struct cconn *c)
 	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
 	if (!ka)
 		c->close_after = true;
+	char extra[1024];
+	int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now, extra,
+						       sizeof(extra)) : 0;
 	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m,
-				     ka, c->minor, false);
+				     ka, c->minor, false, extra, en > 0 ? (size_t)en : 0);
 	if (hn < 0) {
 		send_error(c, 502, "response head too large", "bad-response");
 		return -1;

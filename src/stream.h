@@ -11,6 +11,7 @@
 #include "ev.h"
 #include "h1.h"
 #include "log.h"
+#include "persist.h"
 #include <netinet/in.h>
 
 struct worker;
@@ -66,6 +67,7 @@ struct cconn {
 	bool can_read, can_write, eof, close_after, closed;
 	bool rdhup;                    /* the peer's FIN was reported: read to EOF */
 	char client_ip[INET6_ADDRSTRLEN];
+	struct sockaddr_storage peer;
 
 	struct buf in;    /* bytes from the client */
 	struct buf rq;    /* rewritten request head for the server */
@@ -102,6 +104,7 @@ struct cconn {
 	uint32_t log_target_off, log_target_len, log_meth_len;
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
 	const char *term;
+	struct persist_req pr;                  /* the persistence decision */
 	uint64_t t_start, t_connect, t_first;   /* µs */
 	uint64_t head_deadline;                 /* ms: http-request limit for this head */
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */

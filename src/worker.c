@@ -14,6 +14,7 @@
 #include "api.h"
 #include "worker.h"
 #include "global.h"
+#include "persist.h"
 #include "stream.h"
 #include "worker-t.h"
 
@@ -138,7 +139,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
-	uint64_t last_sweep = 0;
+	uint64_t last_sweep = 0, last_expire = 0;
 
 	for (;;) {
 		w->now_us = ev_now_us();
@@ -189,8 +190,17 @@ static void *worker_main(void *arg)
 			if (!c->closed)
 				stream_timeout(c);
 		}
+		/* bounded expiry work on the persistence tables, a little
+		 * every 100 ms so that no iteration pays for a big sweep */
+		if (w->now - last_expire >= 100) {
+			last_expire = w->now;
+			persist_expire(w->cfg, w->now);
+		}
 		if (w->now - last_sweep >= 1000) {
 			last_sweep = w->now;
+			/* the runtime API and /metrics read sessions per server */
+			if (w->id == 0)
+				persist_update_sessions(w->cfg);
 			stream_pool_sweep(w);
 		}
 		log_flush(&w->log);

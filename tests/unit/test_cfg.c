@@ -676,7 +676,8 @@ static void test_err_routes(void **state)
 
 static void test_not_yet_supported(void **state)
 {
-	one_err(FE_OK BE_OK "    persist cookie BOLLARD insert\n", 6, "'persist' is not yet supported");
+	one_err(FE_OK BE_OK "    persist cookie BOLLARD prefix\n", 6,
+		"'persist cookie NAME prefix' is not yet supported");
 	one_err(FE_OK BE_OK "    health http GET /healthz\n", 6, "'health' is not yet supported");
 	one_err(FE_OK BE_OK "    on-server-down redispatch\n", 6,
 		"'on-server-down' is not yet supported");
@@ -709,13 +710,13 @@ static void test_all_errors_reported(void **state)
 		"backend app\n"
 		"    blance roundrobin\n"
 		"    server a1 127.0.0.1:9001 weight x\n"
-		"    persist source\n");
+		"    persist sourc\n");
 	has_err(errs, 2, "invalid value 'lots' for 'threads' (expected a number 1..64)");
 	has_err(errs, 3, "invalid value '0' for 'tune.maxhdr' (expected a number 1..256)");
 	has_err(errs, 6, "unknown backend 'missing'");
 	has_err(errs, 8, "unknown keyword 'blance' in backend section; did you mean 'balance'?");
 	has_err(errs, 9, "invalid value 'x' for 'weight' (expected a number 0..256)");
-	has_err(errs, 10, "'persist' is not yet supported");
+	has_err(errs, 10, "unknown persistence method 'sourc' (cookie, learn, source, header, url-param, jwt)");
 	assert_int_equal(count_lines(errs), 6);
 	/* In file order, although line 6 was only checked after the pass. */
 	assert_true(strstr(errs, "unknown backend 'missing'") < strstr(errs, "'blance'"));

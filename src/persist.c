@@ -1,0 +1,735 @@
+/*
+ * persist.c - session persistence (see persist.h and doc/persistence.md).
+ *
+ * Decision order: the backend's rules in configuration order; the first
+ * that names a server able to take a persistent request (ready or draining)
+ * wins: `hit`. A rule naming a server that cannot (down, maint, removed)
+ * makes the session `moved`; a cookie that fails authentication is
+ * `invalid`, one past max-idle or max-life `expired`; no answer at all is
+ * `new`. In every case but a hit the balancer picks a server and every rule
+ * records it, so the session moves once and a client that later loses its
+ * cookie still lands home by a fallback key.
+ *
+ * Insert cookies are sealed with XChaCha20-Poly1305 (libsodium) under the
+ * first key of secret-file; every key opens, so keys can be rotated. The
+ * plaintext is the server's identity (a hash of its name: never its
+ * address, so renumbering moves no one), the time of issue and of last
+ * refresh. The backend and cookie names are bound as associated data, so
+ * a cookie of one backend means nothing to another. A random 16-byte
+ * prefix per thread and a counter make the nonces unique without a system
+ * call per cookie.
+ */
+#include "api.h"
+#include "persist.h"
+#include "cookie.h"
+#include "log.h"
+#include "seal.h"
+#include "stick.h"
+
+#include <netinet/in.h>
+#include <sodium.h>
+#include <time.h>
+
+/* ---- configuration ----------------------------------------------------------- */
+
+#define DEFAULT_EXPIRE_MS (30u * 60u * 1000u)
+#define DEFAULT_SIZE (1u << 20)
+
+static const char *const kind_labels[] = {
+	[PERSIST_COOKIE] = "cookie", [PERSIST_PREFIX] = "prefix", [PERSIST_LEARN] = "learn",
+	[PERSIST_SOURCE] = "source", [PERSIST_HEADER] = "header", [PERSIST_URLPARAM] = "url-param",
+	[PERSIST_JWT] = "jwt",
+};
+
+static struct persist_rules *rules_of(const struct backend *be)
+{
+	return be->persist;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) >= CFG_NAME_MAX)
+		return false;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
+			return false;
+	}
+	return true;
+}
+
+static const char *perr(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg);
+	return err;
+}
+
+static const char *read_keyfile(struct persist_rule *r, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return perr(err, errlen, "cannot read JWT key file '%s'", path);
+	uint8_t buf[512];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (!n)
+		return perr(err, errlen, "JWT key file '%s' is empty", path);
+	r->jwt_key = malloc(n);
+	if (!r->jwt_key)
+		return perr(err, errlen, "%s", "out of memory");
+	memcpy(r->jwt_key, buf, n);
+	r->jwt_keylen = n;
+	return NULL;
+}
+
+const char *persist_parse(struct backend *be, int line, int argc, char **argv,
+			  char *err, size_t errlen)
+{
+	if (argc < 2)
+		return "usage: persist cookie|learn|source|header|url-param|jwt ...";
+	struct persist_rules *rs = be->persist;
+	if (!rs) {
+		rs = calloc(1, sizeof(*rs));
+		if (!rs)
+			return "out of memory";
+		be->persist = rs;
+	}
+	if (rs->n >= PERSIST_MAX_RULES)
+		return "too many persist lines in this backend (at most 8)";
+	struct persist_rule *r = &rs->r[rs->n];
+	memset(r, 0, sizeof(*r));
+	r->line = line;
+	r->expire_ms = DEFAULT_EXPIRE_MS;
+	r->size = DEFAULT_SIZE;
+	r->mask4 = 32;
+	r->mask6 = 128;
+	r->max_age_s = -1;
+	r->httponly = true;
+	r->samesite = COOKIE_SAMESITE_LAX;
+	snprintf(r->path, sizeof(r->path), "/");
+	const char *m = argv[1];
+	int i = 2;
+	bool table = true;
+	if (!strcmp(m, "cookie")) {
+		if (argc < 4)
+			return "usage: persist cookie NAME insert [options] | persist cookie NAME prefix";
+		if (!valid_name(argv[2]))
+			return perr(err, errlen, "invalid cookie name '%s'", argv[2]);
+		snprintf(r->name, sizeof(r->name), "%s", argv[2]);
+		if (!strcmp(argv[3], "insert"))
+			r->kind = PERSIST_COOKIE;
+		else if (!strcmp(argv[3], "prefix"))
+			return "'persist cookie NAME prefix' is not yet supported";
+		else
+			return perr(err, errlen, "unknown cookie mode '%s' (insert or prefix)", argv[3]);
+		table = false;
+		i = 4;
+	} else if (!strcmp(m, "learn") || !strcmp(m, "header") || !strcmp(m, "url-param") ||
+		   !strcmp(m, "jwt")) {
+		if (argc < 3)
+			return perr(err, errlen, "usage: persist %s NAME [expire D] [size N]", m);
+		if (!valid_name(argv[2]))
+			return perr(err, errlen, "invalid name '%s'", argv[2]);
+		snprintf(r->name, sizeof(r->name), "%s", argv[2]);
+		r->kind = !strcmp(m, "learn") ? PERSIST_LEARN : !strcmp(m, "header") ? PERSIST_HEADER
+			: !strcmp(m, "url-param") ? PERSIST_URLPARAM : PERSIST_JWT;
+		i = 3;
+	} else if (!strcmp(m, "source")) {
+		r->kind = PERSIST_SOURCE;
+	} else if (!strcmp(m, "tls-session")) {
+		return "'persist tls-session' needs mode tcp, which is not yet supported";
+	} else {
+		return perr(err, errlen,
+			    "unknown persistence method '%s' (cookie, learn, source, header, url-param, jwt)", m);
+	}
+	snprintf(r->label, sizeof(r->label), "%s", kind_labels[r->kind]);
+	for (; i < argc; i++) {
+		const char *o = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint32_t ms;
+		uint64_t sz;
+		if (table && !strcmp(o, "expire")) {
+			if (!v || cfg_parse_duration(v, &ms) < 0 || !ms)
+				return "expire needs a duration (e.g. 30m)";
+			r->expire_ms = ms;
+			i++;
+		} else if (table && !strcmp(o, "size")) {
+			if (!v || cfg_parse_size(v, &sz) < 0 || sz < 1 || sz > 100000000)
+				return "size needs a number of entries between 1 and 100m";
+			r->size = (uint32_t)sz;
+			i++;
+		} else if (r->kind == PERSIST_SOURCE && (!strcmp(o, "mask4") || !strcmp(o, "mask6"))) {
+			int max = o[4] == '4' ? 32 : 128;
+			char *end;
+			long n = v ? strtol(v, &end, 10) : -1;
+			if (!v || *end || n < 0 || n > max)
+				return perr(err, errlen, "%s needs a prefix length", o);
+			if (o[4] == '4')
+				r->mask4 = (uint8_t)n;
+			else
+				r->mask6 = (uint8_t)n;
+			i++;
+		} else if (r->kind == PERSIST_JWT && !strcmp(o, "from")) {
+			if (i + 2 >= argc || !valid_name(argv[i + 2]))
+				return "usage: from header NAME | from cookie NAME";
+			if (!strcmp(v, "header"))
+				snprintf(r->jwt_from_header, sizeof(r->jwt_from_header), "%s", argv[i + 2]);
+			else if (!strcmp(v, "cookie"))
+				snprintf(r->jwt_from_cookie, sizeof(r->jwt_from_cookie), "%s", argv[i + 2]);
+			else
+				return "usage: from header NAME | from cookie NAME";
+			i += 2;
+		} else if (r->kind == PERSIST_JWT && !strcmp(o, "verify")) {
+			if (i + 2 >= argc || strcmp(v, "hs256"))
+				return "usage: verify hs256 KEYFILE";
+			const char *e = read_keyfile(r, argv[i + 2], err, errlen);
+			if (e)
+				return e;
+			i += 2;
+		} else if (r->kind == PERSIST_COOKIE && (!strcmp(o, "max-idle") || !strcmp(o, "max-life") ||
+							 !strcmp(o, "max-age"))) {
+			if (!v || cfg_parse_duration(v, &ms) < 0 || !ms)
+				return perr(err, errlen, "%s needs a duration", o);
+			if (!strcmp(o, "max-idle"))
+				r->max_idle_ms = ms;
+			else if (!strcmp(o, "max-life"))
+				r->max_life_ms = ms;
+			else
+				r->max_age_s = ms / 1000;
+			i++;
+		} else if (r->kind == PERSIST_COOKIE && (!strcmp(o, "domain") || !strcmp(o, "path"))) {
+			if (!v || strlen(v) >= sizeof(r->domain) || strpbrk(v, ";, \t"))
+				return perr(err, errlen, "%s needs a value without ';', ',' or spaces", o);
+			snprintf(o[0] == 'd' ? r->domain : r->path, sizeof(r->domain), "%s", v);
+			i++;
+		} else if (r->kind == PERSIST_COOKIE && !strcmp(o, "secure")) {
+			r->secure = true;
+		} else if (r->kind == PERSIST_COOKIE && !strcmp(o, "httponly")) {
+			r->httponly = true;
+		} else if (r->kind == PERSIST_COOKIE && !strcmp(o, "samesite")) {
+			if (v && !strcmp(v, "lax"))
+				r->samesite = COOKIE_SAMESITE_LAX;
+			else if (v && !strcmp(v, "strict"))
+				r->samesite = COOKIE_SAMESITE_STRICT;
+			else if (v && !strcmp(v, "none"))
+				r->samesite = COOKIE_SAMESITE_NONE;
+			else
+				return "samesite needs lax, strict or none";
+			i++;
+		} else {
+			return perr(err, errlen, "unknown option '%s' for this persistence method", o);
+		}
+	}
+	rs->n++;
+	be->npersist = rs->n;
+	return NULL;
+}
+
+void persist_rules_free(struct backend *be)
+{
+	struct persist_rules *rs = be->persist;
+	if (!rs)
+		return;
+	for (int i = 0; i < rs->n; i++) {
+		stick_free(rs->r[i].table);
+		free(rs->r[i].jwt_key);
+	}
+	free(rs);
+	be->persist = NULL;
+	be->npersist = 0;
+}
+
+/* ---- runtime set-up ------------------------------------------------------------ */
+
+static uint8_t ephemeral_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+static bool have_ephemeral;
+
+static const uint8_t *sealing_key(void)
+{
+	return seal_nkeys() ? seal_key(0) : ephemeral_key;
+}
+
+/* Identity of a server in a cookie: 8 bytes of BLAKE2b of its name. */
+static uint64_t name_hash(const char *name)
+{
+	uint8_t h[8];
+	crypto_generichash(h, sizeof(h), (const uint8_t *)name, strlen(name), NULL, 0);
+	uint64_t v;
+	memcpy(&v, h, 8);
+	return v;
+}
+
+int persist_init(struct config *cfg, char *err, size_t errlen)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct backend *be = cfg->backends[b];
+		struct persist_rules *rs = be->persist;
+		if (!rs)
+			continue;
+		for (int i = 0; i < rs->n; i++) {
+			struct persist_rule *r = &rs->r[i];
+			if (r->kind == PERSIST_COOKIE) {
+				if (!seal_nkeys() && !have_ephemeral) {
+					randombytes_buf(ephemeral_key, sizeof(ephemeral_key));
+					have_ephemeral = true;
+					log_msg(LOG_WARN, "no secret-file: cookies of backend %s are sealed with "
+						"a key that dies with this process", be->name);
+				}
+				continue;
+			}
+			r->table = stick_new(r->size, r->expire_ms, 0);
+			if (!r->table) {
+				snprintf(err, errlen, "out of memory for the persistence table of %s", be->name);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+void persist_fini(struct config *cfg)
+{
+	for (int b = 0; b < cfg->nbackends; b++)
+		persist_rules_free(cfg->backends[b]);
+}
+
+/* ---- sealed cookies ---------------------------------------------------------------- */
+
+#define SEAL_VERSION 1
+#define SEAL_PLAIN 17 /* version, name hash (8), issued (4), refreshed (4) */
+#define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define SEAL_RAW (SEAL_NONCE + SEAL_PLAIN + SEAL_TAG)
+#define TIME_EPOCH 1700000000u /* cookie times count seconds from here (2023) */
+
+static _Thread_local uint8_t nonce_prefix[16];
+static _Thread_local uint64_t nonce_counter;
+static _Thread_local bool nonce_ready;
+
+static void make_ad(const struct backend *be, const struct persist_rule *r, uint8_t *ad, size_t *adlen)
+{
+	size_t a = strlen(be->name), b = strlen(r->name);
+	memcpy(ad, be->name, a);
+	ad[a] = '/';
+	memcpy(ad + a + 1, r->name, b);
+	*adlen = a + 1 + b;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Seal into out (base64url); returns its length or -1. */
+static long cookie_seal(const struct backend *be, const struct persist_rule *r, uint64_t srvhash,
+			uint32_t issued, uint32_t refreshed, char *out, size_t cap)
+{
+	uint8_t plain[SEAL_PLAIN], raw[SEAL_RAW], ad[2 * CFG_NAME_MAX + 1];
+	size_t adlen;
+	plain[0] = SEAL_VERSION;
+	memcpy(plain + 1, &srvhash, 8);
+	put32(plain + 9, issued);
+	put32(plain + 13, refreshed);
+	if (!nonce_ready) {
+		randombytes_buf(nonce_prefix, sizeof(nonce_prefix));
+		nonce_ready = true;
+	}
+	memcpy(raw, nonce_prefix, 16);
+	uint64_t n = ++nonce_counter;
+	memcpy(raw + 16, &n, 8);
+	make_ad(be, r, ad, &adlen);
+	unsigned long long clen;
+	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SEAL_NONCE, &clen, plain, sizeof(plain), ad,
+						   adlen, NULL, raw, sealing_key());
+	return cookie_b64_encode(raw, SEAL_RAW, out, cap);
+}
+
+/* Open a cookie value: 0 ok, -1 invalid. */
+static int cookie_open(const struct backend *be, const struct persist_rule *r, struct h1_str v,
+		       uint64_t *srvhash, uint32_t *issued, uint32_t *refreshed)
+{
+	uint8_t raw[SEAL_RAW + 4], plain[SEAL_PLAIN], ad[2 * CFG_NAME_MAX + 1];
+	size_t adlen;
+	if (v.n != cookie_b64_enclen(SEAL_RAW))
+		return -1;
+	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != SEAL_RAW)
+		return -1;
+	make_ad(be, r, ad, &adlen);
+	int nk = seal_nkeys() ? seal_nkeys() : 1;
+	for (int k = 0; k < nk; k++) {
+		const uint8_t *key = seal_nkeys() ? seal_key(k) : ephemeral_key;
+		unsigned long long plen;
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, raw + SEAL_NONCE,
+							       SEAL_PLAIN + SEAL_TAG, ad, adlen, raw,
+							       key) == 0 &&
+		    plen == SEAL_PLAIN && plain[0] == SEAL_VERSION) {
+			memcpy(srvhash, plain + 1, 8);
+			*issued = get32(plain + 9);
+			*refreshed = get32(plain + 13);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- request side ---------------------------------------------------------------------- */
+
+/* May s take a request of a session it already holds? Drain does (SPEC 3.2). */
+static bool persist_usable(const struct server *s)
+{
+	int st = atomic_load_explicit(&s->state, memory_order_relaxed);
+	return st == SRV_READY || st == SRV_DRAIN;
+}
+
+static struct server *server_by_hash(const struct backend *be, uint64_t h)
+{
+	for (int i = 0; i < be->nservers; i++)
+		if (name_hash(be->servers[i]->name) == h)
+			return be->servers[i];
+	return NULL;
+}
+
+static struct server *server_by_idx(const struct backend *be, uint32_t idx)
+{
+	return idx < (uint32_t)be->nservers ? be->servers[idx] : NULL;
+}
+
+/* Find cookie `name` in every Cookie header of m. */
+static bool find_cookie(const struct h1_msg *m, const char *name, struct h1_str *v)
+{
+	struct h1_str n = cookie_str(name);
+	for (uint32_t i = 0; i < m->nhdrs; i++)
+		if ((m->hdrs[i].flags & H1_HF_COOKIE) && cookie_find(m->hdrs[i].value, n, v))
+			return true;
+	return false;
+}
+
+static bool find_header(const struct h1_msg *m, const char *lname, struct h1_str *v)
+{
+	for (uint32_t i = 0; i < m->nhdrs; i++)
+		if (m->hdrs[i].name.n == strlen(lname) && h1_name_eq(m->hdrs[i].name, lname)) {
+			*v = m->hdrs[i].value;
+			return v->n > 0;
+		}
+	return false;
+}
+
+static void add_key(struct persist_req *pr, int i, const void *k, size_t n)
+{
+	if (n == 0 || n > PERSIST_KEY_MAX || pr->keys_used + n > sizeof(pr->keys))
+		return;
+	memcpy(pr->keys + pr->keys_used, k, n);
+	pr->key_off[i] = pr->keys_used;
+	pr->key_len[i] = (uint8_t)n;
+	pr->keys_used = (uint16_t)(pr->keys_used + n);
+	pr->has_key |= (uint8_t)(1u << i);
+}
+
+static void source_key(const struct persist_rule *r, const struct sockaddr_storage *ss,
+		       struct persist_req *pr, int i)
+{
+	uint8_t k[17];
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+		uint32_t ip = ntohl(a->sin_addr.s_addr);
+		ip = r->mask4 ? ip & (uint32_t)(0xffffffffu << (32 - r->mask4)) : 0;
+		k[0] = 4;
+		k[1] = (uint8_t)(ip >> 24); k[2] = (uint8_t)(ip >> 16); k[3] = (uint8_t)(ip >> 8); k[4] = (uint8_t)ip;
+		add_key(pr, i, k, 5);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		k[0] = 6;
+		memcpy(k + 1, a->sin6_addr.s6_addr, 16);
+		for (int b = 0; b < 128; b++)
+			if (b >= r->mask6)
+				k[1 + b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+		add_key(pr, i, k, 17);
+	}
+}
+
+static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct persist_req *pr, int i)
+{
+	struct h1_str tok, v;
+	if (r->jwt_from_cookie[0]) {
+		if (!find_cookie(m, r->jwt_from_cookie, &tok))
+			return;
+	} else {
+		char lname[CFG_NAME_MAX];
+		const char *h = r->jwt_from_header[0] ? r->jwt_from_header : "authorization";
+		size_t n = strlen(h);
+		for (size_t j = 0; j <= n; j++)
+			lname[j] = (char)(h[j] >= 'A' && h[j] <= 'Z' ? h[j] + 32 : h[j]);
+		if (!find_header(m, lname, &v))
+			return;
+		if (!cookie_bearer(v, &tok))
+			tok = v;
+	}
+	if (r->jwt_key) {
+		struct cookie_jwt j;
+		if (cookie_jwt_split(tok, &j) < 0 || cookie_jwt_verify_hs256(&j, r->jwt_key, r->jwt_keylen) != 1)
+			return; /* a bad signature is a miss, never an error */
+	}
+	uint8_t buf[2048];
+	struct h1_str claim;
+	if (cookie_jwt_claim(tok, cookie_str(r->name), buf, sizeof(buf), &claim) > 0)
+		add_key(pr, i, claim.p, claim.n);
+}
+
+void persist_decide(struct backend *be, const struct sockaddr_storage *client,
+		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
+{
+	struct persist_rules *rs = rules_of(be);
+	pr->srv = NULL;
+	pr->rule = -1;
+	pr->assigned = pr->refresh = pr->strip_cookie = false;
+	pr->has_key = 0;
+	pr->keys_used = 0;
+	pr->cookie_srv = NULL;
+	if (!rs || !rs->n) {
+		pr->result = PR_NONE;
+		return;
+	}
+	bool moved = false, invalid = false, expired = false;
+	int first_bad = -1;
+	uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
+	for (int i = 0; i < rs->n; i++) {
+		struct persist_rule *r = &rs->r[i];
+		struct h1_str v;
+		struct server *s = NULL;
+		switch (r->kind) {
+		case PERSIST_COOKIE: {
+			if (!find_cookie(m, r->name, &v))
+				break;
+			pr->strip_cookie = true;
+			uint64_t h;
+			uint32_t issued, refreshed;
+			if (cookie_open(be, r, v, &h, &issued, &refreshed) < 0) {
+				invalid = true;
+				if (first_bad < 0)
+					first_bad = i;
+				break;
+			}
+			if ((r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms) ||
+			    (r->max_life_ms && (uint64_t)(now_s - issued) * 1000 > r->max_life_ms) ||
+			    refreshed > now_s + 300 /* from the future: not ours to honour */) {
+				expired = true;
+				if (first_bad < 0)
+					first_bad = i;
+				break;
+			}
+			s = server_by_hash(be, h);
+			if (!s) {
+				moved = true; /* its server left the configuration */
+				if (first_bad < 0)
+					first_bad = i;
+				break;
+			}
+			pr->cookie_issued = issued;
+			pr->cookie_srv = s;
+			if (r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms / 4)
+				pr->refresh = true;
+			break;
+		}
+		case PERSIST_LEARN:
+			if (find_cookie(m, r->name, &v) || cookie_path_param(m->target, cookie_str(r->name), &v) ||
+			    cookie_query_param(m->target, cookie_str(r->name), &v))
+				add_key(pr, i, v.p, v.n);
+			break;
+		case PERSIST_SOURCE:
+			source_key(r, client, pr, i);
+			break;
+		case PERSIST_HEADER: {
+			char lname[CFG_NAME_MAX];
+			size_t n = strlen(r->name);
+			for (size_t j = 0; j <= n; j++)
+				lname[j] = (char)(r->name[j] >= 'A' && r->name[j] <= 'Z' ? r->name[j] + 32 : r->name[j]);
+			if (find_header(m, lname, &v))
+				add_key(pr, i, v.p, v.n);
+			break;
+		}
+		case PERSIST_URLPARAM:
+			if (cookie_query_param(m->target, cookie_str(r->name), &v))
+				add_key(pr, i, v.p, v.n);
+			break;
+		case PERSIST_JWT:
+			jwt_key(r, m, pr, i);
+			break;
+		case PERSIST_PREFIX:
+			break;
+		}
+		if (r->table && (pr->has_key & (1u << i))) {
+			uint32_t idx;
+			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &idx) == 1) {
+				s = server_by_idx(be, idx);
+				if (!s) {
+					moved = true;
+					if (first_bad < 0)
+						first_bad = i;
+				}
+			}
+		}
+		if (!s || pr->srv)
+			continue;
+		if (persist_usable(s)) {
+			pr->srv = s;
+			pr->rule = (int8_t)i;
+		} else {
+			moved = true;
+			if (first_bad < 0)
+				first_bad = i;
+		}
+	}
+	if (pr->srv) {
+		pr->result = PR_HIT;
+		return;
+	}
+	pr->assigned = true;
+	pr->rule = (int8_t)(first_bad >= 0 ? first_bad : 0);
+	pr->result = moved ? PR_MOVED : expired ? PR_EXPIRED : invalid ? PR_INVALID : PR_NEW;
+}
+
+void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)
+{
+	struct persist_rules *rs = rules_of(be);
+	if (!rs)
+		return;
+	for (int i = 0; i < rs->n; i++) {
+		struct persist_rule *r = &rs->r[i];
+		if (!r->table || !(pr->has_key & (1u << i)))
+			continue;
+		if (pr->result == PR_HIT && pr->rule == i)
+			continue; /* the lookup that hit already refreshed it */
+		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], (uint32_t)s->idx, now_ms);
+	}
+}
+
+/* ---- response side ------------------------------------------------------------------------ */
+
+int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
+			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap)
+{
+	struct persist_rules *rs = rules_of(be);
+	size_t len = 0;
+	bool issued_cookie = false;
+	if (!rs || !s)
+		return 0;
+	for (int i = 0; i < rs->n; i++) {
+		struct persist_rule *r = &rs->r[i];
+		if (r->kind == PERSIST_LEARN) {
+			struct h1_str n = cookie_str(r->name);
+			for (uint32_t h = 0; h < resp->nhdrs; h++) {
+				struct cookie_set sc;
+				if (!(resp->hdrs[h].flags & H1_HF_SETCOOKIE) ||
+				    cookie_set_parse(resp->hdrs[h].value, &sc) < 0 || sc.name.n != n.n ||
+				    memcmp(sc.name.p, n.p, n.n) || !sc.value.n)
+					continue;
+				stick_store(r->table, sc.value.p, sc.value.n, (uint32_t)s->idx, now_ms);
+			}
+		} else if (r->kind == PERSIST_COOKIE) {
+			/* issue when the client has no valid cookie naming this
+			 * server, or to refresh an ageing one */
+			if (pr->cookie_srv == s && !pr->refresh)
+				continue;
+			uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
+			uint32_t issued = pr->cookie_srv == s ? pr->cookie_issued : now_s;
+			char val[160];
+			long vn = cookie_seal(be, r, name_hash(s->name), issued, now_s, val, sizeof(val));
+			if (vn < 0)
+				continue;
+			struct cookie_attrs a = {
+				.path = cookie_str(r->path),
+				.domain = cookie_str(r->domain),
+				.max_age = r->max_age_s,
+				.secure = r->secure,
+				.httponly = r->httponly,
+				.samesite = r->samesite,
+			};
+			if (cap - len < 16)
+				return -1;
+			memcpy(out + len, "Set-Cookie: ", 12);
+			long n = cookie_set_build(cookie_str(r->name), (struct h1_str){ val, (size_t)vn }, &a,
+						  out + len + 12, cap - len - 14);
+			if (n < 0)
+				return -1;
+			len += 12 + (size_t)n;
+			out[len++] = '\r';
+			out[len++] = '\n';
+			issued_cookie = true;
+		}
+	}
+	bool has_cc = false;
+	for (uint32_t h = 0; h < resp->nhdrs && issued_cookie; h++)
+		has_cc |= (resp->hdrs[h].flags & H1_HF_CACHECONTROL) != 0;
+	if (issued_cookie && !has_cc) {
+		/* SPEC 3.1: shared caches must never store one user's cookie */
+		static const char cc[] = "Cache-Control: private\r\n";
+		if (cap - len < sizeof(cc))
+			return -1;
+		memcpy(out + len, cc, sizeof(cc) - 1);
+		len += sizeof(cc) - 1;
+	}
+	return (int)len;
+}
+
+void persist_count(struct backend *be, const struct persist_req *pr)
+{
+	struct persist_rules *rs = rules_of(be);
+	if (!rs || pr->result == PR_NONE || pr->rule < 0)
+		return;
+	atomic_fetch_add_explicit(&rs->r[pr->rule].counts[pr->result], 1, memory_order_relaxed);
+}
+
+const char *persist_result_name(enum persist_result r)
+{
+	static const char *const names[] = { "-", "hit", "new", "moved", "invalid", "expired" };
+	return r < PR_COUNT ? names[r] : "-";
+}
+
+const char *persist_cookie_name(const struct backend *be)
+{
+	struct persist_rules *rs = rules_of(be);
+	if (!rs)
+		return NULL;
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].kind == PERSIST_COOKIE)
+			return rs->r[i].name;
+	return NULL;
+}
+
+void persist_update_sessions(struct config *cfg)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct backend *be = cfg->backends[b];
+		struct persist_rules *rs = rules_of(be);
+		for (int s = 0; s < be->nservers; s++) {
+			uint64_t n = 0;
+			for (int i = 0; rs && i < rs->n; i++)
+				if (rs->r[i].table)
+					n += stick_count_server(rs->r[i].table, (uint32_t)s);
+			atomic_store_explicit(&be->servers[s]->sessions, n, memory_order_relaxed);
+		}
+	}
+}
+
+void persist_expire(struct config *cfg, uint64_t now_ms)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct persist_rules *rs = rules_of(cfg->backends[b]);
+		for (int i = 0; rs && i < rs->n; i++) {
+			if (!rs->r[i].table)
+				continue;
+			/* adaptive, as Redis does: keep going while a batch
+			 * finds only expired entries, within a bound */
+			for (int k = 0; k < 8; k++)
+				if (stick_expire(rs->r[i].table, now_ms, 256) < 256)
+					break;
+		}
+	}
+}

@@ -1,0 +1,132 @@
+/*
+ * persist.h - session persistence: the one place that answers "which
+ * server, and why" (SPEC §3.1). A backend lists persistence rules (`persist`
+ * lines); on each request they are tried in order, the first that names a
+ * usable server wins; when none does, the balancer assigns a server and
+ * every rule records the assignment. Every decision is counted per rule and
+ * result, and logged as persist=RESULT method=NAME.
+ */
+#ifndef BOLLARD_PERSIST_H
+#define BOLLARD_PERSIST_H
+
+#include "cfg.h"
+#include "h1.h"
+
+struct stick_table;
+
+enum persist_kind {
+	PERSIST_COOKIE,     /* cookie NAME insert: a sealed cookie of ours */
+	PERSIST_PREFIX,     /* cookie NAME prefix: the app's cookie, prefixed */
+	PERSIST_LEARN,      /* learn NAME: the app's session cookie, in a table */
+	PERSIST_SOURCE,     /* source: client address (masked), in a table */
+	PERSIST_HEADER,     /* header NAME, in a table */
+	PERSIST_URLPARAM,   /* url-param NAME, in a table */
+	PERSIST_JWT,        /* jwt CLAIM, in a table */
+};
+
+enum persist_result {
+	PR_NONE = 0,        /* the backend has no persistence */
+	PR_HIT,             /* a rule named a usable server */
+	PR_NEW,             /* no rule had an answer: assigned afresh */
+	PR_MOVED,           /* the remembered server could not take it */
+	PR_INVALID,         /* a cookie failed authentication or decoding */
+	PR_EXPIRED,         /* a cookie past max-idle or max-life */
+	PR_COUNT
+};
+
+#define PERSIST_MAX_RULES 8
+#define PERSIST_KEY_MAX 255
+
+struct persist_rule {
+	enum persist_kind kind;
+	int line;
+	char name[CFG_NAME_MAX];   /* cookie, header, parameter or claim name */
+	char label[24];            /* method name for logs and metrics */
+	/* cookie insert */
+	uint32_t max_idle_ms, max_life_ms;
+	int64_t max_age_s;         /* < 0: session cookie */
+	char domain[128], path[128];
+	bool secure, httponly;
+	int samesite;              /* enum cookie_samesite */
+	/* tables */
+	uint32_t expire_ms, size;
+	uint8_t mask4, mask6;
+	char jwt_from_header[CFG_NAME_MAX];
+	char jwt_from_cookie[CFG_NAME_MAX];
+	uint8_t *jwt_key;          /* verify hs256 key, NULL = no verification */
+	size_t jwt_keylen;
+	struct stick_table *table; /* created by persist_init() */
+	_Atomic uint64_t counts[PR_COUNT];
+};
+
+struct persist_rules {
+	struct persist_rule r[PERSIST_MAX_RULES];
+	int n;
+};
+
+/* What one request decided; lives in the client connection. */
+struct persist_req {
+	struct server *srv;        /* the remembered, usable server (NULL: none) */
+	enum persist_result result;
+	int8_t rule;               /* the rule that decided (-1: none) */
+	bool assigned;             /* assigned afresh: rules must record it */
+	bool refresh;              /* cookie insert: re-issue to refresh its time */
+	bool strip_cookie;         /* the request carried our cookie: remove it */
+	struct server *cookie_srv; /* server named by a valid insert cookie */
+	uint32_t cookie_issued;    /* its time of issue (kept across refreshes) */
+	/* keys of the table rules found in the request, copied because the
+	 * request head is gone once it was forwarded */
+	uint16_t key_off[PERSIST_MAX_RULES];
+	uint8_t key_len[PERSIST_MAX_RULES];
+	uint8_t has_key;           /* bit per rule */
+	uint16_t keys_used;
+	char keys[512];
+};
+
+/* Configuration: parse the arguments of one `persist` line (argv[0] is
+ * "persist") into be's rules. Returns NULL or a static/thread error string. */
+const char *persist_parse(struct backend *be, int line, int argc, char **argv,
+			  char *err, size_t errlen);
+void persist_rules_free(struct backend *be);
+
+/* Runtime: create the tables and the cookie key. 0 or -1 with err. */
+int persist_init(struct config *cfg, char *err, size_t errlen);
+void persist_fini(struct config *cfg);
+
+/*
+ * Decide for one request. client is the client address (for `source`),
+ * m the parsed request head (still valid). Fills pr; pr->srv is the
+ * server to use if usable, NULL when the balancer must choose.
+ */
+void persist_decide(struct backend *be, const struct sockaddr_storage *client,
+		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr);
+
+/* The server that will take the request is known (after a fresh pick or a
+ * failover): record it in the table rules that have a key. */
+void persist_record(struct backend *be, struct persist_req *pr, struct server *s,
+		    uint64_t now_ms);
+
+/*
+ * Response side: learn the application's session cookies from Set-Cookie,
+ * and build the header lines to add (our Set-Cookie, Cache-Control) into
+ * out. Returns the length written (0: nothing to add) or -1 if it does not
+ * fit.
+ */
+int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
+			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap);
+
+/* Count the decision (once per request). */
+void persist_count(struct backend *be, const struct persist_req *pr);
+
+const char *persist_result_name(enum persist_result r);
+/* Cookie names bollard removes from requests of this backend (insert mode),
+ * or NULL. */
+const char *persist_cookie_name(const struct backend *be);
+
+/* Total table entries per server (for `show servers` sessions). */
+void persist_update_sessions(struct config *cfg);
+
+/* periodic work from the workers: bounded expiry */
+void persist_expire(struct config *cfg, uint64_t now_ms);
+
+#endif

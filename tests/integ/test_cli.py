@@ -1,0 +1,153 @@
+"""The command line of SPEC §2: --version, --help, `check -c FILE` with
+FILE:LINE: messages and suggestions, a bad configuration at start being an
+exit (never a crash), and SIGINT/SIGTERM stopping with exit 0."""
+
+import re
+import signal
+import socket
+
+import util
+
+GOOD = """\
+global
+    threads 1
+    log stdout
+    grace 2s
+
+defaults
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    retries 2
+
+frontend web
+    bind 127.0.0.1:{port}
+    default-backend app
+
+backend app
+    balance roundrobin
+    server app1 127.0.0.1:{srv}
+"""
+
+
+def _out(r):
+	return r.stdout + r.stderr
+
+
+def test_version(bollard_run):
+	r = bollard_run("--version")
+	assert r.returncode == 0, _out(r)
+	assert re.search(r"^bollard \d+\.\d+\.\d+", r.stdout, re.M), r.stdout
+
+
+def test_help(bollard_run):
+	r = bollard_run("--help")
+	assert r.returncode == 0, _out(r)
+	text = _out(r)
+	assert "usage" in text.lower(), text
+	assert "-c" in text and "check" in text, text
+
+
+def test_unknown_option_is_an_error(bollard_run):
+	r = bollard_run("--no-such-option")
+	assert r.returncode > 0, _out(r)
+
+
+def test_check_valid(bollard_run):
+	r = bollard_run("check", "-c", "{conf}",
+			config=GOOD.format(port=util.free_port(), srv=util.free_port()))
+	assert r.returncode == 0, _out(r)
+	out = r.stdout.strip()
+	assert out == "" or "configuration valid" in out, out
+
+
+def test_check_misspelt_keyword_suggests(bollard_run):
+	conf = GOOD.format(port=1234, srv=1235).replace("    balance roundrobin", "    balanse roundrobin")
+	line = conf.splitlines().index("    balanse roundrobin") + 1
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	text = _out(r)
+	assert re.search(r"check\.conf:%d: " % line, text), text
+	assert "did you mean 'balance'" in text, text
+
+
+def test_check_reports_every_error(bollard_run):
+	conf = GOOD.format(port=1234, srv=1235)
+	conf = conf.replace("    timeout connect 1s", "    timeout connect soon")
+	conf = conf.replace("    balance roundrobin", "    balance bogus-algo")
+	lines = conf.splitlines()
+	l1 = lines.index("    timeout connect soon") + 1
+	l2 = lines.index("    balance bogus-algo") + 1
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	text = _out(r)
+	assert re.search(r"check\.conf:%d: \S" % l1, text), text
+	assert re.search(r"check\.conf:%d: \S" % l2, text), text
+	# Each error on its own FILE:LINE: line.
+	for ln in text.splitlines():
+		if ln.strip():
+			assert re.match(r"^\S*check\.conf:\d+: ", ln) or "error" in ln.lower(), ln
+
+
+def test_check_unknown_backend_reference(bollard_run):
+	conf = GOOD.format(port=1234, srv=1235).replace("default-backend app", "default-backend nope")
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	# The error may be reported on the directive's line or the section's.
+	assert re.search(r"check\.conf:\d+: .*nope", _out(r)), _out(r)
+
+
+def test_check_persist_errors(bollard_run):
+	# A persistence line with a bad option is refused with its line, never
+	# silently ignored (an operator would believe sessions are sticky).
+	conf = GOOD.format(port=1234, srv=1235).replace(
+		"    balance roundrobin",
+		"    balance roundrobin\n    persist cookie BOLLARD insert max-idel 30m\n    persist souce")
+	lines = conf.splitlines()
+	l1 = lines.index("    persist cookie BOLLARD insert max-idel 30m") + 1
+	l2 = lines.index("    persist souce") + 1
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	assert re.search(r"check\.conf:%d: unknown option 'max-idel'" % l1, _out(r)), _out(r)
+	assert re.search(r"check\.conf:%d: unknown persistence method 'souce'" % l2, _out(r)), _out(r)
+	good = GOOD.format(port=1234, srv=1235).replace(
+		"    balance roundrobin",
+		"    balance roundrobin\n    persist cookie BOLLARD insert max-idle 30m\n    persist source mask4 24")
+	r = bollard_run("check", "-c", "{conf}", config=good)
+	assert r.returncode == 0, _out(r)
+
+
+def test_check_missing_file(bollard_run, tmp_path):
+	r = bollard_run("check", "-c", str(tmp_path / "absent.conf"))
+	assert r.returncode == 1, _out(r)
+	assert "absent.conf" in _out(r), _out(r)
+
+
+def test_bad_config_at_start_exits_cleanly(bollard_run):
+	conf = GOOD.format(port=util.free_port(), srv=1235).replace("    balance roundrobin",
+								     "    balanse roundrobin")
+	r = bollard_run("-c", "{conf}", config=conf)
+	assert r.returncode > 0, _out(r)  # an exit, not a signal (crash)
+	assert re.search(r"check\.conf:\d+: ", _out(r)), _out(r)
+	assert "Sanitizer" not in _out(r), _out(r)
+
+
+def test_bind_in_use_exits_cleanly(bollard_run):
+	busy = socket.socket()
+	busy.bind(("127.0.0.1", 0))
+	busy.listen(1)
+	try:
+		conf = GOOD.format(port=busy.getsockname()[1], srv=1235)
+		r = bollard_run("-c", "{conf}", config=conf)
+	finally:
+		busy.close()
+	assert r.returncode > 0, _out(r)
+	assert "Sanitizer" not in _out(r), _out(r)
+
+
+def test_sigint_and_sigterm_exit_zero(bollard_factory):
+	for sig in (signal.SIGINT, signal.SIGTERM):
+		b = bollard_factory(GOOD, srv=util.free_port())
+		assert b.alive()
+		rc = b.stop(sig, timeout=10)
+		assert rc == 0, "exit %s on %s; stderr:\n%s" % (rc, sig, b.stderr_text())
