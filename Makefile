@@ -39,7 +39,7 @@ UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := admin json stats
+UNIT_DEPS_admin  := admin admin_sessions json stats persist stick cookie seal log h1 ev cfg cfg_kw
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 

@@ -272,11 +272,9 @@ int admin_show_servers(struct admin_buf *out, const char *backend, bool json)
 
 /* Commands of SPEC §5 that later issues implement: recognised, refused. */
 static const char *const later[][2] = {
-	{ "show", "sessions" },
 	{ "set", "server" },
 	{ "add", "server" },
 	{ "del", "server" },
-	{ "clear", "sessions" },
 	{ "wait", "drained" },
 	{ "reload", NULL },
 };
@@ -287,13 +285,14 @@ static const char help_text[] =
 	"  show info                                version, uptime, threads, connections, reloads\n"
 	"  show servers [BACKEND]                   one line a server: backend server address state\n"
 	"                                           health weight conns sessions requests\n"
+	"  show sessions BACKEND [SERVER] [limit N]  persistence-table entries: backend method key\n"
+	"                                           server idle_s age_s\n"
+	"  clear sessions BACKEND [SERVER | key KEY] forget persistence-table entries\n"
 	"not supported yet:\n"
-	"  show sessions BACKEND [SERVER] [limit N]\n"
 	"  set server BACKEND/SERVER state ready|drain|maint\n"
 	"  set server BACKEND/SERVER weight N\n"
 	"  add server BACKEND/NAME ADDRESS [options]\n"
 	"  del server BACKEND/NAME\n"
-	"  clear sessions BACKEND [SERVER | key KEY]\n"
 	"  wait drained BACKEND/SERVER [timeout D]\n"
 	"  reload\n";
 
@@ -402,6 +401,18 @@ int admin_execute(const char *line, struct admin_buf *out)
 			return error_answer(out, "usage: %s", "show servers [BACKEND]");
 		if (admin_show_servers(out, n == 3 ? w[2] : NULL, json) < 0)
 			return error_answer(out, "no backend '%s'", w[2]);
+		admin_buf_puts(out, "\n");
+		return 0;
+	}
+	if (n >= 2 && (!strcmp(w[0], "show") || !strcmp(w[0], "clear")) &&
+	    !strcmp(w[1], "sessions")) {
+		const char *msg = NULL, *arg = NULL;
+		int r = w[0][0] == 's' ? admin_show_sessions(out, w + 2, n - 2, json, &msg, &arg)
+				       : admin_clear_sessions(out, w + 2, n - 2, json, &msg, &arg);
+		if (r < 0)
+			return error_answer(out, msg, arg ? arg : (w[0][0] == 's' ?
+					    "show sessions BACKEND [SERVER] [limit N]" :
+					    "clear sessions BACKEND [SERVER | key KEY]"));
 		admin_buf_puts(out, "\n");
 		return 0;
 	}

@@ -43,6 +43,13 @@ int admin_execute(const char *line, struct admin_buf *out);
  * admin_show_servers returns -1 (and appends nothing) if no such backend. */
 void admin_show_info(struct admin_buf *out, bool json);
 int admin_show_servers(struct admin_buf *out, const char *backend, bool json);
+/* admin_sessions.c: w[0..n) are the words after "show sessions" / "clear
+ * sessions". Return 0, or -1 with *msg a format for error_answer() and *arg
+ * its argument (NULL: the usage line). */
+int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+			const char **arg);
+int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+			 const char **arg);
 
 /* The health column of `show servers` until health checks exist. */
 const char *admin_server_health(const struct server *s);

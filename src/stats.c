@@ -16,6 +16,8 @@
  */
 #include "api.h"
 #include "stats.h"
+#include "persist.h"
+#include "stick.h"
 #include "admin.h"
 #include "global.h"
 
@@ -190,6 +192,33 @@ void stats_metrics(struct admin_buf *out)
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
 				   RELAXED(cfg->backends[b]->servers[i]->sessions));
+
+	family(out, "bollard_persistence_total", "counter",
+	       "Persistence decisions by backend, method and result.");
+	for (b = 0; b < nb; b++) {
+		const struct backend *be = cfg->backends[b];
+		const struct persist_rules *rs = be->persist;
+		for (i = 0; rs && i < rs->n; i++)
+			for (int r = PR_HIT; r < PR_COUNT; r++)
+				sample_u64(out, "bollard_persistence_total",
+					   (const char *const[]){ "backend", be->name,
+						   "method", rs->r[i].label,
+						   "result", persist_result_name((enum persist_result)r), NULL },
+					   RELAXED(rs->r[i].counts[r]));
+	}
+
+	family(out, "bollard_persistence_table_entries", "gauge",
+	       "Entries in each persistence table.");
+	for (b = 0; b < nb; b++) {
+		const struct backend *be = cfg->backends[b];
+		const struct persist_rules *rs = be->persist;
+		for (i = 0; rs && i < rs->n; i++)
+			if (rs->r[i].table)
+				sample_u64(out, "bollard_persistence_table_entries",
+					   (const char *const[]){ "backend", be->name,
+						   "method", rs->r[i].label, NULL },
+					   stick_count(rs->r[i].table));
+	}
 
 	family(out, "bollard_server_weight", "gauge", "Effective weight of the server.");
 	for (b = 0; b < nb; b++)

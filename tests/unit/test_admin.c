@@ -179,8 +179,17 @@ static void test_errors(void **state)
 	assert_string_equal(a, "error: 'wait drained' is not supported yet\n\n");
 	a = run("reload", -1);
 	assert_string_equal(a, "error: 'reload' is not supported yet\n\n");
-	a = run("show sessions app", -1);
-	assert_string_equal(a, "error: 'show sessions' is not supported yet\n\n");
+	/* a backend without persistence tables has no sessions to list */
+	a = run("show sessions app", 0);
+	assert_string_equal(a, "backend method key server idle_s age_s\n\n");
+	a = run("show sessions nope", -1);
+	assert_string_equal(a, "error: no backend 'nope'\n\n");
+	a = run("show sessions app nosuch", -1);
+	assert_string_equal(a, "error: no server 'nosuch' in this backend\n\n");
+	a = run("json show sessions app", 0);
+	assert_string_equal(a, "{\"sessions\":[]}\n\n");
+	a = run("clear sessions app", 0);
+	assert_string_equal(a, "cleared 0\n\n");
 	/* control bytes from the client never come back raw */
 	a = run("x\x1b[31m", -1);
 	assert_string_equal(a, "error: unknown command 'x?[31m'; try 'help'\n\n");
