@@ -105,6 +105,24 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 			PUTS(&o, "\r\n");
 			continue;
 		}
+		if ((h->flags & H1_HF_COOKIE) && ro->unprefix_cookie) {
+			struct h1_str v, pre, rest;
+			struct h1_str name = cookie_str(ro->unprefix_cookie);
+			size_t nl = h->name.n + 2;
+			if (cookie_find(h->value, name, &v) && cookie_prefix_split(v, '~', &pre, &rest) &&
+			    (size_t)(o.end - o.p) >= nl + 2) {
+				long n = cookie_replace(h->value, name, rest, o.p + nl,
+							(size_t)(o.end - o.p) - nl - 2);
+				if (n > 0) {
+					memcpy(o.p, h->name.p, h->name.n);
+					o.p[h->name.n] = ':';
+					o.p[h->name.n + 1] = ' ';
+					o.p += nl + (size_t)n;
+					PUTS(&o, "\r\n");
+					continue;
+				}
+			}
+		}
 		if ((h->flags & H1_HF_COOKIE) && ro->strip_cookie) {
 			/* bollard's own persistence cookie is for bollard only:
 			 * the server gets the other cookies, or no header at all */
@@ -167,10 +185,38 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 	return o.overflow ? -1 : (int)(o.p - buf);
 }
 
-int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
-			bool keep_alive, int client_minor, bool websocket,
-			const char *extra, size_t extra_len)
+/* `persist cookie NAME prefix`: the application's cookie NAME leaves with
+ * its value as "SERVER~value", so that the client brings back which server
+ * holds its session. Returns true when h was written (rewritten). */
+static bool put_prefixed(struct out *o, const struct h1_hdr *h, const struct http_resp_opts *ro)
 {
+	struct cookie_set sc;
+	size_t nl = strlen(ro->prefix_cookie);
+	if (cookie_set_parse(h->value, &sc) < 0 || sc.name.n != nl ||
+	    memcmp(sc.name.p, ro->prefix_cookie, nl) || !sc.value.n)
+		return false;
+	size_t hn = h->name.n + 2;
+	if ((size_t)(o->end - o->p) < hn + 2) {
+		o->overflow = true;
+		return true;
+	}
+	long n = cookie_set_rewrite(&sc, cookie_str(ro->prefix), '~', sc.value, o->p + hn,
+				    (size_t)(o->end - o->p) - hn - 2);
+	if (n < 0)
+		return false; /* not cookie-octets: pass it on untouched */
+	memcpy(o->p, h->name.p, h->name.n);
+	o->p[h->name.n] = ':';
+	o->p[h->name.n + 1] = ' ';
+	o->p += hn + (size_t)n;
+	PUTS(o, "\r\n");
+	return true;
+}
+
+int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
+			const struct http_resp_opts *ro)
+{
+	bool keep_alive = ro->keep_alive, websocket = ro->websocket;
+	int client_minor = ro->client_minor;
 	struct out o = { buf, buf + cap, false };
 	PUTS(&o, "HTTP/1.1 ");
 	put_u64(&o, (uint64_t)resp->status_code);
@@ -189,11 +235,13 @@ int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 		 * this message's framing (RFC 9110 8.6). */
 		if ((h->flags & H1_HF_FRAMING) && resp->body != H1_BODY_NONE)
 			continue;
+		if ((h->flags & H1_HF_SETCOOKIE) && ro->prefix_cookie && put_prefixed(&o, h, ro))
+			continue;
 		put_field(&o, h);
 	}
 	put_framing(&o, resp);
-	if (extra_len)
-		put(&o, extra, extra_len);
+	if (ro->extra_len)
+		put(&o, ro->extra, ro->extra_len);
 	if (websocket)
 		PUTS(&o, "Connection: upgrade\r\n");
 	else if (!keep_alive)

@@ -18,6 +18,7 @@ struct http_req_out {
 	size_t new_reqid_len;
 	bool websocket;           /* keep Upgrade: websocket, send Connection: upgrade */
 	const char *strip_cookie; /* remove this cookie from Cookie headers (ours) */
+	const char *unprefix_cookie; /* `persist cookie NAME prefix`: drop "SRV~" */
 	/* outputs: where some values landed in the output, for the access log */
 	uint32_t target_off, ua_off, ua_len, ref_off, ref_len, reqid_off, reqid_len;
 };
@@ -26,12 +27,18 @@ struct http_req_out {
 int http_build_request(char *out, size_t cap, const struct h1_msg *req,
 		       struct http_req_out *o);
 
-/* keep_alive: the client connection stays open after this response.
- * client_minor: HTTP/1.x version of the client's request. extra: complete
- * header lines (each ending in CRLF) to add, e.g. persistence cookies. */
+struct http_resp_opts {
+	bool keep_alive;          /* the client connection stays open after it */
+	int client_minor;         /* HTTP/1.x version of the client's request */
+	bool websocket;           /* a 101 to a WebSocket upgrade */
+	const char *extra;        /* complete header lines (CRLF each) to add */
+	size_t extra_len;
+	const char *prefix_cookie; /* Set-Cookie of this name gets its value */
+	const char *prefix;        /* prefixed with "prefix~" (persist prefix) */
+};
+
 int http_build_response(char *out, size_t cap, const struct h1_msg *resp,
-			bool keep_alive, int client_minor, bool websocket,
-			const char *extra, size_t extra_len);
+			const struct http_resp_opts *ro);
 
 /* A complete error response (head and short body); always closes. */
 int http_build_error(char *out, size_t cap, int status, const char *detail);

@@ -121,7 +121,7 @@ const char *persist_parse(struct backend *be, int line, int argc, char **argv,
 		if (!strcmp(argv[3], "insert"))
 			r->kind = PERSIST_COOKIE;
 		else if (!strcmp(argv[3], "prefix"))
-			return "'persist cookie NAME prefix' is not yet supported";
+			r->kind = PERSIST_PREFIX;
 		else
 			return perr(err, errlen, "unknown cookie mode '%s' (insert or prefix)", argv[3]);
 		table = false;
@@ -396,6 +396,14 @@ static struct server *server_by_hash(const struct backend *be, uint64_t h)
 	return NULL;
 }
 
+static struct server *server_by_name(const struct backend *be, struct h1_str n)
+{
+	for (int i = 0; i < be->nservers; i++)
+		if (strlen(be->servers[i]->name) == n.n && !memcmp(be->servers[i]->name, n.p, n.n))
+			return be->servers[i];
+	return NULL;
+}
+
 static struct server *server_by_idx(const struct backend *be, uint32_t idx)
 {
 	return idx < (uint32_t)be->nservers ? be->servers[idx] : NULL;
@@ -561,8 +569,20 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		case PERSIST_JWT:
 			jwt_key(r, m, pr, i);
 			break;
-		case PERSIST_PREFIX:
+		case PERSIST_PREFIX: {
+			struct h1_str pre, rest;
+			if (!find_cookie(m, r->name, &v) || !cookie_prefix_split(v, '~', &pre, &rest))
+				break;
+			s = server_by_name(be, pre);
+			if (!s) {
+				/* a prefix that names no server: forged, or its
+				 * server left the configuration */
+				moved = true;
+				if (first_bad < 0)
+					first_bad = i;
+			}
 			break;
+		}
 		}
 		if (r->table && (pr->has_key & (1u << i))) {
 			uint32_t idx;
@@ -699,6 +719,15 @@ const char *persist_cookie_name(const struct backend *be)
 		return NULL;
 	for (int i = 0; i < rs->n; i++)
 		if (rs->r[i].kind == PERSIST_COOKIE)
+			return rs->r[i].name;
+	return NULL;
+}
+
+const char *persist_prefix_name(const struct backend *be)
+{
+	struct persist_rules *rs = rules_of(be);
+	for (int i = 0; rs && i < rs->n; i++)
+		if (rs->r[i].kind == PERSIST_PREFIX)
 			return rs->r[i].name;
 	return NULL;
 }

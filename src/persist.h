@@ -122,6 +122,8 @@ const char *persist_result_name(enum persist_result r);
 /* Cookie names bollard removes from requests of this backend (insert mode),
  * or NULL. */
 const char *persist_cookie_name(const struct backend *be);
+/* The application cookie of `persist cookie NAME prefix`, or NULL. */
+const char *persist_prefix_name(const struct backend *be);
 
 /* Total table entries per server (for `show servers` sessions). */
 void persist_update_sessions(struct config *cfg);

@@ -593,6 +593,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.new_reqid_len = 16,
 		.websocket = c->websocket,
 		.strip_cookie = c->pr.strip_cookie ? persist_cookie_name(c->be) : NULL,
+		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
 	};
 	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
 	if (n < 0) {
@@ -788,6 +789,15 @@ static void srv_count_status(struct cconn *c, int status)
 	atomic_fetch_add_explicit(&c->be->responses[k], 1, memory_order_relaxed);
 }
 
+/* `persist cookie NAME prefix`: which cookie to prefix with which server. */
+static void persist_prefix_opts(struct cconn *c, struct http_resp_opts *ro)
+{
+	if (c->be->npersist && c->srv) {
+		ro->prefix_cookie = persist_prefix_name(c->be);
+		ro->prefix = c->srv->name;
+	}
+}
+
 /* Parse the response head(s) at the front of sc->in. Returns >0 progress,
  * 0 need more, -1 finished with the request (error sent or retried). */
 static int rs_head(struct cconn *c)
@@ -835,8 +845,11 @@ static int rs_head(struct cconn *c)
 			char extra[1024];
 			int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now,
 								       extra, sizeof(extra)) : 0;
+			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
+				.websocket = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
+			persist_prefix_opts(c, &ro);
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, true, c->minor, true, extra, en > 0 ? (size_t)en : 0);
+						     &m, &ro);
 			if (hn < 0) {
 				send_error(c, 502, "response head too large", "bad-response");
 				return -1;
@@ -854,8 +867,9 @@ static int rs_head(struct cconn *c)
 		}
 		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
 		if (c->minor) {
+			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor };
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, true, c->minor, false, NULL, 0);
+						     &m, &ro);
 			if (hn < 0) {
 				send_error(c, 502, "response head too large", "bad-response");
 				return -1;
@@ -879,8 +893,10 @@ static int rs_head(struct cconn *c)
 	char extra[1024];
 	int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now, extra,
 						       sizeof(extra)) : 0;
-	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m,
-				     ka, c->minor, false, extra, en > 0 ? (size_t)en : 0);
+	struct http_resp_opts ro = { .keep_alive = ka, .client_minor = c->minor,
+		.extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
+	persist_prefix_opts(c, &ro);
+	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m, &ro);
 	if (hn < 0) {
 		send_error(c, 502, "response head too large", "bad-response");
 		return -1;

@@ -676,8 +676,8 @@ static void test_err_routes(void **state)
 
 static void test_not_yet_supported(void **state)
 {
-	one_err(FE_OK BE_OK "    persist cookie BOLLARD prefix\n", 6,
-		"'persist cookie NAME prefix' is not yet supported");
+	one_err(FE_OK BE_OK "    persist tls-session\n", 6,
+		"'persist tls-session' needs mode tcp, which is not yet supported");
 	one_err(FE_OK BE_OK "    health http GET /healthz\n", 6, "'health' is not yet supported");
 	one_err(FE_OK BE_OK "    on-server-down redispatch\n", 6,
 		"'on-server-down' is not yet supported");
