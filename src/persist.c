@@ -196,6 +196,8 @@ const char *persist_parse(struct backend *be, int line, int argc, char **argv,
 				r->max_idle_ms = ms;
 			else if (!strcmp(o, "max-life"))
 				r->max_life_ms = ms;
+			else if (ms < 1000)
+				return "max-age is counted in whole seconds: use at least 1s";
 			else
 				r->max_age_s = ms / 1000;
 			i++;

@@ -554,6 +554,22 @@ static void reset_request(struct cconn *c)
 	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
 }
 
+/* `allow-upgrade TOKEN`: does the request ask (Connection: upgrade) for an
+ * upgrade to a token the frontend allows? */
+static bool upgrade_allowed(const struct frontend *fe, const struct h1_msg *m)
+{
+	bool conn_upgrade = false, allowed = false;
+	for (uint32_t i = 0; i < m->nhdrs; i++) {
+		const struct h1_hdr *h = &m->hdrs[i];
+		if (h1_name_eq(h->name, "connection") && h1_list_has(h->value, "upgrade"))
+			conn_upgrade = true;
+		if (h->flags & H1_HF_UPGRADE)
+			for (int k = 0; k < fe->nallow_upgrade; k++)
+				allowed |= h1_list_has(h->value, fe->allow_upgrade[k]);
+	}
+	return conn_upgrade && allowed;
+}
+
 /* A complete request head is at the front of c->in. */
 static void start_request(struct cconn *c, struct h1_msg *m)
 {
@@ -564,7 +580,8 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->meth = m->meth;
 	c->minor = m->minor;
 	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
-	c->websocket = (m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET;
+	c->websocket = ((m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET) ||
+		       ((m->flags & H1_MF_UPGRADE_OTHER) && c->fe->nallow_upgrade && upgrade_allowed(c->fe, m));
 	c->rq_body = m->body;
 	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
 	h1_chunk_init(&c->rq_chunk);
@@ -616,6 +633,25 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	start_connect(c);
 }
 
+/* A rejected request whose request line was read still deserves its
+ * method and target in the access log: copy them where log_request()
+ * looks (c->rq), bounded and only when they lie inside the input. */
+static void log_rejected_line(struct cconn *c, const struct h1_msg *m)
+{
+	const char *b = buf_rptr(&c->in), *e = b + buf_len(&c->in);
+	if (!m->method.n || !m->target.n || m->method.p < b || m->target.p + m->target.n > e ||
+	    m->method.n + m->target.n + 1 > 2048 || buf_get(&c->w->bufs, &c->rq) < 0)
+		return;
+	memcpy(c->rq.data, m->method.p, m->method.n);
+	c->rq.data[m->method.n] = ' ';
+	memcpy(c->rq.data + m->method.n + 1, m->target.p, m->target.n);
+	c->log_meth_len = (uint32_t)m->method.n;
+	c->log_target_off = (uint32_t)m->method.n + 1;
+	c->log_target_len = (uint32_t)m->target.n;
+	c->log_ua_len = c->log_ref_len = c->log_id_len = 0;
+	c->minor = m->minor;
+}
+
 /* CS_HEAD: wait for, then parse, the next request head. */
 static int do_head(struct cconn *c)
 {
@@ -653,6 +689,7 @@ static int do_head(struct cconn *c)
 	}
 	if (n < 0) {
 		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
+		log_rejected_line(c, &m);
 		send_error(c, m.status ? m.status : 400, m.reason, "bad-request");
 		return 1;
 	}
