@@ -33,6 +33,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "cfg_kw.h"
+#include "cidr.h"
 #include "persist.h"
 
 #include <arpa/inet.h>
@@ -433,6 +434,10 @@ static void defaults_reset(struct cfg_defaults *d)
 	d->retries = 2;
 	d->mode = MODE_HTTP;
 	d->balance = LB_ROUNDROBIN;
+	d->hash_key = HASH_KEY_SOURCE;
+	d->hash_key_name[0] = '\0';
+	d->hash_algo = HASH_MAGLEV;
+	d->hash_bound = 0;
 }
 
 static struct frontend *find_frontend(const struct config *cfg, const char *name)
@@ -492,6 +497,10 @@ static struct backend *new_backend(struct cfg_parser *p, const char *name)
 	be->idx = cfg->nbackends - 1;
 	be->mode = p->def.mode;
 	be->balance = p->def.balance;
+	be->hash_key = p->def.hash_key;
+	memcpy(be->hash_key_name, p->def.hash_key_name, sizeof(be->hash_key_name));
+	be->hash_algo = p->def.hash_algo;
+	be->hash_bound = p->def.hash_bound;
 	be->to = p->def.to;
 	be->retries = p->def.retries;
 	return be;
@@ -921,6 +930,7 @@ void cfg_free(struct config *cfg)
 			free(fe->routes[k].value);
 		free(fe->routes);
 		free(fe->binds);
+		cidr_list_free(fe->trusted);
 		free(fe);
 	}
 	for (int i = 0; i < cfg->nbackends; i++) {
@@ -967,7 +977,7 @@ const char *srv_state_name(int state)
 
 const char *lb_kind_name(enum lb_kind k)
 {
-	static const char *const n[] = { "roundrobin", "leastconn", "random", "p2c" };
+	static const char *const n[] = { "roundrobin", "leastconn", "random", "p2c", "hash" };
 	return (unsigned)k < ARRAY_SIZE(n) ? n[k] : "unknown";
 }
 

@@ -18,9 +18,16 @@
 enum cfg_log_target { LOG_TARGET_STDOUT, LOG_TARGET_STDERR, LOG_TARGET_FILE, LOG_TARGET_OFF };
 enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };
 enum cfg_mode { MODE_HTTP, MODE_TCP };
-enum lb_kind { LB_ROUNDROBIN, LB_LEASTCONN, LB_RANDOM, LB_P2C };
+enum lb_kind { LB_ROUNDROBIN, LB_LEASTCONN, LB_RANDOM, LB_P2C, LB_HASH };
+/* balance hash KEY [maglev|ring] [bound F] (lb_hash.c, doc/balancing.md) */
+enum lb_hash_key { HASH_KEY_SOURCE, HASH_KEY_URI, HASH_KEY_HEADER, HASH_KEY_COOKIE, HASH_KEY_URLPARAM };
+enum lb_hash_algo { HASH_RING, HASH_MAGLEV };
 enum route_kind { ROUTE_HOST, ROUTE_PATH_PREFIX };
+/* Effective state of a server, what the balancer and persistence read:
+ * derived from the operator's choice (admin_state: ready, drain, maint) and
+ * the health checks (health) by server_update_state() in server.c. */
 enum srv_state { SRV_READY, SRV_DRAIN, SRV_MAINT, SRV_DOWN };
+enum srv_health { HEALTH_UNCHECKED, HEALTH_UP, HEALTH_DOWN };
 
 /* All durations are milliseconds. */
 struct cfg_timeouts {
@@ -37,6 +44,7 @@ struct cfg_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[80]; /* as written, e.g. "127.0.0.1:8080" or "[::1]:8080" */
+	bool accept_proxy; /* bind ... accept-proxy: connections start with a PROXY header (proxyproto.h) */
 };
 
 struct server {
@@ -50,13 +58,26 @@ struct server {
 	struct backend *be;
 
 	/* runtime, shared by all threads */
-	_Atomic int state;            /* enum srv_state */
+	_Atomic int state;            /* enum srv_state: effective (see server.c) */
+	_Atomic int admin_state;      /* SRV_READY, SRV_DRAIN or SRV_MAINT: the operator's */
+	_Atomic int health;           /* enum srv_health */
 	_Atomic uint32_t cur_weight;  /* effective weight (set server weight) */
 	_Atomic int64_t conns;        /* active server-side connections (busy, not idle pooled) */
 	_Atomic uint64_t requests;    /* requests sent to it */
 	_Atomic uint64_t responses[6];/* by status class: [1]=1xx .. [5]=5xx, [0]=other/none */
 	_Atomic uint64_t connect_errors;
 	_Atomic uint64_t sessions;    /* persistent sessions pointing at it (persistence issue) */
+
+	/* health checks and slow start (check.c, doc/config.md `server`);
+	 * 0 / false = take the backend's `health` value or check.c's default */
+	uint32_t chk_interval;        /* check-interval D, ms */
+	uint32_t chk_rise;            /* rise N */
+	uint32_t chk_fall;            /* fall N */
+	bool no_check;                /* no-check: never probed while up */
+	uint32_t slowstart;           /* slowstart D, ms; 0 = full weight at once */
+	_Atomic uint32_t passive_fails; /* consecutive connect failures on live traffic */
+	_Atomic uint64_t checks_ok;   /* health checks passed / failed (metrics) */
+	_Atomic uint64_t checks_fail;
 };
 
 struct backend {
@@ -77,6 +98,21 @@ struct backend {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t responses[6];
 	_Atomic uint64_t no_server;   /* 503: nothing usable */
+
+	/* balance hash: what is hashed, how it is placed (lb_hash.c) */
+	enum lb_hash_key hash_key;
+	char hash_key_name[CFG_NAME_MAX]; /* header, cookie or url-param name; "" otherwise */
+	enum lb_hash_algo hash_algo;  /* default HASH_MAGLEV */
+	float hash_bound;             /* bounded loads factor F >= 1; 0 = unbounded */
+	void *hash_state;             /* built by lb_hash_build(), freed by lb_hash_free() */
+
+	/* health KIND ... (check.c): hc_kind 0 = no active checks */
+	int hc_kind;                  /* enum check_kind (check.h) */
+	char hc_method[16];           /* http: request method */
+	char hc_path[256];            /* http: origin-form target */
+	char hc_host[128];            /* http: Host value; "" = the server's address */
+	int hc_expect;                /* http: status wanted; 0 = any 2xx or 3xx */
+	uint32_t hc_interval, hc_timeout, hc_rise, hc_fall; /* 0 = default */
 };
 
 struct route {
@@ -98,6 +134,9 @@ struct frontend {
 	struct backend *default_be;
 	struct route *routes;
 	int nroutes;
+	struct cidr_list *trusted;    /* trust-forwarded: peers whose X-Forwarded-For is believed (cidr.h); NULL = none */
+	char allow_upgrade[4][32];    /* upgrade tokens tunnelled besides websocket */
+	int nallow_upgrade;
 	/* runtime counters */
 	_Atomic uint64_t requests;
 	_Atomic uint64_t conns_total;

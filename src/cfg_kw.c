@@ -13,6 +13,7 @@
  */
 #include "api.h"
 #include "cfg_kw.h"
+#include "cidr.h"
 #include "persist.h"
 #include "cfg.h"
 
@@ -260,6 +261,31 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* allow-upgrade TOKEN...: upgrade tokens (other than websocket, always
+ * allowed) that may turn a request into a tunnel. Others, notably h2c, are
+ * stripped: a tunnel bypasses every rule that applies to requests. */
+static int kw_allow_upgrade(struct cfg_parser *p, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		bool ok = n > 0 && n < sizeof(p->fe->allow_upgrade[0]);
+		for (size_t k = 0; ok && k < n; k++)
+			ok = isalnum((unsigned char)argv[i][k]) || strchr("!#$%&'*+-.^_`|~/", argv[i][k]);
+		if (!ok) {
+			cfg_err(p, p->line, "invalid upgrade token '%s'", argv[i]);
+			return -1;
+		}
+		if (p->fe->nallow_upgrade >= (int)ARRAY_SIZE(p->fe->allow_upgrade)) {
+			cfg_err(p, p->line, "too many allow-upgrade tokens (at most 4)");
+			return -1;
+		}
+		for (size_t k = 0; k <= n; k++)
+			p->fe->allow_upgrade[p->fe->nallow_upgrade][k] = (char)tolower((unsigned char)argv[i][k]);
+		p->fe->nallow_upgrade++;
+	}
+	return 0;
+}
+
 /* persist METHOD ...: the methods and their options live with the code
  * that implements them (persist.c). */
 static int kw_persist(struct cfg_parser *p, int argc, char **argv)
@@ -307,39 +333,192 @@ static int kw_mode(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
-static int kw_balance(struct cfg_parser *p, int argc, char **argv)
+/* RFC 9110 5.6.2: token = 1*tchar; header and cookie names (RFC 6265 4.1.1
+ * cookie-name is a token too) must be tokens or they could never match. */
+static bool is_token(const char *s)
 {
-	/* Same order as enum lb_kind, then the reserved ones. */
-	static const char *const algos[] = { "roundrobin", "leastconn", "random", "p2c", "hash" };
-	int i = cfg_choice(argv[1], algos, ARRAY_SIZE(algos));
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
+			return false;
+	}
+	return true;
+}
 
-	if (i < 0)
-		return cfg_err_choice(p, "unknown balance algorithm", argv[1], algos, ARRAY_SIZE(algos));
-	if (i == 4) {
-		cfg_err(p, p->line, "'balance hash' is not yet supported");
+/*
+ * The FACTOR of "bound FACTOR": a decimal number such as 1.25, from 1 to 100.
+ * Below 1 the cap ceil(F x average) could sit under the average and no
+ * server could take a new key; it is written as plain digits with at most
+ * one '.' so that "1e0", "inf" or "0x2" never slip through strtod().
+ */
+static int arg_bound(struct cfg_parser *p, const char *s, float *out)
+{
+	size_t digits = 0, dots = 0;
+
+	for (const char *c = s; *c; c++) {
+		if (isdigit((unsigned char)*c))
+			digits++;
+		else if (*c == '.')
+			dots++;
+		else {
+			digits = 0; /* any other character: refused below */
+			break;
+		}
+	}
+	double v = digits && dots <= 1 ? strtod(s, NULL) : -1.0;
+
+	if (v < 1.0 || v > 100.0) {
+		cfg_err(p, p->line, "invalid bound '%s' (expected a factor from 1 to 100, e.g. 1.25)", s);
 		return -1;
 	}
-	if (argc > 2) {
-		cfg_err(p, p->line, "too many arguments to 'balance %s'", argv[1]);
-		return -1;
-	}
-	if (p->sect == CFG_S_DEFAULTS)
-		p->def.balance = (enum lb_kind)i;
-	else
-		p->be->balance = (enum lb_kind)i;
+	*out = (float)v;
 	return 0;
 }
 
-static int kw_bind(struct cfg_parser *p, int argc, char **argv)
+/*
+ * balance hash KEY [maglev|ring] [bound FACTOR]
+ *   KEY: source | uri | header NAME | cookie NAME | url-param NAME
+ * Parses argv[2..argc) into the hash fields of one backend or of the
+ * defaults. The algorithm and the bound may come in either order, once each.
+ */
+static int parse_balance_hash(struct cfg_parser *p, int argc, char **argv,
+			      enum lb_hash_key *key, char *name, enum lb_hash_algo *algo,
+			      float *bound)
 {
-	for (int i = 1; i < argc; i++) {
-		struct cfg_addr a;
-		const char *why = cfg_addr_parse(argv[i], &a);
+	static const char *const keys[] = { "source", "uri", "header", "cookie", "url-param" };
+	static const char *const opts[] = { "maglev", "ring", "bound" };
+	int i = 2;
 
-		if (why) {
-			cfg_err(p, p->line, "invalid address '%s': %s", argv[i], why);
+	if (argc < 3) {
+		cfg_err(p, p->line, "'balance hash' needs a key: source, uri, header NAME, "
+			"cookie NAME or url-param NAME");
+		return -1;
+	}
+	int k = cfg_choice(argv[i], keys, ARRAY_SIZE(keys));
+
+	if (k < 0)
+		return cfg_err_choice(p, "unknown hash key", argv[i], keys, ARRAY_SIZE(keys));
+	i++;
+	*key = (enum lb_hash_key)k;
+	name[0] = '\0';
+	if (k == HASH_KEY_HEADER || k == HASH_KEY_COOKIE || k == HASH_KEY_URLPARAM) {
+		if (i >= argc) {
+			cfg_err(p, p->line, "'balance hash %s' needs a name", keys[k]);
+			return -1;
+		}
+		const char *nm = argv[i++];
+		size_t len = strlen(nm);
+		/* A query parameter name is not a token, but '&', '=' and '#'
+		 * would end it before it could match. */
+		bool ok = k == HASH_KEY_URLPARAM ? len > 0 && !strpbrk(nm, "&=#?") : is_token(nm);
+
+		if (!ok || len >= CFG_NAME_MAX) {
+			cfg_err(p, p->line, "invalid %s name '%s' for 'balance hash' (%s, 1..%d characters)",
+				keys[k], nm, k == HASH_KEY_URLPARAM ? "no '&', '=', '#', '?'" : "a token",
+				CFG_NAME_MAX - 1);
+			return -1;
+		}
+		memcpy(name, nm, len + 1);
+	}
+	/* maglev by default: constant-time lookup and an even spread (see
+	 * doc/balancing.md "Consistent hashing") */
+	*algo = HASH_MAGLEV;
+	*bound = 0;
+	bool seen_algo = false, seen_bound = false;
+
+	for (; i < argc; i++) {
+		int o = cfg_choice(argv[i], opts, ARRAY_SIZE(opts));
+
+		if (o < 0)
+			return cfg_err_choice(p, "unknown 'balance hash' option", argv[i], opts,
+					      ARRAY_SIZE(opts));
+		if ((o == 2 && seen_bound) || (o < 2 && seen_algo)) {
+			cfg_err(p, p->line, "'balance hash': '%s' given twice", o == 2 ? "bound" : "maglev|ring");
+			return -1;
+		}
+		if (o < 2) {
+			seen_algo = true;
+			*algo = o == 0 ? HASH_MAGLEV : HASH_RING;
 			continue;
 		}
+		seen_bound = true;
+		if (++i >= argc) {
+			cfg_err(p, p->line, "'bound' needs a factor, e.g. 'bound 1.25'");
+			return -1;
+		}
+		if (arg_bound(p, argv[i], bound) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int kw_balance(struct cfg_parser *p, int argc, char **argv)
+{
+	/* Same order as enum lb_kind. */
+	static const char *const algos[] = { "roundrobin", "leastconn", "random", "p2c", "hash" };
+	int i = cfg_choice(argv[1], algos, ARRAY_SIZE(algos));
+	enum lb_hash_key key = HASH_KEY_SOURCE;
+	char name[CFG_NAME_MAX] = "";
+	enum lb_hash_algo algo = HASH_MAGLEV;
+	float bound = 0;
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown balance algorithm", argv[1], algos, ARRAY_SIZE(algos));
+	if (i == LB_HASH) {
+		if (parse_balance_hash(p, argc, argv, &key, name, &algo, &bound) < 0)
+			return -1;
+	} else if (argc > 2) {
+		cfg_err(p, p->line, "too many arguments to 'balance %s'", argv[1]);
+		return -1;
+	}
+	if (p->sect == CFG_S_DEFAULTS) {
+		p->def.balance = (enum lb_kind)i;
+		p->def.hash_key = key;
+		memcpy(p->def.hash_key_name, name, sizeof(name));
+		p->def.hash_algo = algo;
+		p->def.hash_bound = bound;
+	} else {
+		p->be->balance = (enum lb_kind)i;
+		p->be->hash_key = key;
+		memcpy(p->be->hash_key_name, name, sizeof(name));
+		p->be->hash_algo = algo;
+		p->be->hash_bound = bound;
+	}
+	return 0;
+}
+
+/* `bind ADDR [ADDR...] [accept-proxy]`: an option applies to every address
+ * of its line, so that one line says one thing about how clients arrive. */
+static int kw_bind(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const opts[] = { "accept-proxy" };
+	bool proxy = false;
+	int naddr = 0;
+
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "accept-proxy") == 0)
+			proxy = true;
+	for (int i = 1; i < argc; i++) {
+		struct cfg_addr a;
+		const char *why, *sg;
+
+		if (strcmp(argv[i], "accept-proxy") == 0)
+			continue;
+		naddr++;
+		why = cfg_addr_parse(argv[i], &a);
+		if (why) {
+			/* A word without ':' is more likely a misspelt option. */
+			if (!strchr(argv[i], ':') &&
+			    (sg = cfg_suggest(argv[i], opts, ARRAY_SIZE(opts))) != NULL)
+				cfg_err(p, p->line, "unknown bind option '%s'; did you mean '%s'?",
+					argv[i], sg);
+			else
+				cfg_err(p, p->line, "invalid address '%s': %s", argv[i], why);
+			continue;
+		}
+		a.accept_proxy = proxy;
 		struct cfg_addr *slot = CFG_PUSH(p, p->fe->binds, p->fe->nbinds);
 		struct cfg_bindref *br = slot ? CFG_PUSH(p, p->binds, p->nbinds) : NULL;
 		if (!br)
@@ -349,7 +528,36 @@ static int kw_bind(struct cfg_parser *p, int argc, char **argv)
 		br->idx = p->fe->nbinds - 1;
 		br->line = p->line;
 	}
+	if (naddr == 0) {
+		cfg_err(p, p->line, "missing address in 'bind' (usage: bind ADDR [ADDR...] [accept-proxy])");
+		return -1;
+	}
 	return 0;
+}
+
+/* The PROXY protocol is a property of a listening address (a client either
+ * comes through the proxy in front or it does not), hence a bind option;
+ * the old standalone spelling is refused with the way to write it. */
+static int kw_accept_proxy(struct cfg_parser *p, int argc, char **argv)
+{
+	cfg_err(p, p->line, "'accept-proxy' is an option of 'bind': write 'bind ADDR [ADDR...] accept-proxy'");
+	return -1;
+}
+
+/* `trust-forwarded CIDR...`: several lines accumulate (cidr.c). */
+static int kw_trust_forwarded(struct cfg_parser *p, int argc, char **argv)
+{
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		char why[128];
+
+		if (cidr_list_add(&p->fe->trusted, argv[i], why, sizeof(why)) < 0) {
+			cfg_err(p, p->line, "invalid network '%s' for 'trust-forwarded': %s", argv[i], why);
+			rc = -1;
+		}
+	}
+	return rc;
 }
 
 static int add_ref(struct cfg_parser *p, int route, const char *name)
@@ -543,8 +751,10 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "timeout",               CFG_S_PROXY, kw_timeout, 2, 2, false, "timeout KIND DURATION" },
 	{ "retries",               CFG_S_DEFAULTS | CFG_S_BE, kw_retries, 1, 1, false, "retries N" },
 	{ "mode",                  CFG_S_PROXY, kw_mode, 1, 1, false, "mode http|tcp" },
-	{ "balance",               CFG_S_DEFAULTS | CFG_S_BE, kw_balance, 1, -1, false, "balance roundrobin|leastconn|random|p2c" },
-	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...]" },
+	{ "balance",               CFG_S_DEFAULTS | CFG_S_BE, kw_balance, 1, -1, false, "balance roundrobin|leastconn|random|p2c|hash KEY [maglev|ring] [bound FACTOR]" },
+	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...] [accept-proxy]" },
+	{ "trust-forwarded",       CFG_S_FE, kw_trust_forwarded, 1, -1, false, "trust-forwarded CIDR..." },
+	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
 	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup]" },
@@ -553,9 +763,7 @@ const struct cfg_kw cfg_keywords[] = {
 	NYS("on-server-down",  CFG_S_DEFAULTS | CFG_S_BE, "on-server-down redispatch|replica|fail"),
 	NYS("stick",           CFG_S_BE, "stick ..."),
 	NYS("cookie",          CFG_S_BE, "cookie ..."),
-	NYS("trust-forwarded", CFG_S_FE, "trust-forwarded CIDR..."),
-	NYS("accept-proxy",    CFG_S_FE, "accept-proxy"),
-	NYS("allow-upgrade",   CFG_S_FE, "allow-upgrade TOKEN..."),
+	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },
 	NYS("forwarded",       CFG_S_DEFAULTS | CFG_S_FE, "forwarded ..."),
 	NYS("stats-admin",     CFG_S_GLOBAL, "stats-admin ..."),
 	NYS("stats-auth",      CFG_S_GLOBAL, "stats-auth USER PASSWORD"),

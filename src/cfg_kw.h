@@ -40,6 +40,11 @@ struct cfg_defaults {
 	uint32_t retries;
 	enum cfg_mode mode;
 	enum lb_kind balance;
+	/* balance hash arguments (meaningful when balance == LB_HASH) */
+	enum lb_hash_key hash_key;
+	char hash_key_name[CFG_NAME_MAX];
+	enum lb_hash_algo hash_algo;
+	float hash_bound;
 };
 
 struct cfg_parser {

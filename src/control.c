@@ -28,6 +28,7 @@
 #include "admin.h"
 #include "global.h"
 #include "log.h"
+#include "state.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -51,6 +52,7 @@
 #define STATS_IDLE_MS        10000
 #define LINGER_MS            2000
 #define STOP_TICK_MS         50
+#define STATE_SAVE_MS        5000          /* state-file period (issue 3 item 8) */
 
 enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS };
 
@@ -86,6 +88,25 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Save the persistence tables to state-file; warn once per run of
+ * failures, not every period. */
+static void save_state(const struct config *cfg)
+{
+	static bool failing;
+	char err[512];
+
+	if (!cfg->state_file)
+		return;
+	if (state_save(cfg, cfg->state_file, err, sizeof(err)) < 0) {
+		if (!failing)
+			log_msg(LOG_WARN, "state file not saved: %s", err);
+		failing = true;
+	} else if (failing) {
+		log_msg(LOG_INFO, "state file %s saved again", cfg->state_file);
+		failing = false;
+	}
 }
 
 static int ep_set(struct control *c, struct control_conn *cc, uint32_t events)
@@ -455,7 +476,7 @@ int control_run(struct config *cfg)
 	struct control c = { .epfd = -1 };
 	struct epoll_event evs[32];
 	bool stopping = false, forced = false;
-	uint64_t deadline = 0, last_sweep;
+	uint64_t deadline = 0, last_sweep, last_save;
 	sigset_t mask;
 	char dur[32];
 	int i, n;
@@ -482,7 +503,7 @@ int control_run(struct config *cfg)
 	if (cfg->has_stats && open_stats(&c, &cfg->stats_listen) < 0)
 		goto fail;
 
-	last_sweep = now_ms();
+	last_sweep = last_save = now_ms();
 	for (;;) {
 		uint64_t now;
 
@@ -533,6 +554,10 @@ int control_run(struct config *cfg)
 			sweep_idle(&c, now);
 			last_sweep = now;
 		}
+		if (cfg->state_file && !stopping && now - last_save >= STATE_SAVE_MS) {
+			save_state(cfg);
+			last_save = now;
+		}
 		if (!stopping)
 			continue;
 		if (workers_all_done())
@@ -544,6 +569,8 @@ int control_run(struct config *cfg)
 		}
 	}
 	workers_join();
+	/* SPEC §2: a stop saves state, once no worker touches the tables. */
+	save_state(cfg);
 	control_cleanup(&c);
 	log_msg(LOG_INFO, "stopped");
 	return 0;

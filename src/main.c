@@ -10,8 +10,10 @@
 #include "ctl.h"
 #include "global.h"
 #include "log.h"
+#include "lb_hash.h"
 #include "persist.h"
 #include "seal.h"
+#include "state.h"
 #include "worker.h"
 
 #include <signal.h>
@@ -91,9 +93,26 @@ static int cmd_run(const char *file)
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}
+	for (int b = 0; b < cfg->nbackends; b++)
+		if (cfg->backends[b]->balance == LB_HASH && lb_hash_build(cfg->backends[b]) < 0) {
+			log_msg(LOG_ERR, "out of memory building the hash placement of %s",
+				cfg->backends[b]->name);
+			return 1;
+		}
 	if (persist_init(cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
+	}
+	if (cfg->state_file) {
+		size_t restored = 0, dropped = 0;
+
+		/* A bad state file costs sessions, not the start (issue 3 item 8). */
+		if (state_load(cfg, cfg->state_file, &restored, &dropped, err, sizeof(err)) < 0)
+			log_msg(LOG_WARN, "state file ignored, persistence tables start empty: %s", err);
+		else if (restored || dropped)
+			log_msg(LOG_INFO, "state file %s: %zu persistence entries restored, %zu dropped "
+				"(backend, rule or server no longer configured)", cfg->state_file,
+				restored, dropped);
 	}
 	raise_nofile();
 	G.cfg = cfg;
@@ -115,6 +134,8 @@ static int cmd_run(const char *file)
 	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
 		cfg->threads, cfg->threads > 1 ? "s" : "", file);
 	int rc = control_run(cfg);
+	for (int b = 0; b < cfg->nbackends; b++)
+		lb_hash_free(cfg->backends[b]);
 	cfg_free(cfg);
 	return rc;
 }

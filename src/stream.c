@@ -30,6 +30,8 @@
 #include "global.h"
 #include "http.h"
 #include "lb.h"
+#include "lb_hash.h"
+#include "cookie.h"
 #include "worker-t.h"
 
 #include <arpa/inet.h>
@@ -382,18 +384,27 @@ static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
  * issue) answers first when the backend has persist rules; the balancer is
  * asked only when it has no answer.
  */
+/* The balancer: consistent hashing when the request has the backend's hash
+ * key (a request without it is balanced like `random`), else be->balance. */
+static struct server *balance(struct cconn *c)
+{
+	if (c->has_hash_key)
+		return lb_hash_pick(c->be, c->hash_key, c->tried, c->ntried);
+	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
+}
+
 static struct server *choose_server(struct cconn *c)
 {
 	struct backend *be = c->be;
 	struct persist_req *pr = &c->pr;
 	if (!be->npersist)
-		return lb_pick(c->w->lb, be, c->tried, c->ntried);
+		return balance(c);
 	struct server *s = pr->srv;
 	for (int i = 0; s && i < c->ntried; i++)
 		if (c->tried[i] == s)
 			s = NULL; /* it failed this request: fail over */
 	if (!s) {
-		s = lb_pick(c->w->lb, be, c->tried, c->ntried);
+		s = balance(c);
 		if (!s)
 			return NULL;
 		/* a session that had a server and leaves it moves, once: the
@@ -554,6 +565,49 @@ static void reset_request(struct cconn *c)
 	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
 }
 
+/* `balance hash KEY`: the request's key, hashed the same way by every
+ * instance (lb_hash_key). Returns false when the request has none. */
+static bool hash_key_of(const struct cconn *c, const struct h1_msg *m, uint64_t *key)
+{
+	const struct backend *be = c->be;
+	struct h1_str v = { NULL, 0 };
+	switch (be->hash_key) {
+	case HASH_KEY_SOURCE:
+		if (c->peer.ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)&c->peer;
+			*key = lb_hash_key(&a->sin_addr, 4);
+		} else {
+			const struct sockaddr_in6 *a = (const void *)&c->peer;
+			*key = lb_hash_key(&a->sin6_addr, 16);
+		}
+		return true;
+	case HASH_KEY_URI:
+		v = m->target;
+		break;
+	case HASH_KEY_HEADER:
+		for (uint32_t i = 0; i < m->nhdrs; i++)
+			if (m->hdrs[i].name.n == strlen(be->hash_key_name) &&
+			    !strncasecmp(m->hdrs[i].name.p, be->hash_key_name, m->hdrs[i].name.n)) {
+				v = m->hdrs[i].value;
+				break;
+			}
+		break;
+	case HASH_KEY_COOKIE:
+		for (uint32_t i = 0; i < m->nhdrs; i++)
+			if ((m->hdrs[i].flags & H1_HF_COOKIE) &&
+			    cookie_find(m->hdrs[i].value, cookie_str(be->hash_key_name), &v))
+				break;
+		break;
+	case HASH_KEY_URLPARAM:
+		cookie_query_param(m->target, cookie_str(be->hash_key_name), &v);
+		break;
+	}
+	if (!v.n)
+		return false;
+	*key = lb_hash_key(v.p, v.n);
+	return true;
+}
+
 /* `allow-upgrade TOKEN`: does the request ask (Connection: upgrade) for an
  * upgrade to a token the frontend allows? */
 static bool upgrade_allowed(const struct frontend *fe, const struct h1_msg *m)
@@ -590,6 +644,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->retryable = m->body == H1_BODY_NONE;
 	c->be = route(c, m);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
+	c->has_hash_key = c->be->balance == LB_HASH && hash_key_of(c, m, &c->hash_key);
 	c->pr.result = PR_NONE;
 	if (c->be->npersist)
 		persist_decide(c->be, &c->peer, m, w->now, &c->pr);

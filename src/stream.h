@@ -105,6 +105,8 @@ struct cconn {
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
 	const char *term;
 	struct persist_req pr;                  /* the persistence decision */
+	uint64_t hash_key;                      /* balance hash: the request's key */
+	bool has_hash_key;
 	uint64_t t_start, t_connect, t_first;   /* µs */
 	uint64_t head_deadline;                 /* ms: http-request limit for this head */
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */

@@ -6,6 +6,7 @@
  */
 #include "api.h"
 #include "cfg.h"
+#include "cidr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -674,6 +675,173 @@ static void test_err_routes(void **state)
 		"missing arguments to 'route' (usage: route host|path-prefix VALUE BACKEND)");
 }
 
+/* balance hash KEY [maglev|ring] [bound FACTOR] (SPEC 3) */
+static void test_balance_hash(void **state)
+{
+	struct config *cfg = load_ok(
+		"defaults\n"
+		"    balance hash cookie SID ring bound 1.5\n"
+		FE_OK
+		"backend app\n"
+		"    server a1 127.0.0.1:9001\n"
+		"backend b_source\n"
+		"    balance hash source\n"
+		"    server a1 127.0.0.1:9001\n"
+		"backend b_uri\n"
+		"    balance hash uri ring\n"
+		"    server a1 127.0.0.1:9001\n"
+		"backend b_header\n"
+		"    balance hash header X-User-Id bound 1.25 maglev\n"
+		"    server a1 127.0.0.1:9001\n"
+		"backend b_param\n"
+		"    balance hash url-param user bound 2\n"
+		"    server a1 127.0.0.1:9001\n"
+		"backend b_rr\n"
+		"    balance roundrobin\n"
+		"    server a1 127.0.0.1:9001\n");
+	struct backend *be = cfg_find_backend(cfg, "app");
+
+	/* inherited from defaults */
+	assert_int_equal(be->balance, LB_HASH);
+	assert_string_equal(lb_kind_name(be->balance), "hash");
+	assert_int_equal(be->hash_key, HASH_KEY_COOKIE);
+	assert_string_equal(be->hash_key_name, "SID");
+	assert_int_equal(be->hash_algo, HASH_RING);
+	assert_true(be->hash_bound == 1.5f);
+	assert_null(be->hash_state); /* built by lb_hash_build(), not by cfg */
+
+	be = cfg_find_backend(cfg, "b_source");
+	assert_int_equal(be->balance, LB_HASH);
+	assert_int_equal(be->hash_key, HASH_KEY_SOURCE);
+	assert_string_equal(be->hash_key_name, "");
+	assert_int_equal(be->hash_algo, HASH_MAGLEV); /* the default */
+	assert_true(be->hash_bound == 0);
+
+	be = cfg_find_backend(cfg, "b_uri");
+	assert_int_equal(be->hash_key, HASH_KEY_URI);
+	assert_int_equal(be->hash_algo, HASH_RING);
+
+	be = cfg_find_backend(cfg, "b_header");
+	assert_int_equal(be->hash_key, HASH_KEY_HEADER);
+	assert_string_equal(be->hash_key_name, "X-User-Id");
+	assert_int_equal(be->hash_algo, HASH_MAGLEV);
+	assert_true(be->hash_bound == 1.25f);
+
+	be = cfg_find_backend(cfg, "b_param");
+	assert_int_equal(be->hash_key, HASH_KEY_URLPARAM);
+	assert_string_equal(be->hash_key_name, "user");
+	assert_true(be->hash_bound == 2.0f);
+
+	be = cfg_find_backend(cfg, "b_rr");
+	assert_int_equal(be->balance, LB_ROUNDROBIN);
+	assert_true(be->hash_bound == 0);
+	cfg_free(cfg);
+
+	/* a later defaults section starts again from roundrobin */
+	cfg = load_ok("defaults\n    balance hash uri\ndefaults\n" FE_OK BE_OK);
+	assert_int_equal(cfg->backends[0]->balance, LB_ROUNDROBIN);
+	cfg_free(cfg);
+}
+
+static void test_err_balance_hash(void **state)
+{
+	one_err(FE_OK BE_OK "    balance hash\n", 6,
+		"'balance hash' needs a key: source, uri, header NAME, cookie NAME or url-param NAME");
+	one_err(FE_OK BE_OK "    balance hash sourse\n", 6,
+		"unknown hash key 'sourse'; did you mean 'source'?");
+	one_err(FE_OK BE_OK "    balance hash header\n", 6, "'balance hash header' needs a name");
+	one_err(FE_OK BE_OK "    balance hash cookie\n", 6, "'balance hash cookie' needs a name");
+	one_err(FE_OK BE_OK "    balance hash url-param\n", 6, "'balance hash url-param' needs a name");
+	one_err(FE_OK BE_OK "    balance hash header X(y)\n", 6,
+		"invalid header name 'X(y)' for 'balance hash' (a token, 1..63 characters)");
+	one_err(FE_OK BE_OK "    balance hash url-param a=b\n", 6,
+		"invalid url-param name 'a=b' for 'balance hash' (no '&', '=', '#', '?', 1..63 characters)");
+	one_err(FE_OK BE_OK "    balance hash source magelv\n", 6,
+		"unknown 'balance hash' option 'magelv'; did you mean 'maglev'?");
+	one_err(FE_OK BE_OK "    balance hash source ring maglev\n", 6,
+		"'balance hash': 'maglev|ring' given twice");
+	one_err(FE_OK BE_OK "    balance hash source bound 1.2 bound 1.3\n", 6,
+		"'balance hash': 'bound' given twice");
+	one_err(FE_OK BE_OK "    balance hash uri bound\n", 6,
+		"'bound' needs a factor, e.g. 'bound 1.25'");
+	const char *bad[] = { "0.9", "0", "abc", "1e1", "1.2.3", "-1.5", "101", ".", "inf", "" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char text[256], msg[160];
+
+		snprintf(text, sizeof(text), FE_OK BE_OK "    balance hash uri bound \"%s\"\n", bad[i]);
+		snprintf(msg, sizeof(msg),
+			 "invalid bound '%s' (expected a factor from 1 to 100, e.g. 1.25)", bad[i]);
+		one_err(text, 6, msg);
+	}
+	/* the other algorithms still take no argument */
+	one_err(FE_OK BE_OK "    balance p2c source\n", 6, "too many arguments to 'balance p2c'");
+}
+
+/* `trust-forwarded CIDR...` (lines accumulate) and `bind ... accept-proxy`
+ * (per line), with the standalone spelling refused with the right one. */
+static void test_forwarded_proxy(void **state)
+{
+	struct config *cfg = load_ok(
+		"frontend web\n"
+		"    bind 127.0.0.1:18080 [::1]:18080 accept-proxy\n"
+		"    bind 127.0.0.1:18081\n"
+		"    bind accept-proxy 127.0.0.1:18082\n"
+		"    trust-forwarded 10.0.0.0/8 192.168.1.1\n"
+		"    trust-forwarded 2001:db8::/32\n"
+		"    default-backend app\n"
+		"frontend other\n"
+		"    bind 127.0.0.1:18083\n"
+		"    default-backend app\n"
+		"listen both\n"
+		"    bind 127.0.0.1:18084 accept-proxy\n"
+		"    trust-forwarded ::1\n"
+		"    server s 127.0.0.1:9003\n"
+		BE_OK);
+	struct frontend *fe = cfg->frontends[0];
+	assert_int_equal(fe->nbinds, 4);
+	assert_true(fe->binds[0].accept_proxy);
+	assert_true(fe->binds[1].accept_proxy);
+	assert_false(fe->binds[2].accept_proxy);
+	assert_true(fe->binds[3].accept_proxy);
+	assert_string_equal(fe->binds[3].text, "127.0.0.1:18082");
+	assert_int_equal(cidr_list_len(fe->trusted), 3);
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	inet_pton(AF_INET, "10.9.8.7", &sin.sin_addr);
+	assert_true(cidr_match(fe->trusted, (struct sockaddr_storage *)&sin));
+	inet_pton(AF_INET, "192.168.1.2", &sin.sin_addr);
+	assert_false(cidr_match(fe->trusted, (struct sockaddr_storage *)&sin));
+	assert_null(cfg->frontends[1]->trusted);
+	assert_false(cfg->frontends[1]->binds[0].accept_proxy);
+	assert_true(cfg->frontends[2]->binds[0].accept_proxy);
+	assert_int_equal(cidr_list_len(cfg->frontends[2]->trusted), 1);
+	cfg_free(cfg);
+
+	one_err(FE_OK "    accept-proxy\n" BE_OK, 4,
+		"'accept-proxy' is an option of 'bind': write 'bind ADDR [ADDR...] accept-proxy'");
+	one_err(FE_OK "    trust-forwarded 10.0.0.0/33\n" BE_OK, 4,
+		"invalid network '10.0.0.0/33' for 'trust-forwarded': prefix length 33 is larger than 32");
+	one_err(FE_OK "    trust-forwarded ::/129\n" BE_OK, 4,
+		"invalid network '::/129' for 'trust-forwarded': prefix length 129 is larger than 128");
+	one_err(FE_OK "    trust-forwarded proxy.internal\n" BE_OK, 4,
+		"invalid network 'proxy.internal' for 'trust-forwarded': "
+		"'proxy.internal' is not an IPv4 or IPv6 address");
+	one_err(FE_OK "    trust-forwarded\n" BE_OK, 4,
+		"missing arguments to 'trust-forwarded' (usage: trust-forwarded CIDR...)");
+	one_err(FE_OK BE_OK "    trust-forwarded 10.0.0.0/8\n", 6,
+		"'trust-forwarded' is not allowed in a backend section (allowed in: frontend, listen)");
+	one_err(FE_OK "    bind 127.0.0.1:18081 accept-prxy\n" BE_OK, 4,
+		"unknown bind option 'accept-prxy'; did you mean 'accept-proxy'?");
+	one_err(FE_OK "    bind accept-proxy\n" BE_OK, 4,
+		"missing address in 'bind' (usage: bind ADDR [ADDR...] [accept-proxy])");
+	/* every bad network of a line is reported */
+	char *errs = load_bad(FE_OK "    trust-forwarded 1.2.3.4/8x 10.0.0.0/8 ::g\n" BE_OK);
+	has_err(errs, 4, "invalid network '1.2.3.4/8x' for 'trust-forwarded': invalid prefix length '8x'");
+	has_err(errs, 4, "invalid network '::g' for 'trust-forwarded': '::g' is not an IPv4 or IPv6 address");
+	assert_int_equal(count_lines(errs), 2);
+	free(errs);
+}
+
 static void test_not_yet_supported(void **state)
 {
 	one_err(FE_OK BE_OK "    persist tls-session\n", 6,
@@ -681,20 +849,19 @@ static void test_not_yet_supported(void **state)
 	one_err(FE_OK BE_OK "    health http GET /healthz\n", 6, "'health' is not yet supported");
 	one_err(FE_OK BE_OK "    on-server-down redispatch\n", 6,
 		"'on-server-down' is not yet supported");
-	one_err(FE_OK BE_OK "    balance hash source\n", 6, "'balance hash' is not yet supported");
+	/* 'balance hash' is supported now: see test_balance_hash */
+	char *ok_hash = NULL;
+	struct config *hc = load(FE_OK BE_OK "    balance hash source\n", &ok_hash);
+	assert_non_null(hc);
+	assert_null(ok_hash);
+	cfg_free(hc);
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart 30s\n", 6,
 		"'slowstart' is not yet supported");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica a1\n", 6,
 		"'replica' is not yet supported");
 	one_err(FE_OK BE_OK "    mode tcp\n", 6, "mode tcp is not yet supported");
-	char *errs = load_bad("frontend web\n    bind 127.0.0.1:18080\n    default-backend app\n"
-			      "    allow-upgrade h2c\n    trust-forwarded 10.0.0.0/8\n"
-			      "    accept-proxy\n" BE_OK);
-	has_err(errs, 4, "'allow-upgrade' is not yet supported");
-	has_err(errs, 5, "'trust-forwarded' is not yet supported");
-	has_err(errs, 6, "'accept-proxy' is not yet supported");
-	assert_int_equal(count_lines(errs), 3);
-	free(errs);
+	/* allow-upgrade, trust-forwarded and bind ... accept-proxy are
+	 * supported now: see test_forwarded_proxy for the latter two. */
 	one_err("global\n    stats-auth a b\n" FE_OK BE_OK, 2, "'stats-auth' is not yet supported");
 }
 
@@ -786,6 +953,9 @@ int main(void)
 		cmocka_unit_test(test_err_servers),
 		cmocka_unit_test(test_err_cross_checks),
 		cmocka_unit_test(test_err_routes),
+		cmocka_unit_test(test_balance_hash),
+		cmocka_unit_test(test_err_balance_hash),
+		cmocka_unit_test(test_forwarded_proxy),
 		cmocka_unit_test(test_not_yet_supported),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),

@@ -1,0 +1,640 @@
+/*
+ * test_state.c - the state file (state.c): configurations parsed from
+ * temporary files, tables created by persist_init() and filled by hand,
+ * then saved and restored. What must hold: a round trip restores every
+ * entry; entries follow their server's name when servers are reordered
+ * and are dropped (and counted) when their server, rule or backend is
+ * gone; a truncated, bit-flipped, foreign or future file is refused and
+ * leaves every table empty; a missing file is no error; time spent
+ * stopped counts as idle time.
+ */
+#include "api.h"
+#include "state.h"
+#include "persist.h"
+#include "stick.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64];
+static char path[128];
+
+static const char *CONF_A =
+	"global\n"
+	"    threads 1\n"
+	"    log off\n"
+	"frontend fe\n"
+	"    bind 127.0.0.1:18080\n"
+	"    default-backend app\n"
+	"backend app\n"
+	"    persist cookie BOLLARD insert\n"
+	"    persist source\n"
+	"    persist learn JSESSIONID\n"
+	"    server a1 127.0.0.1:9001\n"
+	"    server a2 127.0.0.1:9002\n"
+	"    server a3 127.0.0.1:9003\n"
+	"backend api\n"
+	"    persist header X-User\n"
+	"    persist url-param sid expire 30m\n"
+	"    server b1 127.0.0.1:9101\n"
+	"    server b2 127.0.0.1:9102\n";
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct config *load_conf(const char *text)
+{
+	char cpath[160], err[256] = "";
+	char *errs = NULL;
+	struct config *cfg;
+	FILE *f;
+
+	snprintf(cpath, sizeof(cpath), "%s/bollard.conf", dir);
+	f = fopen(cpath, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	cfg = cfg_load(cpath, &errs);
+	if (!cfg)
+		fail_msg("config: %s", errs ? errs : "?");
+	assert_int_equal(persist_init(cfg, err, sizeof(err)), 0);
+	return cfg;
+}
+
+static void free_conf(struct config *cfg)
+{
+	persist_fini(cfg);
+	cfg_free(cfg);
+}
+
+/* Table of rule i of backend be (NULL for cookie insert). */
+static struct stick_table *tab(struct config *cfg, const char *be, int i)
+{
+	struct backend *b = cfg_find_backend(cfg, be);
+	struct persist_rules *rs;
+
+	assert_non_null(b);
+	rs = b->persist;
+	assert_non_null(rs);
+	assert_true(i < rs->n);
+	return rs->r[i].table;
+}
+
+static int srv_idx(struct config *cfg, const char *be, const char *srv)
+{
+	struct server *s = cfg_find_server(cfg_find_backend(cfg, be), srv);
+
+	assert_non_null(s);
+	return s->idx;
+}
+
+static void put(struct config *cfg, const char *be, int rule, const char *key,
+		const char *srv)
+{
+	assert_int_equal(stick_store(tab(cfg, be, rule), key, strlen(key),
+				     (uint32_t)srv_idx(cfg, be, srv), now_ms()), 0);
+}
+
+/* -1: key absent, else the server index it maps to. */
+static int get(struct config *cfg, const char *be, int rule, const char *key)
+{
+	uint32_t srv;
+
+	if (!stick_lookup(tab(cfg, be, rule), key, strlen(key), now_ms(), &srv))
+		return -1;
+	return (int)srv;
+}
+
+static size_t total_entries(struct config *cfg)
+{
+	size_t n = 0;
+
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct persist_rules *rs = cfg->backends[b]->persist;
+
+		for (int i = 0; rs && i < rs->n; i++)
+			if (rs->r[i].table)
+				n += stick_count(rs->r[i].table);
+	}
+	return n;
+}
+
+/* 12 entries over four tables. */
+static void fill_a(struct config *cfg)
+{
+	put(cfg, "app", 1, "10.0.0.1", "a1");
+	put(cfg, "app", 1, "10.0.0.2", "a2");
+	put(cfg, "app", 1, "10.0.0.3", "a3");
+	put(cfg, "app", 2, "sess-one", "a1");
+	put(cfg, "app", 2, "sess-two", "a2");
+	put(cfg, "app", 2, "sess-three", "a3");
+	put(cfg, "app", 2, "sess-four", "a2");
+	put(cfg, "api", 0, "alice", "b1");
+	put(cfg, "api", 0, "bob", "b2");
+	put(cfg, "api", 1, "s1", "b1");
+	put(cfg, "api", 1, "s2", "b2");
+	put(cfg, "api", 1, "s3", "b2");
+	assert_int_equal(total_entries(cfg), 12);
+}
+
+static void save(struct config *cfg)
+{
+	char err[256] = "";
+
+	if (state_save(cfg, path, err, sizeof(err)) < 0)
+		fail_msg("state_save: %s", err);
+}
+
+static int load(struct config *cfg, size_t *restored, size_t *dropped)
+{
+	char err[256] = "";
+	int rc = state_load(cfg, path, restored, dropped, err, sizeof(err));
+
+	if (rc < 0)
+		assert_true(err[0] != '\0');
+	return rc;
+}
+
+static uint8_t *read_whole(const char *p, size_t *len)
+{
+	FILE *f = fopen(p, "rb");
+	uint8_t *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void write_whole(const char *p, const uint8_t *buf, size_t len)
+{
+	FILE *f = fopen(p, "wb");
+
+	assert_non_null(f);
+	if (len)
+		assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_state_XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/bollard.state", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char p[160];
+
+	(void)state;
+	unlink(path);
+	snprintf(p, sizeof(p), "%s.tmp", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/bollard.conf", dir);
+	unlink(p);
+	rmdir(dir);
+	return 0;
+}
+
+static void test_round_trip(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	size_t restored = 99, dropped = 99;
+	struct stat st;
+	char tmp[160];
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(access(tmp, F_OK), -1);
+
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 12);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(total_entries(b), 12);
+	assert_int_equal(get(b, "app", 1, "10.0.0.2"), srv_idx(b, "app", "a2"));
+	assert_int_equal(get(b, "app", 2, "sess-three"), srv_idx(b, "app", "a3"));
+	assert_int_equal(get(b, "app", 2, "sess-four"), srv_idx(b, "app", "a2"));
+	assert_int_equal(get(b, "api", 0, "bob"), srv_idx(b, "api", "b2"));
+	assert_int_equal(get(b, "api", 1, "s1"), srv_idx(b, "api", "b1"));
+	/* keys do not leak between tables of the same backend */
+	assert_int_equal(get(b, "app", 1, "sess-one"), -1);
+
+	/* Saving again over an existing file (and a stale .tmp) works. */
+	write_whole(tmp, (const uint8_t *)"junk", 4);
+	chmod(tmp, 0644);
+	save(b);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(access(tmp, F_OK), -1);
+	free_conf(a);
+	free_conf(b);
+}
+
+static void test_servers_reordered(void **state)
+{
+	const char *conf =
+		"global\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n"
+		"    persist cookie BOLLARD insert\n"
+		"    persist source\n"
+		"    persist learn JSESSIONID\n"
+		"    server a3 127.0.0.1:9003\n"
+		"    server a1 127.0.0.1:9001\n"
+		"    server a2 127.0.0.1:9002\n"
+		"backend api\n"
+		"    persist header X-User\n"
+		"    persist url-param sid expire 30m\n"
+		"    server b2 127.0.0.1:9102\n"
+		"    server b1 127.0.0.1:9101\n";
+	struct config *a = load_conf(CONF_A), *b;
+	size_t restored, dropped;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	free_conf(a);
+	b = load_conf(conf);
+	assert_int_equal(srv_idx(b, "app", "a1"), 1);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 12);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(get(b, "app", 1, "10.0.0.1"), srv_idx(b, "app", "a1"));
+	assert_int_equal(get(b, "app", 1, "10.0.0.3"), srv_idx(b, "app", "a3"));
+	assert_int_equal(get(b, "app", 2, "sess-two"), srv_idx(b, "app", "a2"));
+	assert_int_equal(get(b, "api", 0, "alice"), srv_idx(b, "api", "b1"));
+	assert_int_equal(get(b, "api", 1, "s3"), srv_idx(b, "api", "b2"));
+	free_conf(b);
+}
+
+static void test_servers_removed_renamed(void **state)
+{
+	/* app: a2 removed, a3 moved up; api: b1 renamed to b9. */
+	const char *conf =
+		"global\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n"
+		"    persist source\n"
+		"    persist learn JSESSIONID\n"
+		"    server a1 127.0.0.1:9001\n"
+		"    server a3 127.0.0.1:9003\n"
+		"backend api\n"
+		"    persist header X-User\n"
+		"    persist url-param sid expire 30m\n"
+		"    server b9 127.0.0.1:9101\n"
+		"    server b2 127.0.0.1:9102\n";
+	struct config *a = load_conf(CONF_A), *b;
+	size_t restored, dropped;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	free_conf(a);
+	b = load_conf(conf);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	/* gone: a2 x3 (10.0.0.2, sess-two, sess-four), b1 x2 (alice, s1) */
+	assert_int_equal(dropped, 5);
+	assert_int_equal(restored, 7);
+	assert_int_equal(total_entries(b), 7);
+	/* rules are found by label and name, not position (cookie removed) */
+	assert_int_equal(get(b, "app", 0, "10.0.0.3"), srv_idx(b, "app", "a3"));
+	assert_int_equal(get(b, "app", 0, "10.0.0.2"), -1);
+	assert_int_equal(get(b, "app", 1, "sess-three"), srv_idx(b, "app", "a3"));
+	assert_int_equal(get(b, "app", 1, "sess-two"), -1);
+	assert_int_equal(get(b, "api", 0, "alice"), -1);
+	assert_int_equal(get(b, "api", 0, "bob"), srv_idx(b, "api", "b2"));
+	assert_int_equal(get(b, "api", 1, "s1"), -1);
+	free_conf(b);
+}
+
+static void test_rules_backends_removed(void **state)
+{
+	/* api gone; app's learn rule now names another cookie. */
+	const char *conf =
+		"global\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n"
+		"    persist source\n"
+		"    persist learn PHPSESSID\n"
+		"    server a1 127.0.0.1:9001\n"
+		"    server a2 127.0.0.1:9002\n"
+		"    server a3 127.0.0.1:9003\n"
+		"backend other\n"
+		"    persist header X-User\n"
+		"    server b1 127.0.0.1:9101\n";
+	struct config *a = load_conf(CONF_A), *b;
+	size_t restored, dropped;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	free_conf(a);
+	b = load_conf(conf);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 3);
+	assert_int_equal(dropped, 9);
+	assert_int_equal(stick_count(tab(b, "app", 1)), 0);
+	assert_int_equal(stick_count(tab(b, "other", 0)), 0);
+	assert_int_equal(get(b, "app", 0, "10.0.0.1"), srv_idx(b, "app", "a1"));
+	free_conf(b);
+}
+
+static void test_no_tables(void **state)
+{
+	const char *conf =
+		"global\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n"
+		"    server a1 127.0.0.1:9001\n";
+	struct config *b = load_conf(conf), *a = load_conf(CONF_A);
+	size_t restored, dropped;
+
+	(void)state;
+	save(b);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 0);
+	/* a file without blocks restores nothing into tables that exist */
+	assert_int_equal(load(a, &restored, &dropped), 0);
+	assert_int_equal(restored + dropped, 0);
+	/* and the other way round: every entry dropped */
+	fill_a(a);
+	save(a);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 0);
+	assert_int_equal(dropped, 12);
+	free_conf(a);
+	free_conf(b);
+}
+
+static void test_missing_file(void **state)
+{
+	struct config *a = load_conf(CONF_A);
+	size_t restored = 7, dropped = 7;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(state_load(a, path, &restored, &dropped, err, sizeof(err)), 0);
+	assert_int_equal(restored, 0);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(state_load(a, path, NULL, NULL, err, sizeof(err)), 0);
+	/* an unwritable place is an error, not a crash */
+	assert_int_equal(state_save(a, "/nonexistent-dir/x/bollard.state", err,
+				    sizeof(err)), -1);
+	assert_non_null(strstr(err, "nonexistent"));
+	free_conf(a);
+}
+
+/* Every proper prefix of a good file is refused and loads nothing. */
+static void test_truncated(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	size_t len, restored, dropped;
+	uint8_t *good;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	good = read_whole(path, &len);
+	assert_true(len > 200);
+	for (size_t n = 0; n < len; n++) {
+		write_whole(path, good, n);
+		if (load(b, &restored, &dropped) != -1)
+			fail_msg("a file cut at %zu of %zu bytes was accepted", n, len);
+		assert_int_equal(restored, 0);
+		assert_int_equal(total_entries(b), 0);
+	}
+	/* and trailing bytes after a good file are refused too */
+	{
+		uint8_t *more = malloc(len + 8);
+
+		assert_non_null(more);
+		memcpy(more, good, len);
+		memcpy(more + len, "bollstk\n", 8);
+		write_whole(path, more, len + 8);
+		assert_int_equal(load(b, &restored, &dropped), -1);
+		assert_int_equal(total_entries(b), 0);
+		free(more);
+	}
+	write_whole(path, good, len);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 12);
+	free(good);
+	free_conf(a);
+	free_conf(b);
+}
+
+/* A flipped bit anywhere is refused and loads nothing. */
+static void test_flipped(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	size_t len, restored, dropped;
+	uint8_t *good;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	good = read_whole(path, &len);
+	for (size_t i = 0; i < len; i++) {
+		uint8_t bit = (uint8_t)(1u << (i % 8));
+
+		good[i] ^= bit;
+		write_whole(path, good, len);
+		good[i] ^= bit;
+		if (load(b, &restored, &dropped) != -1)
+			fail_msg("a file with byte %zu of %zu altered was accepted", i, len);
+		assert_int_equal(total_entries(b), 0);
+	}
+	free(good);
+	free_conf(a);
+	free_conf(b);
+}
+
+static void test_foreign(void **state)
+{
+	static const char *texts[] = {
+		"",
+		"hello, world\n",
+		"bollard-state\n",	/* magic only */
+		"bollard-state\n\x02\0\0\0\0\0\0\0",	/* a future version */
+		"bollard-state\n\x01\0\0\0\xff\xff\xff\xff",	/* absurd length */
+	};
+	static const size_t lens[] = { 0, 13, 14, 22, 22 };
+	struct config *a = load_conf(CONF_A);
+	char err[256];
+	size_t restored, dropped;
+	FILE *f;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		write_whole(path, (const uint8_t *)texts[i], lens[i]);
+		err[0] = '\0';
+		assert_int_equal(state_load(a, path, &restored, &dropped, err,
+					    sizeof(err)), -1);
+		assert_non_null(strstr(err, path));
+	}
+	/* a bare stick block (stick.h's format without our header) */
+	put(a, "app", 1, "10.0.0.1", "a1");
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(stick_save(tab(a, "app", 1), f, "app/source/", now_ms(),
+				    err, sizeof(err)), 0);
+	fclose(f);
+	assert_int_equal(state_load(a, path, &restored, &dropped, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a bollard state file"));
+	/* a directory where the file should be */
+	assert_int_equal(state_load(a, dir, &restored, &dropped, err, sizeof(err)), -1);
+	free_conf(a);
+}
+
+/*
+ * The header's save time lets downtime count as idle time. Rewrite it (and
+ * the header digest, whose layout state.c documents) to pretend the file
+ * was saved a while ago.
+ */
+static void backdate(uint64_t ms)
+{
+	size_t len, hlen;
+	uint8_t *buf = read_whole(path, &len);
+	uint64_t t = 0;
+
+	hlen = 22 + ((size_t)buf[18] | (size_t)buf[19] << 8 |
+		     (size_t)buf[20] << 16 | (size_t)buf[21] << 24);
+	for (int i = 0; i < 8; i++)
+		t |= (uint64_t)buf[22 + i] << (8 * i);
+	t -= ms;
+	for (int i = 0; i < 8; i++)
+		buf[22 + i] = (uint8_t)(t >> (8 * i));
+	crypto_generichash(buf + hlen, 16, buf, hlen, NULL, 0);
+	write_whole(path, buf, len);
+	free(buf);
+}
+
+static int idle_cb(void *arg, const void *key, size_t klen, uint32_t srv,
+		   uint64_t idle_ms, uint64_t age_ms)
+{
+	uint64_t *min_idle = arg;
+
+	(void)key, (void)klen, (void)srv, (void)age_ms;
+	if (idle_ms < *min_idle)
+		*min_idle = idle_ms;
+	return 0;
+}
+
+static void test_downtime(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	size_t restored, dropped;
+	uint64_t min_idle = UINT64_MAX;
+
+	(void)state;
+	fill_a(a);
+	save(a);
+	/* 10 minutes stopped: entries come back 10 minutes idle */
+	backdate(10 * 60 * 1000);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 12);
+	stick_foreach(tab(b, "api", 1), now_ms(), idle_cb, &min_idle);
+	assert_true(min_idle >= 10 * 60 * 1000 - 1000);
+	assert_true(min_idle < 20 * 60 * 1000);
+	free_conf(b);
+
+	/* 31 minutes stopped: the 30m tables come back empty */
+	b = load_conf(CONF_A);
+	save(a);
+	backdate(31 * 60 * 1000);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 0);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(total_entries(b), 0);
+	free_conf(a);
+	free_conf(b);
+}
+
+/* Saving while other threads write the tables (the control thread's
+ * periodic save): the file stays loadable. Run under the sanitizers. */
+struct writer_arg {
+	struct config *cfg;
+	_Atomic int stop;
+};
+
+static void *writer(void *p)
+{
+	struct writer_arg *w = p;
+	struct stick_table *t = tab(w->cfg, "app", 2);
+	char key[32];
+	unsigned i = 0;
+
+	while (!atomic_load(&w->stop)) {
+		int n = snprintf(key, sizeof(key), "k%u", i++ % 5000);
+
+		stick_store(t, key, (size_t)n, i % 3, now_ms());
+	}
+	return NULL;
+}
+
+static void test_save_concurrent(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	struct writer_arg w = { .cfg = a };
+	size_t restored, dropped;
+	pthread_t th;
+
+	(void)state;
+	fill_a(a);
+	assert_int_equal(pthread_create(&th, NULL, writer, &w), 0);
+	for (int i = 0; i < 20; i++)
+		save(a);
+	atomic_store(&w.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_true(restored >= 12);
+	assert_int_equal(dropped, 0);
+	free_conf(a);
+	free_conf(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_servers_reordered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_servers_removed_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_backends_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_downtime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_concurrent, setup, teardown),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
