@@ -14,6 +14,7 @@
  */
 #include "api.h"
 #include "admin.h"
+#include "server.h"
 #include "global.h"
 #include "json.h"
 
@@ -126,10 +127,8 @@ const char *admin_state_name(int state)
 
 const char *admin_server_health(const struct server *s)
 {
-	/* health checks arrive with a later issue; until then no server has
-	 * been checked, whatever its administrative state */
-	(void)s;
-	return "unchecked";
+	/* what the health checks (check.c) say, whatever the operator chose */
+	return server_health_name(atomic_load_explicit(&s->health, memory_order_relaxed));
 }
 
 static uint64_t uptime_s(void)
@@ -272,10 +271,8 @@ int admin_show_servers(struct admin_buf *out, const char *backend, bool json)
 
 /* Commands of SPEC §5 that later issues implement: recognised, refused. */
 static const char *const later[][2] = {
-	{ "set", "server" },
 	{ "add", "server" },
 	{ "del", "server" },
-	{ "wait", "drained" },
 	{ "reload", NULL },
 };
 
@@ -288,12 +285,13 @@ static const char help_text[] =
 	"  show sessions BACKEND [SERVER] [limit N]  persistence-table entries: backend method key\n"
 	"                                           server idle_s age_s\n"
 	"  clear sessions BACKEND [SERVER | key KEY] forget persistence-table entries\n"
-	"not supported yet:\n"
 	"  set server BACKEND/SERVER state ready|drain|maint\n"
-	"  set server BACKEND/SERVER weight N\n"
+	"                                           drain: only its persistent sessions\n"
+	"  set server BACKEND/SERVER weight N       0..256; 0 = no new sessions\n"
+	"  wait drained BACKEND/SERVER [timeout D]  until no session can reach it (default 5m)\n"
+	"not supported yet:\n"
 	"  add server BACKEND/NAME ADDRESS [options]\n"
 	"  del server BACKEND/NAME\n"
-	"  wait drained BACKEND/SERVER [timeout D]\n"
 	"  reload\n";
 
 /*
@@ -414,6 +412,21 @@ int admin_execute(const char *line, struct admin_buf *out)
 					    "show sessions BACKEND [SERVER] [limit N]" :
 					    "clear sessions BACKEND [SERVER | key KEY]"));
 		admin_buf_puts(out, "\n");
+		return 0;
+	}
+	if (n >= 2 && ((!strcmp(w[0], "set") && !strcmp(w[1], "server")) ||
+		       (!strcmp(w[0], "wait") && !strcmp(w[1], "drained")))) {
+		const char *msg = NULL, *arg = NULL;
+		int r = w[0][0] == 's' ? admin_set_server(out, w + 2, n - 2, json, &msg, &arg)
+				       : admin_wait_drained(out, w + 2, n - 2, json, &msg, &arg);
+		if (r < 0)
+			return error_answer(out, msg, arg ? arg : (w[0][0] == 's' ?
+					    "set server BACKEND/SERVER state ready|drain|maint | weight N" :
+					    "wait drained BACKEND/SERVER [timeout D]"));
+		if (r == ADMIN_WAIT)
+			return ADMIN_WAIT;  /* admin_server.c appended nothing yet */
+		if (w[0][0] == 's')
+			admin_buf_puts(out, "\n");  /* wait answers carry their own */
 		return 0;
 	}
 	for (i = 0; i < (int)ARRAY_SIZE(later); i++) {

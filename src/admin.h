@@ -34,7 +34,8 @@ void admin_buf_consume(struct admin_buf *b, size_t n);
  * against the running configuration G.cfg and append the answer to out.
  * Every answer ends with one empty line ("...\n\n"), the end-of-answer
  * marker of the protocol. Errors are answered as a single line starting
- * with "error: ". Returns 0, or -1 when the answer is an error.
+ * with "error: ". Returns 0, or -1 when the answer is an error, or
+ * ADMIN_WAIT (wait drained, below) when the answer is not there yet.
  */
 int admin_execute(const char *line, struct admin_buf *out);
 
@@ -50,6 +51,43 @@ int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const
 			const char **arg);
 int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
 			 const char **arg);
+
+/*
+ * admin_server.c: w[0..n) are the words after "set server" / "wait
+ * drained". Same error convention as the sessions commands.
+ * admin_wait_drained() returns 0 when it answered at once (the server is
+ * drained already), -1 on error, or ADMIN_WAIT when the answer must wait:
+ * then admin_execute() returns ADMIN_WAIT too, and the caller takes the
+ * parked wait with admin_wait_take() right away and calls
+ * admin_wait_poll() on every tick (about 100 ms) until it returns 1, having
+ * appended the whole answer (with its empty line) to out.
+ */
+#define ADMIN_WAIT 1
+
+struct admin_wait {
+	char backend[CFG_NAME_MAX];   /* names, not pointers: a reload or */
+	char server[CFG_NAME_MAX];    /* `del server` may free the server */
+	uint64_t deadline_ms;         /* CLOCK_MONOTONIC ms */
+	bool json;
+};
+
+int admin_set_server(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+		     const char **arg);
+int admin_wait_drained(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+		       const char **arg);
+/* The wait parked by the last admin_execute() that returned ADMIN_WAIT:
+ * copied to *w and forgotten (true), or false when there is none. */
+bool admin_wait_take(struct admin_wait *w);
+/* 1: answered ("drained", "timeout" or an error), 0: still waiting. */
+int admin_wait_poll(struct admin_wait *w, struct admin_buf *out, uint64_t now_ms);
+/* Is s drained at now_ms (CLOCK_MONOTONIC)? No busy connection, no table
+ * session, and idle for admin_drain_idle_ms(s->be). */
+bool admin_server_drained(const struct server *s, uint64_t now_ms);
+/* How long a server of be must go without requests before the sessions
+ * clients carry (cookies, hashed keys) can no longer come back; 2 s when
+ * every persistence method of be keeps its sessions in tables; never less
+ * than 2 s, since the session counts lag the tables. */
+uint64_t admin_drain_idle_ms(const struct backend *be);
 
 /* The health column of `show servers` until health checks exist. */
 const char *admin_server_health(const struct server *s);

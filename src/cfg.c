@@ -432,6 +432,7 @@ static void defaults_reset(struct cfg_defaults *d)
 	d->to.queue = 5000;
 	d->to.tunnel = 3600000;
 	d->retries = 2;
+	d->on_down = ON_DOWN_REDISPATCH;
 	d->mode = MODE_HTTP;
 	d->balance = LB_ROUNDROBIN;
 	d->hash_key = HASH_KEY_SOURCE;
@@ -503,6 +504,7 @@ static struct backend *new_backend(struct cfg_parser *p, const char *name)
 	be->hash_bound = p->def.hash_bound;
 	be->to = p->def.to;
 	be->retries = p->def.retries;
+	be->on_down = p->def.on_down;
 	return be;
 }
 
@@ -741,6 +743,20 @@ static void resolve(struct cfg_parser *p)
 		for (int k = 0; k < fe->nroutes; k++)
 			if (fe->routes[k].be)
 				used[fe->routes[k].be->idx] = true;
+	}
+	for (int i = 0; i < cfg->nbackends; i++) {
+		struct backend *be = cfg->backends[i];
+		for (int k = 0; k < be->nservers; k++) {
+			struct server *s = be->servers[k];
+			if (!s->replica_name[0])
+				continue;
+			s->replica = cfg_find_server(be, s->replica_name);
+			if (!s->replica)
+				cfg_err(p, s->line, "replica '%s' is not a server of backend '%s'",
+					s->replica_name, be->name);
+			else if (s->replica == s)
+				cfg_err(p, s->line, "server '%s' cannot be its own replica", s->name);
+		}
 	}
 	for (int i = 0; i < cfg->nbackends; i++) {
 		const struct backend *be = cfg->backends[i];

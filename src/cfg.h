@@ -28,6 +28,9 @@ enum route_kind { ROUTE_HOST, ROUTE_PATH_PREFIX };
  * the health checks (health) by server_update_state() in server.c. */
 enum srv_state { SRV_READY, SRV_DRAIN, SRV_MAINT, SRV_DOWN };
 enum srv_health { HEALTH_UNCHECKED, HEALTH_UP, HEALTH_DOWN };
+/* on-server-down: where a persistent session goes when its server cannot
+ * take it (SPEC 3.2) */
+enum on_down { ON_DOWN_REDISPATCH, ON_DOWN_REPLICA, ON_DOWN_FAIL };
 
 /* All durations are milliseconds. */
 struct cfg_timeouts {
@@ -53,6 +56,8 @@ struct server {
 	uint32_t weight;  /* 0..256, default 100 (HAProxy-like scale) */
 	uint32_t maxconn; /* 0 = unlimited */
 	bool backup;
+	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */
+	struct server *replica;          /* resolved after parsing, NULL if none */
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;
@@ -67,6 +72,7 @@ struct server {
 	_Atomic uint64_t responses[6];/* by status class: [1]=1xx .. [5]=5xx, [0]=other/none */
 	_Atomic uint64_t connect_errors;
 	_Atomic uint64_t sessions;    /* persistent sessions pointing at it (persistence issue) */
+	_Atomic uint64_t last_request_ms; /* monotonic ms of the last request sent to it (wait drained) */
 
 	/* health checks and slow start (check.c, doc/config.md `server`);
 	 * 0 / false = take the backend's `health` value or check.c's default */
@@ -88,6 +94,7 @@ struct backend {
 	enum lb_kind balance;
 	struct cfg_timeouts to;
 	uint32_t retries;
+	enum on_down on_down;
 	struct server **servers;
 	int nservers;
 	/* persistence rules plug in here (persist.c); NULL/0 when unused */

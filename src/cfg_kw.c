@@ -13,6 +13,7 @@
  */
 #include "api.h"
 #include "cfg_kw.h"
+#include "check.h"
 #include "cidr.h"
 #include "persist.h"
 #include "cfg.h"
@@ -258,6 +259,21 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 		};
 		*f[i] = v;
 	}
+	return 0;
+}
+
+/* on-server-down redispatch|replica|fail (SPEC 3.2) */
+static int kw_on_server_down(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const v[] = { "redispatch", "replica", "fail" };
+	int k = cfg_choice(argv[1], v, ARRAY_SIZE(v));
+
+	if (k < 0)
+		return cfg_err_choice(p, "on-server-down", argv[1], v, ARRAY_SIZE(v));
+	if (p->sect == CFG_S_DEFAULTS)
+		p->def.on_down = (enum on_down)k;
+	else
+		p->be->on_down = (enum on_down)k;
 	return 0;
 }
 
@@ -636,9 +652,152 @@ static const struct cfg_srv_opt cfg_server_opts[] = {
 	{ "weight",    1, false },
 	{ "maxconn",   1, false },
 	{ "backup",    0, false },
-	{ "slowstart", 1, true },
-	{ "replica",   1, true },
+	{ "slowstart", 1, false },
+	{ "check-interval", 1, false },
+	{ "rise",      1, false },
+	{ "fall",      1, false },
+	{ "no-check",  0, false },
+	{ "replica",   1, false },
 };
+
+/* A duration of a health check: at least 10 ms (a probe is not a busy
+ * loop), at most a day. */
+static int arg_check_duration(struct cfg_parser *p, const char *kw, const char *s,
+			      uint32_t *out)
+{
+	if (arg_duration(p, s, out) < 0)
+		return -1;
+	if (*out < 10 || *out > 86400000) {
+		cfg_err(p, p->line, "'%s' %s is out of range (10ms..1d)", kw, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The health-check and slow-start server options (check.c); for no-check,
+ * which takes no value, value is the option itself and is not read. */
+static int srv_check_opt(struct cfg_parser *p, struct server *s, const char *name,
+			 const char *value)
+{
+	if (strcmp(name, "no-check") == 0) {
+		s->no_check = true;
+		return 0;
+	}
+	if (strcmp(name, "slowstart") == 0)
+		return arg_duration(p, value, &s->slowstart);
+	if (strcmp(name, "check-interval") == 0)
+		return arg_check_duration(p, name, value, &s->chk_interval);
+	if (strcmp(name, "rise") == 0)
+		return arg_uint(p, name, value, 1, 1000, &s->chk_rise);
+	return arg_uint(p, name, value, 1, 1000, &s->chk_fall);
+}
+
+/*
+ * health tcp [OPTIONS]
+ * health http METHOD PATH [expect STATUS] [host NAME] [OPTIONS]
+ *   OPTIONS: interval D, timeout D, rise N, fall N (any order, once each)
+ * What check.c probes every server of this backend with.
+ */
+static int kw_health(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const kinds[] = { "tcp", "http" };
+	static const char *const opts[] = { "interval", "timeout", "rise", "fall", "expect", "host" };
+	struct backend *be = p->be;
+	int k = cfg_choice(argv[1], kinds, ARRAY_SIZE(kinds));
+	unsigned seen = 0;
+	int i = 2;
+
+	if (k < 0)
+		return cfg_err_choice(p, "unknown health check", argv[1], kinds, ARRAY_SIZE(kinds));
+	if (be->hc_kind != CHECK_NONE) {
+		cfg_err(p, p->line, "'health' given twice in backend '%s'", be->name);
+		return -1;
+	}
+	if (k == 1) {
+		if (argc < 4) {
+			cfg_err(p, p->line, "'health http' needs a METHOD and a PATH, e.g. "
+				"'health http GET /healthz'");
+			return -1;
+		}
+		/* RFC 9110 9.1: method = token */
+		if (!is_token(argv[2]) || strlen(argv[2]) >= sizeof(be->hc_method)) {
+			cfg_err(p, p->line, "invalid method '%s' for 'health http' (a token, e.g. GET)",
+				argv[2]);
+			return -1;
+		}
+		/* RFC 9112 3.2.1: origin-form, and nothing that would end the
+		 * request line early */
+		const char *path = argv[3];
+		bool ok = path[0] == '/' && strlen(path) < sizeof(be->hc_path);
+
+		for (const char *c = path; ok && *c; c++)
+			ok = (unsigned char)*c > 0x20 && (unsigned char)*c != 0x7f;
+		if (!ok) {
+			cfg_err(p, p->line, "invalid path '%s' for 'health http' (must start with '/', "
+				"no spaces or control characters, under %zu bytes)", path,
+				sizeof(be->hc_path));
+			return -1;
+		}
+		snprintf(be->hc_method, sizeof(be->hc_method), "%s", argv[2]);
+		snprintf(be->hc_path, sizeof(be->hc_path), "%s", path);
+		i = 4;
+	}
+	for (; i < argc; i++) {
+		int o = cfg_choice(argv[i], opts, ARRAY_SIZE(opts));
+		const char *v;
+		uint32_t n;
+
+		if (o < 0 || (k == 0 && o >= 4))
+			return cfg_err_choice(p, "unknown 'health' option", argv[i], opts,
+					      k == 0 ? 4 : ARRAY_SIZE(opts));
+		if (seen & (1u << o)) {
+			cfg_err(p, p->line, "'health': '%s' given twice", opts[o]);
+			return -1;
+		}
+		seen |= 1u << o;
+		if (++i >= argc) {
+			cfg_err(p, p->line, "'health' option '%s' needs a value", opts[o]);
+			return -1;
+		}
+		v = argv[i];
+		switch (o) {
+		case 0:
+			if (arg_check_duration(p, "interval", v, &be->hc_interval) < 0)
+				return -1;
+			break;
+		case 1:
+			if (arg_check_duration(p, "timeout", v, &be->hc_timeout) < 0)
+				return -1;
+			break;
+		case 2:
+			if (arg_uint(p, "rise", v, 1, 1000, &be->hc_rise) < 0)
+				return -1;
+			break;
+		case 3:
+			if (arg_uint(p, "fall", v, 1, 1000, &be->hc_fall) < 0)
+				return -1;
+			break;
+		case 4:
+			if (arg_uint(p, "expect", v, 100, 599, &n) < 0)
+				return -1;
+			be->hc_expect = (int)n;
+			break;
+		default:
+			/* RFC 9110 7.2: Host = uri-host [ ":" port ]; kept to
+			 * the characters of a name, an IP literal and a port */
+			if (!*v || strlen(v) >= sizeof(be->hc_host) ||
+			    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789.-:[]") != strlen(v)) {
+				cfg_err(p, p->line, "invalid host '%s' for 'health http'", v);
+				return -1;
+			}
+			snprintf(be->hc_host, sizeof(be->hc_host), "%s", v);
+			break;
+		}
+	}
+	be->hc_kind = k == 0 ? CHECK_TCP : CHECK_HTTP;
+	return 0;
+}
 
 static int kw_server(struct cfg_parser *p, int argc, char **argv)
 {
@@ -706,8 +865,12 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 			rc |= arg_uint(p, "weight", argv[i + 1], 0, 256, &s->weight);
 		else if (strcmp(o->name, "maxconn") == 0)
 			rc |= arg_uint(p, "maxconn", argv[i + 1], 0, 10000000, &s->maxconn);
-		else
+		else if (strcmp(o->name, "replica") == 0)
+			snprintf(s->replica_name, sizeof(s->replica_name), "%s", argv[i + 1]);
+		else if (strcmp(o->name, "backup") == 0)
 			s->backup = true;
+		else
+			rc |= srv_check_opt(p, s, o->name, argv[i + o->nargs]);
 		i += o->nargs;
 	}
 	if (rc < 0) {
@@ -757,10 +920,10 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
-	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup]" },
+	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup] [slowstart D] [check-interval D] [rise N] [fall N] [no-check]" },
 	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
-	NYS("health",          CFG_S_BE, "health ..."),
-	NYS("on-server-down",  CFG_S_DEFAULTS | CFG_S_BE, "on-server-down redispatch|replica|fail"),
+	{ "health",                CFG_S_BE, kw_health, 1, -1, false, "health tcp|http METHOD PATH [expect STATUS] [host NAME] [interval D] [timeout D] [rise N] [fall N]" },
+	{ "on-server-down",        CFG_S_DEFAULTS | CFG_S_BE, kw_on_server_down, 1, 1, false, "on-server-down redispatch|replica|fail" },
 	NYS("stick",           CFG_S_BE, "stick ..."),
 	NYS("cookie",          CFG_S_BE, "cookie ..."),
 	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },

@@ -38,6 +38,7 @@ struct cfg_bindref {
 struct cfg_defaults {
 	struct cfg_timeouts to;
 	uint32_t retries;
+	enum on_down on_down;
 	enum cfg_mode mode;
 	enum lb_kind balance;
 	/* balance hash arguments (meaningful when balance == LB_HASH) */

@@ -26,6 +26,7 @@
 #include "api.h"
 #include "control.h"
 #include "admin.h"
+#include "check.h"
 #include "global.h"
 #include "log.h"
 #include "state.h"
@@ -53,8 +54,9 @@
 #define LINGER_MS            2000
 #define STOP_TICK_MS         50
 #define STATE_SAVE_MS        5000          /* state-file period (issue 3 item 8) */
+#define WAIT_TICK_MS         100           /* re-check of parked `wait drained` */
 
-enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS };
+enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS, CK_CHECK };
 
 struct control_conn {
 	int fd;
@@ -64,6 +66,8 @@ struct control_conn {
 	bool close_after;           /* close once out is written */
 	bool skipping;              /* admin: dropping the rest of an over-long line */
 	bool lingering;             /* our side is shut: drop input until EOF */
+	bool waiting;               /* admin: `wait drained` parked, see poll_waits() */
+	struct admin_wait wait;
 	uint64_t last_ms;           /* last activity (monotonic) */
 	char *in;                   /* clients: bytes read, not yet used */
 	size_t inlen;
@@ -79,6 +83,7 @@ struct control {
 	struct control_conn stats_l;
 	struct control_conn *clients;
 	int nclients;
+	int nwaiting;               /* parked `wait drained` commands */
 	const char *admin_path;     /* to unlink at exit; NULL if none */
 };
 
@@ -275,6 +280,9 @@ static void admin_lines(struct control_conn *cc)
 {
 	size_t start = 0;
 
+	/* a parked `wait drained` answers first: commands after it wait */
+	if (cc->waiting)
+		return;
 	if (cc->skipping) {
 		char *nl = memchr(cc->in, '\n', cc->inlen);
 
@@ -292,8 +300,11 @@ static void admin_lines(struct control_conn *cc)
 		if (!nl && !cc->rd_closed)
 			break;
 		cc->in[end] = '\0';  /* end < incap: '\n' or room checked by reader */
-		admin_execute(cc->in + start, &cc->out);
+		if (admin_execute(cc->in + start, &cc->out) == ADMIN_WAIT)
+			cc->waiting = admin_wait_take(&cc->wait);
 		start = nl ? end + 1 : end;
+		if (cc->waiting)
+			break;
 	}
 	memmove(cc->in, cc->in + start, cc->inlen - start);
 	cc->inlen -= start;
@@ -368,7 +379,13 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 			return;
 		}
 	}
-	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !cc->rd_closed && !cc->close_after) {
+	if (cc->waiting && (ev & (EPOLLHUP | EPOLLERR))) {
+		/* the client of a parked wait is gone: nobody to answer */
+		client_close(c, cc);
+		return;
+	}
+	if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !cc->rd_closed &&
+	    !cc->close_after) {
 		/* keep a byte for the NUL admin_lines() puts after a line */
 		while (cc->inlen < cc->incap - 1) {
 			ssize_t r = recv(cc->fd, cc->in + cc->inlen, cc->incap - 1 - cc->inlen, 0);
@@ -403,7 +420,7 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 		if (cc->inlen == before)
 			break;
 	}
-	if (cc->out.len == 0 && (cc->rd_closed && cc->inlen == 0)) {
+	if (cc->out.len == 0 && (cc->rd_closed && cc->inlen == 0) && !cc->waiting) {
 		client_close(c, cc);
 		return;
 	}
@@ -423,7 +440,13 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 		return;
 	}
 	want = 0;
-	if (!cc->rd_closed && !cc->close_after && cc->out.len < ADMIN_OUT_HIGH)
+	if (cc->waiting) {
+		/* Read nothing more while parked (it would pile up), but hear
+		 * a hang-up: EPOLLRDHUP, unless the buffer is full and a read
+		 * could not consume the EOF (level-triggered: it would spin). */
+		if (!cc->rd_closed && cc->inlen < cc->incap - 1)
+			want |= EPOLLRDHUP;
+	} else if (!cc->rd_closed && !cc->close_after && cc->out.len < ADMIN_OUT_HIGH)
 		want |= EPOLLIN;
 	if (cc->out.len > 0)
 		want |= EPOLLOUT;
@@ -440,8 +463,34 @@ static void sweep_idle(struct control *c, uint64_t now)
 				 cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS;
 
 		next = cc->next;
+		if (cc->waiting)
+			continue;   /* bounded by its own timeout */
 		if (now - cc->last_ms > limit)
 			client_close(c, cc);
+	}
+}
+
+/*
+ * `wait drained` (admin_server.c): a parked command is re-checked here on
+ * every tick, so that waiting never blocks the loop. When it answers, the
+ * connection goes on as after any event: flush, then the commands the
+ * client sent after the wait. Counts the waits still parked.
+ */
+static void poll_waits(struct control *c, uint64_t now)
+{
+	struct control_conn *cc, *next;
+
+	c->nwaiting = 0;
+	for (cc = c->clients; cc; cc = next) {
+		next = cc->next;
+		if (!cc->waiting)
+			continue;
+		if (admin_wait_poll(&cc->wait, &cc->out, now) == 0) {
+			c->nwaiting++;
+			continue;
+		}
+		cc->waiting = false;
+		client_event(c, cc, 0);     /* may free cc, never another */
 	}
 }
 
@@ -474,6 +523,9 @@ static void control_cleanup(struct control *c)
 int control_run(struct config *cfg)
 {
 	struct control c = { .epfd = -1 };
+	/* the health checks' own epoll set, watched as one descriptor (check.c) */
+	struct control_conn chk = { .fd = -1, .kind = CK_CHECK };
+	int check_wait = 1000;
 	struct epoll_event evs[32];
 	bool stopping = false, forced = false;
 	uint64_t deadline = 0, last_sweep, last_save;
@@ -502,12 +554,16 @@ int control_run(struct config *cfg)
 		goto fail;
 	if (cfg->has_stats && open_stats(&c, &cfg->stats_listen) < 0)
 		goto fail;
+	chk.fd = check_start(cfg);
+	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
+		goto fail;
 
 	last_sweep = last_save = now_ms();
 	for (;;) {
 		uint64_t now;
 
-		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS : 1000);
+		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS :
+			       c.nwaiting ? WAIT_TICK_MS : check_wait);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "control: epoll_wait: %s", strerror(errno));
 			break;
@@ -542,6 +598,9 @@ int control_run(struct config *cfg)
 			case CK_STATS_LISTEN:
 				accept_all(&c, cc);
 				break;
+			case CK_CHECK:
+				check_events();
+				break;
 			case CK_ADMIN:
 			case CK_STATS:
 				/* cc may be freed in there: the only use of it */
@@ -550,6 +609,8 @@ int control_run(struct config *cfg)
 			}
 		}
 		now = now_ms();
+		poll_waits(&c, now);
+		check_wait = check_tick(now);
 		if (now - last_sweep >= 1000) {
 			sweep_idle(&c, now);
 			last_sweep = now;
@@ -571,6 +632,7 @@ int control_run(struct config *cfg)
 	workers_join();
 	/* SPEC §2: a stop saves state, once no worker touches the tables. */
 	save_state(cfg);
+	check_stop();
 	control_cleanup(&c);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
@@ -579,6 +641,7 @@ fail:
 	workers_begin_stop();
 	workers_force_stop();
 	workers_join();
+	check_stop();
 	control_cleanup(&c);
 	return 1;
 }

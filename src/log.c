@@ -221,6 +221,10 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 		o = put_str(o, end, r->persist);
 		o = put_str(o, end, " method=");
 		o = put_str(o, end, r->persist_method ? r->persist_method : "-");
+		if (r->persist_reason) {
+			o = put_str(o, end, " reason=");
+			o = put_str(o, end, r->persist_reason);
+		}
 	}
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
@@ -265,6 +269,9 @@ static size_t format_json(char *o0, char *end, struct log_thread *lt,
 		o = put_jstr(o, end, ",\"persist\":", r->persist, strlen(r->persist));
 		o = put_jstr(o, end, ",\"persist_method\":", r->persist_method ? r->persist_method : "",
 			     r->persist_method ? strlen(r->persist_method) : 0);
+		if (r->persist_reason)
+			o = put_jstr(o, end, ",\"persist_reason\":", r->persist_reason,
+				     strlen(r->persist_reason));
 	}
 	o = put_str(o, end, ",\"connect_ms\":");
 	o = put_ms(o, end, r->connect_ms, true);

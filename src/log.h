@@ -39,6 +39,7 @@ struct access_rec {
 	uint64_t bytes;
 	const char *frontend, *backend, *server, *term;
 	const char *persist, *persist_method; /* NULL when the backend has none */
+	const char *persist_reason;           /* why it moved, NULL otherwise */
 	double connect_ms, ttfb_ms, total_ms;
 };
 

@@ -502,12 +502,15 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->has_key = 0;
 	pr->keys_used = 0;
 	pr->cookie_srv = NULL;
+	pr->fail = false;
+	pr->reason = MOVED_NONE;
 	if (!rs || !rs->n) {
 		pr->result = PR_NONE;
 		return;
 	}
 	bool moved = false, invalid = false, expired = false;
 	int first_bad = -1;
+	struct server *lost = NULL; /* the remembered server that cannot take it */
 	uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
 	for (int i = 0; i < rs->n; i++) {
 		struct persist_rule *r = &rs->r[i];
@@ -537,6 +540,8 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			s = server_by_hash(be, h);
 			if (!s) {
 				moved = true; /* its server left the configuration */
+				if (!pr->reason)
+					pr->reason = MOVED_REMOVED;
 				if (first_bad < 0)
 					first_bad = i;
 				break;
@@ -580,6 +585,8 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 				/* a prefix that names no server: forged, or its
 				 * server left the configuration */
 				moved = true;
+				if (!pr->reason)
+					pr->reason = MOVED_REMOVED;
 				if (first_bad < 0)
 					first_bad = i;
 			}
@@ -592,6 +599,8 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 				s = server_by_idx(be, idx);
 				if (!s) {
 					moved = true;
+					if (!pr->reason)
+						pr->reason = MOVED_REMOVED;
 					if (first_bad < 0)
 						first_bad = i;
 				}
@@ -604,17 +613,34 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->rule = (int8_t)i;
 		} else {
 			moved = true;
+			if (!lost)
+				lost = s;
+			if (!pr->reason)
+				pr->reason = atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT
+					     ? MOVED_MAINT : MOVED_DOWN;
 			if (first_bad < 0)
 				first_bad = i;
 		}
 	}
 	if (pr->srv) {
 		pr->result = PR_HIT;
+		pr->reason = MOVED_NONE;
 		return;
 	}
 	pr->assigned = true;
+	if (lost && be->on_down == ON_DOWN_FAIL) {
+		/* the operator prefers an error to a session on a server
+		 * that does not hold it */
+		pr->fail = true;
+	} else if (lost && be->on_down == ON_DOWN_REPLICA && lost->replica &&
+		   atomic_load_explicit(&lost->replica->state, memory_order_relaxed) == SRV_READY) {
+		/* the replica's application holds a copy of the session */
+		pr->srv = lost->replica;
+	}
 	pr->rule = (int8_t)(first_bad >= 0 ? first_bad : 0);
 	pr->result = moved ? PR_MOVED : expired ? PR_EXPIRED : invalid ? PR_INVALID : PR_NEW;
+	if (pr->result != PR_MOVED)
+		pr->reason = MOVED_NONE;
 }
 
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)
@@ -706,6 +732,14 @@ void persist_count(struct backend *be, const struct persist_req *pr)
 	if (!rs || pr->result == PR_NONE || pr->rule < 0)
 		return;
 	atomic_fetch_add_explicit(&rs->r[pr->rule].counts[pr->result], 1, memory_order_relaxed);
+	if (pr->result == PR_MOVED && pr->reason < MOVED_COUNT)
+		atomic_fetch_add_explicit(&rs->moved[pr->reason], 1, memory_order_relaxed);
+}
+
+const char *persist_reason_name(int reason)
+{
+	static const char *const names[] = { "-", "down", "maint", "removed", "connect", "maxconn" };
+	return reason >= 0 && reason < MOVED_COUNT ? names[reason] : "-";
 }
 
 const char *persist_result_name(enum persist_result r)

@@ -34,6 +34,18 @@ enum persist_result {
 	PR_COUNT
 };
 
+/* Why a session moved (SPEC 3.2), for the log and
+ * bollard_persistence_moved_total{backend,reason}. */
+enum persist_reason {
+	MOVED_NONE = 0,
+	MOVED_DOWN,      /* health checks or passive detection */
+	MOVED_MAINT,     /* the operator */
+	MOVED_REMOVED,   /* no longer in the configuration */
+	MOVED_CONNECT,   /* it failed this request's connection */
+	MOVED_MAXCONN,   /* full */
+	MOVED_COUNT
+};
+
 #define PERSIST_MAX_RULES 8
 #define PERSIST_KEY_MAX 255
 
@@ -62,6 +74,7 @@ struct persist_rule {
 struct persist_rules {
 	struct persist_rule r[PERSIST_MAX_RULES];
 	int n;
+	_Atomic uint64_t moved[MOVED_COUNT];
 };
 
 /* What one request decided; lives in the client connection. */
@@ -72,6 +85,8 @@ struct persist_req {
 	bool assigned;             /* assigned afresh: rules must record it */
 	bool refresh;              /* cookie insert: re-issue to refresh its time */
 	bool strip_cookie;         /* the request carried our cookie: remove it */
+	bool fail;                 /* on-server-down fail: answer 503 */
+	uint8_t reason;            /* enum persist_reason when moved */
 	struct server *cookie_srv; /* server named by a valid insert cookie */
 	uint32_t cookie_issued;    /* its time of issue (kept across refreshes) */
 	/* keys of the table rules found in the request, copied because the
@@ -119,6 +134,7 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 void persist_count(struct backend *be, const struct persist_req *pr);
 
 const char *persist_result_name(enum persist_result r);
+const char *persist_reason_name(int reason);
 /* Cookie names bollard removes from requests of this backend (insert mode),
  * or NULL. */
 const char *persist_cookie_name(const struct backend *be);

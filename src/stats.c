@@ -207,6 +207,18 @@ void stats_metrics(struct admin_buf *out)
 					   RELAXED(rs->r[i].counts[r]));
 	}
 
+	family(out, "bollard_persistence_moved_total", "counter",
+	       "Sessions that moved to another server, by reason.");
+	for (b = 0; b < nb; b++) {
+		const struct backend *be = cfg->backends[b];
+		const struct persist_rules *rs = be->persist;
+		for (int r = MOVED_DOWN; rs && r < MOVED_COUNT; r++)
+			sample_u64(out, "bollard_persistence_moved_total",
+				   (const char *const[]){ "backend", be->name,
+					   "reason", persist_reason_name(r), NULL },
+				   RELAXED(rs->moved[r]));
+	}
+
 	family(out, "bollard_persistence_table_entries", "gauge",
 	       "Entries in each persistence table.");
 	for (b = 0; b < nb; b++) {
@@ -253,6 +265,26 @@ void stats_metrics(struct admin_buf *out)
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
 				   RELAXED(cfg->backends[b]->servers[i]->connect_errors));
+
+	/* check.c counts every probe, active or of a passively downed server */
+	family(out, "bollard_health_checks_total", "counter",
+	       "Health checks of the server, by result.");
+	for (b = 0; b < nb; b++) {
+		const struct backend *be = cfg->backends[b];
+
+		for (i = 0; i < be->nservers; i++) {
+			const struct server *s = be->servers[i];
+
+			sample_u64(out, "bollard_health_checks_total",
+				   (const char *const[]){ "backend", be->name, "server", s->name,
+					   "result", "ok", NULL },
+				   RELAXED(s->checks_ok));
+			sample_u64(out, "bollard_health_checks_total",
+				   (const char *const[]){ "backend", be->name, "server", s->name,
+					   "result", "fail", NULL },
+				   RELAXED(s->checks_fail));
+		}
+	}
 }
 
 /* ---- the HTTP side ------------------------------------------------------- */

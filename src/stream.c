@@ -31,6 +31,9 @@
 #include "http.h"
 #include "lb.h"
 #include "lb_hash.h"
+#include "check.h"
+#include "cidr.h"
+#include "proxyproto.h"
 #include "cookie.h"
 #include "worker-t.h"
 
@@ -46,6 +49,7 @@
 #define POOL_MAX_PER_SERVER 512
 
 static void c_drive(struct cconn *c);
+static void find_client(struct cconn *c, const struct h1_msg *m);
 static void send_error(struct cconn *c, int status, const char *detail, const char *term);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -201,6 +205,7 @@ static void log_request(struct cconn *c)
 		const struct persist_rules *rs = c->be->persist;
 		r.persist = persist_result_name(c->pr.result);
 		r.persist_method = c->pr.rule >= 0 ? rs->r[c->pr.rule].label : NULL;
+		r.persist_reason = c->pr.result == PR_MOVED ? persist_reason_name(c->pr.reason) : NULL;
 	}
 	r.connect_ms = ms_between(c->t_start, c->t_connect);
 	r.ttfb_ms = ms_between(c->t_start, c->t_first);
@@ -209,6 +214,20 @@ static void log_request(struct cconn *c)
 }
 
 /* ---- connection lifetime ------------------------------------------------------ */
+
+/* An address as text, IPv4-mapped IPv6 addresses as plain IPv4. */
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a6 = (const void *)ss;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)cap);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+	}
+}
 
 void stream_accept(struct worker *w, struct listener *l, int fd,
 		   const struct sockaddr_storage *ss)
@@ -226,16 +245,9 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->minor = 1;
 	c->peer = *ss;
 	ev_timer_init(&c->timer);
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a6 = (const void *)ss;
-		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], c->client_ip, sizeof(c->client_ip));
-		else
-			inet_ntop(AF_INET6, &a6->sin6_addr, c->client_ip, sizeof(c->client_ip));
-	} else {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, c->client_ip,
-			  sizeof(c->client_ip));
-	}
+	addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
+	c->client = c->peer;
+	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
@@ -252,7 +264,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	atomic_fetch_add_explicit(&G.conns, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&G.conns_total, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->fe->conns_total, 1, memory_order_relaxed);
-	c->state = CS_HEAD;
+	c->state = l->accept_proxy ? CS_PROXY : CS_HEAD;
 	c->head_deadline = w->now + c->fe->to.http_request;
 	/* the client usually sent its request with the handshake: try now */
 	c->can_read = true;
@@ -410,8 +422,10 @@ static struct server *choose_server(struct cconn *c)
 		/* a session that had a server and leaves it moves, once: the
 		 * new server is recorded (table entries now, a new cookie
 		 * with the response) */
-		if (pr->result == PR_HIT)
+		if (pr->result == PR_HIT) {
 			pr->result = PR_MOVED;
+			pr->reason = MOVED_CONNECT;
+		}
 		pr->assigned = true;
 	}
 	persist_record(be, pr, s, c->w->now);
@@ -424,6 +438,7 @@ static void connect_failed(struct cconn *c, bool timeout)
 {
 	struct server *s = c->srv;
 	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
+	check_passive_failure(s); /* counts toward `fall` (check.c) */
 	if (c->sc) {
 		sconn_close(c->w, c->sc);
 		c->sc = NULL;
@@ -519,6 +534,7 @@ static int do_connect(struct cconn *c)
 	if (!sc->can_write)
 		return 0;
 	sc->connected = true;
+	check_passive_success(sc->srv);
 	c->t_connect = c->w->now_us;
 	c->state = CS_FORWARD;
 	return 1;
@@ -573,11 +589,11 @@ static bool hash_key_of(const struct cconn *c, const struct h1_msg *m, uint64_t 
 	struct h1_str v = { NULL, 0 };
 	switch (be->hash_key) {
 	case HASH_KEY_SOURCE:
-		if (c->peer.ss_family == AF_INET) {
-			const struct sockaddr_in *a = (const void *)&c->peer;
+		if (c->client.ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)&c->client;
 			*key = lb_hash_key(&a->sin_addr, 4);
 		} else {
-			const struct sockaddr_in6 *a = (const void *)&c->peer;
+			const struct sockaddr_in6 *a = (const void *)&c->client;
 			*key = lb_hash_key(&a->sin6_addr, 16);
 		}
 		return true;
@@ -642,12 +658,22 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->rq_state = RQ_HEAD;
 	c->rs_state = RS_HEAD;
 	c->retryable = m->body == H1_BODY_NONE;
+	find_client(c, m);
 	c->be = route(c, m);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
 	c->has_hash_key = c->be->balance == LB_HASH && hash_key_of(c, m, &c->hash_key);
 	c->pr.result = PR_NONE;
-	if (c->be->npersist)
-		persist_decide(c->be, &c->peer, m, w->now, &c->pr);
+	if (c->be->npersist) {
+		persist_decide(c->be, &c->client, m, w->now, &c->pr);
+		if (c->pr.fail) {
+			buf_consume(&c->in, (uint32_t)m->head_len);
+			if (m->body != H1_BODY_NONE)
+				c->close_after = true; /* its body is not read */
+			send_error(c, 503, "the server holding this session is unavailable",
+				   "session-server-down");
+			return;
+		}
+	}
 
 	if (buf_get(&w->bufs, &c->rq) < 0) {
 		send_error(c, 503, "out of memory", "no-resources");
@@ -659,7 +685,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	for (int i = 15; i >= 0; i--, v >>= 4)
 		id[i] = hex[v & 15];
 	struct http_req_out ro = {
-		.client_ip = c->client_ip,
+		.client_ip = c->peer_ip,
 		.proto = "http",
 		.new_reqid = id,
 		.new_reqid_len = 16,
@@ -686,6 +712,63 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	buf_consume(&c->in, (uint32_t)m->head_len);
 	c->t_cli = w->now;
 	start_connect(c);
+}
+
+/* CS_PROXY (bind ... accept-proxy): the connection starts with a PROXY
+ * protocol v1 or v2 header from the load balancer in front of us, which
+ * tells who the client is. Anything else closes the connection: a peer
+ * that may speak PROXY must always speak it. */
+static int do_proxy(struct cconn *c)
+{
+	int r = c_read(c);
+	if (buf_empty(&c->in)) {
+		if (c->eof || r < 0)
+			stream_close(c);
+		return 0;
+	}
+	struct sockaddr_storage src;
+	int n = proxyproto_parse(buf_rptr(&c->in), buf_len(&c->in), &src);
+	if (n == -2) {
+		if (buf_len(&c->in) >= bufsize(c) || c->eof)
+			stream_close(c);
+		return r > 0;
+	}
+	if (n < 0) {
+		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
+		stream_close(c);
+		return 0;
+	}
+	buf_consume(&c->in, (uint32_t)n);
+	if (src.ss_family != AF_UNSPEC) {
+		c->peer = src;
+		addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
+		c->client = c->peer;
+		memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	}
+	c->state = CS_HEAD;
+	return 1;
+}
+
+/* trust-forwarded: when the peer is trusted, the request's client is the
+ * rightmost X-Forwarded-For address that is not (cidr.c); otherwise the
+ * peer itself. Used for the log, `persist source` and `balance hash
+ * source`. */
+static void find_client(struct cconn *c, const struct h1_msg *m)
+{
+	c->client = c->peer;
+	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	if (!c->fe->trusted || !cidr_match(c->fe->trusted, &c->peer))
+		return;
+	struct h1_str vals[16];
+	int n = 0;
+	for (uint32_t i = 0; i < m->nhdrs && n < (int)ARRAY_SIZE(vals); i++)
+		if (m->hdrs[i].flags & H1_HF_XFF)
+			vals[n++] = m->hdrs[i].value;
+	struct sockaddr_storage a;
+	if (n && cidr_xff_client(vals, n, c->fe->trusted, &a) == 1) {
+		c->client = a;
+		addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
+	}
 }
 
 /* A rejected request whose request line was read still deserves its
@@ -756,23 +839,38 @@ static int do_head(struct cconn *c)
 /* ---- the two directions ----------------------------------------------------- */
 
 /*
- * A pooled connection the server had closed (a race no client can avoid:
- * the server may close an idle connection just as we reuse it) failed
- * before any response byte. The request is still whole in c->rq and has no
- * body, so it can go again, once, on a fresh connection.
+ * The server connection failed before any byte of a response (RFC 9110
+ * 9.2.2). The request is still whole in c->rq and has no body, so it can go
+ * again:
+ * - on a pooled connection, the server may have closed it just as we
+ *   reused it (a race no client can avoid): once more, on a fresh
+ *   connection, without using up a retry;
+ * - otherwise, if the method is idempotent (GET, HEAD, OPTIONS, PUT,
+ *   DELETE, TRACE: sending it twice does no harm, SPEC 3.2), on another
+ *   server, within `retries`.
  */
 static bool retry_stale(struct cconn *c)
 {
 	struct sconn *sc = c->sc;
-	if (c->resp_started || !c->retryable || !sc->reused || c->fresh_only)
+	if (c->resp_started || !c->retryable)
 		return false;
+	bool stale = sc->reused && !c->fresh_only;
+	if (!stale) {
+		bool idempotent = c->meth == H1_M_GET || c->meth == H1_M_HEAD ||
+				  c->meth == H1_M_OPTIONS || c->meth == H1_M_PUT ||
+				  c->meth == H1_M_DELETE || c->meth == H1_M_TRACE;
+		if (!idempotent || c->attempts > (int)c->be->retries)
+			return false;
+	}
 	sconn_close(c->w, sc);
 	c->sc = NULL;
 	c->rq_sent = 0;
 	c->rq_state = RQ_HEAD;
-	c->fresh_only = true;
-	c->attempts--; /* not the server's failure: does not use up a retry */
-	c->ntried = 0;
+	if (stale) {
+		c->fresh_only = true;
+		c->attempts--; /* not the server's failure: does not use up a retry */
+		c->ntried = 0;
+	}
 	start_connect(c);
 	return true;
 }
@@ -853,6 +951,7 @@ static int rq_forward(struct cconn *c)
 			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq)) {
 				c->rq_state = RQ_BODY;
 				atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
+				atomic_store_explicit(&c->srv->last_request_ms, c->w->now, memory_order_relaxed);
 			}
 		}
 	}
@@ -1329,6 +1428,9 @@ static void arm_timer(struct cconn *c)
 	struct worker *w = c->w;
 	uint64_t when = EV_NO_TIMER;
 	switch (c->state) {
+	case CS_PROXY:
+		when = c->head_deadline;
+		break;
 	case CS_HEAD:
 		if (c->t_start)
 			when = c->head_deadline;
@@ -1365,6 +1467,7 @@ static void c_drive(struct cconn *c)
 	for (;;) {
 		int p = 0;
 		switch (c->state) {
+		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = do_head(c); break;
 		case CS_CONNECT: p = do_connect(c); break;
 		case CS_FORWARD: p = do_forward(c); break;
@@ -1419,6 +1522,9 @@ void stream_timeout(struct cconn *c)
 {
 	struct worker *w = c->w;
 	switch (c->state) {
+	case CS_PROXY:
+		stream_close(c);
+		return;
 	case CS_HEAD:
 		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);

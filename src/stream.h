@@ -23,6 +23,7 @@ struct listener {
 	int fd;
 	struct frontend *fe;
 	bool paused; /* maxconn reached: accept again when a connection ends */
+	bool accept_proxy; /* connections start with a PROXY protocol header */
 };
 
 /* Server-side connection; pooled (owner NULL) between requests. */
@@ -45,6 +46,7 @@ struct sconn {
 };
 
 enum cstate {
+	CS_PROXY,     /* bind ... accept-proxy: waiting for the PROXY header */
 	CS_HEAD,      /* waiting for / parsing a request head */
 	CS_CONNECT,   /* server connection being established */
 	CS_FORWARD,   /* request and response flowing */
@@ -66,8 +68,10 @@ struct cconn {
 	enum cstate state;
 	bool can_read, can_write, eof, close_after, closed;
 	bool rdhup;                    /* the peer's FIN was reported: read to EOF */
-	char client_ip[INET6_ADDRSTRLEN];
-	struct sockaddr_storage peer;
+	char client_ip[INET6_ADDRSTRLEN];      /* the request's client, as logged */
+	char peer_ip[INET6_ADDRSTRLEN];        /* who connected (appended to X-Forwarded-For) */
+	struct sockaddr_storage peer;          /* who connected (or the PROXY header's source) */
+	struct sockaddr_storage client;        /* the request's client (trust-forwarded) */
 
 	struct buf in;    /* bytes from the client */
 	struct buf rq;    /* rewritten request head for the server */

@@ -269,6 +269,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 			struct listener *l = &w->listeners[w->nlisteners++];
 			l->kind = OBJ_LISTENER;
 			l->fe = fe;
+			l->accept_proxy = fe->binds[b].accept_proxy;
 			l->fd = open_listener(&fe->binds[b], err, errlen);
 			if (l->fd < 0)
 				return -1;

@@ -8,6 +8,8 @@
 #include "admin.h"
 #include "stats.h"
 #include "global.h"
+#include "persist.h"
+#include "check.h"
 
 #include <stdarg.h>
 #include <setjmp.h>
@@ -23,6 +25,23 @@ static struct backend *backends[] = { &app, &api };
 static struct frontend web;
 static struct frontend *frontends[] = { &web };
 static struct config cfg;
+
+/* check.c's hook, which the state command calls on maint -> ready: counted
+ * here instead of starting a real slow start */
+static int recovered_calls;
+void check_server_recovered(struct server *s)
+{
+	(void)s;
+	recovered_calls++;
+}
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void mk_server(struct server *s, struct backend *be, const char *name,
 		      const char *addr, int idx)
@@ -46,6 +65,7 @@ static int setup(void **state)
 	memset(&web, 0, sizeof(web));
 	snprintf(app.name, sizeof(app.name), "app");
 	snprintf(api.name, sizeof(api.name), "a\"p\\i");
+	recovered_calls = 0;
 	mk_server(&s1, &app, "app1", "127.0.0.1:9001", 0);
 	mk_server(&s2, &app, "app2", "127.0.0.1:9002", 1);
 	mk_server(&s3, &api, "api1", "[::1]:9003", 0);
@@ -173,10 +193,11 @@ static void test_errors(void **state)
 	assert_string_equal(a, "error: unknown command 'xyz'; try 'help'\n\n");
 	a = run("show stuff", -1);
 	assert_string_equal(a, "error: unknown command 'show stuff'; try 'help'\n\n");
-	a = run("set server app/app1 state drain", -1);
-	assert_string_equal(a, "error: 'set server' is not supported yet\n\n");
+	a = run("set server app/x state drain", -1);
+	assert_string_equal(a, "error: no server 'app/x'\n\n");
 	a = run("json wait drained app/app1", -1);
-	assert_string_equal(a, "error: 'wait drained' is not supported yet\n\n");
+	assert_string_equal(a, "error: server 'app/app1' is not draining "
+			       "(set its state to drain or maint first)\n\n");
 	a = run("reload", -1);
 	assert_string_equal(a, "error: 'reload' is not supported yet\n\n");
 	/* a backend without persistence tables has no sessions to list */
@@ -197,6 +218,241 @@ static void test_errors(void **state)
 	assert_string_equal(a, "\n");
 	a = run("a b c d e f g h i j k l m n o p q r s", -1);
 	assert_true(strncmp(a, "error: too many words", 21) == 0);
+}
+
+static void test_set_state(void **state)
+{
+	const char *a;
+
+	(void)state;
+	a = run("set server app/app1 state drain", 0);
+	assert_string_equal(a, "app/app1 state drain (was ready)\n\n");
+	assert_int_equal(atomic_load(&s1.admin_state), SRV_DRAIN);
+	assert_int_equal(atomic_load(&s1.state), SRV_DRAIN);
+	a = run("show servers app", 0);
+	assert_non_null(strstr(a, "app app1 127.0.0.1:9001 drain "));
+	a = run("json set server app/app1 state maint", 0);
+	assert_string_equal(a, "{\"backend\":\"app\",\"server\":\"app1\",\"state\":\"maint\","
+			       "\"was\":\"drain\",\"effective\":\"maint\"}\n\n");
+	assert_int_equal(atomic_load(&s1.state), SRV_MAINT);
+	assert_int_equal(recovered_calls, 0);
+	/* back from maintenance: the slow start of check.c begins */
+	a = run("set server app/app1 state ready", 0);
+	assert_string_equal(a, "app/app1 state ready (was maint)\n\n");
+	assert_int_equal(atomic_load(&s1.state), SRV_READY);
+	assert_int_equal(recovered_calls, 1);
+	/* drain -> ready is no recovery: the server kept serving */
+	run("set server app/app1 state drain", 0);
+	run("set server app/app1 state ready", 0);
+	assert_int_equal(recovered_calls, 1);
+	/* health down wins over the operator's ready or drain, and is shown */
+	atomic_store(&s2.health, HEALTH_DOWN);
+	a = run("set server app/app2 state drain", 0);
+	assert_string_equal(a, "app/app2 state drain (was ready; effective down)\n\n");
+	/* names with quotes come back escaped in JSON */
+	a = run("json set server a\"p\\i/api1 state drain", 0);
+	assert_non_null(strstr(a, "\"backend\":\"a\\\"p\\\\i\""));
+
+	a = run("set server app/app1 state up", -1);
+	assert_string_equal(a, "error: state must be ready, drain or maint, not 'up'\n\n");
+	a = run("set server app/app1 state", -1);
+	assert_string_equal(a, "error: usage: set server BACKEND/SERVER state ready|drain|maint "
+			       "| weight N\n\n");
+	run("set server app/app1 color red", -1);
+	run("set server app/app1 state drain now", -1);
+	run("set server", -1);
+	a = run("set server nope/app1 state drain", -1);
+	assert_string_equal(a, "error: no server 'nope/app1'\n\n");
+	a = run("set server app1 state drain", -1);
+	assert_string_equal(a, "error: no server 'app1'\n\n");
+	run("set server app/ state drain", -1);
+	run("set server /app1 state drain", -1);
+	assert_int_equal(atomic_load(&s1.admin_state), SRV_READY);
+}
+
+static void test_set_weight(void **state)
+{
+	const char *a;
+
+	(void)state;
+	a = run("set server app/app2 weight 0", 0);
+	assert_string_equal(a, "app/app2 weight 0 (was 100)\n\n");
+	assert_int_equal(atomic_load(&s2.cur_weight), 0);
+	assert_int_equal(s2.weight, 0);
+	a = run("json set server app/app2 weight 256", 0);
+	assert_string_equal(a, "{\"backend\":\"app\",\"server\":\"app2\",\"weight\":256,"
+			       "\"was\":0}\n\n");
+	assert_int_equal(atomic_load(&s2.cur_weight), 256);
+	a = run("show servers app", 0);
+	assert_non_null(strstr(a, "app app2 127.0.0.1:9002 ready unchecked 256 "));
+	a = run("set server app/app2 weight 257", -1);
+	assert_string_equal(a, "error: weight must be an integer from 0 to 256, not '257'\n\n");
+	run("set server app/app2 weight -1", -1);
+	run("set server app/app2 weight +5", -1);
+	run("set server app/app2 weight 1x", -1);
+	run("set server app/app2 weight 0256", -1);
+	run("set server app/app2 weight 99999999999999999999", -1);
+	run("set server app/app2 weight", -1);
+	assert_int_equal(atomic_load(&s2.cur_weight), 256);
+	a = run("set server app/nope weight 5", -1);
+	assert_string_equal(a, "error: no server 'app/nope'\n\n");
+}
+
+/* Run a wait command that must park; returns the parked wait. */
+static struct admin_wait park(const char *line)
+{
+	struct admin_buf out;
+	struct admin_wait w;
+
+	admin_buf_init(&out);
+	assert_int_equal(admin_execute(line, &out), ADMIN_WAIT);
+	assert_int_equal(out.len, 0);           /* nothing answered yet */
+	assert_true(admin_wait_take(&w));
+	assert_false(admin_wait_take(&w));      /* taken once */
+	admin_buf_free(&out);
+	return w;
+}
+
+static const char *poll_answer(struct admin_wait *w, uint64_t now, int want)
+{
+	static char copy[256];
+	struct admin_buf out;
+
+	admin_buf_init(&out);
+	assert_int_equal(admin_wait_poll(w, &out, now), want);
+	if (!want) {
+		assert_int_equal(out.len, 0);
+		admin_buf_free(&out);
+		return "";
+	}
+	assert_non_null(out.p);
+	assert_true(out.len < sizeof(copy));
+	assert_memory_equal(out.p + out.len - 2, "\n\n", 2);
+	memcpy(copy, out.p, out.len + 1);
+	admin_buf_free(&out);
+	return copy;
+}
+
+static void test_wait_drained(void **state)
+{
+	struct admin_wait w;
+	uint64_t now = mono_now();
+	const char *a;
+
+	(void)state;
+	a = run("wait drained app/app1", -1);
+	assert_true(strncmp(a, "error: server 'app/app1' is not draining", 40) == 0);
+	a = run("wait drained app/nope", -1);
+	assert_string_equal(a, "error: no server 'app/nope'\n\n");
+	run("set server app/app1 state drain", 0);
+	a = run("wait drained app/app1 timeout soon", -1);
+	assert_string_equal(a, "error: invalid timeout 'soon' (a duration such as 30s or 5m)\n\n");
+	a = run("wait drained app/app1 timeout", -1);
+	assert_string_equal(a, "error: usage: wait drained BACKEND/SERVER [timeout D]\n\n");
+	run("wait drained app/app1 until 5s", -1);
+	run("wait drained", -1);
+
+	/* no connection, no session, no cookie method: drained at once */
+	a = run("wait drained app/app1", 0);
+	assert_string_equal(a, "drained\n\n");
+	a = run("json wait drained app/app1 timeout 1s", 0);
+	assert_string_equal(a, "{\"result\":\"drained\"}\n\n");
+
+	/* busy connections, then table sessions, hold it */
+	atomic_store(&s1.conns, 2);
+	w = park("wait drained app/app1 timeout 10s");
+	assert_string_equal(w.backend, "app");
+	assert_string_equal(w.server, "app1");
+	assert_false(w.json);
+	assert_true(w.deadline_ms >= now + 10000);
+	poll_answer(&w, mono_now(), 0);
+	atomic_store(&s1.conns, 0);
+	atomic_store(&s1.sessions, 3);
+	poll_answer(&w, mono_now(), 0);
+	atomic_store(&s1.sessions, 0);
+	a = poll_answer(&w, mono_now(), 1);
+	assert_string_equal(a, "drained\n\n");
+
+	/* the deadline passes first */
+	atomic_store(&s1.sessions, 1);
+	w = park("json wait drained app/app1 timeout 2s");
+	assert_true(w.json);
+	poll_answer(&w, w.deadline_ms - 1, 0);
+	a = poll_answer(&w, w.deadline_ms, 1);
+	assert_string_equal(a, "{\"result\":\"timeout\"}\n\n");
+
+	/* maint counts as draining too; back to ready ends the wait */
+	run("set server app/app1 state maint", 0);
+	w = park("wait drained app/app1");
+	assert_true(w.deadline_ms >= now + 5 * 60 * 1000);  /* default 5m */
+	run("set server app/app1 state ready", 0);
+	a = poll_answer(&w, mono_now(), 1);
+	assert_string_equal(a, "error: server 'app/app1' is not draining any more\n\n");
+
+	/* the server disappears while waited for (del server, reload) */
+	run("set server app/app2 state drain", 0);
+	atomic_store(&s2.conns, 1);
+	w = park("wait drained app/app2");
+	app.nservers = 1;
+	a = poll_answer(&w, mono_now(), 1);
+	assert_string_equal(a, "error: server 'app/app2' no longer exists\n\n");
+	app.nservers = 2;
+}
+
+/* Sessions that live in clients (cookies, hashed keys): drained once the
+ * server went without requests for as long as such a session may idle. */
+static void test_wait_idle(void **state)
+{
+	static struct persist_rules rules;
+	struct admin_wait w;
+	uint64_t now = mono_now();
+	const char *a;
+
+	(void)state;
+	memset(&rules, 0, sizeof(rules));
+	app.persist = &rules;
+	/* no persistence, or tables only: just the counting lag */
+	assert_int_equal(admin_drain_idle_ms(&app), 2000);
+	rules.n = 1;
+	rules.r[0].kind = PERSIST_SOURCE;
+	assert_int_equal(admin_drain_idle_ms(&app), 2000);
+	atomic_store(&s1.last_request_ms, now);
+	assert_false(admin_server_drained(&s1, now + 1999));
+	assert_true(admin_server_drained(&s1, now + 2000));
+	atomic_store(&s1.last_request_ms, 0);
+	/* insert cookies: the smaller of max-idle and max-life */
+	rules.n = 2;
+	rules.r[1].kind = PERSIST_COOKIE;
+	assert_int_equal(admin_drain_idle_ms(&app), 30u * 60 * 1000);
+	rules.r[1].max_life_ms = 8u * 3600 * 1000;
+	assert_int_equal(admin_drain_idle_ms(&app), 8u * 3600 * 1000);
+	rules.r[1].max_idle_ms = 60000;
+	assert_int_equal(admin_drain_idle_ms(&app), 60000);
+	rules.r[1].max_life_ms = 0;
+	assert_int_equal(admin_drain_idle_ms(&app), 60000);
+	/* prefix cookies carry no time: the default */
+	rules.r[0].kind = PERSIST_PREFIX;
+	assert_int_equal(admin_drain_idle_ms(&app), 30u * 60 * 1000);
+	rules.r[0].kind = PERSIST_SOURCE;
+	/* consistent hashing alone */
+	app.persist = NULL;
+	app.balance = LB_HASH;
+	assert_int_equal(admin_drain_idle_ms(&app), 30u * 60 * 1000);
+	app.balance = LB_ROUNDROBIN;
+	app.persist = &rules;
+
+	/* never requested: nothing can come back */
+	assert_true(admin_server_drained(&s1, now));
+	atomic_store(&s1.last_request_ms, now);
+	assert_false(admin_server_drained(&s1, now + 59999));
+	assert_true(admin_server_drained(&s1, now + 60000));
+
+	run("set server app/app1 state drain", 0);
+	w = park("wait drained app/app1 timeout 1h");
+	poll_answer(&w, now + 30000, 0);
+	a = poll_answer(&w, now + 60000, 1);
+	assert_string_equal(a, "drained\n\n");
+	app.persist = NULL;
 }
 
 static const char *http(const char *req)
@@ -320,6 +576,10 @@ int main(void)
 		cmocka_unit_test_setup(test_show_info, setup),
 		cmocka_unit_test_setup(test_show_servers, setup),
 		cmocka_unit_test_setup(test_errors, setup),
+		cmocka_unit_test_setup(test_set_state, setup),
+		cmocka_unit_test_setup(test_set_weight, setup),
+		cmocka_unit_test_setup(test_wait_drained, setup),
+		cmocka_unit_test_setup(test_wait_idle, setup),
 		cmocka_unit_test_setup(test_http, setup),
 		cmocka_unit_test_setup(test_metrics, setup),
 		cmocka_unit_test(test_buf),

@@ -847,8 +847,10 @@ static void test_not_yet_supported(void **state)
 	one_err(FE_OK BE_OK "    persist tls-session\n", 6,
 		"'persist tls-session' needs mode tcp, which is not yet supported");
 	one_err(FE_OK BE_OK "    health http GET /healthz\n", 6, "'health' is not yet supported");
-	one_err(FE_OK BE_OK "    on-server-down redispatch\n", 6,
-		"'on-server-down' is not yet supported");
+	one_err(FE_OK BE_OK "    on-server-down redirect\n", 6,
+		"invalid value 'redirect' for 'on-server-down'; did you mean 'redispatch'?");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica nobody\n", 6,
+		"replica 'nobody' is not a server of backend 'app'");
 	/* 'balance hash' is supported now: see test_balance_hash */
 	char *ok_hash = NULL;
 	struct config *hc = load(FE_OK BE_OK "    balance hash source\n", &ok_hash);
