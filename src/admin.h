@@ -94,4 +94,7 @@ const char *admin_server_health(const struct server *s);
 /* Name of a server state, "ready" "drain" "maint" "down" (or "unknown"). */
 const char *admin_state_name(int state);
 
+/* Set by the control loop: what `reload` runs (control_reload()). */
+extern int (*admin_reload)(char *msg, size_t msglen);
+
 #endif

@@ -152,6 +152,7 @@ struct frontend {
 
 struct config {
 	char *file;                   /* path as given */
+	_Atomic int refs;             /* reload.c: holders of this generation */
 	int threads;                  /* resolved: auto => number of CPUs */
 	uint32_t maxconn;
 	enum cfg_log_target log_target;

@@ -25,6 +25,7 @@
  */
 #include "api.h"
 #include "control.h"
+#include "reload.h"
 #include "admin.h"
 #include "check.h"
 #include "global.h"
@@ -520,6 +521,23 @@ static void control_cleanup(struct control *c)
 		close(c->epfd);
 }
 
+/* The running control loop's state, for control_reload() called from the
+ * runtime API (admin.c) on this same thread. */
+static struct control *self_ctl;
+static struct control_conn *self_chk;
+
+int control_reload(char *msg, size_t msglen)
+{
+	if (reload_run(msg, msglen) < 0)
+		return -1;
+	/* health checks follow the new servers, keeping what they know of
+	 * servers that kept their names; check_start() returns the same
+	 * descriptor, already watched, so no check_stop() here */
+	if (self_chk && check_start(G.cfg) < 0)
+		log_msg(LOG_ERR, "reload: health checks could not restart");
+	return 0;
+}
+
 int control_run(struct config *cfg)
 {
 	struct control c = { .epfd = -1 };
@@ -557,11 +575,15 @@ int control_run(struct config *cfg)
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
+	self_ctl = &c;
+	self_chk = &chk;
+	admin_reload = control_reload;
 
 	last_sweep = last_save = now_ms();
 	for (;;) {
 		uint64_t now;
 
+		cfg = G.cfg; /* a reload may have swapped it */
 		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS :
 			       c.nwaiting ? WAIT_TICK_MS : check_wait);
 		if (n < 0 && errno != EINTR) {
@@ -576,7 +598,11 @@ int control_run(struct config *cfg)
 			case CK_SIGNAL:
 				while (read(c.sig.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						log_msg(LOG_WARN, "SIGHUP: reload is not supported yet");
+						char msg[256];
+						if (stopping)
+							log_msg(LOG_WARN, "SIGHUP: stopping, not reloading");
+						else
+							control_reload(msg, sizeof(msg));
 					} else if (si.ssi_signo == SIGUSR1) {
 						log_reopen();
 						log_msg(LOG_INFO, "SIGUSR1: log files reopened");
@@ -609,6 +635,7 @@ int control_run(struct config *cfg)
 			}
 		}
 		now = now_ms();
+		cfg = G.cfg; /* a reload during this turn freed the old one */
 		poll_waits(&c, now);
 		check_wait = check_tick(now);
 		if (now - last_sweep >= 1000) {
@@ -631,8 +658,10 @@ int control_run(struct config *cfg)
 	}
 	workers_join();
 	/* SPEC §2: a stop saves state, once no worker touches the tables. */
+	cfg = G.cfg;
 	save_state(cfg);
 	check_stop();
+	self_chk = NULL;
 	control_cleanup(&c);
 	log_msg(LOG_INFO, "stopped");
 	return 0;

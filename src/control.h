@@ -19,4 +19,8 @@
  */
 int control_run(struct config *cfg);
 
+/* Reload now (SIGHUP or the runtime API's `reload`): 0 swapped, -1 kept the
+ * previous configuration (msg says why). Control thread only. */
+int control_reload(char *msg, size_t msglen);
+
 #endif

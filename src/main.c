@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lb_hash.h"
 #include "persist.h"
+#include "reload.h"
 #include "seal.h"
 #include "state.h"
 #include "worker.h"
@@ -115,6 +116,7 @@ static int cmd_run(const char *file)
 				restored, dropped);
 	}
 	raise_nofile();
+	cfg_hold(cfg); /* the control thread's reference (reload.c) */
 	G.cfg = cfg;
 	G.start_time = time(NULL);
 
@@ -134,9 +136,9 @@ static int cmd_run(const char *file)
 	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
 		cfg->threads, cfg->threads > 1 ? "s" : "", file);
 	int rc = control_run(cfg);
-	for (int b = 0; b < cfg->nbackends; b++)
-		lb_hash_free(cfg->backends[b]);
-	cfg_free(cfg);
+	/* after a reload G.cfg is another generation than cfg; releasing the
+	 * last reference frees it with its hash placements and tables */
+	cfg_release(G.cfg);
 	return rc;
 }
 

@@ -33,6 +33,7 @@
 #include "lb_hash.h"
 #include "check.h"
 #include "cidr.h"
+#include "reload.h"
 #include "proxyproto.h"
 #include "cookie.h"
 #include "worker-t.h"
@@ -155,6 +156,18 @@ void stream_pool_sweep(struct worker *w)
 	}
 }
 
+void stream_pool_sweep_all(struct worker *w)
+{
+	for (int b = 0; b < w->cfg->nbackends; b++) {
+		struct backend *be = w->cfg->backends[b];
+		for (int s = 0; s < be->nservers; s++) {
+			struct sconn_pool *p = &w->pools[b][s];
+			while (p->head)
+				pool_drop(w, p->head);
+		}
+	}
+}
+
 static uint64_t splitmix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
@@ -241,6 +254,8 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->fd = fd;
 	c->w = w;
 	c->fe = l->fe;
+	c->gen = w->cfg;
+	cfg_hold(c->gen);
 	c->can_write = true;
 	c->minor = 1;
 	c->peer = *ss;
@@ -253,6 +268,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
+		cfg_release(c->gen);
 		free(c);
 		return;
 	}
@@ -294,6 +310,8 @@ void stream_close(struct cconn *c)
 		c->next->prev = c->prev;
 	w->nclients--;
 	atomic_fetch_sub_explicit(&G.conns, 1, memory_order_relaxed);
+	cfg_release(c->gen);
+	c->gen = NULL;
 	/* freed at the end of the loop iteration: events for it may still be
 	 * queued in this epoll_wait batch (worker.c checks c->closed) */
 	c->prev = NULL;
@@ -477,7 +495,7 @@ static void start_connect(struct cconn *c)
 	if (c->ntried < (int)ARRAY_SIZE(c->tried))
 		c->tried[c->ntried++] = s;
 
-	struct sconn *sc = c->fresh_only ? NULL : pool_take(w, s);
+	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : pool_take(w, s);
 	if (sc) {
 		attach(c, sc);
 		c->t_connect = w->now_us;
@@ -790,10 +808,32 @@ static void log_rejected_line(struct cconn *c, const struct h1_msg *m)
 	c->minor = m->minor;
 }
 
+/* A reload happened: the next request of this connection uses the new
+ * generation's frontend of the same name, or the connection closes. */
+static bool switch_generation(struct cconn *c)
+{
+	struct config *nc = c->w->cfg;
+	struct frontend *nf = NULL;
+	for (int i = 0; i < nc->nfrontends; i++)
+		if (!strcmp(nc->frontends[i]->name, c->fe->name))
+			nf = nc->frontends[i];
+	if (!nf)
+		return false;
+	cfg_hold(nc);
+	cfg_release(c->gen);
+	c->gen = nc;
+	c->fe = nf;
+	return true;
+}
+
 /* CS_HEAD: wait for, then parse, the next request head. */
 static int do_head(struct cconn *c)
 {
 	struct worker *w = c->w;
+	if (unlikely(c->gen != w->cfg) && !switch_generation(c)) {
+		stream_close(c); /* its frontend is gone */
+		return 0;
+	}
 	int r = c_read(c);
 	if (buf_empty(&c->in)) {
 		if (c->eof || r < 0) {
@@ -1221,8 +1261,10 @@ static void finish_request(struct cconn *c)
 	c->logged = true;
 	if (sc) {
 		c->sc = NULL;
+		/* a connection to a server of an older generation has no pool
+		 * to go back to (pools are per generation) */
 		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->eof &&
-				buf_empty(&sc->in);
+				buf_empty(&sc->in) && c->gen == w->cfg;
 		if (reusable)
 			pool_put(w, sc);
 		else

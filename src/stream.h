@@ -24,6 +24,7 @@ struct listener {
 	struct frontend *fe;
 	bool paused; /* maxconn reached: accept again when a connection ends */
 	bool accept_proxy; /* connections start with a PROXY protocol header */
+	const char *addr;  /* the bind address as written (reload matches on it) */
 };
 
 /* Server-side connection; pooled (owner NULL) between requests. */
@@ -62,6 +63,7 @@ struct cconn {
 	int kind; /* OBJ_CLIENT */
 	int fd;
 	struct worker *w;
+	struct config *gen;            /* configuration generation c->fe belongs to */
 	struct frontend *fe;
 	struct cconn *next, *prev;     /* worker's list of clients */
 	struct ev_timer timer;
@@ -131,5 +133,7 @@ void stream_stop_soon(struct cconn *c);
 void sconn_close(struct worker *w, struct sconn *sc);
 /* close pooled server connections idle too long (about once a second) */
 void stream_pool_sweep(struct worker *w);
+/* close every pooled server connection (reload: pools are per generation) */
+void stream_pool_sweep_all(struct worker *w);
 
 #endif

@@ -25,7 +25,9 @@ struct worker {
 	int epfd;
 	int wakefd;                 /* eventfd: stop requests from the control thread */
 	int wake_kind;              /* OBJ_WAKEUP, epoll data for wakefd */
-	struct config *cfg;
+	struct config *cfg;         /* the generation new requests use */
+	struct config *_Atomic pending_cfg; /* set by workers_reload() */
+	struct listener *old_listeners; /* replaced by a reload; freed after the iteration */
 	struct lb_thread *lb;
 	uint64_t now;               /* ms, read once per loop iteration */
 	uint64_t now_us;

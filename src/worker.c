@@ -15,6 +15,7 @@
 #include "worker.h"
 #include "global.h"
 #include "persist.h"
+#include "reload.h"
 #include "stream.h"
 #include "worker-t.h"
 
@@ -113,11 +114,117 @@ static void close_listeners(struct worker *w)
 	}
 }
 
+/*
+ * Move this worker to the configuration generation nc (reload.c). Listeners
+ * whose address did not change keep their socket (no connection refused
+ * during a reload); the balancing state and the idle server connections
+ * belong to a generation and start afresh. Client connections follow at
+ * their next request (stream.c).
+ */
+static void worker_apply(struct worker *w, struct config *nc)
+{
+	char err[256];
+	struct listener *old = w->listeners;
+	int nold = w->nlisteners;
+	int nl = 0;
+	for (int f = 0; f < nc->nfrontends; f++)
+		nl += nc->frontends[f]->nbinds;
+	struct listener *ls = calloc((size_t)nl + 1, sizeof(*ls));
+	uint64_t seed = w->reqid_seed ^ w->reqid_next;
+	struct lb_thread *lb = lb_thread_new(nc, seed);
+	struct sconn_pool **pools = calloc((size_t)nc->nbackends + 1, sizeof(*pools));
+	struct h1_hdr *hdrs = calloc(nc->maxhdr + 1, sizeof(*hdrs));
+	bool ok = ls && lb && pools && hdrs;
+	for (int b = 0; ok && b < nc->nbackends; b++)
+		ok = (pools[b] = calloc((size_t)nc->backends[b]->nservers + 1, sizeof(**pools))) != NULL;
+	if (!ok) {
+		log_msg(LOG_ERR, "worker %d: out of memory applying the new configuration; "
+			"it keeps serving the previous one", w->id);
+		if (pools)
+			for (int b = 0; b < nc->nbackends; b++)
+				free(pools[b]);
+		free(pools);
+		free(ls);
+		free(hdrs);
+		lb_thread_free(lb);
+		cfg_release(nc);
+		return;
+	}
+	/* listeners: same address, same socket */
+	int n = 0;
+	for (int f = 0; f < nc->nfrontends; f++) {
+		struct frontend *fe = nc->frontends[f];
+		for (int b = 0; b < fe->nbinds; b++) {
+			struct listener *l = &ls[n++];
+			l->kind = OBJ_LISTENER;
+			l->fe = fe;
+			l->accept_proxy = fe->binds[b].accept_proxy;
+			l->fd = -1;
+			for (int k = 0; k < nold; k++)
+				if (old[k].fd >= 0 && old[k].accept_proxy == l->accept_proxy &&
+				    !strcmp(old[k].addr, fe->binds[b].text)) {
+					l->fd = old[k].fd;
+					old[k].fd = -1;
+					break;
+				}
+			struct epoll_event lev = { .events = EPOLLIN | EPOLLET, .data.ptr = l };
+			if (l->fd >= 0) {
+				epoll_ctl(w->epfd, EPOLL_CTL_MOD, l->fd, &lev);
+			} else {
+				l->fd = open_listener(&fe->binds[b], err, sizeof(err));
+				if (l->fd < 0) {
+					log_msg(LOG_ERR, "worker %d: %s", w->id, err);
+					continue;
+				}
+				int secs = 1;
+				setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+				epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &lev);
+			}
+			l->addr = fe->binds[b].text;
+			/* a listener kept across the reload may hold connections
+			 * whose edge was consumed: look at it once */
+			l->paused = true;
+			w->paused_listeners = true;
+		}
+	}
+	for (int k = 0; k < nold; k++)
+		if (old[k].fd >= 0) {
+			close(old[k].fd);
+			old[k].fd = -1;
+		}
+	/* events of this iteration may still name the old array */
+	free(w->old_listeners);
+	w->old_listeners = old;
+	w->listeners = ls;
+	w->nlisteners = n;
+
+	stream_pool_sweep_all(w);
+	for (int b = 0; b < w->cfg->nbackends; b++)
+		free(w->pools[b]);
+	free(w->pools);
+	w->pools = pools;
+	lb_thread_free(w->lb);
+	w->lb = lb;
+	free(w->hdrs);
+	w->hdrs = hdrs;
+	w->lim.max_line = nc->max_request_line;
+	w->lim.max_head = nc->bufsize;
+	w->lim.max_hdrs = nc->maxhdr;
+	struct config *prev = w->cfg;
+	w->cfg = nc; /* the reference workers_reload() took becomes ours */
+	cfg_release(prev);
+}
+
 static void handle_wakeup(struct worker *w)
 {
 	uint64_t v;
 	ssize_t r = read(w->wakefd, &v, sizeof(v));
 	(void)r;
+	struct config *nc = atomic_exchange(&w->pending_cfg, NULL);
+	if (nc && !w->stopping)
+		worker_apply(w, nc);
+	else if (nc)
+		cfg_release(nc);
 	if (atomic_load(&G.stopping) && !w->stopping) {
 		w->stopping = true;
 		close_listeners(w);
@@ -205,6 +312,8 @@ static void *worker_main(void *arg)
 		}
 		log_flush(&w->log);
 		free_dead(w);
+		free(w->old_listeners);
+		w->old_listeners = NULL;
 		if (w->stopping && !w->clients)
 			break;
 	}
@@ -220,6 +329,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 {
 	w->id = id;
 	w->cfg = cfg;
+	cfg_hold(cfg);
 	w->wake_kind = OBJ_WAKEUP;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -269,6 +379,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 			struct listener *l = &w->listeners[w->nlisteners++];
 			l->kind = OBJ_LISTENER;
 			l->fe = fe;
+			l->addr = fe->binds[b].text;
 			l->accept_proxy = fe->binds[b].accept_proxy;
 			l->fd = open_listener(&fe->binds[b], err, errlen);
 			if (l->fd < 0)
@@ -317,6 +428,17 @@ static void wake_all(void)
 	}
 }
 
+void workers_reload(struct config *nc)
+{
+	for (int i = 0; i < nworkers; i++) {
+		cfg_hold(nc);
+		struct config *prev = atomic_exchange(&workers[i].pending_cfg, nc);
+		if (prev)
+			cfg_release(prev); /* superseded before the worker took it */
+	}
+	wake_all();
+}
+
 void workers_begin_stop(void)
 {
 	int zero = 0;
@@ -353,6 +475,11 @@ void workers_join(void)
 		free(w->pools);
 		free(w->hdrs);
 		free(w->listeners);
+		free(w->old_listeners);
+		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
+		if (pending)
+			cfg_release(pending);
+		cfg_release(w->cfg);
 	}
 	free(workers);
 	workers = NULL;

@@ -18,6 +18,10 @@ void workers_begin_stop(void);
 bool workers_all_done(void);
 /* Grace period over: close every remaining connection now. */
 void workers_force_stop(void);
+/* A new configuration generation is in G.cfg (reload.c): each worker
+ * re-points its listeners and balancing state to it at its next loop
+ * iteration, and its connections at their next request. */
+void workers_reload(struct config *nc);
 /* Wait for the worker threads to exit and free them. */
 void workers_join(void);
 

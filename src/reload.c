@@ -1,0 +1,217 @@
+/*
+ * reload.c - SIGHUP and the runtime API's `reload` (SPEC §6).
+ *
+ * 1. The file is read again and validated; on any error the running
+ *    configuration stays and every error is logged.
+ * 2. Settings that cannot change under running threads (threads,
+ *    tune.bufsize, admin-socket, stats-listen) must be unchanged.
+ * 3. The new generation is prepared off to the side: hash placements,
+ *    persistence tables. Tables of rules that kept their backend, method and
+ *    name carry over (their entries remapped by server name when the list
+ *    of servers changed); counters carry over by name so they stay
+ *    monotonic; the operator's drain/maint and the health of servers that
+ *    kept their name carry over too.
+ * 4. G.cfg is swapped, and every worker is told: it re-points its listeners
+ *    (an unchanged address keeps its socket, so no connection is refused),
+ *    rebuilds its balancing state, and moves each client connection to the
+ *    new generation at its next request. In-flight requests finish on the
+ *    generation they started with, which is freed when its last holder
+ *    lets go.
+ */
+#include "api.h"
+#include "reload.h"
+#include "global.h"
+#include "lb_hash.h"
+#include "log.h"
+#include "ev.h"
+#include "persist.h"
+#include "stick.h"
+#include "worker.h"
+
+void cfg_hold(struct config *cfg)
+{
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
+void cfg_release(struct config *cfg)
+{
+	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (int b = 0; b < cfg->nbackends; b++)
+		lb_hash_free(cfg->backends[b]);
+	cfg_free(cfg); /* frees the persistence rules and the tables they still own */
+}
+
+static void copy_u64(_Atomic uint64_t *to, _Atomic uint64_t *from)
+{
+	atomic_store_explicit(to, atomic_load_explicit(from, memory_order_relaxed),
+			      memory_order_relaxed);
+}
+
+struct remap {
+	struct stick_table *to;
+	const struct backend *old_be, *new_be;
+	uint64_t now;
+	size_t moved, dropped;
+};
+
+static int remap_one(void *arg, const void *key, size_t klen, uint32_t srv, uint64_t idle_ms,
+		     uint64_t age_ms)
+{
+	struct remap *m = arg;
+	(void)age_ms;
+	if (srv >= (uint32_t)m->old_be->nservers) {
+		m->dropped++;
+		return 0;
+	}
+	struct server *ns = cfg_find_server(m->new_be, m->old_be->servers[srv]->name);
+	if (!ns) {
+		m->dropped++;
+		return 0;
+	}
+	/* keep the entry's idle time: it must expire when it would have */
+	uint64_t t = m->now > idle_ms ? m->now - idle_ms : 0;
+	stick_store(m->to, key, klen, (uint32_t)ns->idx, t);
+	m->moved++;
+	return 0;
+}
+
+static bool same_servers(const struct backend *a, const struct backend *b)
+{
+	if (a->nservers != b->nservers)
+		return false;
+	for (int i = 0; i < a->nservers; i++)
+		if (strcmp(a->servers[i]->name, b->servers[i]->name))
+			return false;
+	return true;
+}
+
+/* Move what belongs to the running system from old to nc, by name. */
+static void carry_over(struct config *old, struct config *nc, uint64_t now)
+{
+	for (int f = 0; f < nc->nfrontends; f++) {
+		struct frontend *nf = nc->frontends[f], *of = NULL;
+		for (int k = 0; k < old->nfrontends; k++)
+			if (!strcmp(old->frontends[k]->name, nf->name))
+				of = old->frontends[k];
+		if (!of)
+			continue;
+		copy_u64(&nf->requests, &of->requests);
+		copy_u64(&nf->conns_total, &of->conns_total);
+		copy_u64(&nf->rejected, &of->rejected);
+	}
+	for (int b = 0; b < nc->nbackends; b++) {
+		struct backend *nb = nc->backends[b];
+		struct backend *ob = cfg_find_backend(old, nb->name);
+		if (!ob)
+			continue;
+		copy_u64(&nb->requests, &ob->requests);
+		copy_u64(&nb->no_server, &ob->no_server);
+		for (int k = 0; k < 6; k++)
+			copy_u64(&nb->responses[k], &ob->responses[k]);
+		for (int i = 0; i < nb->nservers; i++) {
+			struct server *ns = nb->servers[i];
+			struct server *os = cfg_find_server(ob, ns->name);
+			if (!os)
+				continue;
+			copy_u64(&ns->requests, &os->requests);
+			copy_u64(&ns->connect_errors, &os->connect_errors);
+			for (int k = 0; k < 6; k++)
+				copy_u64(&ns->responses[k], &os->responses[k]);
+			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));
+			atomic_store(&ns->health, atomic_load(&os->health));
+			int st = atomic_load(&ns->admin_state);
+			int h = atomic_load(&ns->health);
+			atomic_store(&ns->state, st == SRV_MAINT ? SRV_MAINT : h == HEALTH_DOWN ? SRV_DOWN : st);
+		}
+		struct persist_rules *nr = nb->persist, *orr = ob->persist;
+		if (!nr || !orr)
+			continue;
+		for (int k = 0; k < 8 && k < (int)MOVED_COUNT; k++)
+			copy_u64(&nr->moved[k], &orr->moved[k]);
+		bool used[PERSIST_MAX_RULES] = { false };
+		for (int i = 0; i < nr->n; i++) {
+			struct persist_rule *r = &nr->r[i];
+			for (int j = 0; j < orr->n; j++) {
+				struct persist_rule *o = &orr->r[j];
+				if (used[j] || o->kind != r->kind || strcmp(o->name, r->name))
+					continue;
+				used[j] = true;
+				for (int k = 0; k < PR_COUNT; k++)
+					copy_u64(&r->counts[k], &o->counts[k]);
+				if (!r->table || !o->table)
+					break;
+				if (same_servers(ob, nb) && o->expire_ms == r->expire_ms && o->size == r->size) {
+					/* the same table serves on: hand it over */
+					stick_free(r->table);
+					r->table = o->table;
+					o->table = NULL;
+				} else {
+					struct remap m = { r->table, ob, nb, now, 0, 0 };
+					stick_foreach(o->table, now, remap_one, &m);
+					if (m.dropped)
+						log_msg(LOG_INFO, "reload: backend %s %s: %zu sessions kept, "
+							"%zu dropped (server gone)", nb->name, r->label,
+							m.moved, m.dropped);
+				}
+				break;
+			}
+		}
+	}
+}
+
+int reload_run(char *msg, size_t msglen)
+{
+	struct config *old = G.cfg;
+	char *errs = NULL;
+	struct config *nc = cfg_load(old->file, &errs);
+	if (!nc) {
+		int n = 0;
+		for (char *line = errs, *nl; line && *line; line = nl) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl++ = 0;
+			log_msg(LOG_ERR, "reload: %s", line);
+			n++;
+		}
+		free(errs);
+		snprintf(msg, msglen, "reload failed: %d error%s (see the log); still running the "
+			 "previous configuration", n, n == 1 ? "" : "s");
+		log_msg(LOG_ERR, "%s", msg);
+		return -1;
+	}
+	const char *why = NULL;
+	if (nc->threads != old->threads)
+		why = "threads cannot change on reload (restart instead)";
+	else if (nc->bufsize != old->bufsize)
+		why = "tune.bufsize cannot change on reload (restart instead)";
+	else if ((nc->admin_socket == NULL) != (old->admin_socket == NULL) ||
+		 (nc->admin_socket && strcmp(nc->admin_socket, old->admin_socket)))
+		why = "admin-socket cannot change on reload (restart instead)";
+	else if (nc->has_stats != old->has_stats ||
+		 (nc->has_stats && strcmp(nc->stats_listen.text, old->stats_listen.text)))
+		why = "stats-listen cannot change on reload (restart instead)";
+	char err[256];
+	for (int b = 0; !why && b < nc->nbackends; b++)
+		if (nc->backends[b]->balance == LB_HASH && lb_hash_build(nc->backends[b]) < 0)
+			why = "out of memory building a hash placement";
+	if (!why && persist_init(nc, err, sizeof(err)) < 0)
+		why = err;
+	if (why) {
+		log_msg(LOG_ERR, "reload: %s; still running the previous configuration", why);
+		snprintf(msg, msglen, "reload failed: %s", why);
+		for (int b = 0; b < nc->nbackends; b++)
+			lb_hash_free(nc->backends[b]);
+		cfg_free(nc);
+		return -1;
+	}
+	carry_over(old, nc, ev_now_ms());
+	cfg_hold(nc); /* the control thread's reference */
+	__atomic_store_n(&G.cfg, nc, __ATOMIC_RELEASE);
+	atomic_fetch_add(&G.reloads, 1);
+	workers_reload(nc);
+	cfg_release(old);
+	log_msg(LOG_INFO, "reloaded %s (reload #%u)", nc->file, atomic_load(&G.reloads));
+	snprintf(msg, msglen, "reloaded");
+	return 0;
+}

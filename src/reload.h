@@ -1,0 +1,22 @@
+/*
+ * reload.h - taking a new configuration without dropping a connection or a
+ * request (SPEC §6): validate first, keep the old one on any error; carry
+ * the persistence tables, counters and operator states over by name; swap
+ * atomically. Workers move to the new generation at request boundaries.
+ */
+#ifndef BOLLARD_RELOAD_H
+#define BOLLARD_RELOAD_H
+
+#include "cfg.h"
+
+/* Control thread: reload G.cfg->file. Returns 0 (swapped) or -1 (kept the
+ * old configuration; every error was logged and msg says why in one line). */
+int reload_run(char *msg, size_t msglen);
+
+/* Reference counting of configuration generations: the control thread, each
+ * worker and each client connection hold one on the generation they use; the
+ * last release frees it (tables moved to a newer generation are not freed). */
+void cfg_hold(struct config *cfg);
+void cfg_release(struct config *cfg);
+
+#endif
