@@ -51,6 +51,7 @@
 
 static void c_drive(struct cconn *c);
 static void find_client(struct cconn *c, const struct h1_msg *m);
+static void queue_del(struct cconn *c);
 static void send_error(struct cconn *c, int status, const char *detail, const char *term);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -293,6 +294,8 @@ void stream_close(struct cconn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	if (c->qsrv)
+		queue_del(c);
 	if (c->sc) {
 		sconn_close(w, c->sc);
 		c->sc = NULL;
@@ -481,16 +484,95 @@ static void attach(struct cconn *c, struct sconn *sc)
 	}
 }
 
-static void start_connect(struct cconn *c)
+/* ---- per-server queue (maxconn) ----------------------------------------------- */
+
+static void queue_add(struct cconn *c, struct server *s)
 {
 	struct worker *w = c->w;
+	c->qsrv = s;
+	c->state = CS_QUEUED;
+	c->queue_deadline = w->now + c->be->to.queue;
+	c->qnext = NULL;
+	c->qprev = w->queue_tail;
+	if (w->queue_tail)
+		w->queue_tail->qnext = c;
+	else
+		w->queue_head = c;
+	w->queue_tail = c;
+	w->nqueued++;
+}
+
+static void queue_del(struct cconn *c)
+{
+	struct worker *w = c->w;
+	if (c->qprev)
+		c->qprev->qnext = c->qnext;
+	else
+		w->queue_head = c->qnext;
+	if (c->qnext)
+		c->qnext->qprev = c->qprev;
+	else
+		w->queue_tail = c->qprev;
+	c->qnext = c->qprev = NULL;
+	c->qsrv = NULL;
+	w->nqueued--;
+}
+
+static void start_connect_to(struct cconn *c, struct server *s);
+
+/*
+ * Slots free up on any thread, so each worker looks at its queue once per
+ * loop iteration (worker.c keeps the loop awake while it is not empty).
+ * Oldest first; a request whose server became unusable meanwhile moves.
+ */
+void stream_queue_run(struct worker *w)
+{
+	struct cconn *c = w->queue_head, *next;
+	for (; c; c = next) {
+		next = c->qnext;
+		struct server *s = c->qsrv;
+		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
+		if (st != SRV_READY && st != SRV_DRAIN) {
+			queue_del(c);
+			c->tried[c->ntried++] = s;
+			c->pr.result = PR_MOVED;
+			c->pr.reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
+			start_connect(c);
+			c_drive(c);
+			continue;
+		}
+		if (atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn)
+			continue;
+		queue_del(c);
+		start_connect_to(c, s);
+		c_drive(c);
+	}
+}
+
+static void start_connect(struct cconn *c)
+{
 	struct server *s = choose_server(c);
-	c->attempts++;
 	if (!s) {
 		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
 		send_error(c, 503, "no server is available", "no-server");
 		return;
 	}
+	c->srv = s;
+	if (c->be->npersist && s == c->pr.srv && c->pr.result == PR_HIT && s->maxconn &&
+	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
+		/* SPEC 3.2: a persistent request waits for its full server (new
+		 * ones were already sent elsewhere by lb_usable()) */
+		queue_add(c, s);
+		return;
+	}
+	start_connect_to(c, s);
+}
+
+/* Connect c to s: an idle pooled connection, else a new one. */
+static void start_connect_to(struct cconn *c, struct server *s)
+{
+	struct worker *w = c->w;
+	c->attempts++;
 	c->srv = s;
 	if (c->ntried < (int)ARRAY_SIZE(c->tried))
 		c->tried[c->ntried++] = s;
@@ -1481,6 +1563,9 @@ static void arm_timer(struct cconn *c)
 		else
 			when = c->head_deadline; /* fresh connection: no request yet */
 		break;
+	case CS_QUEUED:
+		when = c->queue_deadline;
+		break;
 	case CS_CONNECT:
 		when = c->conn_deadline;
 		break;
@@ -1511,6 +1596,7 @@ static void c_drive(struct cconn *c)
 		switch (c->state) {
 		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = do_head(c); break;
+		case CS_QUEUED: p = 0; break; /* stream_queue_run() moves it on */
 		case CS_CONNECT: p = do_connect(c); break;
 		case CS_FORWARD: p = do_forward(c); break;
 		case CS_TUNNEL: p = do_tunnel(c); break;
@@ -1575,6 +1661,11 @@ void stream_timeout(struct cconn *c)
 		} else {
 			stream_close(c);
 		}
+		return;
+	case CS_QUEUED:
+		queue_del(c);
+		send_error(c, 503, "the server holding this session stayed full", "queue-timeout");
+		c_drive(c);
 		return;
 	case CS_CONNECT:
 		connect_failed(c, true);

@@ -49,6 +49,7 @@ struct sconn {
 enum cstate {
 	CS_PROXY,     /* bind ... accept-proxy: waiting for the PROXY header */
 	CS_HEAD,      /* waiting for / parsing a request head */
+	CS_QUEUED,    /* its persistent server is at maxconn: waiting for a slot */
 	CS_CONNECT,   /* server connection being established */
 	CS_FORWARD,   /* request and response flowing */
 	CS_TUNNEL,    /* after 101 Switching Protocols: bytes both ways */
@@ -111,6 +112,9 @@ struct cconn {
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
 	const char *term;
 	struct persist_req pr;                  /* the persistence decision */
+	struct cconn *qnext, *qprev;            /* worker's queue (CS_QUEUED) */
+	struct server *qsrv;                    /* the server it waits for */
+	uint64_t queue_deadline;                /* ms: timeout queue */
 	uint64_t hash_key;                      /* balance hash: the request's key */
 	bool has_hash_key;
 	uint64_t t_start, t_connect, t_first;   /* µs */
@@ -133,6 +137,8 @@ void stream_stop_soon(struct cconn *c);
 void sconn_close(struct worker *w, struct sconn *sc);
 /* close pooled server connections idle too long (about once a second) */
 void stream_pool_sweep(struct worker *w);
+/* requests waiting for a server slot (maxconn): start those that can */
+void stream_queue_run(struct worker *w);
 /* close every pooled server connection (reload: pools are per generation) */
 void stream_pool_sweep_all(struct worker *w);
 

@@ -41,6 +41,8 @@ struct worker {
 	struct sconn_pool **pools;  /* [backend idx][server idx] */
 	/* closed this iteration; freed once no queued event can name them */
 	struct cconn *dead_clients;
+	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */
+	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;
 	struct h1_hdr *hdrs;        /* scratch for parsing, tune.maxhdr + 1 */

@@ -254,6 +254,8 @@ static void *worker_main(void *arg)
 		int timeout = ev_next_timeout(&w->timers, w->now, 1000);
 		if (w->paused_listeners)
 			timeout = 0;
+		else if (w->nqueued && timeout > 5)
+			timeout = 5; /* slots free up on other threads too */
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		w->now_us = ev_now_us();
 		w->now = w->now_us / 1000;
@@ -291,6 +293,8 @@ static void *worker_main(void *arg)
 				}
 			}
 		}
+		if (w->nqueued)
+			stream_queue_run(w);
 		struct ev_timer *t;
 		while ((t = ev_timer_expired(&w->timers, w->now))) {
 			struct cconn *c = (struct cconn *)((char *)t - offsetof(struct cconn, timer));
