@@ -252,6 +252,8 @@ int admin_show_servers(struct admin_buf *out, const char *backend, bool json)
 		if (only && be != only)
 			continue;
 		for (i = 0; i < be->nservers; i++) {
+			if (be->servers[i]->removed)
+				continue;
 			if (json)
 				server_json(&j, be, be->servers[i]);
 			else
@@ -282,12 +284,6 @@ static int admin_reload_hook(char *msg, size_t msglen)
 	return admin_reload(msg, msglen);
 }
 
-/* Commands of SPEC §5 that later issues implement: recognised, refused. */
-static const char *const later[][2] = {
-	{ "add", "server" },
-	{ "del", "server" },
-};
-
 static const char help_text[] =
 	"commands (prefix any with 'json' for a JSON answer):\n"
 	"  help                                     this list\n"
@@ -302,9 +298,9 @@ static const char help_text[] =
 	"  set server BACKEND/SERVER weight N       0..256; 0 = no new sessions\n"
 	"  wait drained BACKEND/SERVER [timeout D]  until no session can reach it (default 5m)\n"
 	"  reload                                   read the configuration file again (SPEC 6)\n"
-	"not supported yet:\n"
-	"  add server BACKEND/NAME ADDRESS [options]\n"
-	"  del server BACKEND/NAME\n";
+	"  add server BACKEND/NAME ADDRESS [weight N] [maxconn N] [backup] [state S]\n"
+	"                                           joins in maint unless state is given\n"
+	"  del server BACKEND/NAME                  only in maint with no connection\n";
 
 /*
  * An error answer. The quoted text comes from the client: bound it and
@@ -370,7 +366,7 @@ int admin_execute(const char *line, struct admin_buf *out)
 	char *w[ADMIN_MAX_WORDS];
 	size_t len = strlen(line);
 	bool json = false;
-	int n, i;
+	int n;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
@@ -441,6 +437,15 @@ int admin_execute(const char *line, struct admin_buf *out)
 			admin_buf_puts(out, "\n");  /* wait answers carry their own */
 		return 0;
 	}
+	if (n >= 2 && (!strcmp(w[0], "add") || !strcmp(w[0], "del")) && !strcmp(w[1], "server")) {
+		const char *msg = NULL, *arg = NULL;
+		int r = w[0][0] == 'a' ? admin_add_server(out, w + 2, n - 2, json, &msg, &arg)
+				       : admin_del_server(out, w + 2, n - 2, json, &msg, &arg);
+		if (r < 0)
+			return error_answer(out, msg, arg);
+		admin_buf_puts(out, "\n");
+		return 0;
+	}
 	if (strcmp(w[0], "reload") == 0) {
 		char msg[256];
 		if (n > 1)
@@ -452,16 +457,6 @@ int admin_execute(const char *line, struct admin_buf *out)
 		else
 			admin_buf_printf(out, "%s\n\n", msg);
 		return 0;
-	}
-	for (i = 0; i < (int)ARRAY_SIZE(later); i++) {
-		if (strcmp(w[0], later[i][0]) != 0)
-			continue;
-		if (later[i][1] == NULL)
-			return error_answer(out, "'%s' is not supported yet", w[0]);
-		if (n >= 2 && strcmp(w[1], later[i][1]) == 0) {
-			join2(cmd, sizeof(cmd), later[i][0], later[i][1]);
-			return error_answer(out, "'%s' is not supported yet", cmd);
-		}
 	}
 	/* name what was not understood: the verb, plus its object if any */
 	if (n >= 2) {

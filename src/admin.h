@@ -94,6 +94,13 @@ const char *admin_server_health(const struct server *s);
 /* Name of a server state, "ready" "drain" "maint" "down" (or "unknown"). */
 const char *admin_state_name(int state);
 
+/* admin_pool.c: `add server` and `del server`; w[0..n) are the words after
+ * the verb and object. Same error convention as the sessions commands. */
+int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+		     const char **arg);
+int admin_del_server(struct admin_buf *out, char **w, int n, bool json, const char **msg,
+		     const char **arg);
+
 /* Set by the control loop: what `reload` runs (control_reload()). */
 extern int (*admin_reload)(char *msg, size_t msglen);
 

@@ -32,7 +32,8 @@
  *   go quiet. The server is drained when no request has reached it for
  *   the time after which no such session can come back: for `cookie
  *   insert`, the smaller of max-idle and max-life (a cookie older than
- *   either is refused); without either, and for prefix cookies and hash
+ *   either is refused) plus a second (cookie times are whole seconds);
+ *   without either, and for prefix cookies and hash
  *   balancing, DRAIN_IDLE_DEFAULT_MS (30 minutes, the default `expire` of
  *   the tables, so that every method waits alike);
  * - in every case, no connection to the server may still be busy, and no
@@ -282,11 +283,12 @@ uint64_t admin_drain_idle_ms(const struct backend *be)
 			t = DRAIN_IDLE_DEFAULT_MS;
 		} else if (r->kind == PERSIST_COOKIE) {
 			/* a cookie is refused past either limit, so the
-			 * smaller one bounds how long it can come back */
+			 * smaller one bounds how long it can come back;
+			 * plus the one-second resolution of cookie times */
 			if (r->max_idle_ms && r->max_life_ms)
-				t = MIN(r->max_idle_ms, r->max_life_ms);
+				t = MIN(r->max_idle_ms, r->max_life_ms) + 1000u;
 			else if (r->max_idle_ms || r->max_life_ms)
-				t = r->max_idle_ms ? r->max_idle_ms : r->max_life_ms;
+				t = (r->max_idle_ms ? r->max_idle_ms : r->max_life_ms) + 1000u;
 			else
 				t = DRAIN_IDLE_DEFAULT_MS;
 		} else

@@ -955,6 +955,9 @@ void cfg_free(struct config *cfg)
 		for (int k = 0; k < be->nservers; k++)
 			free(be->servers[k]);
 		free(be->servers);
+		for (int k = 0; k < be->nretired; k++)
+			free(be->retired[k]);
+		free(be->retired);
 		free(be);
 	}
 	free(cfg->frontends);

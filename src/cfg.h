@@ -58,6 +58,7 @@ struct server {
 	bool backup;
 	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */
 	struct server *replica;          /* resolved after parsing, NULL if none */
+	bool removed;                    /* `del server`: gone; its slot stays (indices are stable) */
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;
@@ -95,7 +96,12 @@ struct backend {
 	struct cfg_timeouts to;
 	uint32_t retries;
 	enum on_down on_down;
+	/* Workers read servers[] and nservers without a lock: `add server`
+	 * publishes a new array, then the count, with release stores; the old
+	 * arrays stay until the configuration is freed (retired). */
 	struct server **servers;
+	struct server ***retired;
+	int nretired;
 	int nservers;
 	/* persistence rules plug in here (persist.c); NULL/0 when unused */
 	void *persist;

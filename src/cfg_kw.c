@@ -920,7 +920,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
-	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup] [slowstart D] [check-interval D] [rise N] [fall N] [no-check]" },
+	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check]" },
 	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
 	{ "health",                CFG_S_BE, kw_health, 1, -1, false, "health tcp|http METHOD PATH [expect STATUS] [host NAME] [interval D] [timeout D] [rise N] [fall N]" },
 	{ "on-server-down",        CFG_S_DEFAULTS | CFG_S_BE, kw_on_server_down, 1, 1, false, "on-server-down redispatch|replica|fail" },

@@ -390,25 +390,46 @@ static bool persist_usable(const struct server *s)
 	return st == SRV_READY || st == SRV_DRAIN;
 }
 
+/* The servers of be as a worker may read them while `add server`
+ * publishes a longer array (count first, then the array: see cfg.h). */
+static int servers_of(const struct backend *be, struct server *const **sv)
+{
+	int n = __atomic_load_n(&be->nservers, __ATOMIC_ACQUIRE);
+	*sv = __atomic_load_n(&be->servers, __ATOMIC_ACQUIRE);
+	return n;
+}
+
+/* A server that `del server` removed answers for no session any more. */
+static struct server *live(struct server *s)
+{
+	return s && !s->removed ? s : NULL;
+}
+
 static struct server *server_by_hash(const struct backend *be, uint64_t h)
 {
-	for (int i = 0; i < be->nservers; i++)
-		if (name_hash(be->servers[i]->name) == h)
-			return be->servers[i];
+	struct server *const *sv;
+	int n = servers_of(be, &sv);
+	for (int i = 0; i < n; i++)
+		if (name_hash(sv[i]->name) == h && !sv[i]->removed)
+			return sv[i];
 	return NULL;
 }
 
 static struct server *server_by_name(const struct backend *be, struct h1_str n)
 {
-	for (int i = 0; i < be->nservers; i++)
-		if (strlen(be->servers[i]->name) == n.n && !memcmp(be->servers[i]->name, n.p, n.n))
-			return be->servers[i];
+	struct server *const *sv;
+	int cnt = servers_of(be, &sv);
+	for (int i = 0; i < cnt; i++)
+		if (strlen(sv[i]->name) == n.n && !memcmp(sv[i]->name, n.p, n.n) && !sv[i]->removed)
+			return sv[i];
 	return NULL;
 }
 
 static struct server *server_by_idx(const struct backend *be, uint32_t idx)
 {
-	return idx < (uint32_t)be->nservers ? be->servers[idx] : NULL;
+	struct server *const *sv;
+	int n = servers_of(be, &sv);
+	return idx < (uint32_t)n ? live(sv[idx]) : NULL;
 }
 
 /* Find cookie `name` in every Cookie header of m. */
@@ -773,12 +794,14 @@ void persist_update_sessions(struct config *cfg)
 	for (int b = 0; b < cfg->nbackends; b++) {
 		struct backend *be = cfg->backends[b];
 		struct persist_rules *rs = rules_of(be);
-		for (int s = 0; s < be->nservers; s++) {
+		struct server *const *sv;
+		int ns = servers_of(be, &sv);
+		for (int s = 0; s < ns; s++) {
 			uint64_t n = 0;
 			for (int i = 0; rs && i < rs->n; i++)
 				if (rs->r[i].table)
 					n += stick_count_server(rs->r[i].table, (uint32_t)s);
-			atomic_store_explicit(&be->servers[s]->sessions, n, memory_order_relaxed);
+			atomic_store_explicit(&sv[s]->sessions, n, memory_order_relaxed);
 		}
 	}
 }

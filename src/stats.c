@@ -164,6 +164,9 @@ void stats_metrics(struct admin_buf *out)
 		for (i = 0; i < be->nservers; i++) {
 			const struct server *s = be->servers[i];
 
+			if (s->removed)
+				continue;
+
 			/* [0] counts requests that got no status class (no
 			 * response at all): "other" is not an HTTP class, so
 			 * only the five classes are exposed as codes */
@@ -179,6 +182,7 @@ void stats_metrics(struct admin_buf *out)
 	       "Server connections busy with a request now.");
 	for (b = 0; b < nb; b++)
 		for (i = 0; i < cfg->backends[b]->nservers; i++)
+			if (!cfg->backends[b]->servers[i]->removed) /* del server */
 			sample_i64(out, "bollard_server_active_connections",
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
@@ -188,6 +192,7 @@ void stats_metrics(struct admin_buf *out)
 	       "Persistent sessions known to point at the server.");
 	for (b = 0; b < nb; b++)
 		for (i = 0; i < cfg->backends[b]->nservers; i++)
+			if (!cfg->backends[b]->servers[i]->removed) /* del server */
 			sample_u64(out, "bollard_server_sessions",
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
@@ -235,6 +240,7 @@ void stats_metrics(struct admin_buf *out)
 	family(out, "bollard_server_weight", "gauge", "Effective weight of the server.");
 	for (b = 0; b < nb; b++)
 		for (i = 0; i < cfg->backends[b]->nservers; i++)
+			if (!cfg->backends[b]->servers[i]->removed) /* del server */
 			sample_u64(out, "bollard_server_weight",
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
@@ -247,6 +253,9 @@ void stats_metrics(struct admin_buf *out)
 
 		for (i = 0; i < be->nservers; i++) {
 			int st = RELAXED(be->servers[i]->state);
+
+			if (be->servers[i]->removed)
+				continue;
 
 			for (k = 0; k < (int)ARRAY_SIZE(state_names); k++)
 				sample_u64(out, "bollard_server_state",
@@ -261,6 +270,7 @@ void stats_metrics(struct admin_buf *out)
 	       "Failed connection attempts to the server.");
 	for (b = 0; b < nb; b++)
 		for (i = 0; i < cfg->backends[b]->nservers; i++)
+			if (!cfg->backends[b]->servers[i]->removed) /* del server */
 			sample_u64(out, "bollard_server_connect_errors_total",
 				   (const char *const[]){ "backend", cfg->backends[b]->name,
 					   "server", cfg->backends[b]->servers[i]->name, NULL },
@@ -274,6 +284,9 @@ void stats_metrics(struct admin_buf *out)
 
 		for (i = 0; i < be->nservers; i++) {
 			const struct server *s = be->servers[i];
+
+			if (s->removed)
+				continue;
 
 			sample_u64(out, "bollard_health_checks_total",
 				   (const char *const[]){ "backend", be->name, "server", s->name,

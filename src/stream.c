@@ -83,9 +83,21 @@ void sconn_close(struct worker *w, struct sconn *sc)
 	w->dead_servers = sc;
 }
 
+/* The idle pool of s on this worker. Servers added at runtime (`add
+ * server`) get one on first use: the array grows then, never per request. */
 static struct sconn_pool *pool_of(struct worker *w, struct server *s)
 {
-	return &w->pools[s->be->idx][s->idx];
+	int b = s->be->idx;
+	if (unlikely((uint32_t)s->idx >= w->pool_cap[b])) {
+		uint32_t cap = (uint32_t)s->idx + 8;
+		struct sconn_pool *np = realloc(w->pools[b], cap * sizeof(*np));
+		if (!np)
+			return NULL;
+		memset(np + w->pool_cap[b], 0, (cap - w->pool_cap[b]) * sizeof(*np));
+		w->pools[b] = np;
+		w->pool_cap[b] = cap;
+	}
+	return &w->pools[b][s->idx];
 }
 
 static void pool_unlink(struct sconn_pool *p, struct sconn *sc)
@@ -111,7 +123,7 @@ static void pool_drop(struct worker *w, struct sconn *sc)
 static struct sconn *pool_take(struct worker *w, struct server *s)
 {
 	struct sconn_pool *p = pool_of(w, s);
-	struct sconn *sc = p->head;
+	struct sconn *sc = p ? p->head : NULL;
 	if (!sc)
 		return NULL;
 	pool_unlink(p, sc);
@@ -123,7 +135,7 @@ static void pool_put(struct worker *w, struct sconn *sc)
 	struct sconn_pool *p = pool_of(w, sc->srv);
 	sc_release_counted(sc);
 	buf_put(&w->bufs, &sc->in);
-	if (p->n >= POOL_MAX_PER_SERVER || w->stopping) {
+	if (!p || p->n >= POOL_MAX_PER_SERVER || w->stopping || sc->srv->removed) {
 		sconn_close(w, sc);
 		return;
 	}
@@ -145,7 +157,7 @@ void stream_pool_sweep(struct worker *w)
 {
 	for (int b = 0; b < w->cfg->nbackends; b++) {
 		struct backend *be = w->cfg->backends[b];
-		for (int s = 0; s < be->nservers; s++) {
+		for (uint32_t s = 0; s < w->pool_cap[b]; s++) {
 			struct sconn_pool *p = &w->pools[b][s];
 			struct sconn *sc = p->head, *next;
 			for (; sc; sc = next) {
@@ -160,8 +172,7 @@ void stream_pool_sweep(struct worker *w)
 void stream_pool_sweep_all(struct worker *w)
 {
 	for (int b = 0; b < w->cfg->nbackends; b++) {
-		struct backend *be = w->cfg->backends[b];
-		for (int s = 0; s < be->nservers; s++) {
+		for (uint32_t s = 0; s < w->pool_cap[b]; s++) {
 			struct sconn_pool *p = &w->pools[b][s];
 			while (p->head)
 				pool_drop(w, p->head);

@@ -39,6 +39,7 @@ struct worker {
 	struct cconn *clients;      /* all client connections */
 	uint32_t nclients;
 	struct sconn_pool **pools;  /* [backend idx][server idx] */
+	uint32_t *pool_cap;         /* [backend idx]: servers pools[b] has room for */
 	/* closed this iteration; freed once no queued event can name them */
 	struct cconn *dead_clients;
 	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */

@@ -134,9 +134,12 @@ static void worker_apply(struct worker *w, struct config *nc)
 	struct lb_thread *lb = lb_thread_new(nc, seed);
 	struct sconn_pool **pools = calloc((size_t)nc->nbackends + 1, sizeof(*pools));
 	struct h1_hdr *hdrs = calloc(nc->maxhdr + 1, sizeof(*hdrs));
-	bool ok = ls && lb && pools && hdrs;
-	for (int b = 0; ok && b < nc->nbackends; b++)
-		ok = (pools[b] = calloc((size_t)nc->backends[b]->nservers + 1, sizeof(**pools))) != NULL;
+	uint32_t *pool_cap = calloc((size_t)nc->nbackends + 1, sizeof(*pool_cap));
+	bool ok = ls && lb && pools && hdrs && pool_cap;
+	for (int b = 0; ok && b < nc->nbackends; b++) {
+		pool_cap[b] = (uint32_t)nc->backends[b]->nservers + 1;
+		ok = (pools[b] = calloc(pool_cap[b], sizeof(**pools))) != NULL;
+	}
 	if (!ok) {
 		log_msg(LOG_ERR, "worker %d: out of memory applying the new configuration; "
 			"it keeps serving the previous one", w->id);
@@ -144,6 +147,7 @@ static void worker_apply(struct worker *w, struct config *nc)
 			for (int b = 0; b < nc->nbackends; b++)
 				free(pools[b]);
 		free(pools);
+		free(pool_cap);
 		free(ls);
 		free(hdrs);
 		lb_thread_free(lb);
@@ -203,6 +207,8 @@ static void worker_apply(struct worker *w, struct config *nc)
 		free(w->pools[b]);
 	free(w->pools);
 	w->pools = pools;
+	free(w->pool_cap);
+	w->pool_cap = pool_cap;
 	lb_thread_free(w->lb);
 	w->lb = lb;
 	free(w->hdrs);
@@ -354,12 +360,14 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 	w->lb = lb_thread_new(cfg, seed ^ (uint64_t)id);
 	w->hdrs = calloc(cfg->maxhdr + 1, sizeof(*w->hdrs));
 	w->pools = calloc((size_t)cfg->nbackends + 1, sizeof(*w->pools));
-	if (!w->lb || !w->hdrs || !w->pools) {
+	w->pool_cap = calloc((size_t)cfg->nbackends + 1, sizeof(*w->pool_cap));
+	if (!w->lb || !w->hdrs || !w->pools || !w->pool_cap) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (int b = 0; b < cfg->nbackends; b++) {
-		w->pools[b] = calloc((size_t)cfg->backends[b]->nservers + 1, sizeof(**w->pools));
+		w->pool_cap[b] = (uint32_t)cfg->backends[b]->nservers + 1;
+		w->pools[b] = calloc(w->pool_cap[b], sizeof(**w->pools));
 		if (!w->pools[b]) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -477,6 +485,7 @@ void workers_join(void)
 			for (int b = 0; b < w->cfg->nbackends; b++)
 				free(w->pools[b]);
 		free(w->pools);
+		free(w->pool_cap);
 		free(w->hdrs);
 		free(w->listeners);
 		free(w->old_listeners);

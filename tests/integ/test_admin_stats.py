@@ -166,7 +166,7 @@ def test_errors_exit_nonzero(bollard_bin, demo_apps, bollard_factory, config_for
 	assert r.returncode == 1
 	assert r.stdout.strip() == "error: unknown command 'xyz'; try 'help'"
 
-	r = _ctl(bollard_bin, "-s", sock, "set", "server", "be/app1", "state", "drain")
+	r = _ctl(bollard_bin, "-s", sock, "set", "server", "be/app1", "state", "sideways")
 	assert r.returncode == 1
 	assert r.stdout.startswith("error: ")
 

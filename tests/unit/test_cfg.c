@@ -621,7 +621,7 @@ static void test_err_servers(void **state)
 	one_err(FE_OK BE_OK "    server a/2 127.0.0.1:9002\n", 6,
 		"invalid server name 'a/2' (use letters, digits, '_', '-', '.')");
 	one_err(FE_OK BE_OK "    server a2\n", 6,
-		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup])");
+		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
 }
 
 static void test_err_cross_checks(void **state)
@@ -846,7 +846,9 @@ static void test_not_yet_supported(void **state)
 {
 	one_err(FE_OK BE_OK "    persist tls-session\n", 6,
 		"'persist tls-session' needs mode tcp, which is not yet supported");
-	one_err(FE_OK BE_OK "    health http GET /healthz\n", 6, "'health' is not yet supported");
+	/* health and slowstart are supported now (check.c) */
+	one_err(FE_OK BE_OK "    health udp\n", 6,
+		"unknown health check 'udp'; did you mean 'tcp'?");
 	one_err(FE_OK BE_OK "    on-server-down redirect\n", 6,
 		"invalid value 'redirect' for 'on-server-down'; did you mean 'redispatch'?");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica nobody\n", 6,
@@ -857,8 +859,8 @@ static void test_not_yet_supported(void **state)
 	assert_non_null(hc);
 	assert_null(ok_hash);
 	cfg_free(hc);
-	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart 30s\n", 6,
-		"'slowstart' is not yet supported");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart soon\n", 6,
+		"invalid duration 'soon' (use e.g. 500ms, 2s, 1m)");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica a1\n", 6,
 		"'replica' is not yet supported");
 	one_err(FE_OK BE_OK "    mode tcp\n", 6, "mode tcp is not yet supported");
