@@ -1,0 +1,131 @@
+"""Failover of persistent sessions (SPEC 3.2, issue 4): a sticky server
+killed under load costs no GET and moves each of its sessions exactly once;
+on-server-down replica sends them to the replica; fail answers 503."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import util
+
+
+def conf(apps, on_down="redispatch", replica=False):
+	lines = []
+	for i, a in enumerate(apps):
+		opt = " replica %s" % apps[(i + 1) % len(apps)].name if replica else ""
+		lines.append("    server %s 127.0.0.1:%d%s\n" % (a.name, a.port, opt))
+	return ("global\n    threads 2\n    log stdout\n    log-format json\n"
+		"    admin-socket {tmp}/adm.sock\n"
+		"defaults\n    timeout connect 1s\n    timeout server 5s\n"
+		"frontend fe\n    bind 127.0.0.1:{port}\n    default-backend be\n"
+		"backend be\n    retries 2\n    on-server-down %s\n"
+		"    persist cookie BOLLARD insert\n%s" % (on_down, "".join(lines)))
+
+
+def ctl(bin_, b, cmd):
+	sock = str(Path(b.conf_path).parent / "adm.sock")
+	return subprocess.run([bin_, "ctl", "-s", sock] + cmd.split(), capture_output=True,
+			      text=True, timeout=15)
+
+
+class Session:
+	"""A browser: one cookie jar, requests tagged ?s=ID for the log."""
+
+	def __init__(self, port, sid):
+		self.port, self.sid, self.cookie = port, sid, None
+
+	def get(self):
+		h = [("Cookie", self.cookie)] if self.cookie else []
+		r = util.request(self.port, "GET", "/whoami?s=%d" % self.sid, headers=h)
+		sc = r.headers.get("Set-Cookie")
+		if sc:
+			self.cookie = sc.split(";")[0]
+		return r
+
+
+def entries(b, sid, n=0):
+	"""The log entries of session sid, waiting until there are at least n
+	(a line is written just after its response goes out)."""
+	def get():
+		es = [e for e in b.access_log() if e.get("target") == "/whoami?s=%d" % sid]
+		return es if len(es) >= n else None
+	return util.wait_until(get, what="%d log entries of session %d" % (n, sid)) if n else get() or []
+
+
+def test_kill_sticky_server_under_load(demo_apps, bollard_factory):
+	apps = demo_apps(3)
+	b = bollard_factory(conf(apps))
+	sessions = [Session(b.port, i) for i in range(12)]
+	home = {s.sid: s.get().text().strip() for s in sessions}
+	victims = [sid for sid, h in home.items() if h == "app1"]
+	assert victims, home
+	stop = threading.Event()
+	failed = []
+
+	def run(s):
+		while not stop.is_set():
+			try:
+				r = s.get()
+				if r.status != 200:
+					failed.append((s.sid, r.status))
+			except Exception as e:
+				failed.append((s.sid, repr(e)))
+	ts = [threading.Thread(target=run, args=(s,)) for s in sessions]
+	for t in ts:
+		t.start()
+	try:
+		time.sleep(0.7)
+		os.kill(apps[0].pid, signal.SIGKILL)
+		time.sleep(1.5)
+	finally:
+		stop.set()
+		for t in ts:
+			t.join(10)
+	assert failed == [], failed[:5]
+	time.sleep(0.3)
+	for sid in home:
+		es = entries(b, sid)
+		moved = [e for e in es if e.get("persist") == "moved"]
+		if sid in victims:
+			assert len(moved) == 1, (sid, moved)
+			after = es[es.index(moved[0]) + 1:]
+			assert after and all(e["persist"] == "hit" for e in after), after[:3]
+			assert all(e["server"] == moved[0]["server"] != "app1" for e in after)
+		else:
+			assert moved == [], (sid, moved)
+			assert all(e["server"] == home[sid] for e in es)
+
+
+def test_replica_takes_the_sessions(demo_apps, bollard_factory, bollard_bin):
+	apps = demo_apps(3)
+	b = bollard_factory(conf(apps, on_down="replica", replica=True))
+	sessions = [Session(b.port, i) for i in range(9)]
+	home = {s.sid: s.get().text().strip() for s in sessions}
+	assert ctl(bollard_bin, b, "set server be/app1 state maint").returncode == 0
+	for s in sessions:
+		got = s.get().text().strip()
+		if home[s.sid] == "app1":
+			assert got == "app2", (s.sid, got)  # app1's replica
+			e = entries(b, s.sid, 2)[-1]
+			assert e["persist"] == "moved" and e.get("persist_reason") == "maint", e
+			assert s.get().text().strip() == "app2"  # moved once: now a hit
+			assert entries(b, s.sid, 3)[-1]["persist"] == "hit"
+		else:
+			assert got == home[s.sid]
+
+
+def test_on_server_down_fail_answers_503(demo_apps, bollard_factory, bollard_bin):
+	apps = demo_apps(2)
+	b = bollard_factory(conf(apps, on_down="fail"))
+	sessions = [Session(b.port, i) for i in range(6)]
+	home = {s.sid: s.get().text().strip() for s in sessions}
+	assert ctl(bollard_bin, b, "set server be/app1 state maint").returncode == 0
+	for s in sessions:
+		r = s.get()
+		if home[s.sid] == "app1":
+			assert r.status == 503 and r.headers.get("Retry-After"), r
+		else:
+			assert r.status == 200 and r.text().strip() == home[s.sid]
