@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 
 #define CFG_NAME_MAX 64
+/* request-duration histogram bucket bounds in µs (the 13th bucket is +Inf) */
+#define CFG_DUR_BOUNDS_US { 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, \
+			    1000000, 2500000, 5000000, 10000000 }
 
 enum cfg_log_target { LOG_TARGET_STDOUT, LOG_TARGET_STDERR, LOG_TARGET_FILE, LOG_TARGET_OFF };
 enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };
@@ -111,6 +114,11 @@ struct backend {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t responses[6];
 	_Atomic uint64_t no_server;   /* 503: nothing usable */
+	/* bollard_request_duration_seconds: per-bucket (not cumulative) counts
+	 * for upper bounds CFG_DUR_BOUNDS_US, the last one +Inf */
+	_Atomic uint64_t dur_buckets[13];
+	_Atomic uint64_t dur_sum_us;
+	_Atomic uint64_t dur_count;
 
 	/* balance hash: what is hashed, how it is placed (lb_hash.c) */
 	enum lb_hash_key hash_key;
