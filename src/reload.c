@@ -109,6 +109,10 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 		copy_u64(&nb->no_server, &ob->no_server);
 		for (int k = 0; k < 6; k++)
 			copy_u64(&nb->responses[k], &ob->responses[k]);
+		for (int k = 0; k < 13; k++)
+			copy_u64(&nb->dur_buckets[k], &ob->dur_buckets[k]);
+		copy_u64(&nb->dur_sum_us, &ob->dur_sum_us);
+		copy_u64(&nb->dur_count, &ob->dur_count);
 		for (int i = 0; i < nb->nservers; i++) {
 			struct server *ns = nb->servers[i];
 			struct server *os = cfg_find_server(ob, ns->name);
