@@ -40,7 +40,7 @@ UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := admin admin_sessions admin_server admin_pool server lb_hash lb lb_rr lb_leastconn json stats persist stick cookie seal log h1 ev cfg cfg_kw cidr
+UNIT_DEPS_admin  := admin admin_sessions admin_server admin_pool server lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
@@ -105,7 +105,12 @@ $(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(call unit_objs,$$(or $$(UNIT_
 	@[ "$(V)" = 1 ] || echo "  LD san  $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
 
-test: $(BUILD)/.deps-test all $(SANDIR)/bollard $(UNITBIN) $(FUZZREPLAY)
+# LD_PRELOAD shim counting heap allocations (tests/integ/test_no_alloc.py)
+$(BUILD)/alloccount.so: tests/alloc/alloccount.c | $(DEPS_OK)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $<
+
+test: $(BUILD)/.deps-test all $(SANDIR)/bollard $(BUILD)/alloccount.so $(UNITBIN) $(FUZZREPLAY)
 	$(Q)PYTHON=$(PYTHON) scripts/run-tests.sh
 
 unit: $(UNITBIN)
@@ -139,11 +144,30 @@ $(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(UNIT_DEPS_$$*),
 microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
 
+# make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
+# Binaries to bin/, bollard(8) and bollard.conf(5) to share/man, example
+# configurations and contrib/ (Grafana, Prometheus) to share/doc/bollard.
+# The systemd unit goes to $(PREFIX)/lib/systemd/system (a directory
+# systemd searches for /usr and /usr/local alike) with ExecStart pointing
+# at $(PREFIX)/bin; SYSTEMDUNITDIR= (empty) leaves it out.
 PREFIX ?= /usr/local
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR   := $(PREFIX)/share/doc/bollard
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bollard
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(DOCDIR)/contrib
 	install -m 0755 $(BUILD)/bollard $(BUILD)/bollard-demo-app $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 examples/*.conf $(DESTDIR)$(PREFIX)/share/bollard/
+	install -m 0644 doc/bollard.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 doc/bollard.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 contrib/grafana-dashboard.json contrib/prometheus.yml \
+		$(DESTDIR)$(DOCDIR)/contrib/
+ifneq ($(SYSTEMDUNITDIR),)
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' contrib/bollard.service > $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+endif
 
 clean:
 	rm -rf $(BUILD)
