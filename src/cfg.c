@@ -966,6 +966,10 @@ void cfg_free(struct config *cfg)
 	free(cfg->log_path);
 	free(cfg->admin_socket);
 	free(cfg->secret_file);
+	free(cfg->stats_auth_file);
+	if (cfg->stats_auth)
+		explicit_bzero(cfg->stats_auth, strlen(cfg->stats_auth));
+	free(cfg->stats_auth);
 	free(cfg->state_file);
 	free(cfg);
 }

@@ -176,6 +176,9 @@ struct config {
 	char *admin_socket;           /* NULL = none */
 	bool has_stats;
 	struct cfg_addr stats_listen;
+	bool stats_admin;             /* stats-admin on: POST /api/server allowed */
+	char *stats_auth_file;        /* stats-auth FILE; NULL = no basic auth */
+	char *stats_auth;             /* its contents, read at load (NUL-terminated) */
 	char *secret_file;            /* NULL = none */
 	char *state_file;             /* NULL = none (persistence issue) */
 	uint32_t bufsize;             /* tune.bufsize, default 16384 */

@@ -19,6 +19,8 @@
 #include "cfg.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -183,6 +185,126 @@ static int kw_stats_listen(struct cfg_parser *p, int argc, char **argv)
 	}
 	p->cfg->has_stats = true;
 	p->stats_line = p->line;
+	return 0;
+}
+
+static int kw_stats_admin(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const v[] = { "off", "on" };
+	int i = cfg_choice(argv[1], v, ARRAY_SIZE(v));
+
+	if (i < 0)
+		return cfg_err_choice(p, "unknown stats-admin value", argv[1], v, ARRAY_SIZE(v));
+	p->cfg->stats_admin = i == 1;
+	return 0;
+}
+
+/* One line of a stats-auth file: "user:password" or
+ * "user:$sha256$SALT$HEX" with HEX the 64 hex digits of SHA-256(SALT
+ * password) (doc/dashboard.md). Returns NULL or what is wrong. */
+static const char *stats_auth_line(const char *l, size_t n)
+{
+	const char *colon = memchr(l, ':', n);
+	const char *pw, *salt_end;
+	size_t pn, i;
+
+	if (!colon || colon == l)
+		return "expected user:password";
+	pw = colon + 1;
+	pn = n - (size_t)(pw - l);
+	if (pn == 0)
+		return "empty password";
+	if (pn < 8 || memcmp(pw, "$sha256$", 8) != 0)
+		return NULL;   /* a plain password */
+	salt_end = memchr(pw + 8, '$', pn - 8);
+	if (!salt_end || salt_end == pw + 8)
+		return "expected user:$sha256$SALT$HEX";
+	if ((size_t)(pw + pn - salt_end - 1) != 64)
+		return "the $sha256$ digest must be 64 hex digits";
+	for (i = 1; i <= 64; i++)
+		if (!isxdigit((unsigned char)salt_end[i]))
+			return "the $sha256$ digest must be 64 hex digits";
+	return NULL;
+}
+
+/* stats-auth FILE is read now, so that `bollard check` and a reload see
+ * the same errors as a start; a password file others can read is refused
+ * as secret-file is (doc/threat-model.md). */
+static int kw_stats_auth(struct cfg_parser *p, int argc, char **argv)
+{
+	struct stat st;
+	char *buf;
+	const char *l, *end, *why;
+	ssize_t r;
+	size_t got = 0;
+	int fd, lineno = 0, users = 0;
+
+	if (set_path(p, &p->cfg->stats_auth_file, argv[1]) < 0)
+		return -1;
+	fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cfg_err(p, p->line, "stats-auth %s: %s", argv[1], strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
+		cfg_err(p, p->line, "stats-auth %s: not a regular file of at most 64 KiB",
+			argv[1]);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		cfg_err(p, p->line, "stats-auth %s: mode %04o lets others read it; "
+			"chmod 600 it", argv[1], (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	buf = calloc(1, (size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		cfg_err(p, p->line, "out of memory");
+		return -1;
+	}
+	while (got < (size_t)st.st_size) {
+		r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	for (l = buf; *l; l = *end ? end + 1 : end) {
+		size_t n;
+
+		end = strchr(l, '\n');
+		if (!end)
+			end = l + strlen(l);
+		n = (size_t)(end - l);
+		if (n && l[n - 1] == '\r')
+			n--;
+		lineno++;
+		if (n == 0 || l[0] == '#')
+			continue;
+		why = stats_auth_line(l, n);
+		if (why) {
+			cfg_err(p, p->line, "stats-auth %s:%d: %s", argv[1], lineno, why);
+			explicit_bzero(buf, got);
+			free(buf);
+			return -1;
+		}
+		users++;
+	}
+	if (!users) {
+		cfg_err(p, p->line, "stats-auth %s: no user:password line", argv[1]);
+		free(buf);
+		return -1;
+	}
+	if (p->cfg->stats_auth) {
+		explicit_bzero(p->cfg->stats_auth, strlen(p->cfg->stats_auth));
+		free(p->cfg->stats_auth);
+	}
+	p->cfg->stats_auth = buf;
 	return 0;
 }
 
@@ -906,6 +1028,8 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "grace",                 CFG_S_GLOBAL, kw_grace, 1, 1, false, "grace DURATION" },
 	{ "admin-socket",          CFG_S_GLOBAL, kw_admin_socket, 1, 1, false, "admin-socket PATH" },
 	{ "stats-listen",          CFG_S_GLOBAL, kw_stats_listen, 1, 1, false, "stats-listen ADDR" },
+	{ "stats-admin",           CFG_S_GLOBAL, kw_stats_admin, 1, 1, false, "stats-admin on|off" },
+	{ "stats-auth",            CFG_S_GLOBAL, kw_stats_auth, 1, 1, false, "stats-auth FILE" },
 	{ "secret-file",           CFG_S_GLOBAL, kw_secret_file, 1, 1, false, "secret-file PATH" },
 	{ "state-file",            CFG_S_GLOBAL, kw_state_file, 1, 1, false, "state-file PATH" },
 	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },
@@ -928,8 +1052,6 @@ const struct cfg_kw cfg_keywords[] = {
 	NYS("cookie",          CFG_S_BE, "cookie ..."),
 	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },
 	NYS("forwarded",       CFG_S_DEFAULTS | CFG_S_FE, "forwarded ..."),
-	NYS("stats-admin",     CFG_S_GLOBAL, "stats-admin ..."),
-	NYS("stats-auth",      CFG_S_GLOBAL, "stats-auth USER PASSWORD"),
 };
 
 const size_t cfg_nkeywords = ARRAY_SIZE(cfg_keywords);

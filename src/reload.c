@@ -107,6 +107,10 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 			continue;
 		copy_u64(&nb->requests, &ob->requests);
 		copy_u64(&nb->no_server, &ob->no_server);
+		for (int k = 0; k < (int)ARRAY_SIZE(nb->dur_buckets); k++)
+			copy_u64(&nb->dur_buckets[k], &ob->dur_buckets[k]);
+		copy_u64(&nb->dur_sum_us, &ob->dur_sum_us);
+		copy_u64(&nb->dur_count, &ob->dur_count);
 		for (int k = 0; k < 6; k++)
 			copy_u64(&nb->responses[k], &ob->responses[k]);
 		for (int k = 0; k < 13; k++)
@@ -120,6 +124,8 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 				continue;
 			copy_u64(&ns->requests, &os->requests);
 			copy_u64(&ns->connect_errors, &os->connect_errors);
+			copy_u64(&ns->checks_ok, &os->checks_ok);
+			copy_u64(&ns->checks_fail, &os->checks_fail);
 			for (int k = 0; k < 6; k++)
 				copy_u64(&ns->responses[k], &os->responses[k]);
 			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));

@@ -2,9 +2,11 @@
  * stats.c - the stats HTTP endpoints: Prometheus metrics and the JSON API.
  *
  * This is a deliberately minimal HTTP/1.1 server for monitoring tools
- * (Prometheus, curl, a browser): GET and HEAD only, a bounded request head,
- * the body of the request (if any) ignored, every response closes the
- * connection. It runs on the control thread and never touches the proxy's
+ * (Prometheus, curl, a browser): GET and HEAD, plus one POST (the
+ * dashboard's server-state buttons, only with `stats-admin on`, guarded
+ * against cross-site requests); a bounded request head, a small
+ * Content-Length body read only for that POST, every response closes the
+ * connection. `stats-auth` puts every path behind HTTP basic auth. It runs on the control thread and never touches the proxy's
  * hot path; the numbers it shows are relaxed atomic loads of the counters
  * the workers keep, so a scrape is a consistent-enough snapshot, not an
  * atomic one.
@@ -20,7 +22,13 @@
 #include "stick.h"
 #include "admin.h"
 #include "global.h"
+#include "json.h"
+#include "log.h"
+#include "dashboard.h"
 
+#include <ctype.h>
+#include <sodium.h>
+#include <strings.h>
 #include <time.h>
 
 static const char *const state_names[] = { "ready", "drain", "maint", "down" };
@@ -96,6 +104,57 @@ static void family(struct admin_buf *out, const char *name, const char *type,
 
 #define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* SPEC 7 labels bollard_requests_total by frontend too, but the counters
+ * live on the server, shared by every frontend that routes to its backend.
+ * When one frontend alone reaches the backend (the usual case, and always
+ * for a listen section) its name is exact; otherwise the label is empty,
+ * which Prometheus reads as "no value", rather than a split we cannot make. */
+static const char *only_frontend(const struct config *cfg, const struct backend *be)
+{
+	const char *name = NULL;
+	int f, r;
+
+	for (f = 0; f < cfg->nfrontends; f++) {
+		const struct frontend *fe = cfg->frontends[f];
+		bool uses = fe->default_be == be;
+
+		for (r = 0; !uses && r < fe->nroutes; r++)
+			uses = fe->routes[r].be == be;
+		if (!uses)
+			continue;
+		if (name)
+			return "";
+		name = fe->name;
+	}
+	return name ? name : "";
+}
+
+static void request_duration(struct admin_buf *out, const struct backend *be)
+{
+	static const uint64_t bounds[] = CFG_DUR_BOUNDS_US;
+	uint64_t cum = 0;
+	char le[32];
+	int k;
+
+	_Static_assert(ARRAY_SIZE(bounds) + 1 == ARRAY_SIZE(be->dur_buckets),
+		       "one bucket per bound plus +Inf");
+	for (k = 0; k < (int)ARRAY_SIZE(be->dur_buckets); k++) {
+		cum += RELAXED(be->dur_buckets[k]);
+		if (k < (int)ARRAY_SIZE(bounds))
+			/* %g writes 0.001 .. 10 the way Prometheus clients do */
+			snprintf(le, sizeof(le), "%g", (double)bounds[k] / 1e6);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		sample_u64(out, "bollard_request_duration_seconds_bucket",
+			   (const char *const[]){ "backend", be->name, "le", le, NULL }, cum);
+	}
+	sample_start(out, "bollard_request_duration_seconds_sum",
+		     (const char *const[]){ "backend", be->name, NULL });
+	admin_buf_printf(out, "%.6f\n", (double)RELAXED(be->dur_sum_us) / 1e6);
+	sample_u64(out, "bollard_request_duration_seconds_count",
+		   (const char *const[]){ "backend", be->name, NULL }, cum);
+}
+
 void stats_metrics(struct admin_buf *out)
 {
 	static const char *const classes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -156,10 +215,21 @@ void stats_metrics(struct admin_buf *out)
 			   (const char *const[]){ "backend", cfg->backends[b]->name, NULL },
 			   RELAXED(cfg->backends[b]->no_server));
 
+	/* A histogram in the exposition format: cumulative buckets ending in
+	 * le="+Inf", then _sum and _count. The workers keep per-bucket counts
+	 * (one increment a request); the running total is made here. _count is
+	 * that same total rather than a separate load of dur_count, so that
+	 * le="+Inf" == _count holds in every scrape even while requests end. */
+	family(out, "bollard_request_duration_seconds", "histogram",
+	       "Time from the first byte of the request to the end of the response, by backend.");
+	for (b = 0; b < nb; b++)
+		request_duration(out, cfg->backends[b]);
+
 	family(out, "bollard_requests_total", "counter",
-	       "Responses from the server, by status class.");
+	       "Responses from the server, by status class; frontend is empty when several frontends share the backend.");
 	for (b = 0; b < nb; b++) {
 		const struct backend *be = cfg->backends[b];
+		const char *fe = only_frontend(cfg, be);
 
 		for (i = 0; i < be->nservers; i++) {
 			const struct server *s = be->servers[i];
@@ -172,7 +242,7 @@ void stats_metrics(struct admin_buf *out)
 			 * only the five classes are exposed as codes */
 			for (c = 1; c <= 5; c++)
 				sample_u64(out, "bollard_requests_total",
-					   (const char *const[]){ "backend", be->name,
+					   (const char *const[]){ "frontend", fe, "backend", be->name,
 						   "server", s->name, "code", classes[c], NULL },
 					   RELAXED(s->responses[c]));
 		}
@@ -302,7 +372,64 @@ void stats_metrics(struct admin_buf *out)
 
 /* ---- the HTTP side ------------------------------------------------------- */
 
-long stats_head_len(const char *req, size_t len)
+/*
+ * The value of header field name in the head h[0..n) (after the request
+ * line), surrounding whitespace trimmed, or NULL. Field names are
+ * case-insensitive (RFC 9110 5.1); the first occurrence wins, which is
+ * enough for the few fields we read (a repeated Content-Length is refused
+ * by the caller, who sees the two disagree or not at all).
+ */
+static const char *header(const char *h, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *p = memchr(h, '\n', n);
+	const char *end = h + n;
+
+	while (p && p + 1 < end) {
+		const char *line = p + 1;
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		const char *v, *ve;
+
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - line) > nl && line[nl] == ':' &&
+		    strncasecmp(line, name, nl) == 0) {
+			v = line + nl + 1;
+			ve = eol;
+			/* RFC 9110 5.5: OWS around the value is not part of it */
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		p = eol < end ? eol : NULL;
+	}
+	return NULL;
+}
+
+/* Content-Length of the head h[0..n): 0 when absent, -1 when not a plain
+ * decimal (RFC 9110 8.6: 1*DIGIT) or absurd. */
+static long content_length(const char *h, size_t n)
+{
+	size_t vl, i;
+	const char *v = header(h, n, "Content-Length", &vl);
+	long cl = 0;
+
+	if (!v)
+		return 0;
+	if (vl == 0 || vl > 9)
+		return -1;
+	for (i = 0; i < vl; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		cl = cl * 10 + (v[i] - '0');
+	}
+	return cl;
+}
+
+static long head_end(const char *req, size_t len)
 {
 	size_t i;
 
@@ -316,9 +443,22 @@ long stats_head_len(const char *req, size_t len)
 		if (i >= 2 && req[i - 1] == '\r' && req[i - 2] == '\n')
 			return (long)(i + 1);
 	}
-	if (len >= STATS_MAX_REQUEST)
-		return -1;
 	return 0;
+}
+
+long stats_head_len(const char *req, size_t len)
+{
+	long h = head_end(req, len);
+	long cl;
+
+	if (h == 0)
+		return len >= STATS_MAX_REQUEST ? -1 : 0;
+	/* a body is read only when it is small and fits the buffer; a larger
+	 * one is answered (413) from the head alone */
+	cl = content_length(req, (size_t)h);
+	if (cl <= 0 || cl > STATS_MAX_BODY || h + cl > STATS_MAX_REQUEST - 1)
+		return h;
+	return (size_t)(h + cl) <= len ? h + cl : 0;
 }
 
 static void respond(struct admin_buf *out, int status, const char *reason,
@@ -330,6 +470,7 @@ static void respond(struct admin_buf *out, int status, const char *reason,
 		"Content-Type: %s\r\n"
 		"Content-Length: %zu\r\n"
 		"Cache-Control: no-store\r\n"
+		"X-Content-Type-Options: nosniff\r\n"
 		"Connection: close\r\n"
 		"%s"
 		"\r\n",
@@ -348,15 +489,26 @@ static void respond_text(struct admin_buf *out, int status, const char *reason,
 		(size_t)n, head_only);
 }
 
-static const char index_html[] =
-	"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-	"<meta name=\"viewport\" content=\"width=device-width\">"
-	"<title>bollard</title></head><body>\n"
-	"<h1>bollard</h1>\n<ul>\n"
-	"<li><a href=\"/metrics\">/metrics</a> (Prometheus)</li>\n"
-	"<li><a href=\"/api/info\">/api/info</a></li>\n"
-	"<li><a href=\"/api/servers\">/api/servers</a></li>\n"
-	"</ul>\n</body></html>\n";
+/* A JSON error document {"error":"..."} with the given status. */
+static void respond_error(struct admin_buf *out, int status, const char *reason,
+			  const char *fmt, const char *arg)
+{
+	char msg[160];
+	struct json j;
+	const char *txt;
+
+	snprintf(msg, sizeof(msg), fmt, arg ? arg : "");
+	json_init_heap(&j);
+	json_obj_open(&j);
+	json_kv_str(&j, "error", msg);
+	json_obj_close(&j);
+	txt = json_result(&j);
+	if (txt)
+		respond(out, status, reason, "application/json", NULL, txt, strlen(txt), false);
+	else
+		out->oom = true;
+	json_free(&j);
+}
 
 /* Does [p, p+n) equal the NUL-terminated lit? */
 static bool eq(const char *p, size_t n, const char *lit)
@@ -364,12 +516,314 @@ static bool eq(const char *p, size_t n, const char *lit)
 	return strlen(lit) == n && memcmp(p, lit, n) == 0;
 }
 
+/*
+ * The value of key in an application/x-www-form-urlencoded string
+ * q[0..n) (a query or a POST body), percent-decoded into out[0..cap)
+ * (WHATWG URL "application/x-www-form-urlencoded parsing": '+' is a space,
+ * %XX a byte). Returns false when absent, too long, or holding a NUL.
+ */
+static bool form_value(const char *q, size_t n, const char *key, char *out, size_t cap)
+{
+	size_t kl = strlen(key), i = 0;
+
+	while (i < n) {
+		size_t s = i, e, o = 0;
+
+		while (i < n && q[i] != '&')
+			i++;
+		e = i++;
+		if (e - s <= kl || q[s + kl] != '=' || memcmp(q + s, key, kl) != 0)
+			continue;
+		for (s += kl + 1; s < e; s++) {
+			int c = (unsigned char)q[s];
+
+			if (c == '+')
+				c = ' ';
+			else if (c == '%' && s + 2 < e && isxdigit((unsigned char)q[s + 1]) &&
+				 isxdigit((unsigned char)q[s + 2])) {
+				char hx[3] = { q[s + 1], q[s + 2], 0 };
+
+				c = (int)strtol(hx, NULL, 16);
+				s += 2;
+			}
+			if (c == 0 || o + 1 >= cap)
+				return false;
+			out[o++] = (char)c;
+		}
+		out[o] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* ---- basic authentication (stats-auth) -------------------------------- */
+
+/* Does pw[0..pn) match the stored password sp[0..sn) of one stats-auth
+ * line? Both sides are hashed, so the comparison is constant-time
+ * whatever the lengths (sodium_memcmp needs equal sizes). */
+static bool password_ok(const char *sp, size_t sn, const char *pw, size_t pn)
+{
+	unsigned char want[crypto_hash_sha256_BYTES], got[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
+
+	if (sn > 8 && memcmp(sp, "$sha256$", 8) == 0) {
+		/* user:$sha256$SALT$HEX, HEX = SHA-256(SALT || password);
+		 * cfg_kw.c checked the shape when it loaded the file */
+		const char *salt = sp + 8;
+		const char *dollar = memchr(salt, '$', sn - 8);
+
+		if (!dollar || sodium_hex2bin(want, sizeof(want), dollar + 1,
+					      (size_t)(sp + sn - dollar - 1), NULL, NULL, NULL) != 0)
+			return false;
+		crypto_hash_sha256_init(&st);
+		crypto_hash_sha256_update(&st, (const unsigned char *)salt, (size_t)(dollar - salt));
+		crypto_hash_sha256_update(&st, (const unsigned char *)pw, pn);
+		crypto_hash_sha256_final(&st, got);
+	} else {
+		crypto_hash_sha256(want, (const unsigned char *)sp, sn);
+		crypto_hash_sha256(got, (const unsigned char *)pw, pn);
+	}
+	return sodium_memcmp(want, got, sizeof(want)) == 0;
+}
+
+/*
+ * RFC 7617: "Authorization: Basic base64(user:password)". Is the head
+ * h[0..n) authorized by the users of file (the stats-auth contents)?
+ * Every line is tried, so the time taken does not tell which user exists.
+ */
+static bool authorized(const char *file, const char *h, size_t n)
+{
+	char cred[512];
+	size_t vl, cl = 0;
+	const char *v = header(h, n, "Authorization", &vl);
+	const char *colon, *l, *end;
+	bool ok = false;
+
+	if (!v || vl < 6 || strncasecmp(v, "Basic ", 6) != 0)
+		return false;
+	v += 6;
+	vl -= 6;
+	while (vl && *v == ' ') {
+		v++;
+		vl--;
+	}
+	if (sodium_base642bin((unsigned char *)cred, sizeof(cred) - 1, v, vl, NULL, &cl, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		return false;
+	cred[cl] = '\0';
+	colon = memchr(cred, ':', cl);
+	if (!colon)
+		goto out;
+	for (l = file; *l; l = *end ? end + 1 : end) {
+		const char *sep;
+		size_t ln;
+
+		end = strchr(l, '\n');
+		if (!end)
+			end = l + strlen(l);
+		ln = (size_t)(end - l);
+		if (ln && l[ln - 1] == '\r')
+			ln--;
+		if (ln == 0 || l[0] == '#')
+			continue;
+		sep = memchr(l, ':', ln);
+		if (!sep)
+			continue;
+		if ((size_t)(sep - l) == (size_t)(colon - cred) &&
+		    memcmp(l, cred, (size_t)(colon - cred)) == 0 &&
+		    password_ok(sep + 1, (size_t)(l + ln - sep - 1), colon + 1,
+				cl - (size_t)(colon - cred) - 1))
+			ok = true;
+	}
+out:
+	sodium_memzero(cred, sizeof(cred));
+	return ok;
+}
+
+/* ---- the JSON API ------------------------------------------------------- */
+
+/*
+ * GET /api/stats: the raw counters the dashboard turns into rates and
+ * bars, in one document so that one poll is one consistent-enough
+ * snapshot. Monotonic counters only (plus gauges): rates are the page's
+ * business, computed from two polls and their "time_ms".
+ */
+static void api_stats(struct admin_buf *out)
+{
+	static const char *const classes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	const struct config *cfg = G.cfg;
+	struct timespec ts;
+	struct json j;
+	const char *txt;
+	int b, i, r, c;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_init_heap(&j);
+	json_obj_open(&j);
+	json_kv_u64(&j, "time_ms", (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	json_kv_str(&j, "version", BOLLARD_VERSION);
+	json_key(&j, "admin");
+	json_bool(&j, cfg && cfg->stats_admin);
+	json_kv_i64(&j, "connections", RELAXED(G.conns));
+	json_key(&j, "backends");
+	json_arr_open(&j);
+	for (b = 0; cfg && b < cfg->nbackends; b++) {
+		const struct backend *be = cfg->backends[b];
+		const struct persist_rules *rs = be->persist;
+
+		json_obj_open(&j);
+		json_kv_str(&j, "name", be->name);
+		json_kv_u64(&j, "requests", RELAXED(be->requests));
+		json_kv_u64(&j, "no_server", RELAXED(be->no_server));
+		json_key(&j, "persistence");
+		json_arr_open(&j);
+		for (i = 0; rs && i < rs->n; i++) {
+			json_obj_open(&j);
+			json_kv_str(&j, "method", rs->r[i].label);
+			for (r = PR_HIT; r < PR_COUNT; r++)
+				json_kv_u64(&j, persist_result_name((enum persist_result)r),
+					    RELAXED(rs->r[i].counts[r]));
+			json_obj_close(&j);
+		}
+		json_arr_close(&j);
+		json_key(&j, "moved");
+		json_obj_open(&j);
+		for (r = MOVED_DOWN; rs && r < MOVED_COUNT; r++)
+			json_kv_u64(&j, persist_reason_name(r), RELAXED(rs->moved[r]));
+		json_obj_close(&j);
+		json_key(&j, "servers");
+		json_arr_open(&j);
+		for (i = 0; i < be->nservers; i++) {
+			const struct server *s = be->servers[i];
+
+			if (s->removed)
+				continue;
+			json_obj_open(&j);
+			json_kv_str(&j, "name", s->name);
+			json_kv_str(&j, "state", admin_state_name(RELAXED(s->state)));
+			json_kv_str(&j, "admin_state", admin_state_name(RELAXED(s->admin_state)));
+			json_kv_str(&j, "health", admin_server_health(s));
+			json_kv_u64(&j, "weight", RELAXED(s->cur_weight));
+			json_kv_i64(&j, "active", RELAXED(s->conns));
+			json_kv_u64(&j, "requests", RELAXED(s->requests));
+			json_kv_u64(&j, "sessions", RELAXED(s->sessions));
+			json_kv_u64(&j, "connect_errors", RELAXED(s->connect_errors));
+			json_key(&j, "responses");
+			json_obj_open(&j);
+			for (c = 0; c <= 5; c++)
+				json_kv_u64(&j, classes[c], RELAXED(s->responses[c]));
+			json_obj_close(&j);
+			json_obj_close(&j);
+		}
+		json_arr_close(&j);
+		json_obj_close(&j);
+	}
+	json_arr_close(&j);
+	json_obj_close(&j);
+	txt = json_result(&j);
+	if (txt) {
+		admin_buf_puts(out, txt);
+		admin_buf_puts(out, "\n");
+	} else
+		out->oom = true;
+	json_free(&j);
+}
+
+/* GET /api/sessions?backend=NAME[&limit=N]: `json show sessions NAME limit N`. */
+static void api_sessions(struct admin_buf *out, const char *q, size_t qn, bool head_only)
+{
+	char be[CFG_NAME_MAX], limit[24];
+	char *w[3] = { be, "limit", limit };
+	const char *msg = NULL, *arg = NULL;
+	struct admin_buf body;
+
+	if (!form_value(q, qn, "backend", be, sizeof(be))) {
+		respond_error(out, 400, "Bad Request", "%s", "usage: /api/sessions?backend=NAME[&limit=N]");
+		return;
+	}
+	admin_buf_init(&body);
+	if (admin_show_sessions(&body, w, form_value(q, qn, "limit", limit, sizeof(limit)) ? 3 : 1,
+				true, &msg, &arg) < 0)
+		respond_error(out, 404, "Not Found", msg, arg ? arg : "");
+	else
+		respond(out, 200, "OK", "application/json", NULL, body.p ? body.p : "",
+			body.len, head_only);
+	if (body.oom)
+		out->oom = true;
+	admin_buf_free(&body);
+}
+
+/*
+ * Cross-site request forgery (doc/dashboard.md): a state change is a POST
+ * that must carry X-Bollard-Csrf (a custom header: a cross-site form or a
+ * "simple" fetch cannot set one without a CORS preflight, which we never
+ * answer), and whose Origin and Sec-Fetch-Site, when the browser sends
+ * them, say it comes from this very origin.
+ */
+static bool same_origin(const char *h, size_t n)
+{
+	size_t vl, hl;
+	const char *v = header(h, n, "X-Bollard-Csrf", &vl);
+	const char *host;
+
+	if (!v || vl == 0)
+		return false;
+	/* Fetch Metadata: "same-origin", or "none" for a user-typed request */
+	v = header(h, n, "Sec-Fetch-Site", &vl);
+	if (v && !eq(v, vl, "same-origin") && !eq(v, vl, "none"))
+		return false;
+	/* RFC 6454 7: Origin is scheme://host[:port]; it must name the Host
+	 * this request was sent to (and "null" names nothing) */
+	v = header(h, n, "Origin", &vl);
+	if (!v)
+		return true;
+	host = header(h, n, "Host", &hl);
+	if (!host || vl < 7 || memcmp(v, "http://", 7) != 0)
+		return false;
+	return hl > 0 && vl - 7 == hl && memcmp(v + 7, host, hl) == 0;
+}
+
+/* POST /api/server, body backend=..&server=..&state=ready|drain|maint:
+ * `json set server BACKEND/SERVER state STATE`. */
+static void api_set_server(struct admin_buf *out, const char *body, size_t blen)
+{
+	char be[CFG_NAME_MAX], srv[CFG_NAME_MAX], state[16];
+	char ref[2 * CFG_NAME_MAX + 1];
+	char *w[3] = { ref, "state", state };
+	const char *msg = NULL, *arg = NULL;
+	struct admin_buf ans;
+
+	if (!form_value(body, blen, "backend", be, sizeof(be)) ||
+	    !form_value(body, blen, "server", srv, sizeof(srv)) ||
+	    !form_value(body, blen, "state", state, sizeof(state))) {
+		respond_error(out, 400, "Bad Request", "%s",
+			      "the body must be backend=NAME&server=NAME&state=ready|drain|maint");
+		return;
+	}
+	snprintf(ref, sizeof(ref), "%s/%s", be, srv);
+	admin_buf_init(&ans);
+	if (admin_set_server(&ans, w, 3, true, &msg, &arg) < 0)
+		respond_error(out, strncmp(msg, "no server", 9) == 0 ? 404 : 400,
+			      strncmp(msg, "no server", 9) == 0 ? "Not Found" : "Bad Request",
+			      msg, arg ? arg : "");
+	else {
+		respond(out, 200, "OK", "application/json", NULL, ans.p ? ans.p : "",
+			ans.len, false);
+		log_msg(LOG_INFO, "stats: set server %s state %s", ref, state);
+	}
+	if (ans.oom)
+		out->oom = true;
+	admin_buf_free(&ans);
+}
+
 void stats_respond(const char *req, size_t len, struct admin_buf *out)
 {
-	const char *sp1, *sp2, *eol, *path;
-	size_t mlen, plen;
-	bool head_only;
+	const char *sp1, *sp2, *eol, *path, *query = NULL;
+	const struct config *cfg = G.cfg;
+	size_t mlen, plen, qlen = 0, hlen, blen, tel;
+	bool head_only, post;
 	struct admin_buf body;
+	long cl;
 
 	/* request-line = method SP request-target SP HTTP-version (RFC 9112 3) */
 	eol = memchr(req, '\n', len);
@@ -382,21 +836,52 @@ void stats_respond(const char *req, size_t len, struct admin_buf *out)
 		respond_text(out, 400, "Bad Request", NULL, false);
 		return;
 	}
+	hlen = (size_t)head_end(req, len);
+	if (hlen == 0)
+		hlen = len;
+	blen = len - hlen;
+	/* every path, the page included, is behind stats-auth (RFC 7617) */
+	if (cfg && cfg->stats_auth && !authorized(cfg->stats_auth, req, hlen)) {
+		respond_text(out, 401, "Unauthorized",
+			     "WWW-Authenticate: Basic realm=\"bollard\", charset=\"UTF-8\"\r\n", false);
+		return;
+	}
 	mlen = (size_t)(sp1 - req);
 	head_only = eq(req, mlen, "HEAD");
+	post = eq(req, mlen, "POST");
+	path = sp1 + 1;
+	plen = (size_t)(sp2 - path);
+	for (size_t i = 0; i < plen; i++)
+		if (path[i] == '?') {
+			query = path + i + 1;
+			qlen = plen - i - 1;
+			plen = i;
+			break;
+		}
+	if (post && cfg && cfg->stats_admin && eq(path, plen, "/api/server")) {
+		if (!same_origin(req, hlen)) {
+			respond_error(out, 403, "Forbidden", "%s",
+				      "cross-site request refused: send X-Bollard-Csrf: 1 from the same origin");
+			return;
+		}
+		if (header(req, hlen, "Transfer-Encoding", &tel)) {
+			/* RFC 9110 15.5.12: we read Content-Length bodies only */
+			respond_text(out, 411, "Length Required", NULL, false);
+			return;
+		}
+		cl = content_length(req, hlen);
+		if (cl < 0 || cl > STATS_MAX_BODY || (size_t)cl > blen) {
+			respond_text(out, 413, "Content Too Large", NULL, false);
+			return;
+		}
+		api_set_server(out, req + hlen, (size_t)cl);
+		return;
+	}
 	if (!head_only && !eq(req, mlen, "GET")) {
 		/* RFC 9110 15.5.6: a 405 lists the allowed methods */
 		respond_text(out, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", false);
 		return;
 	}
-	path = sp1 + 1;
-	plen = (size_t)(sp2 - path);
-	/* the query string selects nothing yet */
-	for (size_t i = 0; i < plen; i++)
-		if (path[i] == '?') {
-			plen = i;
-			break;
-		}
 
 	admin_buf_init(&body);
 	if (eq(path, plen, "/metrics")) {
@@ -412,13 +897,30 @@ void stats_respond(const char *req, size_t len, struct admin_buf *out)
 		admin_show_servers(&body, NULL, true);
 		respond(out, 200, "OK", "application/json", NULL,
 			body.p ? body.p : "", body.len, head_only);
-	} else if (eq(path, plen, "/")) {
-		respond(out, 200, "OK", "text/html; charset=utf-8", NULL, index_html,
-			sizeof(index_html) - 1, head_only);
+	} else if (eq(path, plen, "/api/stats")) {
+		api_stats(&body);
+		respond(out, 200, "OK", "application/json", NULL,
+			body.p ? body.p : "", body.len, head_only);
+	} else if (eq(path, plen, "/api/sessions")) {
+		api_sessions(out, query ? query : "", qlen, head_only);
+	} else if (eq(path, plen, "/api/server")) {
+		respond_text(out, 405, "Method Not Allowed", "Allow: POST\r\n", head_only);
+	} else if (eq(path, plen, "/") || eq(path, plen, "/index.html")) {
+		size_t n;
+		const char *page = dashboard_page(&n);
+
+		/* the page is self-contained: forbid it anything from elsewhere
+		 * and framing by another site (clickjacking the buttons) */
+		respond(out, 200, "OK", "text/html; charset=utf-8",
+			"Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+			"style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
+			"frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\n",
+			page, n, head_only);
 	} else
 		respond_text(out, 404, "Not Found", NULL, head_only);
-	if (body.oom) {
+	if (body.oom || out->oom) {
 		admin_buf_reset(out);
+		out->oom = false;
 		respond_text(out, 500, "Internal Server Error", NULL, head_only);
 	}
 	admin_buf_free(&body);

@@ -1,7 +1,9 @@
 /*
  * stats.h - the stats HTTP endpoints on `stats-listen` (SPEC §7):
- * GET /metrics (Prometheus text format 0.0.4), GET /api/info and
- * GET /api/servers (the JSON of `show info` / `show servers`).
+ * GET /metrics (Prometheus text format 0.0.4), GET /api/info,
+ * /api/servers, /api/sessions (the JSON of `show info|servers|sessions`),
+ * GET /api/stats (the dashboard's counters), GET / (the dashboard page,
+ * dashboard.c) and, with `stats-admin on`, POST /api/server.
  * No I/O here: control.c accepts the connections, reads a request head and
  * asks stats_respond() for the whole response.
  */
@@ -14,15 +16,21 @@
 /* Largest request head we read; a longer one gets 431. */
 #define STATS_MAX_REQUEST 8192
 
+/* Largest request body we read (POST /api/server); head and body must
+ * also fit in STATS_MAX_REQUEST together. A larger one gets 413. */
+#define STATS_MAX_BODY 4096
+
 /*
- * Has req[0..len) a complete request head (up to the empty line)? Returns
- * its length, 0 if more bytes are needed, -1 if it is already too long.
+ * Has req[0..len) a complete request? Returns the length of the head (up
+ * to the empty line) plus that of its Content-Length body when the body is
+ * small enough to be read (STATS_MAX_BODY), 0 if more bytes are needed, -1
+ * if the head is already too long.
  */
 long stats_head_len(const char *req, size_t len);
 
 /*
  * Build the complete HTTP/1.1 response (status line, headers, body) to the
- * request head req[0..len) into out. Every response carries
+ * request req[0..len) (as measured by stats_head_len()) into out. Every response carries
  * "Connection: close": the caller closes once it is written.
  */
 void stats_respond(const char *req, size_t len, struct admin_buf *out);

@@ -631,6 +631,7 @@ static void start_connect_to(struct cconn *c, struct server *s)
 	c->t_srv = w->now;
 	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
 	if (r == 0) {
+		check_passive_success(s);
 		sc->connected = true;
 		sc->can_write = true;
 		c->t_connect = w->now_us;

@@ -850,7 +850,7 @@ static void test_not_yet_supported(void **state)
 	one_err(FE_OK BE_OK "    health udp\n", 6,
 		"unknown health check 'udp'; did you mean 'tcp'?");
 	one_err(FE_OK BE_OK "    on-server-down redirect\n", 6,
-		"invalid value 'redirect' for 'on-server-down'; did you mean 'redispatch'?");
+		"on-server-down 'redirect' (expected one of: redispatch, replica, fail)");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica nobody\n", 6,
 		"replica 'nobody' is not a server of backend 'app'");
 	/* 'balance hash' is supported now: see test_balance_hash */
@@ -866,7 +866,8 @@ static void test_not_yet_supported(void **state)
 	one_err(FE_OK BE_OK "    mode tcp\n", 6, "mode tcp is not yet supported");
 	/* allow-upgrade, trust-forwarded and bind ... accept-proxy are
 	 * supported now: see test_forwarded_proxy for the latter two. */
-	one_err("global\n    stats-auth a b\n" FE_OK BE_OK, 2, "'stats-auth' is not yet supported");
+	one_err("global\n    stats-auth /nonexistent/bollard-auth\n" FE_OK BE_OK, 2,
+		"stats-auth /nonexistent/bollard-auth: No such file");
 }
 
 static void test_all_errors_reported(void **state)
