@@ -861,8 +861,8 @@ static void test_not_yet_supported(void **state)
 	cfg_free(hc);
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart soon\n", 6,
 		"invalid duration 'soon' (use e.g. 500ms, 2s, 1m)");
-	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica a1\n", 6,
-		"'replica' is not yet supported");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 replica a2\n", 6,
+		"server 'a2' cannot be its own replica");
 	one_err(FE_OK BE_OK "    mode tcp\n", 6, "mode tcp is not yet supported");
 	/* allow-upgrade, trust-forwarded and bind ... accept-proxy are
 	 * supported now: see test_forwarded_proxy for the latter two. */
