@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a bollard task needs, only when some are
-# missing. Usage: scripts/install-deps.sh build|test|bench|fuzz ...
+# missing. Usage: scripts/install-deps.sh build|test|bench|fuzz|browser ...
 # Runs apt-get update first (a fresh machine has no package lists).
 set -e
 
@@ -11,6 +11,16 @@ for profile in "$@"; do
 	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libcmocka-dev python3 python3-pytest" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps" ;;
+	# the dashboard's browser test: Debian's chromium (driven by
+	# playwright-core, which never downloads a browser) and a font for
+	# readable screenshots; node and npm only when no node is there at
+	# all (a NodeSource nodejs already bundles npm and conflicts with
+	# Debian's npm package)
+	browser)
+		pkgs="$pkgs chromium fonts-dejavu-core"
+		command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+		command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+		;;
 	*) echo "install-deps: unknown profile '$profile'" >&2; exit 2 ;;
 	esac
 done

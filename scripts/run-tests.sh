@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run every test suite of `make test` and end with one line
-# "N passed, N failed" (unit tests + fuzz-corpus replays + integration tests).
+# "N passed, N failed" (unit tests + fuzz-corpus replays + integration tests
+# + the dashboard's browser test).
 # Exit status is non-zero when anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -57,6 +58,16 @@ PY
 else
 	echo "integration tests did not run (pytest exit $rc)"
 	failed=$((failed + 1))
+fi
+
+echo "== browser test (headless Chromium) =="
+# one suite, counted as one test; SKIP_BROWSER=1 leaves it out (and says so)
+if [ -n "${SKIP_BROWSER:-}" ]; then
+	echo "browser test: skipped (SKIP_BROWSER set)"
+elif scripts/browser-test.sh; then
+	passed=$((passed + 1)); echo "browser test: ok"
+else
+	failed=$((failed + 1)); echo "browser test: FAILED"
 fi
 
 echo "$passed passed, $failed failed"

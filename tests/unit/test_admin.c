@@ -88,6 +88,7 @@ static int setup(void **state)
 	api.servers = api_servers;
 	api.nservers = 1;
 	snprintf(web.name, sizeof(web.name), "web");
+	web.default_be = &app; /* the frontend label of bollard_requests_total */
 	cfg.backends = backends;
 	cfg.nbackends = 2;
 	cfg.frontends = frontends;
@@ -530,15 +531,30 @@ static void test_metrics(void **state)
 	stats_metrics(&out);
 	assert_non_null(out.p);
 	assert_non_null(strstr(out.p,
-		"bollard_requests_total{backend=\"app\",server=\"app1\",code=\"2xx\"} 5\n"));
+		"bollard_requests_total{frontend=\"web\",backend=\"app\",server=\"app1\",code=\"2xx\"} 5\n"));
 	assert_non_null(strstr(out.p,
-		"bollard_requests_total{backend=\"app\",server=\"app1\",code=\"5xx\"} 1\n"));
+		"bollard_requests_total{frontend=\"web\",backend=\"app\",server=\"app1\",code=\"5xx\"} 1\n"));
 	assert_non_null(strstr(out.p,
 		"bollard_server_state{backend=\"app\",server=\"app2\",state=\"maint\"} 1\n"));
 	assert_non_null(strstr(out.p,
 		"bollard_server_state{backend=\"app\",server=\"app2\",state=\"ready\"} 0\n"));
 	assert_non_null(strstr(out.p,
 		"bollard_frontend_requests_total{frontend=\"web\"} 6\n"));
+	/* the duration histogram: cumulative, +Inf equal to _count */
+	atomic_store(&app.dur_buckets[0], 2);
+	atomic_store(&app.dur_buckets[12], 1);
+	atomic_store(&app.dur_sum_us, 20001500);
+	admin_buf_reset(&out);
+	stats_metrics(&out);
+	assert_non_null(strstr(out.p, "# TYPE bollard_request_duration_seconds histogram\n"));
+	assert_non_null(strstr(out.p,
+		"bollard_request_duration_seconds_bucket{backend=\"app\",le=\"0.001\"} 2\n"
+		"bollard_request_duration_seconds_bucket{backend=\"app\",le=\"0.005\"} 2\n"));
+	assert_non_null(strstr(out.p,
+		"bollard_request_duration_seconds_bucket{backend=\"app\",le=\"10\"} 2\n"
+		"bollard_request_duration_seconds_bucket{backend=\"app\",le=\"+Inf\"} 3\n"
+		"bollard_request_duration_seconds_sum{backend=\"app\"} 20.001500\n"
+		"bollard_request_duration_seconds_count{backend=\"app\"} 3\n"));
 	/* label values escaped */
 	assert_non_null(strstr(out.p, "backend=\"a\\\"p\\\\i\""));
 	/* every sample's family was announced by HELP and TYPE before it, once */
@@ -564,8 +580,17 @@ static void test_metrics(void **state)
 			continue;
 		n = strcspn(line, "{ ");
 		assert_true(nseen > 0);
-		assert_true(strlen(seen[nseen - 1]) == n);
-		assert_memory_equal(seen[nseen - 1], line, n);
+		/* a histogram's samples are its name + _bucket, _sum, _count */
+		assert_true(strlen(seen[nseen - 1]) <= n);
+		assert_memory_equal(seen[nseen - 1], line, strlen(seen[nseen - 1]));
+		if (strlen(seen[nseen - 1]) < n) {
+			const char *sfx = line + strlen(seen[nseen - 1]);
+			size_t sn = n - strlen(seen[nseen - 1]);
+
+			assert_true((sn == 7 && !memcmp(sfx, "_bucket", 7)) ||
+				    (sn == 4 && !memcmp(sfx, "_sum", 4)) ||
+				    (sn == 6 && !memcmp(sfx, "_count", 6)));
+		}
 	}
 	admin_buf_free(&out);
 }

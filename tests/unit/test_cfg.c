@@ -867,7 +867,7 @@ static void test_not_yet_supported(void **state)
 	/* allow-upgrade, trust-forwarded and bind ... accept-proxy are
 	 * supported now: see test_forwarded_proxy for the latter two. */
 	one_err("global\n    stats-auth /nonexistent/bollard-auth\n" FE_OK BE_OK, 2,
-		"stats-auth /nonexistent/bollard-auth: No such file");
+		"stats-auth /nonexistent/bollard-auth: No such file or directory");
 }
 
 static void test_all_errors_reported(void **state)
