@@ -78,7 +78,7 @@ if [ -x "$LB" ] && [ -f "$DEMO_CONF" ]; then
 		echo "bollard demo: bollard did not start with $DEMO_CONF" >&2
 		exit 1
 	fi
-	echo "bollard demo: open http://127.0.0.1:8080/ (stats: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
+	echo "bollard demo: open http://127.0.0.1:8080/ (dashboard: http://127.0.0.1:8404/, metrics: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
 else
 	echo "bollard demo: $LB or $DEMO_CONF missing; running the apps alone:"
 	for port in $DEMO_PORTS; do
