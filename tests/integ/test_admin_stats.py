@@ -207,9 +207,9 @@ def test_metrics_and_api(demo_apps, bollard_factory, config_for):
 
 	def grown():
 		after, _ = _metrics(port)
-		ok2xx = sum(_value(after, "bollard_requests_total", backend="be", server=a.name,
+		ok2xx = sum(_value(after, "bollard_requests_total", frontend="fe", backend="be", server=a.name,
 				   code="2xx") for a in apps)
-		old2xx = sum(_value(before, "bollard_requests_total", backend="be", server=a.name,
+		old2xx = sum(_value(before, "bollard_requests_total", frontend="fe", backend="be", server=a.name,
 				    code="2xx") for a in apps)
 		fe = (_value(after, "bollard_frontend_requests_total", frontend="fe")
 		      - _value(before, "bollard_frontend_requests_total", frontend="fe"))

@@ -1,0 +1,116 @@
+"""`make install` (SPEC §10) into a staging directory, as a packager runs
+it: `make install DESTDIR=STAGE PREFIX=/usr` puts the binaries, both man
+pages, the example configurations, the contrib files and the systemd unit
+where a distribution expects them, with the unit pointing at the installed
+binary, and the installed binary runs. Also checks the contrib files are
+what they claim to be (valid JSON dashboard using bollard's metrics, a
+scrape example naming /metrics)."""
+
+import json
+import os
+import pathlib
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+METRICS = ("bollard_requests_total", "bollard_request_duration_seconds_bucket",
+	   "bollard_persistence_total", "bollard_server_state", "bollard_server_sessions")
+
+
+def _make_install(stage, *extra):
+	r = subprocess.run(["make", "-C", str(ROOT), "install", "DESTDIR=%s" % stage,
+			    "PREFIX=/usr"] + list(extra), capture_output=True, text=True, timeout=600)
+	assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+	return r
+
+
+def _mode(p):
+	return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_make_install_layout(tmp_path):
+	stage = tmp_path / "stage"
+	_make_install(stage)
+	usr = stage / "usr"
+	for name in ("bollard", "bollard-demo-app"):
+		assert _mode(usr / "bin" / name) == 0o755, name
+	assert _mode(usr / "share/man/man8/bollard.8") == 0o644
+	assert _mode(usr / "share/man/man5/bollard.conf.5") == 0o644
+	examples = sorted(p.name for p in (usr / "share/doc/bollard/examples").iterdir())
+	assert examples == sorted(p.name for p in (ROOT / "examples").glob("*.conf")), examples
+	assert "demo.conf" in examples
+	for name in ("grafana-dashboard.json", "prometheus.yml"):
+		assert (usr / "share/doc/bollard/contrib" / name).is_file(), name
+	unit = usr / "lib/systemd/system/bollard.service"
+	text = unit.read_text()
+	assert _mode(unit) == 0o644
+	assert "ExecStart=/usr/bin/bollard -c /etc/bollard/bollard.conf" in text, text
+	assert "/usr/local" not in text
+	assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+	# nothing escapes DESTDIR
+	for p in stage.rglob("*"):
+		assert str(p).startswith(str(stage))
+
+	# the installed binary and pages work
+	r = subprocess.run([str(usr / "bin/bollard"), "--version"], capture_output=True, text=True,
+			   timeout=10)
+	assert r.returncode == 0 and r.stdout.strip(), r
+	for ex in ("minimal.conf", "demo.conf"):
+		r = subprocess.run([str(usr / "bin/bollard"), "check", "-c",
+				    str(usr / "share/doc/bollard/examples" / ex)],
+				   capture_output=True, text=True, timeout=10)
+		assert r.returncode == 0, (ex, r.stdout, r.stderr)
+	if shutil.which("groff"):
+		r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
+				    str(usr / "share/man/man8/bollard.8")], capture_output=True, text=True)
+		assert r.returncode == 0 and not r.stderr, r.stderr
+
+
+def test_make_install_without_systemd_unit(tmp_path):
+	stage = tmp_path / "stage"
+	_make_install(stage, "SYSTEMDUNITDIR=")
+	assert (stage / "usr/bin/bollard").exists()
+	assert not list(stage.rglob("bollard.service"))
+
+
+def test_systemd_unit_contents():
+	text = (ROOT / "contrib/bollard.service").read_text()
+	keys = {}
+	for ln in text.splitlines():
+		if ln and not ln.startswith(("#", "[")):
+			k, _, v = ln.partition("=")
+			keys.setdefault(k, []).append(v)
+	assert keys["ExecStart"] == ["/usr/local/bin/bollard -c /etc/bollard/bollard.conf"]
+	assert keys["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+	assert keys["Restart"] == ["on-failure"]
+	assert keys["NoNewPrivileges"] == ["yes"] and keys["ProtectSystem"] == ["strict"]
+	rw = keys["ReadWritePaths"][0].split()
+	assert "/run/bollard" in rw and "/var/lib/bollard" in rw
+	assert keys["WantedBy"] == ["multi-user.target"]
+	if shutil.which("systemd-analyze"):
+		r = subprocess.run(["systemd-analyze", "verify", str(ROOT / "contrib/bollard.service")],
+				   capture_output=True, text=True, timeout=30)
+		# a dev machine has no /usr/local/bin/bollard nor installed man
+		# pages: only those complaints are allowed
+		bad = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()
+		       and "is not executable" not in ln and "Command 'man " not in ln]
+		assert not bad, bad
+
+
+def test_grafana_dashboard_and_prometheus_example():
+	dash = json.loads((ROOT / "contrib/grafana-dashboard.json").read_text())
+	assert dash["title"] and dash["uid"] and isinstance(dash["panels"], list)
+	exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+	assert exprs
+	for m in METRICS:
+		assert any(m in e for e in exprs), "dashboard does not use %s" % m
+	assert any("histogram_quantile(0.99" in e for e in exprs)
+	assert any("histogram_quantile(0.5" in e for e in exprs)
+	ids = [p["id"] for p in dash["panels"]]
+	assert len(ids) == len(set(ids))
+	prom = (ROOT / "contrib/prometheus.yml").read_text()
+	assert "scrape_configs:" in prom and "metrics_path: /metrics" in prom
+	assert "job_name: bollard" in prom
