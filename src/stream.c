@@ -180,6 +180,37 @@ void stream_pool_sweep_all(struct worker *w)
 	}
 }
 
+/* Persistence decisions are per request: idle keep-alive connections hold
+ * none (they would cost ~600 bytes each), requests take one from the
+ * worker's free list. */
+static struct persist_req *pr_get(struct worker *w)
+{
+	struct persist_req *pr = w->pr_free;
+	if (pr) {
+		w->pr_free = *(struct persist_req **)pr;
+		return pr;
+	}
+	return malloc(sizeof(*pr));
+}
+
+static void pr_put(struct worker *w, struct cconn *c)
+{
+	if (!c->pr)
+		return;
+	*(struct persist_req **)c->pr = w->pr_free;
+	w->pr_free = c->pr;
+	c->pr = NULL;
+}
+
+void stream_pr_free_all(struct worker *w)
+{
+	while (w->pr_free) {
+		struct persist_req *pr = w->pr_free;
+		w->pr_free = *(struct persist_req **)pr;
+		free(pr);
+	}
+}
+
 static uint64_t splitmix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
@@ -218,8 +249,8 @@ static void count_duration(struct backend *be, uint64_t us)
 static void log_request(struct cconn *c)
 {
 	struct worker *w = c->w;
-	if (c->be && c->be->npersist)
-		persist_count(c->be, &c->pr);
+	if (c->be && c->be->npersist && c->pr)
+		persist_count(c->be, c->pr);
 	if (c->be && c->t_start)
 		count_duration(c->be, w->now_us > c->t_start ? w->now_us - c->t_start : 0);
 	if (!log_access_enabled())
@@ -241,11 +272,11 @@ static void log_request(struct cconn *c)
 	r.backend = c->be ? c->be->name : NULL;
 	r.server = c->srv ? c->srv->name : NULL;
 	r.term = c->term;
-	if (c->be && c->be->npersist && c->pr.result != PR_NONE) {
+	if (c->be && c->be->npersist && c->pr && c->pr->result != PR_NONE) {
 		const struct persist_rules *rs = c->be->persist;
-		r.persist = persist_result_name(c->pr.result);
-		r.persist_method = c->pr.rule >= 0 ? rs->r[c->pr.rule].label : NULL;
-		r.persist_reason = c->pr.result == PR_MOVED ? persist_reason_name(c->pr.reason) : NULL;
+		r.persist = persist_result_name(c->pr->result);
+		r.persist_method = c->pr->rule >= 0 ? rs->r[c->pr->rule].label : NULL;
+		r.persist_reason = c->pr->result == PR_MOVED ? persist_reason_name(c->pr->reason) : NULL;
 	}
 	r.connect_ms = ms_between(c->t_start, c->t_connect);
 	r.ttfb_ms = ms_between(c->t_start, c->t_first);
@@ -326,6 +357,7 @@ void stream_close(struct cconn *c)
 		sconn_close(w, c->sc);
 		c->sc = NULL;
 	}
+	pr_put(w, c);
 	ev_timer_del(&w->timers, &c->timer);
 	close(c->fd);
 	buf_put(&w->bufs, &c->in);
@@ -455,7 +487,7 @@ static struct server *balance(struct cconn *c)
 static struct server *choose_server(struct cconn *c)
 {
 	struct backend *be = c->be;
-	struct persist_req *pr = &c->pr;
+	struct persist_req *pr = c->pr;
 	if (!be->npersist)
 		return balance(c);
 	struct server *s = pr->srv;
@@ -560,9 +592,10 @@ void stream_queue_run(struct worker *w)
 		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
 		if (st != SRV_READY && st != SRV_DRAIN) {
 			queue_del(c);
-			c->tried[c->ntried++] = s;
-			c->pr.result = PR_MOVED;
-			c->pr.reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
+			if (c->ntried < (int)ARRAY_SIZE(c->tried))
+				c->tried[c->ntried++] = s;
+			c->pr->result = PR_MOVED;
+			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
 			start_connect(c);
 			c_drive(c);
 			continue;
@@ -584,7 +617,7 @@ static void start_connect(struct cconn *c)
 		return;
 	}
 	c->srv = s;
-	if (c->be->npersist && s == c->pr.srv && c->pr.result == PR_HIT && s->maxconn &&
+	if (c->be->npersist && c->pr && s == c->pr->srv && c->pr->result == PR_HIT && s->maxconn &&
 	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
 		/* SPEC 3.2: a persistent request waits for its full server (new
 		 * ones were already sent elsewhere by lb_usable()) */
@@ -789,10 +822,13 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->be = route(c, m);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
 	c->has_hash_key = c->be->balance == LB_HASH && hash_key_of(c, m, &c->hash_key);
-	c->pr.result = PR_NONE;
 	if (c->be->npersist) {
-		persist_decide(c->be, &c->client, m, w->now, &c->pr);
-		if (c->pr.fail) {
+		if (!c->pr && !(c->pr = pr_get(w))) {
+			send_error(c, 503, "out of memory", "no-resources");
+			return;
+		}
+		persist_decide(c->be, &c->client, m, w->now, c->pr);
+		if (c->pr->fail) {
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)
 				c->close_after = true; /* its body is not read */
@@ -817,7 +853,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.new_reqid = id,
 		.new_reqid_len = 16,
 		.websocket = c->websocket,
-		.strip_cookie = c->pr.strip_cookie ? persist_cookie_name(c->be) : NULL,
+		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
 		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
 	};
 	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
@@ -1183,7 +1219,7 @@ static int rs_head(struct cconn *c)
 				return -1;
 			}
 			char extra[1024];
-			int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now,
+			int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now,
 								       extra, sizeof(extra)) : 0;
 			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
 				.websocket = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
@@ -1231,7 +1267,7 @@ static int rs_head(struct cconn *c)
 	if (!ka)
 		c->close_after = true;
 	char extra[1024];
-	int en = c->be->npersist ? persist_on_response(c->be, &c->pr, c->srv, &m, w->now, extra,
+	int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now, extra,
 						       sizeof(extra)) : 0;
 	struct http_resp_opts ro = { .keep_alive = ka, .client_minor = c->minor,
 		.extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
@@ -1380,6 +1416,7 @@ static void finish_request(struct cconn *c)
 			sconn_close(w, sc);
 	}
 	buf_put(&w->bufs, &c->rq);
+	pr_put(w, c);
 	if (c->rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
 	c->t_start = 0;

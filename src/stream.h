@@ -111,7 +111,8 @@ struct cconn {
 	uint32_t log_target_off, log_target_len, log_meth_len;
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
 	const char *term;
-	struct persist_req pr;                  /* the persistence decision */
+	struct persist_req *pr;                 /* the persistence decision, during a request
+						 * of a backend with persistence (worker pool) */
 	struct cconn *qnext, *qprev;            /* worker's queue (CS_QUEUED) */
 	struct server *qsrv;                    /* the server it waits for */
 	uint64_t queue_deadline;                /* ms: timeout queue */
@@ -139,6 +140,8 @@ void sconn_close(struct worker *w, struct sconn *sc);
 void stream_pool_sweep(struct worker *w);
 /* requests waiting for a server slot (maxconn): start those that can */
 void stream_queue_run(struct worker *w);
+/* free the worker's idle persistence decisions (at exit) */
+void stream_pr_free_all(struct worker *w);
 /* close every pooled server connection (reload: pools are per generation) */
 void stream_pool_sweep_all(struct worker *w);
 

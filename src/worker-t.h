@@ -43,6 +43,7 @@ struct worker {
 	/* closed this iteration; freed once no queued event can name them */
 	struct cconn *dead_clients;
 	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */
+	struct persist_req *pr_free;          /* idle persistence decisions, reused */
 	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;

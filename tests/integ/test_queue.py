@@ -48,8 +48,12 @@ def test_persistent_request_waits_for_its_full_server(demo_apps, bollard_factory
 	assert held and held[0].status == 200
 	assert r.status == 200 and r.text().strip() == "app1", r
 	assert waited > 0.4  # it really waited for the slot
-	e = [x for x in b.access_log() if x.get("target") == "/whoami"][-1]
-	assert e["persist"] == "hit" and e["server"] == "app1", e
+	# its log line is written just after its response: wait for it
+	util.wait_until(lambda: [x for x in b.access_log()
+				 if x.get("target") == "/whoami" and x.get("persist") == "hit"],
+			what="the queued request's log line")
+	e = [x for x in b.access_log() if x.get("target") == "/whoami" and x.get("persist") == "hit"][-1]
+	assert e["server"] == "app1", e
 
 
 def test_queue_timeout_answers_503(demo_apps, bollard_factory):
