@@ -20,6 +20,7 @@
  * call per cookie.
  */
 #include "api.h"
+#include "bytes.h"
 #include "persist.h"
 #include "cookie.h"
 #include "log.h"
@@ -319,15 +320,7 @@ static void make_ad(const struct backend *be, const struct persist_rule *r, uint
 	*adlen = a + 1 + b;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Seal into out (base64url); returns its length or -1. */
 static long cookie_seal(const struct backend *be, const struct persist_rule *r, uint64_t srvhash,

@@ -37,6 +37,7 @@
  * time, so that a restart does not revive sessions that expired meanwhile.
  */
 #include "api.h"
+#include "bytes.h"
 #include "state.h"
 #include "persist.h"
 #include "stick.h"
@@ -70,35 +71,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
 
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* The clock of the tables (stick.h: caller-supplied monotonic ms), the
  * same CLOCK_MONOTONIC the workers read. */

@@ -38,6 +38,7 @@
  *   deadline" is still in the future.
  */
 #include "api.h"
+#include "bytes.h"
 #include "stick.h"
 
 #include <pthread.h>
@@ -825,35 +826,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
 
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* digest = BLAKE2b-128(prev || a || b): the chain that ties a block's
  * chunks together and to its header. */

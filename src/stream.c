@@ -34,6 +34,7 @@
 #include "check.h"
 #include "cidr.h"
 #include "reload.h"
+#include "route.h"
 #include "proxyproto.h"
 #include "cookie.h"
 #include "worker-t.h"
@@ -47,7 +48,6 @@
 #include <unistd.h>
 
 #define LINGER_MS 1000
-#define POOL_MAX_PER_SERVER 512
 
 static void c_drive(struct cconn *c);
 static void find_client(struct cconn *c, const struct h1_msg *m);
@@ -59,125 +59,6 @@ static void send_error(struct cconn *c, int status, const char *detail, const ch
 static inline uint32_t bufsize(const struct cconn *c)
 {
 	return c->w->bufs.size;
-}
-
-static void sc_release_counted(struct sconn *sc)
-{
-	if (sc->counted) {
-		atomic_fetch_sub_explicit(&sc->srv->conns, 1, memory_order_relaxed);
-		sc->counted = false;
-	}
-}
-
-void sconn_close(struct worker *w, struct sconn *sc)
-{
-	sc_release_counted(sc);
-	if (sc->fd >= 0)
-		close(sc->fd); /* also removes it from epoll */
-	sc->fd = -1;
-	buf_put(&w->bufs, &sc->in);
-	/* events for it may still be queued in this epoll_wait batch */
-	sc->dead = true;
-	sc->owner = NULL;
-	sc->next = w->dead_servers;
-	w->dead_servers = sc;
-}
-
-/* The idle pool of s on this worker. Servers added at runtime (`add
- * server`) get one on first use: the array grows then, never per request. */
-static struct sconn_pool *pool_of(struct worker *w, struct server *s)
-{
-	int b = s->be->idx;
-	if (unlikely((uint32_t)s->idx >= w->pool_cap[b])) {
-		uint32_t cap = (uint32_t)s->idx + 8;
-		struct sconn_pool *np = realloc(w->pools[b], cap * sizeof(*np));
-		if (!np)
-			return NULL;
-		memset(np + w->pool_cap[b], 0, (cap - w->pool_cap[b]) * sizeof(*np));
-		w->pools[b] = np;
-		w->pool_cap[b] = cap;
-	}
-	return &w->pools[b][s->idx];
-}
-
-static void pool_unlink(struct sconn_pool *p, struct sconn *sc)
-{
-	if (sc->prev)
-		sc->prev->next = sc->next;
-	else
-		p->head = sc->next;
-	if (sc->next)
-		sc->next->prev = sc->prev;
-	sc->next = sc->prev = NULL;
-	p->n--;
-}
-
-/* An idle server connection the server closed (or wrote to, which HTTP does
- * not allow between responses) is useless: drop it. */
-static void pool_drop(struct worker *w, struct sconn *sc)
-{
-	pool_unlink(pool_of(w, sc->srv), sc);
-	sconn_close(w, sc);
-}
-
-static struct sconn *pool_take(struct worker *w, struct server *s)
-{
-	struct sconn_pool *p = pool_of(w, s);
-	struct sconn *sc = p ? p->head : NULL;
-	if (!sc)
-		return NULL;
-	pool_unlink(p, sc);
-	return sc;
-}
-
-static void pool_put(struct worker *w, struct sconn *sc)
-{
-	struct sconn_pool *p = pool_of(w, sc->srv);
-	sc_release_counted(sc);
-	buf_put(&w->bufs, &sc->in);
-	if (!p || p->n >= POOL_MAX_PER_SERVER || w->stopping || sc->srv->removed) {
-		sconn_close(w, sc);
-		return;
-	}
-	sc->owner = NULL;
-	sc->idle_since = w->now;
-	sc->reused = true;
-	sc->prev = NULL;
-	sc->next = p->head;
-	if (p->head)
-		p->head->prev = sc;
-	p->head = sc;
-	p->n++;
-}
-
-/* Close pooled connections idle for longer than their backend's
- * keep-alive timeout: servers close theirs eventually, and reusing one
- * they are closing costs a retry. Called about once a second. */
-void stream_pool_sweep(struct worker *w)
-{
-	for (int b = 0; b < w->cfg->nbackends; b++) {
-		struct backend *be = w->cfg->backends[b];
-		for (uint32_t s = 0; s < w->pool_cap[b]; s++) {
-			struct sconn_pool *p = &w->pools[b][s];
-			struct sconn *sc = p->head, *next;
-			for (; sc; sc = next) {
-				next = sc->next;
-				if (w->stopping || w->now - sc->idle_since >= be->to.http_keep_alive)
-					pool_drop(w, sc);
-			}
-		}
-	}
-}
-
-void stream_pool_sweep_all(struct worker *w)
-{
-	for (int b = 0; b < w->cfg->nbackends; b++) {
-		for (uint32_t s = 0; s < w->pool_cap[b]; s++) {
-			struct sconn_pool *p = &w->pools[b][s];
-			while (p->head)
-				pool_drop(w, p->head);
-		}
-	}
 }
 
 /* Persistence decisions are per request: idle keep-alive connections hold
@@ -286,20 +167,6 @@ static void log_request(struct cconn *c)
 
 /* ---- connection lifetime ------------------------------------------------------ */
 
-/* An address as text, IPv4-mapped IPv6 addresses as plain IPv4. */
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a6 = (const void *)ss;
-		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
-		else
-			inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)cap);
-	} else {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
-	}
-}
-
 void stream_accept(struct worker *w, struct listener *l, int fd,
 		   const struct sockaddr_storage *ss)
 {
@@ -318,7 +185,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->minor = 1;
 	c->peer = *ss;
 	ev_timer_init(&c->timer);
-	addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
+	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	int one = 1;
@@ -382,62 +249,49 @@ void stream_close(struct cconn *c)
 
 /* ---- I/O primitives ---------------------------------------------------------- */
 
-/* Read from the client into c->in. Returns bytes read, 0 if nothing (no
- * room, or nothing available), -1 on EOF or error (c->eof set). */
-static int c_read(struct cconn *c)
+/*
+ * Read what fits into b from fd (either side). Returns bytes read, 0 if
+ * nothing (no room, or nothing available), -1 on EOF or error (*eof set).
+ * A short read drained the socket: new data raises a new edge, so no read
+ * that returns EAGAIN is needed, and *can_read is cleared. Not so for a FIN
+ * already reported with this data (rdhup): no edge will come for it, so
+ * reading goes on until EOF.
+ */
+static int sock_read(int fd, struct buf *b, struct buf_pool *pool, bool *can_read, bool rdhup,
+		     bool *eof)
 {
-	if (!c->can_read || c->eof)
-		return c->eof ? -1 : 0;
-	if (buf_get(&c->w->bufs, &c->in) < 0)
+	if (!*can_read || *eof)
+		return *eof ? -1 : 0;
+	if (buf_get(pool, b) < 0)
 		return 0;
-	uint32_t room = buf_room(&c->in, bufsize(c));
+	uint32_t room = buf_room(b, pool->size);
 	if (!room)
 		return 0;
-	ssize_t n = recv(c->fd, buf_wptr(&c->in), room, 0);
+	ssize_t n = recv(fd, buf_wptr(b), room, 0);
 	if (n > 0) {
-		c->in.tail += (uint32_t)n;
-		/* A short read drained the socket: new data will raise a new
-		 * edge, so there is no need for a read that returns EAGAIN.
-		 * Not so for a FIN already reported with this data: no edge
-		 * will come for it, so read on until EOF. */
-		if ((uint32_t)n < room && !c->rdhup)
-			c->can_read = false;
+		b->tail += (uint32_t)n;
+		if ((uint32_t)n < room && !rdhup)
+			*can_read = false;
 		return (int)n;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		if (errno == EAGAIN)
-			c->can_read = false;
+			*can_read = false;
 		return 0;
 	}
-	c->eof = true;
-	c->can_read = false;
+	*eof = true;
+	*can_read = false;
 	return -1;
+}
+
+static int c_read(struct cconn *c)
+{
+	return sock_read(c->fd, &c->in, &c->w->bufs, &c->can_read, c->rdhup, &c->eof);
 }
 
 static int sc_read(struct sconn *sc, struct worker *w)
 {
-	if (!sc->can_read || sc->eof)
-		return sc->eof ? -1 : 0;
-	if (buf_get(&w->bufs, &sc->in) < 0)
-		return 0;
-	uint32_t room = buf_room(&sc->in, w->bufs.size);
-	if (!room)
-		return 0;
-	ssize_t n = recv(sc->fd, buf_wptr(&sc->in), room, 0);
-	if (n > 0) {
-		sc->in.tail += (uint32_t)n;
-		if ((uint32_t)n < room && !sc->rdhup)
-			sc->can_read = false;
-		return (int)n;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
-			sc->can_read = false;
-		return 0;
-	}
-	sc->eof = true;
-	sc->can_read = false;
-	return -1;
+	return sock_read(sc->fd, &sc->in, &w->bufs, &sc->can_read, sc->rdhup, &sc->eof);
 }
 
 /* writev() that reports: >0 bytes written, 0 would block, -1 error. */
@@ -636,7 +490,7 @@ static void start_connect_to(struct cconn *c, struct server *s)
 	if (c->ntried < (int)ARRAY_SIZE(c->tried))
 		c->tried[c->ntried++] = s;
 
-	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : pool_take(w, s);
+	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
 	if (sc) {
 		attach(c, sc);
 		c->t_connect = w->now_us;
@@ -702,27 +556,6 @@ static int do_connect(struct cconn *c)
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static struct backend *route(struct cconn *c, const struct h1_msg *m)
-{
-	const struct frontend *fe = c->fe;
-	for (int i = 0; i < fe->nroutes; i++) {
-		const struct route *r = &fe->routes[i];
-		if (r->kind == ROUTE_PATH_PREFIX) {
-			if (m->target.n >= r->len && !memcmp(m->target.p, r->value, r->len))
-				return r->be;
-		} else {
-			/* Host without its port, compared case-insensitively */
-			size_t hn = m->host.n;
-			const char *colon = memchr(m->host.p, ':', hn);
-			if (colon && m->host.p[0] != '[')
-				hn = (size_t)(colon - m->host.p);
-			if (hn == r->len && !strncasecmp(m->host.p, r->value, hn))
-				return r->be;
-		}
-	}
-	return fe->default_be;
-}
-
 static void reset_request(struct cconn *c)
 {
 	c->be = NULL;
@@ -741,65 +574,6 @@ static void reset_request(struct cconn *c)
 	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
 }
 
-/* `balance hash KEY`: the request's key, hashed the same way by every
- * instance (lb_hash_key). Returns false when the request has none. */
-static bool hash_key_of(const struct cconn *c, const struct h1_msg *m, uint64_t *key)
-{
-	const struct backend *be = c->be;
-	struct h1_str v = { NULL, 0 };
-	switch (be->hash_key) {
-	case HASH_KEY_SOURCE:
-		if (c->client.ss_family == AF_INET) {
-			const struct sockaddr_in *a = (const void *)&c->client;
-			*key = lb_hash_key(&a->sin_addr, 4);
-		} else {
-			const struct sockaddr_in6 *a = (const void *)&c->client;
-			*key = lb_hash_key(&a->sin6_addr, 16);
-		}
-		return true;
-	case HASH_KEY_URI:
-		v = m->target;
-		break;
-	case HASH_KEY_HEADER:
-		for (uint32_t i = 0; i < m->nhdrs; i++)
-			if (m->hdrs[i].name.n == strlen(be->hash_key_name) &&
-			    !strncasecmp(m->hdrs[i].name.p, be->hash_key_name, m->hdrs[i].name.n)) {
-				v = m->hdrs[i].value;
-				break;
-			}
-		break;
-	case HASH_KEY_COOKIE:
-		for (uint32_t i = 0; i < m->nhdrs; i++)
-			if ((m->hdrs[i].flags & H1_HF_COOKIE) &&
-			    cookie_find(m->hdrs[i].value, cookie_str(be->hash_key_name), &v))
-				break;
-		break;
-	case HASH_KEY_URLPARAM:
-		cookie_query_param(m->target, cookie_str(be->hash_key_name), &v);
-		break;
-	}
-	if (!v.n)
-		return false;
-	*key = lb_hash_key(v.p, v.n);
-	return true;
-}
-
-/* `allow-upgrade TOKEN`: does the request ask (Connection: upgrade) for an
- * upgrade to a token the frontend allows? */
-static bool upgrade_allowed(const struct frontend *fe, const struct h1_msg *m)
-{
-	bool conn_upgrade = false, allowed = false;
-	for (uint32_t i = 0; i < m->nhdrs; i++) {
-		const struct h1_hdr *h = &m->hdrs[i];
-		if (h1_name_eq(h->name, "connection") && h1_list_has(h->value, "upgrade"))
-			conn_upgrade = true;
-		if (h->flags & H1_HF_UPGRADE)
-			for (int k = 0; k < fe->nallow_upgrade; k++)
-				allowed |= h1_list_has(h->value, fe->allow_upgrade[k]);
-	}
-	return conn_upgrade && allowed;
-}
-
 /* A complete request head is at the front of c->in. */
 static void start_request(struct cconn *c, struct h1_msg *m)
 {
@@ -811,7 +585,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->minor = m->minor;
 	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
 	c->websocket = ((m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET) ||
-		       ((m->flags & H1_MF_UPGRADE_OTHER) && c->fe->nallow_upgrade && upgrade_allowed(c->fe, m));
+		       ((m->flags & H1_MF_UPGRADE_OTHER) && c->fe->nallow_upgrade && route_upgrade_allowed(c->fe, m));
 	c->rq_body = m->body;
 	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
 	h1_chunk_init(&c->rq_chunk);
@@ -819,9 +593,9 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->rs_state = RS_HEAD;
 	c->retryable = m->body == H1_BODY_NONE;
 	find_client(c, m);
-	c->be = route(c, m);
+	c->be = route_backend(c->fe, m);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
-	c->has_hash_key = c->be->balance == LB_HASH && hash_key_of(c, m, &c->hash_key);
+	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &c->client, m, &c->hash_key);
 	if (c->be->npersist) {
 		if (!c->pr && !(c->pr = pr_get(w))) {
 			send_error(c, 503, "out of memory", "no-resources");
@@ -904,7 +678,7 @@ static int do_proxy(struct cconn *c)
 	buf_consume(&c->in, (uint32_t)n);
 	if (src.ss_family != AF_UNSPEC) {
 		c->peer = src;
-		addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
+		route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 		c->client = c->peer;
 		memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	}
@@ -930,7 +704,7 @@ static void find_client(struct cconn *c, const struct h1_msg *m)
 	struct sockaddr_storage a;
 	if (n && cidr_xff_client(vals, n, c->fe->trusted, &a) == 1) {
 		c->client = a;
-		addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
+		route_addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
 	}
 }
 
@@ -1411,7 +1185,7 @@ static void finish_request(struct cconn *c)
 		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->eof &&
 				buf_empty(&sc->in) && c->gen == w->cfg;
 		if (reusable)
-			pool_put(w, sc);
+			sconn_pool_put(w, sc);
 		else
 			sconn_close(w, sc);
 	}
@@ -1704,7 +1478,7 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 		/* idle in the pool: the server closed it, or sent bytes HTTP
 		 * does not allow between responses; either way it is useless */
 		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-			pool_drop(sc->w, sc);
+			sconn_pool_drop(sc->w, sc);
 		return;
 	}
 	c_drive(sc->owner);

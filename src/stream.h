@@ -135,14 +135,19 @@ void stream_close(struct cconn *c);
 /* graceful stop: close c now if it is idle between requests, else mark it
  * to close after the current response. */
 void stream_stop_soon(struct cconn *c);
+/* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);
+void sconn_release_counted(struct sconn *sc);  /* no longer busy: srv->conns-- */
+struct sconn *sconn_pool_take(struct worker *w, struct server *s); /* NULL: none idle */
+void sconn_pool_put(struct worker *w, struct sconn *sc);  /* or close it when it can't stay */
+void sconn_pool_drop(struct worker *w, struct sconn *sc); /* idle one the server closed */
 /* close pooled server connections idle too long (about once a second) */
-void stream_pool_sweep(struct worker *w);
+void sconn_pool_sweep(struct worker *w);
 /* requests waiting for a server slot (maxconn): start those that can */
 void stream_queue_run(struct worker *w);
 /* free the worker's idle persistence decisions (at exit) */
 void stream_pr_free_all(struct worker *w);
 /* close every pooled server connection (reload: pools are per generation) */
-void stream_pool_sweep_all(struct worker *w);
+void sconn_pool_sweep_all(struct worker *w);
 
 #endif

@@ -202,7 +202,7 @@ static void worker_apply(struct worker *w, struct config *nc)
 	w->listeners = ls;
 	w->nlisteners = n;
 
-	stream_pool_sweep_all(w);
+	sconn_pool_sweep_all(w);
 	for (int b = 0; b < w->cfg->nbackends; b++)
 		free(w->pools[b]);
 	free(w->pools);
@@ -239,7 +239,7 @@ static void handle_wakeup(struct worker *w)
 			next = c->next;
 			stream_stop_soon(c);
 		}
-		stream_pool_sweep(w);
+		sconn_pool_sweep(w);
 	}
 	if (atomic_load(&G.stopping) > 1 && !w->forced) {
 		w->forced = true;
@@ -318,7 +318,7 @@ static void *worker_main(void *arg)
 			/* the runtime API and /metrics read sessions per server */
 			if (w->id == 0)
 				persist_update_sessions(w->cfg);
-			stream_pool_sweep(w);
+			sconn_pool_sweep(w);
 		}
 		log_flush(&w->log);
 		free_dead(w);
@@ -327,7 +327,7 @@ static void *worker_main(void *arg)
 		if (w->stopping && !w->clients)
 			break;
 	}
-	stream_pool_sweep(w);
+	sconn_pool_sweep(w);
 	free_dead(w);
 	log_flush(&w->log);
 	w->done = true;
