@@ -120,6 +120,7 @@ int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	atomic_init(&s->health, HEALTH_UNCHECKED);
 	atomic_init(&s->cur_weight, s->weight);
 	server_update_state(s);
+	persist_server_added(s);
 
 	struct server **arr = calloc((size_t)be->nservers + 1, sizeof(*arr));
 	struct server ***ret = realloc(be->retired, ((size_t)be->nretired + 1) * sizeof(*ret));

@@ -62,6 +62,7 @@ struct server {
 	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */
 	struct server *replica;          /* resolved after parsing, NULL if none */
 	bool removed;                    /* `del server`: gone; its slot stays (indices are stable) */
+	uint64_t id_hash;                /* identity in sealed cookies: hash of the name (persist.c) */
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;

@@ -264,11 +264,20 @@ static uint64_t name_hash(const char *name)
 	return v;
 }
 
+void persist_server_added(struct server *s)
+{
+	s->id_hash = name_hash(s->name);
+}
+
 int persist_init(struct config *cfg, char *err, size_t errlen)
 {
 	for (int b = 0; b < cfg->nbackends; b++) {
 		struct backend *be = cfg->backends[b];
 		struct persist_rules *rs = be->persist;
+		/* computed once here, not per request: the cookie of every
+		 * request names its server by this hash */
+		for (int i = 0; i < be->nservers; i++)
+			persist_server_added(be->servers[i]);
 		if (!rs)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
@@ -403,7 +412,7 @@ static struct server *server_by_hash(const struct backend *be, uint64_t h)
 	struct server *const *sv;
 	int n = servers_of(be, &sv);
 	for (int i = 0; i < n; i++)
-		if (name_hash(sv[i]->name) == h && !sv[i]->removed)
+		if (sv[i]->id_hash == h && !sv[i]->removed)
 			return sv[i];
 	return NULL;
 }
@@ -702,7 +711,7 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 			uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
 			uint32_t issued = pr->cookie_srv == s ? pr->cookie_issued : now_s;
 			char val[160];
-			long vn = cookie_seal(be, r, name_hash(s->name), issued, now_s, val, sizeof(val));
+			long vn = cookie_seal(be, r, s->id_hash, issued, now_s, val, sizeof(val));
 			if (vn < 0)
 				continue;
 			struct cookie_attrs a = {

@@ -107,6 +107,9 @@ void persist_rules_free(struct backend *be);
 /* Runtime: create the tables and the cookie key. 0 or -1 with err. */
 int persist_init(struct config *cfg, char *err, size_t errlen);
 void persist_fini(struct config *cfg);
+/* A server joins (configuration or `add server`): compute what persistence
+ * needs of it before workers can see it. */
+void persist_server_added(struct server *s);
 
 /*
  * Decide for one request. client is the client address (for `source`),
