@@ -472,6 +472,7 @@ static struct frontend *new_frontend(struct cfg_parser *p, const char *name)
 	fe->idx = cfg->nfrontends - 1;
 	fe->mode = p->def.mode;
 	fe->to = p->def.to;
+	fe->fwd = HTTP_FWD_DEFAULT;
 	return fe;
 }
 

@@ -145,6 +145,13 @@ struct route {
 	int line;
 };
 
+/* `forwarded`: which forwarding headers a frontend adds (http.c) */
+#define HTTP_FWD_XFF     0x01 /* X-Forwarded-For: the client's list + the peer */
+#define HTTP_FWD_XFP     0x02 /* X-Forwarded-Proto (replaces the client's) */
+#define HTTP_FWD_RFC7239 0x04 /* Forwarded: for=...;proto=... (RFC 7239) */
+#define HTTP_FWD_REQID   0x08 /* X-Request-Id when absent */
+#define HTTP_FWD_DEFAULT (HTTP_FWD_XFF | HTTP_FWD_XFP | HTTP_FWD_REQID)
+
 struct frontend {
 	char name[CFG_NAME_MAX];
 	int line;
@@ -158,6 +165,7 @@ struct frontend {
 	int nroutes;
 	struct cidr_list *trusted;    /* trust-forwarded: peers whose X-Forwarded-For is believed (cidr.h); NULL = none */
 	char allow_upgrade[4][32];    /* upgrade tokens tunnelled besides websocket */
+	unsigned fwd;                 /* HTTP_FWD_*: `forwarded` */
 	int nallow_upgrade;
 	/* runtime counters */
 	_Atomic uint64_t requests;

@@ -384,6 +384,31 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* forwarded HEADER...: the forwarding headers this frontend adds (SPEC 4);
+ * `none` adds none. The default is x-forwarded-for x-forwarded-proto
+ * x-request-id. */
+static int kw_forwarded(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const names[] = { "x-forwarded-for", "x-forwarded-proto", "forwarded",
+					     "x-request-id", "none" };
+	static const unsigned bits[] = { HTTP_FWD_XFF, HTTP_FWD_XFP, HTTP_FWD_RFC7239,
+					 HTTP_FWD_REQID, 0 };
+	unsigned fwd = 0;
+
+	for (int i = 1; i < argc; i++) {
+		int k = cfg_choice(argv[i], names, ARRAY_SIZE(names));
+		if (k < 0)
+			return cfg_err_choice(p, "forwarded header", argv[i], names, ARRAY_SIZE(names));
+		if (bits[k] == 0 && argc > 2) {
+			cfg_err(p, p->line, "'none' cannot be combined with other headers");
+			return -1;
+		}
+		fwd |= bits[k];
+	}
+	p->fe->fwd = fwd;
+	return 0;
+}
+
 /* on-server-down redispatch|replica|fail (SPEC 3.2) */
 static int kw_on_server_down(struct cfg_parser *p, int argc, char **argv)
 {
@@ -1051,7 +1076,7 @@ const struct cfg_kw cfg_keywords[] = {
 	NYS("stick",           CFG_S_BE, "stick ..."),
 	NYS("cookie",          CFG_S_BE, "cookie ..."),
 	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },
-	NYS("forwarded",       CFG_S_DEFAULTS | CFG_S_FE, "forwarded ..."),
+	{ "forwarded",             CFG_S_FE, kw_forwarded, 1, 4, false, "forwarded none | x-forwarded-for|x-forwarded-proto|forwarded|x-request-id..." },
 };
 
 const size_t cfg_nkeywords = ARRAY_SIZE(cfg_keywords);

@@ -64,7 +64,7 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		       struct http_req_out *ro)
 {
 	struct out o = { buf, buf + cap, false };
-	bool have_reqid = false, xff_done = false;
+	bool have_reqid = false, xff_done = false, fwd_seen = false;
 
 	put(&o, req->method.p, req->method.n);
 	PUTS(&o, " ");
@@ -78,12 +78,17 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 
 	for (uint32_t i = 0; i < req->nhdrs; i++) {
 		const struct h1_hdr *h = &req->hdrs[i];
-		if (h->flags & (H1_HF_HOPBYHOP | H1_HF_FRAMING | H1_HF_XFP)) {
+		if (h->flags & (H1_HF_HOPBYHOP | H1_HF_FRAMING) ||
+		    ((h->flags & H1_HF_XFP) && (ro->fwd & HTTP_FWD_XFP))) {
 			if ((h->flags & H1_HF_UPGRADE) && ro->websocket)
 				put_field(&o, h);
 			continue;
 		}
-		if (h->flags & H1_HF_XFF) {
+		if ((ro->fwd & HTTP_FWD_RFC7239) && h1_name_eq(h->name, "forwarded")) {
+			fwd_seen = true; /* joined with ours below */
+			continue;
+		}
+		if ((h->flags & H1_HF_XFF) && (ro->fwd & HTTP_FWD_XFF)) {
 			/* Several X-Forwarded-For lines form one list (RFC 9110
 			 * 5.3): emit them joined, once, at the first one. */
 			if (xff_done)
@@ -160,15 +165,43 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		put_field(&o, h);
 	}
 	put_framing(&o, req);
-	if (!xff_done) {
+	if (ro->fwd & HTTP_FWD_RFC7239) {
+		/* RFC 7239 4: one list; the client's elements, then ours. An
+		 * IPv6 address is a quoted "[...]" (section 6). */
+		PUTS(&o, "Forwarded: ");
+		bool first = true;
+		for (uint32_t j = 0; fwd_seen && j < req->nhdrs; j++) {
+			if (!h1_name_eq(req->hdrs[j].name, "forwarded") || !req->hdrs[j].value.n)
+				continue;
+			if (!first)
+				PUTS(&o, ", ");
+			put(&o, req->hdrs[j].value.p, req->hdrs[j].value.n);
+			first = false;
+		}
+		if (!first)
+			PUTS(&o, ", ");
+		bool v6 = strchr(ro->client_ip, ':') != NULL;
+		PUTS(&o, "for=");
+		if (v6)
+			PUTS(&o, "\"[");
+		put(&o, ro->client_ip, strlen(ro->client_ip));
+		if (v6)
+			PUTS(&o, "]\"");
+		PUTS(&o, ";proto=");
+		put(&o, ro->proto, strlen(ro->proto));
+		PUTS(&o, "\r\n");
+	}
+	if (!xff_done && (ro->fwd & HTTP_FWD_XFF)) {
 		PUTS(&o, "X-Forwarded-For: ");
 		put(&o, ro->client_ip, strlen(ro->client_ip));
 		PUTS(&o, "\r\n");
 	}
-	PUTS(&o, "X-Forwarded-Proto: ");
-	put(&o, ro->proto, strlen(ro->proto));
-	PUTS(&o, "\r\n");
-	if (!have_reqid) {
+	if (ro->fwd & HTTP_FWD_XFP) {
+		PUTS(&o, "X-Forwarded-Proto: ");
+		put(&o, ro->proto, strlen(ro->proto));
+		PUTS(&o, "\r\n");
+	}
+	if (!have_reqid && (ro->fwd & HTTP_FWD_REQID)) {
 		PUTS(&o, "X-Request-Id: ");
 		ro->reqid_off = (uint32_t)(o.p - buf);
 		ro->reqid_len = (uint32_t)ro->new_reqid_len;

@@ -8,10 +8,12 @@
 #ifndef BOLLARD_HTTP_H
 #define BOLLARD_HTTP_H
 
+#include "cfg.h"
 #include "h1.h"
 
 struct http_req_out {
 	/* inputs */
+	unsigned fwd;             /* HTTP_FWD_* */
 	const char *client_ip;
 	const char *proto;        /* "http" (later "https") */
 	const char *new_reqid;    /* used when the request carries none */

@@ -627,6 +627,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.new_reqid = id,
 		.new_reqid_len = 16,
 		.websocket = c->websocket,
+		.fwd = c->fe->fwd,
 		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
 		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
 	};
