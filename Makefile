@@ -137,7 +137,9 @@ bench: all
 # flags, linked like the unit test of the same module; not run by make test.
 BENCHBIN := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/bench_*.c))
 rel_objs = $(patsubst %,$(BUILD)/obj/%.o,$(1))
-$(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(UNIT_DEPS_$$*),$$*)) | $(DEPS_OK)
+# BENCH_DEPS_<module> overrides the unit test's list where a bench needs other modules.
+BENCH_DEPS_seal := cookie
+$(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(BENCH_DEPS_$$*),$$(UNIT_DEPS_$$*),$$*)) | $(DEPS_OK)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
 

@@ -21,9 +21,14 @@ in time, so the runner:
     bollard/NGINX, which cancel the drift that both runs of a round share;
   - stops everything it started, by PID, in a `finally` (also on Ctrl-C).
 
-Scenarios: keep-alive, connection per request, and keep-alive with source,
-insert-cookie and learned-cookie persistence (each on a proxy instance
-configured for it).
+Scenarios (issue 6): keep-alive round robin; keep-alive with insert-cookie
+persistence on the hit path (cookie) and on the insert path (firstvisit);
+source persistence; learned-cookie persistence with a million live entries;
+connection per request; a 10 MiB body streamed each way (upload, download);
+keep-alive load next to 1,000 idle client connections (idle1k). Each runs on
+a proxy instance configured for it, with one worker thread, then (a subset)
+with two. One summary table with the bollard/HAProxy and bollard/NGINX
+ratios per scenario, and an SVG chart of them (gnuplot).
 
 Per run it records requests/s, p50 and p99 latency (wrk --latency), errors
 (socket errors or non-2xx/3xx answers; a run with errors is flagged), the CPU
@@ -60,21 +65,65 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PROXIES = ("direct", "bollard", "haproxy", "nginx")
+BODY = 10 * 1024 * 1024     # the streamed body of the upload/download scenarios
+
+
+def scen(desc, variant="plain", args=(), conns="connections", path=None, lua=None,
+	 cookie=False, idle=0, body=0, direct=None, prefill=False):
+	"""One scenario: the wrk run and the proxy configuration (variant) it needs.
+	cookie: send the cookie the proxy issued; idle: hold this many idle
+	keep-alive connections open during the run; body: bytes carried per
+	request (MB/s and CPU per MB are reported); prefill: fill the learned
+	table with --learn-entries sessions first."""
+	return {"desc": desc, "variant": variant, "args": list(args), "conns": conns,
+		"path": path, "lua": lua, "cookie": cookie, "idle": idle, "body": body,
+		"direct": variant == "plain" if direct is None else direct, "prefill": prefill}
+
+
+# wrk scripts (Lua): a 10 MB upload, and a request counter that stops wrk
+# after a fixed number of answers (wrk itself can only run for a duration).
+LUA_UPLOAD = """wrk.method = "POST"
+wrk.body = string.rep("x", %d)
+wrk.headers["Content-Type"] = "application/octet-stream"
+""" % BODY
+# wrk.thread:stop() ends the requests but wrk still waits out -d, so the
+# script also leaves a marker file for the runner, which then stops wrk.
+LUA_COUNT = """local n = 0
+function response(status, headers, body)
+	n = n + 1
+	if n == %d then
+		local f = io.open("%s", "w")
+		if f then f:close() end
+		wrk.thread:stop()
+	end
+end
+"""
+
 SCENARIOS = {
-	# name: (description, extra wrk arguments, connections option, variant)
-	# The variant names the proxy configuration the scenario needs (below).
-	"keepalive": ("keep-alive, -c{c}", [], "connections", "plain"),
-	"close": ("connection per request (Connection: close), -c{c}",
-		  ["-H", "Connection: close"], "close_connections", "plain"),
-	"source": ("keep-alive, -c{c}, client-address persistence (one client address: "
-		   "every request is a table hit)", [], "connections", "source"),
-	"cookie": ("keep-alive, -c{c}, insert-cookie persistence, every request carrying the "
-		   "cookie the proxy issued (the hit path)", [], "connections", "cookie"),
-	"learn": ("keep-alive, -c{c}, learned-cookie persistence, every request carrying the "
-		  "application session cookie the proxy learned (the hit path)", [],
-		  "connections", "learn"),
+	"keepalive": scen("keep-alive round robin, -c{c}"),
+	"cookie": scen("keep-alive, -c{c}, insert-cookie persistence, every request carrying the "
+		       "cookie the proxy issued (the hit path: open the sealed cookie, route)",
+		       "cookie", cookie=True),
+	"firstvisit": scen("keep-alive, -c{c}, insert-cookie persistence, no request carries a "
+			   "cookie: every answer gets a freshly issued (sealed) cookie (the insert path)",
+			   "cookie"),
+	"source": scen("keep-alive, -c{c}, client-address persistence (one client address: "
+		       "every request is a table hit)", "source"),
+	"learn": scen("keep-alive, -c{c}, learned-cookie persistence with {learn} live entries in "
+		      "the table (filled first with GET / answered with a new DEMOSESSID each), every "
+		      "request carrying one learned session cookie", "learn", cookie=True, prefill=True),
+	"close": scen("connection per request (Connection: close), -c{c}",
+		      args=["-H", "Connection: close"], conns="close_connections"),
+	"upload": scen("10 MiB POST to /echo per request (streamed to the backend, which hashes it), "
+		       "keep-alive, -c{c}", conns="body_connections", path="/echo", lua=LUA_UPLOAD, body=BODY),
+	"download": scen("10 MiB GET /bytes?n=%d per request (streamed from the backend), "
+			 "keep-alive, -c{c}" % BODY, conns="body_connections",
+			 path="/bytes?n=%d" % BODY, body=BODY),
+	"idle1k": scen("keep-alive, -c{c}, while {idle} other client connections sit idle on the "
+		       "proxy (compare with keepalive)", idle=1000, direct=False),
 }
-DEFAULT_SCENARIOS = "keepalive,close,source,cookie,learn"
+DEFAULT_SCENARIOS = "keepalive,cookie,firstvisit,source,learn,close,upload,download,idle1k"
+DEFAULT_SCENARIOS_2T = "keepalive,cookie,firstvisit,source,close"
 COOKIE = "BOLLARD"
 APP_COOKIE = "DEMOSESSID"   # the demo app's session cookie (SPEC §8)
 # Backend lines of each configuration variant, per proxy. A proxy without an
@@ -98,9 +147,10 @@ VARIANTS = {
 		"haproxy": "    cookie %s insert indirect nocache" % COOKIE,
 	},
 	"learn": {
-		"bollard": "    persist learn %s expire 30m" % APP_COOKIE,
+		# size 2m: room for the 1M-entry scenario on both proxies
+		"bollard": "    persist learn %s expire 30m size 2m" % APP_COOKIE,
 		# learn the server's Set-Cookie, route by the request's Cookie
-		"haproxy": "    stick-table type string len 64 size 1m expire 30m\n"
+		"haproxy": "    stick-table type string len 64 size 2m expire 30m\n"
 			   "    stick on req.cook(%s)\n"
 			   "    stick store-response res.cook(%s)" % (APP_COOKIE, APP_COOKIE),
 	},
@@ -298,8 +348,9 @@ def wait_ready(port, procs, what, expect=None, timeout=10.0):
 class Target:
 	"""What wrk is pointed at: a proxy (or a backend directly)."""
 
-	def __init__(self, name, port, main=None, headers=()):
+	def __init__(self, name, port, main=None, headers=(), threads=1):
 		self.name = name
+		self.threads = threads
 		self.port = port
 		self.main = main          # Proc; None for direct
 		self.headers = list(headers)  # extra wrk -H for every run
@@ -364,9 +415,10 @@ def start_backends(args, tmp, procs):
 	return list(zip(names, ports))
 
 
-def start_proxy(name, variant, args, tmp, backends, procs):
+def start_proxy(name, variant, threads, args, tmp, backends, procs):
 	port = free_port()
-	label = name if variant == "plain" else name + "-" + variant
+	label = (name if variant == "plain" else name + "-" + variant) + \
+		("" if threads == 1 else "-%dt" % threads)
 	prefix = os.path.join(tmp, label)
 	os.makedirs(prefix)
 	persist = VARIANTS[variant][name]
@@ -377,14 +429,15 @@ def start_proxy(name, variant, args, tmp, backends, procs):
 			    "with --proxies direct,haproxy,nginx" % exe)
 		servers = "\n".join("    server %s 127.0.0.1:%d" % b for b in backends)
 		conf = render("bollard.conf.in", os.path.join(prefix, "bollard.conf"),
-			      {"PORT": port, "MAXCONN": MAXCONN, "SERVERS": servers, "PERSIST": persist})
+			      {"PORT": port, "MAXCONN": MAXCONN, "SERVERS": servers, "PERSIST": persist,
+			       "THREADS": threads})
 		argv = [exe, "-c", conf]
 	elif name == "haproxy":
 		servers = "\n".join("    server %s 127.0.0.1:%d%s" % (b[0], b[1], " cookie " + b[0]
 								if variant == "cookie" else "") for b in backends)
 		conf = render("haproxy.cfg.in", os.path.join(prefix, "haproxy.cfg"),
 			      {"PORT": port, "MAXCONN": MAXCONN, "REUSE": args.haproxy_reuse,
-			       "SERVERS": servers, "PERSIST": persist})
+			       "SERVERS": servers, "PERSIST": persist, "THREADS": threads})
 		argv = ["haproxy", "-f", conf, "-db"]
 	elif name == "nginx":
 		# Workers drop to an unprivileged user when we are root: let it in.
@@ -393,12 +446,13 @@ def start_proxy(name, variant, args, tmp, backends, procs):
 		servers = "\n".join("        server 127.0.0.1:%d;" % b[1] for b in backends)
 		conf = render("nginx.conf.in", os.path.join(prefix, "nginx.conf"),
 			      {"PORT": port, "PREFIX": prefix, "NOFILE": args.nofile,
-			       "WORKER_CONNS": MAXCONN * 2, "SERVERS": servers, "PERSIST": persist})
+			       "WORKER_CONNS": MAXCONN * 2, "SERVERS": servers, "PERSIST": persist,
+			       "THREADS": threads})
 		argv = ["nginx", "-c", conf, "-p", prefix, "-e",
 			os.path.join(prefix, "error.log"), "-g", "daemon off;"]
 	else:
 		raise ValueError(name)
-	p = Proc(label, argv, tmp, args.cpu_proxy)
+	p = Proc(label, argv, tmp, args.cpu_proxy if threads == 1 else args.cpu_proxy_2t)
 	procs.append(p)
 	wait_ready(port, [p], label)
 	headers = []
@@ -428,7 +482,7 @@ def start_proxy(name, variant, args, tmp, backends, procs):
 			seen.add(http_get(port, headers=headers)[1].strip().decode(errors="replace"))
 		if len(seen) != 1:
 			die("%s does not persist: answers from %s" % (label, sorted(seen)))
-	return Target(name, port, p, headers)
+	return Target(name, port, p, headers, threads)
 
 
 # ---- wrk ------------------------------------------------------------------
@@ -453,6 +507,10 @@ def parse_wrk(out):
 	for pct in ("50", "99"):
 		m = re.search(r"^\s+%s(?:\.0+)?%%\s+(\S+)" % pct, out, re.M)
 		r["p" + pct + "_ms"] = round(to_ms(m.group(1)), 4) if m else None
+	# "Latency  avg  stdev  max  +/- stdev": the slowest request, to tell
+	# one stall from a shifted tail
+	m = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
+	r["max_ms"] = round(to_ms(m.group(1)), 3) if m else None
 	m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
 	r["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
 				      map(int, m.groups()))) if m else {}
@@ -491,13 +549,71 @@ def wait_quiet(args):
 			return round(waited, 1)
 
 
+def wrk_script(args, name, text):
+	"""Write a wrk Lua script into the run's temporary directory."""
+	path = os.path.join(args.tmp, name + ".lua")
+	with open(path, "w") as f:
+		f.write(text)
+	return path
+
+
+def prefill_learn(args, target, n):
+	"""Make the proxy learn N distinct sessions: GET / without a cookie, so
+	the demo app answers each with a new DEMOSESSID, which the proxy learns
+	(the demo app itself keeps only its newest 100,000). wrk stops after N
+	answers (Lua counter). Returns (answers, seconds)."""
+	marker = os.path.join(args.tmp, "prefill-%s-done" % target.name)
+	lua = wrk_script(args, "count-" + target.name, LUA_COUNT % (n, marker))
+	limit = 600
+	argv = ["wrk", "-t1", "-c50", "-d%ds" % limit, "-s", lua, "http://127.0.0.1:%d/" % target.port]
+	if args.cpu_load is not None:
+		argv = ["taskset", "-c", str(args.cpu_load)] + argv
+	t0 = time.monotonic()
+	p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+	try:
+		while p.poll() is None and not os.path.exists(marker) and time.monotonic() - t0 < limit:
+			time.sleep(0.1)
+		dt = time.monotonic() - t0
+		if p.poll() is None:
+			p.send_signal(signal.SIGINT)  # wrk prints its summary and exits
+		out = p.communicate(timeout=10)[0]
+	except BaseException:
+		p.kill()
+		p.wait()
+		raise
+	r = parse_wrk(out.decode(errors="replace"))
+	return r["requests"] or 0, dt
+
+
+def open_idle(target, n):
+	"""N keep-alive connections to the proxy, one request each, left open."""
+	socks = []
+	for _ in range(n):
+		s = socket.create_connection(("127.0.0.1", target.port), timeout=5)
+		socks.append(s)
+		s.sendall(b"GET " + TARGET.encode() + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
+		read_response(s)
+	return socks
+
+
 def run_wrk(args, target, scen, duration):
-	extra, copt = SCENARIOS[scen][1], SCENARIOS[scen][2]
-	conns = getattr(args, copt)
-	for h in target.headers:
-		extra = extra + ["-H", h]
+	sc = SCENARIOS[scen]
+	extra, conns = list(sc["args"]), getattr(args, sc["conns"])
+	if sc["cookie"]:
+		for h in target.headers:
+			extra = extra + ["-H", h]
+	if sc["lua"]:
+		extra = extra + ["-s", wrk_script(args, scen, sc["lua"])]
 	argv = ["wrk", "-t1", "-c%d" % conns, "-d%gs" % duration, "--latency"] + extra + \
-	       ["http://127.0.0.1:%d%s" % (target.port, TARGET)]
+	       ["http://127.0.0.1:%d%s" % (target.port, sc["path"] or TARGET)]
+	idle = []
+	if sc["idle"] and target.main is not None:
+		try:
+			idle = open_idle(target, min(sc["idle"], args.idle_cap))
+		except OSError as e:
+			for s in idle:
+				s.close()
+			die("%s: could not open %d idle connections: %s" % (target.name, sc["idle"], e))
 	if args.cpu_load is not None:
 		argv = ["taskset", "-c", str(args.cpu_load)] + argv
 	if target.main is not None and not target.main.alive():
@@ -510,8 +626,12 @@ def run_wrk(args, target, scen, duration):
 	wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 	t0 = time.monotonic()
 	# subprocess.run kills wrk if we are interrupted while it runs.
-	cp = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-			    timeout=duration + 30)
+	try:
+		cp = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+				    timeout=duration + 60)
+	finally:
+		for s in idle:
+			s.close()
 	wall = time.monotonic() - t0
 	cpu1 = target.cpu_ticks()
 	core1 = cpu_line(args.cpu_proxy)
@@ -522,8 +642,11 @@ def run_wrk(args, target, scen, duration):
 	wrk_ticks = ((wrk1.ru_utime + wrk1.ru_stime) - (wrk0.ru_utime + wrk0.ru_stime)) * CLK_TCK
 	out = cp.stdout.decode(errors="replace")
 	r = parse_wrk(out)
-	r.update({"proxy": target.name, "scenario": scen, "connections": conns,
-		  "wall_s": round(wall, 3), "wrk_status": cp.returncode})
+	r.update({"proxy": target.name, "scenario": scen if target.threads == 1 else
+		  "%s@%dt" % (scen, target.threads), "threads": target.threads, "connections": conns,
+		  "wall_s": round(wall, 3), "wrk_status": cp.returncode, "idle_conns": len(idle)})
+	if sc["body"] and r["rps"]:
+		r["mb_s"] = round(r["rps"] * sc["body"] / 1e6, 1)
 	if cp.returncode != 0 or r["rps"] is None or not r["requests"]:
 		r["errors"] = max(r.get("errors", 0), 1)
 		r["wrk_output"] = out
@@ -537,6 +660,9 @@ def run_wrk(args, target, scen, duration):
 		cpu_s = (cpu1 - cpu0) / CLK_TCK
 		r["cpu_s"] = round(cpu_s, 3)
 		r["cpu_us_per_req"] = round(cpu_s * 1e6 / r["requests"], 3) if r["requests"] else None
+		if sc["body"] and r["requests"]:
+			# CPU per MB moved: the figure to compare for bodies
+			r["cpu_us_per_mb"] = round(cpu_s * 1e6 / (r["requests"] * sc["body"] / 1e6), 1)
 		# How much of its core the proxy used, and how much of that core
 		# went to anything else (other processes, steal): a proxy below
 		# ~90% with others above a few % was disturbed, not slow.
@@ -643,6 +769,8 @@ def summarize(runs, scenarios, proxies, rounds):
 				"p50_ms": median(r["p50_ms"] for r in rs),
 				"p99_ms": median(r["p99_ms"] for r in rs),
 				"cpu_us_per_req": median(r["cpu_us_per_req"] for r in rs),
+				"mb_s": median(r.get("mb_s") for r in rs),
+				"cpu_us_per_mb": median(r.get("cpu_us_per_mb") for r in rs),
 				"proxy_core_pct": median(r["proxy_core_pct"] for r in rs),
 				"other_on_core_pct": median(r.get("other_on_core_pct") for r in rs),
 				"other_on_load_core_pct": median(r.get("other_on_load_core_pct") for r in rs),
@@ -671,6 +799,102 @@ def summarize(runs, scenarios, proxies, rounds):
 						ratios.append({"scenario": scen, "vs": other, "metric": metric,
 							       "per_round": per, "median": median(per)})
 	return rows, ratios
+
+
+def ratio_of(ratios, scen, other, metric):
+	for q in ratios:
+		if q["scenario"] == scen and q["vs"] == other and q["metric"] == metric:
+			return q["median"]
+	return None
+
+
+def render_summary(rows, ratios, scenarios):
+	"""The one table: per scenario, each proxy's median req/s, p99 and CPU
+	per request, and the bollard/HAProxy and bollard/NGINX ratios (medians of
+	per-round ratios). Body scenarios show MB/s and CPU per MB instead."""
+	by = {(r["scenario"], r["proxy"]): r for r in rows}
+	out = ["| scenario | req/s bollard | HAProxy | NGINX | direct | p99 ms b / H / N "
+	       "| CPU µs/req b / H / N | peak RSS MiB b / H / N "
+	       "| b/H req/s | b/N req/s | b/H CPU | b/N CPU | b/H p99 | b/N p99 |",
+	       "|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+	for sc in scenarios:
+		rs = {px: by.get((sc, px)) for px in PROXIES}
+		if not any(rs.values()):
+			continue
+		body = any(r and r.get("mb_s") for r in rs.values())
+
+		def v(px, key, spec):
+			r = rs.get(px)
+			return fmt(r.get(key) if r else None, spec)
+		key, spec, cpukey = ("mb_s", ".0f", "cpu_us_per_mb") if body else ("rps", ".0f", "cpu_us_per_req")
+		unit = " MB/s" if body else ""
+		out.append("| %s%s | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s%s | %s / %s / %s "
+			   "| %s | %s | %s | %s | %s | %s |" % (
+			sc, " (MB/s; CPU µs per MB)" if body else "",
+			v("bollard", key, spec) + unit if rs.get("bollard") else "-",
+			v("haproxy", key, spec), v("nginx", key, spec), v("direct", key, spec),
+			v("bollard", "p99_ms", ".2f"), v("haproxy", "p99_ms", ".2f"), v("nginx", "p99_ms", ".2f"),
+			v("bollard", cpukey, ".1f"), v("haproxy", cpukey, ".1f"), v("nginx", cpukey, ".1f"),
+			"" if not body else " (per MB)",
+			fmt((rs["bollard"] or {}).get("peak_rss_kb", 0) / 1024 if rs.get("bollard") and rs["bollard"].get("peak_rss_kb") else None, ".1f"),
+			fmt(rs["haproxy"]["peak_rss_kb"] / 1024 if rs.get("haproxy") and rs["haproxy"].get("peak_rss_kb") else None, ".1f"),
+			fmt(rs["nginx"]["peak_rss_kb"] / 1024 if rs.get("nginx") and rs["nginx"].get("peak_rss_kb") else None, ".1f"),
+			fmt(ratio_of(ratios, sc, "haproxy", "rps"), ".2f"),
+			fmt(ratio_of(ratios, sc, "nginx", "rps"), ".2f"),
+			fmt(ratio_of(ratios, sc, "haproxy", "cpu_us_per_req"), ".2f"),
+			fmt(ratio_of(ratios, sc, "nginx", "cpu_us_per_req"), ".2f"),
+			fmt(ratio_of(ratios, sc, "haproxy", "p99_ms"), ".2f"),
+			fmt(ratio_of(ratios, sc, "nginx", "p99_ms"), ".2f")))
+	return "\n".join(out)
+
+
+def draw_chart(ratios, scenarios, outdir, title):
+	"""bench/results/latest.svg with gnuplot (Debian gnuplot-nox): per
+	scenario, bars of the median bollard/HAProxy and bollard/NGINX ratios of
+	req/s and of CPU per request, with lines at 1.0 and at the 1.2 target.
+	Returns the path, or None when gnuplot is missing or fails."""
+	if shutil.which("gnuplot") is None:
+		log("bench: gnuplot not found (scripts/install-deps.sh bench): no chart")
+		return None
+	dat = os.path.join(outdir, "latest.dat")
+	svg = os.path.join(outdir, "latest.svg")
+	with open(dat, "w") as f:
+		f.write("# scenario rps_vs_haproxy rps_vs_nginx cpu_vs_haproxy cpu_vs_nginx\n")
+		for sc in scenarios:
+			vals = [ratio_of(ratios, sc, o, m) for m in ("rps", "cpu_us_per_req") for o in ("haproxy", "nginx")]
+			if all(x is None for x in vals):
+				continue
+			f.write("%s %s\n" % (sc.replace("@", "-"), " ".join("NaN" if x is None else "%.4f" % x for x in vals)))
+	gp = """set terminal svg size 1100,600 dynamic font 'sans,11' background '#ffffff'
+set output '%s'
+set title "%s"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key below horizontal
+set ylabel 'bollard / other (median of per-round ratios)'
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -30
+set datafile missing 'NaN'
+plot '%s' using 2:xtic(1) title 'req/s vs HAProxy (higher is better)' lc rgb '#1f77b4', \
+     '' using 3 title 'req/s vs NGINX' lc rgb '#aec7e8', \
+     '' using 4 title 'CPU/req vs HAProxy (lower is better)' lc rgb '#d62728', \
+     '' using 5 title 'CPU/req vs NGINX' lc rgb '#ff9896', \
+     1.0 with lines lc rgb 'black' dt 2 title 'parity', \
+     1.2 with lines lc rgb '#2ca02c' dt 3 title 'req/s target 1.2 vs HAProxy'
+""" % (svg, title.replace('"', "'"), dat)
+	try:
+		cp = subprocess.run(["gnuplot"], input=gp.encode(), stdout=subprocess.PIPE,
+				    stderr=subprocess.STDOUT, timeout=30)
+	except (OSError, subprocess.SubprocessError) as e:
+		log("bench: gnuplot failed: %s" % e)
+		return None
+	if cp.returncode != 0:
+		log("bench: gnuplot failed: %s" % cp.stdout.decode(errors="replace")[-400:])
+		return None
+	return svg
 
 
 def render_tables(rows, ratios, idle):
@@ -746,9 +970,20 @@ def parse_args(argv):
 		description="Side-by-side benchmark: bollard vs HAProxy vs NGINX (and the "
 			    "backends directly), one worker thread each.")
 	ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
-	ap.add_argument("--duration", type=float, default=5, help="seconds per run (default 5)")
+	ap.add_argument("--duration", type=float, default=3, help="seconds per run (default 3)")
 	ap.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
 			help="comma list of: %s (default %s)" % (",".join(SCENARIOS), DEFAULT_SCENARIOS))
+	ap.add_argument("--threads", default="1,2",
+			help="worker threads per proxy: 1, 2 or 1,2 (default 1,2: every scenario "
+			     "with one thread, then --scenarios-2t with two)")
+	ap.add_argument("--scenarios-2t", default=DEFAULT_SCENARIOS_2T,
+			help="scenarios of the two-thread pass (default %s)" % DEFAULT_SCENARIOS_2T)
+	ap.add_argument("--learn-entries", type=int, default=1000000,
+			help="sessions the proxy learns before the learn scenario (default 1000000)")
+	ap.add_argument("--body-connections", type=int, default=2,
+			help="wrk -c for the 10 MiB upload/download scenarios (default 2)")
+	ap.add_argument("--full", action="store_true",
+			help="5 rounds of 10 s: longer and steadier (about 40 minutes)")
 	ap.add_argument("--proxies", default=",".join(PROXIES),
 			help="comma list of: %s (default all)" % ",".join(PROXIES))
 	ap.add_argument("--quick", action="store_true",
@@ -775,9 +1010,21 @@ def parse_args(argv):
 	args = ap.parse_args(argv)
 	if args.quick:
 		args.rounds, args.duration, args.warmup = 1, 2, 0.5
+		args.learn_entries = min(args.learn_entries, 20000)
+	if args.full:
+		args.rounds, args.duration = 5, 10
 	args.scenarios = [s for s in args.scenarios.split(",") if s]
+	args.scenarios_2t = [s for s in args.scenarios_2t.split(",") if s]
+	try:
+		args.threads = sorted({int(x) for x in args.threads.split(",") if x})
+	except ValueError:
+		ap.error("--threads: 1, 2 or 1,2")
+	if not args.threads or any(t not in (1, 2) for t in args.threads):
+		ap.error("--threads: 1, 2 or 1,2")
+	if args.threads == [2]:
+		args.scenarios_2t = args.scenarios
 	args.proxies = [p for p in args.proxies.split(",") if p]
-	for s in args.scenarios:
+	for s in args.scenarios + args.scenarios_2t:
 		if s not in SCENARIOS:
 			ap.error("unknown scenario %r (known: %s)" % (s, ", ".join(SCENARIOS)))
 	for p in args.proxies:
@@ -788,9 +1035,11 @@ def parse_args(argv):
 	if args.no_pin or (os.cpu_count() or 1) < 2:
 		if not args.no_pin:
 			log("bench: fewer than 2 CPUs: not pinning")
-		args.cpu_load = args.cpu_proxy = None
+		args.cpu_load = args.cpu_proxy = args.cpu_proxy_2t = None
 	else:
-		args.cpu_load, args.cpu_proxy = 0, 1
+		# Two threads on two cores: the proxy may use both, and shares CPU 0
+		# with wrk and the backends (which stay on CPU 0); see bench/README.md.
+		args.cpu_load, args.cpu_proxy, args.cpu_proxy_2t = 0, 1, "0,1"
 	return args
 
 
@@ -803,13 +1052,21 @@ def raise_nofile(args):
 	# The idle clients are ours, and the proxy holds one descriptor each (plus
 	# the pool toward the backends); keep a margin for everything else.
 	limit = min(args.nofile, MAXCONN) - 200
+	args.idle_cap = max(limit, 1)
 	if args.idle > limit:
 		log("bench: --idle %d exceeds what the descriptor limit (%d) and maxconn (%d) "
 		    "allow; using %d" % (args.idle, args.nofile, MAXCONN, limit))
 		args.idle = max(limit, 1)
 
 
+def on_sigterm(signum, frame):
+	# SIGTERM (timeout(1), a CI runner) stops the run like Ctrl-C does, so
+	# the finally below stops every process we started.
+	raise KeyboardInterrupt
+
+
 def main(argv):
+	signal.signal(signal.SIGTERM, on_sigterm)
 	args = parse_args(argv)
 	for tool in ("wrk", "taskset", "haproxy", "nginx"):
 		if shutil.which(tool) is None and (tool not in ("haproxy", "nginx") or tool in args.proxies):
@@ -819,24 +1076,43 @@ def main(argv):
 		    "with --proxies direct,haproxy,nginx" % args.bollard)
 	raise_nofile(args)
 
-	nrun = args.rounds * sum(1 for sc in args.scenarios for px in args.proxies
-				 if (px == "direct" and SCENARIOS[sc][3] == "plain")
-				 or (px != "direct" and px in VARIANTS[SCENARIOS[sc][3]]))
-	ntargets = len({(px, SCENARIOS[sc][3]) for sc in args.scenarios for px in args.proxies})
-	est = nrun * (args.duration + 0.3) + ntargets * (args.warmup + 0.5) + 3
+	# The plan: (scenario, threads, proxy) triples run in every round.
+	plan = []
+	for threads, scens in ((1, args.scenarios), (2, args.scenarios_2t if 2 in args.threads else [])):
+		if threads not in args.threads:
+			continue
+		for sc in scens:
+			for px in args.proxies:
+				v = SCENARIOS[sc]["variant"]
+				if px == "direct" and (not SCENARIOS[sc]["direct"] or threads != 1):
+					continue
+				if px != "direct" and px not in VARIANTS[v]:
+					continue
+				plan.append((sc, threads, px))
+	nrun = args.rounds * len(plan)
+	ntargets = len({(px, SCENARIOS[sc]["variant"], t) for sc, t, px in plan})
+	est = sum(args.duration + 0.5 + (2 if SCENARIOS[sc]["idle"] else 0) for sc, t, px in plan) * args.rounds
+	est += ntargets * (args.warmup + 0.5) + 3
+	if "learn" in args.scenarios and 1 in args.threads:
+		# filling the table: ~25-40k sessions/s through a proxy on this machine
+		est += sum(1 for px in args.proxies if px in VARIANTS["learn"]) * args.learn_entries / 30000.0
 	if args.idle:
 		est += len([p for p in args.proxies if p != "direct"]) * (3 + args.idle / 2000.0)
-	log("bench: %d runs (%d rounds x %s x %s) of %gs: about %.0fs in total%s"
-	    % (nrun, args.rounds, "/".join(args.scenarios), "/".join(args.proxies), args.duration, est,
+	log("bench: %d runs (%d rounds x %d scenario/thread/proxy combinations) of %gs: about %.0fs in total%s"
+	    % (nrun, args.rounds, len(plan), args.duration, est,
 	       " (+ up to %.0fs waiting for quiet cores)" % (nrun * args.wait_quiet)
 	       if args.wait_quiet else ""))
 	if args.cpu_proxy is not None:
-		log("bench: proxy on CPU %d; wrk and backends on CPU %d" % (args.cpu_proxy, args.cpu_load))
+		log("bench: one-thread runs: proxy on CPU %d; wrk and backends on CPU %d; two-thread runs: "
+		    "proxy on CPUs %s (sharing CPU %d with wrk and the backends)"
+		    % (args.cpu_proxy, args.cpu_load, args.cpu_proxy_2t, args.cpu_load))
 
 	# Versions now, not at the end: the binaries may be rebuilt meanwhile
 	# (the processes we run keep the files they started from).
 	info = machine_info(args, args.proxies)
 	tmp = tempfile.mkdtemp(prefix="bollard-bench-")
+	args.tmp = tmp
+	prefilled = {}
 	procs = []
 	runs, idle = [], []
 	started = datetime.datetime.now(datetime.timezone.utc)
@@ -845,58 +1121,66 @@ def main(argv):
 		args.backend_procs = list(procs)
 		log("bench: backends %s" % ", ".join("%s=:%d" % b for b in backends))
 		targets = {}
-		variants = []
-		for scen in args.scenarios:
-			if SCENARIOS[scen][3] not in variants:
-				variants.append(SCENARIOS[scen][3])
-		for variant in variants:
-			for px in args.proxies:
-				if px == "direct":
-					if variant == "plain":
-						# The physical limit: wrk straight to one backend.
-						targets[px, variant] = Target("direct", backends[0][1])
-				elif px in VARIANTS[variant]:
-					t = start_proxy(px, variant, args, tmp, backends, procs)
-					targets[px, variant] = t
-					log("bench: %s%s on 127.0.0.1:%d (pid %d)" % (
-						px, "" if variant == "plain" else " (" + variant + ")", t.port, t.main.pid))
-				else:
-					log("bench: %s has no equivalent of the %s configuration: left out of "
-					    "that scenario" % (px, variant))
+		for sc, threads, px in plan:
+			variant = SCENARIOS[sc]["variant"]
+			if (px, variant, threads) in targets:
+				continue
+			if px == "direct":
+				# The physical limit: wrk straight to one backend.
+				targets[px, variant, threads] = Target("direct", backends[0][1])
+				continue
+			t = start_proxy(px, variant, threads, args, tmp, backends, procs)
+			targets[px, variant, threads] = t
+			log("bench: %s%s%s on 127.0.0.1:%d (pid %d)" % (
+				px, "" if variant == "plain" else " (" + variant + ")",
+				"" if threads == 1 else " %d threads" % threads, t.port, t.main.pid))
+			if variant == "learn" and "learn" in args.scenarios and threads == 1:
+				n, dt = prefill_learn(args, t, args.learn_entries)
+				log("bench: %s (learn): %d sessions learned in %.1fs (%.0f/s)"
+				    % (px, n, dt, n / dt if dt else 0))
+				prefilled[px] = {"answers": n, "seconds": round(dt, 1),
+						 "rss_kb": proc_status_kb(t.rss_pid(), "VmRSS")}
+		for px in args.proxies:
+			if px != "direct" and not any(p == px for _, _, p in plan):
+				log("bench: %s has no equivalent configuration in the chosen scenarios" % px)
 		if args.warmup > 0:
 			for t in targets.values():
 				run_wrk(args, t, "keepalive", args.warmup)
 
+		# Before the rounds: idle1k leaves 1000 connections' worth of freed
+		# memory resident in the plain instances, which would hide the cost.
+		if args.idle:
+			for px in args.proxies:
+				if px != "direct" and (px, "plain", 1) in targets:
+					i = measure_idle(targets[px, "plain", 1], args.idle)
+					idle.append(i)
+					log("  idle %-8s %d connections: %s bytes/connection (%d still open)"
+					    % (px, i["connections"], fmt(i["bytes_per_conn"], "d"), i["still_open"]))
 		for rnd in range(args.rounds):
 			order = args.proxies[rnd % len(args.proxies):] + args.proxies[:rnd % len(args.proxies)]
-			for scen in args.scenarios:
+			for sc, threads in dict.fromkeys((sc, t) for sc, t, _ in plan):
 				for px in order:
-					t = targets.get((px, SCENARIOS[scen][3]))
-					if t is None:
+					if (sc, threads, px) not in plan:
 						continue
+					t = targets[px, SCENARIOS[sc]["variant"], threads]
 					waited = wait_quiet(args)
-					r = run_wrk(args, t, scen, args.duration)
+					r = run_wrk(args, t, sc, args.duration)
 					r["round"] = rnd
 					r["waited_quiet_s"] = waited
 					runs.append(r)
-					log("  round %d %-9s %-8s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %s us/req"
-					    "  core %s%% (others %s%%; load core busy %s%%, others %s%%)%s"
-					    % (rnd + 1, scen, px, r["rps"] or 0, r["p50_ms"] or 0, r["p99_ms"] or 0,
+					log("  round %d %-13s %-8s %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  cpu %s us/req"
+					    "  core %s%% (others %s%%; load core busy %s%%, others %s%%)%s%s"
+					    % (rnd + 1, r["scenario"], px, r["rps"] or 0, r["p50_ms"] or 0, r["p99_ms"] or 0,
 					       fmt(r["cpu_us_per_req"], ".2f"), fmt(r["proxy_core_pct"], ".0f"),
 					       fmt(r.get("other_on_core_pct"), ".0f"),
 					       fmt(r.get("load_core_busy_pct"), ".0f"),
 					       fmt(r.get("other_on_load_core_pct"), ".0f"),
+					       "  %.0f MB/s, %s us CPU/MB" % (r["mb_s"], fmt(r.get("cpu_us_per_mb"), ".0f"))
+					       if r.get("mb_s") else "",
 					       "  ERRORS %d" % r["errors"] if r["errors"] else ""))
 					if r.get("died"):
 						die("%s died during the run; its output:\n%s" % (px, t.main.log_tail()))
 
-		if args.idle:
-			for px in args.proxies:
-				if px != "direct" and (px, "plain") in targets:
-					i = measure_idle(targets[px, "plain"], args.idle)
-					idle.append(i)
-					log("  idle %-8s %d connections: %s bytes/connection (%d still open)"
-					    % (px, i["connections"], fmt(i["bytes_per_conn"], "d"), i["still_open"]))
 	except KeyboardInterrupt:
 		log("bench: interrupted; stopping what was started")
 		return 130
@@ -908,8 +1192,17 @@ def main(argv):
 		else:
 			shutil.rmtree(tmp, ignore_errors=True)
 
-	rows, ratios = summarize(runs, args.scenarios, args.proxies, args.rounds)
-	table = render_tables(rows, ratios, idle)
+	scen_names = list(dict.fromkeys(r["scenario"] for r in runs))
+	rows, ratios = summarize(runs, scen_names, args.proxies, args.rounds)
+	summary = render_summary(rows, ratios, scen_names)
+	table = summary + "\n\nDetails (medians over rounds; ratios per round):\n\n" + \
+		render_tables(rows, ratios, idle)
+	if prefilled:
+		table += "\n\n| learn: table filled with | proxy | answers | seconds | VmRSS after MiB |\n|---|---|---:|---:|---:|\n" + \
+			"\n".join("| %d sessions | %s | %d | %.1f | %s |" % (
+				args.learn_entries, px, v["answers"], v["seconds"],
+				fmt(v["rss_kb"] / 1024 if v["rss_kb"] else None, ".1f"))
+				for px, v in prefilled.items())
 	notes = []
 	noisy = [r for r in runs if is_noisy(r)]
 	if noisy:
@@ -937,18 +1230,28 @@ def main(argv):
 		      "up to %gs (waited %.0fs in total)" % (args.wait_quiet, sum(r.get("waited_quiet_s", 0) for r in runs))
 		      if args.wait_quiet else "no"),
 	      "- scenarios: " + "; ".join(
-		      "%s = %s" % (sc, SCENARIOS[sc][0].format(c=getattr(args, SCENARIOS[sc][2])))
-		      for sc in args.scenarios),
+		      "%s = %s" % (sc, SCENARIOS[sc]["desc"].format(
+			      c=getattr(args, SCENARIOS[sc]["conns"]), learn=args.learn_entries,
+			      idle=SCENARIOS[sc]["idle"]))
+		      for sc in args.scenarios) +
+	      ("; NAME@2t = the same with two worker threads per proxy (bollard `threads 2`, "
+	       "HAProxy `nbthread 2`, NGINX `worker_processes 2`), the proxy allowed on both CPUs"
+	       if 2 in args.threads else ""),
 	      "", "Medians over rounds; peak RSS is the largest VmHWM seen (NGINX: the worker). "
 	      "Ratios are computed per round (same round, same scenario).", "", table, ""] + \
 	     [n + "\n" for n in notes]
 	os.makedirs(args.out, exist_ok=True)
+	svg = draw_chart(ratios, scen_names, args.out, "bollard vs HAProxy 2.6 and NGINX 1.22, %s (make bench)"
+			 % started.strftime("%Y-%m-%d %H:%M UTC"))
+	if svg:
+		md += ["Chart: `latest.svg` (ratios of req/s and CPU per request).", ""]
 	with open(os.path.join(args.out, "latest.md"), "w") as f:
 		f.write("\n".join(md))
 	with open(os.path.join(args.out, "latest.json"), "w") as f:
 		json.dump({"date": started.isoformat(), "command": cmd.strip(), "machine": info,
 			   "args": {k: v for k, v in vars(args).items() if k != "backend_procs"},
-			   "runs": runs, "medians": rows, "ratios": ratios, "idle": idle}, f, indent=1)
+			   "runs": runs, "medians": rows, "ratios": ratios, "idle": idle,
+			   "learn_prefill": prefilled}, f, indent=1)
 	log("")
 	log(table)
 	log("")

@@ -10,7 +10,7 @@ for profile in "$@"; do
 	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev" ;;
 	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libcmocka-dev python3 python3-pytest" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
-	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps" ;;
+	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;
 	# the dashboard's browser test: Debian's chromium (driven by
 	# playwright-core, which never downloads a browser) and a font for
 	# readable screenshots; node and npm only when no node is there at

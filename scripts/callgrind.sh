@@ -1,0 +1,205 @@
+#!/bin/sh
+# callgrind.sh - instructions per request, counted by valgrind's callgrind,
+# for bollard (and HAProxy, for comparison) in the main scenarios of issue 6.
+#
+# Wall-clock numbers on this shared 2-core machine swing by tens of percent;
+# instruction counts do not, so they are what backs a claim that one change
+# (or one proxy) does less work per request. For each proxy and scenario the
+# script runs the proxy under `valgrind --tool=callgrind` twice: once
+# serving a handful of requests (the baseline: start-up, configuration,
+# shutdown) and once serving N more, then reports
+#     (Ir of the long run - Ir of the baseline) / (difference in requests).
+# The client is a small Python keep-alive client with a fixed request count
+# (wrk can only run for a duration), over C connections; the backends are
+# three build/bollard-demo-app, not under valgrind.
+#
+# Scenarios: keepalive (round robin), cookie (insert-cookie persistence, every
+# request carrying the cookie the proxy issued: the hit path), firstvisit
+# (insert-cookie persistence, no cookie sent: a cookie sealed per answer).
+#
+# Usage: scripts/callgrind.sh [-n REQUESTS] [-c CONNECTIONS] [-p bollard,haproxy]
+#                             [-s keepalive,cookie,firstvisit] [-t strace] [-k]
+#   -k keeps the work directory (callgrind.out.* files for callgrind_annotate).
+#   -t strace counts system calls per request instead (`strace -f -c`, the
+#      same baseline subtraction): the other half of the cost, in the kernel.
+# Needs valgrind (scripts/install-deps.sh bench) and `make` (build/bollard is
+# the release build, -O2 -g). Everything started is stopped by PID.
+set -eu
+
+N=20000
+C=4
+PROXIES=bollard,haproxy
+SCENS=keepalive,cookie,firstvisit
+KEEP=0
+BASE_N=20
+TOOL=callgrind
+while getopts n:c:p:s:t:k o; do
+	case $o in
+	n) N=$OPTARG ;;
+	c) C=$OPTARG ;;
+	p) PROXIES=$OPTARG ;;
+	s) SCENS=$OPTARG ;;
+	k) KEEP=1 ;;
+	t) TOOL=$OPTARG ;;
+	*) sed -n '2,25p' "$0"; exit 2 ;;
+	esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+[ "$TOOL" = callgrind ] || [ "$TOOL" = strace ] || { echo "callgrind.sh: -t callgrind|strace" >&2; exit 2; }
+command -v valgrind >/dev/null || [ "$TOOL" = strace ] || { echo "callgrind.sh: valgrind missing (scripts/install-deps.sh bench)" >&2; exit 2; }
+[ -x "$ROOT/build/bollard" ] && [ -x "$ROOT/build/bollard-demo-app" ] || { echo "callgrind.sh: run make first" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/bollard-callgrind-XXXXXX)
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+	if [ "$KEEP" = 1 ]; then echo "callgrind.sh: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The fixed-count client: N GET /whoami over C keep-alive connections in
+# turn; with cookie=1 it first takes the proxy's cookie and sends it after.
+cat >"$WORK/client.py" <<'EOF'
+import re, socket, sys
+port, n, c, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def read(s, buf):
+	while b"\r\n\r\n" not in buf:
+		d = s.recv(65536)
+		if not d:
+			raise SystemExit("closed")
+		buf += d
+	head, _, rest = buf.partition(b"\r\n\r\n")
+	m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+	want = int(m.group(1)) if m else 0
+	while len(rest) < want:
+		rest += s.recv(65536)
+	return head, rest[want:]
+socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(c)]
+bufs = [b""] * c
+extra = b""
+if mode == "cookie":
+	socks[0].sendall(b"GET /whoami HTTP/1.1\r\nHost: cg\r\n\r\n")
+	head, bufs[0] = read(socks[0], bufs[0])
+	m = re.search(rb"(?im)^set-cookie:\s*(BOLLARD=[^;\r\n]*)", head)
+	if not m:
+		raise SystemExit("no cookie issued")
+	extra = b"Cookie: " + m.group(1) + b"\r\n"
+	n -= 1
+req = b"GET /whoami HTTP/1.1\r\nHost: cg\r\nUser-Agent: callgrind\r\n" + extra + b"\r\n"
+for i in range(n):
+	k = i % c
+	socks[k].sendall(req)
+	head, bufs[k] = read(socks[k], bufs[k])
+	if not head.startswith(b"HTTP/1.1 200"):
+		raise SystemExit("bad answer: %r" % head[:60])
+for s in socks:
+	s.close()
+EOF
+
+# three backends, not under valgrind
+SERVERS_B="" SERVERS_H="" SERVERS_HC=""
+for i in 1 2 3; do
+	p=$(free_port)
+	"$ROOT/build/bollard-demo-app" --name app$i --port "$p" --threads 1 >"$WORK/app$i.log" 2>&1 &
+	PIDS="$PIDS $!"
+	SERVERS_B="$SERVERS_B    server app$i 127.0.0.1:$p
+"
+	SERVERS_H="$SERVERS_H    server app$i 127.0.0.1:$p
+"
+	SERVERS_HC="$SERVERS_HC    server app$i 127.0.0.1:$p cookie app$i
+"
+done
+
+wait_port() { # port pid: until it accepts, or fail
+	i=0
+	until $PY -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),timeout=0.5)" 2>/dev/null; do
+		i=$((i + 1))
+		kill -0 "$2" 2>/dev/null || { echo "callgrind.sh: process $2 exited" >&2; return 1; }
+		[ $i -lt 300 ] || { echo "callgrind.sh: port $1 not ready" >&2; return 1; }
+		sleep 0.1
+	done
+}
+
+# conf proxy scen port -> path of the generated configuration
+conf() {
+	persist="" servers=$SERVERS_B
+	case $2:$3 in
+	bollard:cookie|bollard:firstvisit) persist="    persist cookie BOLLARD insert" ;;
+	haproxy:cookie|haproxy:firstvisit) persist="    cookie BOLLARD insert indirect nocache" servers=$SERVERS_HC ;;
+	haproxy:*) servers=$SERVERS_H ;;
+	esac
+	case $2 in
+	bollard) tpl=bollard.conf.in out="$WORK/$2-$3.conf" ;;
+	haproxy) tpl=haproxy.cfg.in out="$WORK/$2-$3.cfg" ;;
+	esac
+	PERSIST="$persist" SERVERS="$servers" $PY - "$ROOT/bench/configs/$tpl" "$out" "$4" <<'EOF'
+import os, sys
+t = open(sys.argv[1]).read()
+for k, v in {"PORT": sys.argv[3], "MAXCONN": "1000", "THREADS": "1", "REUSE": "always",
+	     "PERSIST": os.environ["PERSIST"], "SERVERS": os.environ["SERVERS"].rstrip("\n")}.items():
+	t = t.replace("@" + k + "@", v)
+open(sys.argv[2], "w").write(t)
+EOF
+	echo "$out"
+}
+
+# run proxy scen requests -> prints the Ir total of that run
+run_one() {
+	port=$(free_port)
+	cfg=$(conf x "$1" "$2" "$port")
+	out="$WORK/callgrind.out.$1.$2.$3"
+	case $1 in
+	bollard) set -- "$1" "$2" "$3" "$ROOT/build/bollard" -c "$cfg" ;;
+	haproxy) set -- "$1" "$2" "$3" haproxy -f "$cfg" -db ;;
+	esac
+	name=$1 scen=$2 n=$3
+	shift 3
+	if [ "$TOOL" = strace ]; then
+		strace -f -c -o "$out" "$@" >"$WORK/$name-$scen-$n.log" 2>&1 &
+	else
+		valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/$name-$scen-$n.log" 2>&1 &
+	fi
+	vp=$!
+	PIDS="$PIDS $vp"
+	wait_port "$port" "$vp"
+	mode=plain
+	[ "$scen" = cookie ] && mode=cookie
+	$PY "$WORK/client.py" "$port" "$n" "$C" "$mode"
+	if [ "$TOOL" = strace ]; then
+		# strace would detach on SIGTERM and leave the proxy running:
+		# stop the proxy (its child), and strace exits with it
+		for k in $(pgrep -P "$vp"); do kill -TERM "$k"; done
+	else
+		kill -TERM "$vp"
+	fi
+	wait "$vp" 2>/dev/null || true
+	if [ "$TOOL" = strace ]; then
+		awk '$NF == "total" { print $4 }' "$out"
+	else
+		sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$out" | tail -1
+	fi
+}
+
+if [ "$TOOL" = strace ]; then
+	printf '| proxy | scenario | requests | syscalls baseline (%d req) | syscalls run | system calls per request |\n' "$BASE_N"
+else
+	printf '| proxy | scenario | requests | Ir baseline (%d req) | Ir run | instructions per request |\n' "$BASE_N"
+fi
+printf '|---|---|---:|---:|---:|---:|\n'
+for px in $(echo "$PROXIES" | tr , ' '); do
+	command -v "$px" >/dev/null || [ "$px" = bollard ] || { echo "| $px | (not installed) |"; continue; }
+	[ "$TOOL" = strace ] && PREC=2
+	for sc in $(echo "$SCENS" | tr , ' '); do
+		base=$(run_one "$px" "$sc" "$BASE_N")
+		full=$(run_one "$px" "$sc" "$N")
+		per=$($PY -c "print('%.${PREC:-0}f' % (($full - $base) / ($N - $BASE_N)))")
+		printf '| %s | %s | %d | %s | %s | **%s** |\n' "$px" "$sc" "$N" "$base" "$full" "$per"
+	done
+done
