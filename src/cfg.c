@@ -16,7 +16,7 @@
  * cfg_keywords[], which says in which sections it is allowed, how many
  * arguments it takes and which function parses it; keywords reserved for
  * features still to come are in the same table with the `nys` flag, so that
- * an operator gets "'persist' is not yet supported" rather than "unknown
+ * an operator gets "'stick' is not yet supported" rather than "unknown
  * keyword".
  *
  * Errors never stop the pass: each one is recorded as "FILE:LINE: message"
