@@ -50,7 +50,8 @@ struct worker {
 	struct h1_hdr *hdrs;        /* scratch for parsing, tune.maxhdr + 1 */
 	struct h1_limits lim;
 	bool stopping, forced, done;
-	bool paused_listeners;
+	bool paused_listeners;      /* an accept batch was cut short: resume at once */
+	bool limit_paused;          /* maxconn or descriptors exhausted: retry every 10 ms */
 };
 
 #endif

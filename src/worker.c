@@ -64,9 +64,11 @@ static void accept_some(struct worker *w, struct listener *l)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		if (w->cfg->maxconn &&
 		    atomic_load_explicit(&G.conns, memory_order_relaxed) >= (int64_t)w->cfg->maxconn) {
-			/* leave them in the backlog; resumed when a connection ends */
+			/* leave them in the backlog (they wait, they do not fail);
+			 * looked at again every 10 ms, since connections may end
+			 * on any thread */
 			l->paused = true;
-			w->paused_listeners = true;
+			w->limit_paused = true;
 			return;
 		}
 		struct sockaddr_storage ss;
@@ -79,7 +81,7 @@ static void accept_some(struct worker *w, struct listener *l)
 				log_msg(LOG_ERR, "accept: %s (raise ulimit -n or lower maxconn)",
 					strerror(errno));
 				l->paused = true;
-				w->paused_listeners = true;
+				w->limit_paused = true;
 			}
 			return;
 		}
@@ -252,7 +254,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
-	uint64_t last_sweep = 0, last_expire = 0;
+	uint64_t last_sweep = 0, last_expire = 0, last_limit_retry = 0;
 
 	for (;;) {
 		w->now_us = ev_now_us();
@@ -260,6 +262,8 @@ static void *worker_main(void *arg)
 		int timeout = ev_next_timeout(&w->timers, w->now, 1000);
 		if (w->paused_listeners)
 			timeout = 0;
+		else if (w->limit_paused && timeout > 10)
+			timeout = 10;
 		else if (w->nqueued && timeout > 5)
 			timeout = 5; /* slots free up on other threads too */
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
@@ -288,6 +292,11 @@ static void *worker_main(void *arg)
 				handle_wakeup(w);
 				break;
 			}
+		}
+		if (w->limit_paused && w->now - last_limit_retry >= 10) {
+			last_limit_retry = w->now;
+			w->limit_paused = false;
+			w->paused_listeners = true; /* accept_some() pauses again if still full */
 		}
 		if (w->paused_listeners) {
 			w->paused_listeners = false;
