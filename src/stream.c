@@ -1230,24 +1230,35 @@ static int do_forward(struct cconn *c)
 
 /* ---- tunnel -------------------------------------------------------------------- */
 
+/* Write what b holds to fd (one side of the tunnel). Returns 1 if bytes
+ * went, 0 if none could, -1 on a write error. Bytes toward the client are
+ * counted for the log. */
+static int tunnel_flush(struct cconn *c, struct buf *b, int fd, bool *can_write, bool to_client)
+{
+	if (!b->data || buf_empty(b))
+		return 0;
+	struct iovec iov = { buf_rptr(b), buf_len(b) };
+	ssize_t wn = do_writev(fd, &iov, 1, can_write);
+	if (wn <= 0)
+		return wn < 0 ? -1 : 0;
+	if (to_client)
+		c->bytes_out += (uint64_t)wn;
+	buf_consume(b, (uint32_t)wn);
+	return 1;
+}
+
 static int do_tunnel(struct cconn *c)
 {
 	struct worker *w = c->w;
 	struct sconn *sc = c->sc;
-	int progress = 0;
+	int progress = 0, r;
 	/* flush the 101 head first */
-	if (c->out.data && !buf_empty(&c->out)) {
-		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
-		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
-		if (wn < 0) {
-			abort_stream(c, "client-closed");
-			return 0;
-		}
-		if (wn > 0) {
-			c->bytes_out += (uint64_t)wn;
-			buf_consume(&c->out, (uint32_t)wn);
-			progress = 1;
-		}
+	if ((r = tunnel_flush(c, &c->out, c->fd, &c->can_write, true)) < 0) {
+		abort_stream(c, "client-closed");
+		return 0;
+	}
+	progress |= r;
+	if (c->out.data) {
 		if (!buf_empty(&c->out))
 			return progress;
 		buf_put(&w->bufs, &c->out);
@@ -1255,34 +1266,19 @@ static int do_tunnel(struct cconn *c)
 	/* client -> server */
 	if (c_read(c) > 0)
 		progress = 1;
-	if (c->in.data && !buf_empty(&c->in)) {
-		struct iovec iov = { buf_rptr(&c->in), buf_len(&c->in) };
-		ssize_t wn = do_writev(sc->fd, &iov, 1, &sc->can_write);
-		if (wn < 0) {
-			abort_stream(c, "server-closed");
-			return 0;
-		}
-		if (wn > 0) {
-			buf_consume(&c->in, (uint32_t)wn);
-			progress = 1;
-		}
+	if ((r = tunnel_flush(c, &c->in, sc->fd, &sc->can_write, false)) < 0) {
+		abort_stream(c, "server-closed");
+		return 0;
 	}
+	progress |= r;
 	/* server -> client */
 	if (sc_read(sc, w) > 0)
 		progress = 1;
-	if (sc->in.data && !buf_empty(&sc->in)) {
-		struct iovec iov = { buf_rptr(&sc->in), buf_len(&sc->in) };
-		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
-		if (wn < 0) {
-			abort_stream(c, "client-closed");
-			return 0;
-		}
-		if (wn > 0) {
-			c->bytes_out += (uint64_t)wn;
-			buf_consume(&sc->in, (uint32_t)wn);
-			progress = 1;
-		}
+	if ((r = tunnel_flush(c, &sc->in, c->fd, &c->can_write, true)) < 0) {
+		abort_stream(c, "client-closed");
+		return 0;
 	}
+	progress |= r;
 	if (progress)
 		c->t_tun = w->now;
 	/* half-closes travel through the tunnel */
