@@ -100,7 +100,7 @@ static uint64_t now_ms(void)
  * failures, not every period. */
 static void save_state(const struct config *cfg)
 {
-	static bool failing;
+	static bool failing; /* only the saver, or the control thread once the saver is gone */
 	char err[512];
 
 	if (!cfg->state_file)
@@ -113,6 +113,87 @@ static void save_state(const struct config *cfg)
 		log_msg(LOG_INFO, "state file %s saved again", cfg->state_file);
 		failing = false;
 	}
+}
+
+/*
+ * The periodic save runs on a thread of its own: with millions of entries
+ * writing and fsyncing the file takes long enough to stall the runtime API,
+ * the stats and the health checks if the control loop did it. The control
+ * loop hands it a held configuration generation (reload.c) and never waits;
+ * a save still running when the next one is due makes that one skip.
+ */
+static pthread_mutex_t saver_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t saver_cond = PTHREAD_COND_INITIALIZER;
+static struct config *saver_job;      /* held generation to save, NULL: none */
+static bool saver_busy, saver_quit, saver_started;
+static pthread_t saver_thread;
+
+static void *saver_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&saver_lock);
+	for (;;) {
+		while (!saver_job && !saver_quit)
+			pthread_cond_wait(&saver_cond, &saver_lock);
+		if (!saver_job)
+			break;
+		struct config *cfg = saver_job;
+		saver_job = NULL;
+		saver_busy = true;
+		pthread_mutex_unlock(&saver_lock);
+		save_state(cfg);
+		cfg_release(cfg);
+		pthread_mutex_lock(&saver_lock);
+		saver_busy = false;
+		pthread_cond_broadcast(&saver_cond);
+	}
+	pthread_mutex_unlock(&saver_lock);
+	return NULL;
+}
+
+/* Ask for a save of cfg (control thread); false if one is still running. */
+static bool saver_request(struct config *cfg)
+{
+	if (!saver_started) {
+		if (pthread_create(&saver_thread, NULL, saver_main, NULL) != 0) {
+			save_state(cfg); /* no thread: save here rather than not at all */
+			return true;
+		}
+		saver_started = true;
+	}
+	pthread_mutex_lock(&saver_lock);
+	bool queued = !saver_busy && !saver_job;
+	if (queued) {
+		cfg_hold(cfg);
+		saver_job = cfg;
+		pthread_cond_signal(&saver_cond);
+	}
+	pthread_mutex_unlock(&saver_lock);
+	return queued;
+}
+
+/* Wait until no save is queued or running (control thread; only it queues
+ * them, so none starts before it continues): a reload must not move tables
+ * out of a generation the saver is reading. */
+static void saver_wait_idle(void)
+{
+	pthread_mutex_lock(&saver_lock);
+	while (saver_busy || saver_job)
+		pthread_cond_wait(&saver_cond, &saver_lock);
+	pthread_mutex_unlock(&saver_lock);
+}
+
+/* Wait for a running save and stop the thread (before the final save). */
+static void saver_stop(void)
+{
+	if (!saver_started)
+		return;
+	pthread_mutex_lock(&saver_lock);
+	saver_quit = true;
+	pthread_cond_broadcast(&saver_cond);
+	pthread_mutex_unlock(&saver_lock);
+	pthread_join(saver_thread, NULL);
+	saver_started = false;
 }
 
 static int ep_set(struct control *c, struct control_conn *cc, uint32_t events)
@@ -528,6 +609,7 @@ static struct control_conn *self_chk;
 
 int control_reload(char *msg, size_t msglen)
 {
+	saver_wait_idle();
 	if (reload_run(msg, msglen) < 0)
 		return -1;
 	/* health checks follow the new servers, keeping what they know of
@@ -643,7 +725,7 @@ int control_run(struct config *cfg)
 			last_sweep = now;
 		}
 		if (cfg->state_file && !stopping && now - last_save >= STATE_SAVE_MS) {
-			save_state(cfg);
+			saver_request(cfg);
 			last_save = now;
 		}
 		if (!stopping)
@@ -659,6 +741,7 @@ int control_run(struct config *cfg)
 	workers_join();
 	/* SPEC §2: a stop saves state, once no worker touches the tables. */
 	cfg = G.cfg;
+	saver_stop();
 	save_state(cfg);
 	check_stop();
 	self_chk = NULL;
@@ -670,6 +753,7 @@ fail:
 	workers_begin_stop();
 	workers_force_stop();
 	workers_join();
+	saver_stop();
 	check_stop();
 	control_cleanup(&c);
 	return 1;
