@@ -213,6 +213,14 @@ int cookie_find(struct h1_str hdr, struct h1_str name, struct h1_str *value)
 	return 0;
 }
 
+int cookie_find_msg(const struct h1_msg *m, struct h1_str name, struct h1_str *value)
+{
+	for (uint32_t i = 0; i < m->nhdrs; i++)
+		if ((m->hdrs[i].flags & H1_HF_COOKIE) && cookie_find(m->hdrs[i].value, name, value))
+			return 1;
+	return 0;
+}
+
 /* Shared by remove and replace: rebuild hdr, dropping (value == NULL) every
  * `name` pair or replacing the first one's value. */
 static long rebuild(struct h1_str hdr, struct h1_str name, const struct h1_str *value,

@@ -47,6 +47,9 @@ static inline struct h1_str cookie_str(const char *s)
  * quote stays), and returns 1. Returns 0 when absent.
  */
 int cookie_find(struct h1_str hdr, struct h1_str name, struct h1_str *value);
+/* cookie_find() over every Cookie field of a parsed request, first match
+ * wins. Returns 1 (found) or 0. */
+int cookie_find_msg(const struct h1_msg *m, struct h1_str name, struct h1_str *value);
 
 /*
  * Rebuild the Cookie header value hdr into out[0..cap) without any cookie

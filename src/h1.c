@@ -48,6 +48,8 @@
 #include "api.h"
 #include "h1.h"
 
+#include <strings.h>
+
 /* Character classes, one byte per character (RFC 9110 5.6.2, 5.5; RFC 9112
  * 3.2; RFC 3986 3.2.2). Generated once; a bit per class: */
 #define C_TOKEN  0x01 /* tchar */
@@ -137,6 +139,18 @@ static inline bool is_ows(uint8_t c)
 }
 
 /* lower_lit: a NUL-terminated lowercase literal. */
+bool h1_find_header(const struct h1_msg *m, const char *name, struct h1_str *v)
+{
+	size_t n = strlen(name);
+
+	for (uint32_t i = 0; i < m->nhdrs; i++)
+		if (m->hdrs[i].name.n == n && !strncasecmp(m->hdrs[i].name.p, name, n)) {
+			*v = m->hdrs[i].value;
+			return true;
+		}
+	return false;
+}
+
 bool h1_name_eq(struct h1_str s, const char *lower_lit)
 {
 	size_t n = strlen(lower_lit);

@@ -127,6 +127,10 @@ void h1_chunk_init(struct h1_chunk *c);
  * H1_INVALID. */
 long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len);
 
+/* The value of the first field of m named name (any case, RFC 9110 5.1):
+ * true and *v set when there is one. */
+bool h1_find_header(const struct h1_msg *m, const char *name, struct h1_str *v);
+
 /* Case-insensitive comparison of a header name with a lowercase literal. */
 bool h1_name_eq(struct h1_str s, const char *lower);
 /* Does the comma-separated list value contain token (case-insensitive)? */

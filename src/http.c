@@ -49,6 +49,50 @@ static void put_field(struct out *o, const struct h1_hdr *h)
 	PUTS(o, "\r\n");
 }
 
+/*
+ * A field whose value bollard rewrites (cookies): the caller writes the new
+ * value at field_value() into at most field_room() bytes, then field_done()
+ * puts the name before it and the CRLF after. Room 0 when even the name
+ * does not fit.
+ */
+static size_t field_room(const struct out *o, const struct h1_hdr *h)
+{
+	size_t need = h->name.n + 4; /* ": " and CRLF */
+	size_t have = (size_t)(o->end - o->p);
+	return have < need ? 0 : have - need;
+}
+
+static char *field_value(const struct out *o, const struct h1_hdr *h)
+{
+	return field_room(o, h) ? o->p + h->name.n + 2 : o->p;
+}
+
+static void field_done(struct out *o, const struct h1_hdr *h, size_t n)
+{
+	memcpy(o->p, h->name.p, h->name.n);
+	o->p[h->name.n] = ':';
+	o->p[h->name.n + 1] = ' ';
+	o->p += h->name.n + 2 + n;
+	PUTS(o, "\r\n");
+}
+
+/* The values of every field of m with flag (or, with flag 0, named lname),
+ * joined with ", " as one list (RFC 9110 5.3). Returns whether any was. */
+static bool put_list(struct out *o, const struct h1_msg *m, uint32_t flag, const char *lname)
+{
+	bool first = true;
+	for (uint32_t j = 0; j < m->nhdrs; j++) {
+		const struct h1_hdr *h = &m->hdrs[j];
+		if (!h->value.n || (flag ? !(h->flags & flag) : !h1_name_eq(h->name, lname)))
+			continue;
+		if (!first)
+			PUTS(o, ", ");
+		put(o, h->value.p, h->value.n);
+		first = false;
+	}
+	return !first;
+}
+
 static void put_framing(struct out *o, const struct h1_msg *m)
 {
 	if (m->body == H1_BODY_LENGTH) {
@@ -95,16 +139,7 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 				continue;
 			xff_done = true;
 			PUTS(&o, "X-Forwarded-For: ");
-			bool first = true;
-			for (uint32_t j = i; j < req->nhdrs; j++) {
-				if (!(req->hdrs[j].flags & H1_HF_XFF) || !req->hdrs[j].value.n)
-					continue;
-				if (!first)
-					PUTS(&o, ", ");
-				put(&o, req->hdrs[j].value.p, req->hdrs[j].value.n);
-				first = false;
-			}
-			if (!first)
+			if (put_list(&o, req, H1_HF_XFF, NULL))
 				PUTS(&o, ", ");
 			put(&o, ro->client_ip, strlen(ro->client_ip));
 			PUTS(&o, "\r\n");
@@ -113,17 +148,11 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		if ((h->flags & H1_HF_COOKIE) && ro->unprefix_cookie) {
 			struct h1_str v, pre, rest;
 			struct h1_str name = cookie_str(ro->unprefix_cookie);
-			size_t nl = h->name.n + 2;
-			if (cookie_find(h->value, name, &v) && cookie_prefix_split(v, '~', &pre, &rest) &&
-			    (size_t)(o.end - o.p) >= nl + 2) {
-				long n = cookie_replace(h->value, name, rest, o.p + nl,
-							(size_t)(o.end - o.p) - nl - 2);
+			if (cookie_find(h->value, name, &v) && cookie_prefix_split(v, '~', &pre, &rest)) {
+				long n = cookie_replace(h->value, name, rest, field_value(&o, h),
+							field_room(&o, h));
 				if (n > 0) {
-					memcpy(o.p, h->name.p, h->name.n);
-					o.p[h->name.n] = ':';
-					o.p[h->name.n + 1] = ' ';
-					o.p += nl + (size_t)n;
-					PUTS(&o, "\r\n");
+					field_done(&o, h, (size_t)n);
 					continue;
 				}
 			}
@@ -131,24 +160,12 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		if ((h->flags & H1_HF_COOKIE) && ro->strip_cookie) {
 			/* bollard's own persistence cookie is for bollard only:
 			 * the server gets the other cookies, or no header at all */
-			size_t nl = h->name.n + 2;
-			if ((size_t)(o.end - o.p) < nl + 2) {
+			long n = cookie_remove(h->value, cookie_str(ro->strip_cookie),
+					       field_value(&o, h), field_room(&o, h));
+			if (n < 0)
 				o.overflow = true;
-				continue;
-			}
-			long n = cookie_remove(h->value, cookie_str(ro->strip_cookie), o.p + nl,
-					       (size_t)(o.end - o.p) - nl - 2);
-			if (n < 0) {
-				o.overflow = true;
-				continue;
-			}
-			if (n == 0)
-				continue;
-			memcpy(o.p, h->name.p, h->name.n);
-			o.p[h->name.n] = ':';
-			o.p[h->name.n + 1] = ' ';
-			o.p += nl + (size_t)n;
-			PUTS(&o, "\r\n");
+			else if (n > 0)
+				field_done(&o, h, (size_t)n);
 			continue;
 		}
 		if (h->flags & H1_HF_REQID) {
@@ -169,16 +186,7 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		/* RFC 7239 4: one list; the client's elements, then ours. An
 		 * IPv6 address is a quoted "[...]" (section 6). */
 		PUTS(&o, "Forwarded: ");
-		bool first = true;
-		for (uint32_t j = 0; fwd_seen && j < req->nhdrs; j++) {
-			if (!h1_name_eq(req->hdrs[j].name, "forwarded") || !req->hdrs[j].value.n)
-				continue;
-			if (!first)
-				PUTS(&o, ", ");
-			put(&o, req->hdrs[j].value.p, req->hdrs[j].value.n);
-			first = false;
-		}
-		if (!first)
+		if (fwd_seen && put_list(&o, req, 0, "forwarded"))
 			PUTS(&o, ", ");
 		bool v6 = strchr(ro->client_ip, ':') != NULL;
 		PUTS(&o, "for=");
@@ -228,20 +236,11 @@ static bool put_prefixed(struct out *o, const struct h1_hdr *h, const struct htt
 	if (cookie_set_parse(h->value, &sc) < 0 || sc.name.n != nl ||
 	    memcmp(sc.name.p, ro->prefix_cookie, nl) || !sc.value.n)
 		return false;
-	size_t hn = h->name.n + 2;
-	if ((size_t)(o->end - o->p) < hn + 2) {
-		o->overflow = true;
-		return true;
-	}
-	long n = cookie_set_rewrite(&sc, cookie_str(ro->prefix), '~', sc.value, o->p + hn,
-				    (size_t)(o->end - o->p) - hn - 2);
+	long n = cookie_set_rewrite(&sc, cookie_str(ro->prefix), '~', sc.value, field_value(o, h),
+				    field_room(o, h));
 	if (n < 0)
-		return false; /* not cookie-octets: pass it on untouched */
-	memcpy(o->p, h->name.p, h->name.n);
-	o->p[h->name.n] = ':';
-	o->p[h->name.n + 1] = ' ';
-	o->p += hn + (size_t)n;
-	PUTS(o, "\r\n");
+		return false; /* not cookie-octets (or no room): pass it on as it is */
+	field_done(o, h, (size_t)n);
 	return true;
 }
 

@@ -434,24 +434,9 @@ static struct server *server_by_idx(const struct backend *be, uint32_t idx)
 	return idx < (uint32_t)n ? live(sv[idx]) : NULL;
 }
 
-/* Find cookie `name` in every Cookie header of m. */
 static bool find_cookie(const struct h1_msg *m, const char *name, struct h1_str *v)
 {
-	struct h1_str n = cookie_str(name);
-	for (uint32_t i = 0; i < m->nhdrs; i++)
-		if ((m->hdrs[i].flags & H1_HF_COOKIE) && cookie_find(m->hdrs[i].value, n, v))
-			return true;
-	return false;
-}
-
-static bool find_header(const struct h1_msg *m, const char *lname, struct h1_str *v)
-{
-	for (uint32_t i = 0; i < m->nhdrs; i++)
-		if (m->hdrs[i].name.n == strlen(lname) && h1_name_eq(m->hdrs[i].name, lname)) {
-			*v = m->hdrs[i].value;
-			return v->n > 0;
-		}
-	return false;
+	return cookie_find_msg(m, cookie_str(name), v);
 }
 
 static void add_key(struct persist_req *pr, int i, const void *k, size_t n)
@@ -494,12 +479,8 @@ static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct
 		if (!find_cookie(m, r->jwt_from_cookie, &tok))
 			return;
 	} else {
-		char lname[CFG_NAME_MAX];
 		const char *h = r->jwt_from_header[0] ? r->jwt_from_header : "authorization";
-		size_t n = strlen(h);
-		for (size_t j = 0; j <= n; j++)
-			lname[j] = (char)(h[j] >= 'A' && h[j] <= 'Z' ? h[j] + 32 : h[j]);
-		if (!find_header(m, lname, &v))
+		if (!h1_find_header(m, h, &v))
 			return;
 		if (!cookie_bearer(v, &tok))
 			tok = v;
@@ -583,15 +564,10 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		case PERSIST_SOURCE:
 			source_key(r, client, pr, i);
 			break;
-		case PERSIST_HEADER: {
-			char lname[CFG_NAME_MAX];
-			size_t n = strlen(r->name);
-			for (size_t j = 0; j <= n; j++)
-				lname[j] = (char)(r->name[j] >= 'A' && r->name[j] <= 'Z' ? r->name[j] + 32 : r->name[j]);
-			if (find_header(m, lname, &v))
+		case PERSIST_HEADER:
+			if (h1_find_header(m, r->name, &v))
 				add_key(pr, i, v.p, v.n);
 			break;
-		}
 		case PERSIST_URLPARAM:
 			if (cookie_query_param(m->target, cookie_str(r->name), &v))
 				add_key(pr, i, v.p, v.n);

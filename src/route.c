@@ -56,18 +56,10 @@ bool route_hash_key(const struct backend *be, const struct sockaddr_storage *cli
 		v = m->target;
 		break;
 	case HASH_KEY_HEADER:
-		for (uint32_t i = 0; i < m->nhdrs; i++)
-			if (m->hdrs[i].name.n == strlen(be->hash_key_name) &&
-			    !strncasecmp(m->hdrs[i].name.p, be->hash_key_name, m->hdrs[i].name.n)) {
-				v = m->hdrs[i].value;
-				break;
-			}
+		h1_find_header(m, be->hash_key_name, &v);
 		break;
 	case HASH_KEY_COOKIE:
-		for (uint32_t i = 0; i < m->nhdrs; i++)
-			if ((m->hdrs[i].flags & H1_HF_COOKIE) &&
-			    cookie_find(m->hdrs[i].value, cookie_str(be->hash_key_name), &v))
-				break;
+		cookie_find_msg(m, cookie_str(be->hash_key_name), &v);
 		break;
 	case HASH_KEY_URLPARAM:
 		cookie_query_param(m->target, cookie_str(be->hash_key_name), &v);
