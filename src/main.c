@@ -48,15 +48,23 @@ static const char *find_conf_arg(int argc, char **argv, int from)
 	return NULL;
 }
 
-static int cmd_check(const char *file)
+/* cfg_load() with every error printed as FILE:LINE: message; NULL then. */
+static struct config *load_or_report(const char *file)
 {
 	char *errs = NULL;
 	struct config *cfg = cfg_load(file, &errs);
 	if (!cfg) {
 		fputs(errs ? errs : "configuration invalid\n", stderr);
 		free(errs);
-		return 1;
 	}
+	return cfg;
+}
+
+static int cmd_check(const char *file)
+{
+	struct config *cfg = load_or_report(file);
+	if (!cfg)
+		return 1;
 	printf("%s: configuration valid\n", file);
 	cfg_free(cfg);
 	return 0;
@@ -74,13 +82,9 @@ static void raise_nofile(void)
 
 static int cmd_run(const char *file)
 {
-	char *errs = NULL;
-	struct config *cfg = cfg_load(file, &errs);
-	if (!cfg) {
-		fputs(errs ? errs : "configuration invalid\n", stderr);
-		free(errs);
+	struct config *cfg = load_or_report(file);
+	if (!cfg)
 		return 1;
-	}
 	if (sodium_init() < 0) {
 		log_msg(LOG_ERR, "libsodium failed to initialise");
 		return 1;

@@ -1450,25 +1450,28 @@ static void c_drive(struct cconn *c)
 	arm_timer(c);
 }
 
-void stream_client_event(struct cconn *c, uint32_t events)
+/* Edge-triggered readiness, remembered until used up (either side). An
+ * error or hang-up makes both directions "ready" so the next read or write
+ * reports it. */
+static void note_events(uint32_t events, bool *can_read, bool *rdhup, bool *can_write)
 {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		c->can_read = true;
+		*can_read = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		c->rdhup = true;
+		*rdhup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		c->can_write = true;
+		*can_write = true;
+}
+
+void stream_client_event(struct cconn *c, uint32_t events)
+{
+	note_events(events, &c->can_read, &c->rdhup, &c->can_write);
 	c_drive(c);
 }
 
 void stream_server_event(struct sconn *sc, uint32_t events)
 {
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		sc->can_read = true;
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		sc->rdhup = true;
-	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		sc->can_write = true;
+	note_events(events, &sc->can_read, &sc->rdhup, &sc->can_write);
 	if (sc->dead)
 		return;
 	if (!sc->owner) {
