@@ -1,12 +1,44 @@
 /*
- * bytes.h - fixed-width little-endian integers in byte buffers, for the
- * formats bollard writes itself (sealed cookies, the state file): the byte
- * order is part of the format, not of the machine.
+ * bytes.h - for the binary formats bollard writes itself (sealed cookies,
+ * the state file): fixed-width little-endian integers (the byte order is
+ * part of the format, not of the machine) and a growable byte buffer.
  */
 #ifndef BOLLARD_BYTES_H
 #define BOLLARD_BYTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+/* A growable byte buffer; zero-initialise it, free(b.p) when done. */
+struct bytebuf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;      /* sticky: an allocation failed */
+};
+
+/* Append n bytes of room (the caller fills them) and return where they
+ * start, growing by doubling from first_cap; NULL once out of memory. */
+static inline uint8_t *bytebuf_room(struct bytebuf *b, size_t n, size_t first_cap)
+{
+	if (b->oom)
+		return NULL;
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : first_cap;
+		while (ncap < b->len + n)
+			ncap *= 2;
+		uint8_t *np = realloc(b->p, ncap);
+		if (!np) {
+			b->oom = true;
+			return NULL;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	b->len += n;
+	return b->p + b->len - n;
+}
 
 static inline void put32(uint8_t *p, uint32_t v)
 {

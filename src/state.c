@@ -101,35 +101,12 @@ static struct persist_rules *rules_of(const struct backend *be)
 
 /* ---- header ---------------------------------------------------------------- */
 
-struct hbuf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static uint8_t *hbuf_room(struct hbuf *b, size_t n)
+static uint8_t *hbuf_room(struct bytebuf *b, size_t n)
 {
-	if (b->oom)
-		return NULL;
-	if (b->len + n > b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 1024;
-		uint8_t *np;
-
-		while (ncap < b->len + n)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return NULL;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	b->len += n;
-	return b->p + b->len - n;
+	return bytebuf_room(b, n, 1024);
 }
 
-static void hbuf_u32(struct hbuf *b, uint32_t v)
+static void hbuf_u32(struct bytebuf *b, uint32_t v)
 {
 	uint8_t *q = hbuf_room(b, 4);
 
@@ -137,7 +114,7 @@ static void hbuf_u32(struct hbuf *b, uint32_t v)
 		put32(q, v);
 }
 
-static void hbuf_name(struct hbuf *b, const char *s)
+static void hbuf_name(struct bytebuf *b, const char *s)
 {
 	/* Configuration names are shorter than CFG_NAME_MAX (< 256). */
 	size_t n = strnlen(s, CFG_NAME_MAX - 1);
@@ -163,7 +140,7 @@ static uint32_t count_blocks(const struct config *cfg)
 }
 
 /* The whole header, digest included, into b. */
-static int build_header(const struct config *cfg, struct hbuf *b)
+static int build_header(const struct config *cfg, struct bytebuf *b)
 {
 	uint8_t *q;
 
@@ -232,7 +209,7 @@ static int sync_dir(const char *path)
 static int write_file(const struct config *cfg, FILE *f, const char *tmp,
 		      char *err, size_t errlen)
 {
-	struct hbuf h = { 0 };
+	struct bytebuf h = { 0 };
 	uint64_t now = mono_ms();
 	char name[STICK_KEY_MAX + 1];
 

@@ -845,33 +845,10 @@ static void chain(uint8_t digest[DIGEST_LEN], const uint8_t *a, size_t alen,
 	crypto_generichash_final(&st, digest, DIGEST_LEN);
 }
 
-/* A growable byte buffer for one shard's snapshot. */
-struct sbuf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static uint8_t *sbuf_room(struct sbuf *b, size_t n)
+/* One shard's snapshot is built in a struct bytebuf (bytes.h). */
+static uint8_t *sbuf_room(struct bytebuf *b, size_t n)
 {
-	if (b->oom)
-		return NULL;
-	if (b->len + n > b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 64 * 1024;
-		uint8_t *np;
-
-		while (ncap < b->len + n)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return NULL;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	b->len += n;
-	return b->p + b->len - n;
+	return bytebuf_room(b, n, 64 * 1024);
 }
 
 static int write_chunk(FILE *f, uint8_t digest[DIGEST_LEN],
@@ -891,7 +868,7 @@ static int write_chunk(FILE *f, uint8_t digest[DIGEST_LEN],
 
 /* Write buf's records as chunks of at most STATE_CHUNK_MAX bytes. */
 static int write_records(FILE *f, uint8_t digest[DIGEST_LEN],
-			 const struct sbuf *b)
+			 const struct bytebuf *b)
 {
 	size_t off = 0;
 
@@ -920,7 +897,7 @@ int stick_save(struct stick_table *t, FILE *f, const char *name,
 	uint8_t hdr[8 + 4 + 4 + 1 + STICK_KEY_MAX + 4], *p;
 	uint8_t digest[DIGEST_LEN] = { 0 }, end[8];
 	size_t nlen = name ? strlen(name) : 0;
-	struct sbuf b = { 0 };
+	struct bytebuf b = { 0 };
 	uint64_t total = 0;
 
 	if (nlen > STICK_KEY_MAX)
