@@ -564,7 +564,6 @@ static void reset_request(struct cconn *c)
 	c->attempts = 0;
 	c->status = 0;
 	c->bytes_out = 0;
-	c->out_sent = 0;
 	c->rq_sent = 0;
 	c->rq_ready = 0;
 	c->rs_ready = 0;

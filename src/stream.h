@@ -106,7 +106,6 @@ struct cconn {
 	bool rs_keepalive;            /* server connection reusable after this response */
 	int status;
 	uint64_t bytes_out;           /* bytes sent to the client for this response */
-	uint32_t out_sent;
 	/* log fields located in rq */
 	uint32_t log_target_off, log_target_len, log_meth_len;
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
