@@ -59,14 +59,4 @@ static inline void buf_consume(struct buf *b, uint32_t n)
 		b->head = b->tail = 0;
 }
 
-/* Append bytes; returns 0 or -1 when they do not fit. */
-static inline int buf_append(struct buf *b, uint32_t size, const void *p, size_t n)
-{
-	if (n > buf_room(b, size))
-		return -1;
-	memcpy(b->data + b->tail, p, n);
-	b->tail += (uint32_t)n;
-	return 0;
-}
-
 #endif
