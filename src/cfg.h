@@ -61,7 +61,9 @@ struct server {
 	bool backup;
 	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */
 	struct server *replica;          /* resolved after parsing, NULL if none */
-	bool removed;                    /* `del server`: gone; its slot stays (indices are stable) */
+	/* `del server`: gone; its slot stays (indices are stable). Atomic: the
+	 * control thread sets it while workers read it (sconn pools, persist). */
+	atomic_bool removed;
 	uint64_t id_hash;                /* identity in sealed cookies: hash of the name (persist.c) */
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
