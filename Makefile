@@ -17,6 +17,8 @@ BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
 LIBS     := -lsodium -lxxhash -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+TSANDIR  := $(BUILD)/tsan
+TSANFLAGS:= -O1 -fno-omit-frame-pointer -fsanitize=thread
 
 ifeq ($(V),1)
 Q :=
@@ -28,6 +30,7 @@ SRC      := $(wildcard src/*.c)
 LIBSRC   := $(filter-out src/main.c,$(SRC))
 OBJ      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
 SANOBJ   := $(patsubst src/%.c,$(SANDIR)/obj/%.o,$(SRC))
+TSANOBJ  := $(patsubst src/%.c,$(TSANDIR)/obj/%.o,$(SRC))
 DEMOSRC  := $(wildcard demo/*.c)
 UNITSRC  := $(wildcard tests/unit/test_*.c)
 UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
@@ -47,7 +50,7 @@ UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist stick cookie seal log h1 cfg cfg_kw cidr
 
-.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan
 
 all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
 
@@ -66,6 +69,11 @@ $(SANDIR)/obj/%.o: src/%.c | $(DEPS_OK)
 	@[ "$(V)" = 1 ] || echo "  CC san  $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
 
+$(TSANDIR)/obj/%.o: src/%.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC tsan $@"
+	$(Q)$(CC) $(BASEFLAGS) $(TSANFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/bollard: $(OBJ)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -73,6 +81,10 @@ $(BUILD)/bollard: $(OBJ)
 $(SANDIR)/bollard: $(SANOBJ)
 	@[ "$(V)" = 1 ] || echo "  LD san  $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
+
+$(TSANDIR)/bollard: $(TSANOBJ)
+	@[ "$(V)" = 1 ] || echo "  LD tsan $@"
+	$(Q)$(CC) $(BASEFLAGS) $(TSANFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/bollard-demo-app: $(DEMOSRC) $(wildcard demo/*.h) | $(DEPS_OK)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
@@ -110,8 +122,15 @@ $(BUILD)/alloccount.so: tests/alloc/alloccount.c | $(DEPS_OK)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $<
 
-test: $(BUILD)/.deps-test all $(SANDIR)/bollard $(BUILD)/alloccount.so $(UNITBIN) $(FUZZREPLAY)
+test: $(BUILD)/.deps-test all $(SANDIR)/bollard $(TSANDIR)/bollard $(BUILD)/alloccount.so $(UNITBIN) $(FUZZREPLAY)
 	$(Q)PYTHON=$(PYTHON) scripts/run-tests.sh
+
+# The whole integration suite against the ThreadSanitizer build: the tables,
+# counters, server list and configuration generations are shared between
+# threads, and a data race there is a wrong server, not a crash. `make test`
+# runs the thread-heavy part of it (scripts/run-tests.sh).
+tsan: $(BUILD)/.deps-test all $(TSANDIR)/bollard $(BUILD)/alloccount.so
+	$(Q)cd tests/integ && BOLLARD_BIN=$(CURDIR)/$(TSANDIR)/bollard $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(UNITBIN)
 	$(Q)for t in $(UNITBIN); do $$t || exit 1; done
@@ -174,4 +193,4 @@ endif
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJ:.o=.d) $(SANOBJ:.o=.d)
+-include $(OBJ:.o=.d) $(SANOBJ:.o=.d) $(TSANOBJ:.o=.d)

@@ -37,13 +37,9 @@ for r in "$BUILD"/san/replay_*; do
 	fi
 done
 
-echo "== integration tests =="
-junit="$BUILD/integ-junit.xml"
-rm -f "$junit"
-(cd tests/integ && "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="../../$junit" ${PYTEST_ARGS:-})
-rc=$?
-if [ -f "$junit" ]; then
-	read -r p f < <("$PYTHON" - "$junit" <<'PY'
+# "PASSED FAILED" of a pytest junit file (skipped tests count as neither)
+junit_counts() {
+	"$PYTHON" - "$1" <<'PY'
 import sys, xml.etree.ElementTree as ET
 r = ET.parse(sys.argv[1]).getroot()
 suites = [r] if r.tag == "testsuite" else list(r)
@@ -52,11 +48,37 @@ f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
 sk = sum(int(s.get("skipped", 0)) for s in suites)
 print(t - f - sk, f)
 PY
-)
+}
+
+echo "== integration tests =="
+junit="$BUILD/integ-junit.xml"
+rm -f "$junit"
+(cd tests/integ && "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="../../$junit" ${PYTEST_ARGS:-})
+rc=$?
+if [ -f "$junit" ]; then
+	read -r p f < <(junit_counts "$junit")
 	passed=$((passed + p)); failed=$((failed + f))
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
 else
 	echo "integration tests did not run (pytest exit $rc)"
+	failed=$((failed + 1))
+fi
+
+echo "== ThreadSanitizer: the thread-sharing integration tests =="
+# Reload, add/del server, tables, metrics and the state file are where the
+# control thread and the workers share memory; `make tsan` runs the rest.
+tsan_junit="$BUILD/tsan-junit.xml"
+rm -f "$tsan_junit"
+(cd tests/integ && BOLLARD_BIN="$PWD/../../$BUILD/tsan/bollard" "$PYTHON" -m pytest -q -p no:cacheprovider \
+	--junitxml="../../$tsan_junit" test_reload.py test_add_del_server.py test_persist_tables.py \
+	test_metrics_strict.py test_state_file.py test_lifecycle_api.py test_failover.py)
+rc=$?
+if [ -f "$tsan_junit" ]; then
+	read -r p f < <(junit_counts "$tsan_junit")
+	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
+else
+	echo "ThreadSanitizer tests did not run (pytest exit $rc)"
 	failed=$((failed + 1))
 fi
 

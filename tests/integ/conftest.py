@@ -76,8 +76,11 @@ DEMO_BIN = os.environ.get("BOLLARD_DEMO_BIN", str(ROOT / "build" / "bollard-demo
 SAN_ENV = {
 	"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
 	"UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+	# `make tsan`: report every race (the test fails on the report) and go on
+	"TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1",
 }
 SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+	       "WARNING: ThreadSanitizer",
 	       "SUMMARY: UndefinedBehaviorSanitizer")
 
 
