@@ -12,7 +12,8 @@ BUILD    := build
 SANDIR   := $(BUILD)/san
 DEPS_OK  := $(BUILD)/.deps-build
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+	    -Wformat=2 -Wmissing-format-attribute
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
 LIBS     := -lsodium -lxxhash -pthread

@@ -319,8 +319,9 @@ static int error_answer(struct admin_buf *out, const char *fmt, const char *arg)
 		n += 3;
 	}
 	clean[n] = '\0';
+	char msg[256];
 	admin_buf_puts(out, "error: ");
-	admin_buf_printf(out, fmt, clean);
+	admin_buf_puts(out, msg_fill(msg, sizeof(msg), fmt, clean));
 	admin_buf_puts(out, "\n\n");
 	return -1;
 }

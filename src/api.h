@@ -34,4 +34,36 @@
 		}                                                             \
 	} while (0)
 
+/*
+ * A message template with one "%s" for arg, as the runtime API and the
+ * configuration keep their messages ("no server '%s'"): copied into
+ * out[0..cap) (always terminated, truncated if need be) with the first %s
+ * replaced by arg and "%%" by "%". Not a format string, on purpose: the
+ * templates are chosen at run time, and a printf with a variable format is
+ * what -Wformat=2 exists to catch. Returns out.
+ */
+static inline char *msg_fill(char *out, size_t cap, const char *tmpl, const char *arg)
+{
+	size_t n = 0;
+	bool used = false;
+
+	if (!cap)
+		return out;
+	for (const char *t = tmpl; *t && n + 1 < cap; t++) {
+		if (t[0] == '%' && t[1] == '%') {
+			out[n++] = '%';
+			t++;
+		} else if (t[0] == '%' && t[1] == 's' && !used) {
+			for (const char *a = arg ? arg : ""; *a && n + 1 < cap; a++)
+				out[n++] = *a;
+			used = true;
+			t++;
+		} else {
+			out[n++] = *t;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 #endif

@@ -61,8 +61,7 @@ static bool valid_name(const char *s)
 
 static const char *perr(char *err, size_t errlen, const char *fmt, const char *arg)
 {
-	snprintf(err, errlen, fmt, arg);
-	return err;
+	return msg_fill(err, errlen, fmt, arg);
 }
 
 static const char *read_keyfile(struct persist_rule *r, const char *path, char *err, size_t errlen)

@@ -497,7 +497,7 @@ static void respond_error(struct admin_buf *out, int status, const char *reason,
 	struct json j;
 	const char *txt;
 
-	snprintf(msg, sizeof(msg), fmt, arg ? arg : "");
+	msg_fill(msg, sizeof(msg), fmt, arg);
 	json_init_heap(&j);
 	json_obj_open(&j);
 	json_kv_str(&j, "error", msg);

@@ -612,6 +612,19 @@ static void test_buf(void **state)
 	admin_buf_free(&b);
 }
 
+/* The message templates of the runtime API are filled without printf: a
+ * second %s or a %n in a template stays text, and nothing overflows. */
+static void test_msg_fill(void **state)
+{
+	char b[16];
+
+	assert_string_equal(msg_fill(b, sizeof(b), "no server '%s'", "a"), "no server 'a'");
+	assert_string_equal(msg_fill(b, sizeof(b), "%s and %s %n", "x"), "x and %s %n");
+	assert_string_equal(msg_fill(b, sizeof(b), "100%% %s", NULL), "100% ");
+	assert_string_equal(msg_fill(b, sizeof(b), "%s", "0123456789abcdefghij"), "0123456789abcde");
+	assert_string_equal(msg_fill(b, 1, "%s", "x"), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +639,7 @@ int main(void)
 		cmocka_unit_test_setup(test_http, setup),
 		cmocka_unit_test_setup(test_metrics, setup),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_msg_fill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
