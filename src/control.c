@@ -85,7 +85,9 @@ struct control {
 	struct control_conn *clients;
 	int nclients;
 	int nwaiting;               /* parked `wait drained` commands */
-	const char *admin_path;     /* to unlink at exit; NULL if none */
+	/* to unlink at exit; NULL if none. Our own copy: the configuration
+	 * that named it is freed by the first reload (issue 9 item 8). */
+	char *admin_path;
 };
 
 static uint64_t now_ms(void)
@@ -258,7 +260,12 @@ static int open_admin(struct control *c, const char *path)
 	}
 	c->admin_l.fd = fd;
 	c->admin_l.kind = CK_ADMIN_LISTEN;
-	c->admin_path = path;
+	c->admin_path = strdup(path);
+	if (!c->admin_path) {
+		log_msg(LOG_ERR, "admin-socket %s: out of memory", path);
+		unlink(path);
+		return -1;
+	}
 	if (ep_set(c, &c->admin_l, EPOLLIN) < 0) {
 		log_msg(LOG_ERR, "admin-socket %s: epoll: %s", path, strerror(errno));
 		return -1;
@@ -594,6 +601,8 @@ static void control_cleanup(struct control *c)
 		close(c->admin_l.fd);
 	if (c->admin_path)
 		unlink(c->admin_path);
+	free(c->admin_path);
+	c->admin_path = NULL;
 	if (c->stats_l.fd >= 0)
 		close(c->stats_l.fd);
 	if (c->sig.fd >= 0)
