@@ -362,7 +362,7 @@ static int split_words(char *s, char **w, int max)
 
 int admin_execute(const char *line, struct admin_buf *out)
 {
-	char copy[1024], cmd[64];
+	char copy[ADMIN_MAX_LINE + 1], cmd[64];
 	char *w[ADMIN_MAX_WORDS];
 	size_t len = strlen(line);
 	bool json = false;
@@ -370,8 +370,10 @@ int admin_execute(const char *line, struct admin_buf *out)
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (len >= sizeof(copy))
-		return error_answer(out, "command too long (over %s bytes)", "1023");
+	if (len > ADMIN_MAX_LINE) {
+		admin_buf_printf(out, "error: command too long (over %d bytes)\n\n", ADMIN_MAX_LINE);
+		return -1;
+	}
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	n = split_words(copy, w, ADMIN_MAX_WORDS);

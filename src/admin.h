@@ -29,6 +29,9 @@ void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
 /* Drop the first n bytes (what was written to the socket). */
 void admin_buf_consume(struct admin_buf *b, size_t n);
 
+/* Longest command line, without its line ending (doc/runtime-api.md). */
+#define ADMIN_MAX_LINE 4095
+
 /*
  * Execute one command line (without its '\n'; a trailing '\r' is ignored)
  * against the running configuration G.cfg and append the answer to out.

@@ -48,7 +48,8 @@
 #include <unistd.h>
 
 #define CONTROL_MAX_CLIENTS  256
-#define ADMIN_MAX_LINE       4096          /* one command line */
+/* a command line, its CR LF and the NUL admin_lines() puts after it */
+#define ADMIN_LINE_BUF       (ADMIN_MAX_LINE + 3)
 #define ADMIN_OUT_HIGH       (1024 * 1024) /* stop reading while more is unsent */
 #define ADMIN_IDLE_MS        60000
 #define STATS_IDLE_MS        10000
@@ -337,7 +338,7 @@ static void accept_all(struct control *c, struct control_conn *l)
 		}
 		cc = calloc(1, sizeof(*cc));
 		if (cc)
-			cc->incap = l->kind == CK_ADMIN_LISTEN ? ADMIN_MAX_LINE : STATS_MAX_REQUEST;
+			cc->incap = l->kind == CK_ADMIN_LISTEN ? ADMIN_LINE_BUF : STATS_MAX_REQUEST;
 		if (cc)
 			cc->in = malloc(cc->incap);
 		if (!cc || !cc->in) {
@@ -398,12 +399,13 @@ static void admin_lines(struct control_conn *cc)
 	memmove(cc->in, cc->in + start, cc->inlen - start);
 	cc->inlen -= start;
 	if (cc->inlen == cc->incap - 1 && !memchr(cc->in, '\n', cc->inlen)) {
-		/* a full buffer without a newline: a line over the limit.
+		/* a full buffer without a newline: a line over the limit
+		 * (admin_execute() refuses the lines just over it that fit).
 		 * Answer it and skip to the next line rather than close: a
 		 * close with unread input would reset the connection and
 		 * lose the answer. */
 		admin_buf_printf(&cc->out, "error: command too long (over %d bytes)\n\n",
-				 ADMIN_MAX_LINE - 1);
+				 ADMIN_MAX_LINE);
 		cc->inlen = 0;
 		cc->skipping = true;
 	}

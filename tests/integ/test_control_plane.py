@@ -10,6 +10,7 @@ import socket
 import subprocess
 
 import util
+from test_admin_stats import _raw
 
 CONTROL_GLOBAL = """
     admin-socket {tmp}/bollard.sock
@@ -47,3 +48,25 @@ def test_reloads_then_stop_keep_the_state_file_and_remove_the_socket(demo_apps, 
 	assert b.stop() == 0, b.stderr_text()
 	assert os.path.exists(state), "state file deleted at stop:\n" + b.stderr_text()
 	assert not os.path.exists(sock), "admin socket left behind at stop"
+
+
+def test_admin_lines_up_to_4095_bytes(demo_apps, bollard_factory, config_for):
+	"""Item 19: the documented limit of a command line is 4095 bytes; a
+	longer one gets a clear error and the connection goes on."""
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL))
+	sock = os.path.join(tmp_of(b), "bollard.sock")
+
+	def show(n):
+		# "show servers " + name: a line of exactly n bytes
+		return b"show servers " + b"x" * (n - len("show servers ")) + b"\n"
+	answers = _raw(sock, show(2000) + show(4095) + show(4096) + show(9000) +
+			    b"show info\n").decode().split("\n\n")
+	assert answers[0].startswith("error: no backend 'xxx"), answers[0]
+	assert answers[1].startswith("error: no backend 'xxx"), answers[1]
+	assert answers[2] == "error: command too long (over 4095 bytes)", answers[2]
+	assert answers[3] == "error: command too long (over 4095 bytes)", answers[3]
+	assert answers[4].startswith("version "), answers[4]
+	# a trailing CR is not part of the command
+	out = _raw(sock, show(4095)[:-1] + b"\r\n").decode()
+	assert out.startswith("error: no backend 'xxx"), out
