@@ -70,3 +70,38 @@ def test_admin_lines_up_to_4095_bytes(demo_apps, bollard_factory, config_for):
 	# a trailing CR is not part of the command
 	out = _raw(sock, show(4095)[:-1] + b"\r\n").decode()
 	assert out.startswith("error: no backend 'xxx"), out
+
+
+def test_reload_answer_lists_every_error_in_full(demo_apps, bollard_factory, config_for,
+						 bollard_bin):
+	"""Issue 10 item 14: `ctl reload` shows every configuration error, each
+	as FILE:LINE: message, none cut short."""
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL))
+	sock = os.path.join(tmp_of(b), "bollard.sock")
+	good = open(b.conf_path).read()
+	long_name = "keyword-" + "n" * 80
+	bad = good + ("    blance roundrobin\n"
+		      "    %s on\n"
+		      "    persist nonsense\n" % long_name)
+	with open(b.conf_path, "w") as f:
+		f.write(bad)
+	r = ctl(bollard_bin, sock, "reload")
+	assert r.returncode == 1, r
+	lines = r.stdout.splitlines()
+	assert lines[0] == "error: reload failed: 3 errors; still running the previous configuration", \
+		r.stdout
+	logged = [ln.split("reload: ", 1)[1] for ln in b.stderr_text().splitlines()
+		  if "reload: %s:" % b.conf_path in ln]
+	assert len(logged) == 3 and lines[1:] == logged, (r.stdout, logged)
+	assert any("unknown keyword 'blance'" in ln for ln in lines[1:]), r.stdout
+	assert any(long_name in ln for ln in lines[1:]), r.stdout
+	# an error that is not about a line of the file, in full too
+	with open(b.conf_path, "w") as f:
+		f.write(good.replace("threads 1", "threads 2"))
+	r = ctl(bollard_bin, sock, "reload")
+	assert (r.returncode, r.stdout.strip()) == (
+		1, "error: reload failed: threads cannot change on reload (restart instead)"), r
+	with open(b.conf_path, "w") as f:
+		f.write(good)
+	assert ctl(bollard_bin, sock, "reload").stdout.strip() == "reloaded"
