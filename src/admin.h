@@ -86,6 +86,10 @@ int admin_wait_poll(struct admin_wait *w, struct admin_buf *out, uint64_t now_ms
 /* Is s drained at now_ms (CLOCK_MONOTONIC)? No busy connection, no table
  * session, and idle for admin_drain_idle_ms(s->be). */
 bool admin_server_drained(const struct server *s, uint64_t now_ms);
+/* At start (control thread, before the first `wait drained`): every server
+ * of cfg that has not taken a request yet counts as having taken one at
+ * now_ms, since the clients of a previous run may still carry its cookies. */
+void admin_drain_start(struct config *cfg, uint64_t now_ms);
 /* How long a server of be must go without requests before the sessions
  * clients carry (cookies, hashed keys) can no longer come back; 2 s when
  * every persistence method of be keeps its sessions in tables; never less

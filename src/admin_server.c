@@ -298,6 +298,18 @@ uint64_t admin_drain_idle_ms(const struct backend *be)
 	return need;
 }
 
+void admin_drain_start(struct config *cfg, uint64_t now_ms)
+{
+	for (int b = 0; b < cfg->nbackends; b++)
+		for (int i = 0; i < cfg->backends[b]->nservers; i++) {
+			uint64_t never = 0;
+
+			/* a worker may have stamped a real request already */
+			atomic_compare_exchange_strong(&cfg->backends[b]->servers[i]->last_request_ms,
+						       &never, now_ms);
+		}
+}
+
 bool admin_server_drained(const struct server *s, uint64_t now_ms)
 {
 	uint64_t last = atomic_load_explicit(&s->last_request_ms, memory_order_relaxed);
@@ -307,7 +319,10 @@ bool admin_server_drained(const struct server *s, uint64_t now_ms)
 		return false;
 	if (atomic_load_explicit(&s->sessions, memory_order_relaxed) > 0)
 		return false;
-	/* last == 0: no request ever reached it */
+	/* last == 0: no request ever reached it, nor could a client of a
+	 * previous run have a session on it: added at run time, or new in a
+	 * reload (a server of the starting configuration counts from the
+	 * start, admin_drain_start(); a reload carries the time over) */
 	return need == 0 || last == 0 || (now_ms >= last && now_ms - last >= need);
 }
 

@@ -668,6 +668,7 @@ int control_run(struct config *cfg)
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
+	admin_drain_start(cfg, now_ms());
 	self_ctl = &c;
 	self_chk = &chk;
 	admin_reload = control_reload;

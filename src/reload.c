@@ -126,6 +126,10 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 			copy_u64(&ns->connect_errors, &os->connect_errors);
 			copy_u64(&ns->checks_ok, &os->checks_ok);
 			copy_u64(&ns->checks_fail, &os->checks_fail);
+			/* what `wait drained` reads: without them a reload made
+			 * every draining server look drained (issue 9 item 9) */
+			copy_u64(&ns->last_request_ms, &os->last_request_ms);
+			copy_u64(&ns->sessions, &os->sessions);
 			for (int k = 0; k < 6; k++)
 				copy_u64(&ns->responses[k], &os->responses[k]);
 			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));
