@@ -96,6 +96,9 @@ void admin_drain_start(struct config *cfg, uint64_t now_ms);
  * than 2 s, since the session counts lag the tables. */
 uint64_t admin_drain_idle_ms(const struct backend *be);
 
+/* ms as the configuration writes durations: "1h", "30m1s", "2s", "1500ms". */
+void admin_duration_text(char *out, size_t cap, uint64_t ms);
+
 /* The health column of `show servers` until health checks exist. */
 const char *admin_server_health(const struct server *s);
 /* Name of a server state, "ready" "drain" "maint" "down" (or "unknown"). */

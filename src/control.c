@@ -587,14 +587,6 @@ static void poll_waits(struct control *c, uint64_t now)
 
 /* ---- the loop -------------------------------------------------------------- */
 
-static void fmt_duration(char *out, size_t cap, uint32_t ms)
-{
-	if (ms % 1000 == 0)
-		snprintf(out, cap, "%us", ms / 1000);
-	else
-		snprintf(out, cap, "%ums", ms);
-}
-
 static void control_cleanup(struct control *c)
 {
 	while (c->clients)
@@ -701,7 +693,7 @@ int control_run(struct config *cfg)
 						log_reopen();
 						log_msg(LOG_INFO, "SIGUSR1: log files reopened");
 					} else if (!stopping) {
-						fmt_duration(dur, sizeof(dur), cfg->grace);
+						admin_duration_text(dur, sizeof(dur), cfg->grace);
 						log_msg(LOG_INFO, "stopping (grace %s)", dur);
 						atomic_store(&G.stopping, 1);
 						workers_begin_stop();

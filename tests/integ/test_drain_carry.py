@@ -158,3 +158,21 @@ def test_restart_counts_the_cookies_clients_hold(demo_apps, bollard_factory, con
 	for ck in mine:
 		srv, _, e = visit(b2, ck)
 		assert (srv, e.get("persist"), e.get("persist_method")) == ("app1", "hit", "cookie"), e
+
+
+def test_timeout_names_the_open_connections(demo_apps, bollard_factory, config_for, bollard_bin):
+	"""Issue 10 item 14: a wait that times out on a request still running
+	says so."""
+	b, _ = start(demo_apps, bollard_factory, config_for, ["persist header X-Sess"])
+	srv, _, _ = visit(b, headers=[("X-Sess", "slow")])
+	ctl_ok(bollard_bin, b, "set", "server", "be/" + srv, "state", "drain")
+	with util.Conn.connect(b.port) as c:
+		c.send(util.build_request("GET", "/slow?ms=8000", [("X-Sess", "slow")]))
+		util.wait_until(lambda: servers(bollard_bin, b)[srv]["conns"] == 1,
+				what="the slow request on %s" % srv)
+		r = ctl(bollard_bin, b, "wait", "drained", "be/" + srv, "timeout", "500ms")
+		assert (r.returncode, r.stdout.split(";")[0]) == (0, "timeout: 1 connection still open"), r
+		doc = json.loads(ctl_ok(bollard_bin, b, "json", "wait", "drained", "be/" + srv,
+					"timeout", "500ms"))
+		assert doc["result"] == "timeout" and doc["open"][0] == "connections", doc
+		assert doc["conns"] == 1, doc
