@@ -12,8 +12,10 @@
  * Every control connection is bounded: a command line or a request head
  * longer than its limit is refused, answers waiting to be written stop the
  * reading of further commands (a client that sends but never reads cannot
- * make us buffer without end), idle connections are closed, and there is a
- * cap on how many are open at once.
+ * make us buffer without end), idle connections are closed, and each
+ * listener has its own cap on how many are open at once. Stats clients are
+ * untrusted: their request head has a deadline from accept, so trickling
+ * bytes keeps nothing open, and a full budget evicts the slowest head.
  *
  * A graceful stop (SIGTERM, SIGINT) asks the workers to stop accepting and
  * to finish in-flight requests, then polls every 50 ms until they are done
@@ -47,13 +49,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONTROL_MAX_CLIENTS  256
+/* Each listener has its own budget, so that HTTP clients can never take
+ * the admin socket's slots (issue 9 item 5). */
+#define ADMIN_MAX_CLIENTS    128
+#define STATS_MAX_CLIENTS    128
 /* a command line, its CR LF and the NUL admin_lines() puts after it */
 #define ADMIN_LINE_BUF       (ADMIN_MAX_LINE + 3)
 #define ADMIN_OUT_HIGH       (1024 * 1024) /* stop reading while more is unsent */
 #define ADMIN_IDLE_MS        60000
 #define STATS_IDLE_MS        10000
-#define LINGER_MS            2000
+/* A stats request head (and its small body) must be complete this long
+ * after accept, however busily it trickles in; the whole connection,
+ * answer included, lives at most STATS_LIFE_MS. */
+#define STATS_HEAD_MS        10000
+#define STATS_LIFE_MS        30000
+#define LINGER_MS            2000          /* from the shutdown, not from activity */
 #define STOP_TICK_MS         50
 #define STATE_SAVE_MS        5000          /* state-file period (issue 3 item 8) */
 #define WAIT_TICK_MS         100           /* re-check of parked `wait drained` */
@@ -69,8 +79,11 @@ struct control_conn {
 	bool skipping;              /* admin: dropping the rest of an over-long line */
 	bool lingering;             /* our side is shut: drop input until EOF */
 	bool waiting;               /* admin: `wait drained` parked, see poll_waits() */
+	bool dead;                  /* closed; freed by reap() once no event can name it */
 	struct admin_wait wait;
 	uint64_t last_ms;           /* last activity (monotonic) */
+	uint64_t born_ms;           /* accepted at */
+	uint64_t linger_ms;         /* lingering since */
 	char *in;                   /* clients: bytes read, not yet used */
 	size_t inlen;
 	size_t incap;
@@ -84,7 +97,8 @@ struct control {
 	struct control_conn admin_l;
 	struct control_conn stats_l;
 	struct control_conn *clients;
-	int nclients;
+	struct control_conn *dead;  /* closed during this turn of the loop */
+	int nadmin, nstats;         /* clients of each listener */
 	int nwaiting;               /* parked `wait drained` commands */
 	/* to unlink at exit; NULL if none. Our own copy: the configuration
 	 * that named it is freed by the first reload (issue 9 item 8). */
@@ -302,6 +316,12 @@ static int open_stats(struct control *c, const struct cfg_addr *a)
 
 /* ---- clients --------------------------------------------------------------- */
 
+/*
+ * Close cc at once, free it later: an event of this turn's epoll batch may
+ * still name it (an eviction closes a connection other than the one whose
+ * event is handled), so it goes on the dead list, which reap() frees once
+ * the batch is done.
+ */
 static void client_close(struct control *c, struct control_conn *cc)
 {
 	epoll_ctl(c->epfd, EPOLL_CTL_DEL, cc->fd, NULL);
@@ -312,10 +332,46 @@ static void client_close(struct control *c, struct control_conn *cc)
 		c->clients = cc->next;
 	if (cc->next)
 		cc->next->prev = cc->prev;
-	c->nclients--;
+	if (cc->kind == CK_ADMIN)
+		c->nadmin--;
+	else
+		c->nstats--;
 	free(cc->in);
 	admin_buf_free(&cc->out);
-	free(cc);
+	cc->dead = true;
+	cc->next = c->dead;
+	c->dead = cc;
+}
+
+static void reap(struct control *c)
+{
+	while (c->dead) {
+		struct control_conn *cc = c->dead;
+
+		c->dead = cc->next;
+		free(cc);
+	}
+}
+
+/*
+ * The stats budget is full: make room by closing the stats connection that
+ * has spent longest on its request head. A real client sends its head at
+ * once and is answered within the turn; the connections still reading a
+ * head after a while are the slow ones (slowloris), so a newcomer always
+ * gets in. False if every stats connection is past its head.
+ */
+static bool evict_slowest(struct control *c)
+{
+	struct control_conn *cc, *oldest = NULL;
+
+	for (cc = c->clients; cc; cc = cc->next)
+		if (cc->kind == CK_STATS && !cc->close_after && !cc->lingering &&
+		    (!oldest || cc->born_ms <= oldest->born_ms))
+			oldest = cc;
+	if (!oldest)
+		return false;
+	client_close(c, oldest);
+	return true;
 }
 
 static void accept_all(struct control *c, struct control_conn *l)
@@ -331,7 +387,8 @@ static void accept_all(struct control *c, struct control_conn *l)
 				log_msg(LOG_WARN, "control: accept: %s", strerror(errno));
 			return;
 		}
-		if (c->nclients >= CONTROL_MAX_CLIENTS) {
+		if (l->kind == CK_ADMIN_LISTEN ? c->nadmin >= ADMIN_MAX_CLIENTS :
+		    c->nstats >= STATS_MAX_CLIENTS && !evict_slowest(c)) {
 			/* refusing is an answer too; the limit protects us */
 			close(fd);
 			continue;
@@ -348,7 +405,7 @@ static void accept_all(struct control *c, struct control_conn *l)
 		}
 		cc->fd = fd;
 		cc->kind = l->kind == CK_ADMIN_LISTEN ? CK_ADMIN : CK_STATS;
-		cc->last_ms = now_ms();
+		cc->last_ms = cc->born_ms = now_ms();
 		admin_buf_init(&cc->out);
 		if (ep_set(c, cc, EPOLLIN) < 0) {
 			free(cc->in);
@@ -360,7 +417,10 @@ static void accept_all(struct control *c, struct control_conn *l)
 		if (c->clients)
 			c->clients->prev = cc;
 		c->clients = cc;
-		c->nclients++;
+		if (cc->kind == CK_ADMIN)
+			c->nadmin++;
+		else
+			c->nstats++;
 	}
 }
 
@@ -411,6 +471,17 @@ static void admin_lines(struct control_conn *cc)
 	}
 }
 
+/* A stats request refused before it is complete: "431 Request Header
+ * Fields Too Large", "408 Request Timeout". The connection closes after. */
+static void stats_refuse(struct control_conn *cc, const char *status)
+{
+	admin_buf_printf(&cc->out, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+			 status, strlen(status) + 1, status);
+	cc->close_after = true;
+	cc->inlen = 0;
+}
+
 static void stats_request(struct control_conn *cc)
 {
 	long n = stats_head_len(cc->in, cc->inlen);
@@ -420,14 +491,10 @@ static void stats_request(struct control_conn *cc)
 	if (n == 0 && !cc->rd_closed)
 		return;
 	if (n < 0) {
-		static const char too_large[] =
-			"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-			"Content-Type: text/plain\r\nContent-Length: 36\r\n"
-			"Connection: close\r\n\r\n"
-			"431 Request Header Fields Too Large\n";
-
-		admin_buf_add(&cc->out, too_large, sizeof(too_large) - 1);
-	} else if (n > 0)
+		stats_refuse(cc, "431 Request Header Fields Too Large");
+		return;
+	}
+	if (n > 0)
 		stats_respond(cc->in, (size_t)n, &cc->out);
 	/* one request per connection; what follows is not read */
 	cc->close_after = true;
@@ -526,6 +593,7 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 			return;
 		}
 		cc->lingering = true;
+		cc->linger_ms = now_ms();
 		if (ep_set(c, cc, EPOLLIN) < 0)
 			client_close(c, cc);
 		return;
@@ -545,18 +613,35 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 		client_close(c, cc);
 }
 
+/*
+ * The time limits of control connections. Activity alone never keeps a
+ * connection: a lingering close ends LINGER_MS after it began, and a stats
+ * connection that trickles its head a byte at a time is answered 408 at
+ * STATS_HEAD_MS and gone at STATS_LIFE_MS (a reader as slow as that).
+ */
 static void sweep_idle(struct control *c, uint64_t now)
 {
 	struct control_conn *cc = c->clients, *next;
 
 	for (; cc; cc = next) {
-		uint64_t limit = cc->lingering ? LINGER_MS :
-				 cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS;
-
 		next = cc->next;
 		if (cc->waiting)
 			continue;   /* bounded by its own timeout */
-		if (now - cc->last_ms > limit)
+		if (cc->lingering) {
+			if (now - cc->linger_ms > LINGER_MS)
+				client_close(c, cc);
+			continue;
+		}
+		if (cc->kind == CK_STATS && now - cc->born_ms > STATS_LIFE_MS) {
+			client_close(c, cc);
+			continue;
+		}
+		if (cc->kind == CK_STATS && !cc->close_after && now - cc->born_ms > STATS_HEAD_MS) {
+			stats_refuse(cc, "408 Request Timeout");
+			client_event(c, cc, 0);   /* write it, then linger; may close cc */
+			continue;
+		}
+		if (now - cc->last_ms > (cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS))
 			client_close(c, cc);
 	}
 }
@@ -591,6 +676,7 @@ static void control_cleanup(struct control *c)
 {
 	while (c->clients)
 		client_close(c, c->clients);
+	reap(c);
 	if (c->admin_l.fd >= 0)
 		close(c->admin_l.fd);
 	if (c->admin_path)
@@ -715,11 +801,13 @@ int control_run(struct config *cfg)
 				break;
 			case CK_ADMIN:
 			case CK_STATS:
-				/* cc may be freed in there: the only use of it */
-				client_event(&c, cc, evs[i].events);
+				/* closed earlier in this batch (an eviction) */
+				if (!cc->dead)
+					client_event(&c, cc, evs[i].events);
 				break;
 			}
 		}
+		reap(&c);
 		now = now_ms();
 		cfg = G.cfg; /* a reload during this turn freed the old one */
 		poll_waits(&c, now);

@@ -105,3 +105,82 @@ def test_reload_answer_lists_every_error_in_full(demo_apps, bollard_factory, con
 	with open(b.conf_path, "w") as f:
 		f.write(good)
 	assert ctl(bollard_bin, sock, "reload").stdout.strip() == "reloaded"
+
+
+class Tricklers:
+	"""n stats connections that send a request head one byte a second and
+	never finish it (slowloris on the control plane)."""
+
+	HEAD = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+
+	def __init__(self, port, n):
+		self.socks, self.sent, self.closed = [], [], []
+		for _ in range(n):
+			s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+			s.settimeout(5)
+			s.connect(("127.0.0.1", port))
+			s.setblocking(False)
+			self.socks.append(s)
+			self.sent.append(0)
+			self.closed.append(False)
+
+	def tick(self):
+		"""One more byte on every open connection; notes those bollard
+		closed (EOF, reset, or a response then EOF)."""
+		for i, s in enumerate(self.socks):
+			if self.closed[i]:
+				continue
+			try:
+				while s.recv(4096):
+					pass
+				self.closed[i] = True   # b"": EOF
+				continue
+			except BlockingIOError:
+				pass
+			except OSError:
+				self.closed[i] = True
+				continue
+			try:
+				s.send(self.HEAD[self.sent[i]:self.sent[i] + 1])
+				self.sent[i] = min(self.sent[i] + 1, len(self.HEAD) - 1)
+			except OSError:
+				self.closed[i] = True
+
+	def nopen(self):
+		return self.closed.count(False)
+
+	def close(self):
+		for s in self.socks:
+			s.close()
+
+
+def test_trickling_stats_clients_lock_nothing_out(demo_apps, bollard_factory, config_for,
+						  bollard_bin):
+	"""Item 5: 300 stats connections that never finish their request head
+	must not refuse `bollard ctl`, nor /metrics, and are closed by the
+	head deadline (10 s from accept) although they keep sending."""
+	import time
+
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL))
+	sock = os.path.join(tmp_of(b), "bollard.sock")
+	stats = b.ports["port_stats"]
+	t = Tricklers(stats, 300)
+	try:
+		t0 = time.monotonic()
+		t.tick()
+		r = ctl(bollard_bin, sock, "show", "info")
+		assert r.returncode == 0 and r.stdout.startswith("version "), r
+		assert util.request(stats, "GET", "/metrics", timeout=5).status == 200
+		# every trickler goes by the deadline, however busy it looks
+		deadline = t0 + 25
+		while t.nopen() and time.monotonic() < deadline:
+			time.sleep(1)
+			t.tick()
+		assert t.nopen() == 0, "%d trickling connections still open after %.0fs" % (
+			t.nopen(), time.monotonic() - t0)
+		r = ctl(bollard_bin, sock, "show", "info")
+		assert r.returncode == 0, r
+		assert util.request(stats, "GET", "/metrics", timeout=5).status == 200
+	finally:
+		t.close()
