@@ -67,6 +67,7 @@
 #define STOP_TICK_MS         50
 #define STATE_SAVE_MS        5000          /* state-file period (issue 3 item 8) */
 #define WAIT_TICK_MS         100           /* re-check of parked `wait drained` */
+#define ACCEPT_RETRY_MS      100           /* a listener paused by accept errors */
 
 enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS, CK_CHECK };
 
@@ -84,6 +85,10 @@ struct control_conn {
 	uint64_t last_ms;           /* last activity (monotonic) */
 	uint64_t born_ms;           /* accepted at */
 	uint64_t linger_ms;         /* lingering since */
+	/* listeners: paused after accept(2) failed (EMFILE...) until
+	 * paused_until; fails counts the failed attempts of that spell */
+	uint64_t paused_until;
+	uint64_t fails;
 	char *in;                   /* clients: bytes read, not yet used */
 	size_t inlen;
 	size_t incap;
@@ -99,6 +104,7 @@ struct control {
 	struct control_conn *clients;
 	struct control_conn *dead;  /* closed during this turn of the loop */
 	int nadmin, nstats;         /* clients of each listener */
+	int npaused;                /* listeners paused by accept errors */
 	int nwaiting;               /* parked `wait drained` commands */
 	/* to unlink at exit; NULL if none. Our own copy: the configuration
 	 * that named it is freed by the first reload (issue 9 item 8). */
@@ -374,6 +380,40 @@ static bool evict_slowest(struct control *c)
 	return true;
 }
 
+static const char *listener_name(const struct control_conn *l)
+{
+	return l->kind == CK_ADMIN_LISTEN ? "admin-socket" : "stats-listen";
+}
+
+/*
+ * accept(2) failed for want of a resource (descriptors, memory) with a
+ * connection still pending: the level-triggered listener would wake us at
+ * once, for ever (issue 9 item 17). Stop watching it for ACCEPT_RETRY_MS,
+ * and say so once per spell, not once per attempt.
+ */
+static void accept_pause(struct control *c, struct control_conn *l, uint64_t now)
+{
+	if (l->fails++ == 0)
+		log_msg(LOG_ERR, "control: accept on %s: %s; not accepting there for now, retried "
+			"every %d ms (raise ulimit -n or lower maxconn)", listener_name(l),
+			strerror(errno), ACCEPT_RETRY_MS);
+	if (ep_set(c, l, 0) == 0)
+		c->npaused++;
+	l->paused_until = now + ACCEPT_RETRY_MS;
+}
+
+/* Watch again the listeners whose pause is over; the next failure pauses
+ * them again, the next success says the spell is over. */
+static void accept_resume(struct control *c, uint64_t now)
+{
+	struct control_conn *ls[] = { &c->admin_l, &c->stats_l };
+
+	for (size_t i = 0; c->npaused && i < ARRAY_SIZE(ls); i++)
+		if (ls[i]->fd >= 0 && !ls[i]->events && now >= ls[i]->paused_until &&
+		    ep_set(c, ls[i], EPOLLIN) == 0)
+			c->npaused--;
+}
+
 static void accept_all(struct control *c, struct control_conn *l)
 {
 	for (;;) {
@@ -384,8 +424,13 @@ static void accept_all(struct control *c, struct control_conn *l)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_msg(LOG_WARN, "control: accept: %s", strerror(errno));
+				accept_pause(c, l, now_ms());
 			return;
+		}
+		if (l->fails) {
+			log_msg(LOG_INFO, "control: accepting on %s again (%llu failed attempt%s)",
+				listener_name(l), (unsigned long long)l->fails, l->fails == 1 ? "" : "s");
+			l->fails = 0;
 		}
 		if (l->kind == CK_ADMIN_LISTEN ? c->nadmin >= ADMIN_MAX_CLIENTS :
 		    c->nstats >= STATS_MAX_CLIENTS && !evict_slowest(c)) {
@@ -757,7 +802,7 @@ int control_run(struct config *cfg)
 
 		cfg = G.cfg; /* a reload may have swapped it */
 		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS :
-			       c.nwaiting ? WAIT_TICK_MS : check_wait);
+			       c.npaused ? ACCEPT_RETRY_MS : c.nwaiting ? WAIT_TICK_MS : check_wait);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "control: epoll_wait: %s", strerror(errno));
 			break;
@@ -809,6 +854,7 @@ int control_run(struct config *cfg)
 		}
 		reap(&c);
 		now = now_ms();
+		accept_resume(&c, now);
 		cfg = G.cfg; /* a reload during this turn freed the old one */
 		poll_waits(&c, now);
 		check_wait = check_tick(now);

@@ -184,3 +184,83 @@ def test_trickling_stats_clients_lock_nothing_out(demo_apps, bollard_factory, co
 		assert util.request(stats, "GET", "/metrics", timeout=5).status == 200
 	finally:
 		t.close()
+
+
+def cpu_seconds(pid):
+	"""utime + stime of the process, from /proc (seconds)."""
+	with open("/proc/%d/stat" % pid) as f:
+		fields = f.read().rsplit(")", 1)[1].split()
+	return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_accepting(demo_apps, config_for, bollard_bin, tmp_path):
+	"""Item 17: at the descriptor limit neither the control thread nor the
+	workers spin on accept(2) nor flood the log: accepting pauses, one line
+	says so, one line says when it works again."""
+	import resource
+	import time
+
+	apps = demo_apps(1)
+	conf = tmp_path / "nofile.conf"
+	values = {"tmp": str(tmp_path), "port": util.free_port(), "port_stats": util.free_port()}
+	conf.write_text(config_for(apps, global_extra=CONTROL_GLOBAL,
+				   timeouts={"http-request": "60s", "client": "60s"}).format(**values))
+	sock = str(tmp_path / "bollard.sock")
+
+	def low_limit():
+		resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+	out, err = tmp_path / "nofile.out", tmp_path / "nofile.err"
+	with open(out, "wb") as fo, open(err, "wb") as fe:
+		proc = subprocess.Popen([bollard_bin, "-c", str(conf)], stdout=fo, stderr=fe,
+					stdin=subprocess.DEVNULL, cwd=str(tmp_path), preexec_fn=low_limit)
+	clients = []
+	try:
+		util.wait_port(values["port"], proc=proc, what="bollard")
+		util.wait_port(values["port_stats"], proc=proc, what="bollard")
+
+		def log_text():
+			return out.read_text(errors="replace") + err.read_text(errors="replace")
+		# hold client connections until the worker runs out of descriptors
+		for _ in range(80):
+			c = util.Conn.connect(values["port"])
+			c.send(b"GET /whoami HTTP/1.1\r\n")   # an unfinished head, held open
+			clients.append(c)
+		util.wait_until(lambda: "Too many open files" in log_text(), what="the worker at the limit")
+		# and the control thread: connections it cannot accept now
+		pending = [socket.create_connection(("127.0.0.1", values["port_stats"]), timeout=5)
+			   for _ in range(3)]
+		adm = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		adm.connect(sock)
+		pending.append(adm)
+		cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+		util.wait_until(lambda: time.monotonic() - t0 >= 3, what="3 s at the limit")
+		cpu = cpu_seconds(proc.pid) - cpu0
+		wall = time.monotonic() - t0
+		text = log_text()
+		assert cpu < 0.3 * wall, "%.2fs of CPU in %.2fs at the descriptor limit" % (cpu, wall)
+		assert len(text) < 20000, "log grew to %d bytes at the limit:\n%s" % (len(text),
+										  text[-2000:])
+		short = [ln for ln in text.splitlines() if "accept" in ln and "Too many open files" in ln]
+		# one line a listener of the control thread, one for the workers
+		assert len(short) == 3, short
+		# descriptors come back: everything works again, and the log says so
+		for c in clients:
+			c.close()
+		clients = []
+		for p in pending:
+			p.close()
+		util.wait_until(lambda: util.request(values["port_stats"], "GET", "/metrics",
+						     timeout=5).status == 200, what="/metrics again")
+		assert util.request(values["port"], "GET", "/whoami").status == 200
+		r = ctl(bollard_bin, sock, "show", "info")
+		assert r.returncode == 0, r
+		for again in ("control: accepting on stats-listen again (",
+			      "control: accepting on admin-socket again (", "accept: accepting again ("):
+			util.wait_until(lambda: again in log_text(), what="%r logged" % again)
+	finally:
+		for c in clients:
+			c.close()
+		util.stop_process(proc)
+	assert proc.returncode == 0, err.read_text()
+	text = err.read_text(errors="replace")
+	assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text[-3000:]
