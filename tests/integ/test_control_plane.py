@@ -264,3 +264,49 @@ def test_out_of_descriptors_pauses_accepting(demo_apps, config_for, bollard_bin,
 	assert proc.returncode == 0, err.read_text()
 	text = err.read_text(errors="replace")
 	assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text[-3000:]
+
+
+def wait_exit(proc, timeout=15):
+	try:
+		return proc.wait(timeout=timeout)
+	except subprocess.TimeoutExpired:
+		return None
+
+
+def test_second_instance_is_refused(demo_apps, bollard_factory, config_for, bollard_bin):
+	"""Item 13: the same configuration started twice. The second must not
+	delete the live admin socket nor share the frontend's traffic through
+	SO_REUSEPORT: it refuses to start, saying why; the first goes on."""
+	apps = demo_apps(1)
+	a = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL))
+	sock = os.path.join(tmp_of(a), "bollard.sock")
+	pid_a = ctl(bollard_bin, sock, "show", "info").stdout.split("pid ")[1].split()[0]
+	assert pid_a == str(a.pid)
+	b = bollard_factory(a.config_text, wait=False)
+	assert wait_exit(b.proc) == 1, "a second instance kept running:\n" + b.stderr_text()
+	err = b.stderr_text()
+	assert "another bollard (pid %d)" % a.pid in err and "bollard.sock" in err, err
+	assert "started" not in err, err
+	# the first one still owns everything
+	r = ctl(bollard_bin, sock, "show", "info")
+	assert r.returncode == 0 and "pid %d\n" % a.pid in r.stdout, r
+	for _ in range(5):
+		assert util.request(a.port, "GET", "/whoami").status == 200
+	# once it is gone, the same configuration starts (the lock files stay)
+	assert a.stop() == 0
+	c = bollard_factory(a.config_text)
+	r = ctl(bollard_bin, sock, "show", "info")
+	assert r.returncode == 0 and "pid %d\n" % c.pid in r.stdout, r
+
+
+def test_frontend_address_served_elsewhere_is_refused(demo_apps, bollard_factory, config_for):
+	"""Item 13, without an admin socket or a state file to lock: a frontend
+	address another process already listens on (SO_REUSEPORT would let a
+	second bollard share it silently) refuses the start."""
+	apps = demo_apps(1)
+	a = bollard_factory(config_for(apps))
+	b = bollard_factory(a.config_text, wait=False)
+	assert wait_exit(b.proc) == 1, "a second instance kept running:\n" + b.stderr_text()
+	err = b.stderr_text()
+	assert "127.0.0.1:%d" % a.port in err and "already" in err, err
+	assert a.alive() and util.request(a.port, "GET", "/whoami").status == 200
