@@ -19,6 +19,10 @@
  * - each frontend address and stats-listen is bound once without
  *   SO_REUSEPORT: if anyone listens there (SO_REUSEPORT or not), that bind
  *   fails with EADDRINUSE.
+ *
+ * It also refuses a state-file path that names something other than a
+ * regular file, which the start would block on (a FIFO) or the saves fail
+ * on.
  */
 #include "api.h"
 #include "instance.h"
@@ -129,8 +133,22 @@ static bool address_taken(const struct cfg_addr *a)
 	return taken;
 }
 
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a file";
+}
+
 int instance_claim(const struct config *cfg, char *err, size_t errlen)
 {
+	struct stat st;
+
+	/* Opening a FIFO to read it waits for a writer: the start blocked for
+	 * ever (issue 9 item 19). A state file is a regular file or absent. */
+	if (cfg->state_file && stat(cfg->state_file, &st) == 0 && !S_ISREG(st.st_mode))
+		return fail(err, errlen, "state-file %s: not a regular file (%s); give the path of "
+			    "a file bollard may create and replace", cfg->state_file,
+			    file_kind(st.st_mode));
 	if (cfg->admin_socket &&
 	    lock_beside(cfg->admin_socket, "admin-socket", &lock_fds[0], err, errlen) < 0)
 		return -1;

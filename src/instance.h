@@ -1,7 +1,7 @@
 /*
  * instance.h - refuse to run a configuration another bollard already runs
  * (locks beside the admin socket and the state file, probes of the
- * addresses); see instance.c.
+ * addresses) or whose state-file is not a regular file; see instance.c.
  */
 #ifndef BOLLARD_INSTANCE_H
 #define BOLLARD_INSTANCE_H

@@ -310,3 +310,21 @@ def test_frontend_address_served_elsewhere_is_refused(demo_apps, bollard_factory
 	err = b.stderr_text()
 	assert "127.0.0.1:%d" % a.port in err and "already" in err, err
 	assert a.alive() and util.request(a.port, "GET", "/whoami").status == 200
+
+
+def test_state_file_must_be_a_regular_file(demo_apps, bollard_factory, config_for, tmp_path):
+	"""Item 19: a FIFO as the state file blocked the start for ever (the
+	open waits for a writer); a directory or a device is no better.
+	Refused at once, with a clear message."""
+	apps = demo_apps(1)
+	fifo = tmp_path / "bollard.state"
+	os.mkfifo(fifo)
+	b = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL), wait=False)
+	assert wait_exit(b.proc, timeout=10) == 1, "start blocked:\n" + b.stderr_text()
+	err = b.stderr_text()
+	assert "state-file %s: not a regular file" % fifo in err, err
+	os.unlink(fifo)
+	os.mkdir(fifo)
+	b = bollard_factory(config_for(apps, global_extra=CONTROL_GLOBAL), wait=False)
+	assert wait_exit(b.proc, timeout=10) == 1, b.stderr_text()
+	assert "state-file %s: not a regular file" % fifo in b.stderr_text(), b.stderr_text()
