@@ -84,6 +84,8 @@ struct control_conn {
 	struct admin_wait wait;
 	uint64_t last_ms;           /* last activity (monotonic) */
 	uint64_t born_ms;           /* accepted at */
+	struct sockaddr_storage local; /* stats: the address the client connected to */
+	bool has_local;
 	uint64_t linger_ms;         /* lingering since */
 	/* listeners: paused after accept(2) failed (EMFILE...) until
 	 * paused_until; fails counts the failed attempts of that spell */
@@ -450,6 +452,11 @@ static void accept_all(struct control *c, struct control_conn *l)
 		}
 		cc->fd = fd;
 		cc->kind = l->kind == CK_ADMIN_LISTEN ? CK_ADMIN : CK_STATS;
+		if (cc->kind == CK_STATS) {
+			socklen_t sl = sizeof(cc->local);
+
+			cc->has_local = getsockname(fd, (struct sockaddr *)&cc->local, &sl) == 0;
+		}
 		cc->last_ms = cc->born_ms = now_ms();
 		admin_buf_init(&cc->out);
 		if (ep_set(c, cc, EPOLLIN) < 0) {
@@ -540,7 +547,7 @@ static void stats_request(struct control_conn *cc)
 		return;
 	}
 	if (n > 0)
-		stats_respond(cc->in, (size_t)n, &cc->out);
+		stats_respond(cc->in, (size_t)n, cc->has_local ? &cc->local : NULL, &cc->out);
 	/* one request per connection; what follows is not read */
 	cc->close_after = true;
 	cc->inlen = 0;

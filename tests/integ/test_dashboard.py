@@ -18,6 +18,7 @@ ADMIN_GLOBAL = """
     admin-socket {tmp}/bollard.sock
     stats-listen 127.0.0.1:{port_stats}
     stats-admin on
+    stats-host test
 """
 
 PERSIST = "    persist source expire 30m\n"

@@ -490,7 +490,7 @@ static const char *http(const char *req)
 	static char copy[16384];
 
 	admin_buf_free(&out);
-	stats_respond(req, strlen(req), &out);
+	stats_respond(req, strlen(req), NULL, &out);
 	assert_non_null(out.p);
 	assert_true(out.len < sizeof(copy));
 	memcpy(copy, out.p, out.len + 1);
