@@ -455,7 +455,9 @@ int admin_execute(const char *line, struct admin_buf *out)
 	if (n >= 2 && (!strcmp(w[0], "show") || !strcmp(w[0], "clear")) &&
 	    !strcmp(w[1], "sessions")) {
 		const char *msg = NULL, *arg = NULL;
-		int r = w[0][0] == 's' ? admin_show_sessions(out, w + 2, n - 2, json, &msg, &arg)
+		/* the socket is owner-only, as the state file holding the same
+		 * keys is: it shows them whole */
+		int r = w[0][0] == 's' ? admin_show_sessions(out, w + 2, n - 2, json, false, &msg, &arg)
 				       : admin_clear_sessions(out, w + 2, n - 2, json, &msg, &arg);
 		if (r < 0)
 			return error_answer(out, msg, arg ? arg : (w[0][0] == 's' ?

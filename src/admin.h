@@ -49,9 +49,11 @@ void admin_show_info(struct admin_buf *out, bool json);
 int admin_show_servers(struct admin_buf *out, const char *backend, bool json);
 /* admin_sessions.c: w[0..n) are the words after "show sessions" / "clear
  * sessions". Return 0, or -1 with *msg a format for error_answer() and *arg
- * its argument (NULL: the usage line). */
-int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
-			const char **arg);
+ * its argument (NULL: the usage line). redact: each key shown as "#" and
+ * 16 hex digits of a keyed hash, stable for the life of the process (the
+ * stats listener without stats-auth); the admin socket shows them whole. */
+int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, bool redact,
+			const char **msg, const char **arg);
 int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
 			 const char **arg);
 

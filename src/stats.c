@@ -730,9 +730,11 @@ static void api_stats(struct admin_buf *out)
 	json_free(&j);
 }
 
-/* GET /api/sessions?backend=NAME[&limit=N]: `json show sessions NAME limit N`. */
+/* GET /api/sessions?backend=NAME[&limit=N]: `json show sessions NAME limit N`,
+ * its keys redacted unless stats-auth authenticated the request. */
 static void api_sessions(struct admin_buf *out, const char *q, size_t qn, bool head_only)
 {
+	const struct config *cfg = G.cfg;
 	char be[CFG_NAME_MAX], limit[24];
 	char *w[3] = { be, "limit", limit };
 	const char *msg = NULL, *arg = NULL;
@@ -744,7 +746,7 @@ static void api_sessions(struct admin_buf *out, const char *q, size_t qn, bool h
 	}
 	admin_buf_init(&body);
 	if (admin_show_sessions(&body, w, form_value(q, qn, "limit", limit, sizeof(limit)) ? 3 : 1,
-				true, &msg, &arg) < 0)
+				true, !(cfg && cfg->stats_auth), &msg, &arg) < 0)
 		respond_error(out, 404, "Not Found", msg, arg ? arg : "");
 	else
 		respond(out, 200, "OK", "application/json", NULL, body.p ? body.p : "",

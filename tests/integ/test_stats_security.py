@@ -88,3 +88,69 @@ def test_stats_host_checked(bollard_run):
 			 ("stats-host [nope]", "not a host name")):
 		r = bollard_run("check", "-c", "{conf}", config=base % ("    " + bad))
 		assert r.returncode == 1 and re.search(r"check\.conf:3: .*%s" % why, r.stderr), (bad, r.stderr)
+
+
+SESSIONS_GLOBAL = """
+    admin-socket {tmp}/bollard.sock
+    stats-listen 127.0.0.1:{port_stats}
+"""
+
+
+def make_sessions(b, n=4):
+	keys = ["secret-session-%d-Zq7" % i for i in range(n)]
+	for k in keys:
+		assert util.request(b.port, "GET", "/whoami", headers=[("X-Sess", k)]).status == 200
+	return keys
+
+
+def test_sessions_are_redacted_without_auth(demo_apps, bollard_factory, config_for, bollard_bin):
+	"""Item 7: learned session keys are bearer credentials and client
+	addresses are personal data: without stats-auth, /api/sessions shows
+	a short keyed hash of each key (stable, to correlate), never the key."""
+	apps = demo_apps(2)
+	b = bollard_factory(config_for(apps, global_extra=SESSIONS_GLOBAL,
+				       backend_extra="    persist header X-Sess\n    persist source"))
+	sp = b.ports["port_stats"]
+	keys = make_sessions(b)
+	raw = ctl(bollard_bin, b, "json", "show", "sessions", "be")
+	assert raw.returncode == 0, raw
+	full = {(s["method"], s["key"]): s for s in __import__("json").loads(raw.stdout)["sessions"]}
+	assert {k for _, k in full} == set(keys) | {"127.0.0.1"}, full   # the socket shows them
+
+	def api():
+		r = util.request(sp, "GET", "/api/sessions?backend=be")
+		assert r.status == 200, r
+		for secret in keys + ["127.0.0.1"]:
+			assert secret.encode() not in r.body, r.body
+		return r.json()["sessions"]
+	first = api()
+	assert len(first) == len(full)
+	for s in first:
+		assert re.fullmatch(r"#[0-9a-f]{16}", s["key"]), s
+	assert len({s["key"] for s in first}) == len(first)      # distinct keys, distinct hashes
+	assert sorted(s["key"] for s in api()) == sorted(s["key"] for s in first)  # stable
+	# the rest of each entry is as the runtime API has it
+	by_server = sorted((s["method"], s["server"]) for s in first)
+	assert by_server == sorted((m, s["server"]) for (m, _), s in full.items())
+	# nothing else on the listener carries them either
+	for path in ("/", "/api/stats", "/api/servers", "/metrics"):
+		body = util.request(sp, "GET", path).body
+		for secret in keys:
+			assert secret.encode() not in body, path
+
+
+def test_sessions_shown_to_an_authenticated_admin(demo_apps, bollard_factory, config_for,
+						 bollard_bin, tmp_path):
+	auth = tmp_path / "stats.users"
+	auth.write_text("admin:pw-Xk2\n")
+	os.chmod(auth, 0o600)
+	apps = demo_apps(2)
+	b = bollard_factory(config_for(apps, global_extra=SESSIONS_GLOBAL + "    stats-auth %s\n" % auth,
+				       backend_extra="    persist header X-Sess"))
+	sp = b.ports["port_stats"]
+	keys = make_sessions(b)
+	assert util.request(sp, "GET", "/api/sessions?backend=be").status == 401
+	cred = [("Authorization", "Basic " + base64.b64encode(b"admin:pw-Xk2").decode())]
+	r = util.request(sp, "GET", "/api/sessions?backend=be", headers=cred)
+	assert r.status == 200, r
+	assert sorted(s["key"] for s in r.json()["sessions"]) == sorted(keys)
