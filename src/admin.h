@@ -29,6 +29,9 @@ void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
 /* Drop the first n bytes (what was written to the socket). */
 void admin_buf_consume(struct admin_buf *b, size_t n);
 
+/* Longest command line, without its line ending (doc/runtime-api.md). */
+#define ADMIN_MAX_LINE 4095
+
 /*
  * Execute one command line (without its '\n'; a trailing '\r' is ignored)
  * against the running configuration G.cfg and append the answer to out.
@@ -46,9 +49,11 @@ void admin_show_info(struct admin_buf *out, bool json);
 int admin_show_servers(struct admin_buf *out, const char *backend, bool json);
 /* admin_sessions.c: w[0..n) are the words after "show sessions" / "clear
  * sessions". Return 0, or -1 with *msg a format for error_answer() and *arg
- * its argument (NULL: the usage line). */
-int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
-			const char **arg);
+ * its argument (NULL: the usage line). redact: each key shown as "#" and
+ * 16 hex digits of a keyed hash, stable for the life of the process (the
+ * stats listener without stats-auth); the admin socket shows them whole. */
+int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, bool redact,
+			const char **msg, const char **arg);
 int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
 			 const char **arg);
 
@@ -83,11 +88,18 @@ int admin_wait_poll(struct admin_wait *w, struct admin_buf *out, uint64_t now_ms
 /* Is s drained at now_ms (CLOCK_MONOTONIC)? No busy connection, no table
  * session, and idle for admin_drain_idle_ms(s->be). */
 bool admin_server_drained(const struct server *s, uint64_t now_ms);
+/* At start (control thread, before the first `wait drained`): every server
+ * of cfg that has not taken a request yet counts as having taken one at
+ * now_ms, since the clients of a previous run may still carry its cookies. */
+void admin_drain_start(struct config *cfg, uint64_t now_ms);
 /* How long a server of be must go without requests before the sessions
  * clients carry (cookies, hashed keys) can no longer come back; 2 s when
  * every persistence method of be keeps its sessions in tables; never less
  * than 2 s, since the session counts lag the tables. */
 uint64_t admin_drain_idle_ms(const struct backend *be);
+
+/* ms as the configuration writes durations: "1h", "30m1s", "2s", "1500ms". */
+void admin_duration_text(char *out, size_t cap, uint64_t ms);
 
 /* The health column of `show servers` until health checks exist. */
 const char *admin_server_health(const struct server *s);

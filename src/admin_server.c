@@ -298,17 +298,70 @@ uint64_t admin_drain_idle_ms(const struct backend *be)
 	return need;
 }
 
-bool admin_server_drained(const struct server *s, uint64_t now_ms)
+void admin_drain_start(struct config *cfg, uint64_t now_ms)
+{
+	for (int b = 0; b < cfg->nbackends; b++)
+		for (int i = 0; i < cfg->backends[b]->nservers; i++) {
+			uint64_t never = 0;
+
+			/* a worker may have stamped a real request already */
+			atomic_compare_exchange_strong(&cfg->backends[b]->servers[i]->last_request_ms,
+						       &never, now_ms);
+		}
+}
+
+/* What `wait drained` looks at, read once so that the verdict and the
+ * reasons given with a timeout agree. */
+struct drain_view {
+	int64_t conns;          /* busy server connections */
+	uint64_t sessions;      /* table entries pointing at it */
+	uint64_t idle_ms;       /* since the last request; UINT64_MAX: none ever */
+	uint64_t need_ms;       /* the idle time a drain needs */
+};
+
+static void drain_look(const struct server *s, uint64_t now_ms, struct drain_view *v)
 {
 	uint64_t last = atomic_load_explicit(&s->last_request_ms, memory_order_relaxed);
-	uint64_t need = admin_drain_idle_ms(s->be);
 
-	if (atomic_load_explicit(&s->conns, memory_order_relaxed) > 0)
-		return false;
-	if (atomic_load_explicit(&s->sessions, memory_order_relaxed) > 0)
-		return false;
-	/* last == 0: no request ever reached it */
-	return need == 0 || last == 0 || (now_ms >= last && now_ms - last >= need);
+	v->conns = atomic_load_explicit(&s->conns, memory_order_relaxed);
+	v->sessions = atomic_load_explicit(&s->sessions, memory_order_relaxed);
+	/* last == 0: no request ever reached it, nor could a client of a
+	 * previous run have a session on it: added at run time, or new in a
+	 * reload (a server of the starting configuration counts from the
+	 * start, admin_drain_start(); a reload carries the time over) */
+	v->idle_ms = last == 0 ? UINT64_MAX : now_ms >= last ? now_ms - last : 0;
+	v->need_ms = admin_drain_idle_ms(s->be);
+}
+
+static bool drain_done(const struct drain_view *v)
+{
+	return v->conns <= 0 && v->sessions == 0 && v->idle_ms >= v->need_ms;
+}
+
+bool admin_server_drained(const struct server *s, uint64_t now_ms)
+{
+	struct drain_view v;
+
+	drain_look(s, now_ms, &v);
+	return drain_done(&v);
+}
+
+void admin_duration_text(char *out, size_t cap, uint64_t ms)
+{
+	uint64_t s = ms / 1000;
+	int n = 0;
+
+	if (ms % 1000 || ms == 0) {
+		snprintf(out, cap, ms ? "%llums" : "0s", (unsigned long long)ms);
+		return;
+	}
+	out[0] = '\0';
+	if (s >= 3600)
+		n += snprintf(out + n, cap - (size_t)n, "%lluh", (unsigned long long)(s / 3600));
+	if (s % 3600 >= 60 && (size_t)n < cap)
+		n += snprintf(out + n, cap - (size_t)n, "%llum", (unsigned long long)(s % 3600 / 60));
+	if (s % 60 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, "%llus", (unsigned long long)(s % 60));
 }
 
 static bool draining(const struct server *s)
@@ -324,6 +377,62 @@ static void wait_answer(struct admin_buf *out, bool json, const char *result)
 		admin_buf_printf(out, "{\"result\":\"%s\"}\n\n", result);
 	else
 		admin_buf_printf(out, "%s\n\n", result);
+}
+
+/*
+ * `timeout`, with what still holds the server (issue 10 item 14): busy
+ * connections, table sessions, or a last request too recent for the
+ * sessions clients carry to have lapsed. Text: "timeout: " and the open
+ * conditions; JSON: the same as "open" plus the numbers behind them.
+ */
+static void wait_timeout(struct admin_buf *out, bool json, const struct server *s,
+			 uint64_t now_ms)
+{
+	struct drain_view v;
+	char ago[32], need[32];
+	const char *sep = "";
+	struct json j;
+
+	drain_look(s, now_ms, &v);
+	admin_duration_text(ago, sizeof(ago), v.idle_ms / 1000 * 1000);
+	admin_duration_text(need, sizeof(need), v.need_ms);
+	if (json) {
+		json_init_heap(&j);
+		json_obj_open(&j);
+		json_kv_str(&j, "result", "timeout");
+		json_key(&j, "open");
+		json_arr_open(&j);
+		if (v.conns > 0)
+			json_str(&j, "connections");
+		if (v.sessions)
+			json_str(&j, "sessions");
+		if (v.idle_ms < v.need_ms)
+			json_str(&j, "recent-requests");
+		json_arr_close(&j);
+		json_kv_i64(&j, "conns", v.conns);
+		json_kv_u64(&j, "sessions", v.sessions);
+		if (v.idle_ms != UINT64_MAX)
+			json_kv_u64(&j, "idle_s", v.idle_ms / 1000);
+		json_kv_u64(&j, "need_idle_s", (v.need_ms + 999) / 1000);
+		answer_json_close(out, &j);
+		admin_buf_puts(out, "\n");
+		return;
+	}
+	admin_buf_puts(out, "timeout:");
+	if (v.conns > 0) {
+		admin_buf_printf(out, " %lld connection%s still open", (long long)v.conns,
+				 v.conns == 1 ? "" : "s");
+		sep = ";";
+	}
+	if (v.sessions) {
+		admin_buf_printf(out, "%s %llu table session%s still held", sep,
+				 (unsigned long long)v.sessions, v.sessions == 1 ? "" : "s");
+		sep = ";";
+	}
+	if (v.idle_ms < v.need_ms)
+		admin_buf_printf(out, "%s sessions still fresh (last request %s ago, drained after "
+				 "%s without one)", sep, ago, need);
+	admin_buf_puts(out, "\n\n");
 }
 
 int admin_wait_drained(struct admin_buf *out, char **w, int n, bool json, const char **msg,
@@ -398,7 +507,7 @@ int admin_wait_poll(struct admin_wait *w, struct admin_buf *out, uint64_t now_ms
 		return 1;
 	}
 	if (now_ms >= w->deadline_ms) {
-		wait_answer(out, w->json, "timeout");
+		wait_timeout(out, w->json, s, now_ms);
 		return 1;
 	}
 	return 0;

@@ -13,6 +13,34 @@
 #include "ev.h"
 
 #include <arpa/inet.h>
+#include <sodium.h>
+
+/*
+ * Redacted keys (issue 9 item 7). A learned session cookie is a bearer
+ * credential, a source key a client's address: the stats listener shows
+ * them only to an authenticated admin. Anyone else gets "#" and 16 hex
+ * digits of a BLAKE2b keyed with a random key of this process: the same
+ * session shows the same hash from poll to poll (to follow it, to count
+ * distinct ones), and nothing leads back to the key without the process's
+ * key, which never leaves it.
+ */
+#define REDACTED_BYTES 8
+
+static void key_redacted(const uint8_t *k, size_t n, char *out, size_t cap)
+{
+	static unsigned char secret[crypto_generichash_KEYBYTES];
+	static bool have_secret;   /* control thread only */
+	unsigned char h[REDACTED_BYTES];
+
+	BUG_ON(cap < 2 * REDACTED_BYTES + 2);
+	if (!have_secret) {
+		randombytes_buf(secret, sizeof(secret));
+		have_secret = true;
+	}
+	crypto_generichash(h, sizeof(h), k, n, secret, sizeof(secret));
+	out[0] = '#';
+	sodium_bin2hex(out + 1, cap - 1, h, sizeof(h));
+}
 
 /* A key as text: source keys are addresses, others their bytes with
  * anything unprintable (or a space, which would break the columns) as
@@ -45,6 +73,7 @@ struct walk {
 	const struct persist_rule *r;
 	int only_srv;
 	uint64_t left;
+	bool redact;
 };
 
 static int walk_one(void *arg, const void *key, size_t klen, uint32_t srv, uint64_t idle_ms,
@@ -57,7 +86,10 @@ static int walk_one(void *arg, const void *key, size_t klen, uint32_t srv, uint6
 		return 1;
 	wk->left--;
 	char k[4 * PERSIST_KEY_MAX + 1];
-	key_text(wk->r, key, klen, k, sizeof(k));
+	if (wk->redact)
+		key_redacted(key, klen, k, sizeof(k));
+	else
+		key_text(wk->r, key, klen, k, sizeof(k));
 	const char *sname = srv < (uint32_t)wk->be->nservers ? wk->be->servers[srv]->name : "-";
 	if (wk->j) {
 		json_obj_open(wk->j);
@@ -92,8 +124,8 @@ static int find_server_idx(const struct backend *be, const char *name)
 }
 
 /* w[0..n): BACKEND [SERVER] [limit N]. Returns 0, or -1 with msg set. */
-int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
-			const char **arg)
+int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, bool redact,
+			const char **msg, const char **arg)
 {
 	struct backend *be = n >= 1 ? find_be(w[0]) : NULL;
 	if (!be) {
@@ -123,7 +155,7 @@ int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, const
 		}
 	}
 	struct json j;
-	struct walk wk = { out, NULL, be, NULL, only, limit };
+	struct walk wk = { out, NULL, be, NULL, only, limit, redact };
 	if (json) {
 		json_init_heap(&j);
 		json_obj_open(&j);

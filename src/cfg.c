@@ -971,6 +971,7 @@ void cfg_free(struct config *cfg)
 	if (cfg->stats_auth)
 		explicit_bzero(cfg->stats_auth, strlen(cfg->stats_auth));
 	free(cfg->stats_auth);
+	free(cfg->stats_hosts);
 	free(cfg->state_file);
 	free(cfg);
 }

@@ -190,6 +190,7 @@ struct config {
 	bool stats_admin;             /* stats-admin on: POST /api/server allowed */
 	char *stats_auth_file;        /* stats-auth FILE; NULL = no basic auth */
 	char *stats_auth;             /* its contents, read at load (NUL-terminated) */
+	char *stats_hosts;            /* stats-host: lowercase names, space-separated; NULL = none */
 	char *secret_file;            /* NULL = none */
 	char *state_file;             /* NULL = none (persistence issue) */
 	uint32_t bufsize;             /* tune.bufsize, default 16384 */

@@ -18,6 +18,7 @@
 #include "persist.h"
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -196,6 +197,76 @@ static int kw_stats_admin(struct cfg_parser *p, int argc, char **argv)
 	if (i < 0)
 		return cfg_err_choice(p, "unknown stats-admin value", argv[1], v, ARRAY_SIZE(v));
 	p->cfg->stats_admin = i == 1;
+	return 0;
+}
+
+/*
+ * stats-host NAME...: the names, besides its address and localhost, by
+ * which browsers reach the stats listener; a state-changing request naming
+ * another Host is refused (DNS rebinding, stats.c). A name is what a Host
+ * field holds before its port: a DNS name, an IPv4 address, or an IPv6
+ * address in brackets.
+ */
+/* The shape of a stats-host NAME: 0 a name, an IPv4 address or an IPv6
+ * address in brackets; 1 one of those with a port; -1 none of them. */
+static int stats_host_shape(const char *n)
+{
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789.-_";
+	size_t len = strlen(n), end;
+
+	if (n[0] == '[') {
+		char a6[INET6_ADDRSTRLEN];
+		struct in6_addr in6;
+		const char *close = strchr(n, ']');
+
+		end = close ? (size_t)(close - n) + 1 : 0;
+		if (!close || end - 2 >= sizeof(a6))
+			return -1;
+		memcpy(a6, n + 1, end - 2);
+		a6[end - 2] = '\0';
+		if (inet_pton(AF_INET6, a6, &in6) != 1)
+			return -1;
+	} else
+		end = strspn(n, name_chars);
+	if (end == 0 || end >= 256)
+		return -1;
+	if (end == len)
+		return 0;
+	return n[end] == ':' && end + 1 < len && strspn(n + end + 1, "0123456789") == len - end - 1
+	       ? 1 : -1;
+}
+
+static int kw_stats_host(struct cfg_parser *p, int argc, char **argv)
+{
+	size_t have = p->cfg->stats_hosts ? strlen(p->cfg->stats_hosts) : 0, need = have;
+	char *list;
+
+	for (int i = 1; i < argc; i++) {
+		int shape = stats_host_shape(argv[i]);
+
+		if (shape != 0) {
+			cfg_err(p, p->line, shape > 0 ?
+				"stats-host '%s': give the name without a port (the port is not compared)" :
+				"stats-host '%s': not a host name or an address (IPv6 in brackets)",
+				argv[i]);
+			return -1;
+		}
+		need += strlen(argv[i]) + 1;
+	}
+	list = realloc(p->cfg->stats_hosts, need + 1);
+	if (!list) {
+		cfg_err(p, p->line, "out of memory");
+		return -1;
+	}
+	p->cfg->stats_hosts = list;
+	for (int i = 1; i < argc; i++) {
+		if (have)
+			list[have++] = ' ';
+		for (const char *c = argv[i]; *c; c++)
+			list[have++] = (char)tolower((unsigned char)*c);
+	}
+	list[have] = '\0';
 	return 0;
 }
 
@@ -1055,6 +1126,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "stats-listen",          CFG_S_GLOBAL, kw_stats_listen, 1, 1, false, "stats-listen ADDR" },
 	{ "stats-admin",           CFG_S_GLOBAL, kw_stats_admin, 1, 1, false, "stats-admin on|off" },
 	{ "stats-auth",            CFG_S_GLOBAL, kw_stats_auth, 1, 1, false, "stats-auth FILE" },
+	{ "stats-host",            CFG_S_GLOBAL, kw_stats_host, 1, -1, false, "stats-host NAME..." },
 	{ "secret-file",           CFG_S_GLOBAL, kw_secret_file, 1, 1, false, "secret-file PATH" },
 	{ "state-file",            CFG_S_GLOBAL, kw_state_file, 1, 1, false, "state-file PATH" },
 	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },

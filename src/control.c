@@ -12,8 +12,10 @@
  * Every control connection is bounded: a command line or a request head
  * longer than its limit is refused, answers waiting to be written stop the
  * reading of further commands (a client that sends but never reads cannot
- * make us buffer without end), idle connections are closed, and there is a
- * cap on how many are open at once.
+ * make us buffer without end), idle connections are closed, and each
+ * listener has its own cap on how many are open at once. Stats clients are
+ * untrusted: their request head has a deadline from accept, so trickling
+ * bytes keeps nothing open, and a full budget evicts the slowest head.
  *
  * A graceful stop (SIGTERM, SIGINT) asks the workers to stop accepting and
  * to finish in-flight requests, then polls every 50 ms until they are done
@@ -47,15 +49,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONTROL_MAX_CLIENTS  256
-#define ADMIN_MAX_LINE       4096          /* one command line */
+/* Each listener has its own budget, so that HTTP clients can never take
+ * the admin socket's slots (issue 9 item 5). */
+#define ADMIN_MAX_CLIENTS    128
+#define STATS_MAX_CLIENTS    128
+/* a command line, its CR LF and the NUL admin_lines() puts after it */
+#define ADMIN_LINE_BUF       (ADMIN_MAX_LINE + 3)
 #define ADMIN_OUT_HIGH       (1024 * 1024) /* stop reading while more is unsent */
 #define ADMIN_IDLE_MS        60000
 #define STATS_IDLE_MS        10000
-#define LINGER_MS            2000
+/* A stats request head (and its small body) must be complete this long
+ * after accept, however busily it trickles in; the whole connection,
+ * answer included, lives at most STATS_LIFE_MS. */
+#define STATS_HEAD_MS        10000
+#define STATS_LIFE_MS        30000
+#define LINGER_MS            2000          /* from the shutdown, not from activity */
 #define STOP_TICK_MS         50
 #define STATE_SAVE_MS        5000          /* state-file period (issue 3 item 8) */
 #define WAIT_TICK_MS         100           /* re-check of parked `wait drained` */
+#define ACCEPT_RETRY_MS      100           /* a listener paused by accept errors */
 
 enum control_kind { CK_SIGNAL, CK_ADMIN_LISTEN, CK_STATS_LISTEN, CK_ADMIN, CK_STATS, CK_CHECK };
 
@@ -68,8 +80,17 @@ struct control_conn {
 	bool skipping;              /* admin: dropping the rest of an over-long line */
 	bool lingering;             /* our side is shut: drop input until EOF */
 	bool waiting;               /* admin: `wait drained` parked, see poll_waits() */
+	bool dead;                  /* closed; freed by reap() once no event can name it */
 	struct admin_wait wait;
 	uint64_t last_ms;           /* last activity (monotonic) */
+	uint64_t born_ms;           /* accepted at */
+	struct sockaddr_storage local; /* stats: the address the client connected to */
+	bool has_local;
+	uint64_t linger_ms;         /* lingering since */
+	/* listeners: paused after accept(2) failed (EMFILE...) until
+	 * paused_until; fails counts the failed attempts of that spell */
+	uint64_t paused_until;
+	uint64_t fails;
 	char *in;                   /* clients: bytes read, not yet used */
 	size_t inlen;
 	size_t incap;
@@ -83,9 +104,13 @@ struct control {
 	struct control_conn admin_l;
 	struct control_conn stats_l;
 	struct control_conn *clients;
-	int nclients;
+	struct control_conn *dead;  /* closed during this turn of the loop */
+	int nadmin, nstats;         /* clients of each listener */
+	int npaused;                /* listeners paused by accept errors */
 	int nwaiting;               /* parked `wait drained` commands */
-	const char *admin_path;     /* to unlink at exit; NULL if none */
+	/* to unlink at exit; NULL if none. Our own copy: the configuration
+	 * that named it is freed by the first reload (issue 9 item 8). */
+	char *admin_path;
 };
 
 static uint64_t now_ms(void)
@@ -258,7 +283,12 @@ static int open_admin(struct control *c, const char *path)
 	}
 	c->admin_l.fd = fd;
 	c->admin_l.kind = CK_ADMIN_LISTEN;
-	c->admin_path = path;
+	c->admin_path = strdup(path);
+	if (!c->admin_path) {
+		log_msg(LOG_ERR, "admin-socket %s: out of memory", path);
+		unlink(path);
+		return -1;
+	}
 	if (ep_set(c, &c->admin_l, EPOLLIN) < 0) {
 		log_msg(LOG_ERR, "admin-socket %s: epoll: %s", path, strerror(errno));
 		return -1;
@@ -294,6 +324,12 @@ static int open_stats(struct control *c, const struct cfg_addr *a)
 
 /* ---- clients --------------------------------------------------------------- */
 
+/*
+ * Close cc at once, free it later: an event of this turn's epoll batch may
+ * still name it (an eviction closes a connection other than the one whose
+ * event is handled), so it goes on the dead list, which reap() frees once
+ * the batch is done.
+ */
 static void client_close(struct control *c, struct control_conn *cc)
 {
 	epoll_ctl(c->epfd, EPOLL_CTL_DEL, cc->fd, NULL);
@@ -304,10 +340,80 @@ static void client_close(struct control *c, struct control_conn *cc)
 		c->clients = cc->next;
 	if (cc->next)
 		cc->next->prev = cc->prev;
-	c->nclients--;
+	if (cc->kind == CK_ADMIN)
+		c->nadmin--;
+	else
+		c->nstats--;
 	free(cc->in);
 	admin_buf_free(&cc->out);
-	free(cc);
+	cc->dead = true;
+	cc->next = c->dead;
+	c->dead = cc;
+}
+
+static void reap(struct control *c)
+{
+	while (c->dead) {
+		struct control_conn *cc = c->dead;
+
+		c->dead = cc->next;
+		free(cc);
+	}
+}
+
+/*
+ * The stats budget is full: make room by closing the stats connection that
+ * has spent longest on its request head. A real client sends its head at
+ * once and is answered within the turn; the connections still reading a
+ * head after a while are the slow ones (slowloris), so a newcomer always
+ * gets in. False if every stats connection is past its head.
+ */
+static bool evict_slowest(struct control *c)
+{
+	struct control_conn *cc, *oldest = NULL;
+
+	for (cc = c->clients; cc; cc = cc->next)
+		if (cc->kind == CK_STATS && !cc->close_after && !cc->lingering &&
+		    (!oldest || cc->born_ms <= oldest->born_ms))
+			oldest = cc;
+	if (!oldest)
+		return false;
+	client_close(c, oldest);
+	return true;
+}
+
+static const char *listener_name(const struct control_conn *l)
+{
+	return l->kind == CK_ADMIN_LISTEN ? "admin-socket" : "stats-listen";
+}
+
+/*
+ * accept(2) failed for want of a resource (descriptors, memory) with a
+ * connection still pending: the level-triggered listener would wake us at
+ * once, for ever (issue 9 item 17). Stop watching it for ACCEPT_RETRY_MS,
+ * and say so once per spell, not once per attempt.
+ */
+static void accept_pause(struct control *c, struct control_conn *l, uint64_t now)
+{
+	if (l->fails++ == 0)
+		log_msg(LOG_ERR, "control: accept on %s: %s; not accepting there for now, retried "
+			"every %d ms (raise ulimit -n or lower maxconn)", listener_name(l),
+			strerror(errno), ACCEPT_RETRY_MS);
+	if (ep_set(c, l, 0) == 0)
+		c->npaused++;
+	l->paused_until = now + ACCEPT_RETRY_MS;
+}
+
+/* Watch again the listeners whose pause is over; the next failure pauses
+ * them again, the next success says the spell is over. */
+static void accept_resume(struct control *c, uint64_t now)
+{
+	struct control_conn *ls[] = { &c->admin_l, &c->stats_l };
+
+	for (size_t i = 0; c->npaused && i < ARRAY_SIZE(ls); i++)
+		if (ls[i]->fd >= 0 && !ls[i]->events && now >= ls[i]->paused_until &&
+		    ep_set(c, ls[i], EPOLLIN) == 0)
+			c->npaused--;
 }
 
 static void accept_all(struct control *c, struct control_conn *l)
@@ -320,17 +426,23 @@ static void accept_all(struct control *c, struct control_conn *l)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_msg(LOG_WARN, "control: accept: %s", strerror(errno));
+				accept_pause(c, l, now_ms());
 			return;
 		}
-		if (c->nclients >= CONTROL_MAX_CLIENTS) {
+		if (l->fails) {
+			log_msg(LOG_INFO, "control: accepting on %s again (%llu failed attempt%s)",
+				listener_name(l), (unsigned long long)l->fails, l->fails == 1 ? "" : "s");
+			l->fails = 0;
+		}
+		if (l->kind == CK_ADMIN_LISTEN ? c->nadmin >= ADMIN_MAX_CLIENTS :
+		    c->nstats >= STATS_MAX_CLIENTS && !evict_slowest(c)) {
 			/* refusing is an answer too; the limit protects us */
 			close(fd);
 			continue;
 		}
 		cc = calloc(1, sizeof(*cc));
 		if (cc)
-			cc->incap = l->kind == CK_ADMIN_LISTEN ? ADMIN_MAX_LINE : STATS_MAX_REQUEST;
+			cc->incap = l->kind == CK_ADMIN_LISTEN ? ADMIN_LINE_BUF : STATS_MAX_REQUEST;
 		if (cc)
 			cc->in = malloc(cc->incap);
 		if (!cc || !cc->in) {
@@ -340,7 +452,12 @@ static void accept_all(struct control *c, struct control_conn *l)
 		}
 		cc->fd = fd;
 		cc->kind = l->kind == CK_ADMIN_LISTEN ? CK_ADMIN : CK_STATS;
-		cc->last_ms = now_ms();
+		if (cc->kind == CK_STATS) {
+			socklen_t sl = sizeof(cc->local);
+
+			cc->has_local = getsockname(fd, (struct sockaddr *)&cc->local, &sl) == 0;
+		}
+		cc->last_ms = cc->born_ms = now_ms();
 		admin_buf_init(&cc->out);
 		if (ep_set(c, cc, EPOLLIN) < 0) {
 			free(cc->in);
@@ -352,7 +469,10 @@ static void accept_all(struct control *c, struct control_conn *l)
 		if (c->clients)
 			c->clients->prev = cc;
 		c->clients = cc;
-		c->nclients++;
+		if (cc->kind == CK_ADMIN)
+			c->nadmin++;
+		else
+			c->nstats++;
 	}
 }
 
@@ -391,15 +511,27 @@ static void admin_lines(struct control_conn *cc)
 	memmove(cc->in, cc->in + start, cc->inlen - start);
 	cc->inlen -= start;
 	if (cc->inlen == cc->incap - 1 && !memchr(cc->in, '\n', cc->inlen)) {
-		/* a full buffer without a newline: a line over the limit.
+		/* a full buffer without a newline: a line over the limit
+		 * (admin_execute() refuses the lines just over it that fit).
 		 * Answer it and skip to the next line rather than close: a
 		 * close with unread input would reset the connection and
 		 * lose the answer. */
 		admin_buf_printf(&cc->out, "error: command too long (over %d bytes)\n\n",
-				 ADMIN_MAX_LINE - 1);
+				 ADMIN_MAX_LINE);
 		cc->inlen = 0;
 		cc->skipping = true;
 	}
+}
+
+/* A stats request refused before it is complete: "431 Request Header
+ * Fields Too Large", "408 Request Timeout". The connection closes after. */
+static void stats_refuse(struct control_conn *cc, const char *status)
+{
+	admin_buf_printf(&cc->out, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+			 status, strlen(status) + 1, status);
+	cc->close_after = true;
+	cc->inlen = 0;
 }
 
 static void stats_request(struct control_conn *cc)
@@ -411,15 +543,11 @@ static void stats_request(struct control_conn *cc)
 	if (n == 0 && !cc->rd_closed)
 		return;
 	if (n < 0) {
-		static const char too_large[] =
-			"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-			"Content-Type: text/plain\r\nContent-Length: 36\r\n"
-			"Connection: close\r\n\r\n"
-			"431 Request Header Fields Too Large\n";
-
-		admin_buf_add(&cc->out, too_large, sizeof(too_large) - 1);
-	} else if (n > 0)
-		stats_respond(cc->in, (size_t)n, &cc->out);
+		stats_refuse(cc, "431 Request Header Fields Too Large");
+		return;
+	}
+	if (n > 0)
+		stats_respond(cc->in, (size_t)n, cc->has_local ? &cc->local : NULL, &cc->out);
 	/* one request per connection; what follows is not read */
 	cc->close_after = true;
 	cc->inlen = 0;
@@ -517,6 +645,7 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 			return;
 		}
 		cc->lingering = true;
+		cc->linger_ms = now_ms();
 		if (ep_set(c, cc, EPOLLIN) < 0)
 			client_close(c, cc);
 		return;
@@ -536,18 +665,35 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
 		client_close(c, cc);
 }
 
+/*
+ * The time limits of control connections. Activity alone never keeps a
+ * connection: a lingering close ends LINGER_MS after it began, and a stats
+ * connection that trickles its head a byte at a time is answered 408 at
+ * STATS_HEAD_MS and gone at STATS_LIFE_MS (a reader as slow as that).
+ */
 static void sweep_idle(struct control *c, uint64_t now)
 {
 	struct control_conn *cc = c->clients, *next;
 
 	for (; cc; cc = next) {
-		uint64_t limit = cc->lingering ? LINGER_MS :
-				 cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS;
-
 		next = cc->next;
 		if (cc->waiting)
 			continue;   /* bounded by its own timeout */
-		if (now - cc->last_ms > limit)
+		if (cc->lingering) {
+			if (now - cc->linger_ms > LINGER_MS)
+				client_close(c, cc);
+			continue;
+		}
+		if (cc->kind == CK_STATS && now - cc->born_ms > STATS_LIFE_MS) {
+			client_close(c, cc);
+			continue;
+		}
+		if (cc->kind == CK_STATS && !cc->close_after && now - cc->born_ms > STATS_HEAD_MS) {
+			stats_refuse(cc, "408 Request Timeout");
+			client_event(c, cc, 0);   /* write it, then linger; may close cc */
+			continue;
+		}
+		if (now - cc->last_ms > (cc->kind == CK_ADMIN ? ADMIN_IDLE_MS : STATS_IDLE_MS))
 			client_close(c, cc);
 	}
 }
@@ -578,22 +724,17 @@ static void poll_waits(struct control *c, uint64_t now)
 
 /* ---- the loop -------------------------------------------------------------- */
 
-static void fmt_duration(char *out, size_t cap, uint32_t ms)
-{
-	if (ms % 1000 == 0)
-		snprintf(out, cap, "%us", ms / 1000);
-	else
-		snprintf(out, cap, "%ums", ms);
-}
-
 static void control_cleanup(struct control *c)
 {
 	while (c->clients)
 		client_close(c, c->clients);
+	reap(c);
 	if (c->admin_l.fd >= 0)
 		close(c->admin_l.fd);
 	if (c->admin_path)
 		unlink(c->admin_path);
+	free(c->admin_path);
+	c->admin_path = NULL;
 	if (c->stats_l.fd >= 0)
 		close(c->stats_l.fd);
 	if (c->sig.fd >= 0)
@@ -657,6 +798,7 @@ int control_run(struct config *cfg)
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
+	admin_drain_start(cfg, now_ms());
 	self_ctl = &c;
 	self_chk = &chk;
 	admin_reload = control_reload;
@@ -667,7 +809,7 @@ int control_run(struct config *cfg)
 
 		cfg = G.cfg; /* a reload may have swapped it */
 		n = epoll_wait(c.epfd, evs, ARRAY_SIZE(evs), stopping ? STOP_TICK_MS :
-			       c.nwaiting ? WAIT_TICK_MS : check_wait);
+			       c.npaused ? ACCEPT_RETRY_MS : c.nwaiting ? WAIT_TICK_MS : check_wait);
 		if (n < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "control: epoll_wait: %s", strerror(errno));
 			break;
@@ -689,7 +831,7 @@ int control_run(struct config *cfg)
 						log_reopen();
 						log_msg(LOG_INFO, "SIGUSR1: log files reopened");
 					} else if (!stopping) {
-						fmt_duration(dur, sizeof(dur), cfg->grace);
+						admin_duration_text(dur, sizeof(dur), cfg->grace);
 						log_msg(LOG_INFO, "stopping (grace %s)", dur);
 						atomic_store(&G.stopping, 1);
 						workers_begin_stop();
@@ -711,12 +853,15 @@ int control_run(struct config *cfg)
 				break;
 			case CK_ADMIN:
 			case CK_STATS:
-				/* cc may be freed in there: the only use of it */
-				client_event(&c, cc, evs[i].events);
+				/* closed earlier in this batch (an eviction) */
+				if (!cc->dead)
+					client_event(&c, cc, evs[i].events);
 				break;
 			}
 		}
+		reap(&c);
 		now = now_ms();
+		accept_resume(&c, now);
 		cfg = G.cfg; /* a reload during this turn freed the old one */
 		poll_waits(&c, now);
 		check_wait = check_tick(now);

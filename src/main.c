@@ -9,6 +9,7 @@
 #include "control.h"
 #include "ctl.h"
 #include "global.h"
+#include "instance.h"
 #include "log.h"
 #include "lb_hash.h"
 #include "persist.h"
@@ -92,6 +93,12 @@ static int cmd_run(const char *file)
 	char err[512];
 	if (log_init(cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	/* before a listener is bound or the state file read */
+	if (instance_claim(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		cfg_free(cfg);
 		return 1;
 	}
 	if (cfg->secret_file && seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {

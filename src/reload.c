@@ -126,6 +126,10 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 			copy_u64(&ns->connect_errors, &os->connect_errors);
 			copy_u64(&ns->checks_ok, &os->checks_ok);
 			copy_u64(&ns->checks_fail, &os->checks_fail);
+			/* what `wait drained` reads: without them a reload made
+			 * every draining server look drained (issue 9 item 9) */
+			copy_u64(&ns->last_request_ms, &os->last_request_ms);
+			copy_u64(&ns->sessions, &os->sessions);
 			for (int k = 0; k < 6; k++)
 				copy_u64(&ns->responses[k], &os->responses[k]);
 			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));
@@ -170,24 +174,42 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 	}
 }
 
+/* The line after l in a list of '\n'-terminated lines. */
+static const char *next_line(const char *l)
+{
+	l += strcspn(l, "\n");
+	return *l ? l + 1 : l;
+}
+
 int reload_run(char *msg, size_t msglen)
 {
 	struct config *old = G.cfg;
 	char *errs = NULL;
 	struct config *nc = cfg_load(old->file, &errs);
 	if (!nc) {
-		int n = 0;
-		for (char *line = errs, *nl; line && *line; line = nl) {
-			nl = strchr(line, '\n');
-			if (nl)
-				*nl++ = 0;
-			log_msg(LOG_ERR, "reload: %s", line);
+		/* every error is logged, and listed in the answer too as far
+		 * as msg holds them (issue 10 item 14) */
+		int n = 0, shown = 0;
+		bool full = false;
+		for (const char *l = errs; l && *l; l = next_line(l))
 			n++;
+		snprintf(msg, msglen, "reload failed: %d error%s; still running the previous "
+			 "configuration", n, n == 1 ? "" : "s");
+		size_t used = strlen(msg);
+		for (const char *l = errs; l && *l; l = next_line(l)) {
+			int ll = (int)strcspn(l, "\n");
+			log_msg(LOG_ERR, "reload: %.*s", ll, l);
+			/* keep room for the "(N more in the log)" line */
+			if (!full && used + (size_t)ll + 32 < msglen) {
+				used += (size_t)snprintf(msg + used, msglen - used, "\n%.*s", ll, l);
+				shown++;
+			} else
+				full = true;
 		}
+		if (shown < n)
+			snprintf(msg + used, msglen - used, "\n(%d more in the log)", n - shown);
+		log_msg(LOG_ERR, "%.*s", (int)strcspn(msg, "\n"), msg);
 		free(errs);
-		snprintf(msg, msglen, "reload failed: %d error%s (see the log); still running the "
-			 "previous configuration", n, n == 1 ? "" : "s");
-		log_msg(LOG_ERR, "%s", msg);
 		return -1;
 	}
 	const char *why = NULL;

@@ -10,7 +10,9 @@
 #include "cfg.h"
 
 /* Control thread: reload G.cfg->file. Returns 0 (swapped) or -1 (kept the
- * old configuration; every error was logged and msg says why in one line). */
+ * old configuration; every error was logged, and msg says why: one line, or
+ * for configuration errors a summary line then one FILE:LINE: message a
+ * line, as many as msglen holds). */
 int reload_run(char *msg, size_t msglen);
 
 /* Reference counting of configuration generations: the control thread, each

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "dashboard.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <sodium.h>
 #include <strings.h>
@@ -729,9 +730,11 @@ static void api_stats(struct admin_buf *out)
 	json_free(&j);
 }
 
-/* GET /api/sessions?backend=NAME[&limit=N]: `json show sessions NAME limit N`. */
+/* GET /api/sessions?backend=NAME[&limit=N]: `json show sessions NAME limit N`,
+ * its keys redacted unless stats-auth authenticated the request. */
 static void api_sessions(struct admin_buf *out, const char *q, size_t qn, bool head_only)
 {
+	const struct config *cfg = G.cfg;
 	char be[CFG_NAME_MAX], limit[24];
 	char *w[3] = { be, "limit", limit };
 	const char *msg = NULL, *arg = NULL;
@@ -743,7 +746,7 @@ static void api_sessions(struct admin_buf *out, const char *q, size_t qn, bool h
 	}
 	admin_buf_init(&body);
 	if (admin_show_sessions(&body, w, form_value(q, qn, "limit", limit, sizeof(limit)) ? 3 : 1,
-				true, &msg, &arg) < 0)
+				true, !(cfg && cfg->stats_auth), &msg, &arg) < 0)
 		respond_error(out, 404, "Not Found", msg, arg ? arg : "");
 	else
 		respond(out, 200, "OK", "application/json", NULL, body.p ? body.p : "",
@@ -783,6 +786,71 @@ static bool same_origin(const char *h, size_t n)
 	return hl > 0 && vl - 7 == hl && memcmp(v + 7, host, hl) == 0;
 }
 
+/* Is name (lowercase, NUL-terminated) the address the client connected
+ * to, written as an IP literal ("127.0.0.1", "[::1]")? */
+static bool names_local_address(const char *name, const struct sockaddr_storage *local)
+{
+	char a6[INET6_ADDRSTRLEN];
+	size_t n = strlen(name);
+	struct in6_addr in6;
+	struct in_addr in4;
+
+	if (local->ss_family == AF_INET)
+		return inet_pton(AF_INET, name, &in4) == 1 &&
+		       memcmp(&in4, &((const struct sockaddr_in *)local)->sin_addr, sizeof(in4)) == 0;
+	if (local->ss_family != AF_INET6 || n < 3 || name[0] != '[' || n - 2 >= sizeof(a6))
+		return false;
+	memcpy(a6, name + 1, n - 2);
+	a6[n - 2] = '\0';
+	return inet_pton(AF_INET6, a6, &in6) == 1 &&
+	       memcmp(&in6, &((const struct sockaddr_in6 *)local)->sin6_addr, sizeof(in6)) == 0;
+}
+
+/*
+ * DNS rebinding (issue 9 item 6): a page of evil.example whose name is
+ * made to resolve to this listener is same-origin with itself, so Origin,
+ * Sec-Fetch-Site and the custom header all pass; what it cannot choose is
+ * the Host its browser sends. A state-changing request must name the
+ * listener (RFC 9110 7.2: Host is the authority the client targeted): the
+ * address the client connected to, localhost (which browsers never resolve
+ * through DNS), or a stats-host name. The port is not compared: a proxy or
+ * a NAT in front may change it.
+ */
+static bool host_allowed(const struct config *cfg, const char *h, size_t n,
+			 const struct sockaddr_storage *local)
+{
+	size_t vl, nl, i;
+	const char *v = header(h, n, "Host", &vl), *end;
+	char name[256];
+
+	if (!v || vl == 0)
+		return false;
+	if (v[0] == '[') {
+		end = memchr(v, ']', vl);
+		nl = end ? (size_t)(end - v) + 1 : 0;
+	} else {
+		end = memchr(v, ':', vl);
+		nl = end ? (size_t)(end - v) : vl;
+	}
+	if (nl == 0 || nl >= sizeof(name))
+		return false;
+	for (i = 0; i < nl; i++)
+		name[i] = (char)tolower((unsigned char)v[i]);
+	if (nl > 1 && name[nl - 1] == '.')
+		nl--;    /* the absolute form of the same DNS name */
+	name[nl] = '\0';
+	if (strcmp(name, "localhost") == 0 || (local && names_local_address(name, local)))
+		return true;
+	for (const char *t = cfg->stats_hosts; t && *t; t += strspn(t, " ")) {
+		size_t tl = strcspn(t, " ");
+
+		if (tl == nl && memcmp(t, name, nl) == 0)
+			return true;
+		t += tl;
+	}
+	return false;
+}
+
 /* POST /api/server, body backend=..&server=..&state=ready|drain|maint:
  * `json set server BACKEND/SERVER state STATE`. */
 static void api_set_server(struct admin_buf *out, const char *body, size_t blen)
@@ -816,7 +884,8 @@ static void api_set_server(struct admin_buf *out, const char *body, size_t blen)
 	admin_buf_free(&ans);
 }
 
-void stats_respond(const char *req, size_t len, struct admin_buf *out)
+void stats_respond(const char *req, size_t len, const struct sockaddr_storage *local,
+		   struct admin_buf *out)
 {
 	const char *sp1, *sp2, *eol, *path, *query = NULL;
 	const struct config *cfg = G.cfg;
@@ -859,6 +928,12 @@ void stats_respond(const char *req, size_t len, struct admin_buf *out)
 			break;
 		}
 	if (post && cfg && cfg->stats_admin && eq(path, plen, "/api/server")) {
+		if (!host_allowed(cfg, req, hlen, local)) {
+			respond_error(out, 403, "Forbidden", "%s",
+				      "the Host of this request is not a name of the statistics "
+				      "listener (its address, localhost, or a stats-host name)");
+			return;
+		}
 		if (!same_origin(req, hlen)) {
 			respond_error(out, 403, "Forbidden", "%s",
 				      "cross-site request refused: send X-Bollard-Csrf: 1 from the same origin");

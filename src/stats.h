@@ -13,6 +13,8 @@
 #include "api.h"
 #include "admin.h"
 
+#include <sys/socket.h>
+
 /* Largest request head we read; a longer one gets 431. */
 #define STATS_MAX_REQUEST 8192
 
@@ -30,10 +32,14 @@ long stats_head_len(const char *req, size_t len);
 
 /*
  * Build the complete HTTP/1.1 response (status line, headers, body) to the
- * request req[0..len) (as measured by stats_head_len()) into out. Every response carries
- * "Connection: close": the caller closes once it is written.
+ * request req[0..len) (as measured by stats_head_len()) into out. local is
+ * the address the client connected to (getsockname), or NULL when unknown:
+ * a state-changing request must name it, localhost or a stats-host name as
+ * its Host. Every response carries "Connection: close": the caller closes
+ * once it is written.
  */
-void stats_respond(const char *req, size_t len, struct admin_buf *out);
+void stats_respond(const char *req, size_t len, const struct sockaddr_storage *local,
+		   struct admin_buf *out);
 
 /* The Prometheus text exposition of every counter (the /metrics body). */
 void stats_metrics(struct admin_buf *out);

@@ -34,6 +34,37 @@ static struct worker *workers;
 static int nworkers;
 static _Atomic int nworkers_done;
 
+/*
+ * Out of descriptors (or kernel memory) at accept: the listeners pause and
+ * are retried every 10 ms (worker_main), which logged a line per attempt,
+ * hundreds a second (issue 9 item 17). The condition is the process's, not
+ * a worker's: one line when it begins, one with the count of failed
+ * attempts when an accept succeeds again, whichever workers see them.
+ */
+static _Atomic bool accept_short;
+static _Atomic uint64_t accept_fails;
+
+static void accept_failed(int err)
+{
+	atomic_fetch_add_explicit(&accept_fails, 1, memory_order_relaxed);
+	if (!atomic_exchange(&accept_short, true))
+		log_msg(LOG_ERR, "accept: %s: not accepting for now, retried every 10 ms "
+			"(raise ulimit -n or lower maxconn)", strerror(err));
+}
+
+static void accept_works(void)
+{
+	uint64_t n;
+
+	/* a relaxed load per accept; the exchange only after a shortage */
+	if (!atomic_load_explicit(&accept_short, memory_order_relaxed) ||
+	    !atomic_exchange(&accept_short, false))
+		return;
+	n = atomic_exchange(&accept_fails, 0);
+	log_msg(LOG_INFO, "accept: accepting again (%llu failed attempt%s)",
+		(unsigned long long)n, n == 1 ? "" : "s");
+}
+
 static int open_listener(const struct cfg_addr *a, char *err, size_t errlen)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -77,14 +108,15 @@ static void accept_some(struct worker *w, struct listener *l)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EMFILE || errno == ENFILE) {
-				log_msg(LOG_ERR, "accept: %s (raise ulimit -n or lower maxconn)",
-					strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				accept_failed(errno);
 				l->paused = true;
 				w->limit_paused = true;
 			}
 			return;
 		}
+		accept_works();
 		stream_accept(w, l, fd, &ss);
 	}
 	/* more may be waiting: with edge triggering, come back next iteration */

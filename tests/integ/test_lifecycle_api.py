@@ -128,11 +128,19 @@ def test_drain_keeps_sessions_and_takes_no_new_one(demo_apps, bollard_factory, c
 
 	# its sessions are alive: the wait times out (and says so, exit 0)
 	t0 = time.monotonic()
+	# (the timeout says what is still open: issue 10 item 14)
 	r = ctl(bollard_bin, b, "wait", "drained", "be/app1", "timeout", "2s")
-	assert (r.returncode, r.stdout.strip()) == (0, "timeout"), (r.stdout, r.stderr)
+	n = len(by["app1"])
+	assert (r.returncode, r.stdout.split(" (")[0]) == (
+		0, "timeout: %d table session%s still held; sessions still fresh"
+		% (n, "" if n == 1 else "s")), (r.stdout, r.stderr)
+	assert r.stdout.strip().endswith("drained after 30m without one)"), r.stdout
 	assert time.monotonic() - t0 >= 1.5
 	r = ctl(bollard_bin, b, "json", "wait", "drained", "be/app1", "timeout", "1s")
-	assert r.returncode == 0 and json.loads(r.stdout) == {"result": "timeout"}, r.stdout
+	doc = json.loads(r.stdout)
+	assert r.returncode == 0 and doc["result"] == "timeout", r.stdout
+	assert (doc["open"], doc["conns"], doc["sessions"], doc["need_idle_s"]) == (
+		["sessions", "recent-requests"], 0, n, 1800), doc
 
 	# back to ready: new sessions reach it again
 	ctl_ok(bollard_bin, b, "set", "server", "be/app1", "state", "ready")
@@ -153,7 +161,8 @@ def test_wait_drained_with_table_sessions(demo_apps, bollard_factory, config_for
 	util.wait_until(lambda: servers(bollard_bin, b)[home]["sessions"] == 1, timeout=10,
 			what="the session counted")
 	r = ctl(bollard_bin, b, "wait", "drained", "be/" + home, "timeout", "1s")
-	assert (r.returncode, r.stdout.strip()) == (0, "timeout"), r
+	assert (r.returncode, r.stdout.strip().split(";")[0]) == (
+		0, "timeout: 1 table session still held"), r
 
 	# park a long wait, show that the control loop still answers, then
 	# clear the session: the parked wait answers `drained`
@@ -323,8 +332,9 @@ def test_raw_protocol_parked_wait(demo_apps, bollard_factory, config_for, bollar
 	finally:
 		s.close()
 	answers = out.decode().split("\n\n")
-	assert answers[0] == "timeout", out
-	assert answers[1] == '{"result":"timeout"}', out
+	assert answers[0].startswith("timeout: sessions still fresh (last request "), out
+	assert answers[0].endswith(" ago, drained after 30m without one)"), out
+	assert json.loads(answers[1])["open"] == ["recent-requests"], out
 	assert answers[2].startswith("version "), out
 	assert answers[-1] == "" and len(answers) == 4, out
 

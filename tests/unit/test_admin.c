@@ -397,7 +397,17 @@ static void test_wait_drained(void **state)
 	assert_true(w.json);
 	poll_answer(&w, w.deadline_ms - 1, 0);
 	a = poll_answer(&w, w.deadline_ms, 1);
-	assert_string_equal(a, "{\"result\":\"timeout\"}\n\n");
+	assert_string_equal(a, "{\"result\":\"timeout\",\"open\":[\"sessions\"],\"conns\":0,"
+			    "\"sessions\":1,\"need_idle_s\":2}\n\n");
+	/* and in text, every condition still open (issue 10 item 14) */
+	atomic_store(&s1.conns, 1);
+	w = park("wait drained app/app1 timeout 1s");
+	atomic_store(&s1.last_request_ms, w.deadline_ms - 1500);
+	a = poll_answer(&w, w.deadline_ms, 1);
+	assert_string_equal(a, "timeout: 1 connection still open; 1 table session still held; "
+			    "sessions still fresh (last request 1s ago, drained after 2s without one)\n\n");
+	atomic_store(&s1.conns, 0);
+	atomic_store(&s1.last_request_ms, 0);
 
 	/* maint counts as draining too; back to ready ends the wait */
 	run("set server app/app1 state maint", 0);
@@ -480,7 +490,7 @@ static const char *http(const char *req)
 	static char copy[16384];
 
 	admin_buf_free(&out);
-	stats_respond(req, strlen(req), &out);
+	stats_respond(req, strlen(req), NULL, &out);
 	assert_non_null(out.p);
 	assert_true(out.len < sizeof(copy));
 	memcpy(copy, out.p, out.len + 1);
