@@ -147,7 +147,8 @@ microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
-# Binaries to bin/, bollard(8) and bollard.conf(5) to share/man, example
+# Binaries to bin/, bollard(8) (its FILES paths rewritten to $(PREFIX)) and
+# bollard.conf(5) to share/man, example
 # configurations and contrib/ (Grafana, Prometheus) to share/doc/bollard.
 # The systemd unit goes to $(PREFIX)/lib/systemd/system (a directory
 # systemd searches for /usr and /usr/local alike) with ExecStart pointing
@@ -160,7 +161,8 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(DOCDIR)/examples \
 		$(DESTDIR)$(DOCDIR)/contrib
 	install -m 0755 $(BUILD)/bollard $(BUILD)/bollard-demo-app $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 doc/bollard.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	sed 's|/usr/local/|$(PREFIX)/|g' doc/bollard.8 > $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	install -m 0644 doc/bollard.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 contrib/grafana-dashboard.json contrib/prometheus.yml \

@@ -33,8 +33,9 @@ static void usage(FILE *f)
 		"                                       send one runtime-API command\n"
 		"       bollard --version | --help\n"
 		"\n"
-		"Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 reopens log files.\n"
-		"Documentation: doc/config.md, doc/runtime-api.md.\n");
+		"Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully,\n"
+		"SIGUSR1 reopens log files. Exit status: 0 ok, 1 error, 2 usage error.\n"
+		"Documentation: bollard(8), bollard.conf(5).\n");
 }
 
 static const char *find_conf_arg(int argc, char **argv, int from)

@@ -67,6 +67,14 @@ def test_make_install_layout(tmp_path):
 		r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
 				    str(usr / "share/man/man8/bollard.8")], capture_output=True, text=True)
 		assert r.returncode == 0 and not r.stderr, r.stderr
+		# FILES names where this installation put things (issue 10 item 11)
+		out = subprocess.run(["groff", "-man", "-Tutf8", "-P-cbou",
+				      str(usr / "share/man/man8/bollard.8")], capture_output=True,
+				     timeout=30).stdout.decode("utf-8", "replace")
+		files = out[out.index("FILES"):out.index("EXIT STATUS")]
+		assert "/usr/share/doc/bollard/examples/" in files, files
+		assert "/usr/lib/systemd/system/bollard.service" in files, files
+		assert "/usr/local/share" not in files, files
 
 
 def test_make_install_without_systemd_unit(tmp_path):
