@@ -147,26 +147,39 @@ microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
-# Binaries to bin/, bollard(8) (its FILES paths rewritten to $(PREFIX)) and
-# bollard.conf(5) to share/man, example
-# configurations and contrib/ (Grafana, Prometheus) to share/doc/bollard.
-# The systemd unit goes to $(PREFIX)/lib/systemd/system (a directory
-# systemd searches for /usr and /usr/local alike) with ExecStart pointing
-# at $(PREFIX)/bin; SYSTEMDUNITDIR= (empty) leaves it out.
+# bollard to bin/; the demo application, which is not a production program,
+# to libexec/bollard/; bollard(8) (its FILES paths rewritten to $(PREFIX))
+# and bollard.conf(5) to share/man; example configurations and contrib/
+# (Grafana, Prometheus) to share/doc/bollard; a default
+# $(SYSCONFDIR)/bollard/bollard.conf (contrib/bollard.conf) only when there
+# is none, so a reinstall never overwrites the operator's file. The systemd
+# unit goes to $(PREFIX)/lib/systemd/system (a directory systemd searches
+# for /usr and /usr/local alike) with its paths pointing at $(PREFIX)/bin;
+# SYSTEMDUNITDIR= (empty) leaves it out.
 PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR   := $(PREFIX)/share/doc/bollard
+LIBEXECDIR := $(PREFIX)/libexec/bollard
+CONFDIR  := $(SYSCONFDIR)/bollard
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
-		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(DOCDIR)/examples \
-		$(DESTDIR)$(DOCDIR)/contrib
-	install -m 0755 $(BUILD)/bollard $(BUILD)/bollard-demo-app $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/contrib $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/bollard $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BUILD)/bollard-demo-app $(DESTDIR)$(LIBEXECDIR)/
 	sed 's|/usr/local/|$(PREFIX)/|g' doc/bollard.8 > $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	install -m 0644 doc/bollard.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 contrib/grafana-dashboard.json contrib/prometheus.yml \
-		$(DESTDIR)$(DOCDIR)/contrib/
+		contrib/bollard.conf $(DESTDIR)$(DOCDIR)/contrib/
+	@if [ -e $(DESTDIR)$(CONFDIR)/bollard.conf ]; then \
+		echo "install: kept the existing $(DESTDIR)$(CONFDIR)/bollard.conf"; \
+	else \
+		echo "install -m 0644 contrib/bollard.conf $(DESTDIR)$(CONFDIR)/bollard.conf"; \
+		install -m 0644 contrib/bollard.conf $(DESTDIR)$(CONFDIR)/bollard.conf; \
+	fi
 ifneq ($(SYSTEMDUNITDIR),)
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' contrib/bollard.service > $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service

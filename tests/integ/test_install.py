@@ -35,14 +35,19 @@ def test_make_install_layout(tmp_path):
 	stage = tmp_path / "stage"
 	_make_install(stage)
 	usr = stage / "usr"
-	for name in ("bollard", "bollard-demo-app"):
-		assert _mode(usr / "bin" / name) == 0o755, name
+	assert _mode(usr / "bin/bollard") == 0o755
+	# the demo app is no production program: out of bin/ (issue 10 item 10)
+	assert sorted(p.name for p in (usr / "bin").iterdir()) == ["bollard"]
+	demo = usr / "libexec/bollard/bollard-demo-app"
+	assert _mode(demo) == 0o755
+	r = subprocess.run([str(demo), "--help"], capture_output=True, text=True, timeout=10)
+	assert "--name" in r.stdout + r.stderr, r
 	assert _mode(usr / "share/man/man8/bollard.8") == 0o644
 	assert _mode(usr / "share/man/man5/bollard.conf.5") == 0o644
 	examples = sorted(p.name for p in (usr / "share/doc/bollard/examples").iterdir())
 	assert examples == sorted(p.name for p in (ROOT / "examples").glob("*.conf")), examples
 	assert "demo.conf" in examples
-	for name in ("grafana-dashboard.json", "prometheus.yml"):
+	for name in ("grafana-dashboard.json", "prometheus.yml", "bollard.conf"):
 		assert (usr / "share/doc/bollard/contrib" / name).is_file(), name
 	unit = usr / "lib/systemd/system/bollard.service"
 	text = unit.read_text()
@@ -58,11 +63,11 @@ def test_make_install_layout(tmp_path):
 	r = subprocess.run([str(usr / "bin/bollard"), "--version"], capture_output=True, text=True,
 			   timeout=10)
 	assert r.returncode == 0 and r.stdout.strip(), r
-	for ex in ("minimal.conf", "demo.conf"):
-		r = subprocess.run([str(usr / "bin/bollard"), "check", "-c",
-				    str(usr / "share/doc/bollard/examples" / ex)],
+	for conf in (usr / "share/doc/bollard/examples/minimal.conf",
+		     usr / "share/doc/bollard/examples/demo.conf", stage / "etc/bollard/bollard.conf"):
+		r = subprocess.run([str(usr / "bin/bollard"), "check", "-c", str(conf)],
 				   capture_output=True, text=True, timeout=10)
-		assert r.returncode == 0, (ex, r.stdout, r.stderr)
+		assert r.returncode == 0, (conf, r.stdout, r.stderr)
 	if shutil.which("groff"):
 		r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
 				    str(usr / "share/man/man8/bollard.8")], capture_output=True, text=True)
@@ -75,6 +80,21 @@ def test_make_install_layout(tmp_path):
 		assert "/usr/share/doc/bollard/examples/" in files, files
 		assert "/usr/lib/systemd/system/bollard.service" in files, files
 		assert "/usr/local/share" not in files, files
+
+
+def test_make_install_default_config_never_overwritten(tmp_path):
+	"""A default /etc/bollard/bollard.conf when there is none; a reinstall
+	keeps the operator's file byte for byte (issue 10 item 10)."""
+	stage = tmp_path / "stage"
+	_make_install(stage)
+	conf = stage / "etc/bollard/bollard.conf"
+	assert conf.read_text() == (ROOT / "contrib/bollard.conf").read_text()
+	assert _mode(conf) & 0o002 == 0
+	mine = "# the operator's own\nlisten web\n    bind 127.0.0.1:1\n    server a 127.0.0.1:2\n"
+	conf.write_text(mine)
+	r = _make_install(stage)
+	assert conf.read_text() == mine
+	assert "kept the existing" in r.stdout, r.stdout
 
 
 def test_make_install_without_systemd_unit(tmp_path):
