@@ -884,7 +884,7 @@ struct config *cfg_load(const char *file, char **errs)
 		cfg->threads = (int)(c < 1 ? 1 : c > 64 ? 64 : c);
 		cfg->maxconn = 10000;
 		cfg->log_target = LOG_TARGET_STDOUT;
-		cfg->log_format = LOG_FORMAT_COMBINED;
+		cfg->log_format = LOG_FORMAT_COMBINED_BOLLARD;
 		cfg->grace = 10000;
 		cfg->bufsize = 16384;
 		cfg->maxhdr = 100;

@@ -19,7 +19,9 @@
 			    1000000, 2500000, 5000000, 10000000 }
 
 enum cfg_log_target { LOG_TARGET_STDOUT, LOG_TARGET_STDERR, LOG_TARGET_FILE, LOG_TARGET_OFF };
-enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };
+/* combined: exactly Apache's; combined-bollard (the default): the same plus
+ * bollard's key=value fields; json: one object a line (log.c) */
+enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON, LOG_FORMAT_COMBINED_BOLLARD };
 enum cfg_mode { MODE_HTTP, MODE_TCP };
 enum lb_kind { LB_ROUNDROBIN, LB_LEASTCONN, LB_RANDOM, LB_P2C, LB_HASH };
 /* balance hash KEY [maglev|ring] [bound F] (lb_hash.c, doc/balancing.md) */

@@ -149,7 +149,7 @@ static int kw_log(struct cfg_parser *p, int argc, char **argv)
 
 static int kw_log_format(struct cfg_parser *p, int argc, char **argv)
 {
-	static const char *const f[] = { "combined", "json" };
+	static const char *const f[] = { "combined", "json", "combined-bollard" };
 	int i = cfg_choice(argv[1], f, ARRAY_SIZE(f));
 
 	if (i < 0)
@@ -1049,7 +1049,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "threads",               CFG_S_GLOBAL, kw_threads, 1, 1, false, "threads N|auto" },
 	{ "maxconn",               CFG_S_GLOBAL, kw_maxconn, 1, 1, false, "maxconn N" },
 	{ "log",                   CFG_S_GLOBAL, kw_log, 1, 2, false, "log stdout|stderr|file PATH|off" },
-	{ "log-format",            CFG_S_GLOBAL, kw_log_format, 1, 1, false, "log-format combined|json" },
+	{ "log-format",            CFG_S_GLOBAL, kw_log_format, 1, 1, false, "log-format combined-bollard|combined|json" },
 	{ "grace",                 CFG_S_GLOBAL, kw_grace, 1, 1, false, "grace DURATION" },
 	{ "admin-socket",          CFG_S_GLOBAL, kw_admin_socket, 1, 1, false, "admin-socket PATH" },
 	{ "stats-listen",          CFG_S_GLOBAL, kw_stats_listen, 1, 1, false, "stats-listen ADDR" },

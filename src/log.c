@@ -118,15 +118,16 @@ void log_flush(struct log_thread *lt)
 	lt->len = 0;
 }
 
-static void update_dates(struct log_thread *lt)
+/* The second-resolution parts of the dates are formatted once a second;
+ * JSON adds the milliseconds of each record. */
+static void update_dates(struct log_thread *lt, time_t now)
 {
-	time_t now = time(NULL);
 	if (now == lt->date_sec)
 		return;
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(lt->date_clf, sizeof(lt->date_clf), "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
-	strftime(lt->date_iso, sizeof(lt->date_iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(lt->date_iso, sizeof(lt->date_iso), "%Y-%m-%dT%H:%M:%S", &tm);
 	lt->date_sec = now;
 }
 
@@ -191,10 +192,12 @@ static char *put_u64(char *o, char *end, uint64_t v)
 
 #define DASH(s) ((s).n ? (s) : (struct log_str){ "-", 1 })
 
-static size_t format_combined(char *o0, char *end, struct log_thread *lt,
-			      const struct access_rec *r)
+/* The combined log format exactly (Apache's "%h %l %u %t \"%r\" %>s %b
+ * \"%{Referer}i\" \"%{User-agent}i\""), so that stock parsers (GoAccess,
+ * fluent-bit's apache2, Logstash's COMBINEDAPACHELOG) read it: nothing may
+ * follow the user agent. */
+static char *put_combined(char *o, char *end, struct log_thread *lt, const struct access_rec *r)
 {
-	char *o = o0;
 	o = put_str(o, end, r->client);
 	o = put_str(o, end, " - - ");
 	o = put_str(o, end, lt->date_clf);
@@ -210,7 +213,15 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 	o = put_esc(o, end, DASH(r->referer).p, DASH(r->referer).n, false);
 	o = put_str(o, end, "\" \"");
 	o = put_esc(o, end, DASH(r->ua).p, DASH(r->ua).n, false);
-	o = put_str(o, end, "\" frontend=");
+	return put_str(o, end, "\"");
+}
+
+/* combined-bollard: the combined format followed by bollard's fields as
+ * key=value words (where the request went, the persistence decision,
+ * timings, why it ended). */
+static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
+{
+	o = put_str(o, end, " frontend=");
 	o = put_str(o, end, r->frontend ? r->frontend : "-");
 	o = put_str(o, end, " backend=");
 	o = put_str(o, end, r->backend ? r->backend : "-");
@@ -235,8 +246,7 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 	o = put_str(o, end, " term=");
 	o = put_str(o, end, r->term ? r->term : "-");
 	o = put_str(o, end, " req_id=");
-	o = put_esc(o, end, DASH(r->reqid).p, DASH(r->reqid).n, false);
-	return (size_t)(o - o0);
+	return put_esc(o, end, DASH(r->reqid).p, DASH(r->reqid).n, false);
 }
 
 static char *put_jstr(char *o, char *end, const char *key, const char *s, size_t n)
@@ -247,11 +257,16 @@ static char *put_jstr(char *o, char *end, const char *key, const char *s, size_t
 	return put_str(o, end, "\"");
 }
 
-static size_t format_json(char *o0, char *end, struct log_thread *lt,
-			  const struct access_rec *r)
+static char *put_json(char *o, char *end, struct log_thread *lt, const struct access_rec *r,
+		      long ms)
 {
-	char *o = o0;
-	o = put_jstr(o, end, "{\"time\":", lt->date_iso, strlen(lt->date_iso));
+	char frac[8] = { '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+			 (char)('0' + ms % 10), 'Z', '"' };
+
+	/* RFC 3339 UTC time with milliseconds: 2026-11-27T18:40:00.123Z */
+	o = put_str(o, end, "{\"time\":\"");
+	o = put_str(o, end, lt->date_iso);
+	o = put_str(o, end, frac);
 	o = put_jstr(o, end, ",\"client\":", r->client, strlen(r->client));
 	o = put_jstr(o, end, ",\"method\":", r->method.p, r->method.n);
 	o = put_jstr(o, end, ",\"target\":", r->target.p, r->target.n);
@@ -281,21 +296,28 @@ static size_t format_json(char *o0, char *end, struct log_thread *lt,
 	o = put_ms(o, end, r->total_ms, true);
 	o = put_jstr(o, end, ",\"term\":", r->term ? r->term : "-", r->term ? strlen(r->term) : 1);
 	o = put_jstr(o, end, ",\"request_id\":", r->reqid.p, r->reqid.n);
-	o = put_str(o, end, "}");
-	return (size_t)(o - o0);
+	return put_str(o, end, "}");
 }
 
 void log_access(struct log_thread *lt, const struct access_rec *r)
 {
+	struct timespec ts;
+
 	if (access_fd < 0 || !lt->buf)
 		return;
 	if (lt->cap - lt->len < LOG_LINE_MAX)
 		log_flush(lt);
-	update_dates(lt);
-	char *o = lt->buf + lt->len;
-	char *end = o + LOG_LINE_MAX - 1; /* room for the newline */
-	size_t n = access_format == LOG_FORMAT_JSON ? format_json(o, end, lt, r)
-						    : format_combined(o, end, lt, r);
-	o[n++] = '\n';
-	lt->len += n;
+	clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call */
+	update_dates(lt, ts.tv_sec);
+	char *o0 = lt->buf + lt->len, *o;
+	char *end = o0 + LOG_LINE_MAX - 1; /* room for the newline */
+	if (access_format == LOG_FORMAT_JSON) {
+		o = put_json(o0, end, lt, r, ts.tv_nsec / 1000000);
+	} else {
+		o = put_combined(o0, end, lt, r);
+		if (access_format == LOG_FORMAT_COMBINED_BOLLARD)
+			o = put_bollard_fields(o, end, r);
+	}
+	*o++ = '\n';
+	lt->len += (size_t)(o - o0);
 }

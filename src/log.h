@@ -1,6 +1,6 @@
 /*
  * log.h - the error log (levels, to stderr) and the access log (one line
- * per request, combined or JSON, buffered per thread and flushed once per
+ * per request: combined, combined-bollard or JSON, buffered per thread and flushed once per
  * event-loop iteration so that logging costs no syscall per request).
  */
 #ifndef BOLLARD_LOG_H
@@ -50,7 +50,7 @@ struct log_thread {
 	size_t len, cap;
 	time_t date_sec;
 	char date_clf[40];  /* [27/Nov/2026:18:40:00 +0000] */
-	char date_iso[32];  /* 2026-11-27T18:40:00 */
+	char date_iso[32];  /* 2026-11-27T18:40:00 (JSON adds .123Z) */
 };
 
 int log_thread_init(struct log_thread *lt);

@@ -1,8 +1,8 @@
 """Logs as an operator uses them (SPEC §2, §7; issue 5 item 5): `log file
 PATH` reopened on SIGUSR1 so logrotate can rename it; an error log whose
 every line carries a level; health state changes logged once per change,
-not once per probe nor again at a reload; access-log entries, combined and
-JSON, carrying the persistence result and method, the server, the
+not once per probe nor again at a reload; access-log entries, combined-bollard
+and JSON, carrying the persistence result and method, the server, the
 connect / first-byte / total timings and the termination reason.
 test_log.py covers the access-log format line by line; this file covers
 what lies around it."""
@@ -21,7 +21,7 @@ import util
 ERRLOG_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (error|warning|info|debug): \S")
 
 
-def _conf(apps, log="stdout", fmt="combined", extra_backend="", extra_global=""):
+def _conf(apps, log="stdout", fmt="combined-bollard", extra_backend="", extra_global=""):
 	servers = "".join("    server %s 127.0.0.1:%d\n" % (a.name, a.port) for a in apps)
 	return ("global\n    threads 2\n    log %s\n    log-format %s\n"
 		"    admin-socket {tmp}/adm.sock\n%s"
@@ -172,7 +172,7 @@ def _cookie_session(port, n=3):
 	return cookie
 
 
-@pytest.mark.parametrize("fmt", ["combined", "json"])
+@pytest.mark.parametrize("fmt", ["combined-bollard", "json"])
 def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt):
 	apps = demo_apps(2)
 	b = bollard_factory(_conf(apps, fmt=fmt, extra_backend=PERSIST))
@@ -185,11 +185,11 @@ def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt)
 	entries = sorted(b.wait_log(lambda e: "s=" in e.get("target", ""), n=4),
 			 key=lambda e: order(e["target"]))
 	key_persist = "persist"
-	key_method = "method" if fmt == "combined" else "persist_method"
+	key_method = "method" if fmt == "combined-bollard" else "persist_method"
 	# combined lines use method= for the persistence method after the
 	# request line; util.parse_combined gives the HTTP method as "method"
 	# and the later key=value pair overwrites it, so re-read it raw
-	if fmt == "combined":
+	if fmt == "combined-bollard":
 		raw = sorted([ln for ln in b.log_lines() if "s=" in ln],
 			     key=lambda ln: order(ln.split('"')[1].split(" ")[1]))
 		pm = [re.search(r" method=(\S+)", ln).group(1) for ln in raw]
@@ -212,7 +212,7 @@ def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt)
 		assert e["term"] == "-", e  # a normal end
 
 
-@pytest.mark.parametrize("fmt", ["combined", "json"])
+@pytest.mark.parametrize("fmt", ["combined-bollard", "json"])
 def test_access_log_termination_reason_no_server(bollard_factory, fmt):
 	# the only server refuses connections: 503, the reason is logged
 	dead = util.free_port()

@@ -350,7 +350,7 @@ static void test_builtin_defaults(void **state)
 	assert_int_equal(cfg->maxhdr, 100);
 	assert_int_equal(cfg->max_request_line, 8192);
 	assert_int_equal(cfg->log_target, LOG_TARGET_STDOUT);
-	assert_int_equal(cfg->log_format, LOG_FORMAT_COMBINED);
+	assert_int_equal(cfg->log_format, LOG_FORMAT_COMBINED_BOLLARD);
 	assert_null(cfg->admin_socket);
 	assert_null(cfg->state_file);
 	assert_null(cfg->secret_file);
