@@ -972,6 +972,10 @@ void cfg_free(struct config *cfg)
 		explicit_bzero(cfg->stats_auth, strlen(cfg->stats_auth));
 	free(cfg->stats_auth);
 	free(cfg->state_file);
+	free(cfg->log_socket);
+	free(cfg->user);
+	free(cfg->group);
+	free(cfg->pidfile);
 	free(cfg);
 }
 

@@ -30,6 +30,7 @@
 #include "check.h"
 #include "global.h"
 #include "log.h"
+#include "priv.h"
 #include "state.h"
 #include "stats.h"
 #include "worker.h"
@@ -279,7 +280,8 @@ static int open_stats(struct control *c, const struct cfg_addr *a)
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 64) < 0) {
-		log_msg(LOG_ERR, "stats-listen %s: %s", a->text, strerror(errno));
+		log_msg(LOG_ERR, "stats-listen %s: %s%s", a->text, strerror(errno),
+			priv_bind_hint(errno, a));
 		close(fd);
 		return -1;
 	}
@@ -630,7 +632,7 @@ int control_run(struct config *cfg)
 	bool stopping = false, forced = false;
 	uint64_t deadline = 0, last_sweep, last_save;
 	sigset_t mask;
-	char dur[32];
+	char dur[32], errbuf[512];
 	int i, n;
 
 	c.sig.fd = c.admin_l.fd = c.stats_l.fd = -1;
@@ -654,6 +656,11 @@ int control_run(struct config *cfg)
 		goto fail;
 	if (cfg->has_stats && open_stats(&c, &cfg->stats_listen) < 0)
 		goto fail;
+	/* every port is bound: root is no longer needed (priv.c) */
+	if (priv_after_bind(cfg, c.admin_path, errbuf, sizeof(errbuf)) < 0) {
+		log_msg(LOG_ERR, "%s", errbuf);
+		goto fail;
+	}
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;

@@ -10,8 +10,9 @@
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Error log: "YYYY-mm-ddTHH:MM:SSZ LEVEL message\n" on stderr. Thread-safe
- * (one write(2) per message). */
+/* Error log: "YYYY-mm-ddTHH:MM:SSZ LEVEL: message\n" on stderr, copied to the
+ * access log's file, syslog or udp target. Thread-safe (one write(2) or
+ * datagram per message). */
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -27,6 +28,9 @@ int log_init(const struct config *cfg, char *err, size_t errlen);
 /* SIGUSR1: reopen the access-log file in place (dup2 onto the same fd, so
  * threads writing concurrently never see a closed descriptor). */
 void log_reopen(void);
+/* Syslog and udp targets: messages dropped because the socket could not
+ * take them at once (a log daemon behind, a collector down). */
+uint64_t log_dropped(void);
 
 /* One access-log record; strings need not be NUL-terminated where a length
  * is given. Timings < 0 are written as "-" / null. */

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lb_hash.h"
 #include "persist.h"
+#include "priv.h"
 #include "reload.h"
 #include "seal.h"
 #include "state.h"
@@ -141,6 +142,7 @@ static int cmd_run(const char *file)
 	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
 		cfg->threads, cfg->threads > 1 ? "s" : "", file);
 	int rc = control_run(cfg);
+	priv_at_exit(G.cfg);
 	/* after a reload G.cfg is another generation than cfg; releasing the
 	 * last reference frees it with its hash placements and tables */
 	cfg_release(G.cfg);

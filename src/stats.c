@@ -180,6 +180,10 @@ void stats_metrics(struct admin_buf *out)
 	family(out, "bollard_reloads_total", "counter", "Configuration reloads.");
 	sample_u64(out, "bollard_reloads_total", NULL, RELAXED(G.reloads));
 
+	family(out, "bollard_log_dropped_total", "counter",
+	       "Log messages a syslog or udp target could not take at once.");
+	sample_u64(out, "bollard_log_dropped_total", NULL, log_dropped());
+
 	family(out, "bollard_frontend_requests_total", "counter",
 	       "Requests received by the frontend.");
 	for (i = 0; i < nf; i++)

@@ -58,13 +58,19 @@ def _wait_stderr(b, needle, timeout=10):
 
 # ---------------------------------------------------------------- log file + SIGUSR1
 
+def _access(path):
+	"""The access-log lines of a log file, without the error-log lines that
+	share it (issue 10 item 7)."""
+	return [ln for ln in _lines(path) if not ERRLOG_RE.match(ln)]
+
+
 def test_log_file_reopened_on_sigusr1(demo_apps, bollard_factory, tmp_path):
 	apps = demo_apps(1)
 	log = tmp_path / "access.log"
 	b = bollard_factory(_conf(apps, log="file %s" % log))
 	for i in range(3):
 		_get(b.port, "/whoami?before=%d" % i)
-	util.wait_until(lambda: len(_lines(log)) >= 3, timeout=10, what="3 lines in the log file")
+	util.wait_until(lambda: len(_access(log)) >= 3, timeout=10, what="3 lines in the log file")
 	assert b.log_lines() == [], "access log also went to stdout"
 	assert (os.stat(log).st_mode & 0o777) & 0o007 == 0, "log file readable by others"
 
@@ -85,8 +91,12 @@ def test_log_file_reopened_on_sigusr1(demo_apps, bollard_factory, tmp_path):
 	assert len([ln for ln in old if "before=" in ln]) == 3
 	assert not [ln for ln in old if "after=" in ln], "lines after SIGUSR1 in the old file"
 	assert not [ln for ln in _lines(log) if "before=" in ln or "between=" in ln]
-	for ln in _lines(log) + old:
+	for ln in _access(log) + _access(rotated):
 		assert util.parse_combined(ln) is not None, ln
+	# the error log goes alongside the access log: the start in the old
+	# file, the reopening in the new one
+	assert any(re.search(r" info: bollard .* started", ln) for ln in old), old
+	assert any(ERRLOG_RE.match(ln) and "reopened log file" in ln for ln in _lines(log))
 	assert b.alive()
 
 
