@@ -154,11 +154,14 @@ microbench: $(BENCHBIN)
 # $(SYSCONFDIR)/bollard/bollard.conf (contrib/bollard.conf) only when there
 # is none, so a reinstall never overwrites the operator's file. The systemd
 # unit goes to $(PREFIX)/lib/systemd/system (a directory systemd searches
-# for /usr and /usr/local alike) with its paths pointing at $(PREFIX)/bin;
-# SYSTEMDUNITDIR= (empty) leaves it out.
+# for /usr and /usr/local alike) with its paths pointing at $(PREFIX)/bin,
+# its sysusers.d(5) file (the `bollard` user) to $(SYSUSERSDIR);
+# SYSTEMDUNITDIR= (empty) leaves both out. Installing for this machine (no
+# DESTDIR, as root) also creates the `bollard` user when it is missing.
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR   := $(PREFIX)/share/doc/bollard
 LIBEXECDIR := $(PREFIX)/libexec/bollard
 CONFDIR  := $(SYSCONFDIR)/bollard
@@ -168,7 +171,8 @@ install: all
 		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/contrib $(DESTDIR)$(CONFDIR)
 	install -m 0755 $(BUILD)/bollard $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(BUILD)/bollard-demo-app $(DESTDIR)$(LIBEXECDIR)/
-	sed 's|/usr/local/|$(PREFIX)/|g' doc/bollard.8 > $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
+	sed 's|/usr/local/|$(PREFIX)/|g; s|/etc/bollard/|$(CONFDIR)/|g' doc/bollard.8 \
+		> $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	install -m 0644 doc/bollard.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
@@ -181,10 +185,23 @@ install: all
 		install -m 0644 contrib/bollard.conf $(DESTDIR)$(CONFDIR)/bollard.conf; \
 	fi
 ifneq ($(SYSTEMDUNITDIR),)
-	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' contrib/bollard.service > $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g; s|/etc/bollard/|$(CONFDIR)/|g' contrib/bollard.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+	install -m 0644 contrib/bollard.sysusers $(DESTDIR)$(SYSUSERSDIR)/bollard.conf
 endif
+	@# the unit's user, on this machine only (a package creates it at its own install)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd bollard >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then \
+			echo "systemd-sysusers contrib/bollard.sysusers"; \
+			systemd-sysusers contrib/bollard.sysusers; \
+		else \
+			echo "useradd --system --user-group bollard"; \
+			useradd --system --user-group --home-dir /var/lib/bollard --no-create-home \
+				--shell /usr/sbin/nologin bollard; \
+		fi; \
+	fi
 
 clean:
 	rm -rf $(BUILD)

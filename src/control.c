@@ -31,6 +31,7 @@
 #include "global.h"
 #include "log.h"
 #include "priv.h"
+#include "sdnotify.h"
 #include "state.h"
 #include "stats.h"
 #include "worker.h"
@@ -611,9 +612,14 @@ static struct control_conn *self_chk;
 
 int control_reload(char *msg, size_t msglen)
 {
+	sdnotify_reloading();
 	saver_wait_idle();
-	if (reload_run(msg, msglen) < 0)
+	if (reload_run(msg, msglen) < 0) {
+		/* the old configuration goes on serving: ready again */
+		sdnotify("READY=1\nSTATUS=reload failed; running the previous configuration");
 		return -1;
+	}
+	sdnotify("READY=1\nSTATUS=running");
 	/* health checks follow the new servers, keeping what they know of
 	 * servers that kept their names; check_start() returns the same
 	 * descriptor, already watched, so no check_stop() here */
@@ -661,6 +667,7 @@ int control_run(struct config *cfg)
 		log_msg(LOG_ERR, "%s", errbuf);
 		goto fail;
 	}
+	sdnotify("READY=1\nSTATUS=running");
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
@@ -698,6 +705,7 @@ int control_run(struct config *cfg)
 					} else if (!stopping) {
 						fmt_duration(dur, sizeof(dur), cfg->grace);
 						log_msg(LOG_INFO, "stopping (grace %s)", dur);
+						sdnotify("STOPPING=1");
 						atomic_store(&G.stopping, 1);
 						workers_begin_stop();
 						stopping = true;

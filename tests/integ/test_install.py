@@ -55,6 +55,9 @@ def test_make_install_layout(tmp_path):
 	assert "ExecStart=/usr/bin/bollard -c /etc/bollard/bollard.conf" in text, text
 	assert "/usr/local" not in text
 	assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+	assert "ExecReload=/usr/bin/bollard check -c /etc/bollard/bollard.conf" in text
+	assert (usr / "lib/sysusers.d/bollard.conf").read_text() == \
+		(ROOT / "contrib/bollard.sysusers").read_text()
 	# nothing escapes DESTDIR
 	for p in stage.rglob("*"):
 		assert str(p).startswith(str(stage))
@@ -102,9 +105,12 @@ def test_make_install_without_systemd_unit(tmp_path):
 	_make_install(stage, "SYSTEMDUNITDIR=")
 	assert (stage / "usr/bin/bollard").exists()
 	assert not list(stage.rglob("bollard.service"))
+	assert not list(stage.rglob("sysusers.d"))
 
 
 def test_systemd_unit_contents():
+	"""The unit's paths; its shape, verify and a run of its commands are in
+	test_systemd_unit.py."""
 	text = (ROOT / "contrib/bollard.service").read_text()
 	keys = {}
 	for ln in text.splitlines():
@@ -112,20 +118,12 @@ def test_systemd_unit_contents():
 			k, _, v = ln.partition("=")
 			keys.setdefault(k, []).append(v)
 	assert keys["ExecStart"] == ["/usr/local/bin/bollard -c /etc/bollard/bollard.conf"]
-	assert keys["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+	assert keys["ExecReload"][-1] == "/bin/kill -HUP $MAINPID"
 	assert keys["Restart"] == ["on-failure"]
 	assert keys["NoNewPrivileges"] == ["yes"] and keys["ProtectSystem"] == ["strict"]
 	rw = keys["ReadWritePaths"][0].split()
 	assert "/run/bollard" in rw and "/var/lib/bollard" in rw
 	assert keys["WantedBy"] == ["multi-user.target"]
-	if shutil.which("systemd-analyze"):
-		r = subprocess.run(["systemd-analyze", "verify", str(ROOT / "contrib/bollard.service")],
-				   capture_output=True, text=True, timeout=30)
-		# a dev machine has no /usr/local/bin/bollard nor installed man
-		# pages: only those complaints are allowed
-		bad = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()
-		       and "is not executable" not in ln and "Command 'man " not in ln]
-		assert not bad, bad
 
 
 def test_grafana_dashboard_and_prometheus_example():
