@@ -41,22 +41,6 @@ def _conf(app, global_lines):
 	return CONF % ("".join("    %s\n" % g for g in global_lines), app.name, app.port)
 
 
-def _recv_all(sock, want, timeout=10):
-	"""Datagrams until want(list) is true (bounded by timeout)."""
-	got = []
-	sock.settimeout(0.2)
-
-	def more():
-		try:
-			while True:
-				got.append(sock.recv(65536).decode("utf-8", "replace"))
-		except socket.timeout:
-			pass
-		return want(got)
-	util.wait_until(more, timeout=timeout, what="syslog datagrams")
-	return got
-
-
 def _status(pid, key):
 	for ln in open("/proc/%d/status" % pid):
 		if ln.startswith(key + ":"):
@@ -73,7 +57,7 @@ def test_syslog_to_a_unix_socket(demo_apps, bollard_factory, tmp_path):
 		b = bollard_factory(_conf(app, ["log syslog facility local3 tag edge socket %s" % path]))
 		for i in range(3):
 			assert util.request(b.port, "GET", "/whoami?s=%d" % i).status == 200
-		msgs = _recv_all(rx, lambda g: sum("/whoami?s=" in m for m in g) >= 3)
+		msgs = util.recv_datagrams(rx, lambda g: sum("/whoami?s=" in m for m in g) >= 3)
 	finally:
 		rx.close()
 	parsed = [RFC3164_RE.match(m) for m in msgs]
@@ -103,7 +87,7 @@ def test_syslog_udp_to_a_collector(demo_apps, bollard_factory):
 		b = bollard_factory(_conf(app, ["log udp 127.0.0.1:%d" % port,
 						"log-format json"]))
 		assert util.request(b.port, "GET", "/whoami?udp=1").status == 200
-		msgs = _recv_all(rx, lambda g: any("/whoami?udp=1" in m for m in g))
+		msgs = util.recv_datagrams(rx, lambda g: any("/whoami?udp=1" in m for m in g))
 	finally:
 		rx.close()
 	parsed = [RFC5424_RE.match(m) for m in msgs]

@@ -112,20 +112,10 @@ def unit_user():
 		subprocess.run(["groupdel", name], capture_output=True, timeout=60)
 
 
-def _recv(sock, want, timeout=15):
+def _recv(sock, want):
 	"""Notifications until one satisfies want; returns them all."""
-	got = []
-	sock.settimeout(0.2)
-
-	def more():
-		try:
-			while True:
-				got.append(sock.recv(4096).decode())
-		except socket.timeout:
-			pass
-		return any(want(m) for m in got)
-	util.wait_until(more, timeout=timeout, what="sd_notify messages, got %r" % got)
-	return got
+	return util.recv_datagrams(sock, lambda got: any(want(m) for m in got),
+				   what="sd_notify messages")
 
 
 def _as_user(pw, cmd):
