@@ -81,6 +81,8 @@ struct server {
 	_Atomic uint64_t connect_errors;
 	_Atomic uint64_t sessions;    /* persistent sessions pointing at it (persistence issue) */
 	_Atomic uint64_t last_request_ms; /* monotonic ms of the last request sent to it (wait drained) */
+	_Atomic int64_t queued;       /* requests waiting in a worker's queue for it (maxconn) */
+	struct hll *cookie_sessions;  /* distinct insert-cookie sessions over max-idle (hll.h, persist.c) */
 
 	/* health checks and slow start (check.c, doc/config.md `server`);
 	 * 0 / false = take the backend's `health` value or check.c's default */
