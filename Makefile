@@ -16,7 +16,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 	    -Wformat=2 -Wmissing-format-attribute
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
-LIBS     := -lsodium -lxxhash -pthread
+LIBS     := -lsodium -lxxhash -lm -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSANDIR  := $(BUILD)/tsan
 TSANFLAGS:= -O1 -fno-omit-frame-pointer -fsanitize=thread
@@ -38,18 +38,18 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg cfg_kw persist cookie seal stick log h1 cidr
+UNIT_DEPS_cfg    := cfg cfg_kw persist cookie seal stick log h1 cidr hll
 UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := admin admin_sessions admin_server admin_pool server lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr
+UNIT_DEPS_admin  := admin admin_sessions admin_server admin_pool server lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
-UNIT_DEPS_state  := state persist stick cookie seal log h1 cfg cfg_kw cidr
+UNIT_DEPS_state  := state persist stick cookie seal log h1 cfg cfg_kw cidr hll
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan
 
@@ -170,29 +170,61 @@ microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
-# Binaries to bin/, bollard(8) and bollard.conf(5) to share/man, example
-# configurations and contrib/ (Grafana, Prometheus) to share/doc/bollard.
-# The systemd unit goes to $(PREFIX)/lib/systemd/system (a directory
-# systemd searches for /usr and /usr/local alike) with ExecStart pointing
-# at $(PREFIX)/bin; SYSTEMDUNITDIR= (empty) leaves it out.
+# bollard to bin/; the demo application, which is not a production program,
+# to libexec/bollard/; bollard(8) (its FILES paths rewritten to $(PREFIX))
+# and bollard.conf(5) to share/man; example configurations and contrib/
+# (Grafana, Prometheus) to share/doc/bollard; a default
+# $(SYSCONFDIR)/bollard/bollard.conf (contrib/bollard.conf) only when there
+# is none, so a reinstall never overwrites the operator's file. The systemd
+# unit goes to $(PREFIX)/lib/systemd/system (a directory systemd searches
+# for /usr and /usr/local alike) with its paths pointing at $(PREFIX)/bin,
+# its sysusers.d(5) file (the `bollard` user) to $(SYSUSERSDIR);
+# SYSTEMDUNITDIR= (empty) leaves both out. Installing for this machine (no
+# DESTDIR, as root) also creates the `bollard` user when it is missing.
 PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR   := $(PREFIX)/share/doc/bollard
+LIBEXECDIR := $(PREFIX)/libexec/bollard
+CONFDIR  := $(SYSCONFDIR)/bollard
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
-		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(DOCDIR)/examples \
-		$(DESTDIR)$(DOCDIR)/contrib
-	install -m 0755 $(BUILD)/bollard $(BUILD)/bollard-demo-app $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 doc/bollard.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBEXECDIR) \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/contrib $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/bollard $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BUILD)/bollard-demo-app $(DESTDIR)$(LIBEXECDIR)/
+	sed 's|/usr/local/|$(PREFIX)/|g; s|/etc/bollard/|$(CONFDIR)/|g' doc/bollard.8 \
+		> $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/bollard.8
 	install -m 0644 doc/bollard.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 contrib/grafana-dashboard.json contrib/prometheus.yml \
-		$(DESTDIR)$(DOCDIR)/contrib/
+		contrib/bollard.conf $(DESTDIR)$(DOCDIR)/contrib/
+	@if [ -e $(DESTDIR)$(CONFDIR)/bollard.conf ]; then \
+		echo "install: kept the existing $(DESTDIR)$(CONFDIR)/bollard.conf"; \
+	else \
+		echo "install -m 0644 contrib/bollard.conf $(DESTDIR)$(CONFDIR)/bollard.conf"; \
+		install -m 0644 contrib/bollard.conf $(DESTDIR)$(CONFDIR)/bollard.conf; \
+	fi
 ifneq ($(SYSTEMDUNITDIR),)
-	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' contrib/bollard.service > $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g; s|/etc/bollard/|$(CONFDIR)/|g' contrib/bollard.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/bollard.service
+	install -m 0644 contrib/bollard.sysusers $(DESTDIR)$(SYSUSERSDIR)/bollard.conf
 endif
+	@# the unit's user, on this machine only (a package creates it at its own install)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd bollard >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then \
+			echo "systemd-sysusers contrib/bollard.sysusers"; \
+			systemd-sysusers contrib/bollard.sysusers; \
+		else \
+			echo "useradd --system --user-group bollard"; \
+			useradd --system --user-group --home-dir /var/lib/bollard --no-create-home \
+				--shell /usr/sbin/nologin bollard; \
+		fi; \
+	fi
 
 clean:
 	rm -rf $(BUILD)

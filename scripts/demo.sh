@@ -4,19 +4,25 @@
 # Starts three demo apps (app1 app2 app3 on 127.0.0.1:9001-9003) and
 # `build/bollard -c examples/demo.conf` (frontend 127.0.0.1:8080, stats
 # 127.0.0.1:8404), prints where to look, and runs until Ctrl-C/TERM. On any
-# exit it stops exactly the processes it started, by PID. If bollard is not
-# built (or examples/demo.conf is missing) the apps run alone.
+# exit it stops exactly the processes it started, by PID, with one SIGTERM
+# each: they run in sessions of their own (setsid), so the terminal's
+# Ctrl-C reaches this script alone and not bollard too, for which a second
+# signal would mean "close every connection now" instead of a graceful stop.
+# If bollard is not built (or examples/demo.conf is missing) the apps run
+# alone.
 #
 # Environment (for testing the script): BUILD (default build),
 # DEMO_PORTS (default "9001 9002 9003"), DEMO_CONF (default
-# examples/demo.conf), DEMO_FOREGROUND=0 to start, print and exit
-# (stopping everything) at once.
+# examples/demo.conf), DEMO_FRONT (the frontend port DEMO_CONF binds,
+# default 8080), DEMO_FOREGROUND=0 to start, print and exit (stopping
+# everything) at once.
 set -u
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 DEMO_PORTS=${DEMO_PORTS:-"9001 9002 9003"}
 DEMO_CONF=${DEMO_CONF:-examples/demo.conf}
+DEMO_FRONT=${DEMO_FRONT:-8080}
 APP="$BUILD/bollard-demo-app"
 LB="$BUILD/bollard"
 pids=()
@@ -61,7 +67,7 @@ fi
 i=0
 for port in $DEMO_PORTS; do
 	i=$((i + 1))
-	"$APP" --name "app$i" --port "$port" &
+	setsid "$APP" --name "app$i" --port "$port" &
 	pid=$!
 	pids+=("$pid")
 	if ! wait_port "$port" "$pid"; then
@@ -71,14 +77,14 @@ for port in $DEMO_PORTS; do
 done
 
 if [ -x "$LB" ] && [ -f "$DEMO_CONF" ]; then
-	"$LB" -c "$DEMO_CONF" &
+	setsid "$LB" -c "$DEMO_CONF" &
 	pid=$!
 	pids+=("$pid")
-	if ! wait_port 8080 "$pid"; then
+	if ! wait_port "$DEMO_FRONT" "$pid"; then
 		echo "bollard demo: bollard did not start with $DEMO_CONF" >&2
 		exit 1
 	fi
-	echo "bollard demo: open http://127.0.0.1:8080/ (dashboard: http://127.0.0.1:8404/, metrics: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
+	echo "bollard demo: open http://127.0.0.1:$DEMO_FRONT/ (dashboard: http://127.0.0.1:8404/, metrics: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
 else
 	echo "bollard demo: $LB or $DEMO_CONF missing; running the apps alone:"
 	for port in $DEMO_PORTS; do

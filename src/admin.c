@@ -300,7 +300,7 @@ static const char help_text[] =
 	"                                           drain: only its persistent sessions\n"
 	"  set server BACKEND/SERVER weight N       0..256; 0 = no new sessions\n"
 	"  wait drained BACKEND/SERVER [timeout D]  until no session can reach it (default 5m)\n"
-	"  reload                                   read the configuration file again (SPEC 6)\n"
+	"  reload                                   read the configuration file again, as SIGHUP\n"
 	"  add server BACKEND/NAME ADDRESS [weight N] [maxconn N] [backup] [state S]\n"
 	"                                           joins in maint unless state is given\n"
 	"  del server BACKEND/NAME                  only in maint with no connection\n";

@@ -884,7 +884,7 @@ struct config *cfg_load(const char *file, char **errs)
 		cfg->threads = (int)(c < 1 ? 1 : c > 64 ? 64 : c);
 		cfg->maxconn = 10000;
 		cfg->log_target = LOG_TARGET_STDOUT;
-		cfg->log_format = LOG_FORMAT_COMBINED;
+		cfg->log_format = LOG_FORMAT_COMBINED_BOLLARD;
 		cfg->grace = 10000;
 		cfg->bufsize = 16384;
 		cfg->maxhdr = 100;
@@ -973,6 +973,10 @@ void cfg_free(struct config *cfg)
 	free(cfg->stats_auth);
 	free(cfg->stats_hosts);
 	free(cfg->state_file);
+	free(cfg->log_socket);
+	free(cfg->user);
+	free(cfg->group);
+	free(cfg->pidfile);
 	free(cfg);
 }
 

@@ -18,8 +18,11 @@
 #define CFG_DUR_BOUNDS_US { 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, \
 			    1000000, 2500000, 5000000, 10000000 }
 
-enum cfg_log_target { LOG_TARGET_STDOUT, LOG_TARGET_STDERR, LOG_TARGET_FILE, LOG_TARGET_OFF };
-enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };
+enum cfg_log_target { LOG_TARGET_STDOUT, LOG_TARGET_STDERR, LOG_TARGET_FILE, LOG_TARGET_OFF,
+		      LOG_TARGET_SYSLOG, LOG_TARGET_UDP };
+/* combined: exactly Apache's; combined-bollard (the default): the same plus
+ * bollard's key=value fields; json: one object a line (log.c) */
+enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON, LOG_FORMAT_COMBINED_BOLLARD };
 enum cfg_mode { MODE_HTTP, MODE_TCP };
 enum lb_kind { LB_ROUNDROBIN, LB_LEASTCONN, LB_RANDOM, LB_P2C, LB_HASH };
 /* balance hash KEY [maglev|ring] [bound F] (lb_hash.c, doc/balancing.md) */
@@ -80,6 +83,8 @@ struct server {
 	_Atomic uint64_t connect_errors;
 	_Atomic uint64_t sessions;    /* persistent sessions pointing at it (persistence issue) */
 	_Atomic uint64_t last_request_ms; /* monotonic ms of the last request sent to it (wait drained) */
+	_Atomic int64_t queued;       /* requests waiting in a worker's queue for it (maxconn) */
+	struct hll *cookie_sessions;  /* distinct insert-cookie sessions over max-idle (hll.h, persist.c) */
 
 	/* health checks and slow start (check.c, doc/config.md `server`);
 	 * 0 / false = take the backend's `health` value or check.c's default */
@@ -183,6 +188,13 @@ struct config {
 	enum cfg_log_target log_target;
 	char *log_path;
 	enum cfg_log_format log_format;
+	/* log syslog|udp (log.c): where, as what */
+	char *log_socket;             /* log syslog socket PATH; NULL = /dev/log */
+	struct cfg_addr log_udp;      /* log udp ADDR */
+	int log_facility;             /* syslog facility code (RFC 5424 6.2.1) */
+	char log_tag[33];             /* APP-NAME / TAG */
+	/* user, group, pidfile (priv.c); NULL = none */
+	char *user, *group, *pidfile;
 	uint32_t grace;               /* ms */
 	char *admin_socket;           /* NULL = none */
 	bool has_stats;

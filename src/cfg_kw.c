@@ -21,6 +21,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -128,14 +130,91 @@ static int kw_maxconn(struct cfg_parser *p, int argc, char **argv)
 	return arg_uint(p, "maxconn", argv[1], 1, 10000000, &p->cfg->maxconn);
 }
 
+/* RFC 5424 6.2.1 facility codes, by their usual names (syslog.h order). */
+static const char *const facilities[] = {
+	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+	"authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
+	"local3", "local4", "local5", "local6", "local7",
+};
+
+/* The options of `log syslog` and `log udp`: facility F, tag T, and for
+ * syslog socket PATH (another socket than /dev/log, e.g. for tests or a
+ * chroot). */
+static int log_options(struct cfg_parser *p, int argc, char **argv, int i, bool syslog)
+{
+	struct config *c = p->cfg;
+
+	c->log_facility = 3; /* daemon */
+	snprintf(c->log_tag, sizeof(c->log_tag), "bollard");
+	for (; i < argc; i += 2) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(o, "facility") && v) {
+			int f = cfg_choice(v, facilities, ARRAY_SIZE(facilities));
+
+			if (f < 0)
+				return cfg_err_choice(p, "unknown syslog facility", v, facilities,
+						      ARRAY_SIZE(facilities));
+			c->log_facility = f;
+		} else if (!strcmp(o, "tag") && v) {
+			/* RFC 5424 APP-NAME: 1*48 PRINTUSASCII; RFC 3164 TAG
+			 * is alphanumeric, at most 32 */
+			size_t n = strlen(v);
+
+			for (size_t k = 0; k < n; k++)
+				if (!isalnum((unsigned char)v[k]) && !strchr("-_.", v[k]))
+					n = 0;
+			if (n == 0 || n >= sizeof(c->log_tag)) {
+				cfg_err(p, p->line, "invalid syslog tag '%s' (1..32 of letters, digits, "
+					"'-', '_', '.')", v);
+				return -1;
+			}
+			memcpy(c->log_tag, v, n + 1);
+		} else if (syslog && !strcmp(o, "socket") && v) {
+			struct sockaddr_un sun;
+
+			if (strlen(v) >= sizeof(sun.sun_path)) {
+				cfg_err(p, p->line, "syslog socket path is too long (max %zu bytes)",
+					sizeof(sun.sun_path) - 1);
+				return -1;
+			}
+			if (set_path(p, &c->log_socket, v) < 0)
+				return -1;
+		} else {
+			cfg_err(p, p->line, "%s '%s' (expected: %s)", v ? "unknown option" :
+				"missing value after", o, syslog ? "log syslog [facility F] [tag T] "
+				"[socket PATH]" : "log udp ADDR [facility F] [tag T]");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int kw_log(struct cfg_parser *p, int argc, char **argv)
 {
-	static const char *const t[] = { "stdout", "stderr", "file", "off" };
+	static const char *const t[] = { "stdout", "stderr", "file", "off", "syslog", "udp" };
 	int i = cfg_choice(argv[1], t, ARRAY_SIZE(t));
 
 	if (i < 0)
 		return cfg_err_choice(p, "unknown log target", argv[1], t, ARRAY_SIZE(t));
-	if ((i == LOG_TARGET_FILE) != (argc == 3)) {
+	if (i == LOG_TARGET_SYSLOG) {
+		if (log_options(p, argc, argv, 2, true) < 0)
+			return -1;
+	} else if (i == LOG_TARGET_UDP) {
+		const char *why;
+
+		if (argc < 3) {
+			cfg_err(p, p->line, "'log udp' needs an ADDR (e.g. 127.0.0.1:514)");
+			return -1;
+		}
+		why = cfg_addr_parse(argv[2], &p->cfg->log_udp);
+		if (why) {
+			cfg_err(p, p->line, "invalid address '%s': %s", argv[2], why);
+			return -1;
+		}
+		if (log_options(p, argc, argv, 3, false) < 0)
+			return -1;
+	} else if ((i == LOG_TARGET_FILE) != (argc == 3)) {
 		if (i == LOG_TARGET_FILE)
 			cfg_err(p, p->line, "'log file' needs a PATH");
 		else
@@ -148,9 +227,35 @@ static int kw_log(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* user NAME, group NAME: looked up now, so that `bollard check` and a
+ * reload report a name the system does not know (priv.c drops to them). */
+static int kw_user(struct cfg_parser *p, int argc, char **argv)
+{
+	if (!getpwnam(argv[1])) {
+		cfg_err(p, p->line, "unknown user '%s' (create it, e.g. useradd --system %s)",
+			argv[1], argv[1]);
+		return -1;
+	}
+	return set_path(p, &p->cfg->user, argv[1]);
+}
+
+static int kw_group(struct cfg_parser *p, int argc, char **argv)
+{
+	if (!getgrnam(argv[1])) {
+		cfg_err(p, p->line, "unknown group '%s'", argv[1]);
+		return -1;
+	}
+	return set_path(p, &p->cfg->group, argv[1]);
+}
+
+static int kw_pidfile(struct cfg_parser *p, int argc, char **argv)
+{
+	return set_path(p, &p->cfg->pidfile, argv[1]);
+}
+
 static int kw_log_format(struct cfg_parser *p, int argc, char **argv)
 {
-	static const char *const f[] = { "combined", "json" };
+	static const char *const f[] = { "combined", "json", "combined-bollard" };
 	int i = cfg_choice(argv[1], f, ARRAY_SIZE(f));
 
 	if (i < 0)
@@ -1119,8 +1224,11 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 const struct cfg_kw cfg_keywords[] = {
 	{ "threads",               CFG_S_GLOBAL, kw_threads, 1, 1, false, "threads N|auto" },
 	{ "maxconn",               CFG_S_GLOBAL, kw_maxconn, 1, 1, false, "maxconn N" },
-	{ "log",                   CFG_S_GLOBAL, kw_log, 1, 2, false, "log stdout|stderr|file PATH|off" },
-	{ "log-format",            CFG_S_GLOBAL, kw_log_format, 1, 1, false, "log-format combined|json" },
+	{ "log",                   CFG_S_GLOBAL, kw_log, 1, 8, false, "log stdout|stderr|file PATH|off|syslog [facility F] [tag T] [socket PATH]|udp ADDR [facility F] [tag T]" },
+	{ "user",                  CFG_S_GLOBAL, kw_user, 1, 1, false, "user NAME" },
+	{ "group",                 CFG_S_GLOBAL, kw_group, 1, 1, false, "group NAME" },
+	{ "pidfile",               CFG_S_GLOBAL, kw_pidfile, 1, 1, false, "pidfile PATH" },
+	{ "log-format",            CFG_S_GLOBAL, kw_log_format, 1, 1, false, "log-format combined-bollard|combined|json" },
 	{ "grace",                 CFG_S_GLOBAL, kw_grace, 1, 1, false, "grace DURATION" },
 	{ "admin-socket",          CFG_S_GLOBAL, kw_admin_socket, 1, 1, false, "admin-socket PATH" },
 	{ "stats-listen",          CFG_S_GLOBAL, kw_stats_listen, 1, 1, false, "stats-listen ADDR" },

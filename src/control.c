@@ -32,6 +32,8 @@
 #include "check.h"
 #include "global.h"
 #include "log.h"
+#include "priv.h"
+#include "sdnotify.h"
 #include "state.h"
 #include "stats.h"
 #include "worker.h"
@@ -309,7 +311,8 @@ static int open_stats(struct control *c, const struct cfg_addr *a)
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 64) < 0) {
-		log_msg(LOG_ERR, "stats-listen %s: %s", a->text, strerror(errno));
+		log_msg(LOG_ERR, "stats-listen %s: %s%s", a->text, strerror(errno),
+			priv_bind_hint(errno, a));
 		close(fd);
 		return -1;
 	}
@@ -750,9 +753,14 @@ static struct control_conn *self_chk;
 
 int control_reload(char *msg, size_t msglen)
 {
+	sdnotify_reloading();
 	saver_wait_idle();
-	if (reload_run(msg, msglen) < 0)
+	if (reload_run(msg, msglen) < 0) {
+		/* the old configuration goes on serving: ready again */
+		sdnotify("READY=1\nSTATUS=reload failed; running the previous configuration");
 		return -1;
+	}
+	sdnotify("READY=1\nSTATUS=running");
 	/* health checks follow the new servers, keeping what they know of
 	 * servers that kept their names; check_start() returns the same
 	 * descriptor, already watched, so no check_stop() here */
@@ -771,7 +779,7 @@ int control_run(struct config *cfg)
 	bool stopping = false, forced = false;
 	uint64_t deadline = 0, last_sweep, last_save;
 	sigset_t mask;
-	char dur[32];
+	char dur[32], errbuf[512];
 	int i, n;
 
 	c.sig.fd = c.admin_l.fd = c.stats_l.fd = -1;
@@ -795,6 +803,12 @@ int control_run(struct config *cfg)
 		goto fail;
 	if (cfg->has_stats && open_stats(&c, &cfg->stats_listen) < 0)
 		goto fail;
+	/* every port is bound: root is no longer needed (priv.c) */
+	if (priv_after_bind(cfg, c.admin_path, errbuf, sizeof(errbuf)) < 0) {
+		log_msg(LOG_ERR, "%s", errbuf);
+		goto fail;
+	}
+	sdnotify("READY=1\nSTATUS=running");
 	chk.fd = check_start(cfg);
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
@@ -833,6 +847,7 @@ int control_run(struct config *cfg)
 					} else if (!stopping) {
 						admin_duration_text(dur, sizeof(dur), cfg->grace);
 						log_msg(LOG_INFO, "stopping (grace %s)", dur);
+						sdnotify("STOPPING=1");
 						atomic_store(&G.stopping, 1);
 						workers_begin_stop();
 						stopping = true;

@@ -1,6 +1,6 @@
 /*
  * log.h - the error log (levels, to stderr) and the access log (one line
- * per request, combined or JSON, buffered per thread and flushed once per
+ * per request: combined, combined-bollard or JSON, buffered per thread and flushed once per
  * event-loop iteration so that logging costs no syscall per request).
  */
 #ifndef BOLLARD_LOG_H
@@ -10,8 +10,9 @@
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Error log: "YYYY-mm-ddTHH:MM:SSZ LEVEL message\n" on stderr. Thread-safe
- * (one write(2) per message). */
+/* Error log: "YYYY-mm-ddTHH:MM:SSZ LEVEL: message\n" on stderr, copied to the
+ * access log's file, syslog or udp target. Thread-safe (one write(2) or
+ * datagram per message). */
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -27,6 +28,9 @@ int log_init(const struct config *cfg, char *err, size_t errlen);
 /* SIGUSR1: reopen the access-log file in place (dup2 onto the same fd, so
  * threads writing concurrently never see a closed descriptor). */
 void log_reopen(void);
+/* Syslog and udp targets: messages dropped because the socket could not
+ * take them at once (a log daemon behind, a collector down). */
+uint64_t log_dropped(void);
 
 /* One access-log record; strings need not be NUL-terminated where a length
  * is given. Timings < 0 are written as "-" / null. */
@@ -50,7 +54,7 @@ struct log_thread {
 	size_t len, cap;
 	time_t date_sec;
 	char date_clf[40];  /* [27/Nov/2026:18:40:00 +0000] */
-	char date_iso[32];  /* 2026-11-27T18:40:00 */
+	char date_iso[32];  /* 2026-11-27T18:40:00 (JSON adds .123Z) */
 };
 
 int log_thread_init(struct log_thread *lt);

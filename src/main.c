@@ -13,6 +13,7 @@
 #include "log.h"
 #include "lb_hash.h"
 #include "persist.h"
+#include "priv.h"
 #include "reload.h"
 #include "seal.h"
 #include "state.h"
@@ -34,8 +35,9 @@ static void usage(FILE *f)
 		"                                       send one runtime-API command\n"
 		"       bollard --version | --help\n"
 		"\n"
-		"Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 reopens log files.\n"
-		"Documentation: doc/config.md, doc/runtime-api.md.\n");
+		"Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully,\n"
+		"SIGUSR1 reopens log files. Exit status: 0 ok, 1 error, 2 usage error.\n"
+		"Documentation: bollard(8), bollard.conf(5).\n");
 }
 
 static const char *find_conf_arg(int argc, char **argv, int from)
@@ -147,6 +149,7 @@ static int cmd_run(const char *file)
 	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
 		cfg->threads, cfg->threads > 1 ? "s" : "", file);
 	int rc = control_run(cfg);
+	priv_at_exit(G.cfg);
 	/* after a reload G.cfg is another generation than cfg; releasing the
 	 * last reference frees it with its hash placements and tables */
 	cfg_release(G.cfg);

@@ -14,7 +14,8 @@
  * first key of secret-file; every key opens, so keys can be rotated. The
  * plaintext is the server's identity (a hash of its name: never its
  * address, so renumbering moves no one), the time of issue and of last
- * refresh. The backend and cookie names are bound as associated data, so
+ * refresh, and a session id that refreshes keep, so that the dashboard can
+ * estimate how many sessions each server holds (hll.h). The backend and cookie names are bound as associated data, so
  * a cookie of one backend means nothing to another. A random 16-byte
  * prefix per thread and a counter make the nonces unique without a system
  * call per cookie.
@@ -23,6 +24,7 @@
 #include "bytes.h"
 #include "persist.h"
 #include "cookie.h"
+#include "hll.h"
 #include "log.h"
 #include "seal.h"
 #include "stick.h"
@@ -234,6 +236,10 @@ void persist_rules_free(struct backend *be)
 	struct persist_rules *rs = be->persist;
 	if (!rs)
 		return;
+	for (int i = 0; i < be->nservers; i++) {
+		hll_free(be->servers[i]->cookie_sessions);
+		be->servers[i]->cookie_sessions = NULL;
+	}
 	for (int i = 0; i < rs->n; i++) {
 		stick_free(rs->r[i].table);
 		free(rs->r[i].jwt_key);
@@ -263,9 +269,32 @@ static uint64_t name_hash(const char *name)
 	return v;
 }
 
+/* The window over which the dashboard counts a server's cookie sessions:
+ * as long as a cookie stays valid without being seen (max-idle, else
+ * max-life), 0 when the backend issues no cookie. */
+static uint64_t cookie_window_ms(const struct backend *be)
+{
+	const struct persist_rules *rs = be->persist;
+	for (int i = 0; rs && i < rs->n; i++)
+		if (rs->r[i].kind == PERSIST_COOKIE)
+			return rs->r[i].max_idle_ms ? rs->r[i].max_idle_ms
+			       : rs->r[i].max_life_ms ? rs->r[i].max_life_ms : DEFAULT_EXPIRE_MS;
+	return 0;
+}
+
 void persist_server_added(struct server *s)
 {
+	uint64_t w = s->be ? cookie_window_ms(s->be) : 0;
+
 	s->id_hash = name_hash(s->name);
+	/* out of memory: no estimate for this server, nothing else lost */
+	if (w && !s->cookie_sessions)
+		s->cookie_sessions = hll_new(w);
+}
+
+uint64_t persist_cookie_window_ms(const struct backend *be)
+{
+	return cookie_window_ms(be);
 }
 
 int persist_init(struct config *cfg, char *err, size_t errlen)
@@ -308,11 +337,15 @@ void persist_fini(struct config *cfg)
 
 /* ---- sealed cookies ---------------------------------------------------------------- */
 
-#define SEAL_VERSION 1
-#define SEAL_PLAIN 17 /* version, name hash (8), issued (4), refreshed (4) */
+/* Version 2 adds the session id; version 1 cookies (issued before) still
+ * open, their nonce standing for the id until their first refresh. */
+#define SEAL_VERSION 2
+#define SEAL_PLAIN_V1 17 /* version, name hash (8), issued (4), refreshed (4) */
+#define SEAL_PLAIN 25    /* the same, then the session id (8) */
 #define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define SEAL_RAW (SEAL_NONCE + SEAL_PLAIN + SEAL_TAG)
+#define SEAL_RAW_V1 (SEAL_NONCE + SEAL_PLAIN_V1 + SEAL_TAG)
 #define TIME_EPOCH 1700000000u /* cookie times count seconds from here (2023) */
 
 static _Thread_local uint8_t nonce_prefix[16];
@@ -330,9 +363,24 @@ static void make_ad(const struct backend *be, const struct persist_rule *r, uint
 
 
 
+/* A new session's id: unique per thread (a bijective mix of a counter
+ * from a random start), no system call after the first. */
+static uint64_t new_session_id(void)
+{
+	static _Thread_local uint64_t base, n;
+	uint64_t x;
+
+	if (!base)
+		randombytes_buf(&base, sizeof(base));
+	x = base + ++n;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 /* Seal into out (base64url); returns its length or -1. */
 static long cookie_seal(const struct backend *be, const struct persist_rule *r, uint64_t srvhash,
-			uint32_t issued, uint32_t refreshed, char *out, size_t cap)
+			uint32_t issued, uint32_t refreshed, uint64_t sid, char *out, size_t cap)
 {
 	uint8_t plain[SEAL_PLAIN], raw[SEAL_RAW], ad[2 * CFG_NAME_MAX + 1];
 	size_t adlen;
@@ -340,6 +388,7 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 	memcpy(plain + 1, &srvhash, 8);
 	put32(plain + 9, issued);
 	put32(plain + 13, refreshed);
+	memcpy(plain + 17, &sid, 8);
 	if (!nonce_ready) {
 		randombytes_buf(nonce_prefix, sizeof(nonce_prefix));
 		nonce_ready = true;
@@ -356,13 +405,19 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 
 /* Open a cookie value: 0 ok, -1 invalid. */
 static int cookie_open(const struct backend *be, const struct persist_rule *r, struct h1_str v,
-		       uint64_t *srvhash, uint32_t *issued, uint32_t *refreshed)
+		       uint64_t *srvhash, uint32_t *issued, uint32_t *refreshed, uint64_t *sid)
 {
 	uint8_t raw[SEAL_RAW + 4], plain[SEAL_PLAIN], ad[2 * CFG_NAME_MAX + 1];
-	size_t adlen;
-	if (v.n != cookie_b64_enclen(SEAL_RAW))
+	size_t adlen, rawlen, plainlen;
+	uint8_t version;
+	if (v.n == cookie_b64_enclen(SEAL_RAW)) {
+		rawlen = SEAL_RAW, plainlen = SEAL_PLAIN, version = SEAL_VERSION;
+	} else if (v.n == cookie_b64_enclen(SEAL_RAW_V1)) {
+		rawlen = SEAL_RAW_V1, plainlen = SEAL_PLAIN_V1, version = 1;
+	} else {
 		return -1;
-	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != SEAL_RAW)
+	}
+	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != (long)rawlen)
 		return -1;
 	make_ad(be, r, ad, &adlen);
 	int nk = seal_nkeys() ? seal_nkeys() : 1;
@@ -370,12 +425,16 @@ static int cookie_open(const struct backend *be, const struct persist_rule *r, s
 		const uint8_t *key = seal_nkeys() ? seal_key(k) : ephemeral_key;
 		unsigned long long plen;
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, raw + SEAL_NONCE,
-							       SEAL_PLAIN + SEAL_TAG, ad, adlen, raw,
+							       plainlen + SEAL_TAG, ad, adlen, raw,
 							       key) == 0 &&
-		    plen == SEAL_PLAIN && plain[0] == SEAL_VERSION) {
+		    plen == plainlen && plain[0] == version) {
 			memcpy(srvhash, plain + 1, 8);
 			*issued = get32(plain + 9);
 			*refreshed = get32(plain + 13);
+			if (version == 1)
+				memcpy(sid, raw + 16, 8); /* the nonce's unique part */
+			else
+				memcpy(sid, plain + 17, 8);
 			return 0;
 		}
 	}
@@ -524,9 +583,9 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			if (!find_cookie(m, r->name, &v))
 				break;
 			pr->strip_cookie = true;
-			uint64_t h;
+			uint64_t h, sid;
 			uint32_t issued, refreshed;
-			if (cookie_open(be, r, v, &h, &issued, &refreshed) < 0) {
+			if (cookie_open(be, r, v, &h, &issued, &refreshed, &sid) < 0) {
 				invalid = true;
 				if (first_bad < 0)
 					first_bad = i;
@@ -550,6 +609,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 				break;
 			}
 			pr->cookie_issued = issued;
+			pr->cookie_sid = sid;
 			pr->cookie_srv = s;
 			if (r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms / 4)
 				pr->refresh = true;
@@ -679,14 +739,19 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				stick_store(r->table, sc.value.p, sc.value.n, (uint32_t)s->idx, now_ms);
 			}
 		} else if (r->kind == PERSIST_COOKIE) {
+			/* the session goes on (same id) or starts (a new one) on s:
+			 * counted in s's estimate of the sessions it holds */
+			bool same = pr->cookie_srv == s;
+			uint64_t sid = same ? pr->cookie_sid : new_session_id();
+			hll_add(s->cookie_sessions, sid, now_ms);
 			/* issue when the client has no valid cookie naming this
 			 * server, or to refresh an ageing one */
-			if (pr->cookie_srv == s && !pr->refresh)
+			if (same && !pr->refresh)
 				continue;
 			uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
-			uint32_t issued = pr->cookie_srv == s ? pr->cookie_issued : now_s;
+			uint32_t issued = same ? pr->cookie_issued : now_s;
 			char val[160];
-			long vn = cookie_seal(be, r, s->id_hash, issued, now_s, val, sizeof(val));
+			long vn = cookie_seal(be, r, s->id_hash, issued, now_s, sid, val, sizeof(val));
 			if (vn < 0)
 				continue;
 			struct cookie_attrs a = {

@@ -89,6 +89,7 @@ struct persist_req {
 	uint8_t reason;            /* enum persist_reason when moved */
 	struct server *cookie_srv; /* server named by a valid insert cookie */
 	uint32_t cookie_issued;    /* its time of issue (kept across refreshes) */
+	uint64_t cookie_sid;       /* its session id (kept across refreshes) */
 	/* keys of the table rules found in the request, copied because the
 	 * request head is gone once it was forwarded */
 	uint16_t key_off[PERSIST_MAX_RULES];
@@ -108,8 +109,13 @@ void persist_rules_free(struct backend *be);
 int persist_init(struct config *cfg, char *err, size_t errlen);
 void persist_fini(struct config *cfg);
 /* A server joins (configuration or `add server`): compute what persistence
- * needs of it before workers can see it. */
+ * needs of it before workers can see it (its cookie identity; with an
+ * insert cookie, its estimate of cookie sessions, freed by
+ * persist_rules_free()). */
 void persist_server_added(struct server *s);
+/* The window of the servers' cookie-session estimates (max-idle, else
+ * max-life, else 30 min); 0 without an insert cookie. */
+uint64_t persist_cookie_window_ms(const struct backend *be);
 
 /*
  * Decide for one request. client is the client address (for `source`),

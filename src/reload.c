@@ -20,6 +20,7 @@
  */
 #include "api.h"
 #include "reload.h"
+#include "hll.h"
 #include "global.h"
 #include "lb_hash.h"
 #include "log.h"
@@ -132,6 +133,14 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 			copy_u64(&ns->sessions, &os->sessions);
 			for (int k = 0; k < 6; k++)
 				copy_u64(&ns->responses[k], &os->responses[k]);
+			if (ns->cookie_sessions && os->cookie_sessions &&
+			    ns->cookie_sessions->window_ms == os->cookie_sessions->window_ms) {
+				/* the sessions seen so far stay counted (the old
+				 * generation's last requests count in the fresh one) */
+				struct hll *fresh = ns->cookie_sessions;
+				ns->cookie_sessions = os->cookie_sessions;
+				os->cookie_sessions = fresh;
+			}
 			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));
 			atomic_store(&ns->health, atomic_load(&os->health));
 			int st = atomic_load(&ns->admin_state);

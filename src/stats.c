@@ -25,6 +25,8 @@
 #include "json.h"
 #include "log.h"
 #include "dashboard.h"
+#include "ev.h"
+#include "hll.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -180,6 +182,10 @@ void stats_metrics(struct admin_buf *out)
 
 	family(out, "bollard_reloads_total", "counter", "Configuration reloads.");
 	sample_u64(out, "bollard_reloads_total", NULL, RELAXED(G.reloads));
+
+	family(out, "bollard_log_dropped_total", "counter",
+	       "Log messages a syslog or udp target could not take at once.");
+	sample_u64(out, "bollard_log_dropped_total", NULL, log_dropped());
 
 	family(out, "bollard_frontend_requests_total", "counter",
 	       "Requests received by the frontend.");
@@ -676,6 +682,8 @@ static void api_stats(struct admin_buf *out)
 		json_kv_str(&j, "name", be->name);
 		json_kv_u64(&j, "requests", RELAXED(be->requests));
 		json_kv_u64(&j, "no_server", RELAXED(be->no_server));
+		/* the window of the servers' cookie_sessions; 0: no insert cookie */
+		json_kv_u64(&j, "cookie_window_ms", persist_cookie_window_ms(be));
 		json_key(&j, "persistence");
 		json_arr_open(&j);
 		for (i = 0; rs && i < rs->n; i++) {
@@ -705,9 +713,21 @@ static void api_stats(struct admin_buf *out)
 			json_kv_str(&j, "admin_state", admin_state_name(RELAXED(s->admin_state)));
 			json_kv_str(&j, "health", admin_server_health(s));
 			json_kv_u64(&j, "weight", RELAXED(s->cur_weight));
+			/* the configured weight a slow-start ramp climbs to */
+			json_kv_u64(&j, "weight_target", s->weight);
+			json_kv_u64(&j, "slowstart_ms", s->slowstart);
+			json_key(&j, "backup");
+			json_bool(&j, s->backup);
 			json_kv_i64(&j, "active", RELAXED(s->conns));
+			json_kv_i64(&j, "queued", RELAXED(s->queued));
 			json_kv_u64(&j, "requests", RELAXED(s->requests));
 			json_kv_u64(&j, "sessions", RELAXED(s->sessions));
+			/* insert-cookie sessions, estimated (hll.h); null without one */
+			json_key(&j, "cookie_sessions");
+			if (s->cookie_sessions)
+				json_u64(&j, hll_estimate(s->cookie_sessions, ev_now_ms()));
+			else
+				json_null(&j);
 			json_kv_u64(&j, "connect_errors", RELAXED(s->connect_errors));
 			json_key(&j, "responses");
 			json_obj_open(&j);

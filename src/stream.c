@@ -412,6 +412,7 @@ static void queue_add(struct cconn *c, struct server *s)
 		w->queue_head = c;
 	w->queue_tail = c;
 	w->nqueued++;
+	atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed); /* the dashboard's queue */
 }
 
 static void queue_del(struct cconn *c)
@@ -426,6 +427,7 @@ static void queue_del(struct cconn *c)
 	else
 		w->queue_tail = c->qprev;
 	c->qnext = c->qprev = NULL;
+	atomic_fetch_sub_explicit(&c->qsrv->queued, 1, memory_order_relaxed);
 	c->qsrv = NULL;
 	w->nqueued--;
 }

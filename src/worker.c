@@ -13,6 +13,7 @@
  */
 #include "api.h"
 #include "worker.h"
+#include "priv.h"
 #include "global.h"
 #include "persist.h"
 #include "reload.h"
@@ -78,7 +79,8 @@ static int open_listener(const struct cfg_addr *a, char *err, size_t errlen)
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
-		snprintf(err, errlen, "cannot bind %s: %s", a->text, strerror(errno));
+		snprintf(err, errlen, "cannot bind %s: %s%s", a->text, strerror(errno),
+			 priv_bind_hint(errno, a));
 		close(fd);
 		return -1;
 	}

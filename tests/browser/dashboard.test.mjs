@@ -1,11 +1,16 @@
 // The dashboard in a real browser (issue 5 item 4, doc/dashboard.md).
 //
 // Starts three demo apps and bollard (build/bollard, stats-admin on) on free
-// loopback ports, sends traffic from simulated users that stick to their
-// server (persist header), and drives Debian's headless Chromium through
+// loopback ports (one a backup, one with a slow start), sends traffic from
+// simulated users that stick to their server (persist cookie, then persist
+// header), and drives Debian's headless Chromium through
 // playwright-core (never a downloaded browser): every server is shown, the
 // numbers move with the traffic, the drain button drains a server (on the
-// page and in /api/servers), the page logs no error, and it fits a phone.
+// page and in /api/servers), totals, results by method, moves by reason,
+// the y axis, estimated cookie sessions, 5xx, queue, the backup marker and
+// a slow-start ramp are shown, the imbalance leaves out servers that take
+// no new sessions ("n/a" when fewer than two do), the page logs no error,
+// and it fits a phone.
 // Screenshots go to build/dashboard.png and build/dashboard-phone.png.
 // Everything started here is stopped by PID, whatever happens.
 //
@@ -25,7 +30,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const BOLLARD = process.env.BOLLARD_BIN || path.join(ROOT, 'build/bollard');
 const DEMO = path.join(ROOT, 'build/bollard-demo-app');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const APPS = ['app1', 'app2', 'app3'];
+const APPS = ['app1', 'app2', 'app3', 'spare'];
 
 const procs = [];          // every child we started, stopped in after()
 let tmp, stats, front, browser, stopTraffic = false, trafficDone;
@@ -97,18 +102,29 @@ function get(port, pth, headers = {}) {
 	});
 }
 
-// Simulated users, told apart by an X-User header (`persist header`, a
-// table: the dashboard shows its sessions per server). Most requests come
-// back from a known user (persistence hits); one in ten is a new user.
+// Simulated users with a cookie jar each (`persist cookie`, whose sessions
+// the dashboard estimates per server) and an X-User header (`persist
+// header`, a table it counts). Most requests come back from a known user
+// (persistence hits); one in ten is a new user; one in twenty-five asks the
+// app for a 500, for the 5xx column.
 async function traffic() {
-	const users = Array.from({ length: 12 }, (_, k) => 'u' + k);
+	const user = (id) => ({ id, jar: new Map() });   // cookie name -> name=value
+	const users = Array.from({ length: 12 }, (_, k) => user('u' + k));
 	let i = 0, next = users.length;
 	const worker = async (w) => {
 		while (!stopTraffic) {
 			const k = (i++ * 7 + w) % users.length;
 			if (i % 10 === 0)
-				users[k] = 'u' + next++;
-			await get(front, '/', { 'x-user': users[k] });
+				users[k] = user('u' + next++);
+			const u = users[k];
+			const headers = { 'x-user': u.id };
+			if (u.jar.size)
+				headers.cookie = [...u.jar.values()].join('; ');
+			const r = await get(front, i % 25 === 0 ? '/status?code=500' : '/', headers);
+			for (const sc of (r.headers && r.headers['set-cookie']) || []) {
+				const nv = sc.split(';')[0];
+				u.jar.set(nv.split('=')[0], nv);
+			}
 			await sleep(15);
 		}
 	};
@@ -143,8 +159,12 @@ before(async () => {
 		'',
 		'backend shop',
 		'    balance roundrobin',
+		'    persist cookie BOLLARD insert max-idle 30m',
 		'    persist header X-User expire 30m',
-		...APPS.map((a) => `    server ${a} 127.0.0.1:${ports[a]}`),
+		`    server app1 127.0.0.1:${ports.app1}`,
+		`    server app2 127.0.0.1:${ports.app2}`,
+		`    server app3 127.0.0.1:${ports.app3} slowstart 120s`,
+		`    server spare 127.0.0.1:${ports.spare} backup`,
 		'',
 	].join('\n');
 	fs.writeFileSync(path.join(tmp, 'bollard.conf'), conf);
@@ -182,7 +202,9 @@ function watchErrors(page) {
 
 const num = (s) => Number(String(s).trim());
 
-test('dashboard under traffic: servers, live numbers, drain button, no errors', { timeout: 120000 }, async () => {
+const text = (page, sel) => page.locator(sel).first().textContent();
+
+test('dashboard under traffic: servers, live numbers, drain button, no errors', { timeout: 150000 }, async () => {
 	const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 	const errors = watchErrors(page);
 	await page.goto(`http://127.0.0.1:${stats}/`);
@@ -193,6 +215,10 @@ test('dashboard under traffic: servers, live numbers, drain button, no errors', 
 	assert.equal(await page.locator('[data-server]').count(), APPS.length);
 	for (const a of APPS)
 		assert.equal(await page.locator(`[data-server="shop/${a}"]`).getAttribute('data-state'), 'ready');
+	// the backup is marked as one, the others are not
+	assert.equal(await page.locator('[data-server="shop/spare"]').getAttribute('data-backup'), '1');
+	assert.match(await text(page, '[data-server="shop/spare"] .c-n'), /backup$/);
+	assert.equal(await page.locator('[data-server="shop/app1"] .tag').count(), 0);
 
 	// the request counter moves as traffic flows (polls every 1.5 s)
 	const total = page.locator('[data-backend="shop"] [data-k="req-total"]');
@@ -213,6 +239,34 @@ test('dashboard under traffic: servers, live numbers, drain button, no errors', 
 		return e && Number(e.textContent) > 0;
 	}, null, { timeout: 15000 });
 
+	// totals since start beside the rates; they agree with /api/stats
+	await page.waitForFunction(() => Number(document.querySelector('[data-k="total-hit"]').textContent) > 0,
+		null, { timeout: 15000 });
+	const shown = num(await text(page, '[data-k="total-hit"]'));
+	const st = JSON.parse((await get(stats, '/api/stats')).body).backends[0];
+	const hits = st.persistence.reduce((a, m) => a + m.hit, 0);
+	assert.ok(shown > 0 && shown <= hits, `hits shown ${shown}, /api/stats ${hits}`);
+	// results by method: one row per persist line, in order
+	assert.deepEqual(await page.locator('[data-k="by-method"] tbody tr').evaluateAll(
+		(rows) => rows.map((r) => r.dataset.method)), ['cookie', 'header']);
+	assert.match(await text(page, '[data-k="moves"]'), /^moved, by reason: down \d+, maint \d+, removed \d+, connect \d+, maxconn \d+$/);
+	// a y axis: three ticks, the top one above zero once traffic is charted
+	await page.waitForFunction(() => {
+		const t = [...document.querySelectorAll('[data-k="yaxis"] span')].map((s) => s.textContent);
+		return t.length === 3 && t[2] === '0.00/s' && parseFloat(t[0]) > 0;
+	}, null, { timeout: 15000 });
+	// sessions: cookie sessions estimated (marked ≈) on the servers taking them
+	await page.waitForFunction(() => [...document.querySelectorAll('[data-k="sessions"]')]
+		.some((e) => /^\u2248[1-9]\d*$/.test(e.textContent)), null, { timeout: 15000 });
+	// 5xx per server, from the app's 500s
+	await page.waitForFunction(() => [...document.querySelectorAll('[data-k="5xx"]')]
+		.some((e) => Number(e.textContent) > 0), null, { timeout: 20000 });
+	for (const a of APPS)
+		assert.equal(await text(page, `[data-server="shop/${a}"] [data-k="queue"]`), '0');
+	// imbalance over app1..app3 (the backup does not count): a number
+	await page.waitForFunction(() => /^\d/.test(document.querySelector('[data-k="imbalance"]').textContent),
+		null, { timeout: 15000 });
+
 	// drain app2 with its button: the page and the API both say so
 	await page.locator('[data-server="shop/app2"] button[data-state="drain"]').click();
 	await page.waitForFunction(() =>
@@ -226,6 +280,21 @@ test('dashboard under traffic: servers, live numbers, drain button, no errors', 
 	await page.waitForFunction(() =>
 		/shop\/app2 ready \u2192 drain/.test(document.getElementById('evlist').textContent),
 	null, { timeout: 15000 });
+
+	// app3 back from maintenance ramps up over its slow start: its weight
+	// shows the ramp, and with app2 draining only app1 takes new sessions
+	// at full weight, so the imbalance is not applicable
+	await page.locator('[data-server="shop/app3"] button[data-state="maint"]').click();
+	await page.waitForFunction(() =>
+		document.querySelector('[data-server="shop/app3"]').dataset.state === 'maint', null, { timeout: 15000 });
+	await page.locator('[data-server="shop/app3"] button[data-state="ready"]').click();
+	await page.waitForFunction(() => {
+		const w = document.querySelector('[data-server="shop/app3"] [data-k="weight"]');
+		return /^\d+\/100 \u2197$/.test(w.textContent) && w.classList.contains('ramp');
+	}, null, { timeout: 15000 });
+	await page.waitForFunction(() => document.querySelector('[data-k="imbalance"]').textContent === 'n/a',
+		null, { timeout: 15000 });
+	assert.equal(await text(page, '[data-server="shop/app1"] [data-k="weight"]'), '100');
 
 	// let the chart fill for the screenshot, then keep one
 	await sleep(6000);

@@ -46,6 +46,9 @@ def test_help(bollard_run):
 	text = _out(r)
 	assert "usage" in text.lower(), text
 	assert "-c" in text and "check" in text, text
+	# every signal bollard acts on, the reload first (issue 10 item 11)
+	for sig in ("SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"):
+		assert sig in text, text
 
 
 def test_unknown_option_is_an_error(bollard_run):

@@ -77,10 +77,28 @@ def test_page_is_self_contained(demo_apps, bollard_factory, config_for):
 	assert h.status == 200 and h.body == b""
 
 
+def _settled(sp, requests, sessions):
+	"""Wait until /api/stats shows `requests` persistence decisions and
+	`sessions` persistent sessions in all: the observable end of the
+	asynchronous bookkeeping of the requests already answered."""
+	def done():
+		(be,) = util.request(sp, "GET", "/api/stats").json()["backends"]
+		decided = sum(m[r] for m in be["persistence"] for r in
+			      ("hit", "new", "moved", "invalid", "expired"))
+		return decided == requests and sum(s["sessions"] for s in be["servers"]) == sessions
+	util.wait_until(done, what="%d decisions and %d sessions in /api/stats"
+			% (requests, sessions))
+
+
 def test_json_apis_agree_with_ctl(demo_apps, bollard_factory, config_for, bollard_bin):
 	b, apps, sock = _start(demo_apps, bollard_factory, config_for)
 	sp = b.ports["port_stats"]
 	_traffic(b, 10)
+	# Sessions per server are recounted from the tables once a second and
+	# a decision is counted when its request is logged: wait until both
+	# show the traffic, after which nothing moves any more, so that the
+	# two interfaces read the same state (issue 10 item 17).
+	_settled(sp, requests=10, sessions=1)
 	servers = util.request(sp, "GET", "/api/servers").json()
 	assert servers == _ctl_json(bollard_bin, sock, "show", "servers")
 	sess = util.request(sp, "GET", "/api/sessions?backend=be&limit=10")
@@ -213,3 +231,78 @@ def test_auth_file_readable_by_others_refused(bollard_run, tmp_path):
 	auth.write_text("no colon here\n")
 	r = bollard_run("check", "-c", "{conf}", config=conf)
 	assert r.returncode != 0 and "stats.auth:1" in (r.stdout + r.stderr)
+
+
+def _stats_servers(sp):
+	(be,) = util.request(sp, "GET", "/api/stats").json()["backends"]
+	return be, {s["name"]: s for s in be["servers"]}
+
+
+def test_api_stats_server_details(demo_apps, bollard_factory, config_for):
+	"""What the dashboard shows per server besides the counters (issue 10
+	item 15): backup, the configured weight and its slow start, the queue,
+	and no cookie estimate without an insert cookie."""
+	apps = demo_apps(3)
+	servers = [(apps[0].name, apps[0].port, "weight 50 slowstart 30s"),
+		   (apps[1].name, apps[1].port, "maxconn 4"),
+		   (apps[2].name, apps[2].port, "backup")]
+	b = bollard_factory(config_for(servers, global_extra=ADMIN_GLOBAL, backend_extra=PERSIST))
+	be, s = _stats_servers(b.ports["port_stats"])
+	assert be["cookie_window_ms"] == 0
+	assert s["app1"]["weight_target"] == 50 and s["app1"]["weight"] == 50
+	assert s["app1"]["slowstart_ms"] == 30000 and s["app2"]["slowstart_ms"] == 0
+	assert [s[n]["backup"] for n in ("app1", "app2", "app3")] == [False, False, True]
+	for n in s:
+		assert s[n]["queued"] == 0 and s[n]["cookie_sessions"] is None, s[n]
+
+
+def test_api_stats_cookie_sessions_estimate(demo_apps, bollard_factory, config_for):
+	"""Insert-cookie sessions live in the clients, so no table counts them:
+	/api/stats estimates them per server (hll.c, about 3% standard error).
+	300 sessions, each seen twice: the estimate is near the number of
+	sessions each server took, not of requests."""
+	apps = demo_apps(2)
+	b = bollard_factory(config_for(apps, global_extra=ADMIN_GLOBAL,
+				       backend_extra="    persist cookie BOLLARD insert max-idle 30m\n"))
+	sp = b.ports["port_stats"]
+	took = {"app1": 0, "app2": 0}
+	cookies = []
+	for _ in range(300):
+		r = util.request(b.port, "GET", "/whoami")
+		assert r.status == 200
+		took[r.headers.get("x-server")] += 1
+		cookies.append(r.headers.get("set-cookie").split(";")[0])
+	be, s = _stats_servers(sp)
+	assert be["cookie_window_ms"] == 30 * 60 * 1000
+	for n, want in took.items():
+		assert abs(s[n]["cookie_sessions"] - want) <= 0.1 * want + 1, (n, want, s[n])
+	for c in cookies:   # every session comes back once: still one session each
+		assert util.request(b.port, "GET", "/whoami", headers=[("Cookie", c)]).status == 200
+	be, s = _stats_servers(sp)
+	assert sum(m["hit"] for m in be["persistence"]) == 300
+	for n, want in took.items():
+		assert abs(s[n]["cookie_sessions"] - want) <= 0.1 * want + 1, (n, want, s[n])
+		assert s[n]["sessions"] == 0     # no table holds them
+
+
+def test_api_stats_queue_length(demo_apps, bollard_factory, config_for):
+	"""A persistent request waiting for its full server (maxconn) shows in
+	the server's queue, and leaves it when served."""
+	(app,) = demo_apps(1, threads=2)
+	b = bollard_factory(config_for([(app.name, app.port, "maxconn 1")], global_extra=ADMIN_GLOBAL,
+				       backend_extra="    persist cookie BOLLARD insert\n",
+				       timeouts={"queue": "10s"}))
+	sp = b.ports["port_stats"]
+	r = util.request(b.port, "GET", "/whoami")
+	cookie = [("Cookie", r.headers.get("set-cookie").split(";")[0])]
+	slow = util.Conn.connect(b.port)
+	slow.send(util.build_request("GET", "/slow?ms=4000", headers=cookie))
+	util.wait_until(lambda: _stats_servers(sp)[1]["app1"]["active"] == 1, what="the slow request")
+	waiting = util.Conn.connect(b.port)
+	waiting.send(util.build_request("GET", "/whoami", headers=cookie))
+	util.wait_until(lambda: _stats_servers(sp)[1]["app1"]["queued"] == 1, what="one queued")
+	assert util.read_response(slow).status == 200
+	assert util.read_response(waiting).status == 200
+	util.wait_until(lambda: _stats_servers(sp)[1]["app1"]["queued"] == 0, what="the queue empty")
+	slow.close()
+	waiting.close()

@@ -1,7 +1,10 @@
-"""The access log of SPEC §7 (`log stdout`, `log-format combined|json`): one
-parseable entry per request, naming the frontend, backend and server, with
-the status, timings, request id and termination reason; bollard's own
-errors are logged with the reason."""
+"""The access log of SPEC §7 (`log stdout`, `log-format
+combined-bollard|combined|json`): one parseable entry per request, naming
+the frontend, backend and server, with the status, timings, request id and
+termination reason; bollard's own errors are logged with the reason.
+`log-format combined` is the pure combined format that stock parsers read
+(checked with their own regular expressions); JSON times carry
+milliseconds."""
 
 import re
 import socket
@@ -21,6 +24,84 @@ JSON_KEYS = ("time", "client", "method", "target", "proto", "status", "bytes", "
 
 def _num(v):
 	return float(v) >= 0
+
+
+# Logstash's COMBINEDAPACHELOG grok pattern spelled as a Python regular
+# expression (HTTPDUSER/USER as \S+, QS as a quoted string with backslash
+# escapes), anchored at both ends as fluent-bit and GoAccess read a line.
+COMBINEDAPACHELOG = re.compile(
+	r'^(?P<clientip>\S+) (?P<ident>\S+) (?P<auth>\S+) '
+	r'\[(?P<timestamp>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+	r'"(?:(?P<verb>\w+) (?P<request>\S+)(?: HTTP/(?P<httpversion>\d+(?:\.\d+)?))?'
+	r'|(?P<rawrequest>[^"]*))" '
+	r'(?P<response>\d{3}) (?:(?P<bytes>\d+)|-) '
+	r'(?P<referrer>"(?:[^"\\]|\\.)*") (?P<agent>"(?:[^"\\]|\\.)*")$')
+# fluent-bit's stock "apache2" parser (parsers.conf), in Python syntax.
+FLUENTBIT_APACHE2 = re.compile(
+	r'^(?P<host>[^ ]*) [^ ]* (?P<user>[^ ]*) \[(?P<time>[^\]]*)\] '
+	r'"(?P<method>\S+)(?: +(?P<path>[^\"]*?)(?: +\S*)?)?" (?P<code>[^ ]*) (?P<size>[^ ]*)'
+	r'(?: "(?P<referer>[^\"]*)" "(?P<agent>[^\"]*)")?$')
+JSON_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def test_combined_is_what_stock_parsers_read(demo_apps, bollard_factory, config_for):
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, log_format="combined",
+				       backend_extra="    persist cookie BOLLARD insert\n"))
+	with Conn.connect(b.port) as c:
+		c.send(build_request("GET", "/whoami?a=1", headers=[
+			("User-Agent", 'agent "quoted" 1.0'), ("Referer", "http://ref.example/x")]))
+		assert read_response(c).status == 200
+		c.send(build_request("GET", "/whoami?b=2"))
+		assert read_response(c).status == 200
+	b.wait_log(lambda e: e.get("target", "").startswith("/whoami"), n=2)
+	lines = [ln for ln in b.log_lines() if "/whoami" in ln]
+	assert len(lines) == 2, lines
+	for ln in lines:
+		m = COMBINEDAPACHELOG.match(ln)
+		assert m, "COMBINEDAPACHELOG does not match %r" % ln
+		assert m["clientip"] == "127.0.0.1" and m["verb"] == "GET" and m["response"] == "200"
+		assert m["httpversion"] == "1.1" and int(m["bytes"]) > 0
+		f = FLUENTBIT_APACHE2.match(ln)
+		assert f and f["code"] == "200" and f["agent"] is not None, ln
+		# none of bollard's own fields: they live in combined-bollard
+		assert "persist=" not in ln and "server=" not in ln, ln
+	m = COMBINEDAPACHELOG.match(lines[0])
+	assert m["request"] == "/whoami?a=1" and m["referrer"] == '"http://ref.example/x"'
+	assert "quoted" in m["agent"]
+
+
+def test_combined_bollard_adds_fields_after_the_combined_part(demo_apps, bollard_factory,
+							       config_for):
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, log_format="combined-bollard",
+				       backend_extra="    persist cookie BOLLARD insert\n"))
+	assert util.request(b.port, "GET", "/whoami").status == 200
+	e, = b.wait_log(lambda e: e.get("target") == "/whoami")
+	assert e["server"] == "app1" and e["persist"] == "new", e
+	ln = [ln for ln in b.log_lines() if "/whoami" in ln][0]
+	head, _, tail = ln.partition('" frontend=')
+	assert tail and COMBINEDAPACHELOG.match(head + '"'), ln
+	assert not FLUENTBIT_APACHE2.match(ln), "combined-bollard passes for pure combined"
+
+
+def test_default_format_is_combined_bollard(proxy):
+	b, _ = proxy
+	assert util.request(b.port, "GET", "/whoami").status == 200
+	e, = b.wait_log(lambda e: e.get("target") == "/whoami")
+	assert e["server"] == "app1" and e["backend"] == "be", e
+
+
+def test_json_time_has_milliseconds(demo_apps, bollard_factory, config_for):
+	apps = demo_apps(1)
+	b = bollard_factory(config_for(apps, log_format="json"))
+	for i in range(3):
+		assert util.request(b.port, "GET", "/whoami?j=%d" % i).status == 200
+	entries = b.wait_log(lambda e: str(e.get("target", "")).startswith("/whoami"), n=3)
+	for e in entries:
+		assert JSON_TIME_RE.match(e["time"]), e["time"]
+	times = [e["time"] for e in entries]
+	assert times == sorted(times), times
 
 
 def test_combined_one_line_per_request(demo_apps, bollard_factory, config_for):
@@ -88,7 +169,7 @@ def test_json_format(demo_apps, bollard_factory, config_for):
 		assert e["term"] in ("-", "", None)
 
 
-@pytest.mark.parametrize("fmt", ["combined", "json"])
+@pytest.mark.parametrize("fmt", ["combined-bollard", "json"])
 def test_bad_request_logged(demo_apps, bollard_factory, config_for, fmt):
 	apps = demo_apps(1)
 	b = bollard_factory(config_for(apps, log_format=fmt))

@@ -1,8 +1,8 @@
 """Logs as an operator uses them (SPEC §2, §7; issue 5 item 5): `log file
 PATH` reopened on SIGUSR1 so logrotate can rename it; an error log whose
 every line carries a level; health state changes logged once per change,
-not once per probe nor again at a reload; access-log entries, combined and
-JSON, carrying the persistence result and method, the server, the
+not once per probe nor again at a reload; access-log entries, combined-bollard
+and JSON, carrying the persistence result and method, the server, the
 connect / first-byte / total timings and the termination reason.
 test_log.py covers the access-log format line by line; this file covers
 what lies around it."""
@@ -21,7 +21,7 @@ import util
 ERRLOG_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (error|warning|info|debug): \S")
 
 
-def _conf(apps, log="stdout", fmt="combined", extra_backend="", extra_global=""):
+def _conf(apps, log="stdout", fmt="combined-bollard", extra_backend="", extra_global=""):
 	servers = "".join("    server %s 127.0.0.1:%d\n" % (a.name, a.port) for a in apps)
 	return ("global\n    threads 2\n    log %s\n    log-format %s\n"
 		"    admin-socket {tmp}/adm.sock\n%s"
@@ -58,13 +58,19 @@ def _wait_stderr(b, needle, timeout=10):
 
 # ---------------------------------------------------------------- log file + SIGUSR1
 
+def _access(path):
+	"""The access-log lines of a log file, without the error-log lines that
+	share it (issue 10 item 7)."""
+	return [ln for ln in _lines(path) if not ERRLOG_RE.match(ln)]
+
+
 def test_log_file_reopened_on_sigusr1(demo_apps, bollard_factory, tmp_path):
 	apps = demo_apps(1)
 	log = tmp_path / "access.log"
 	b = bollard_factory(_conf(apps, log="file %s" % log))
 	for i in range(3):
 		_get(b.port, "/whoami?before=%d" % i)
-	util.wait_until(lambda: len(_lines(log)) >= 3, timeout=10, what="3 lines in the log file")
+	util.wait_until(lambda: len(_access(log)) >= 3, timeout=10, what="3 lines in the log file")
 	assert b.log_lines() == [], "access log also went to stdout"
 	assert (os.stat(log).st_mode & 0o777) & 0o007 == 0, "log file readable by others"
 
@@ -85,8 +91,12 @@ def test_log_file_reopened_on_sigusr1(demo_apps, bollard_factory, tmp_path):
 	assert len([ln for ln in old if "before=" in ln]) == 3
 	assert not [ln for ln in old if "after=" in ln], "lines after SIGUSR1 in the old file"
 	assert not [ln for ln in _lines(log) if "before=" in ln or "between=" in ln]
-	for ln in _lines(log) + old:
+	for ln in _access(log) + _access(rotated):
 		assert util.parse_combined(ln) is not None, ln
+	# the error log goes alongside the access log: the start in the old
+	# file, the reopening in the new one
+	assert any(re.search(r" info: bollard .* started", ln) for ln in old), old
+	assert any(ERRLOG_RE.match(ln) and "reopened log file" in ln for ln in _lines(log))
 	assert b.alive()
 
 
@@ -172,7 +182,7 @@ def _cookie_session(port, n=3):
 	return cookie
 
 
-@pytest.mark.parametrize("fmt", ["combined", "json"])
+@pytest.mark.parametrize("fmt", ["combined-bollard", "json"])
 def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt):
 	apps = demo_apps(2)
 	b = bollard_factory(_conf(apps, fmt=fmt, extra_backend=PERSIST))
@@ -185,11 +195,11 @@ def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt)
 	entries = sorted(b.wait_log(lambda e: "s=" in e.get("target", ""), n=4),
 			 key=lambda e: order(e["target"]))
 	key_persist = "persist"
-	key_method = "method" if fmt == "combined" else "persist_method"
+	key_method = "method" if fmt == "combined-bollard" else "persist_method"
 	# combined lines use method= for the persistence method after the
 	# request line; util.parse_combined gives the HTTP method as "method"
 	# and the later key=value pair overwrites it, so re-read it raw
-	if fmt == "combined":
+	if fmt == "combined-bollard":
 		raw = sorted([ln for ln in b.log_lines() if "s=" in ln],
 			     key=lambda ln: order(ln.split('"')[1].split(" ")[1]))
 		pm = [re.search(r" method=(\S+)", ln).group(1) for ln in raw]
@@ -212,7 +222,7 @@ def test_access_log_persist_server_timings_term(demo_apps, bollard_factory, fmt)
 		assert e["term"] == "-", e  # a normal end
 
 
-@pytest.mark.parametrize("fmt", ["combined", "json"])
+@pytest.mark.parametrize("fmt", ["combined-bollard", "json"])
 def test_access_log_termination_reason_no_server(bollard_factory, fmt):
 	# the only server refuses connections: 503, the reason is logged
 	dead = util.free_port()

@@ -63,3 +63,32 @@ def test_page_renders_without_warnings(page):
 	out = subprocess.run(["groff", "-man", "-Tutf8", "-P-cbou", str(page)], capture_output=True,
 			     timeout=30).stdout.decode("utf-8", "replace")
 	assert "NAME" in out and "SEE ALSO" in out
+
+
+def _rendered(page):
+	return subprocess.run(["groff", "-man", "-Tutf8", "-P-cbou", str(page)], capture_output=True,
+			      timeout=30).stdout.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_page_has_no_stray_quotes(page):
+	"""A quote left unbalanced in a .BI/.BR line renders as a literal '"'
+	without any groff warning (issue 10 item 11: after `clear sessions`
+	and `wait drained`); neither page shows a double quote on purpose."""
+	if not shutil.which("groff"):
+		pytest.skip("groff not installed")
+	bad = [ln.strip() for ln in _rendered(page).splitlines() if '"' in ln]
+	assert not bad, bad
+
+
+def test_bollard8_exit_status_and_signals():
+	if not shutil.which("groff"):
+		pytest.skip("groff not installed")
+	out = _rendered(PAGES[0])
+	section = out[out.index("EXIT STATUS"):out.index("EXAMPLES")]
+	for code in ("0", "1", "2"):
+		assert re.search(r"^\s+%s\s" % code, section, re.M), section
+	assert "usage error" in section.lower(), section
+	signals = out[out.index("SIGNALS"):out.index("STATISTICS")]
+	for sig in ("SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"):
+		assert sig in signals, signals

@@ -84,6 +84,23 @@ def wait_until(pred, timeout=DEFAULT_TIMEOUT, interval=0.05, what="condition"):
 		time.sleep(interval)
 
 
+def recv_datagrams(sock, want, timeout=DEFAULT_TIMEOUT, what="datagrams"):
+	"""Datagrams (decoded) from sock until want(list of all so far) is
+	true or time runs out; returns the list."""
+	got = []
+	sock.settimeout(0.2)
+
+	def more():
+		try:
+			while True:
+				got.append(sock.recv(65536).decode("utf-8", "replace"))
+		except socket.timeout:
+			pass
+		return want(got)
+	wait_until(more, timeout=timeout, what=what)
+	return got
+
+
 def ipv6_loopback_available():
 	"""True when the kernel lets us bind ::1 (a legitimate reason to skip)."""
 	if not socket.has_ipv6:

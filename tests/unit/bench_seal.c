@@ -7,8 +7,8 @@
  * plaintext (version, server-name hash, issued, refreshed) sealed with
  * XChaCha20-Poly1305-IETF under a 24-byte nonce (16 random bytes + a
  * counter, as persist.c builds it), associated data "backend/rule", and the
- * 57 raw bytes (nonce + ciphertext + tag) encoded with cookie_b64_encode()
- * from src/cookie.c into a 76-character cookie value. Opening is the
+ * 65 raw bytes (nonce + ciphertext + tag) encoded with cookie_b64_encode()
+ * from src/cookie.c into an 87-character cookie value. Opening is the
  * reverse: decode, decrypt, check. If persist.c's layout changes, change
  * SEAL_PLAIN here with it; the numbers only mean something while they match.
  *
@@ -28,7 +28,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SEAL_PLAIN 17 /* the same as persist.c: version, hash (8), issued (4), refreshed (4) */
+#define SEAL_PLAIN 25 /* the same as persist.c: version, hash (8), issued (4), refreshed (4),
+		      * session id (8) */
 #define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define SEAL_RAW (SEAL_NONCE + SEAL_PLAIN + SEAL_TAG)
@@ -51,9 +52,9 @@ static long bench_seal_one(uint64_t counter, char *out, size_t cap)
 	uint8_t plain[SEAL_PLAIN], raw[SEAL_RAW];
 	unsigned long long clen;
 
-	plain[0] = 1;
+	plain[0] = 2;
 	memcpy(plain + 1, &counter, 8);
-	memset(plain + 9, 0x5a, 8);
+	memset(plain + 9, 0x5a, 16);
 	memcpy(raw, prefix, 16);
 	memcpy(raw + 16, &counter, 8);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SEAL_NONCE, &clen, plain, sizeof(plain),
@@ -73,7 +74,7 @@ static int bench_open_one(const char *v, size_t n)
 						       SEAL_PLAIN + SEAL_TAG, (const uint8_t *)ad,
 						       sizeof(ad) - 1, raw, key) != 0)
 		return -1;
-	return plen == SEAL_PLAIN && plain[0] == 1 ? 0 : -1;
+	return plen == SEAL_PLAIN && plain[0] == 2 ? 0 : -1;
 }
 
 static void report(const char *what, long n, double dt)
@@ -124,12 +125,12 @@ int main(int argc, char **argv)
 	t = now_s();
 	for (long i = 0; i < n; i++)
 		sink += (unsigned long)cookie_b64_encode(raw, SEAL_RAW, cookie, sizeof(cookie));
-	report("base64url encode 57 bytes", n, now_s() - t);
+	report("base64url encode 65 bytes", n, now_s() - t);
 
 	t = now_s();
 	for (long i = 0; i < n; i++)
 		sink += (unsigned long)cookie_b64_decode(cookie, (size_t)len, raw, sizeof(raw));
-	report("base64url decode 76 chars", n, now_s() - t);
+	report("base64url decode 87 chars", n, now_s() - t);
 
 	/* every authentic open must pass and every forged one fail */
 	if (bad != n) {

@@ -350,7 +350,7 @@ static void test_builtin_defaults(void **state)
 	assert_int_equal(cfg->maxhdr, 100);
 	assert_int_equal(cfg->max_request_line, 8192);
 	assert_int_equal(cfg->log_target, LOG_TARGET_STDOUT);
-	assert_int_equal(cfg->log_format, LOG_FORMAT_COMBINED);
+	assert_int_equal(cfg->log_format, LOG_FORMAT_COMBINED_BOLLARD);
 	assert_null(cfg->admin_socket);
 	assert_null(cfg->state_file);
 	assert_null(cfg->secret_file);
@@ -562,8 +562,23 @@ static void test_err_values(void **state)
 		"invalid value '257' for 'tune.maxhdr' (expected a number 1..256)");
 	one_err("global\n    tune.bufsize 4k\n" FE_OK BE_OK, 2,
 		"tune.max-request-line (8192) must not exceed tune.bufsize (4096)");
-	one_err("global\n    log syslog\n" FE_OK BE_OK, 2,
-		"unknown log target 'syslog' (expected one of: stdout, stderr, file, off)");
+	one_err("global\n    log sislog\n" FE_OK BE_OK, 2,
+		"unknown log target 'sislog'; did you mean 'syslog'?");
+	one_err("global\n    log syslog facility local9\n" FE_OK BE_OK, 2,
+		"unknown syslog facility 'local9'; did you mean 'local0'?");
+	one_err("global\n    log syslog tag a/b\n" FE_OK BE_OK, 2,
+		"invalid syslog tag 'a/b' (1..32 of letters, digits, '-', '_', '.')");
+	one_err("global\n    log syslog facility\n" FE_OK BE_OK, 2,
+		"missing value after 'facility' (expected: log syslog [facility F] [tag T] [socket PATH])");
+	one_err("global\n    log udp 127.0.0.1:514 socket /dev/log\n" FE_OK BE_OK, 2,
+		"unknown option 'socket' (expected: log udp ADDR [facility F] [tag T])");
+	one_err("global\n    log udp\n" FE_OK BE_OK, 2, "'log udp' needs an ADDR (e.g. 127.0.0.1:514)");
+	one_err("global\n    log udp loghost:514\n" FE_OK BE_OK, 2,
+		"invalid address 'loghost:514': hostnames are not resolved; use an IP address");
+	one_err("global\n    user no-such-user-here\n" FE_OK BE_OK, 2,
+		"unknown user 'no-such-user-here' (create it, e.g. useradd --system no-such-user-here)");
+	one_err("global\n    group no-such-group-here\n" FE_OK BE_OK, 2,
+		"unknown group 'no-such-group-here'");
 	one_err("global\n    log file\n" FE_OK BE_OK, 2, "'log file' needs a PATH");
 	one_err("global\n    log stdout extra\n" FE_OK BE_OK, 2, "too many arguments to 'log stdout'");
 	one_err("global\n    log-format jsn\n" FE_OK BE_OK, 2,
@@ -920,6 +935,31 @@ static void test_missing_file(void **state)
 	cfg_free(NULL);
 }
 
+/* log syslog|udp options, user, group, pidfile (issue 10 item 7) */
+static void test_process_and_syslog(void **state)
+{
+	struct config *cfg = load_ok("global\n    log syslog facility local3 tag edge-1 socket /tmp/x.sock\n"
+				     "    user root\n    group root\n    pidfile /run/b.pid\n" FE_OK BE_OK);
+
+	(void)state;
+	assert_int_equal(cfg->log_target, LOG_TARGET_SYSLOG);
+	assert_int_equal(cfg->log_facility, 19);
+	assert_string_equal(cfg->log_tag, "edge-1");
+	assert_string_equal(cfg->log_socket, "/tmp/x.sock");
+	assert_string_equal(cfg->user, "root");
+	assert_string_equal(cfg->group, "root");
+	assert_string_equal(cfg->pidfile, "/run/b.pid");
+	cfg_free(cfg);
+	cfg = load_ok("global\n    log udp 127.0.0.1:5514\n" FE_OK BE_OK);
+	assert_int_equal(cfg->log_target, LOG_TARGET_UDP);
+	assert_int_equal(cfg->log_facility, 3);          /* daemon */
+	assert_string_equal(cfg->log_tag, "bollard");
+	assert_string_equal(cfg->log_udp.text, "127.0.0.1:5514");
+	assert_null(cfg->log_socket);
+	assert_null(cfg->user);
+	cfg_free(cfg);
+}
+
 static void test_examples(void **state)
 {
 	/* The shipped examples must always load. */
@@ -942,6 +982,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_process_and_syslog),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_names),
