@@ -39,12 +39,17 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CFG_MAX_ERRORS 50
 #define CFG_MAX_WORDS  64
 #define CFG_MAX_KEYWORDS 256  /* bound of cfg_keywords[], for suggestions */
+/* Longest line read, its end excluded: far beyond any real directive, and a
+ * bound on what a wrong file (a binary, /dev/zero behind a symlink) costs. */
+#define CFG_LINE_MAX 65536
 
 /* ---- errors and suggestions ------------------------------------------- */
 
@@ -865,14 +870,139 @@ out:
 
 /* ---- driver -------------------------------------------------------------- */
 
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+/*
+ * Opens path for reading, or reports why not and returns NULL. Only a
+ * regular file is read: a configuration is read again at every reload, and
+ * a FIFO or a device would block (a FIFO waits for a writer: hence
+ * O_NONBLOCK, which makes open() itself return) or never end (/dev/zero).
+ */
+static FILE *open_conf(struct cfg_parser *p, const char *path)
+{
+	struct stat st;
+	FILE *f;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0) {
+		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cfg_err(p, p->line, "cannot read configuration: %s, not a regular file",
+			file_kind(st.st_mode));
+		close(fd);
+		return NULL;
+	}
+	f = fdopen(fd, "r");
+	if (!f) {
+		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
+/*
+ * Reads one line of f into buf (room for CFG_LINE_MAX bytes and a NUL),
+ * without its LF. Returns its length, or -1 at the end of the file. A
+ * longer line is read to its end and dropped past the bound (*over set):
+ * memory stays bounded whatever the file holds. *nul is set when the line
+ * held a NUL byte.
+ */
+static long read_line(FILE *f, char *buf, bool *over, bool *nul)
+{
+	size_t n = 0;
+	bool any = false;
+	int c;
+
+	*over = *nul = false;
+	while ((c = getc_unlocked(f)) != EOF) {
+		any = true;
+		if (c == '\n')
+			break;
+		if (c == '\0')
+			*nul = true;
+		if (n < CFG_LINE_MAX)
+			buf[n++] = (char)c;
+		else
+			*over = true;
+	}
+	if (!any)
+		return -1;
+	buf[n] = '\0';
+	return (long)n;
+}
+
+/* Reads and parses every line of path; false when it could not be opened. */
+static bool parse_file(struct cfg_parser *p, const char *path)
+{
+	char *line, *argv[CFG_MAX_WORDS];
+	bool over, nul;
+	FILE *f = open_conf(p, path);
+
+	if (!f)
+		return false;
+	line = malloc(CFG_LINE_MAX + 1);
+	if (!line) {
+		cfg_err(p, p->line, "out of memory");
+		p->stop = true;
+	}
+	while (line && !p->stop && read_line(f, line, &over, &nul) >= 0) {
+		const char *why = NULL;
+		int argc;
+
+		p->line++;
+		if (over) {
+			cfg_err(p, p->line, "line longer than %d bytes", CFG_LINE_MAX);
+			continue;
+		}
+		if (nul) {
+			cfg_err(p, p->line, "NUL byte in line");
+			continue;
+		}
+		bool indented = line[0] == ' ' || line[0] == '\t';
+		argc = tokenize(line, argv, CFG_MAX_WORDS, &why);
+		if (argc < 0) {
+			cfg_err(p, p->line, "%s", why);
+			continue;
+		}
+		if (argc == 0)
+			continue;
+		if (indented)
+			directive(p, argc, argv);
+		else
+			section_header(p, argc, argv);
+	}
+	if (ferror(f))
+		cfg_err(p, p->line, "read error: %s", strerror(errno));
+	fclose(f);
+	free(line);
+	return true;
+}
+
 struct config *cfg_load(const char *file, char **errs)
 {
 	struct cfg_parser p = { .file = file };
 	struct config *cfg;
-	char *line = NULL, *argv[CFG_MAX_WORDS];
-	size_t cap = 0;
-	ssize_t len;
-	FILE *f;
 
 	if (errs)
 		*errs = NULL;
@@ -890,37 +1020,8 @@ struct config *cfg_load(const char *file, char **errs)
 		cfg->maxhdr = 100;
 		cfg->max_request_line = 8192;
 	}
-	f = p.stop ? NULL : fopen(file, "r");
-	if (!p.stop && !f)
-		cfg_err(&p, 0, "cannot open configuration: %s", strerror(errno));
-	while (f && !p.stop && (len = getline(&line, &cap, f)) >= 0) {
-		const char *why = NULL;
-		int argc;
-
-		p.line++;
-		if ((size_t)len != strlen(line)) {
-			cfg_err(&p, p.line, "NUL byte in line");
-			continue;
-		}
-		bool indented = line[0] == ' ' || line[0] == '\t';
-		argc = tokenize(line, argv, CFG_MAX_WORDS, &why);
-		if (argc < 0) {
-			cfg_err(&p, p.line, "%s", why);
-			continue;
-		}
-		if (argc == 0)
-			continue;
-		if (indented)
-			directive(&p, argc, argv);
-		else
-			section_header(&p, argc, argv);
-	}
-	if (f && ferror(f))
-		cfg_err(&p, p.line, "read error: %s", strerror(errno));
-	if (f)
-		fclose(f);
-	free(line);
-	if (!p.stop && cfg && f)
+	/* the cross-checks of a file that could not be read would only add noise */
+	if (!p.stop && parse_file(&p, file) && !p.stop)
 		resolve(&p);
 	free(p.refs);
 	free(p.binds);

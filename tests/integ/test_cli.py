@@ -2,6 +2,7 @@
 FILE:LINE: messages and suggestions, a bad configuration at start being an
 exit (never a crash), and SIGINT/SIGTERM stopping with exit 0."""
 
+import os
 import re
 import signal
 import socket
@@ -151,3 +152,21 @@ def test_sigint_and_sigterm_exit_zero(bollard_factory):
 		assert b.alive()
 		rc = b.stop(sig, timeout=10)
 		assert rc == 0, "exit %s on %s; stderr:\n%s" % (rc, sig, b.stderr_text())
+
+
+def test_check_refuses_files_that_are_not_regular(bollard_run, tmp_path):
+	# /dev/zero used to be read as one endless line (5 GB and growing), a
+	# FIFO blocked until a writer came: both are refused at once.
+	fifo = tmp_path / "conf.fifo"
+	os.mkfifo(fifo)
+	for path, kind in (("/dev/zero", "a character device"), (str(fifo), "a FIFO")):
+		r = bollard_run("check", "-c", path, timeout=20)
+		assert r.returncode == 1, _out(r)
+		assert "%s:0: cannot read configuration: %s, not a regular file" % (path, kind) in _out(r), _out(r)
+
+
+def test_check_caps_line_length(bollard_run):
+	conf = GOOD.format(port=1234, srv=1235).replace("    threads 1", "    threads 1" + "1" * 100000)
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	assert re.search(r"check\.conf:2: line longer than 65536 bytes$", _out(r), re.M), _out(r)

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -920,6 +921,65 @@ static void test_missing_file(void **state)
 	cfg_free(NULL);
 }
 
+/* A line is capped (the reader's memory stays bounded whatever the file
+ * holds) and the lines after it are still read. */
+static void test_long_lines(void **state)
+{
+	size_t n = 70000;
+	char *text = malloc(n + 256);
+
+	assert_non_null(text);
+	strcpy(text, "global\n    threads ");
+	size_t off = strlen(text);
+	memset(text + off, '1', n);
+	strcpy(text + off + n, "\n    bogus 1\n" FE_OK BE_OK);
+	char *errs = load_bad(text);
+	has_err(errs, 2, "line longer than 65536 bytes");
+	has_err(errs, 3, "unknown keyword 'bogus' in global section");
+	assert_int_equal(count_lines(errs), 2);
+	free(errs);
+
+	/* exactly at the bound is a line like any other */
+	strcpy(text, "global\n    #");
+	off = strlen(text);
+	memset(text + off, 'x', 65536 - 5);
+	strcpy(text + off + 65536 - 5, "\n" FE_OK BE_OK);
+	cfg_free(load_ok(text));
+
+	/* a last line without its LF, too long, is reported at its line */
+	strcpy(text, "global\n");
+	off = strlen(text);
+	memset(text + off, '#', n);
+	text[off + n] = '\0';
+	errs = load_bad(text);
+	has_err(errs, 2, "line longer than 65536 bytes");
+	free(errs);
+	free(text);
+}
+
+/* Only regular files are read: /dev/zero never ends and a FIFO blocks
+ * until a writer comes; both are refused at once. */
+static void test_not_regular_files(void **state)
+{
+	char *errs = NULL;
+	char fifo[64];
+
+	assert_null(cfg_load("/dev/zero", &errs));
+	assert_string_equal(errs, "/dev/zero:0: cannot read configuration: a character device, "
+			    "not a regular file\n");
+	free(errs);
+	assert_null(cfg_load("/", &errs));
+	assert_string_equal(errs, "/:0: cannot read configuration: a directory, not a regular file\n");
+	free(errs);
+	snprintf(fifo, sizeof(fifo), "/tmp/test_cfg_fifo_%d", (int)getpid());
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_null(cfg_load(fifo, &errs));
+	unlink(fifo);
+	assert_non_null(strstr(errs, ":0: cannot read configuration: a FIFO, not a regular file\n"));
+	free(errs);
+}
+
 static void test_examples(void **state)
 {
 	/* The shipped examples must always load. */
@@ -964,6 +1024,8 @@ int main(void)
 		cmocka_unit_test(test_not_yet_supported),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_not_regular_files),
 		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
