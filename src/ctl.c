@@ -116,30 +116,42 @@ int ctl_main(int argc, char **argv)
 	int64_t deadline;
 	int i, fd = -1, rc = 1;
 
+	/* Usage errors are one line each, exit status 2 (as bollard's own). */
 	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
-			sock = argv[++i];
-		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			file = argv[++i];
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		bool s = strcmp(argv[i], "-s") == 0, c = strcmp(argv[i], "-c") == 0;
+
+		if (s || c) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "bollard ctl: %s needs %s: bollard ctl %s %s COMMAND\n",
+					argv[i], s ? "a SOCKET path" : "a configuration FILE", argv[i],
+					s ? "SOCKET" : "FILE");
+				return 2;
+			}
+			if ((s && sock) || (c && file)) {
+				fprintf(stderr, "bollard ctl: %s given twice\n", argv[i]);
+				return 2;
+			}
+			*(s ? &sock : &file) = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "bollard ctl: unknown option '%s'\n", argv[i]);
-			usage(stderr);
+			fprintf(stderr, "bollard ctl: unknown option '%s' (expected -s SOCKET, -c FILE, "
+				"then a COMMAND)\n", argv[i]);
 			return 2;
 		} else
 			break;
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return 2;
-	}
 	if (sock && file) {
 		fprintf(stderr, "bollard ctl: give -s or -c, not both\n");
+		return 2;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "bollard ctl: missing COMMAND: bollard ctl [-s SOCKET | -c FILE] "
+			"COMMAND (try 'bollard ctl help')\n");
 		return 2;
 	}
 

@@ -28,24 +28,74 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bollard -c FILE                 run in the foreground\n"
-		"       bollard check -c FILE           validate FILE and print every error\n"
+		"       bollard check -c FILE           validate FILE and print every error (never binds)\n"
+		"       bollard -t -c FILE              the same as check (as nginx -t)\n"
 		"       bollard ctl [-s SOCKET | -c FILE] COMMAND ...\n"
 		"                                       send one runtime-API command\n"
 		"       bollard --version | --help\n"
 		"\n"
+		"Exit status: 0 success, 1 failure (e.g. configuration errors), 2 usage error.\n"
 		"Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 reopens log files.\n"
 		"Documentation: doc/config.md, doc/runtime-api.md.\n");
 }
 
-static const char *find_conf_arg(int argc, char **argv, int from)
+/* What every usage error says after its first words: one line, so that a
+ * deploy script's log shows the whole of it. */
+#define EXPECTED "expected: bollard -c FILE, bollard check -c FILE, bollard -t -c FILE, " \
+		 "bollard ctl ..., --version or --help"
+
+/* A usage error: one line on stderr, exit status 2. */
+static int usage_error(const char *msg)
 {
+	fprintf(stderr, "bollard: %s\n", msg);
+	return 2;
+}
+
+/*
+ * The options of a run or a check: argv[from..argc) may hold only -c FILE
+ * (or -cFILE) once and -t. Anything else is a usage error, never ignored:
+ * a deploy script's "test the configuration" step that started a live
+ * proxy instead (issue 10 item 1) must be impossible. Returns 0 with *file
+ * and *test set, or the exit status of the usage error it reported.
+ */
+static int parse_run_args(int argc, char **argv, int from, const char **file, bool *test)
+{
+	const char *form = from == 2 ? "bollard check -c FILE" : "bollard -c FILE";
+
+	*file = NULL;
 	for (int i = from; i < argc; i++) {
-		if (!strcmp(argv[i], "-c") && i + 1 < argc)
-			return argv[i + 1];
-		if (!strncmp(argv[i], "-c", 2) && argv[i][2])
-			return argv[i] + 2;
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-c") || (!strncmp(a, "-c", 2) && a[2])) {
+			if (*file)
+				return usage_error("-c given twice (one configuration file)");
+			if (a[2]) {
+				*file = a + 2;
+			} else if (i + 1 < argc && argv[i + 1][0]) {
+				*file = argv[++i];
+			} else {
+				fprintf(stderr, "bollard: -c needs a FILE: %s\n", form);
+				return 2;
+			}
+		} else if (!strcmp(a, "-t")) {
+			*test = true;
+		} else if (!strcmp(a, "check") || !strcmp(a, "ctl")) {
+			fprintf(stderr, "bollard: '%s' must come first: bollard %s %s\n", a, a,
+				!strcmp(a, "check") ? "-c FILE" : "[-s SOCKET | -c FILE] COMMAND");
+			return 2;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "bollard: unknown option '%s' (" EXPECTED ")\n", a);
+			return 2;
+		} else {
+			fprintf(stderr, "bollard: unexpected word '%s' (" EXPECTED ")\n", a);
+			return 2;
+		}
 	}
-	return NULL;
+	if (!*file) {
+		fprintf(stderr, "bollard: missing -c FILE: %s\n", form);
+		return 2;
+	}
+	return 0;
 }
 
 /* cfg_load() with every error printed as FILE:LINE: message; NULL then. */
@@ -148,34 +198,37 @@ static int cmd_run(const char *file)
 
 int main(int argc, char **argv)
 {
+	const char *file;
+	bool test = false;
+	int rc;
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v")) {
-		printf("bollard %s\n", BOLLARD_VERSION);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(stdout);
+	if (argc < 2)
+		return usage_error("missing -c FILE (" EXPECTED ")");
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v") ||
+	    !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		if (argc > 2) {
+			fprintf(stderr, "bollard: unexpected word '%s' after %s\n", argv[2], argv[1]);
+			return 2;
+		}
+		if (argv[1][1] == 'v' || argv[1][2] == 'v')
+			printf("bollard %s\n", BOLLARD_VERSION);
+		else
+			usage(stdout);
 		return 0;
 	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "check")) {
-		const char *file = find_conf_arg(argc, argv, 2);
-		if (!file) {
-			fprintf(stderr, "bollard check: missing -c FILE\n");
-			return 2;
-		}
+		if ((rc = parse_run_args(argc, argv, 2, &file, &test)) != 0)
+			return rc;
 		return cmd_check(file);
 	}
-	const char *file = find_conf_arg(argc, argv, 1);
-	if (!file || argv[1][0] != '-') {
-		fprintf(stderr, "bollard: unknown command '%s'\n", argv[1]);
-		usage(stderr);
+	if (argv[1][0] != '-') {
+		fprintf(stderr, "bollard: unknown command '%s' (" EXPECTED ")\n", argv[1]);
 		return 2;
 	}
-	return cmd_run(file);
+	if ((rc = parse_run_args(argc, argv, 1, &file, &test)) != 0)
+		return rc;
+	return test ? cmd_check(file) : cmd_run(file);
 }

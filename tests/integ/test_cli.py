@@ -54,6 +54,74 @@ def test_unknown_option_is_an_error(bollard_run):
 	assert r.returncode > 0, _out(r)
 
 
+def _busy_port():
+	"""A listening socket without SO_REUSEPORT: bollard cannot bind its
+	port, so a run fails at once, while a configuration test (which never
+	binds) succeeds."""
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0))
+	s.listen(1)
+	return s
+
+
+def _one_usage_line(r, *words):
+	assert r.returncode == 2, _out(r)
+	assert r.stdout == "", _out(r)
+	lines = r.stderr.splitlines()
+	assert len(lines) == 1, _out(r)
+	for w in words:
+		assert w in lines[0], _out(r)
+
+
+def test_config_test_never_binds(bollard_run):
+	# issue 10 item 1: `-t` (as nginx -t) is check, wherever it stands, and
+	# neither form binds: the port below is taken, a start would fail.
+	busy = _busy_port()
+	try:
+		conf = GOOD.format(port=busy.getsockname()[1], srv=1235)
+		for args in (("-c", "{conf}", "-t"), ("-t", "-c", "{conf}"), ("check", "-c", "{conf}"),
+			     ("check", "-t", "-c", "{conf}")):
+			r = bollard_run(*args, config=conf)
+			assert r.returncode == 0, (args, _out(r))
+			assert "configuration valid" in r.stdout, (args, _out(r))
+	finally:
+		busy.close()
+
+
+def test_misplaced_words_are_usage_errors(bollard_run):
+	# None of these may start a proxy (the port is taken, so a start would
+	# exit 1): each is a usage error, one line, exit 2.
+	busy = _busy_port()
+	try:
+		conf = GOOD.format(port=busy.getsockname()[1], srv=1235)
+		cases = [
+			(("-c", "{conf}", "check"), ("'check' must come first", "bollard check -c FILE")),
+			(("-c", "{conf}", "--foreground"), ("unknown option '--foreground'", "expected")),
+			(("-c", "{conf}", "-d"), ("unknown option '-d'",)),
+			(("-c", "{conf}", "extra"), ("unexpected word 'extra'",)),
+			(("check", "-c", "{conf}", "extra"), ("unexpected word 'extra'",)),
+			(("-c", "{conf}", "-c", "{conf}"), ("-c given twice",)),
+			(("--version", "extra"), ("unexpected word 'extra' after --version",)),
+			(("frobnicate",), ("unknown command 'frobnicate'",)),
+			((), ("missing -c FILE",)),
+		]
+		for args, words in cases:
+			_one_usage_line(bollard_run(*args, config=conf), *words)
+	finally:
+		busy.close()
+
+
+def test_missing_option_values_say_so(bollard_run):
+	_one_usage_line(bollard_run("-c"), "-c needs a FILE", "bollard -c FILE")
+	_one_usage_line(bollard_run("check", "-c"), "-c needs a FILE", "bollard check -c FILE")
+	_one_usage_line(bollard_run("check"), "missing -c FILE", "bollard check -c FILE")
+	_one_usage_line(bollard_run("ctl", "-s"), "-s needs a SOCKET path")
+	_one_usage_line(bollard_run("ctl", "-c"), "-c needs a configuration FILE")
+	_one_usage_line(bollard_run("ctl", "-s", "x.sock"), "missing COMMAND")
+	_one_usage_line(bollard_run("ctl", "--bogus", "help"), "unknown option '--bogus'")
+	_one_usage_line(bollard_run("ctl", "-s", "a", "-s", "b", "help"), "-s given twice")
+
+
 def test_check_valid(bollard_run):
 	r = bollard_run("check", "-c", "{conf}",
 			config=GOOD.format(port=util.free_port(), srv=util.free_port()))
