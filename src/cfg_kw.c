@@ -16,6 +16,7 @@
 #include "check.h"
 #include "cidr.h"
 #include "persist.h"
+#include "seal.h"
 #include "cfg.h"
 
 #include <ctype.h>
@@ -308,9 +309,20 @@ static int kw_stats_auth(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* The key file is checked now, as a start would load it, so that `bollard
+ * check` and a reload refuse what a start refuses (a file others can read,
+ * a malformed key, a directory where it cannot be created). */
 static int kw_secret_file(struct cfg_parser *p, int argc, char **argv)
 {
-	return set_path(p, &p->cfg->secret_file, argv[1]);
+	char err[512];
+
+	if (set_path(p, &p->cfg->secret_file, argv[1]) < 0)
+		return -1;
+	if (seal_key_check(argv[1], err, sizeof(err)) < 0) {
+		cfg_err(p, p->line, "%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int kw_state_file(struct cfg_parser *p, int argc, char **argv)

@@ -17,6 +17,7 @@
 #include "state.h"
 #include "worker.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -110,14 +111,120 @@ static struct config *load_or_report(const char *file)
 	return cfg;
 }
 
+/*
+ * Would a start open the access log? Checked without creating or writing
+ * anything: an existing file must open for appending, an absent one be
+ * creatable in its directory.
+ */
+static int log_file_check(const struct config *cfg, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *path = cfg->log_path, *slash;
+	int fd;
+
+	if (cfg->log_target != LOG_TARGET_FILE)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT) {
+		slash = strrchr(path, '/');
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)MAX(slash - path, 1) : 1,
+			 slash ? path : ".");
+		if (access(dir, W_OK | X_OK) == 0)
+			return 0;
+	}
+	snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/*
+ * Everything a start does before it binds a socket, in the order it does
+ * it; `bollard check` runs this too (checking = true), so that check and
+ * start cannot disagree (issue 10 item 2). A check only looks: the access
+ * log and the key file (cfg_load() checked it) are neither opened for
+ * writing nor created, and it stops before the persistence tables and the
+ * state file, which cannot fail a start (a bad state file is a warning).
+ * Returns 0, or -1 after logging why.
+ */
+static int prepare(struct config *cfg, bool checking)
+{
+	char err[512];
+
+	if (sodium_init() < 0) {
+		log_msg(LOG_ERR, "libsodium failed to initialise");
+		return -1;
+	}
+	if ((checking ? log_file_check(cfg, err, sizeof(err)) : log_init(cfg, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	/* cfg_load() checked the key file already (seal_key_check) */
+	if (!checking && cfg->secret_file &&
+	    seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	for (int b = 0; b < cfg->nbackends; b++)
+		if (cfg->backends[b]->balance == LB_HASH && lb_hash_build(cfg->backends[b]) < 0) {
+			log_msg(LOG_ERR, "out of memory building the hash placement of %s",
+				cfg->backends[b]->name);
+			return -1;
+		}
+	if (checking)
+		return 0;
+	if (persist_init(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	if (cfg->state_file) {
+		size_t restored = 0, dropped = 0;
+
+		/* A bad state file costs sessions, not the start (issue 3 item 8). */
+		if (state_load(cfg, cfg->state_file, &restored, &dropped, err, sizeof(err)) < 0)
+			log_msg(LOG_WARN, "state file ignored, persistence tables start empty: %s", err);
+		else if (restored || dropped)
+			log_msg(LOG_INFO, "state file %s: %zu persistence entries restored, %zu dropped "
+				"(backend, rule or server no longer configured)", cfg->state_file,
+				restored, dropped);
+	}
+	return 0;
+}
+
+/* The one thing a check cannot do without starting: bind. Says what it
+ * left out, so that "valid" is not read as "will start". */
+static void print_not_checked(const struct config *cfg)
+{
+	const char *sep = "";
+
+	printf("%s: not checked (only a start binds): ", cfg->file);
+	for (int i = 0; i < cfg->nfrontends; i++)
+		for (int k = 0; k < cfg->frontends[i]->nbinds; k++, sep = ", ")
+			printf("%sbind %s", sep, cfg->frontends[i]->binds[k].text);
+	if (cfg->has_stats)
+		printf("%sstats-listen %s", sep, cfg->stats_listen.text), sep = ", ";
+	if (cfg->admin_socket)
+		printf("%sadmin-socket %s", sep, cfg->admin_socket);
+	printf("\n");
+}
+
 static int cmd_check(const char *file)
 {
 	struct config *cfg = load_or_report(file);
+	int rc = 1;
+
 	if (!cfg)
 		return 1;
-	printf("%s: configuration valid\n", file);
-	cfg_free(cfg);
-	return 0;
+	cfg_hold(cfg);
+	if (prepare(cfg, true) == 0) {
+		printf("%s: configuration valid\n", file);
+		print_not_checked(cfg);
+		rc = 0;
+	}
+	cfg_release(cfg); /* with the hash placements prepare() built */
+	return rc;
 }
 
 /* Many client connections need many descriptors: use what we may. */
@@ -135,40 +242,8 @@ static int cmd_run(const char *file)
 	struct config *cfg = load_or_report(file);
 	if (!cfg)
 		return 1;
-	if (sodium_init() < 0) {
-		log_msg(LOG_ERR, "libsodium failed to initialise");
+	if (prepare(cfg, false) < 0)
 		return 1;
-	}
-	char err[512];
-	if (log_init(cfg, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	if (cfg->secret_file && seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	for (int b = 0; b < cfg->nbackends; b++)
-		if (cfg->backends[b]->balance == LB_HASH && lb_hash_build(cfg->backends[b]) < 0) {
-			log_msg(LOG_ERR, "out of memory building the hash placement of %s",
-				cfg->backends[b]->name);
-			return 1;
-		}
-	if (persist_init(cfg, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	if (cfg->state_file) {
-		size_t restored = 0, dropped = 0;
-
-		/* A bad state file costs sessions, not the start (issue 3 item 8). */
-		if (state_load(cfg, cfg->state_file, &restored, &dropped, err, sizeof(err)) < 0)
-			log_msg(LOG_WARN, "state file ignored, persistence tables start empty: %s", err);
-		else if (restored || dropped)
-			log_msg(LOG_INFO, "state file %s: %zu persistence entries restored, %zu dropped "
-				"(backend, rule or server no longer configured)", cfg->state_file,
-				restored, dropped);
-	}
 	raise_nofile();
 	cfg_hold(cfg); /* the control thread's reference (reload.c) */
 	G.cfg = cfg;
@@ -187,8 +262,7 @@ static int cmd_run(const char *file)
 
 	if (workers_start(cfg) < 0)
 		return 1;
-	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
-		cfg->threads, cfg->threads > 1 ? "s" : "", file);
+	/* control_run() logs "started" once its own listeners are bound too */
 	int rc = control_run(cfg);
 	/* after a reload G.cfg is another generation than cfg; releasing the
 	 * last reference frees it with its hash placements and tables */

@@ -238,3 +238,56 @@ def test_check_caps_line_length(bollard_run):
 	r = bollard_run("check", "-c", "{conf}", config=conf)
 	assert r.returncode == 1, _out(r)
 	assert re.search(r"check\.conf:2: line longer than 65536 bytes$", _out(r), re.M), _out(r)
+
+
+def test_check_and_start_agree(bollard_run, tmp_path):
+	# issue 10 item 2: what a start refuses, check refuses, with the same words.
+	key = tmp_path / "cookie.key"
+	key.write_text("0123456789abcdef" * 4 + "\n")
+	key.chmod(0o644)
+	conf = GOOD.format(port=util.free_port(), srv=1235).replace(
+		"    grace 2s", "    grace 2s\n    secret-file %s" % key)
+	line = conf.splitlines().index("    secret-file %s" % key) + 1
+	want = "check.conf:%d: secret-file %s is readable by others (mode 0644); chmod 600 it" % (line, key)
+	for args in (("check", "-c", "{conf}"), ("-c", "{conf}")):
+		r = bollard_run(*args, config=conf)
+		assert r.returncode == 1, (args, _out(r))
+		assert want in r.stderr, (args, _out(r))
+	key.chmod(0o600)
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 0, _out(r)
+
+	# an access log a start could not open
+	bad_log = conf.replace("    log stdout", "    log file %s" % (tmp_path / "no" / "such" / "access.log"))
+	for args in (("check", "-c", "{conf}"), ("-c", "{conf}")):
+		r = bollard_run(*args, config=bad_log)
+		assert r.returncode == 1, (args, _out(r))
+		assert "cannot open log file %s" % (tmp_path / "no" / "such" / "access.log") in r.stderr, \
+			(args, _out(r))
+	assert not (tmp_path / "no").exists()
+
+
+def test_check_says_what_it_did_not_check(bollard_run, tmp_path):
+	port = util.free_port()
+	conf = GOOD.format(port=port, srv=1235).replace(
+		"    grace 2s", "    grace 2s\n    admin-socket %s/b.sock" % tmp_path)
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 0, _out(r)
+	assert re.search(r"^\S*check\.conf: not checked \(only a start binds\): bind 127\.0\.0\.1:%d, "
+			 r"admin-socket %s/b\.sock$" % (port, re.escape(str(tmp_path))), r.stdout, re.M), _out(r)
+	assert not (tmp_path / "b.sock").exists()
+
+
+def test_started_is_logged_only_when_every_listener_is_bound(bollard_run):
+	# a busy stats-listen port: the start fails, and never said "started"
+	busy = _busy_port()
+	stats = "127.0.0.1:%d" % busy.getsockname()[1]
+	try:
+		conf = GOOD.format(port=util.free_port(), srv=1235).replace(
+			"    grace 2s", "    grace 2s\n    stats-listen %s" % stats)
+		r = bollard_run("-c", "{conf}", config=conf)
+	finally:
+		busy.close()
+	assert r.returncode == 1, _out(r)
+	assert stats in r.stderr, _out(r)
+	assert "started" not in _out(r), _out(r)

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -869,6 +870,25 @@ static void test_not_yet_supported(void **state)
 	 * supported now: see test_forwarded_proxy for the latter two. */
 	one_err("global\n    stats-auth /nonexistent/bollard-auth\n" FE_OK BE_OK, 2,
 		"stats-auth /nonexistent/bollard-auth: No such file or directory");
+	/* secret-file is checked as a start would load it (issue 10 item 2) */
+	one_err("global\n    secret-file /nonexistent/dir/bollard.key\n" FE_OK BE_OK, 2,
+		"secret-file /nonexistent/dir/bollard.key: cannot create: /nonexistent/dir: "
+		"No such file or directory");
+	char key[64], want[160];
+	snprintf(key, sizeof(key), "/tmp/test_cfg_key_%d", (int)getpid());
+	int fd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "00\n", 3), 3);
+	close(fd);
+	assert_int_equal(chmod(key, 0640), 0);
+	char text[256];
+	snprintf(text, sizeof(text), "global\n    secret-file %s\n" FE_OK BE_OK, key);
+	snprintf(want, sizeof(want), "secret-file %s is readable by others (mode 0640); chmod 600 it", key);
+	one_err(text, 2, want);
+	assert_int_equal(chmod(key, 0600), 0);
+	snprintf(want, sizeof(want), "%s:1: a key is 64 hex digits, this line has 2 characters", key);
+	one_err(text, 2, want);
+	unlink(key);
 }
 
 static void test_all_errors_reported(void **state)
