@@ -226,40 +226,121 @@ int cfg_parse_u64(const char *s, uint64_t *out)
 }
 
 /*
- * Durations: a decimal number followed by ms, s, m, h or d; a bare number is
- * milliseconds, as in HAProxy. The result must fit in 32 bits of
- * milliseconds (a little over 49 days).
+ * Durations (doc/config.md 1.1, the one place the rule is written): a whole
+ * number followed by its unit, ms, s, m, h or d. The unit is required: a
+ * bare number (HAProxy reads it as milliseconds) is an error, because an
+ * operator who writes `max-idle 30` means 30 seconds or minutes, never the
+ * 30 ms it used to be. Only 0, the same in every unit, may stand alone.
+ * The result must fit in 32 bits of milliseconds (a little over 49 days).
  */
-int cfg_duration_parse(const char *s, uint32_t *ms)
-{
-	static const struct { const char *unit; uint64_t mul; } units[] = {
-		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
-	char num[24];
-	size_t n = strspn(s, "0123456789");
-	uint64_t v;
+static const struct { const char *unit; uint64_t mul; } dur_units[] = {
+	{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
+};
 
-	if (n == 0)
-		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(s + n, units[i].unit) != 0)
-			continue;
-		if (n >= sizeof(num))
-			return -2;
-		memcpy(num, s, n);
-		num[n] = '\0';
-		if (cfg_parse_u64(num, &v) < 0 || v > UINT32_MAX / units[i].mul)
-			return -2;
-		*ms = (uint32_t)(v * units[i].mul);
-		return 0;
+/* ms written in the largest unit that divides it exactly: 90m, 1500ms. */
+void cfg_duration_format(uint64_t ms, char *buf, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 1 < ARRAY_SIZE(dur_units) && (ms == 0 || ms % dur_units[i].mul))
+		i++;
+	snprintf(buf, n, "%llu%s", (unsigned long long)(ms / dur_units[i].mul), dur_units[i].unit);
+}
+
+/* The multiplier of the unit s[0..n), or 0. */
+static uint64_t dur_unit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dur_units); i++)
+		if (strlen(dur_units[i].unit) == n && memcmp(s, dur_units[i].unit, n) == 0)
+			return dur_units[i].mul;
+	return 0;
+}
+
+/*
+ * Parses the duration s into *ms. Returns NULL, or why s is not one: the
+ * message is written to why[0..n) and names what (a keyword or option,
+ * may be NULL) and, where one can be computed, the right spelling: '30s'
+ * for a bare 30, '90m' for 1.5h, '61m' for 1h1m.
+ */
+const char *cfg_duration_check(const char *what, const char *s, uint32_t *ms,
+			       char *why, size_t n)
+{
+	char head[160], fix[32];
+	const char *c = s;
+	uint64_t total = 0;     /* in 1/1000 ms, so that 3 decimals are exact */
+	int parts = 0;
+	bool frac = false;
+
+	snprintf(head, sizeof(head), "invalid duration '%.64s'%s%.64s%s", s, what ? " for '" : "",
+		 what ? what : "", what ? "'" : "");
+	while (*c) {
+		size_t nd = strspn(c, "0123456789"), nf = 0, nu;
+		uint64_t v = 0, f = 0, mul;
+
+		if (nd == 0 || nd > 12)
+			goto syntax;
+		for (size_t i = 0; i < nd; i++)
+			v = v * 10 + (uint64_t)(c[i] - '0');
+		c += nd;
+		if (*c == '.') {
+			nf = strspn(c + 1, "0123456789");
+			if (nf == 0 || nf > 3)
+				goto syntax;
+			for (size_t i = 0; i < 3; i++)
+				f = f * 10 + (i < nf ? (uint64_t)(c[1 + i] - '0') : 0);
+			c += 1 + nf;
+			frac = true;
+		}
+		nu = strspn(c, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+		if (nu == 0) {
+			if (*c || parts || frac)
+				goto syntax;
+			if (v == 0) {      /* 0 needs no unit */
+				*ms = 0;
+				return NULL;
+			}
+			snprintf(why, n, "%s: a unit is needed, e.g. '%llus' (ms, s, m, h or d)", head,
+				 (unsigned long long)v);
+			return why;
+		}
+		mul = dur_unit(c, nu);
+		if (!mul) {
+			snprintf(why, n, "%s: unknown unit '%.*s' (ms, s, m, h or d)", head,
+				 (int)MIN(nu, 16), c);
+			return why;
+		}
+		c += nu;
+		/* v <= 2^32 / mul keeps the products far from 2^64 */
+		if (v > UINT32_MAX / mul || (total += (v * 1000 + f) * mul) / 1000 > UINT32_MAX) {
+			snprintf(why, n, "%s: too large (the maximum is 49d)", head);
+			return why;
+		}
+		parts++;
 	}
-	return -1;
+	if (parts == 0)
+		goto syntax;
+	if (frac || parts > 1) {
+		if (total % 1000) {
+			snprintf(why, n, "%s: durations are whole milliseconds", head);
+			return why;
+		}
+		cfg_duration_format(total / 1000, fix, sizeof(fix));
+		snprintf(why, n, "%s: %s; write '%s'", head,
+			 frac ? "a whole number is needed" : "one number and one unit", fix);
+		return why;
+	}
+	*ms = (uint32_t)(total / 1000);
+	return NULL;
+syntax:
+	snprintf(why, n, "%s (use e.g. 500ms, 2s, 1m)", head);
+	return why;
 }
 
 int cfg_parse_duration(const char *s, uint32_t *ms)
 {
-	return cfg_duration_parse(s, ms) < 0 ? -1 : 0;
+	char why[256];
+
+	return cfg_duration_check(NULL, s, ms, why, sizeof(why)) ? -1 : 0;
 }
 
 /* Sizes: a decimal number, optionally followed by k, m or g (powers of

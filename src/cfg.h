@@ -212,6 +212,11 @@ void cfg_free(struct config *cfg);
 
 /* Helpers shared with the runtime API and tests. */
 int cfg_parse_duration(const char *s, uint32_t *ms);   /* 0 ok, -1 bad */
+/* The same with the reason: NULL, or why s is not a duration, written to
+ * why[0..n) with what (a keyword or option name, may be NULL) and the right
+ * spelling where one exists ("a unit is needed, e.g. '30s'"). */
+const char *cfg_duration_check(const char *what, const char *s, uint32_t *ms,
+			       char *why, size_t n);
 int cfg_parse_size(const char *s, uint64_t *bytes);    /* 0 ok, -1 bad */
 int cfg_parse_addr(const char *s, struct cfg_addr *out); /* 0 ok, -1 bad */
 struct backend *cfg_find_backend(const struct config *cfg, const char *name);

@@ -43,13 +43,13 @@ static int arg_uint(struct cfg_parser *p, const char *kw, const char *s,
 
 static int arg_duration(struct cfg_parser *p, const char *s, uint32_t *out)
 {
-	int rc = cfg_duration_parse(s, out);
+	char why[256];
 
-	if (rc == -2)
-		cfg_err(p, p->line, "invalid duration '%s' (too large; the maximum is 49d)", s);
-	else if (rc < 0)
-		cfg_err(p, p->line, "invalid duration '%s' (use e.g. 500ms, 2s, 1m)", s);
-	return rc < 0 ? -1 : 0;
+	if (cfg_duration_check(NULL, s, out, why, sizeof(why))) {
+		cfg_err(p, p->line, "%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 static int arg_size(struct cfg_parser *p, const char *kw, const char *s,
@@ -372,6 +372,22 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 			p->sect == CFG_S_FRONTEND ? "frontend" : "backend");
 		return -1;
 	}
+	size_t nd = strspn(argv[2], "0123456789");
+	uint64_t bare;
+
+	/* HAProxy reads a bare number as milliseconds; bollard wants the unit
+	 * (doc/config.md 1.1), and a migrated line gets the spelling that keeps
+	 * the meaning it had there */
+	if (nd && !argv[2][nd] && nd < 11 && cfg_parse_u64(argv[2], &bare) == 0 && bare) {
+		char alt[32];
+
+		cfg_duration_format(bare, alt, sizeof(alt));
+		cfg_err(p, p->line, "invalid duration '%s' for 'timeout %s': a unit is needed; "
+			"HAProxy reads a bare number as milliseconds: write '%sms'%s%s%s", argv[2],
+			argv[1], argv[2], bare % 1000 ? "" : " (or '", bare % 1000 ? "" : alt,
+			bare % 1000 ? "" : "')");
+		return -1;
+	}
 	if (arg_duration(p, argv[2], &v) < 0)
 		return -1;
 	if (v == 0) {
@@ -466,6 +482,7 @@ static int kw_allow_upgrade(struct cfg_parser *p, int argc, char **argv)
 static int kw_persist(struct cfg_parser *p, int argc, char **argv)
 {
 	char buf[160];
+
 	const char *e = persist_parse(p->be, p->line, argc, argv, buf, sizeof(buf));
 
 	if (e) {

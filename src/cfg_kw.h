@@ -120,8 +120,8 @@ int cfg_err_choice(struct cfg_parser *p, const char *what, const char *word,
 
 /* Strict decimal (digits only); 0 or -1. */
 int cfg_parse_u64(const char *s, uint64_t *out);
-/* Like cfg_parse_duration() but tells bad syntax (-1) from too large (-2). */
-int cfg_duration_parse(const char *s, uint32_t *ms);
+/* ms in the largest unit that divides it exactly ("90m", "1500ms"). */
+void cfg_duration_format(uint64_t ms, char *buf, size_t n);
 /* Like cfg_parse_addr() but returns NULL or why the address is bad. */
 const char *cfg_addr_parse(const char *s, struct cfg_addr *out);
 bool cfg_addr_is_any(const struct cfg_addr *a);

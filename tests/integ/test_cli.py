@@ -291,3 +291,26 @@ def test_started_is_logged_only_when_every_listener_is_bound(bollard_run):
 	assert r.returncode == 1, _out(r)
 	assert stats in r.stderr, _out(r)
 	assert "started" not in _out(r), _out(r)
+
+
+def test_durations_need_a_unit(bollard_run):
+	# issue 10 item 5: `max-idle 30` was silently 30 ms.
+	base = GOOD.format(port=1234, srv=1235)
+	cases = [
+		("    balance roundrobin\n    persist cookie B insert max-idle 30",
+		 "invalid duration '30' for 'max-idle': a unit is needed, e.g. '30s'"),
+		("    timeout connect 5000",
+		 "invalid duration '5000' for 'timeout connect': a unit is needed; HAProxy reads a bare "
+		 "number as milliseconds: write '5000ms' (or '5s')"),
+		("    timeout server 1.5h", "invalid duration '1.5h': a whole number is needed; write '90m'"),
+	]
+	for new, msg in cases:
+		old = "    timeout connect 1s" if new.startswith("    timeout") else "    balance roundrobin"
+		conf = base.replace(old, new)
+		line = conf.splitlines().index(new.splitlines()[-1]) + 1
+		r = bollard_run("check", "-c", "{conf}", config=conf)
+		assert r.returncode == 1, _out(r)
+		assert "check.conf:%d: %s" % (line, msg) in r.stderr, _out(r)
+	r = bollard_run("check", "-c", "{conf}", config=base.replace("    grace 2s", "    grace 0"))
+	assert r.returncode == 0, _out(r)
+

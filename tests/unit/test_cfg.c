@@ -93,12 +93,14 @@ static void test_durations(void **state)
 {
 	static const struct { const char *s; uint32_t ms; } good[] = {
 		{ "500ms", 500 }, { "2s", 2000 }, { "30m", 1800000 }, { "8h", 28800000 },
-		{ "7d", 604800000 }, { "250", 250 }, { "0", 0 }, { "0s", 0 },
+		{ "7d", 604800000 }, { "0", 0 }, { "0s", 0 }, { "4294967295ms", 4294967295u },
 		{ "49d", 4233600000u },
 	};
 	static const char *const bad[] = {
 		"", "5x", "s", "ms", "-1", "+1", "1.5s", "2 s", " 2s", "2S", "2sec",
 		"50d", "4294967296", "99999999999999999999999999", "1h1m", "0x10",
+		"250", "30", "1.5h", "4294967296ms", "999999999999d", "1.", ".5s", "1.2345s",
+		"5m ",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
 		uint32_t ms = 1;
@@ -112,6 +114,39 @@ static void test_durations(void **state)
 		assert_int_equal(cfg_parse_duration(bad[i], &ms), -1);
 		assert_int_equal(ms, 7);
 	}
+}
+
+/* The reasons, as `bollard check` prints them (issue 10 item 5). */
+static void test_duration_messages(void **state)
+{
+	static const struct { const char *what, *s, *why; } cases[] = {
+		{ NULL, "30", "invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)" },
+		{ "max-idle", "30", "invalid duration '30' for 'max-idle': a unit is needed, e.g. '30s' "
+		  "(ms, s, m, h or d)" },
+		{ NULL, "1.5h", "invalid duration '1.5h': a whole number is needed; write '90m'" },
+		{ NULL, "0.5s", "invalid duration '0.5s': a whole number is needed; write '500ms'" },
+		{ NULL, "2.25m", "invalid duration '2.25m': a whole number is needed; write '135s'" },
+		{ NULL, "1.5ms", "invalid duration '1.5ms': durations are whole milliseconds" },
+		{ NULL, "1h1m", "invalid duration '1h1m': one number and one unit; write '61m'" },
+		{ NULL, "1d12h", "invalid duration '1d12h': one number and one unit; write '36h'" },
+		{ NULL, "5x", "invalid duration '5x': unknown unit 'x' (ms, s, m, h or d)" },
+		{ NULL, "2sec", "invalid duration '2sec': unknown unit 'sec' (ms, s, m, h or d)" },
+		{ NULL, "50d", "invalid duration '50d': too large (the maximum is 49d)" },
+		{ NULL, "999999999999d", "invalid duration '999999999999d': too large (the maximum is 49d)" },
+		{ NULL, "soon", "invalid duration 'soon' (use e.g. 500ms, 2s, 1m)" },
+		{ NULL, "-1s", "invalid duration '-1s' (use e.g. 500ms, 2s, 1m)" },
+	};
+	char why[256];
+	uint32_t ms = 7;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *w = cfg_duration_check(cases[i].what, cases[i].s, &ms, why, sizeof(why));
+		assert_non_null(w);
+		assert_string_equal(w, cases[i].why);
+		assert_int_equal(ms, 7);
+	}
+	assert_null(cfg_duration_check("grace", "0", &ms, why, sizeof(why)));
+	assert_int_equal(ms, 0);
 }
 
 static void test_sizes(void **state)
@@ -539,9 +574,28 @@ static void test_err_sections(void **state)
 static void test_err_values(void **state)
 {
 	one_err(FE_OK BE_OK "    timeout connect 5x\n", 6,
-		"invalid duration '5x' (use e.g. 500ms, 2s, 1m)");
+		"invalid duration '5x': unknown unit 'x' (ms, s, m, h or d)");
 	one_err(FE_OK BE_OK "    timeout connect 60d\n", 6,
-		"invalid duration '60d' (too large; the maximum is 49d)");
+		"invalid duration '60d': too large (the maximum is 49d)");
+	/* bare numbers (issue 10 item 5): a unit is needed; for timeouts, the
+	 * spelling that keeps HAProxy's meaning */
+	one_err(FE_OK BE_OK "    timeout connect 5000\n", 6,
+		"invalid duration '5000' for 'timeout connect': a unit is needed; HAProxy reads a "
+		"bare number as milliseconds: write '5000ms' (or '5s')");
+	one_err(FE_OK BE_OK "    timeout server 1500\n", 6,
+		"invalid duration '1500' for 'timeout server': a unit is needed; HAProxy reads a "
+		"bare number as milliseconds: write '1500ms'");
+	one_err(FE_OK BE_OK "    timeout queue 1.5h\n", 6,
+		"invalid duration '1.5h': a whole number is needed; write '90m'");
+	one_err("global\n    grace 30\n" FE_OK BE_OK, 2,
+		"invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	one_err(FE_OK BE_OK "    persist cookie B insert max-idle 30\n", 6,
+		"invalid duration '30' for 'max-idle': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	one_err(FE_OK BE_OK "    persist source expire 1.5h\n", 6,
+		"invalid duration '1.5h' for 'expire': a whole number is needed; write '90m'");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart 30\n", 6,
+		"invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	cfg_free(load_ok("global\n    grace 0\n" FE_OK BE_OK));
 	one_err(FE_OK BE_OK "    timeout connect 0\n", 6,
 		"'timeout connect' must be greater than 0");
 	one_err(FE_OK BE_OK "    timeout conect 1s\n", 6,
@@ -1022,6 +1076,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_duration_messages),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_names),
