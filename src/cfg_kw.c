@@ -477,12 +477,60 @@ static int kw_allow_upgrade(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* The method of a persist line as written (cookie for insert and prefix). */
+static const char *persist_method(enum persist_kind k)
+{
+	static const char *const m[] = {
+		[PERSIST_COOKIE] = "cookie", [PERSIST_PREFIX] = "cookie", [PERSIST_LEARN] = "learn",
+		[PERSIST_SOURCE] = "source", [PERSIST_HEADER] = "header",
+		[PERSIST_URLPARAM] = "url-param", [PERSIST_JWT] = "jwt",
+	};
+	return (unsigned)k < ARRAY_SIZE(m) ? m[k] : "";
+}
+
+/*
+ * A second `persist` line of the same method and key as an earlier one
+ * never answers (the earlier one always answers first) and only doubles
+ * the work: refused, with where the first one is. A cookie NAME is one
+ * key whether inserted or prefixed; jwt lines differ by where the token
+ * is read (`from header|cookie NAME`).
+ */
+static int persist_duplicate(struct cfg_parser *p, int argc, char **argv)
+{
+	const struct persist_rules *rs = p->be->persist;
+	bool named = strcmp(argv[1], "source") != 0;
+	const char *name = named && argc > 2 ? argv[2] : "";
+	const char *from = "", *from_name = "";
+
+	for (int i = 3; i + 2 < argc; i++)
+		if (strcmp(argv[i], "from") == 0) {
+			from = argv[i + 1];
+			from_name = argv[i + 2];
+		}
+	for (int i = 0; rs && i < rs->n; i++) {
+		const struct persist_rule *r = &rs->r[i];
+
+		if (strcmp(persist_method(r->kind), argv[1]) != 0 || strcmp(r->name, name) != 0)
+			continue;
+		if (r->kind == PERSIST_JWT &&
+		    (strcmp(r->jwt_from_header, strcmp(from, "header") ? "" : from_name) ||
+		     strcmp(r->jwt_from_cookie, strcmp(from, "cookie") ? "" : from_name)))
+			continue;
+		cfg_err(p, p->line, "duplicate 'persist %s%s%s' (first at line %d): a second line of "
+			"the same method and key never answers", argv[1], named ? " " : "", name, r->line);
+		return -1;
+	}
+	return 0;
+}
+
 /* persist METHOD ...: the methods and their options live with the code
  * that implements them (persist.c). */
 static int kw_persist(struct cfg_parser *p, int argc, char **argv)
 {
 	char buf[160];
 
+	if (persist_duplicate(p, argc, argv) < 0)
+		return -1;
 	const char *e = persist_parse(p->be, p->line, argc, argv, buf, sizeof(buf));
 
 	if (e) {

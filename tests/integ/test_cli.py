@@ -314,3 +314,12 @@ def test_durations_need_a_unit(bollard_run):
 	r = bollard_run("check", "-c", "{conf}", config=base.replace("    grace 2s", "    grace 0"))
 	assert r.returncode == 0, _out(r)
 
+
+def test_duplicate_persist_lines(bollard_run):
+	conf = GOOD.format(port=1234, srv=1235).replace(
+		"    balance roundrobin", "    balance roundrobin\n    persist source\n    persist source mask4 24")
+	lines = conf.splitlines()
+	first, second = lines.index("    persist source") + 1, lines.index("    persist source mask4 24") + 1
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	assert "check.conf:%d: duplicate 'persist source' (first at line %d)" % (second, first) in r.stderr, _out(r)

@@ -660,6 +660,30 @@ static void test_err_addresses(void **state)
 	free(errs);
 }
 
+/* issue 10 item 5: a second persist line of the same method and key is refused. */
+static void test_err_duplicate_persist(void **state)
+{
+	one_err(FE_OK BE_OK "    persist source\n    persist source mask4 24\n", 7,
+		"duplicate 'persist source' (first at line 6): a second line of the same method "
+		"and key never answers");
+	one_err(FE_OK BE_OK "    persist cookie B insert\n    persist cookie B prefix\n", 7,
+		"duplicate 'persist cookie B' (first at line 6): a second line of the same method "
+		"and key never answers");
+	one_err(FE_OK BE_OK "    persist learn JSESSIONID\n    persist learn JSESSIONID expire 5m\n", 7,
+		"duplicate 'persist learn JSESSIONID' (first at line 6): a second line of the same "
+		"method and key never answers");
+	one_err(FE_OK BE_OK "    persist jwt sub from header A\n    persist jwt sub from header A\n", 7,
+		"duplicate 'persist jwt sub' (first at line 6): a second line of the same method "
+		"and key never answers");
+	/* different keys, or the same key read elsewhere, are not duplicates */
+	cfg_free(load_ok(FE_OK BE_OK "    persist cookie B insert\n    persist cookie C insert\n"
+			 "    persist learn JSESSIONID\n    persist learn PHPSESSID\n"
+			 "    persist header X-User\n    persist url-param sid\n    persist source\n"
+			 "    persist jwt sub\n"));
+	cfg_free(load_ok(FE_OK BE_OK "    persist jwt sub\n    persist jwt sub from header A\n"
+			 "    persist jwt sub from cookie A\n    persist header X-Tenant\n"));
+}
+
 static void test_err_servers(void **state)
 {
 	one_err(FE_OK BE_OK "    server a1 127.0.0.1:9002\n", 6,
@@ -1090,6 +1114,7 @@ int main(void)
 		cmocka_unit_test(test_err_sections),
 		cmocka_unit_test(test_err_values),
 		cmocka_unit_test(test_err_addresses),
+		cmocka_unit_test(test_err_duplicate_persist),
 		cmocka_unit_test(test_err_servers),
 		cmocka_unit_test(test_err_cross_checks),
 		cmocka_unit_test(test_err_routes),
