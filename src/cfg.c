@@ -677,6 +677,12 @@ static void directive(struct cfg_parser *p, int argc, char **argv)
 	for (size_t k = 0; k < cfg_nkeywords; k++)
 		if (strcmp(argv[0], cfg_keywords[k].name) == 0)
 			kw = &cfg_keywords[k];
+	if (p->be && strcmp(argv[0], "server") == 0) {
+		while (p->nserver_line <= p->be->idx)
+			if (!CFG_PUSH(p, p->server_line, p->nserver_line))
+				return;
+		p->server_line[p->be->idx] = true;
+	}
 	if (!kw) {
 		const char *names[CFG_MAX_KEYWORDS];
 		size_t n = 0;
@@ -848,7 +854,9 @@ static void resolve(struct cfg_parser *p)
 	for (int i = 0; i < cfg->nbackends; i++) {
 		const struct backend *be = cfg->backends[i];
 		const struct frontend *twin = find_frontend(cfg, be->name);
-		if (used[i] && be->nservers == 0)
+		bool written = i < p->nserver_line && p->server_line[i];
+
+		if (used[i] && be->nservers == 0 && !written)
 			cfg_err(p, be->line, "%s '%s' has no server",
 				twin && twin->line == be->line ? "listen" : "backend", be->name);
 	}
@@ -1106,6 +1114,7 @@ struct config *cfg_load(const char *file, char **errs)
 		resolve(&p);
 	free(p.refs);
 	free(p.binds);
+	free(p.server_line);
 	if (p.nerrs || p.stop) {
 		sort_errors(&p);
 		cfg_free(cfg);

@@ -70,6 +70,10 @@ struct cfg_parser {
 	int stats_line;
 	int bufsize_line;
 	int mrl_line;
+	/* by backend index: a `server` line was written for it, good or bad,
+	 * so that a refused one adds no "has no server" after its own error */
+	bool *server_line;
+	int nserver_line;
 };
 
 /* Parses one directive; argv[0] is the keyword. Returns 0, or -1 after

@@ -323,3 +323,12 @@ def test_duplicate_persist_lines(bollard_run):
 	r = bollard_run("check", "-c", "{conf}", config=conf)
 	assert r.returncode == 1, _out(r)
 	assert "check.conf:%d: duplicate 'persist source' (first at line %d)" % (second, first) in r.stderr, _out(r)
+
+
+def test_bad_server_line_has_no_follow_on_error(bollard_run):
+	# a refused server line is one error, not also "backend 'app' has no server"
+	conf = GOOD.format(port=1234, srv=99999)
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	assert r.stderr.splitlines() == ["%s:%d: invalid server address '127.0.0.1:99999': invalid port "
+					 "(1..65535)" % (r.args[-1], len(conf.splitlines()))], _out(r)

@@ -684,6 +684,18 @@ static void test_err_duplicate_persist(void **state)
 			 "    persist jwt sub from cookie A\n    persist header X-Tenant\n"));
 }
 
+/* issue 10 item 5: a refused server line is its own error, not also
+ * "has no server". */
+static void test_err_no_follow_on(void **state)
+{
+	one_err(FE_OK "backend app\n    server a1 127.0.0.1:99999\n", 5,
+		"invalid server address '127.0.0.1:99999': invalid port (1..65535)");
+	one_err(FE_OK "backend app\n    server a1\n", 5,
+		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] "
+		"[backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+	one_err(FE_OK "backend app\n", 4, "backend 'app' has no server");
+}
+
 static void test_err_servers(void **state)
 {
 	one_err(FE_OK BE_OK "    server a1 127.0.0.1:9002\n", 6,
@@ -1115,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_err_values),
 		cmocka_unit_test(test_err_addresses),
 		cmocka_unit_test(test_err_duplicate_persist),
+		cmocka_unit_test(test_err_no_follow_on),
 		cmocka_unit_test(test_err_servers),
 		cmocka_unit_test(test_err_cross_checks),
 		cmocka_unit_test(test_err_routes),
