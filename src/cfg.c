@@ -16,8 +16,9 @@
  * cfg_keywords[], which says in which sections it is allowed, how many
  * arguments it takes and which function parses it; keywords reserved for
  * features still to come are in the same table with the `nys` flag, so that
- * an operator gets "'stick' is not yet supported" rather than "unknown
- * keyword".
+ * an operator gets "'x' is not yet supported" rather than "unknown
+ * keyword". A word of HAProxy or NGINX that bollard spells otherwise gets
+ * the bollard spelling, from the one table of cfg_hint.c.
  *
  * Errors never stop the pass: each one is recorded as "FILE:LINE: message"
  * and parsing continues, so that `bollard check` shows every mistake at
@@ -616,7 +617,12 @@ static void section_header(struct cfg_parser *p, int argc, char **argv)
 	p->fe = NULL;
 	p->be = NULL;
 	if (i < 0) {
-		cfg_err_choice(p, "unknown section", argv[0], names, ARRAY_SIZE(names));
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_SECTION, argv[0], argc > 1 ? argv[1] : NULL, hint, sizeof(hint)))
+			cfg_err(p, p->line, "unknown section '%s'%s", argv[0], hint);
+		else
+			cfg_err_choice(p, "unknown section", argv[0], names, ARRAY_SIZE(names));
 		return;
 	}
 	unsigned s = 1u << i;
@@ -685,8 +691,16 @@ static void directive(struct cfg_parser *p, int argc, char **argv)
 	}
 	if (!kw) {
 		const char *names[CFG_MAX_KEYWORDS];
+		char hint[512];
 		size_t n = 0;
 
+		/* a word of HAProxy or NGINX: the bollard equivalent beats a
+		 * near name (default_backend is near default-backend too) */
+		if (*cfg_hint(CFG_HINT_KEYWORD, argv[0], argc > 1 ? argv[1] : NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown keyword '%s' in %s section%s", argv[0],
+				sect_name(p->sect), hint);
+			return;
+		}
 		BUG_ON(cfg_nkeywords > CFG_MAX_KEYWORDS);
 		for (size_t k = 0; k < cfg_nkeywords; k++)
 			if (cfg_keywords[k].sections & p->sect)

@@ -364,8 +364,15 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 	int i = cfg_choice(argv[1], kinds, ARRAY_SIZE(kinds));
 	uint32_t v;
 
-	if (i < 0)
+	if (i < 0) {
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_TIMEOUT, argv[1], NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown timeout '%s'%s", argv[1], hint);
+			return -1;
+		}
 		return cfg_err_choice(p, "unknown timeout", argv[1], kinds, ARRAY_SIZE(kinds));
+	}
 	if (p->sect != CFG_S_DEFAULTS && !(where[i] & p->sect)) {
 		cfg_err(p, p->line, "'timeout %s' belongs in a %s section, not a %s", argv[1],
 			where[i] == CFG_S_FE ? "frontend" : "backend",
@@ -704,8 +711,15 @@ static int kw_balance(struct cfg_parser *p, int argc, char **argv)
 	enum lb_hash_algo algo = HASH_MAGLEV;
 	float bound = 0;
 
-	if (i < 0)
+	if (i < 0) {
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_BALANCE, argv[1], NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown balance algorithm '%s'%s", argv[1], hint);
+			return -1;
+		}
 		return cfg_err_choice(p, "unknown balance algorithm", argv[1], algos, ARRAY_SIZE(algos));
+	}
 	if (i == LB_HASH) {
 		if (parse_balance_hash(p, argc, argv, &key, name, &algo, &bound) < 0)
 			return -1;
@@ -1031,6 +1045,13 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 	const char *why;
 	int rc = 0;
 
+	if (cfg_addr_parse(argv[1], &a) == NULL) {
+		char hint[512];
+
+		cfg_err(p, p->line, "server '%s' has no name (usage: server NAME IP:PORT ...)%s", argv[1],
+			cfg_hint(CFG_HINT_SERVER_ARG, "server ADDRESS", NULL, hint, sizeof(hint)));
+		return -1;
+	}
 	if (cfg_check_name(p, "server", argv[1]) < 0)
 		return -1;
 	if ((why = cfg_addr_parse(argv[2], &a)) != NULL) {
@@ -1064,10 +1085,14 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 				o = &cfg_server_opts[k];
 		if (!o) {
 			const char *names[ARRAY_SIZE(cfg_server_opts)];
+			char hint[512];
+
 			for (size_t k = 0; k < ARRAY_SIZE(cfg_server_opts); k++)
 				names[k] = cfg_server_opts[k].name;
 			const char *sg = cfg_suggest(argv[i], names, ARRAY_SIZE(names));
-			if (sg)
+			if (*cfg_hint(CFG_HINT_SERVER_OPT, argv[i], NULL, hint, sizeof(hint)))
+				cfg_err(p, p->line, "unknown server option '%s'%s", argv[i], hint);
+			else if (sg)
 				cfg_err(p, p->line, "unknown server option '%s'; did you mean '%s'?", argv[i], sg);
 			else
 				cfg_err(p, p->line, "unknown server option '%s'", argv[i]);
@@ -1150,8 +1175,6 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
 	{ "health",                CFG_S_BE, kw_health, 1, -1, false, "health tcp|http METHOD PATH [expect STATUS] [host NAME] [interval D] [timeout D] [rise N] [fall N]" },
 	{ "on-server-down",        CFG_S_DEFAULTS | CFG_S_BE, kw_on_server_down, 1, 1, false, "on-server-down redispatch|replica|fail" },
-	NYS("stick",           CFG_S_BE, "stick ..."),
-	NYS("cookie",          CFG_S_BE, "cookie ..."),
 	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },
 	{ "forwarded",             CFG_S_FE, kw_forwarded, 1, 4, false, "forwarded none | x-forwarded-for|x-forwarded-proto|forwarded|x-request-id..." },
 };

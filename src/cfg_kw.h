@@ -122,6 +122,35 @@ int cfg_choice(const char *word, const char *const *names, size_t n);
 int cfg_err_choice(struct cfg_parser *p, const char *what, const char *word,
 		   const char *const *names, size_t n);
 
+/* Migration hints (cfg_hint.c): where a foreign word is met. */
+enum cfg_hint_at {
+	CFG_HINT_SECTION,     /* a section header that is none */
+	CFG_HINT_KEYWORD,     /* an unknown directive (with its first argument) */
+	CFG_HINT_SERVER_OPT,  /* an unknown option of a server line */
+	CFG_HINT_SERVER_ARG,  /* a server line whose NAME is an address */
+	CFG_HINT_BALANCE,     /* an unknown balance algorithm */
+	CFG_HINT_TIMEOUT,     /* an unknown timeout kind */
+};
+
+/* What an HAProxy or NGINX operator writes, and what bollard says. */
+struct cfg_hint {
+	enum cfg_hint_at at;
+	const char *from;     /* "HAProxy" or "NGINX" */
+	const char *word;     /* as met; "weight=N", "hdr(NAME)": any value */
+	const char *use;      /* bollard's spelling; "" = nothing needed */
+	const char *note;     /* or NULL */
+};
+
+/* THE migration table (cfg_hint.c) and its length. */
+extern const struct cfg_hint cfg_hints[];
+extern const size_t cfg_nhints;
+/* The entry for word (and the word after it, arg, may be NULL) met at at, or NULL. */
+const struct cfg_hint *cfg_hint_find(enum cfg_hint_at at, const char *word, const char *arg);
+/* The word as written in a file ("server ... check", "balance source"). */
+void cfg_hint_shown(const struct cfg_hint *h, char *buf, size_t n);
+/* "; HAProxy's 'x' is 'y' in bollard (note)" to append to an error, or ""; returns buf. */
+const char *cfg_hint(enum cfg_hint_at at, const char *word, const char *arg, char *buf, size_t n);
+
 /* Strict decimal (digits only); 0 or -1. */
 int cfg_parse_u64(const char *s, uint64_t *out);
 /* ms in the largest unit that divides it exactly ("90m", "1500ms"). */

@@ -332,3 +332,55 @@ def test_bad_server_line_has_no_follow_on_error(bollard_run):
 	assert r.returncode == 1, _out(r)
 	assert r.stderr.splitlines() == ["%s:%d: invalid server address '127.0.0.1:99999': invalid port "
 					 "(1..65535)" % (r.args[-1], len(conf.splitlines()))], _out(r)
+
+
+def test_migration_hints(bollard_run):
+	# issue 10 item 4: an HAProxy configuration brought over as it is
+	conf = """\
+global
+    nbthread 2
+    stats socket /run/haproxy/admin.sock mode 660
+
+frontend web
+    bind 127.0.0.1:1234
+    default_backend app
+
+backend app
+    balance source
+    cookie SERVERID insert indirect nocache
+    option redispatch
+    server app1 127.0.0.1:9001 check
+"""
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	want = {
+		2: "HAProxy's 'nbthread' is 'threads N' in bollard",
+		3: "HAProxy's 'stats socket' is 'admin-socket PATH' in bollard",
+		7: "HAProxy's 'default_backend' is 'default-backend NAME' in bollard",
+		10: "HAProxy's 'balance source' is 'balance hash source' in bollard",
+		11: "HAProxy's 'cookie' is 'persist cookie NAME insert' in bollard",
+		12: "HAProxy's 'option redispatch' is 'on-server-down redispatch' in bollard",
+		13: "HAProxy's 'server ... check' is 'health tcp|http ...' in bollard",
+	}
+	for line, msg in want.items():
+		assert re.search(r"^\S*check\.conf:%d: .*%s" % (line, re.escape(msg)), r.stderr, re.M), \
+			(line, _out(r))
+	# and NGINX's words
+	conf = """\
+worker_processes 2;
+frontend web
+    listen 80;
+    bind 127.0.0.1:1234
+    default-backend app
+backend app
+    ip_hash;
+    server 127.0.0.1:9001 weight=5;
+"""
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 1, _out(r)
+	for line, msg in {1: "NGINX's 'worker_processes' is 'threads N' in bollard",
+			  3: "NGINX's 'listen' is 'bind ADDR' in bollard",
+			  7: "NGINX's 'ip_hash' is 'persist source' in bollard",
+			  8: "NGINX's 'server ADDRESS' is 'server NAME IP:PORT' in bollard"}.items():
+		assert re.search(r"^\S*check\.conf:%d: .*%s" % (line, re.escape(msg)), r.stderr, re.M), \
+			(line, _out(r))

@@ -703,7 +703,8 @@ static void test_err_servers(void **state)
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 wieght 5\n", 6,
 		"unknown server option 'wieght'; did you mean 'weight'?");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 check\n", 6,
-		"unknown server option 'check'");
+		"unknown server option 'check'; HAProxy's 'server ... check' is 'health tcp|http ...' "
+		"in bollard (one line for the backend: every server of it is checked)");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 257\n", 6,
 		"invalid value '257' for 'weight' (expected a number 0..256)");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight\n", 6,
@@ -714,6 +715,76 @@ static void test_err_servers(void **state)
 		"invalid server name 'a/2' (use letters, digits, '_', '-', '.')");
 	one_err(FE_OK BE_OK "    server a2\n", 6,
 		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+}
+
+/* issue 10 item 4: an HAProxy or NGINX word gets the bollard equivalent,
+ * from the one table of cfg_hint.c, wherever it is met. */
+static void test_migration_hints(void **state)
+{
+	one_err("global\n    nbthread 4\n" FE_OK BE_OK, 2,
+		"unknown keyword 'nbthread' in global section; HAProxy's 'nbthread' is 'threads N' in bollard");
+	one_err("global\n    stats socket /run/haproxy.sock mode 600\n" FE_OK BE_OK, 2,
+		"unknown keyword 'stats' in global section; HAProxy's 'stats socket' is 'admin-socket PATH' "
+		"in bollard (the runtime API, used by 'bollard ctl')");
+	one_err("global\n    stats enable\n" FE_OK BE_OK, 2,
+		"unknown keyword 'stats' in global section; HAProxy's 'stats' is 'stats-listen ADDR' in "
+		"bollard (dashboard at /, Prometheus metrics at /metrics; 'stats-auth FILE' for users)");
+	one_err(FE_OK BE_OK "    balance source\n", 6,
+		"unknown balance algorithm 'source'; HAProxy's 'balance source' is 'balance hash source' in "
+		"bollard (or 'persist source' to keep each client on its server)");
+	one_err(FE_OK BE_OK "    balance hdr(Host)\n", 6,
+		"unknown balance algorithm 'hdr(Host)'; HAProxy's 'balance hdr(NAME)' is 'balance hash header "
+		"NAME' in bollard");
+	one_err(FE_OK BE_OK "    cookie SRV insert indirect nocache\n", 6,
+		"unknown keyword 'cookie' in backend section; HAProxy's 'cookie' is 'persist cookie NAME "
+		"insert' in bollard (or 'persist cookie NAME prefix' to prefix the application's own "
+		"cookie; servers are named by their name, nothing to set per server)");
+	one_err(FE_OK BE_OK "    stick-table type ip size 1m expire 30m\n", 6,
+		"unknown keyword 'stick-table' in backend section; HAProxy's 'stick-table' is 'persist "
+		"source|header NAME|url-param NAME [size N] [expire D]' in bollard (each persist line has "
+		"its own table)");
+	one_err(FE_OK BE_OK "    stick on src\n", 6,
+		"unknown keyword 'stick' in backend section; HAProxy's 'stick on' is 'persist source' in "
+		"bollard (for 'src'; req.cook(NAME) is 'persist learn NAME', req.hdr(NAME) 'persist header NAME')");
+	one_err(FE_OK BE_OK "    option redispatch\n", 6,
+		"unknown keyword 'option' in backend section; HAProxy's 'option redispatch' is "
+		"'on-server-down redispatch' in bollard (the default)");
+	char *errs = load_bad("frontend web\n    bind 127.0.0.1:18080\n    default_backend app\n" BE_OK);
+	has_err(errs, 3, "unknown keyword 'default_backend' in frontend section; HAProxy's "
+		"'default_backend' is 'default-backend NAME' in bollard");
+	free(errs);
+	one_err(FE_OK BE_OK "    timeout check 2s\n", 6,
+		"unknown timeout 'check'; HAProxy's 'timeout check' is 'health ... timeout D' in bollard");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 10 inter 2s\n", 6,
+		"unknown server option 'inter'; HAProxy's 'server ... inter' is 'check-interval D' in bollard");
+	/* NGINX */
+	one_err("upstream app {\n" FE_OK BE_OK, 1,
+		"unknown section 'upstream'; NGINX's 'upstream' is 'backend NAME' in bollard (a section "
+		"header at column 0, its lines indented, no braces)");
+	one_err("worker_processes 4;\n" FE_OK BE_OK, 1,
+		"unknown section 'worker_processes'; NGINX's 'worker_processes' is 'threads N' in bollard "
+		"(in the global section)");
+	one_err(FE_OK BE_OK "    ip_hash;\n", 6,
+		"unknown keyword 'ip_hash;' in backend section; NGINX's 'ip_hash' is 'persist source' in "
+		"bollard (or 'balance hash source')");
+	one_err("frontend web\n    listen 80;\n    bind 127.0.0.1:18080\n    default-backend app\n" BE_OK, 2,
+		"unknown keyword 'listen' in frontend section; NGINX's 'listen' is 'bind ADDR' in bollard "
+		"('listen NAME' at column 0 starts a frontend and a backend in one section)");
+	one_err(FE_OK BE_OK "    sticky cookie srv_id expires=1h;\n", 6,
+		"unknown keyword 'sticky' in backend section; NGINX's 'sticky cookie' is 'persist cookie "
+		"NAME insert' in bollard (expires= is max-age D)");
+	one_err(FE_OK BE_OK "    server 127.0.0.1:9002 weight=5;\n", 6,
+		"server '127.0.0.1:9002' has no name (usage: server NAME IP:PORT ...); NGINX's 'server "
+		"ADDRESS' is 'server NAME IP:PORT' in bollard (a server has a name, used by the runtime "
+		"API and in cookies)");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight=5\n", 6,
+		"unknown server option 'weight=5'; NGINX's 'server ... weight=N' is 'weight N' in bollard");
+	one_err("global\n    daemon\n" FE_OK BE_OK, 2,
+		"unknown keyword 'daemon' in global section; HAProxy's 'daemon' is not needed in bollard: "
+		"bollard runs in the foreground; a service manager runs it (contrib/bollard.service)");
+	/* a near bollard name still gets its suggestion */
+	one_err(FE_OK BE_OK "    blance roundrobin\n", 6,
+		"unknown keyword 'blance' in backend section; did you mean 'balance'?");
 }
 
 static void test_err_cross_checks(void **state)
@@ -1129,6 +1200,7 @@ int main(void)
 		cmocka_unit_test(test_err_duplicate_persist),
 		cmocka_unit_test(test_err_no_follow_on),
 		cmocka_unit_test(test_err_servers),
+		cmocka_unit_test(test_migration_hints),
 		cmocka_unit_test(test_err_cross_checks),
 		cmocka_unit_test(test_err_routes),
 		cmocka_unit_test(test_balance_hash),
