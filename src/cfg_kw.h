@@ -99,6 +99,16 @@ extern const size_t cfg_nkeywords;
 void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The reader (cfg_read.c): reads and parses every line of path, handing
+ * section headers and directives to cfg.c; false when path could not be
+ * opened (reported). */
+bool cfg_read_file(struct cfg_parser *p, const char *path);
+/* Puts the recorded errors in file order (cfg_read.c). */
+void cfg_errors_sort(struct cfg_parser *p);
+/* One line at column 0, one indented line, as words (cfg.c). */
+void cfg_section_header(struct cfg_parser *p, int argc, char **argv);
+void cfg_directive(struct cfg_parser *p, int argc, char **argv);
+
 /* calloc/strdup that report "out of memory" and stop the parse on failure. */
 void *cfg_calloc(struct cfg_parser *p, size_t n, size_t size);
 char *cfg_strdup(struct cfg_parser *p, const char *s);
