@@ -492,7 +492,10 @@ static struct frontend *new_frontend(struct cfg_parser *p, const char *name)
 	struct frontend *dup = find_frontend(cfg, name);
 
 	if (dup) {
-		cfg_err(p, p->line, "duplicate frontend '%s' (first defined at line %d)", name, dup->line);
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate frontend '%s' (first defined at %s)", name,
+			cfg_ref(p, p->line, dup->line, at, sizeof(at)));
 		return NULL;
 	}
 	struct frontend **slot = CFG_PUSH(p, cfg->frontends, cfg->nfrontends);
@@ -519,7 +522,10 @@ static struct backend *new_backend(struct cfg_parser *p, const char *name)
 	struct backend *dup = cfg_find_backend(cfg, name);
 
 	if (dup) {
-		cfg_err(p, p->line, "duplicate backend '%s' (first defined at line %d)", name, dup->line);
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate backend '%s' (first defined at %s)", name,
+			cfg_ref(p, p->line, dup->line, at, sizeof(at)));
 		return NULL;
 	}
 	struct backend **slot = CFG_PUSH(p, cfg->backends, cfg->nbackends);
@@ -598,8 +604,11 @@ void cfg_section_header(struct cfg_parser *p, int argc, char **argv)
 		struct frontend *dfe = find_frontend(p->cfg, argv[1]);
 		struct backend *dbe = cfg_find_backend(p->cfg, argv[1]);
 		if (dfe || dbe) {
-			cfg_err(p, p->line, "duplicate %s '%s' (first defined at line %d)",
-				dfe ? "frontend" : "backend", argv[1], dfe ? dfe->line : dbe->line);
+			char at[320];
+
+			cfg_err(p, p->line, "duplicate %s '%s' (first defined at %s)",
+				dfe ? "frontend" : "backend", argv[1],
+				cfg_ref(p, p->line, dfe ? dfe->line : dbe->line, at, sizeof(at)));
 			return;
 		}
 	}
@@ -764,22 +773,26 @@ static void resolve(struct cfg_parser *p)
 	for (int i = 0; i < p->nbinds; i++) {
 		const struct cfg_bindref *a = &p->binds[i];
 		const struct cfg_addr *aa = &a->fe->binds[a->idx];
+		char at[320];
+
 		for (int k = 0; k < i; k++) {
 			const struct cfg_bindref *b = &p->binds[k];
 			const struct cfg_addr *ba = &b->fe->binds[b->idx];
 			if (!addr_overlap(aa, ba))
 				continue;
 			if (a->fe == b->fe)
-				cfg_err(p, a->line, "bind %s overlaps bind %s at line %d of the same frontend",
-					aa->text, ba->text, b->line);
+				cfg_err(p, a->line, "bind %s overlaps bind %s at %s of the same frontend",
+					aa->text, ba->text, cfg_ref(p, a->line, b->line, at, sizeof(at)));
 			else
-				cfg_err(p, a->line, "bind %s conflicts with bind %s of frontend '%s' at line %d",
-					aa->text, ba->text, b->fe->name, b->line);
+				cfg_err(p, a->line, "bind %s conflicts with bind %s of frontend '%s' at %s",
+					aa->text, ba->text, b->fe->name,
+					cfg_ref(p, a->line, b->line, at, sizeof(at)));
 			break;
 		}
 		if (cfg->has_stats && addr_overlap(aa, &cfg->stats_listen))
-			cfg_err(p, a->line, "bind %s conflicts with stats-listen %s at line %d",
-				aa->text, cfg->stats_listen.text, p->stats_line);
+			cfg_err(p, a->line, "bind %s conflicts with stats-listen %s at %s",
+				aa->text, cfg->stats_listen.text,
+				cfg_ref(p, a->line, p->stats_line, at, sizeof(at)));
 	}
 	if (cfg->max_request_line > cfg->bufsize)
 		cfg_err(p, p->mrl_line ? p->mrl_line : p->bufsize_line,
@@ -819,8 +832,9 @@ struct config *cfg_load(const char *file, char **errs)
 	free(p.refs);
 	free(p.binds);
 	free(p.server_line);
+	free(p.open);
+	cfg_errors_sort(&p);
 	if (p.nerrs || p.stop) {
-		cfg_errors_sort(&p);
 		cfg_free(cfg);
 		if (errs)
 			*errs = p.err ? p.err : strdup("out of memory\n");

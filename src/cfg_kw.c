@@ -523,8 +523,11 @@ static int persist_duplicate(struct cfg_parser *p, int argc, char **argv)
 		    (strcmp(r->jwt_from_header, strcmp(from, "header") ? "" : from_name) ||
 		     strcmp(r->jwt_from_cookie, strcmp(from, "cookie") ? "" : from_name)))
 			continue;
-		cfg_err(p, p->line, "duplicate 'persist %s%s%s' (first at line %d): a second line of "
-			"the same method and key never answers", argv[1], named ? " " : "", name, r->line);
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate 'persist %s%s%s' (first at %s): a second line of "
+			"the same method and key never answers", argv[1], named ? " " : "", name,
+			cfg_ref(p, p->line, r->line, at, sizeof(at)));
 		return -1;
 	}
 	return 0;
@@ -1065,8 +1068,10 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 	}
 	for (int i = 0; i < be->nservers; i++) {
 		if (strcmp(be->servers[i]->name, argv[1]) == 0) {
-			cfg_err(p, p->line, "duplicate server '%s' in backend '%s' (first at line %d)",
-				argv[1], be->name, be->servers[i]->line);
+			char at[320];
+
+			cfg_err(p, p->line, "duplicate server '%s' in backend '%s' (first at %s)",
+				argv[1], be->name, cfg_ref(p, p->line, be->servers[i]->line, at, sizeof(at)));
 			return -1;
 		}
 	}

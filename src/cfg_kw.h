@@ -48,14 +48,26 @@ struct cfg_defaults {
 	float hash_bound;
 };
 
+struct cfg_seg;
+struct cfg_errent;
+struct cfg_open;
+
 struct cfg_parser {
 	struct config *cfg;
-	const char *file;
-	int line;
+	const char *file;             /* the configuration, as given */
+	int line;                     /* number of the line being read, counted over every file */
 	int nerrs;
 	bool stop;                    /* too many errors or out of memory */
-	char *err;                    /* "FILE:LINE: msg\n" ... */
-	size_t errlen, errcap;
+	char *err;                    /* at the end: "FILE:LINE: msg\n" ... (cfg_errors_sort) */
+	struct cfg_errent *errv;      /* the errors as found (cfg_read.c) */
+	int nerrv;
+	/* the files read and where their lines are (cfg_read.c) */
+	char **files;
+	int nfiles;
+	struct cfg_seg *segs;
+	int nsegs;
+	struct cfg_open *open;        /* the files being read, outermost first */
+	int depth;
 
 	unsigned sect;                /* S_* of the current section, 0 = none yet */
 	bool skip;                    /* under a bad section header: ignore its lines */
@@ -103,8 +115,14 @@ void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
  * section headers and directives to cfg.c; false when path could not be
  * opened (reported). */
 bool cfg_read_file(struct cfg_parser *p, const char *path);
-/* Puts the recorded errors in file order (cfg_read.c). */
+/* Joins the recorded errors into p->err in reading order, and frees what
+ * the reader kept (cfg_read.c). */
 void cfg_errors_sort(struct cfg_parser *p);
+/* "FILE:LINE" of line number id (p->line, the model's `line` fields). */
+const char *cfg_where(const struct cfg_parser *p, int id, char *buf, size_t n);
+/* How an error at line number `at` names line number ref: "line 12" in
+ * the same file, "FILE:12" in another. */
+const char *cfg_ref(const struct cfg_parser *p, int at, int ref, char *buf, size_t n);
 /* One line at column 0, one indented line, as words (cfg.c). */
 void cfg_section_header(struct cfg_parser *p, int argc, char **argv);
 void cfg_directive(struct cfg_parser *p, int argc, char **argv);

@@ -1,20 +1,29 @@
 /*
- * cfg_read.c - reading a configuration file: lines, words, and the errors
- * with their FILE:LINE.
+ * cfg_read.c - reading a configuration: its files, lines and words, and
+ * the errors with their FILE:LINE.
  *
- * The file is read line by line (at most CFG_LINE_MAX bytes a line, only
+ * A file is read line by line (at most CFG_LINE_MAX bytes a line, only
  * regular files), each line split into words by the tokenizer, and handed
- * to cfg.c: a line at column 0 is a section header, an indented one a
- * directive. Errors never stop the pass: each is recorded as "FILE:LINE:
- * message" (up to CFG_MAX_ERRORS) and, once the pass and its cross-checks
- * are done, sorted into file order, so that `bollard check` shows every
- * mistake at once, top to bottom.
+ * to cfg.c: a line at column
+ * 0 is a section header, an indented one a directive. `include PATTERN`
+ * (at column 0 or indented) reads the files it names in its place, as if
+ * their lines were written there; a file that is already being read is an
+ * include loop, refused.
+ *
+ * Lines are numbered by a single counter over everything read, in reading
+ * order (p->line, the `line` fields of the model): with no include it is
+ * the line number of the file. A table of segments maps a number back to
+ * its file and line there, for messages. Errors never stop the pass: each
+ * is recorded as "FILE:LINE: message" (up to CFG_MAX_ERRORS) and, once the
+ * pass and its cross-checks are done, sorted into reading order, so that
+ * `bollard check` shows every mistake at once, top to bottom.
  */
 #include "api.h"
 #include "cfg.h"
 #include "cfg_kw.h"
 
 #include <fcntl.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,32 +33,101 @@
 /* Longest line read, its end excluded: far beyond any real directive, and a
  * bound on what a wrong file (a binary, /dev/zero behind a symlink) costs. */
 #define CFG_LINE_MAX 65536
+/* Nested includes: deeper is a mistake, not a layout. */
+#define CFG_MAX_DEPTH 16
+
+/* From line number id on, the lines are those of files[file] from line on. */
+struct cfg_seg {
+	int id;
+	int file;
+	int line;
+};
+
+/* One recorded error: where it is in reading order, and its text. */
+struct cfg_errent {
+	int id;
+	int order;
+	char *text;   /* "FILE:LINE: message\n" */
+};
+
+/* A file being read, for include loops. */
+struct cfg_open {
+	dev_t dev;
+	ino_t ino;
+	int file;
+	int id;       /* the include line that opened it */
+};
+
+/* ---- where a line is ---------------------------------------------------- */
+
+/* The file and line of line number id; line 0 of the first file for 0. */
+static void locate(const struct cfg_parser *p, int id, const char **file, int *line)
+{
+	*file = p->nfiles ? p->files[0] : p->file;
+	*line = 0;
+	for (int i = p->nsegs - 1; i >= 0; i--)
+		if (p->segs[i].id <= id) {
+			*file = p->files[p->segs[i].file];
+			*line = p->segs[i].line + (id - p->segs[i].id);
+			return;
+		}
+}
+
+const char *cfg_where(const struct cfg_parser *p, int id, char *buf, size_t n)
+{
+	const char *file;
+	int line;
+
+	locate(p, id, &file, &line);
+	snprintf(buf, n, "%s:%d", file, line);
+	return buf;
+}
+
+const char *cfg_ref(const struct cfg_parser *p, int at, int ref, char *buf, size_t n)
+{
+	const char *fa, *fr;
+	int la, lr;
+
+	locate(p, at, &fa, &la);
+	locate(p, ref, &fr, &lr);
+	if (fa == fr)
+		snprintf(buf, n, "line %d", lr);
+	else
+		snprintf(buf, n, "%s:%d", fr, lr);
+	return buf;
+}
+
+/* Lines from the next one on are files[file]'s from line on. */
+static void seg_push(struct cfg_parser *p, int file, int line)
+{
+	struct cfg_seg *s = CFG_PUSH(p, p->segs, p->nsegs);
+
+	if (s)
+		*s = (struct cfg_seg){ .id = p->line + 1, .file = file, .line = line };
+}
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void err_append(struct cfg_parser *p, const char *s, size_t n)
+/* Records one error. Not with CFG_PUSH: out of memory there reports an
+ * error, which would come back here. */
+static void err_add(struct cfg_parser *p, int id, const char *text)
 {
-	if (p->errlen + n + 1 > p->errcap) {
-		size_t cap = p->errcap ? p->errcap * 2 : 1024;
-		while (cap < p->errlen + n + 1)
-			cap *= 2;
-		char *nb = realloc(p->err, cap);
-		if (!nb) {
-			p->stop = true;
-			return;
-		}
-		p->err = nb;
-		p->errcap = cap;
+	struct cfg_errent *v = realloc(p->errv, (size_t)(p->nerrv + 1) * sizeof(*v));
+	char *t = v ? strdup(text) : NULL;
+
+	if (v)
+		p->errv = v;
+	if (!t) {
+		p->stop = true;
+		return;
 	}
-	memcpy(p->err + p->errlen, s, n);
-	p->errlen += n;
-	p->err[p->errlen] = '\0';
+	v[p->nerrv] = (struct cfg_errent){ .id = id, .order = p->nerrv, .text = t };
+	p->nerrv++;
 }
 
 void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
 {
-	char msg[512];
-	char head[320];
+	char msg[1024], where[320], text[1400];
 	va_list ap;
 
 	if (p->nerrs >= CFG_MAX_ERRORS)
@@ -57,83 +135,66 @@ void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	int n = snprintf(head, sizeof(head), "%s:%d: ", p->file, line);
-	err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
-	err_append(p, msg, strlen(msg));
-	err_append(p, "\n", 1);
+	cfg_where(p, line, where, sizeof(where));
+	snprintf(text, sizeof(text), "%s: %s\n", where, msg);
+	err_add(p, line, text);
 	if (++p->nerrs == CFG_MAX_ERRORS) {
-		n = snprintf(head, sizeof(head), "%s:%d: too many errors, stopping\n",
-			     p->file, line);
-		err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
+		snprintf(text, sizeof(text), "%s: too many errors, stopping\n", where);
+		err_add(p, line, text);
 		p->stop = true;
 	}
 }
 
-/* One reported line, for sorting. */
-struct cfg_errline {
-	const char *text;
-	size_t len;
-	long line;
-	int order;
-};
-
-static int errline_cmp(const void *a, const void *b)
+static int errent_cmp(const void *a, const void *b)
 {
-	const struct cfg_errline *x = a, *y = b;
+	const struct cfg_errent *x = a, *y = b;
 
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
 	return x->order - y->order;
 }
 
-/* Errors found after the pass (unknown backends, bind conflicts) are
- * reported in file order with the others, so that the list reads top to
- * bottom. Stable: equal lines keep the order they were found in. Leaves
- * the list as it is when memory is short. */
+/*
+ * Joins the recorded errors into p->err in reading order (errors found
+ * after the pass, such as unknown backends and bind conflicts, take their
+ * place among the others; equal lines keep the order they were found in),
+ * and frees what the reader kept: errors, file names, segments. p->err
+ * stays NULL when there was no error, or when memory ran out (cfg_load()
+ * then says "out of memory").
+ */
 void cfg_errors_sort(struct cfg_parser *p)
 {
-	size_t plen = strlen(p->file) + 1; /* "FILE:" */
-	struct cfg_errline *v;
-	char *out;
-	int n = 0;
+	size_t len = 0, off = 0;
 
-	if (!p->err || p->nerrs < 2)
-		return;
-	for (const char *c = p->err; *c; c++)
-		n += *c == '\n';
-	v = calloc((size_t)n, sizeof(*v));
-	out = malloc(p->errlen + 1);
-	if (!v || !out)
-		goto out;
-	n = 0;
-	for (const char *c = p->err; *c; ) {
-		const char *nl = strchr(c, '\n');
-		if (!nl) /* a line cut short by out of memory */
-			goto out;
-		v[n].text = c;
-		v[n].len = (size_t)(nl - c) + 1;
-		v[n].line = strtol(c + plen, NULL, 10);
-		v[n].order = n;
-		n++;
-		c = nl + 1;
-	}
-	qsort(v, (size_t)n, sizeof(*v), errline_cmp);
-	size_t off = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(out + off, v[i].text, v[i].len);
-		off += v[i].len;
-	}
-	out[off] = '\0';
+	if (p->nerrv > 1)
+		qsort(p->errv, (size_t)p->nerrv, sizeof(*p->errv), errent_cmp);
+	for (int i = 0; i < p->nerrv; i++)
+		len += strlen(p->errv[i].text);
 	free(p->err);
-	p->err = out;
-	p->errcap = p->errlen + 1;
-	out = NULL;
-out:
-	free(v);
-	free(out);
+	p->err = p->nerrv ? malloc(len + 1) : NULL;
+	for (int i = 0; i < p->nerrv; i++) {
+		size_t l = strlen(p->errv[i].text);
+
+		if (p->err)
+			memcpy(p->err + off, p->errv[i].text, l);
+		off += l;
+		free(p->errv[i].text);
+	}
+	if (p->err)
+		p->err[len] = '\0';
+	free(p->errv);
+	p->errv = NULL;
+	p->nerrv = 0;
+	for (int i = 0; i < p->nfiles; i++)
+		free(p->files[i]);
+	free(p->files);
+	free(p->segs);
+	p->files = NULL;
+	p->segs = NULL;
+	p->nfiles = p->nsegs = 0;
 }
 
-/* ---- tokenizer ---------------------------------------------------------- */
+/* ---- words -------------------------------------------------------------- */
 
 /*
  * Splits line (modified in place) into words. Blanks separate words, `#`
@@ -217,35 +278,36 @@ static const char *file_kind(mode_t m)
 }
 
 /*
- * Opens path for reading, or reports why not and returns NULL. Only a
- * regular file is read: a configuration is read again at every reload, and
- * a FIFO or a device would block (a FIFO waits for a writer: hence
+ * Opens path for reading, or reports why not (at line number at, as what:
+ * "configuration" or "included file 'x'") and returns NULL. Only a
+ * regular file is read: a configuration is read again at every reload,
+ * and a FIFO or a device would block (a FIFO waits for a writer: hence
  * O_NONBLOCK, which makes open() itself return) or never end (/dev/zero).
  */
-static FILE *open_conf(struct cfg_parser *p, const char *path)
+static FILE *open_conf(struct cfg_parser *p, int at, const char *path, const char *what,
+			struct stat *st)
 {
-	struct stat st;
 	FILE *f;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
-		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+		cfg_err(p, at, "cannot open %s: %s", what, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0) {
-		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+	if (fstat(fd, st) < 0) {
+		cfg_err(p, at, "cannot open %s: %s", what, strerror(errno));
 		close(fd);
 		return NULL;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		cfg_err(p, p->line, "cannot read configuration: %s, not a regular file",
-			file_kind(st.st_mode));
+	if (!S_ISREG(st->st_mode)) {
+		cfg_err(p, at, "cannot read %s: %s, not a regular file", what,
+			file_kind(st->st_mode));
 		close(fd);
 		return NULL;
 	}
 	f = fdopen(fd, "r");
 	if (!f) {
-		cfg_err(p, p->line, "cannot open configuration: %s", strerror(errno));
+		cfg_err(p, at, "cannot open %s: %s", what, strerror(errno));
 		close(fd);
 	}
 	return f;
@@ -282,15 +344,97 @@ static long read_line(FILE *f, char *buf, bool *over, bool *nul)
 	return (long)n;
 }
 
-/* Reads and parses every line of path; false when it could not be opened. */
-bool cfg_read_file(struct cfg_parser *p, const char *path)
-{
-	char *line, *argv[CFG_MAX_WORDS];
-	bool over, nul;
-	FILE *f = open_conf(p, path);
+static bool read_one(struct cfg_parser *p, int at, const char *path, const char *what);
 
-	if (!f)
+/* The path of an include pattern: as written when absolute, else relative
+ * to the directory of the file that includes it (not to the directory
+ * bollard runs in, so that a tree of files moves as a whole). */
+static void include_path(const char *from, const char *pat, char *out, size_t n)
+{
+	const char *slash = strrchr(from, '/');
+
+	if (pat[0] == '/' || !slash)
+		snprintf(out, n, "%s", pat);
+	else
+		snprintf(out, n, "%.*s/%s", (int)(slash - from), from, pat);
+}
+
+/*
+ * include PATTERN...: each file of each pattern, in the order written; a
+ * pattern with a wildcard (*, ?, [) names its matches in sorted order, and
+ * may match nothing (an empty conf.d/ is a valid layout); a plain path must
+ * exist.
+ */
+static void include(struct cfg_parser *p, int argc, char **argv, const char *from)
+{
+	char path[4096], what[4200];
+	int at = p->line; /* the include line: reading a file moves p->line on */
+
+	if (argc < 2) {
+		cfg_err(p, p->line, "missing arguments to 'include' (usage: include FILE|PATTERN...)");
+		return;
+	}
+	for (int i = 1; i < argc && !p->stop; i++) {
+		include_path(from, argv[i], path, sizeof(path));
+		if (!strpbrk(argv[i], "*?[")) {
+			snprintf(what, sizeof(what), "included file '%s'", path);
+			read_one(p, at, path, what);
+			continue;
+		}
+		glob_t g;
+		int rc = glob(path, GLOB_ERR, NULL, &g);
+
+		if (rc != 0 && rc != GLOB_NOMATCH)
+			cfg_err(p, at, "include %s: %s", path, rc == GLOB_NOSPACE ? "out of memory" :
+				"cannot read the directory");
+		for (size_t k = 0; rc == 0 && k < g.gl_pathc && !p->stop; k++) {
+			snprintf(what, sizeof(what), "included file '%s'", g.gl_pathv[k]);
+			read_one(p, at, g.gl_pathv[k], what);
+		}
+		if (rc == 0 || rc == GLOB_NOMATCH)
+			globfree(&g);
+	}
+}
+
+/* Reads and parses every line of path, with its includes; false when it
+ * could not be opened (reported at line number at: the include line, 0 for
+ * the configuration itself). */
+static bool read_one(struct cfg_parser *p, int at, const char *path, const char *what)
+{
+	char *line, *argv[CFG_MAX_WORDS], where[320];
+	bool over, nul;
+	struct stat st;
+	int lineno = 0, file;
+	FILE *f;
+
+	if (p->depth >= CFG_MAX_DEPTH) {
+		cfg_err(p, at, "includes nested deeper than %d", CFG_MAX_DEPTH);
 		return false;
+	}
+	if (!(f = open_conf(p, at, path, what, &st)))
+		return false;
+	for (int i = 0; i < p->depth; i++)
+		if (p->open[i].dev == st.st_dev && p->open[i].ino == st.st_ino) {
+			cfg_err(p, at, "include loop: %s is already being read (included at %s)", path,
+				i ? cfg_where(p, p->open[i].id, where, sizeof(where)) : "the top");
+			fclose(f);
+			return true;
+		}
+	char *name = cfg_strdup(p, path), **slot = name ? CFG_PUSH(p, p->files, p->nfiles) : NULL;
+	struct cfg_open *o = slot ? CFG_PUSH(p, p->open, p->depth) : NULL;
+
+	if (!o) {
+		if (!slot)
+			free(name);
+		else
+			*slot = name;
+		fclose(f);
+		return true;
+	}
+	*slot = name;
+	file = p->nfiles - 1;
+	*o = (struct cfg_open){ .dev = st.st_dev, .ino = st.st_ino, .file = file, .id = at };
+	seg_push(p, file, 1);
 	line = malloc(CFG_LINE_MAX + 1);
 	if (!line) {
 		cfg_err(p, p->line, "out of memory");
@@ -301,6 +445,7 @@ bool cfg_read_file(struct cfg_parser *p, const char *path)
 		int argc;
 
 		p->line++;
+		lineno++;
 		if (over) {
 			cfg_err(p, p->line, "line longer than %d bytes", CFG_LINE_MAX);
 			continue;
@@ -317,14 +462,24 @@ bool cfg_read_file(struct cfg_parser *p, const char *path)
 		}
 		if (argc == 0)
 			continue;
-		if (indented)
+		if (strcmp(argv[0], "include") == 0) {
+			include(p, argc, argv, p->files[file]);
+			seg_push(p, file, lineno + 1);   /* back in this file */
+		} else if (indented) {
 			cfg_directive(p, argc, argv);
-		else
+		} else {
 			cfg_section_header(p, argc, argv);
+		}
 	}
 	if (ferror(f))
 		cfg_err(p, p->line, "read error: %s", strerror(errno));
 	fclose(f);
 	free(line);
+	p->depth--;
 	return true;
+}
+
+bool cfg_read_file(struct cfg_parser *p, const char *path)
+{
+	return read_one(p, p->line, path, "configuration");
 }

@@ -384,3 +384,32 @@ backend app
 			  8: "NGINX's 'server ADDRESS' is 'server NAME IP:PORT' in bollard"}.items():
 		assert re.search(r"^\S*check\.conf:%d: .*%s" % (line, re.escape(msg)), r.stderr, re.M), \
 			(line, _out(r))
+
+
+def test_include(bollard_run, bollard_factory, demo_apps, tmp_path):
+	# issue 10 item 6: include FILE|DIR/*.conf, errors naming the included file
+	app = demo_apps(1)[0]
+	(tmp_path / "conf.d").mkdir()
+	(tmp_path / "conf.d" / "10-app.conf").write_text(
+		"backend app\n    balance roundrobin\n    server one 127.0.0.1:%d\n" % app.port)
+	(tmp_path / "conf.d" / "20-bad.conf").write_text("    # a comment\n    wieght 5\n")
+	main = "global\n    threads 1\n    log stdout\nfrontend web\n    bind 127.0.0.1:{port}\n" \
+	       "    default-backend app\ninclude conf.d/*.conf\n"
+	r = bollard_run("check", "-c", "{conf}", config=main.format(port=1234))
+	assert r.returncode == 1, _out(r)
+	assert "%s/conf.d/20-bad.conf:2: unknown keyword 'wieght' in backend section" % tmp_path \
+		in r.stderr, _out(r)
+	(tmp_path / "conf.d" / "20-bad.conf").unlink()
+	r = bollard_run("check", "-c", "{conf}", config=main.format(port=1234))
+	assert r.returncode == 0, _out(r)
+	# and it runs: the backend of the included file answers
+	b = bollard_factory(main)
+	resp = util.request(b.port, "GET", "/")
+	assert resp.status == 200, resp
+	b.wait_log(lambda e: e.get("server") == "one")
+	# an include loop is an error, not a hang
+	(tmp_path / "conf.d" / "30-loop.conf").write_text("include ../conf.d/*.conf\n")
+	r = bollard_run("check", "-c", "{conf}", config=main.format(port=1234))
+	assert r.returncode == 1, _out(r)
+	assert re.search(r"^%s/conf\.d/30-loop\.conf:1: include loop: \S*30-loop\.conf is already "
+			 r"being read" % re.escape(str(tmp_path)), r.stderr, re.M), _out(r)

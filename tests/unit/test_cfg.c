@@ -1161,6 +1161,143 @@ static void test_not_regular_files(void **state)
 	free(errs);
 }
 
+/* ---- include (issue 10 item 6) ------------------------------------------ */
+
+static char inc_dir[64];
+
+/* Writes text to inc_dir/name (making conf.d/ when name is in it). */
+static void put(const char *name, const char *text)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/conf.d", inc_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s", inc_dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void inc_setup(void)
+{
+	snprintf(inc_dir, sizeof(inc_dir), "/tmp/test_cfg_inc_XXXXXX");
+	assert_non_null(mkdtemp(inc_dir));
+}
+
+static void inc_teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", inc_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Loads inc_dir/main.conf; returns the errors (caller frees) or NULL. */
+static char *load_main(struct config **out)
+{
+	char path[128], *errs = NULL;
+
+	snprintf(path, sizeof(path), "%s/main.conf", inc_dir);
+	*out = cfg_load(path, &errs);
+	return errs;
+}
+
+/* errs holds "inc_dir/NAME:LINE: msg". */
+static void has_err_in(const char *errs, const char *name, int line, const char *msg)
+{
+	char want[600];
+
+	snprintf(want, sizeof(want), "%s/%s:%d: %s\n", inc_dir, name, line, msg);
+	if (!strstr(errs, want))
+		fprintf(stderr, "missing: %sin:\n%s", want, errs);
+	assert_non_null(strstr(errs, want));
+}
+
+static void test_include(void **state)
+{
+	struct config *cfg;
+	char *errs;
+
+	inc_setup();
+	/* a file, and a pattern whose matches come in sorted order; their lines
+	 * read as if written in place of the include line */
+	put("main.conf", FE_OK "include app.conf\n    server a3 127.0.0.1:9003\n"
+	    "include conf.d/*.conf\n");
+	put("app.conf", "backend app\n    server a1 127.0.0.1:9001\n");
+	put("conf.d/20-b.conf", "    server a4 127.0.0.1:9004\n");
+	put("conf.d/10-a.conf", "    server a2 127.0.0.1:9002\n");
+	put("conf.d/ignored.txt", "bogus\n");
+	errs = load_main(&cfg);
+	assert_null(errs);
+	assert_non_null(cfg);
+	struct backend *be = cfg_find_backend(cfg, "app");
+	assert_non_null(be);
+	assert_int_equal(be->nservers, 4);
+	assert_string_equal(be->servers[0]->name, "a1");
+	assert_string_equal(be->servers[1]->name, "a3");
+	assert_string_equal(be->servers[2]->name, "a2");
+	assert_string_equal(be->servers[3]->name, "a4");
+	cfg_free(cfg);
+
+	/* errors name the included file and its line, in reading order; lines
+	 * of the main file after an include keep their numbers */
+	put("main.conf", FE_OK "include app.conf\n    bogus 1\ninclude conf.d/*.conf\n"
+	    "include nope.conf\ninclude conf.d/none-*.conf\nbackend app\n");
+	put("app.conf", "backend app\n    server a1 127.0.0.1:9001\n    wieght 1\n");
+	put("conf.d/10-a.conf", "    server a1 127.0.0.1:9002\n");
+	put("conf.d/20-b.conf", "frontend web\n    bind 127.0.0.1:18080\n");
+	errs = load_main(&cfg);
+	assert_null(cfg);
+	has_err_in(errs, "app.conf", 3, "unknown keyword 'wieght' in backend section");
+	has_err_in(errs, "main.conf", 5, "unknown keyword 'bogus' in backend section");
+	char want[400];
+	snprintf(want, sizeof(want), "%s/conf.d/10-a.conf:1: duplicate server 'a1' in backend 'app' "
+		 "(first at %s/app.conf:2)\n", inc_dir, inc_dir);
+	assert_non_null(strstr(errs, want));
+	snprintf(want, sizeof(want), "%s/conf.d/20-b.conf:1: duplicate frontend 'web' (first defined "
+		 "at %s/main.conf:1)\n", inc_dir, inc_dir);
+	assert_non_null(strstr(errs, want));
+	snprintf(want, sizeof(want), "cannot open included file '%s/nope.conf': No such file or "
+		 "directory", inc_dir);
+	has_err_in(errs, "main.conf", 7, want);
+	snprintf(want, sizeof(want), "duplicate backend 'app' (first defined at %s/app.conf:1)", inc_dir);
+	has_err_in(errs, "main.conf", 9, want);
+	assert_int_equal(count_lines(errs), 6);
+	assert_true(strstr(errs, "app.conf:3") < strstr(errs, "main.conf:5"));
+	assert_true(strstr(errs, "main.conf:5") < strstr(errs, "10-a.conf:1"));
+	free(errs);
+	inc_teardown();
+}
+
+static void test_include_loops(void **state)
+{
+	struct config *cfg;
+	char *errs, want[400];
+
+	inc_setup();
+	put("main.conf", FE_OK BE_OK "include a.conf\n");
+	put("a.conf", "include b.conf\n");
+	put("b.conf", "include a.conf\ninclude main.conf\n");
+	errs = load_main(&cfg);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "include loop: %s/a.conf is already being read (included at "
+		 "%s/main.conf:6)", inc_dir, inc_dir);
+	has_err_in(errs, "b.conf", 1, want);
+	snprintf(want, sizeof(want), "include loop: %s/main.conf is already being read (included at "
+		 "the top)", inc_dir);
+	has_err_in(errs, "b.conf", 2, want);
+	assert_int_equal(count_lines(errs), 2);
+	free(errs);
+
+	put("main.conf", FE_OK BE_OK "include\n");
+	errs = load_main(&cfg);
+	has_err_in(errs, "main.conf", 6, "missing arguments to 'include' (usage: include "
+		   "FILE|PATTERN...)");
+	free(errs);
+	inc_teardown();
+}
+
 static void test_examples(void **state)
 {
 	/* The shipped examples must always load. */
@@ -1211,6 +1348,8 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_not_regular_files),
+		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_include_loops),
 		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
