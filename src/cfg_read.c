@@ -1,10 +1,11 @@
 /*
- * cfg_read.c - reading a configuration: its files, lines and words, and
- * the errors with their FILE:LINE.
+ * cfg_read.c - reading a configuration: its files, lines and words, the
+ * environment variables in its values, and the errors with their
+ * FILE:LINE.
  *
  * A file is read line by line (at most CFG_LINE_MAX bytes a line, only
- * regular files), each line split into words by the tokenizer, and handed
- * to cfg.c: a line at column
+ * regular files), each line split into words by the tokenizer, its values
+ * expanded (${VAR}, ${VAR:-default}), and handed to cfg.c: a line at column
  * 0 is a section header, an indented one a directive. `include PATTERN`
  * (at column 0 or indented) reads the files it names in its place, as if
  * their lines were written there; a file that is already being read is an
@@ -259,6 +260,85 @@ static int tokenize(char *line, char **argv, int max, const char **why)
 	}
 }
 
+/*
+ * Environment variables in a value: ${NAME} is NAME's value, ${NAME:-TEXT}
+ * its value or TEXT when it is unset or empty, $${ a literal ${. NAME is
+ * letters, digits and '_', not starting with a digit. A word is expanded
+ * after the line is split, so a value never becomes several words, and a
+ * keyword is never expanded (only values are). Words are written to
+ * out[0..CFG_LINE_MAX]. Returns 0, or -1 after reporting.
+ */
+static int expand(struct cfg_parser *p, int argc, char **argv, char *out)
+{
+	size_t off = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+
+		if (!strchr(w, '$'))
+			continue;
+		char *start = out + off;
+
+		for (const char *c = w; *c; ) {
+			const char *val = c, *end;
+			size_t n = 1;
+
+			if (c[0] == '$' && c[1] == '$' && c[2] == '{') {
+				val = c + 1;      /* $${ is a literal ${ */
+				n = 2;
+				c += 3;
+			} else if (c[0] == '$' && c[1] == '{') {
+				const char *name = c + 2, *dflt = NULL;
+				size_t nl = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+						   "0123456789_");
+				char var[CFG_NAME_MAX];
+
+				end = strchr(name, '}');
+				if (!end) {
+					cfg_err(p, p->line, "unterminated '${' in '%s' (write ${NAME} or "
+						"${NAME:-default})", w);
+					return -1;
+				}
+				if (name[nl] == ':' && name[nl + 1] == '-')
+					dflt = name + nl + 2;
+				if (nl == 0 || nl >= sizeof(var) || (name[0] >= '0' && name[0] <= '9') ||
+				    (!dflt && name + nl != end)) {
+					cfg_err(p, p->line, "invalid variable '%.*s' in '%s' (${NAME} or "
+						"${NAME:-default}; NAME is letters, digits and '_')",
+						(int)(end - c + 1), c, w);
+					return -1;
+				}
+				memcpy(var, name, nl);
+				var[nl] = '\0';
+				val = getenv(var);
+				if (dflt && (!val || !*val)) {
+					val = dflt;
+					n = (size_t)(end - dflt);
+				} else if (!val) {
+					cfg_err(p, p->line, "environment variable '%s' is not set (write "
+						"${%s:-default} to give a default)", var, var);
+					return -1;
+				} else {
+					n = strlen(val);
+				}
+				c = end + 1;
+			} else {
+				c++;
+			}
+			if (off + n >= CFG_LINE_MAX) {
+				cfg_err(p, p->line, "line longer than %d bytes once its variables are "
+					"expanded", CFG_LINE_MAX);
+				return -1;
+			}
+			memcpy(out + off, val, n);
+			off += n;
+		}
+		out[off++] = '\0';
+		argv[i] = start;
+	}
+	return 0;
+}
+
 /* ---- files ------------------------------------------------------------- */
 
 /* What a file that is not a regular one is, for the message. */
@@ -359,11 +439,23 @@ static void include_path(const char *from, const char *pat, char *out, size_t n)
 		snprintf(out, n, "%.*s/%s", (int)(slash - from), from, pat);
 }
 
+/* What glob() could not read, for the message: its callback takes no
+ * argument of ours, hence a thread-local (configurations are read on the
+ * main thread at start and on the control thread at reload). */
+static __thread char glob_fail[512];
+
+static int glob_error(const char *path, int err)
+{
+	snprintf(glob_fail, sizeof(glob_fail), "%s: %s", path, strerror(err));
+	return 1;   /* stop: a directory that cannot be read is an error */
+}
+
 /*
  * include PATTERN...: each file of each pattern, in the order written; a
  * pattern with a wildcard (*, ?, [) names its matches in sorted order, and
  * may match nothing (an empty conf.d/ is a valid layout); a plain path must
- * exist.
+ * exist, and so must the directories of a pattern (a misspelt directory
+ * would otherwise silently include nothing).
  */
 static void include(struct cfg_parser *p, int argc, char **argv, const char *from)
 {
@@ -382,17 +474,18 @@ static void include(struct cfg_parser *p, int argc, char **argv, const char *fro
 			continue;
 		}
 		glob_t g;
-		int rc = glob(path, GLOB_ERR, NULL, &g);
+		int rc;
 
+		snprintf(glob_fail, sizeof(glob_fail), "cannot read the directory");
+		rc = glob(path, GLOB_ERR, glob_error, &g);
 		if (rc != 0 && rc != GLOB_NOMATCH)
 			cfg_err(p, at, "include %s: %s", path, rc == GLOB_NOSPACE ? "out of memory" :
-				"cannot read the directory");
+				glob_fail);
 		for (size_t k = 0; rc == 0 && k < g.gl_pathc && !p->stop; k++) {
 			snprintf(what, sizeof(what), "included file '%s'", g.gl_pathv[k]);
 			read_one(p, at, g.gl_pathv[k], what);
 		}
-		if (rc == 0 || rc == GLOB_NOMATCH)
-			globfree(&g);
+		globfree(&g);
 	}
 }
 
@@ -401,7 +494,7 @@ static void include(struct cfg_parser *p, int argc, char **argv, const char *fro
  * the configuration itself). */
 static bool read_one(struct cfg_parser *p, int at, const char *path, const char *what)
 {
-	char *line, *argv[CFG_MAX_WORDS], where[320];
+	char *line, *xbuf, *argv[CFG_MAX_WORDS], where[320];
 	bool over, nul;
 	struct stat st;
 	int lineno = 0, file;
@@ -436,11 +529,12 @@ static bool read_one(struct cfg_parser *p, int at, const char *path, const char 
 	*o = (struct cfg_open){ .dev = st.st_dev, .ino = st.st_ino, .file = file, .id = at };
 	seg_push(p, file, 1);
 	line = malloc(CFG_LINE_MAX + 1);
-	if (!line) {
+	xbuf = malloc(CFG_LINE_MAX + 1);
+	if (!line || !xbuf) {
 		cfg_err(p, p->line, "out of memory");
 		p->stop = true;
 	}
-	while (line && !p->stop && read_line(f, line, &over, &nul) >= 0) {
+	while (line && xbuf && !p->stop && read_line(f, line, &over, &nul) >= 0) {
 		const char *why = NULL;
 		int argc;
 
@@ -460,7 +554,7 @@ static bool read_one(struct cfg_parser *p, int at, const char *path, const char 
 			cfg_err(p, p->line, "%s", why);
 			continue;
 		}
-		if (argc == 0)
+		if (argc == 0 || expand(p, argc, argv, xbuf) < 0)
 			continue;
 		if (strcmp(argv[0], "include") == 0) {
 			include(p, argc, argv, p->files[file]);
@@ -475,6 +569,7 @@ static bool read_one(struct cfg_parser *p, int at, const char *path, const char 
 		cfg_err(p, p->line, "read error: %s", strerror(errno));
 	fclose(f);
 	free(line);
+	free(xbuf);
 	p->depth--;
 	return true;
 }

@@ -413,3 +413,24 @@ def test_include(bollard_run, bollard_factory, demo_apps, tmp_path):
 	assert r.returncode == 1, _out(r)
 	assert re.search(r"^%s/conf\.d/30-loop\.conf:1: include loop: \S*30-loop\.conf is already "
 			 r"being read" % re.escape(str(tmp_path)), r.stderr, re.M), _out(r)
+
+
+def test_environment_variables(bollard_run, bollard_factory, demo_apps, tmp_path, monkeypatch):
+	# issue 10 item 6: ${VAR} and ${VAR:-default} in values, also in included files
+	app = demo_apps(1)[0]
+	(tmp_path / "conf.d").mkdir()
+	(tmp_path / "conf.d" / "app.conf").write_text(
+		"backend app\n    server ${APP_NAME:-one} 127.0.0.1:${APP_PORT}\n")
+	main = "global\n    threads 1\n    log stdout\nfrontend web\n    bind 127.0.0.1:{port}\n" \
+	       "    default-backend app\ninclude ${{CONF_DIR}}/*.conf\n"
+	monkeypatch.setenv("CONF_DIR", "conf.d")
+	monkeypatch.delenv("APP_PORT", raising=False)
+	monkeypatch.delenv("APP_NAME", raising=False)
+	r = bollard_run("check", "-c", "{conf}", config=main.format(port=1234))
+	assert r.returncode == 1, _out(r)
+	assert "%s/conf.d/app.conf:2: environment variable 'APP_PORT' is not set (write " \
+	       "${APP_PORT:-default} to give a default)" % tmp_path in r.stderr, _out(r)
+	monkeypatch.setenv("APP_PORT", str(app.port))
+	b = bollard_factory(main)
+	assert util.request(b.port, "GET", "/").status == 200
+	b.wait_log(lambda e: e.get("server") == "one")

@@ -1161,7 +1161,7 @@ static void test_not_regular_files(void **state)
 	free(errs);
 }
 
-/* ---- include (issue 10 item 6) ------------------------------------------ */
+/* ---- include and environment variables (issue 10 item 6) ------------- */
 
 static char inc_dir[64];
 
@@ -1295,6 +1295,64 @@ static void test_include_loops(void **state)
 	has_err_in(errs, "main.conf", 6, "missing arguments to 'include' (usage: include "
 		   "FILE|PATTERN...)");
 	free(errs);
+
+	/* a pattern may match nothing, but its directory must exist */
+	put("main.conf", FE_OK BE_OK "include conf.d/*.none\ninclude nodir/*.conf\n");
+	errs = load_main(&cfg);
+	snprintf(want, sizeof(want), "include %s/nodir/*.conf: %s/nodir: No such file or directory",
+		 inc_dir, inc_dir);
+	has_err_in(errs, "main.conf", 7, want);
+	assert_int_equal(count_lines(errs), 1);
+	free(errs);
+	inc_teardown();
+}
+
+static void test_env_vars(void **state)
+{
+	setenv("BOLLARD_TEST_ADDR", "127.0.0.1:18099", 1);
+	setenv("BOLLARD_TEST_EMPTY", "", 1);
+	unsetenv("BOLLARD_TEST_UNSET");
+	struct config *cfg = load_ok("frontend web\n    bind ${BOLLARD_TEST_ADDR}\n"
+				     "    default-backend app\n"
+				     "backend app\n    server a1 127.0.0.1:${BOLLARD_TEST_UNSET:-9001}\n"
+				     "    server a2 127.0.0.1:${BOLLARD_TEST_EMPTY:-9002} weight 5\n"
+				     "    health http GET /x$${y}$z\n");
+	assert_string_equal(cfg->frontends[0]->binds[0].text, "127.0.0.1:18099");
+	assert_string_equal(cfg->backends[0]->servers[0]->addr.text, "127.0.0.1:9001");
+	assert_string_equal(cfg->backends[0]->servers[1]->addr.text, "127.0.0.1:9002");
+	assert_string_equal(cfg->backends[0]->hc_path, "/x${y}$z");
+	cfg_free(cfg);
+
+	/* a value stays one word whatever the variable holds */
+	setenv("BOLLARD_TEST_TWO", "a2 weight", 1);
+	one_err(FE_OK BE_OK "    server ${BOLLARD_TEST_TWO} 127.0.0.1:9002\n", 6,
+		"invalid server name 'a2 weight' (use letters, digits, '_', '-', '.')");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${BOLLARD_TEST_UNSET}\n", 6,
+		"environment variable 'BOLLARD_TEST_UNSET' is not set (write "
+		"${BOLLARD_TEST_UNSET:-default} to give a default)");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${BOLLARD_TEST_ADDR\n", 6,
+		"unterminated '${' in '127.0.0.1:${BOLLARD_TEST_ADDR' (write ${NAME} or ${NAME:-default})");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${1X}\n", 6,
+		"invalid variable '${1X}' in '127.0.0.1:${1X}' (${NAME} or ${NAME:-default}; NAME is "
+		"letters, digits and '_')");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${A-B}\n", 6,
+		"invalid variable '${A-B}' in '127.0.0.1:${A-B}' (${NAME} or ${NAME:-default}; NAME is "
+		"letters, digits and '_')");
+	/* keywords are not expanded */
+	setenv("BOLLARD_TEST_KW", "server", 1);
+	one_err(FE_OK BE_OK "    ${BOLLARD_TEST_KW} a2 127.0.0.1:9002\n", 6,
+		"unknown keyword '${BOLLARD_TEST_KW}' in backend section");
+
+	/* include paths are expanded too */
+	inc_setup();
+	setenv("BOLLARD_TEST_DIR", "conf.d", 1);
+	put("main.conf", FE_OK "include ${BOLLARD_TEST_DIR}/*.conf\n");
+	put("conf.d/app.conf", BE_OK);
+	struct config *c2;
+	char *errs = load_main(&c2);
+	assert_null(errs);
+	assert_non_null(c2);
+	cfg_free(c2);
 	inc_teardown();
 }
 
@@ -1350,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(test_not_regular_files),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_include_loops),
+		cmocka_unit_test(test_env_vars),
 		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
