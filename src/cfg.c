@@ -805,7 +805,12 @@ out:
 	free(used);
 }
 
-struct config *cfg_load(const char *file, char **errs)
+/*
+ * cfg_load(), and with sock non-NULL cfg_admin_socket(): the admin-socket
+ * path and where it was written are taken before the model is freed, so
+ * that they survive errors elsewhere in the file.
+ */
+static struct config *load(const char *file, char **errs, char **sock, char **where)
 {
 	struct cfg_parser p = { .file = file };
 	struct config *cfg;
@@ -833,6 +838,12 @@ struct config *cfg_load(const char *file, char **errs)
 	free(p.binds);
 	free(p.server_line);
 	free(p.open);
+	if (sock && cfg && cfg->admin_socket) {
+		char at[320];
+
+		*sock = strdup(cfg->admin_socket);
+		*where = strdup(cfg_where(&p, p.admin_line, at, sizeof(at)));
+	}
 	cfg_errors_sort(&p);
 	if (p.nerrs || p.stop) {
 		cfg_free(cfg);
@@ -844,6 +855,30 @@ struct config *cfg_load(const char *file, char **errs)
 	}
 	free(p.err);
 	return cfg;
+}
+
+struct config *cfg_load(const char *file, char **errs)
+{
+	return load(file, errs, NULL, NULL);
+}
+
+char *cfg_admin_socket(const char *file, char **where, char **errs)
+{
+	char *sock = NULL;
+	struct config *cfg;
+
+	*where = NULL;
+	cfg = load(file, errs, &sock, where);
+	cfg_free(cfg);
+	if (sock && !*where) {      /* out of memory: the pair or nothing */
+		free(sock);
+		sock = NULL;
+	}
+	if (!sock) {
+		free(*where);
+		*where = NULL;
+	}
+	return sock;
 }
 
 void cfg_free(struct config *cfg)

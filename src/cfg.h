@@ -210,6 +210,17 @@ struct config {
 struct config *cfg_load(const char *file, char **errs);
 void cfg_free(struct config *cfg);
 
+/*
+ * The admin-socket path of FILE, read as cfg_load() reads it but kept even
+ * when FILE has errors elsewhere: `bollard ctl -c FILE` needs only this
+ * line to reach the running instance, which keeps running its last good
+ * configuration whatever FILE now holds. Returns the path (malloc'd) and
+ * sets *where to "FILE:LINE" of the directive (malloc'd), or returns NULL
+ * (no admin-socket, or the directive itself is wrong) with *where NULL. *errs
+ * is set as by cfg_load(): NULL when FILE is valid. The caller frees all.
+ */
+char *cfg_admin_socket(const char *file, char **where, char **errs);
+
 /* Helpers shared with the runtime API and tests. */
 int cfg_parse_duration(const char *s, uint32_t *ms);   /* 0 ok, -1 bad */
 /* The same with the reason: NULL, or why s is not a duration, written to

@@ -173,6 +173,7 @@ static int kw_admin_socket(struct cfg_parser *p, int argc, char **argv)
 			sizeof(sun.sun_path) - 1);
 		return -1;
 	}
+	p->admin_line = p->line;   /* for bollard ctl -c (cfg_admin_socket) */
 	return set_path(p, &p->cfg->admin_socket, argv[1]);
 }
 

@@ -80,6 +80,7 @@ struct cfg_parser {
 	struct cfg_bindref *binds;
 	int nbinds;
 	int stats_line;
+	int admin_line;
 	int bufsize_line;
 	int mrl_line;
 	/* by backend index: a `server` line was written for it, good or bad,

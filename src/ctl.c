@@ -7,7 +7,9 @@
  * error, so `bollard ctl set server app/app1 state drain && deploy` does
  * the right thing. The socket is named with -s, or found in the
  * configuration file with -c (the same file the server runs with, so the
- * two never disagree).
+ * two never disagree), even when that file has errors elsewhere: the
+ * running instance keeps serving its last good configuration and must stay
+ * reachable (issue 10 item 3).
  *
  * Every wait is bounded: 30 s for ordinary commands; `wait` commands block
  * on the server side by design, so they get their own timeout plus a
@@ -110,8 +112,7 @@ int ctl_main(int argc, char **argv)
 {
 	const char *sock = NULL, *file = NULL;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct config *cfg = NULL;
-	char *cmd = NULL, *ans = NULL;
+	char *cmd = NULL, *ans = NULL, *sock_owned = NULL, *where = NULL;
 	size_t cmdlen = 0, anslen = 0, anscap = 0, end = 0, off;
 	int64_t deadline;
 	int i, fd = -1, rc = 1;
@@ -182,17 +183,22 @@ int ctl_main(int argc, char **argv)
 	if (file) {
 		char *errs = NULL;
 
-		cfg = cfg_load(file, &errs);
-		if (!cfg) {
-			fprintf(stderr, "%s", errs ? errs : "bollard ctl: cannot load the configuration\n");
+		/* Only the admin-socket line matters here: a file with errors
+		 * elsewhere (being edited, or refused by the last reload) must
+		 * not keep the operator from the running instance. */
+		sock_owned = cfg_admin_socket(file, &where, &errs);
+		if (!sock_owned) {
+			if (errs)
+				fputs(errs, stderr);
+			fprintf(stderr, "bollard ctl: no admin-socket in %s\n", file);
 			free(errs);
 			goto out;
 		}
-		if (!cfg->admin_socket) {
-			fprintf(stderr, "bollard ctl: %s has no admin-socket\n", file);
-			goto out;
-		}
-		sock = cfg->admin_socket;
+		if (errs)
+			fprintf(stderr, "bollard ctl: %s has errors (bollard check -c %s); using "
+				"admin-socket %s from %s\n", file, file, sock_owned, where);
+		free(errs);
+		sock = sock_owned;
 	}
 	if (!sock)
 		sock = CTL_DEFAULT_SOCKET;
@@ -204,7 +210,9 @@ int ctl_main(int argc, char **argv)
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "bollard ctl: cannot connect to %s: %s\n", sock, strerror(errno));
+		fprintf(stderr, "bollard ctl: cannot connect to %s%s%s%s: %s\n", sock,
+			where ? " (admin-socket at " : "", where ? where : "", where ? ")" : "",
+			strerror(errno));
 		goto out;
 	}
 	deadline = mono_ms() + answer_timeout(cmd);
@@ -272,8 +280,8 @@ int ctl_main(int argc, char **argv)
 out:
 	if (fd >= 0)
 		close(fd);
-	if (cfg)
-		cfg_free(cfg);
+	free(sock_owned);
+	free(where);
 	free(cmd);
 	free(ans);
 	return rc;

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 
 import util
 
@@ -434,3 +435,33 @@ def test_environment_variables(bollard_run, bollard_factory, demo_apps, tmp_path
 	b = bollard_factory(main)
 	assert util.request(b.port, "GET", "/").status == 200
 	b.wait_log(lambda e: e.get("server") == "one")
+
+
+def test_ctl_reaches_the_instance_through_a_file_with_errors(bollard_factory, bollard_bin, tmp_path):
+	# issue 10 item 3: the file is being edited (or was refused by the last
+	# reload); the running instance keeps serving and must stay reachable
+	conf = GOOD.replace("    grace 2s", "    grace 2s\n    admin-socket {tmp}/admin.sock")
+	b = bollard_factory(conf, srv=util.free_port())
+	sock_line = b.config_text.splitlines().index("    admin-socket %s/admin.sock" % tmp_path) + 1
+	util.wait_until(lambda: (tmp_path / "admin.sock").exists(), what="the admin socket")
+	broken = b.config_text.replace("    balance roundrobin", "    balanse roundrobin")
+	b.conf_path.write_text(broken)
+	r = subprocess.run([bollard_bin, "ctl", "-c", str(b.conf_path), "show", "info"],
+			   capture_output=True, text=True, timeout=30)
+	assert r.returncode == 0, _out(r)
+	assert "version" in r.stdout, _out(r)
+	assert "bollard ctl: %s has errors (bollard check -c %s); using admin-socket %s/admin.sock " \
+	       "from %s:%d" % (b.conf_path, b.conf_path, tmp_path, b.conf_path, sock_line) in r.stderr, _out(r)
+	# the socket line in an included file: named with its file and line
+	(tmp_path / "admin.inc").write_text("global\n    admin-socket %s/admin.sock\n" % tmp_path)
+	b.conf_path.write_text(broken.replace("    admin-socket %s/admin.sock" % tmp_path, "include admin.inc"))
+	r = subprocess.run([bollard_bin, "ctl", "-c", str(b.conf_path), "show", "info"],
+			   capture_output=True, text=True, timeout=30)
+	assert r.returncode == 0, _out(r)
+	assert "from %s/admin.inc:2" % tmp_path in r.stderr, _out(r)
+	# no admin-socket at all: said so, exit 1
+	b.conf_path.write_text(GOOD.format(port=1234, srv=1235))
+	r = subprocess.run([bollard_bin, "ctl", "-c", str(b.conf_path), "show", "info"],
+			   capture_output=True, text=True, timeout=30)
+	assert r.returncode == 1, _out(r)
+	assert "bollard ctl: no admin-socket in %s" % b.conf_path in r.stderr, _out(r)

@@ -1356,6 +1356,48 @@ static void test_env_vars(void **state)
 	inc_teardown();
 }
 
+/* issue 10 item 3: bollard ctl -c needs only the admin-socket line. */
+static void test_admin_socket_despite_errors(void **state)
+{
+	char path[64], *where, *errs, *sock;
+
+	snprintf(path, sizeof(path), "/tmp/test_cfg_ctl_%d", (int)getpid());
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("global\n    admin-socket /run/a.sock\n    bogus 1\n    admin-socket /run/b.sock\n"
+	      FE_OK "backend app\n", f);
+	fclose(f);
+	sock = cfg_admin_socket(path, &where, &errs);
+	assert_string_equal(sock, "/run/b.sock");     /* the last one, as for a start */
+	char want[128];
+	snprintf(want, sizeof(want), "%s:4", path);
+	assert_string_equal(where, want);
+	assert_non_null(errs);
+	assert_non_null(strstr(errs, ":3: unknown keyword 'bogus' in global section"));
+	free(sock);
+	free(where);
+	free(errs);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("global\n    admin-socket ./x.sock\n" FE_OK BE_OK, f);
+	fclose(f);
+	sock = cfg_admin_socket(path, &where, &errs);
+	assert_string_equal(sock, "./x.sock");
+	assert_null(errs);
+	free(sock);
+	free(where);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(FE_OK BE_OK, f);
+	fclose(f);
+	assert_null(cfg_admin_socket(path, &where, &errs));
+	assert_null(where);
+	assert_null(errs);
+	unlink(path);
+}
+
 static void test_examples(void **state)
 {
 	/* The shipped examples must always load. */
@@ -1409,6 +1451,7 @@ int main(void)
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_include_loops),
 		cmocka_unit_test(test_env_vars),
+		cmocka_unit_test(test_admin_socket_despite_errors),
 		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
