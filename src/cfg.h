@@ -53,10 +53,16 @@ struct cfg_addr {
 	bool accept_proxy; /* bind ... accept-proxy: connections start with a PROXY header (proxyproto.h) */
 };
 
+/* Server weights: 0..1000000 (SPEC 3), as NGINX, Envoy and cloud balancers
+ * accept; 100/200/300 is a common way to write them. Every balancer
+ * computes with them in 64 or 128 bits, and the hash placements scale them
+ * to a bounded table (lb_hash.c). */
+#define SRV_WEIGHT_MAX 1000000u
+
 struct server {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
-	uint32_t weight;  /* 0..256, default 100 (HAProxy-like scale) */
+	uint32_t weight;  /* 0..SRV_WEIGHT_MAX, default 100 */
 	uint32_t maxconn; /* 0 = unlimited */
 	bool backup;
 	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */

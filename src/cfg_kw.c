@@ -1117,7 +1117,7 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 			break;
 		}
 		if (strcmp(o->name, "weight") == 0)
-			rc |= arg_uint(p, "weight", argv[i + 1], 0, 256, &s->weight);
+			rc |= arg_uint(p, "weight", argv[i + 1], 0, SRV_WEIGHT_MAX, &s->weight);
 		else if (strcmp(o->name, "maxconn") == 0)
 			rc |= arg_uint(p, "maxconn", argv[i + 1], 0, 10000000, &s->maxconn);
 		else if (strcmp(o->name, "replica") == 0)

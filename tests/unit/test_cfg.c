@@ -705,8 +705,14 @@ static void test_err_servers(void **state)
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 check\n", 6,
 		"unknown server option 'check'; HAProxy's 'server ... check' is 'health tcp|http ...' "
 		"in bollard (one line for the backend: every server of it is checked)");
-	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 257\n", 6,
-		"invalid value '257' for 'weight' (expected a number 0..256)");
+	/* weights 0..1000000 (issue 9 item 18) */
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 1000001\n", 6,
+		"invalid value '1000001' for 'weight' (expected a number 0..1000000)");
+	struct config *cfg = load_ok(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 1000000\n"
+				     "    server a3 127.0.0.1:9003 weight 300\n");
+	assert_int_equal(cfg->backends[0]->servers[1]->weight, 1000000);
+	assert_int_equal(cfg->backends[0]->servers[2]->weight, 300);
+	cfg_free(cfg);
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight\n", 6,
 		"server option 'weight' needs a value");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 maxconn -1\n", 6,
@@ -1069,7 +1075,7 @@ static void test_all_errors_reported(void **state)
 	has_err(errs, 3, "invalid value '0' for 'tune.maxhdr' (expected a number 1..256)");
 	has_err(errs, 6, "unknown backend 'missing'");
 	has_err(errs, 8, "unknown keyword 'blance' in backend section; did you mean 'balance'?");
-	has_err(errs, 9, "invalid value 'x' for 'weight' (expected a number 0..256)");
+	has_err(errs, 9, "invalid value 'x' for 'weight' (expected a number 0..1000000)");
 	has_err(errs, 10, "unknown persistence method 'sourc' (cookie, learn, source, header, url-param, jwt)");
 	assert_int_equal(count_lines(errs), 6);
 	/* In file order, although line 6 was only checked after the pass. */
