@@ -298,7 +298,7 @@ static const char help_text[] =
 	"  clear sessions BACKEND [SERVER | key KEY] forget persistence-table entries\n"
 	"  set server BACKEND/SERVER state ready|drain|maint\n"
 	"                                           drain: only its persistent sessions\n"
-	"  set server BACKEND/SERVER weight N       0..256; 0 = no new sessions\n"
+	"  set server BACKEND/SERVER weight N       0..1000000; 0 = no new sessions\n"
 	"  wait drained BACKEND/SERVER [timeout D]  until no session can reach it (default 5m)\n"
 	"  reload                                   read the configuration file again, as SIGHUP\n"
 	"  add server BACKEND/NAME ADDRESS [weight N] [maxconn N] [backup] [state S]\n"

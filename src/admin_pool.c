@@ -95,7 +95,8 @@ int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const ch
 		char *end;
 		const char *v = i + 1 < n ? w[i + 1] : NULL;
 		unsigned long x = v ? strtoul(v, &end, 10) : 0;
-		if (!strcmp(w[i], "weight") && v && !*end && x <= 256) {
+		if (!strcmp(w[i], "weight") && v && *v >= '0' && *v <= '9' && !*end &&
+		    x <= SRV_WEIGHT_MAX) {
 			s->weight = (uint32_t)x;
 			i++;
 		} else if (!strcmp(w[i], "maxconn") && v && !*end && x <= 10000000) {

@@ -55,7 +55,6 @@
 
 #include <time.h>
 
-#define WEIGHT_MAX             256u
 #define WAIT_DEFAULT_MS        (5u * 60 * 1000)
 #define DRAIN_IDLE_DEFAULT_MS  (30u * 60 * 1000)
 /* The session counts are recounted every second (worker.c): a server that
@@ -114,20 +113,21 @@ static int parse_state(const char *s)
 	return -1;
 }
 
-/* A decimal 0..WEIGHT_MAX, nothing else (no sign, no blanks). */
+/* A decimal 0..SRV_WEIGHT_MAX, nothing else (no sign, no blanks, no
+ * leading zero). */
 static int parse_weight(const char *s, uint32_t *out)
 {
 	uint32_t v = 0;
 	size_t i;
 
-	if (!s[0] || strlen(s) > 3)
+	if (!s[0] || strlen(s) > 7 || (s[0] == '0' && s[1]))
 		return -1;
 	for (i = 0; s[i]; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		v = v * 10 + (uint32_t)(s[i] - '0');
 	}
-	if (v > WEIGHT_MAX)
+	if (v > SRV_WEIGHT_MAX)
 		return -1;
 	*out = v;
 	return 0;
@@ -257,7 +257,7 @@ int admin_set_server(struct admin_buf *out, char **w, int n, bool json, const ch
 		uint32_t wt;
 
 		if (parse_weight(w[2], &wt) < 0) {
-			*msg = "weight must be an integer from 0 to 256, not '%s'";
+			*msg = "weight must be an integer from 0 to 1000000, not '%s'";
 			*arg = w[2];
 			return -1;
 		}

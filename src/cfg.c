@@ -1,6 +1,5 @@
 /*
- * cfg.c - reading the configuration language of SPEC §3 into the model of
- * cfg.h.
+ * cfg.c - the configuration language of SPEC §3 into the model of cfg.h.
  *
  * The language is line-oriented, in the tradition of HAProxy: a section
  * header starts at column 0 (`global`, `defaults`, `frontend NAME`,
@@ -9,15 +8,17 @@
  * blanks. A double-quoted word may hold blanks and `#`; inside quotes only
  * \" and \\ are escapes.
  *
- * This file holds the reader: tokenizer, section headers, error reporting
- * with suggestions, the value syntaxes (durations, sizes, addresses), the
- * checks made once the whole file is read, and the lookups. The directives
+ * This file holds the section headers, the dispatch of directives,
+ * suggestions, the value syntaxes (durations, sizes, addresses), the
+ * checks made once the whole file is read, and the lookups; cfg_read.c
+ * reads the file (lines, words, errors with their FILE:LINE). The directives
  * themselves are in cfg_kw.c: every directive is looked up in ONE table,
  * cfg_keywords[], which says in which sections it is allowed, how many
  * arguments it takes and which function parses it; keywords reserved for
  * features still to come are in the same table with the `nys` flag, so that
- * an operator gets "'stick' is not yet supported" rather than "unknown
- * keyword".
+ * an operator gets "'x' is not yet supported" rather than "unknown
+ * keyword". A word of HAProxy or NGINX that bollard spells otherwise gets
+ * the bollard spelling, from the one table of cfg_hint.c.
  *
  * Errors never stop the pass: each one is recorded as "FILE:LINE: message"
  * and parsing continues, so that `bollard check` shows every mistake at
@@ -39,56 +40,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <unistd.h>
 
-#define CFG_MAX_ERRORS 50
-#define CFG_MAX_WORDS  64
 #define CFG_MAX_KEYWORDS 256  /* bound of cfg_keywords[], for suggestions */
 
-/* ---- errors and suggestions ------------------------------------------- */
-
-static void err_append(struct cfg_parser *p, const char *s, size_t n)
-{
-	if (p->errlen + n + 1 > p->errcap) {
-		size_t cap = p->errcap ? p->errcap * 2 : 1024;
-		while (cap < p->errlen + n + 1)
-			cap *= 2;
-		char *nb = realloc(p->err, cap);
-		if (!nb) {
-			p->stop = true;
-			return;
-		}
-		p->err = nb;
-		p->errcap = cap;
-	}
-	memcpy(p->err + p->errlen, s, n);
-	p->errlen += n;
-	p->err[p->errlen] = '\0';
-}
-
-void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
-{
-	char msg[512];
-	char head[320];
-	va_list ap;
-
-	if (p->nerrs >= CFG_MAX_ERRORS)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	int n = snprintf(head, sizeof(head), "%s:%d: ", p->file, line);
-	err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
-	err_append(p, msg, strlen(msg));
-	err_append(p, "\n", 1);
-	if (++p->nerrs == CFG_MAX_ERRORS) {
-		n = snprintf(head, sizeof(head), "%s:%d: too many errors, stopping\n",
-			     p->file, line);
-		err_append(p, head, (size_t)MIN(n, (int)sizeof(head) - 1));
-		p->stop = true;
-	}
-}
+/* ---- suggestions and allocation -------------------------------------- */
 
 void *cfg_calloc(struct cfg_parser *p, size_t n, size_t size)
 {
@@ -221,40 +177,121 @@ int cfg_parse_u64(const char *s, uint64_t *out)
 }
 
 /*
- * Durations: a decimal number followed by ms, s, m, h or d; a bare number is
- * milliseconds, as in HAProxy. The result must fit in 32 bits of
- * milliseconds (a little over 49 days).
+ * Durations (doc/config.md 1.1, the one place the rule is written): a whole
+ * number followed by its unit, ms, s, m, h or d. The unit is required: a
+ * bare number (HAProxy reads it as milliseconds) is an error, because an
+ * operator who writes `max-idle 30` means 30 seconds or minutes, never the
+ * 30 ms it used to be. Only 0, the same in every unit, may stand alone.
+ * The result must fit in 32 bits of milliseconds (a little over 49 days).
  */
-int cfg_duration_parse(const char *s, uint32_t *ms)
-{
-	static const struct { const char *unit; uint64_t mul; } units[] = {
-		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
-	char num[24];
-	size_t n = strspn(s, "0123456789");
-	uint64_t v;
+static const struct { const char *unit; uint64_t mul; } dur_units[] = {
+	{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
+};
 
-	if (n == 0)
-		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(s + n, units[i].unit) != 0)
-			continue;
-		if (n >= sizeof(num))
-			return -2;
-		memcpy(num, s, n);
-		num[n] = '\0';
-		if (cfg_parse_u64(num, &v) < 0 || v > UINT32_MAX / units[i].mul)
-			return -2;
-		*ms = (uint32_t)(v * units[i].mul);
-		return 0;
+/* ms written in the largest unit that divides it exactly: 90m, 1500ms. */
+void cfg_duration_format(uint64_t ms, char *buf, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 1 < ARRAY_SIZE(dur_units) && (ms == 0 || ms % dur_units[i].mul))
+		i++;
+	snprintf(buf, n, "%llu%s", (unsigned long long)(ms / dur_units[i].mul), dur_units[i].unit);
+}
+
+/* The multiplier of the unit s[0..n), or 0. */
+static uint64_t dur_unit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dur_units); i++)
+		if (strlen(dur_units[i].unit) == n && memcmp(s, dur_units[i].unit, n) == 0)
+			return dur_units[i].mul;
+	return 0;
+}
+
+/*
+ * Parses the duration s into *ms. Returns NULL, or why s is not one: the
+ * message is written to why[0..n) and names what (a keyword or option,
+ * may be NULL) and, where one can be computed, the right spelling: '30s'
+ * for a bare 30, '90m' for 1.5h, '61m' for 1h1m.
+ */
+const char *cfg_duration_check(const char *what, const char *s, uint32_t *ms,
+			       char *why, size_t n)
+{
+	char head[160], fix[32];
+	const char *c = s;
+	uint64_t total = 0;     /* in 1/1000 ms, so that 3 decimals are exact */
+	int parts = 0;
+	bool frac = false;
+
+	snprintf(head, sizeof(head), "invalid duration '%.64s'%s%.64s%s", s, what ? " for '" : "",
+		 what ? what : "", what ? "'" : "");
+	while (*c) {
+		size_t nd = strspn(c, "0123456789"), nf = 0, nu;
+		uint64_t v = 0, f = 0, mul;
+
+		if (nd == 0 || nd > 12)
+			goto syntax;
+		for (size_t i = 0; i < nd; i++)
+			v = v * 10 + (uint64_t)(c[i] - '0');
+		c += nd;
+		if (*c == '.') {
+			nf = strspn(c + 1, "0123456789");
+			if (nf == 0 || nf > 3)
+				goto syntax;
+			for (size_t i = 0; i < 3; i++)
+				f = f * 10 + (i < nf ? (uint64_t)(c[1 + i] - '0') : 0);
+			c += 1 + nf;
+			frac = true;
+		}
+		nu = strspn(c, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+		if (nu == 0) {
+			if (*c || parts || frac)
+				goto syntax;
+			if (v == 0) {      /* 0 needs no unit */
+				*ms = 0;
+				return NULL;
+			}
+			snprintf(why, n, "%s: a unit is needed, e.g. '%llus' (ms, s, m, h or d)", head,
+				 (unsigned long long)v);
+			return why;
+		}
+		mul = dur_unit(c, nu);
+		if (!mul) {
+			snprintf(why, n, "%s: unknown unit '%.*s' (ms, s, m, h or d)", head,
+				 (int)MIN(nu, 16), c);
+			return why;
+		}
+		c += nu;
+		/* v <= 2^32 / mul keeps the products far from 2^64 */
+		if (v > UINT32_MAX / mul || (total += (v * 1000 + f) * mul) / 1000 > UINT32_MAX) {
+			snprintf(why, n, "%s: too large (the maximum is 49d)", head);
+			return why;
+		}
+		parts++;
 	}
-	return -1;
+	if (parts == 0)
+		goto syntax;
+	if (frac || parts > 1) {
+		if (total % 1000) {
+			snprintf(why, n, "%s: durations are whole milliseconds", head);
+			return why;
+		}
+		cfg_duration_format(total / 1000, fix, sizeof(fix));
+		snprintf(why, n, "%s: %s; write '%s'", head,
+			 frac ? "a whole number is needed" : "one number and one unit", fix);
+		return why;
+	}
+	*ms = (uint32_t)(total / 1000);
+	return NULL;
+syntax:
+	snprintf(why, n, "%s (use e.g. 500ms, 2s, 1m)", head);
+	return why;
 }
 
 int cfg_parse_duration(const char *s, uint32_t *ms)
 {
-	return cfg_duration_parse(s, ms) < 0 ? -1 : 0;
+	char why[256];
+
+	return cfg_duration_check(NULL, s, ms, why, sizeof(why)) ? -1 : 0;
 }
 
 /* Sizes: a decimal number, optionally followed by k, m or g (powers of
@@ -455,7 +492,10 @@ static struct frontend *new_frontend(struct cfg_parser *p, const char *name)
 	struct frontend *dup = find_frontend(cfg, name);
 
 	if (dup) {
-		cfg_err(p, p->line, "duplicate frontend '%s' (first defined at line %d)", name, dup->line);
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate frontend '%s' (first defined at %s)", name,
+			cfg_ref(p, p->line, dup->line, at, sizeof(at)));
 		return NULL;
 	}
 	struct frontend **slot = CFG_PUSH(p, cfg->frontends, cfg->nfrontends);
@@ -482,7 +522,10 @@ static struct backend *new_backend(struct cfg_parser *p, const char *name)
 	struct backend *dup = cfg_find_backend(cfg, name);
 
 	if (dup) {
-		cfg_err(p, p->line, "duplicate backend '%s' (first defined at line %d)", name, dup->line);
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate backend '%s' (first defined at %s)", name,
+			cfg_ref(p, p->line, dup->line, at, sizeof(at)));
 		return NULL;
 	}
 	struct backend **slot = CFG_PUSH(p, cfg->backends, cfg->nbackends);
@@ -509,7 +552,7 @@ static struct backend *new_backend(struct cfg_parser *p, const char *name)
 	return be;
 }
 
-static void section_header(struct cfg_parser *p, int argc, char **argv)
+void cfg_section_header(struct cfg_parser *p, int argc, char **argv)
 {
 	static const char *const names[] = { "global", "defaults", "frontend", "backend", "listen" };
 	int i = cfg_choice(argv[0], names, ARRAY_SIZE(names));
@@ -530,7 +573,12 @@ static void section_header(struct cfg_parser *p, int argc, char **argv)
 	p->fe = NULL;
 	p->be = NULL;
 	if (i < 0) {
-		cfg_err_choice(p, "unknown section", argv[0], names, ARRAY_SIZE(names));
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_SECTION, argv[0], argc > 1 ? argv[1] : NULL, hint, sizeof(hint)))
+			cfg_err(p, p->line, "unknown section '%s'%s", argv[0], hint);
+		else
+			cfg_err_choice(p, "unknown section", argv[0], names, ARRAY_SIZE(names));
 		return;
 	}
 	unsigned s = 1u << i;
@@ -556,8 +604,11 @@ static void section_header(struct cfg_parser *p, int argc, char **argv)
 		struct frontend *dfe = find_frontend(p->cfg, argv[1]);
 		struct backend *dbe = cfg_find_backend(p->cfg, argv[1]);
 		if (dfe || dbe) {
-			cfg_err(p, p->line, "duplicate %s '%s' (first defined at line %d)",
-				dfe ? "frontend" : "backend", argv[1], dfe ? dfe->line : dbe->line);
+			char at[320];
+
+			cfg_err(p, p->line, "duplicate %s '%s' (first defined at %s)",
+				dfe ? "frontend" : "backend", argv[1],
+				cfg_ref(p, p->line, dfe ? dfe->line : dbe->line, at, sizeof(at)));
 			return;
 		}
 	}
@@ -575,7 +626,7 @@ static void section_header(struct cfg_parser *p, int argc, char **argv)
 	p->skip = false;
 }
 
-static void directive(struct cfg_parser *p, int argc, char **argv)
+void cfg_directive(struct cfg_parser *p, int argc, char **argv)
 {
 	const struct cfg_kw *kw = NULL;
 	char where[64];
@@ -591,10 +642,24 @@ static void directive(struct cfg_parser *p, int argc, char **argv)
 	for (size_t k = 0; k < cfg_nkeywords; k++)
 		if (strcmp(argv[0], cfg_keywords[k].name) == 0)
 			kw = &cfg_keywords[k];
+	if (p->be && strcmp(argv[0], "server") == 0) {
+		while (p->nserver_line <= p->be->idx)
+			if (!CFG_PUSH(p, p->server_line, p->nserver_line))
+				return;
+		p->server_line[p->be->idx] = true;
+	}
 	if (!kw) {
 		const char *names[CFG_MAX_KEYWORDS];
+		char hint[512];
 		size_t n = 0;
 
+		/* a word of HAProxy or NGINX: the bollard equivalent beats a
+		 * near name (default_backend is near default-backend too) */
+		if (*cfg_hint(CFG_HINT_KEYWORD, argv[0], argc > 1 ? argv[1] : NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown keyword '%s' in %s section%s", argv[0],
+				sect_name(p->sect), hint);
+			return;
+		}
 		BUG_ON(cfg_nkeywords > CFG_MAX_KEYWORDS);
 		for (size_t k = 0; k < cfg_nkeywords; k++)
 			if (cfg_keywords[k].sections & p->sect)
@@ -626,72 +691,7 @@ static void directive(struct cfg_parser *p, int argc, char **argv)
 	kw->parse(p, argc, argv);
 }
 
-/* ---- tokenizer ---------------------------------------------------------- */
-
-/*
- * Splits line (modified in place) into words. Blanks separate words, `#`
- * outside quotes ends the line, double quotes group (and may be glued to
- * unquoted text: a"b c" is one word). Returns the number of words, or -1
- * with *why set.
- */
-static int tokenize(char *line, char **argv, int max, const char **why)
-{
-	char *r = line, *w = line;
-	int argc = 0;
-
-	for (;;) {
-		while (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n')
-			r++;
-		if (*r == '\0' || *r == '#')
-			return argc;
-		if (argc == max) {
-			*why = "too many words on one line";
-			return -1;
-		}
-		argv[argc++] = w;
-		bool quoted = false;
-		char c;
-		while ((c = *r) != '\0') {
-			if (quoted) {
-				if (c == '"') {
-					quoted = false;
-				} else if (c == '\\') {
-					if (r[1] != '"' && r[1] != '\\') {
-						*why = "invalid escape in quoted string (only \\\" and \\\\)";
-						return -1;
-					}
-					*w++ = *++r;
-				} else {
-					*w++ = c;
-				}
-				r++;
-				continue;
-			}
-			if (c == '"') {
-				quoted = true;
-				r++;
-				continue;
-			}
-			if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '#')
-				break;
-			*w++ = c;
-			r++;
-		}
-		if (quoted) {
-			*why = "unterminated quoted string";
-			return -1;
-		}
-		/* w <= r: terminating the word may overwrite the separator,
-		 * so look at it first. */
-		c = *r;
-		*w++ = '\0';
-		if (c == '\0' || c == '#')
-			return argc;
-		r++;
-	}
-}
-
-/* ---- checks after the whole file is read -------------------------------- */
+/* ---- driver: the checks after the whole file is read -------------------------------- */
 
 static void resolve(struct cfg_parser *p)
 {
@@ -762,7 +762,9 @@ static void resolve(struct cfg_parser *p)
 	for (int i = 0; i < cfg->nbackends; i++) {
 		const struct backend *be = cfg->backends[i];
 		const struct frontend *twin = find_frontend(cfg, be->name);
-		if (used[i] && be->nservers == 0)
+		bool written = i < p->nserver_line && p->server_line[i];
+
+		if (used[i] && be->nservers == 0 && !written)
 			cfg_err(p, be->line, "%s '%s' has no server",
 				twin && twin->line == be->line ? "listen" : "backend", be->name);
 	}
@@ -771,22 +773,26 @@ static void resolve(struct cfg_parser *p)
 	for (int i = 0; i < p->nbinds; i++) {
 		const struct cfg_bindref *a = &p->binds[i];
 		const struct cfg_addr *aa = &a->fe->binds[a->idx];
+		char at[320];
+
 		for (int k = 0; k < i; k++) {
 			const struct cfg_bindref *b = &p->binds[k];
 			const struct cfg_addr *ba = &b->fe->binds[b->idx];
 			if (!addr_overlap(aa, ba))
 				continue;
 			if (a->fe == b->fe)
-				cfg_err(p, a->line, "bind %s overlaps bind %s at line %d of the same frontend",
-					aa->text, ba->text, b->line);
+				cfg_err(p, a->line, "bind %s overlaps bind %s at %s of the same frontend",
+					aa->text, ba->text, cfg_ref(p, a->line, b->line, at, sizeof(at)));
 			else
-				cfg_err(p, a->line, "bind %s conflicts with bind %s of frontend '%s' at line %d",
-					aa->text, ba->text, b->fe->name, b->line);
+				cfg_err(p, a->line, "bind %s conflicts with bind %s of frontend '%s' at %s",
+					aa->text, ba->text, b->fe->name,
+					cfg_ref(p, a->line, b->line, at, sizeof(at)));
 			break;
 		}
 		if (cfg->has_stats && addr_overlap(aa, &cfg->stats_listen))
-			cfg_err(p, a->line, "bind %s conflicts with stats-listen %s at line %d",
-				aa->text, cfg->stats_listen.text, p->stats_line);
+			cfg_err(p, a->line, "bind %s conflicts with stats-listen %s at %s",
+				aa->text, cfg->stats_listen.text,
+				cfg_ref(p, a->line, p->stats_line, at, sizeof(at)));
 	}
 	if (cfg->max_request_line > cfg->bufsize)
 		cfg_err(p, p->mrl_line ? p->mrl_line : p->bufsize_line,
@@ -799,80 +805,15 @@ out:
 	free(used);
 }
 
-/* One reported line, for sorting. */
-struct cfg_errline {
-	const char *text;
-	size_t len;
-	long line;
-	int order;
-};
-
-static int errline_cmp(const void *a, const void *b)
-{
-	const struct cfg_errline *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	return x->order - y->order;
-}
-
-/* Errors found after the pass (unknown backends, bind conflicts) are
- * reported in file order with the others, so that the list reads top to
- * bottom. Stable: equal lines keep the order they were found in. Leaves
- * the list as it is when memory is short. */
-static void sort_errors(struct cfg_parser *p)
-{
-	size_t plen = strlen(p->file) + 1; /* "FILE:" */
-	struct cfg_errline *v;
-	char *out;
-	int n = 0;
-
-	if (!p->err || p->nerrs < 2)
-		return;
-	for (const char *c = p->err; *c; c++)
-		n += *c == '\n';
-	v = calloc((size_t)n, sizeof(*v));
-	out = malloc(p->errlen + 1);
-	if (!v || !out)
-		goto out;
-	n = 0;
-	for (const char *c = p->err; *c; ) {
-		const char *nl = strchr(c, '\n');
-		if (!nl) /* a line cut short by out of memory */
-			goto out;
-		v[n].text = c;
-		v[n].len = (size_t)(nl - c) + 1;
-		v[n].line = strtol(c + plen, NULL, 10);
-		v[n].order = n;
-		n++;
-		c = nl + 1;
-	}
-	qsort(v, (size_t)n, sizeof(*v), errline_cmp);
-	size_t off = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(out + off, v[i].text, v[i].len);
-		off += v[i].len;
-	}
-	out[off] = '\0';
-	free(p->err);
-	p->err = out;
-	p->errcap = p->errlen + 1;
-	out = NULL;
-out:
-	free(v);
-	free(out);
-}
-
-/* ---- driver -------------------------------------------------------------- */
-
-struct config *cfg_load(const char *file, char **errs)
+/*
+ * cfg_load(), and with sock non-NULL cfg_admin_socket(): the admin-socket
+ * path and where it was written are taken before the model is freed, so
+ * that they survive errors elsewhere in the file.
+ */
+static struct config *load(const char *file, char **errs, char **sock, char **where)
 {
 	struct cfg_parser p = { .file = file };
 	struct config *cfg;
-	char *line = NULL, *argv[CFG_MAX_WORDS];
-	size_t cap = 0;
-	ssize_t len;
-	FILE *f;
 
 	if (errs)
 		*errs = NULL;
@@ -890,42 +831,21 @@ struct config *cfg_load(const char *file, char **errs)
 		cfg->maxhdr = 100;
 		cfg->max_request_line = 8192;
 	}
-	f = p.stop ? NULL : fopen(file, "r");
-	if (!p.stop && !f)
-		cfg_err(&p, 0, "cannot open configuration: %s", strerror(errno));
-	while (f && !p.stop && (len = getline(&line, &cap, f)) >= 0) {
-		const char *why = NULL;
-		int argc;
-
-		p.line++;
-		if ((size_t)len != strlen(line)) {
-			cfg_err(&p, p.line, "NUL byte in line");
-			continue;
-		}
-		bool indented = line[0] == ' ' || line[0] == '\t';
-		argc = tokenize(line, argv, CFG_MAX_WORDS, &why);
-		if (argc < 0) {
-			cfg_err(&p, p.line, "%s", why);
-			continue;
-		}
-		if (argc == 0)
-			continue;
-		if (indented)
-			directive(&p, argc, argv);
-		else
-			section_header(&p, argc, argv);
-	}
-	if (f && ferror(f))
-		cfg_err(&p, p.line, "read error: %s", strerror(errno));
-	if (f)
-		fclose(f);
-	free(line);
-	if (!p.stop && cfg && f)
+	/* the cross-checks of a file that could not be read would only add noise */
+	if (!p.stop && cfg_read_file(&p, file) && !p.stop)
 		resolve(&p);
 	free(p.refs);
 	free(p.binds);
+	free(p.server_line);
+	free(p.open);
+	if (sock && cfg && cfg->admin_socket) {
+		char at[320];
+
+		*sock = strdup(cfg->admin_socket);
+		*where = strdup(cfg_where(&p, p.admin_line, at, sizeof(at)));
+	}
+	cfg_errors_sort(&p);
 	if (p.nerrs || p.stop) {
-		sort_errors(&p);
 		cfg_free(cfg);
 		if (errs)
 			*errs = p.err ? p.err : strdup("out of memory\n");
@@ -935,6 +855,30 @@ struct config *cfg_load(const char *file, char **errs)
 	}
 	free(p.err);
 	return cfg;
+}
+
+struct config *cfg_load(const char *file, char **errs)
+{
+	return load(file, errs, NULL, NULL);
+}
+
+char *cfg_admin_socket(const char *file, char **where, char **errs)
+{
+	char *sock = NULL;
+	struct config *cfg;
+
+	*where = NULL;
+	cfg = load(file, errs, &sock, where);
+	cfg_free(cfg);
+	if (sock && !*where) {      /* out of memory: the pair or nothing */
+		free(sock);
+		sock = NULL;
+	}
+	if (!sock) {
+		free(*where);
+		*where = NULL;
+	}
+	return sock;
 }
 
 void cfg_free(struct config *cfg)

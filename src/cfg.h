@@ -56,10 +56,16 @@ struct cfg_addr {
 	bool accept_proxy; /* bind ... accept-proxy: connections start with a PROXY header (proxyproto.h) */
 };
 
+/* Server weights: 0..1000000 (SPEC 3), as NGINX, Envoy and cloud balancers
+ * accept; 100/200/300 is a common way to write them. Every balancer
+ * computes with them in 64 or 128 bits, and the hash placements scale them
+ * to a bounded table (lb_hash.c). */
+#define SRV_WEIGHT_MAX 1000000u
+
 struct server {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
-	uint32_t weight;  /* 0..256, default 100 (HAProxy-like scale) */
+	uint32_t weight;  /* 0..SRV_WEIGHT_MAX, default 100 */
 	uint32_t maxconn; /* 0 = unlimited */
 	bool backup;
 	char replica_name[CFG_NAME_MAX]; /* `replica NAME`: holds a copy of its sessions */
@@ -225,8 +231,24 @@ struct config {
 struct config *cfg_load(const char *file, char **errs);
 void cfg_free(struct config *cfg);
 
+/*
+ * The admin-socket path of FILE, read as cfg_load() reads it but kept even
+ * when FILE has errors elsewhere: `bollard ctl -c FILE` needs only this
+ * line to reach the running instance, which keeps running its last good
+ * configuration whatever FILE now holds. Returns the path (malloc'd) and
+ * sets *where to "FILE:LINE" of the directive (malloc'd), or returns NULL
+ * (no admin-socket, or the directive itself is wrong) with *where NULL. *errs
+ * is set as by cfg_load(): NULL when FILE is valid. The caller frees all.
+ */
+char *cfg_admin_socket(const char *file, char **where, char **errs);
+
 /* Helpers shared with the runtime API and tests. */
 int cfg_parse_duration(const char *s, uint32_t *ms);   /* 0 ok, -1 bad */
+/* The same with the reason: NULL, or why s is not a duration, written to
+ * why[0..n) with what (a keyword or option name, may be NULL) and the right
+ * spelling where one exists ("a unit is needed, e.g. '30s'"). */
+const char *cfg_duration_check(const char *what, const char *s, uint32_t *ms,
+			       char *why, size_t n);
 int cfg_parse_size(const char *s, uint64_t *bytes);    /* 0 ok, -1 bad */
 int cfg_parse_addr(const char *s, struct cfg_addr *out); /* 0 ok, -1 bad */
 struct backend *cfg_find_backend(const struct config *cfg, const char *name);

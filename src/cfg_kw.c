@@ -16,6 +16,7 @@
 #include "check.h"
 #include "cidr.h"
 #include "persist.h"
+#include "seal.h"
 #include "cfg.h"
 
 #include <arpa/inet.h>
@@ -45,13 +46,13 @@ static int arg_uint(struct cfg_parser *p, const char *kw, const char *s,
 
 static int arg_duration(struct cfg_parser *p, const char *s, uint32_t *out)
 {
-	int rc = cfg_duration_parse(s, out);
+	char why[256];
 
-	if (rc == -2)
-		cfg_err(p, p->line, "invalid duration '%s' (too large; the maximum is 49d)", s);
-	else if (rc < 0)
-		cfg_err(p, p->line, "invalid duration '%s' (use e.g. 500ms, 2s, 1m)", s);
-	return rc < 0 ? -1 : 0;
+	if (cfg_duration_check(NULL, s, out, why, sizeof(why))) {
+		cfg_err(p, p->line, "%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 static int arg_size(struct cfg_parser *p, const char *kw, const char *s,
@@ -278,6 +279,7 @@ static int kw_admin_socket(struct cfg_parser *p, int argc, char **argv)
 			sizeof(sun.sun_path) - 1);
 		return -1;
 	}
+	p->admin_line = p->line;   /* for bollard ctl -c (cfg_admin_socket) */
 	return set_path(p, &p->cfg->admin_socket, argv[1]);
 }
 
@@ -484,9 +486,20 @@ static int kw_stats_auth(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* The key file is checked now, as a start would load it, so that `bollard
+ * check` and a reload refuse what a start refuses (a file others can read,
+ * a malformed key, a directory where it cannot be created). */
 static int kw_secret_file(struct cfg_parser *p, int argc, char **argv)
 {
-	return set_path(p, &p->cfg->secret_file, argv[1]);
+	char err[512];
+
+	if (set_path(p, &p->cfg->secret_file, argv[1]) < 0)
+		return -1;
+	if (seal_key_check(argv[1], err, sizeof(err)) < 0) {
+		cfg_err(p, p->line, "%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int kw_state_file(struct cfg_parser *p, int argc, char **argv)
@@ -528,12 +541,35 @@ static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
 	int i = cfg_choice(argv[1], kinds, ARRAY_SIZE(kinds));
 	uint32_t v;
 
-	if (i < 0)
+	if (i < 0) {
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_TIMEOUT, argv[1], NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown timeout '%s'%s", argv[1], hint);
+			return -1;
+		}
 		return cfg_err_choice(p, "unknown timeout", argv[1], kinds, ARRAY_SIZE(kinds));
+	}
 	if (p->sect != CFG_S_DEFAULTS && !(where[i] & p->sect)) {
 		cfg_err(p, p->line, "'timeout %s' belongs in a %s section, not a %s", argv[1],
 			where[i] == CFG_S_FE ? "frontend" : "backend",
 			p->sect == CFG_S_FRONTEND ? "frontend" : "backend");
+		return -1;
+	}
+	size_t nd = strspn(argv[2], "0123456789");
+	uint64_t bare;
+
+	/* HAProxy reads a bare number as milliseconds; bollard wants the unit
+	 * (doc/config.md 1.1), and a migrated line gets the spelling that keeps
+	 * the meaning it had there */
+	if (nd && !argv[2][nd] && nd < 11 && cfg_parse_u64(argv[2], &bare) == 0 && bare) {
+		char alt[32];
+
+		cfg_duration_format(bare, alt, sizeof(alt));
+		cfg_err(p, p->line, "invalid duration '%s' for 'timeout %s': a unit is needed; "
+			"HAProxy reads a bare number as milliseconds: write '%sms'%s%s%s", argv[2],
+			argv[1], argv[2], bare % 1000 ? "" : " (or '", bare % 1000 ? "" : alt,
+			bare % 1000 ? "" : "')");
 		return -1;
 	}
 	if (arg_duration(p, argv[2], &v) < 0)
@@ -625,11 +661,63 @@ static int kw_allow_upgrade(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
+/* The method of a persist line as written (cookie for insert and prefix). */
+static const char *persist_method(enum persist_kind k)
+{
+	static const char *const m[] = {
+		[PERSIST_COOKIE] = "cookie", [PERSIST_PREFIX] = "cookie", [PERSIST_LEARN] = "learn",
+		[PERSIST_SOURCE] = "source", [PERSIST_HEADER] = "header",
+		[PERSIST_URLPARAM] = "url-param", [PERSIST_JWT] = "jwt",
+	};
+	return (unsigned)k < ARRAY_SIZE(m) ? m[k] : "";
+}
+
+/*
+ * A second `persist` line of the same method and key as an earlier one
+ * never answers (the earlier one always answers first) and only doubles
+ * the work: refused, with where the first one is. A cookie NAME is one
+ * key whether inserted or prefixed; jwt lines differ by where the token
+ * is read (`from header|cookie NAME`).
+ */
+static int persist_duplicate(struct cfg_parser *p, int argc, char **argv)
+{
+	const struct persist_rules *rs = p->be->persist;
+	bool named = strcmp(argv[1], "source") != 0;
+	const char *name = named && argc > 2 ? argv[2] : "";
+	const char *from = "", *from_name = "";
+
+	for (int i = 3; i + 2 < argc; i++)
+		if (strcmp(argv[i], "from") == 0) {
+			from = argv[i + 1];
+			from_name = argv[i + 2];
+		}
+	for (int i = 0; rs && i < rs->n; i++) {
+		const struct persist_rule *r = &rs->r[i];
+
+		if (strcmp(persist_method(r->kind), argv[1]) != 0 || strcmp(r->name, name) != 0)
+			continue;
+		if (r->kind == PERSIST_JWT &&
+		    (strcmp(r->jwt_from_header, strcmp(from, "header") ? "" : from_name) ||
+		     strcmp(r->jwt_from_cookie, strcmp(from, "cookie") ? "" : from_name)))
+			continue;
+		char at[320];
+
+		cfg_err(p, p->line, "duplicate 'persist %s%s%s' (first at %s): a second line of "
+			"the same method and key never answers", argv[1], named ? " " : "", name,
+			cfg_ref(p, p->line, r->line, at, sizeof(at)));
+		return -1;
+	}
+	return 0;
+}
+
 /* persist METHOD ...: the methods and their options live with the code
  * that implements them (persist.c). */
 static int kw_persist(struct cfg_parser *p, int argc, char **argv)
 {
 	char buf[160];
+
+	if (persist_duplicate(p, argc, argv) < 0)
+		return -1;
 	const char *e = persist_parse(p->be, p->line, argc, argv, buf, sizeof(buf));
 
 	if (e) {
@@ -803,8 +891,15 @@ static int kw_balance(struct cfg_parser *p, int argc, char **argv)
 	enum lb_hash_algo algo = HASH_MAGLEV;
 	float bound = 0;
 
-	if (i < 0)
+	if (i < 0) {
+		char hint[512];
+
+		if (*cfg_hint(CFG_HINT_BALANCE, argv[1], NULL, hint, sizeof(hint))) {
+			cfg_err(p, p->line, "unknown balance algorithm '%s'%s", argv[1], hint);
+			return -1;
+		}
 		return cfg_err_choice(p, "unknown balance algorithm", argv[1], algos, ARRAY_SIZE(algos));
+	}
 	if (i == LB_HASH) {
 		if (parse_balance_hash(p, argc, argv, &key, name, &algo, &bound) < 0)
 			return -1;
@@ -1130,6 +1225,13 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 	const char *why;
 	int rc = 0;
 
+	if (cfg_addr_parse(argv[1], &a) == NULL) {
+		char hint[512];
+
+		cfg_err(p, p->line, "server '%s' has no name (usage: server NAME IP:PORT ...)%s", argv[1],
+			cfg_hint(CFG_HINT_SERVER_ARG, "server ADDRESS", NULL, hint, sizeof(hint)));
+		return -1;
+	}
 	if (cfg_check_name(p, "server", argv[1]) < 0)
 		return -1;
 	if ((why = cfg_addr_parse(argv[2], &a)) != NULL) {
@@ -1143,8 +1245,10 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 	}
 	for (int i = 0; i < be->nservers; i++) {
 		if (strcmp(be->servers[i]->name, argv[1]) == 0) {
-			cfg_err(p, p->line, "duplicate server '%s' in backend '%s' (first at line %d)",
-				argv[1], be->name, be->servers[i]->line);
+			char at[320];
+
+			cfg_err(p, p->line, "duplicate server '%s' in backend '%s' (first at %s)",
+				argv[1], be->name, cfg_ref(p, p->line, be->servers[i]->line, at, sizeof(at)));
 			return -1;
 		}
 	}
@@ -1163,10 +1267,14 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 				o = &cfg_server_opts[k];
 		if (!o) {
 			const char *names[ARRAY_SIZE(cfg_server_opts)];
+			char hint[512];
+
 			for (size_t k = 0; k < ARRAY_SIZE(cfg_server_opts); k++)
 				names[k] = cfg_server_opts[k].name;
 			const char *sg = cfg_suggest(argv[i], names, ARRAY_SIZE(names));
-			if (sg)
+			if (*cfg_hint(CFG_HINT_SERVER_OPT, argv[i], NULL, hint, sizeof(hint)))
+				cfg_err(p, p->line, "unknown server option '%s'%s", argv[i], hint);
+			else if (sg)
 				cfg_err(p, p->line, "unknown server option '%s'; did you mean '%s'?", argv[i], sg);
 			else
 				cfg_err(p, p->line, "unknown server option '%s'", argv[i]);
@@ -1185,7 +1293,7 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 			break;
 		}
 		if (strcmp(o->name, "weight") == 0)
-			rc |= arg_uint(p, "weight", argv[i + 1], 0, 256, &s->weight);
+			rc |= arg_uint(p, "weight", argv[i + 1], 0, SRV_WEIGHT_MAX, &s->weight);
 		else if (strcmp(o->name, "maxconn") == 0)
 			rc |= arg_uint(p, "maxconn", argv[i + 1], 0, 10000000, &s->maxconn);
 		else if (strcmp(o->name, "replica") == 0)
@@ -1253,8 +1361,6 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
 	{ "health",                CFG_S_BE, kw_health, 1, -1, false, "health tcp|http METHOD PATH [expect STATUS] [host NAME] [interval D] [timeout D] [rise N] [fall N]" },
 	{ "on-server-down",        CFG_S_DEFAULTS | CFG_S_BE, kw_on_server_down, 1, 1, false, "on-server-down redispatch|replica|fail" },
-	NYS("stick",           CFG_S_BE, "stick ..."),
-	NYS("cookie",          CFG_S_BE, "cookie ..."),
 	{ "allow-upgrade",         CFG_S_FE, kw_allow_upgrade, 1, 4, false, "allow-upgrade TOKEN..." },
 	{ "forwarded",             CFG_S_FE, kw_forwarded, 1, 4, false, "forwarded none | x-forwarded-for|x-forwarded-proto|forwarded|x-request-id..." },
 };

@@ -48,14 +48,26 @@ struct cfg_defaults {
 	float hash_bound;
 };
 
+struct cfg_seg;
+struct cfg_errent;
+struct cfg_open;
+
 struct cfg_parser {
 	struct config *cfg;
-	const char *file;
-	int line;
+	const char *file;             /* the configuration, as given */
+	int line;                     /* number of the line being read, counted over every file */
 	int nerrs;
 	bool stop;                    /* too many errors or out of memory */
-	char *err;                    /* "FILE:LINE: msg\n" ... */
-	size_t errlen, errcap;
+	char *err;                    /* at the end: "FILE:LINE: msg\n" ... (cfg_errors_sort) */
+	struct cfg_errent *errv;      /* the errors as found (cfg_read.c) */
+	int nerrv;
+	/* the files read and where their lines are (cfg_read.c) */
+	char **files;
+	int nfiles;
+	struct cfg_seg *segs;
+	int nsegs;
+	struct cfg_open *open;        /* the files being read, outermost first */
+	int depth;
 
 	unsigned sect;                /* S_* of the current section, 0 = none yet */
 	bool skip;                    /* under a bad section header: ignore its lines */
@@ -68,8 +80,13 @@ struct cfg_parser {
 	struct cfg_bindref *binds;
 	int nbinds;
 	int stats_line;
+	int admin_line;
 	int bufsize_line;
 	int mrl_line;
+	/* by backend index: a `server` line was written for it, good or bad,
+	 * so that a refused one adds no "has no server" after its own error */
+	bool *server_line;
+	int nserver_line;
 };
 
 /* Parses one directive; argv[0] is the keyword. Returns 0, or -1 after
@@ -95,6 +112,22 @@ extern const size_t cfg_nkeywords;
 void cfg_err(struct cfg_parser *p, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The reader (cfg_read.c): reads and parses every line of path, handing
+ * section headers and directives to cfg.c; false when path could not be
+ * opened (reported). */
+bool cfg_read_file(struct cfg_parser *p, const char *path);
+/* Joins the recorded errors into p->err in reading order, and frees what
+ * the reader kept (cfg_read.c). */
+void cfg_errors_sort(struct cfg_parser *p);
+/* "FILE:LINE" of line number id (p->line, the model's `line` fields). */
+const char *cfg_where(const struct cfg_parser *p, int id, char *buf, size_t n);
+/* How an error at line number `at` names line number ref: "line 12" in
+ * the same file, "FILE:12" in another. */
+const char *cfg_ref(const struct cfg_parser *p, int at, int ref, char *buf, size_t n);
+/* One line at column 0, one indented line, as words (cfg.c). */
+void cfg_section_header(struct cfg_parser *p, int argc, char **argv);
+void cfg_directive(struct cfg_parser *p, int argc, char **argv);
+
 /* calloc/strdup that report "out of memory" and stop the parse on failure. */
 void *cfg_calloc(struct cfg_parser *p, size_t n, size_t size);
 char *cfg_strdup(struct cfg_parser *p, const char *s);
@@ -118,10 +151,39 @@ int cfg_choice(const char *word, const char *const *names, size_t n);
 int cfg_err_choice(struct cfg_parser *p, const char *what, const char *word,
 		   const char *const *names, size_t n);
 
+/* Migration hints (cfg_hint.c): where a foreign word is met. */
+enum cfg_hint_at {
+	CFG_HINT_SECTION,     /* a section header that is none */
+	CFG_HINT_KEYWORD,     /* an unknown directive (with its first argument) */
+	CFG_HINT_SERVER_OPT,  /* an unknown option of a server line */
+	CFG_HINT_SERVER_ARG,  /* a server line whose NAME is an address */
+	CFG_HINT_BALANCE,     /* an unknown balance algorithm */
+	CFG_HINT_TIMEOUT,     /* an unknown timeout kind */
+};
+
+/* What an HAProxy or NGINX operator writes, and what bollard says. */
+struct cfg_hint {
+	enum cfg_hint_at at;
+	const char *from;     /* "HAProxy" or "NGINX" */
+	const char *word;     /* as met; "weight=N", "hdr(NAME)": any value */
+	const char *use;      /* bollard's spelling; "" = nothing needed */
+	const char *note;     /* or NULL */
+};
+
+/* THE migration table (cfg_hint.c) and its length. */
+extern const struct cfg_hint cfg_hints[];
+extern const size_t cfg_nhints;
+/* The entry for word (and the word after it, arg, may be NULL) met at at, or NULL. */
+const struct cfg_hint *cfg_hint_find(enum cfg_hint_at at, const char *word, const char *arg);
+/* The word as written in a file ("server ... check", "balance source"). */
+void cfg_hint_shown(const struct cfg_hint *h, char *buf, size_t n);
+/* "; HAProxy's 'x' is 'y' in bollard (note)" to append to an error, or ""; returns buf. */
+const char *cfg_hint(enum cfg_hint_at at, const char *word, const char *arg, char *buf, size_t n);
+
 /* Strict decimal (digits only); 0 or -1. */
 int cfg_parse_u64(const char *s, uint64_t *out);
-/* Like cfg_parse_duration() but tells bad syntax (-1) from too large (-2). */
-int cfg_duration_parse(const char *s, uint32_t *ms);
+/* ms in the largest unit that divides it exactly ("90m", "1500ms"). */
+void cfg_duration_format(uint64_t ms, char *buf, size_t n);
 /* Like cfg_parse_addr() but returns NULL or why the address is bad. */
 const char *cfg_addr_parse(const char *s, struct cfg_addr *out);
 bool cfg_addr_is_any(const struct cfg_addr *a);

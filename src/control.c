@@ -813,6 +813,10 @@ int control_run(struct config *cfg)
 	if (chk.fd < 0 || ep_set(&c, &chk, EPOLLIN) < 0)
 		goto fail;
 	admin_drain_start(cfg, now_ms());
+	/* every listener is bound (the workers' ones before this was called):
+	 * only now has the start succeeded (issue 10 item 2) */
+	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
+		cfg->threads, cfg->threads > 1 ? "s" : "", cfg->file);
 	self_ctl = &c;
 	self_chk = &chk;
 	admin_reload = control_reload;

@@ -7,7 +7,9 @@
  * error, so `bollard ctl set server app/app1 state drain && deploy` does
  * the right thing. The socket is named with -s, or found in the
  * configuration file with -c (the same file the server runs with, so the
- * two never disagree).
+ * two never disagree), even when that file has errors elsewhere: the
+ * running instance keeps serving its last good configuration and must stay
+ * reachable (issue 10 item 3).
  *
  * Every wait is bounded: 30 s for ordinary commands; `wait` commands block
  * on the server side by design, so they get their own timeout plus a
@@ -110,36 +112,47 @@ int ctl_main(int argc, char **argv)
 {
 	const char *sock = NULL, *file = NULL;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct config *cfg = NULL;
-	char *cmd = NULL, *ans = NULL;
+	char *cmd = NULL, *ans = NULL, *sock_owned = NULL, *where = NULL;
 	size_t cmdlen = 0, anslen = 0, anscap = 0, end = 0, off;
 	int64_t deadline;
 	int i, fd = -1, rc = 1;
 
+	/* Usage errors are one line each, exit status 2 (as bollard's own). */
 	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
-			sock = argv[++i];
-		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			file = argv[++i];
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		bool s = strcmp(argv[i], "-s") == 0, c = strcmp(argv[i], "-c") == 0;
+
+		if (s || c) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "bollard ctl: %s needs %s: bollard ctl %s %s COMMAND\n",
+					argv[i], s ? "a SOCKET path" : "a configuration FILE", argv[i],
+					s ? "SOCKET" : "FILE");
+				return 2;
+			}
+			if ((s && sock) || (c && file)) {
+				fprintf(stderr, "bollard ctl: %s given twice\n", argv[i]);
+				return 2;
+			}
+			*(s ? &sock : &file) = argv[++i];
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "bollard ctl: unknown option '%s'\n", argv[i]);
-			usage(stderr);
+			fprintf(stderr, "bollard ctl: unknown option '%s' (expected -s SOCKET, -c FILE, "
+				"then a COMMAND)\n", argv[i]);
 			return 2;
 		} else
 			break;
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return 2;
-	}
 	if (sock && file) {
 		fprintf(stderr, "bollard ctl: give -s or -c, not both\n");
+		return 2;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "bollard ctl: missing COMMAND: bollard ctl [-s SOCKET | -c FILE] "
+			"COMMAND (try 'bollard ctl help')\n");
 		return 2;
 	}
 
@@ -170,17 +183,22 @@ int ctl_main(int argc, char **argv)
 	if (file) {
 		char *errs = NULL;
 
-		cfg = cfg_load(file, &errs);
-		if (!cfg) {
-			fprintf(stderr, "%s", errs ? errs : "bollard ctl: cannot load the configuration\n");
+		/* Only the admin-socket line matters here: a file with errors
+		 * elsewhere (being edited, or refused by the last reload) must
+		 * not keep the operator from the running instance. */
+		sock_owned = cfg_admin_socket(file, &where, &errs);
+		if (!sock_owned) {
+			if (errs)
+				fputs(errs, stderr);
+			fprintf(stderr, "bollard ctl: no admin-socket in %s\n", file);
 			free(errs);
 			goto out;
 		}
-		if (!cfg->admin_socket) {
-			fprintf(stderr, "bollard ctl: %s has no admin-socket\n", file);
-			goto out;
-		}
-		sock = cfg->admin_socket;
+		if (errs)
+			fprintf(stderr, "bollard ctl: %s has errors (bollard check -c %s); using "
+				"admin-socket %s from %s\n", file, file, sock_owned, where);
+		free(errs);
+		sock = sock_owned;
 	}
 	if (!sock)
 		sock = CTL_DEFAULT_SOCKET;
@@ -192,7 +210,9 @@ int ctl_main(int argc, char **argv)
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "bollard ctl: cannot connect to %s: %s\n", sock, strerror(errno));
+		fprintf(stderr, "bollard ctl: cannot connect to %s%s%s%s: %s\n", sock,
+			where ? " (admin-socket at " : "", where ? where : "", where ? ")" : "",
+			strerror(errno));
 		goto out;
 	}
 	deadline = mono_ms() + answer_timeout(cmd);
@@ -260,8 +280,8 @@ int ctl_main(int argc, char **argv)
 out:
 	if (fd >= 0)
 		close(fd);
-	if (cfg)
-		cfg_free(cfg);
+	free(sock_owned);
+	free(where);
 	free(cmd);
 	free(ans);
 	return rc;

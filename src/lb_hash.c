@@ -22,9 +22,11 @@
  *   credit, so shares follow the weights.
  *
  * - Ring (Karger et al. 1997): every server puts weight x 4 points on a
- *   64-bit circle, point j at XXH3(name, seed + j); a key's server owns the
- *   first point at or after the key's hash, clockwise. A binary search per
- *   lookup; removing a server moves exactly its own keys and no other.
+ *   64-bit circle (scaled down by a power of two when the weights are large:
+ *   at most 1024 points a server on average), point j at XXH3(name, seed +
+ *   j); a key's server owns the first point at or after the key's hash,
+ *   clockwise. A binary search per lookup; removing a server moves exactly
+ *   its own keys and no other.
  *
  * Placement depends only on the servers' names and configured weights: the
  * servers are sorted by name before anything is derived from them, so two
@@ -58,7 +60,8 @@
  * machinery: it is chained to the new one (`retired`) and freed by
  * lb_hash_free() with the backend. Rebuilds follow operator actions (add,
  * del, weight), so the list stays short; its cost is one table per rebuild
- * (256 KB for Maglev with up to 655 servers, 16 bytes a ring point).
+ * (256 KB for Maglev with up to 655 servers, 16 bytes a ring point: at most
+ * 16 KB a server, whatever the weights).
  */
 #include "api.h"
 #include "lb_hash.h"
@@ -75,6 +78,11 @@
 /* Ring points per unit of weight: 400 points for the default weight 100
  * keep each server's share within a few percent of its weight. */
 #define RING_POINTS_PER_WEIGHT 4
+/* At most this many points per server on average: weights up to 256 (and
+ * any mix averaging 256) keep 4 points per unit, larger ones (up to
+ * SRV_WEIGHT_MAX, 4 million points a server unscaled) are scaled down by a
+ * power of two, so that the ring stays a few kilobytes a server. */
+#define RING_POINTS_PER_SERVER 1024
 /* Maglev rehashes tried before scanning the servers. */
 #define MAGLEV_PROBES 32
 /* Marks a free Maglev slot while the table fills. */
@@ -145,12 +153,39 @@ static int cmp_point(const void *a, const void *b)
 	return pa->srv < pb->srv ? -1 : pa->srv > pb->srv;
 }
 
+/* Points of a server of weight w when weights are divided by 2^shift:
+ * its share rounded up, at least one (a server with a weight is reachable
+ * for its own keys). */
+static uint64_t ring_points(uint32_t w, unsigned shift)
+{
+	uint64_t np = ((uint64_t)w * RING_POINTS_PER_WEIGHT + ((1ull << shift) - 1)) >> shift;
+
+	return np ? np : 1;
+}
+
+/*
+ * The ring: weight x 4 points a server, divided by the smallest power of
+ * two that keeps the total within RING_POINTS_PER_SERVER a server. Shares
+ * stay proportional to the weights (within a point each), the table stays
+ * bounded whatever the weights (no giant allocation, no 32-bit overflow of
+ * the count), and since point j of a server depends only on (name, j) a
+ * weight change adds or removes that server's last points and moves
+ * nothing else, as long as the divisor stays the same.
+ */
 static int ring_build(struct hash_place *pl)
 {
-	uint64_t total = 0;
+	uint64_t total, budget = (uint64_t)pl->nsrv * RING_POINTS_PER_SERVER;
+	unsigned shift = 0;
 
-	for (uint32_t i = 0; i < pl->nsrv; i++)
-		total += (uint64_t)pl->srv[i]->weight * RING_POINTS_PER_WEIGHT;
+	/* weights are at most 2^20: 2^22 points a server, so 22 halvings
+	 * reach one point each, within any budget */
+	for (;; shift++) {
+		total = 0;
+		for (uint32_t i = 0; i < pl->nsrv; i++)
+			total += ring_points(pl->srv[i]->weight, shift);
+		if (total <= budget || shift >= 40)
+			break;
+	}
 	if (total > UINT32_MAX)
 		return -1;
 	pl->pts = malloc((size_t)total * sizeof(*pl->pts));
@@ -161,7 +196,7 @@ static int ring_build(struct hash_place *pl)
 	for (uint32_t i = 0; i < pl->nsrv; i++) {
 		const char *name = pl->srv[i]->name;
 		size_t len = strlen(name);
-		uint64_t np = (uint64_t)pl->srv[i]->weight * RING_POINTS_PER_WEIGHT;
+		uint64_t np = ring_points(pl->srv[i]->weight, shift);
 
 		/* point j depends on (name, j) only: a weight change adds or
 		 * removes this server's last points and moves nothing else */
@@ -305,6 +340,19 @@ int lb_hash_build(struct backend *be)
 	} while (!__atomic_compare_exchange_n((struct hash_table **)&be->hash_state, &old, t,
 					      false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE));
 	return 0;
+}
+
+size_t lb_hash_bytes(const struct backend *be)
+{
+	const struct hash_table *t = __atomic_load_n((struct hash_table *const *)&be->hash_state,
+						     __ATOMIC_ACQUIRE);
+	size_t n = 0;
+
+	for (int i = 0; t && i < 2; i++)
+		n += (size_t)t->tier[i].nsrv * sizeof(*t->tier[i].srv) +
+		     (size_t)t->tier[i].npts * sizeof(*t->tier[i].pts) +
+		     (size_t)t->tier[i].m * sizeof(*t->tier[i].lookup);
+	return n;
 }
 
 void lb_hash_free(struct backend *be)

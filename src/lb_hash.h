@@ -44,6 +44,10 @@ void lb_hash_free(struct backend *be);
 struct server *lb_hash_pick(struct backend *be, uint64_t keyhash,
 			    struct server *const *exclude, int nexclude);
 
+/* Bytes held by the current placement of be (lookup table or ring points,
+ * server arrays), for diagnostics and tests; 0 before the first build. */
+size_t lb_hash_bytes(const struct backend *be);
+
 /* The hash of a key (source address bytes, URI, header/cookie/parameter
  * value): 64-bit XXH3 with a fixed seed, identical on every instance. */
 uint64_t lb_hash_key(const void *p, size_t n);

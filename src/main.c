@@ -19,6 +19,7 @@
 #include "state.h"
 #include "worker.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -30,25 +31,75 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bollard -c FILE                 run in the foreground\n"
-		"       bollard check -c FILE           validate FILE and print every error\n"
+		"       bollard check -c FILE           validate FILE and print every error (never binds)\n"
+		"       bollard -t -c FILE              the same as check (as nginx -t)\n"
 		"       bollard ctl [-s SOCKET | -c FILE] COMMAND ...\n"
 		"                                       send one runtime-API command\n"
 		"       bollard --version | --help\n"
 		"\n"
 		"Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully,\n"
-		"SIGUSR1 reopens log files. Exit status: 0 ok, 1 error, 2 usage error.\n"
+		"SIGUSR1 reopens log files.\n"
+		"Exit status: 0 success, 1 failure (e.g. configuration errors), 2 usage error.\n"
 		"Documentation: bollard(8), bollard.conf(5).\n");
 }
 
-static const char *find_conf_arg(int argc, char **argv, int from)
+/* What every usage error says after its first words: one line, so that a
+ * deploy script's log shows the whole of it. */
+#define EXPECTED "expected: bollard -c FILE, bollard check -c FILE, bollard -t -c FILE, " \
+		 "bollard ctl ..., --version or --help"
+
+/* A usage error: one line on stderr, exit status 2. */
+static int usage_error(const char *msg)
 {
+	fprintf(stderr, "bollard: %s\n", msg);
+	return 2;
+}
+
+/*
+ * The options of a run or a check: argv[from..argc) may hold only -c FILE
+ * (or -cFILE) once and -t. Anything else is a usage error, never ignored:
+ * a deploy script's "test the configuration" step that started a live
+ * proxy instead (issue 10 item 1) must be impossible. Returns 0 with *file
+ * and *test set, or the exit status of the usage error it reported.
+ */
+static int parse_run_args(int argc, char **argv, int from, const char **file, bool *test)
+{
+	const char *form = from == 2 ? "bollard check -c FILE" : "bollard -c FILE";
+
+	*file = NULL;
 	for (int i = from; i < argc; i++) {
-		if (!strcmp(argv[i], "-c") && i + 1 < argc)
-			return argv[i + 1];
-		if (!strncmp(argv[i], "-c", 2) && argv[i][2])
-			return argv[i] + 2;
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-c") || (!strncmp(a, "-c", 2) && a[2])) {
+			if (*file)
+				return usage_error("-c given twice (one configuration file)");
+			if (a[2]) {
+				*file = a + 2;
+			} else if (i + 1 < argc && argv[i + 1][0]) {
+				*file = argv[++i];
+			} else {
+				fprintf(stderr, "bollard: -c needs a FILE: %s\n", form);
+				return 2;
+			}
+		} else if (!strcmp(a, "-t")) {
+			*test = true;
+		} else if (!strcmp(a, "check") || !strcmp(a, "ctl")) {
+			fprintf(stderr, "bollard: '%s' must come first: bollard %s %s\n", a, a,
+				!strcmp(a, "check") ? "-c FILE" : "[-s SOCKET | -c FILE] COMMAND");
+			return 2;
+		} else if (a[0] == '-') {
+			fprintf(stderr, "bollard: unknown option '%s' (" EXPECTED ")\n", a);
+			return 2;
+		} else {
+			fprintf(stderr, "bollard: unexpected word '%s' (" EXPECTED ")\n", a);
+			return 2;
+		}
 	}
-	return NULL;
+	if (!*file) {
+		fprintf(stderr, "bollard: missing -c FILE: %s\n", form);
+		return 2;
+	}
+	return 0;
 }
 
 /* cfg_load() with every error printed as FILE:LINE: message; NULL then. */
@@ -63,14 +114,125 @@ static struct config *load_or_report(const char *file)
 	return cfg;
 }
 
+/*
+ * Would a start open the access log? Checked without creating or writing
+ * anything: an existing file must open for appending, an absent one be
+ * creatable in its directory.
+ */
+static int log_file_check(const struct config *cfg, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *path = cfg->log_path, *slash;
+	int fd;
+
+	if (cfg->log_target != LOG_TARGET_FILE)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT) {
+		slash = strrchr(path, '/');
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)MAX(slash - path, 1) : 1,
+			 slash ? path : ".");
+		if (access(dir, W_OK | X_OK) == 0)
+			return 0;
+	}
+	snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/*
+ * Everything a start does before it binds a socket, in the order it does
+ * it; `bollard check` runs this too (checking = true), so that check and
+ * start cannot disagree (issue 10 item 2). A check only looks: the access
+ * log and the key file (cfg_load() checked it) are neither opened for
+ * writing nor created, and it stops before the persistence tables and the
+ * state file, which cannot fail a start (a bad state file is a warning).
+ * Returns 0, or -1 after logging why.
+ */
+static int prepare(struct config *cfg, bool checking)
+{
+	char err[512];
+
+	if (sodium_init() < 0) {
+		log_msg(LOG_ERR, "libsodium failed to initialise");
+		return -1;
+	}
+	if ((checking ? log_file_check(cfg, err, sizeof(err)) : log_init(cfg, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	/* before a listener is bound or the state file read */
+	if (!checking && instance_claim(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	/* cfg_load() checked the key file already (seal_key_check) */
+	if (!checking && cfg->secret_file &&
+	    seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	for (int b = 0; b < cfg->nbackends; b++)
+		if (cfg->backends[b]->balance == LB_HASH && lb_hash_build(cfg->backends[b]) < 0) {
+			log_msg(LOG_ERR, "out of memory building the hash placement of %s",
+				cfg->backends[b]->name);
+			return -1;
+		}
+	if (checking)
+		return 0;
+	if (persist_init(cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	if (cfg->state_file) {
+		size_t restored = 0, dropped = 0;
+
+		/* A bad state file costs sessions, not the start (issue 3 item 8). */
+		if (state_load(cfg, cfg->state_file, &restored, &dropped, err, sizeof(err)) < 0)
+			log_msg(LOG_WARN, "state file ignored, persistence tables start empty: %s", err);
+		else if (restored || dropped)
+			log_msg(LOG_INFO, "state file %s: %zu persistence entries restored, %zu dropped "
+				"(backend, rule or server no longer configured)", cfg->state_file,
+				restored, dropped);
+	}
+	return 0;
+}
+
+/* The one thing a check cannot do without starting: bind. Says what it
+ * left out, so that "valid" is not read as "will start". */
+static void print_not_checked(const struct config *cfg)
+{
+	const char *sep = "";
+
+	printf("%s: not checked (only a start binds): ", cfg->file);
+	for (int i = 0; i < cfg->nfrontends; i++)
+		for (int k = 0; k < cfg->frontends[i]->nbinds; k++, sep = ", ")
+			printf("%sbind %s", sep, cfg->frontends[i]->binds[k].text);
+	if (cfg->has_stats)
+		printf("%sstats-listen %s", sep, cfg->stats_listen.text), sep = ", ";
+	if (cfg->admin_socket)
+		printf("%sadmin-socket %s", sep, cfg->admin_socket);
+	printf("\n");
+}
+
 static int cmd_check(const char *file)
 {
 	struct config *cfg = load_or_report(file);
+	int rc = 1;
+
 	if (!cfg)
 		return 1;
-	printf("%s: configuration valid\n", file);
-	cfg_free(cfg);
-	return 0;
+	cfg_hold(cfg);
+	if (prepare(cfg, true) == 0) {
+		printf("%s: configuration valid\n", file);
+		print_not_checked(cfg);
+		rc = 0;
+	}
+	cfg_release(cfg); /* with the hash placements prepare() built */
+	return rc;
 }
 
 /* Many client connections need many descriptors: use what we may. */
@@ -88,48 +250,12 @@ static int cmd_run(const char *file)
 	struct config *cfg = load_or_report(file);
 	if (!cfg)
 		return 1;
-	if (sodium_init() < 0) {
-		log_msg(LOG_ERR, "libsodium failed to initialise");
+	cfg_hold(cfg); /* the control thread's reference (reload.c) */
+	if (prepare(cfg, false) < 0) {
+		cfg_release(cfg); /* with whatever prepare() built */
 		return 1;
-	}
-	char err[512];
-	if (log_init(cfg, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	/* before a listener is bound or the state file read */
-	if (instance_claim(cfg, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		cfg_free(cfg);
-		return 1;
-	}
-	if (cfg->secret_file && seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	for (int b = 0; b < cfg->nbackends; b++)
-		if (cfg->backends[b]->balance == LB_HASH && lb_hash_build(cfg->backends[b]) < 0) {
-			log_msg(LOG_ERR, "out of memory building the hash placement of %s",
-				cfg->backends[b]->name);
-			return 1;
-		}
-	if (persist_init(cfg, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	if (cfg->state_file) {
-		size_t restored = 0, dropped = 0;
-
-		/* A bad state file costs sessions, not the start (issue 3 item 8). */
-		if (state_load(cfg, cfg->state_file, &restored, &dropped, err, sizeof(err)) < 0)
-			log_msg(LOG_WARN, "state file ignored, persistence tables start empty: %s", err);
-		else if (restored || dropped)
-			log_msg(LOG_INFO, "state file %s: %zu persistence entries restored, %zu dropped "
-				"(backend, rule or server no longer configured)", cfg->state_file,
-				restored, dropped);
 	}
 	raise_nofile();
-	cfg_hold(cfg); /* the control thread's reference (reload.c) */
 	G.cfg = cfg;
 	G.start_time = time(NULL);
 
@@ -146,8 +272,7 @@ static int cmd_run(const char *file)
 
 	if (workers_start(cfg) < 0)
 		return 1;
-	log_msg(LOG_INFO, "bollard %s started: %d thread%s, configuration %s", BOLLARD_VERSION,
-		cfg->threads, cfg->threads > 1 ? "s" : "", file);
+	/* control_run() logs "started" once its own listeners are bound too */
 	int rc = control_run(cfg);
 	priv_at_exit(G.cfg);
 	/* after a reload G.cfg is another generation than cfg; releasing the
@@ -158,34 +283,37 @@ static int cmd_run(const char *file)
 
 int main(int argc, char **argv)
 {
+	const char *file;
+	bool test = false;
+	int rc;
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v")) {
-		printf("bollard %s\n", BOLLARD_VERSION);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(stdout);
+	if (argc < 2)
+		return usage_error("missing -c FILE (" EXPECTED ")");
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v") ||
+	    !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		if (argc > 2) {
+			fprintf(stderr, "bollard: unexpected word '%s' after %s\n", argv[2], argv[1]);
+			return 2;
+		}
+		if (argv[1][1] == 'v' || argv[1][2] == 'v')
+			printf("bollard %s\n", BOLLARD_VERSION);
+		else
+			usage(stdout);
 		return 0;
 	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "check")) {
-		const char *file = find_conf_arg(argc, argv, 2);
-		if (!file) {
-			fprintf(stderr, "bollard check: missing -c FILE\n");
-			return 2;
-		}
+		if ((rc = parse_run_args(argc, argv, 2, &file, &test)) != 0)
+			return rc;
 		return cmd_check(file);
 	}
-	const char *file = find_conf_arg(argc, argv, 1);
-	if (!file || argv[1][0] != '-') {
-		fprintf(stderr, "bollard: unknown command '%s'\n", argv[1]);
-		usage(stderr);
+	if (argv[1][0] != '-') {
+		fprintf(stderr, "bollard: unknown command '%s' (" EXPECTED ")\n", argv[1]);
 		return 2;
 	}
-	return cmd_run(file);
+	if ((rc = parse_run_args(argc, argv, 1, &file, &test)) != 0)
+		return rc;
+	return test ? cmd_check(file) : cmd_run(file);
 }

@@ -153,7 +153,9 @@ const char *persist_parse(struct backend *be, int line, int argc, char **argv,
 		uint32_t ms;
 		uint64_t sz;
 		if (table && !strcmp(o, "expire")) {
-			if (!v || cfg_parse_duration(v, &ms) < 0 || !ms)
+			if (v && cfg_duration_check(o, v, &ms, err, errlen))
+				return err;
+			if (!v || !ms)
 				return "expire needs a duration (e.g. 30m)";
 			r->expire_ms = ms;
 			i++;
@@ -192,7 +194,9 @@ const char *persist_parse(struct backend *be, int line, int argc, char **argv,
 			i += 2;
 		} else if (r->kind == PERSIST_COOKIE && (!strcmp(o, "max-idle") || !strcmp(o, "max-life") ||
 							 !strcmp(o, "max-age"))) {
-			if (!v || cfg_parse_duration(v, &ms) < 0 || !ms)
+			if (v && cfg_duration_check(o, v, &ms, err, errlen))
+				return err;
+			if (!v || !ms)
 				return perr(err, errlen, "%s needs a duration", o);
 			if (!strcmp(o, "max-idle"))
 				r->max_idle_ms = ms;

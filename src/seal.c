@@ -245,3 +245,50 @@ int seal_key_load_or_create(const char *path, char *err, size_t errlen)
 	sodium_memzero(keys, sizeof(keys));
 	return 0;
 }
+
+/*
+ * What seal_key_load_or_create() would refuse, found without creating or
+ * installing anything, so that `bollard check` and a reload refuse what a
+ * start refuses (issue 10 item 2): an existing file is read and parsed
+ * (private mode, regular, well-formed), an absent one must be creatable in
+ * its directory. Returns 0, or -1 with the message in err.
+ */
+int seal_key_check(const char *path, char *err, size_t errlen)
+{
+	uint8_t keys[SEAL_MAX_KEYS][SEAL_KEY_LEN];
+	struct stat st;
+	char *buf, dir[4096];
+	ssize_t len;
+	int n;
+
+	if (lstat(path, &st) < 0) {
+		const char *slash = strrchr(path, '/');
+		size_t dl = slash ? (size_t)(slash - path) : 0;
+
+		if (errno != ENOENT)
+			return fail(err, errlen, "secret-file %s: %s", path, strerror(errno));
+		if (dl >= sizeof(dir))
+			return fail(err, errlen, "secret-file %s: path too long", path);
+		if (!slash) {
+			strcpy(dir, ".");
+		} else if (dl == 0) {
+			strcpy(dir, "/");
+		} else {
+			memcpy(dir, path, dl);
+			dir[dl] = '\0';
+		}
+		if (access(dir, W_OK | X_OK) < 0)
+			return fail(err, errlen, "secret-file %s: cannot create: %s: %s", path, dir,
+				    strerror(errno));
+		return 0;
+	}
+	buf = malloc(SEAL_FILE_MAX);
+	if (!buf)
+		return fail(err, errlen, "secret-file %s: out of memory", path);
+	len = read_file(path, buf, SEAL_FILE_MAX, err, errlen);
+	n = len < 0 ? -1 : parse_keys(path, buf, (size_t)len, keys, err, errlen);
+	sodium_memzero(buf, SEAL_FILE_MAX);
+	sodium_memzero(keys, sizeof(keys));
+	free(buf);
+	return n < 0 ? -1 : 0;
+}

@@ -26,6 +26,13 @@
  */
 int seal_key_load_or_create(const char *path, char *err, size_t errlen);
 
+/*
+ * Would seal_key_load_or_create(path) succeed? Reads and parses an existing
+ * file (nothing installed), checks that an absent one could be created.
+ * Returns 0, or -1 with the same message a start would give in err.
+ */
+int seal_key_check(const char *path, char *err, size_t errlen);
+
 /* Key i (0 = the sealing key), SEAL_KEY_LEN bytes; NULL if i >= nkeys. */
 const uint8_t *seal_key(int i);
 int seal_nkeys(void);

@@ -4,6 +4,7 @@ loose enough for a noisy two-core machine: only the algorithm's intent is
 asserted, never timing."""
 
 import collections
+import subprocess
 import threading
 
 import util
@@ -167,3 +168,32 @@ def test_maxconn_new_request_goes_elsewhere(demo_apps, bollard_factory, config_f
 	t.join(30)
 	assert results == [200], results
 	assert len(counts) == 1, counts
+
+
+def test_large_weights(demo_apps, bollard_factory, config_for, bollard_bin, tmp_path):
+	# issue 9 item 18: weights 0..1000000 in the file, `set server ... weight`
+	# and `add server`, balanced exactly (one thread: one smooth round robin)
+	apps = demo_apps(4)
+	b = bollard_factory(config_for([(apps[0].name, apps[0].port, "weight 100000"),
+					(apps[1].name, apps[1].port, "weight 200000"),
+					(apps[2].name, apps[2].port, "weight 300000")], threads=1,
+				       global_extra="    admin-socket {tmp}/adm.sock"))
+
+	def ctl(*words):
+		return subprocess.run([bollard_bin, "ctl", "-s", str(tmp_path / "adm.sock")] + list(words),
+				      capture_output=True, text=True, timeout=15)
+
+	assert count_whoami(b.port, 600) == {"app1": 100, "app2": 200, "app3": 300}
+	r = ctl("set", "server", "be/app3", "weight", "1000000")
+	assert r.returncode == 0 and "weight 1000000 (was 300000)" in r.stdout, r
+	r = ctl("add", "server", "be/app4", "127.0.0.1:%d" % apps[3].port, "weight", "700000", "state", "ready")
+	assert r.returncode == 0, r
+	# 1:2:10:7 over 2000 requests; the first cycle after a change may lean by a request or two
+	counts = count_whoami(b.port, 2000)
+	for name, want in (("app1", 100), ("app2", 200), ("app3", 1000), ("app4", 700)):
+		assert abs(counts[name] - want) <= 3, counts
+	for bad in ("1000001", "-1", "+5", "1e6"):
+		r = ctl("set", "server", "be/app1", "weight", bad)
+		assert r.returncode == 1 and "from 0 to 1000000" in r.stdout, (bad, r)
+		r = ctl("add", "server", "be/x%s" % bad.strip("+-"), "127.0.0.1:1", "weight", bad)
+		assert r.returncode == 1 and r.stdout.startswith("error:"), (bad, r)

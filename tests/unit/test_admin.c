@@ -303,8 +303,8 @@ static void test_set_weight(void **state)
 	assert_int_equal(atomic_load(&s2.cur_weight), 256);
 	a = run("show servers app", 0);
 	assert_non_null(strstr(a, "app app2 127.0.0.1:9002 ready unchecked 256 "));
-	a = run("set server app/app2 weight 257", -1);
-	assert_string_equal(a, "error: weight must be an integer from 0 to 256, not '257'\n\n");
+	a = run("set server app/app2 weight 1000001", -1);
+	assert_string_equal(a, "error: weight must be an integer from 0 to 1000000, not '1000001'\n\n");
 	run("set server app/app2 weight -1", -1);
 	run("set server app/app2 weight +5", -1);
 	run("set server app/app2 weight 1x", -1);
@@ -312,6 +312,11 @@ static void test_set_weight(void **state)
 	run("set server app/app2 weight 99999999999999999999", -1);
 	run("set server app/app2 weight", -1);
 	assert_int_equal(atomic_load(&s2.cur_weight), 256);
+	/* up to 1000000 (issue 9 item 18) */
+	a = run("set server app/app2 weight 1000000", 0);
+	assert_string_equal(a, "app/app2 weight 1000000 (was 256)\n\n");
+	assert_int_equal(atomic_load(&s2.cur_weight), 1000000);
+	assert_int_equal(s2.weight, 1000000);
 	a = run("set server app/nope weight 5", -1);
 	assert_string_equal(a, "error: no server 'app/nope'\n\n");
 }

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -91,12 +93,14 @@ static void test_durations(void **state)
 {
 	static const struct { const char *s; uint32_t ms; } good[] = {
 		{ "500ms", 500 }, { "2s", 2000 }, { "30m", 1800000 }, { "8h", 28800000 },
-		{ "7d", 604800000 }, { "250", 250 }, { "0", 0 }, { "0s", 0 },
+		{ "7d", 604800000 }, { "0", 0 }, { "0s", 0 }, { "4294967295ms", 4294967295u },
 		{ "49d", 4233600000u },
 	};
 	static const char *const bad[] = {
 		"", "5x", "s", "ms", "-1", "+1", "1.5s", "2 s", " 2s", "2S", "2sec",
 		"50d", "4294967296", "99999999999999999999999999", "1h1m", "0x10",
+		"250", "30", "1.5h", "4294967296ms", "999999999999d", "1.", ".5s", "1.2345s",
+		"5m ",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
 		uint32_t ms = 1;
@@ -110,6 +114,39 @@ static void test_durations(void **state)
 		assert_int_equal(cfg_parse_duration(bad[i], &ms), -1);
 		assert_int_equal(ms, 7);
 	}
+}
+
+/* The reasons, as `bollard check` prints them (issue 10 item 5). */
+static void test_duration_messages(void **state)
+{
+	static const struct { const char *what, *s, *why; } cases[] = {
+		{ NULL, "30", "invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)" },
+		{ "max-idle", "30", "invalid duration '30' for 'max-idle': a unit is needed, e.g. '30s' "
+		  "(ms, s, m, h or d)" },
+		{ NULL, "1.5h", "invalid duration '1.5h': a whole number is needed; write '90m'" },
+		{ NULL, "0.5s", "invalid duration '0.5s': a whole number is needed; write '500ms'" },
+		{ NULL, "2.25m", "invalid duration '2.25m': a whole number is needed; write '135s'" },
+		{ NULL, "1.5ms", "invalid duration '1.5ms': durations are whole milliseconds" },
+		{ NULL, "1h1m", "invalid duration '1h1m': one number and one unit; write '61m'" },
+		{ NULL, "1d12h", "invalid duration '1d12h': one number and one unit; write '36h'" },
+		{ NULL, "5x", "invalid duration '5x': unknown unit 'x' (ms, s, m, h or d)" },
+		{ NULL, "2sec", "invalid duration '2sec': unknown unit 'sec' (ms, s, m, h or d)" },
+		{ NULL, "50d", "invalid duration '50d': too large (the maximum is 49d)" },
+		{ NULL, "999999999999d", "invalid duration '999999999999d': too large (the maximum is 49d)" },
+		{ NULL, "soon", "invalid duration 'soon' (use e.g. 500ms, 2s, 1m)" },
+		{ NULL, "-1s", "invalid duration '-1s' (use e.g. 500ms, 2s, 1m)" },
+	};
+	char why[256];
+	uint32_t ms = 7;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *w = cfg_duration_check(cases[i].what, cases[i].s, &ms, why, sizeof(why));
+		assert_non_null(w);
+		assert_string_equal(w, cases[i].why);
+		assert_int_equal(ms, 7);
+	}
+	assert_null(cfg_duration_check("grace", "0", &ms, why, sizeof(why)));
+	assert_int_equal(ms, 0);
 }
 
 static void test_sizes(void **state)
@@ -537,9 +574,28 @@ static void test_err_sections(void **state)
 static void test_err_values(void **state)
 {
 	one_err(FE_OK BE_OK "    timeout connect 5x\n", 6,
-		"invalid duration '5x' (use e.g. 500ms, 2s, 1m)");
+		"invalid duration '5x': unknown unit 'x' (ms, s, m, h or d)");
 	one_err(FE_OK BE_OK "    timeout connect 60d\n", 6,
-		"invalid duration '60d' (too large; the maximum is 49d)");
+		"invalid duration '60d': too large (the maximum is 49d)");
+	/* bare numbers (issue 10 item 5): a unit is needed; for timeouts, the
+	 * spelling that keeps HAProxy's meaning */
+	one_err(FE_OK BE_OK "    timeout connect 5000\n", 6,
+		"invalid duration '5000' for 'timeout connect': a unit is needed; HAProxy reads a "
+		"bare number as milliseconds: write '5000ms' (or '5s')");
+	one_err(FE_OK BE_OK "    timeout server 1500\n", 6,
+		"invalid duration '1500' for 'timeout server': a unit is needed; HAProxy reads a "
+		"bare number as milliseconds: write '1500ms'");
+	one_err(FE_OK BE_OK "    timeout queue 1.5h\n", 6,
+		"invalid duration '1.5h': a whole number is needed; write '90m'");
+	one_err("global\n    grace 30\n" FE_OK BE_OK, 2,
+		"invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	one_err(FE_OK BE_OK "    persist cookie B insert max-idle 30\n", 6,
+		"invalid duration '30' for 'max-idle': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	one_err(FE_OK BE_OK "    persist source expire 1.5h\n", 6,
+		"invalid duration '1.5h' for 'expire': a whole number is needed; write '90m'");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 slowstart 30\n", 6,
+		"invalid duration '30': a unit is needed, e.g. '30s' (ms, s, m, h or d)");
+	cfg_free(load_ok("global\n    grace 0\n" FE_OK BE_OK));
 	one_err(FE_OK BE_OK "    timeout connect 0\n", 6,
 		"'timeout connect' must be greater than 0");
 	one_err(FE_OK BE_OK "    timeout conect 1s\n", 6,
@@ -619,6 +675,42 @@ static void test_err_addresses(void **state)
 	free(errs);
 }
 
+/* issue 10 item 5: a second persist line of the same method and key is refused. */
+static void test_err_duplicate_persist(void **state)
+{
+	one_err(FE_OK BE_OK "    persist source\n    persist source mask4 24\n", 7,
+		"duplicate 'persist source' (first at line 6): a second line of the same method "
+		"and key never answers");
+	one_err(FE_OK BE_OK "    persist cookie B insert\n    persist cookie B prefix\n", 7,
+		"duplicate 'persist cookie B' (first at line 6): a second line of the same method "
+		"and key never answers");
+	one_err(FE_OK BE_OK "    persist learn JSESSIONID\n    persist learn JSESSIONID expire 5m\n", 7,
+		"duplicate 'persist learn JSESSIONID' (first at line 6): a second line of the same "
+		"method and key never answers");
+	one_err(FE_OK BE_OK "    persist jwt sub from header A\n    persist jwt sub from header A\n", 7,
+		"duplicate 'persist jwt sub' (first at line 6): a second line of the same method "
+		"and key never answers");
+	/* different keys, or the same key read elsewhere, are not duplicates */
+	cfg_free(load_ok(FE_OK BE_OK "    persist cookie B insert\n    persist cookie C insert\n"
+			 "    persist learn JSESSIONID\n    persist learn PHPSESSID\n"
+			 "    persist header X-User\n    persist url-param sid\n    persist source\n"
+			 "    persist jwt sub\n"));
+	cfg_free(load_ok(FE_OK BE_OK "    persist jwt sub\n    persist jwt sub from header A\n"
+			 "    persist jwt sub from cookie A\n    persist header X-Tenant\n"));
+}
+
+/* issue 10 item 5: a refused server line is its own error, not also
+ * "has no server". */
+static void test_err_no_follow_on(void **state)
+{
+	one_err(FE_OK "backend app\n    server a1 127.0.0.1:99999\n", 5,
+		"invalid server address '127.0.0.1:99999': invalid port (1..65535)");
+	one_err(FE_OK "backend app\n    server a1\n", 5,
+		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] "
+		"[backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+	one_err(FE_OK "backend app\n", 4, "backend 'app' has no server");
+}
+
 static void test_err_servers(void **state)
 {
 	one_err(FE_OK BE_OK "    server a1 127.0.0.1:9002\n", 6,
@@ -626,9 +718,16 @@ static void test_err_servers(void **state)
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 wieght 5\n", 6,
 		"unknown server option 'wieght'; did you mean 'weight'?");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 check\n", 6,
-		"unknown server option 'check'");
-	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 257\n", 6,
-		"invalid value '257' for 'weight' (expected a number 0..256)");
+		"unknown server option 'check'; HAProxy's 'server ... check' is 'health tcp|http ...' "
+		"in bollard (one line for the backend: every server of it is checked)");
+	/* weights 0..1000000 (issue 9 item 18) */
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 1000001\n", 6,
+		"invalid value '1000001' for 'weight' (expected a number 0..1000000)");
+	struct config *cfg = load_ok(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 1000000\n"
+				     "    server a3 127.0.0.1:9003 weight 300\n");
+	assert_int_equal(cfg->backends[0]->servers[1]->weight, 1000000);
+	assert_int_equal(cfg->backends[0]->servers[2]->weight, 300);
+	cfg_free(cfg);
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight\n", 6,
 		"server option 'weight' needs a value");
 	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 maxconn -1\n", 6,
@@ -637,6 +736,76 @@ static void test_err_servers(void **state)
 		"invalid server name 'a/2' (use letters, digits, '_', '-', '.')");
 	one_err(FE_OK BE_OK "    server a2\n", 6,
 		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+}
+
+/* issue 10 item 4: an HAProxy or NGINX word gets the bollard equivalent,
+ * from the one table of cfg_hint.c, wherever it is met. */
+static void test_migration_hints(void **state)
+{
+	one_err("global\n    nbthread 4\n" FE_OK BE_OK, 2,
+		"unknown keyword 'nbthread' in global section; HAProxy's 'nbthread' is 'threads N' in bollard");
+	one_err("global\n    stats socket /run/haproxy.sock mode 600\n" FE_OK BE_OK, 2,
+		"unknown keyword 'stats' in global section; HAProxy's 'stats socket' is 'admin-socket PATH' "
+		"in bollard (the runtime API, used by 'bollard ctl')");
+	one_err("global\n    stats enable\n" FE_OK BE_OK, 2,
+		"unknown keyword 'stats' in global section; HAProxy's 'stats' is 'stats-listen ADDR' in "
+		"bollard (dashboard at /, Prometheus metrics at /metrics; 'stats-auth FILE' for users)");
+	one_err(FE_OK BE_OK "    balance source\n", 6,
+		"unknown balance algorithm 'source'; HAProxy's 'balance source' is 'balance hash source' in "
+		"bollard (or 'persist source' to keep each client on its server)");
+	one_err(FE_OK BE_OK "    balance hdr(Host)\n", 6,
+		"unknown balance algorithm 'hdr(Host)'; HAProxy's 'balance hdr(NAME)' is 'balance hash header "
+		"NAME' in bollard");
+	one_err(FE_OK BE_OK "    cookie SRV insert indirect nocache\n", 6,
+		"unknown keyword 'cookie' in backend section; HAProxy's 'cookie' is 'persist cookie NAME "
+		"insert' in bollard (or 'persist cookie NAME prefix' to prefix the application's own "
+		"cookie; servers are named by their name, nothing to set per server)");
+	one_err(FE_OK BE_OK "    stick-table type ip size 1m expire 30m\n", 6,
+		"unknown keyword 'stick-table' in backend section; HAProxy's 'stick-table' is 'persist "
+		"source|header NAME|url-param NAME [size N] [expire D]' in bollard (each persist line has "
+		"its own table)");
+	one_err(FE_OK BE_OK "    stick on src\n", 6,
+		"unknown keyword 'stick' in backend section; HAProxy's 'stick on' is 'persist source' in "
+		"bollard (for 'src'; req.cook(NAME) is 'persist learn NAME', req.hdr(NAME) 'persist header NAME')");
+	one_err(FE_OK BE_OK "    option redispatch\n", 6,
+		"unknown keyword 'option' in backend section; HAProxy's 'option redispatch' is "
+		"'on-server-down redispatch' in bollard (the default)");
+	char *errs = load_bad("frontend web\n    bind 127.0.0.1:18080\n    default_backend app\n" BE_OK);
+	has_err(errs, 3, "unknown keyword 'default_backend' in frontend section; HAProxy's "
+		"'default_backend' is 'default-backend NAME' in bollard");
+	free(errs);
+	one_err(FE_OK BE_OK "    timeout check 2s\n", 6,
+		"unknown timeout 'check'; HAProxy's 'timeout check' is 'health ... timeout D' in bollard");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight 10 inter 2s\n", 6,
+		"unknown server option 'inter'; HAProxy's 'server ... inter' is 'check-interval D' in bollard");
+	/* NGINX */
+	one_err("upstream app {\n" FE_OK BE_OK, 1,
+		"unknown section 'upstream'; NGINX's 'upstream' is 'backend NAME' in bollard (a section "
+		"header at column 0, its lines indented, no braces)");
+	one_err("worker_processes 4;\n" FE_OK BE_OK, 1,
+		"unknown section 'worker_processes'; NGINX's 'worker_processes' is 'threads N' in bollard "
+		"(in the global section)");
+	one_err(FE_OK BE_OK "    ip_hash;\n", 6,
+		"unknown keyword 'ip_hash;' in backend section; NGINX's 'ip_hash' is 'persist source' in "
+		"bollard (or 'balance hash source')");
+	one_err("frontend web\n    listen 80;\n    bind 127.0.0.1:18080\n    default-backend app\n" BE_OK, 2,
+		"unknown keyword 'listen' in frontend section; NGINX's 'listen' is 'bind ADDR' in bollard "
+		"('listen NAME' at column 0 starts a frontend and a backend in one section)");
+	one_err(FE_OK BE_OK "    sticky cookie srv_id expires=1h;\n", 6,
+		"unknown keyword 'sticky' in backend section; NGINX's 'sticky cookie' is 'persist cookie "
+		"NAME insert' in bollard (expires= is max-age D)");
+	one_err(FE_OK BE_OK "    server 127.0.0.1:9002 weight=5;\n", 6,
+		"server '127.0.0.1:9002' has no name (usage: server NAME IP:PORT ...); NGINX's 'server "
+		"ADDRESS' is 'server NAME IP:PORT' in bollard (a server has a name, used by the runtime "
+		"API and in cookies)");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:9002 weight=5\n", 6,
+		"unknown server option 'weight=5'; NGINX's 'server ... weight=N' is 'weight N' in bollard");
+	one_err("global\n    daemon\n" FE_OK BE_OK, 2,
+		"unknown keyword 'daemon' in global section; HAProxy's 'daemon' is not needed in bollard: "
+		"bollard runs in the foreground; a service manager runs it (contrib/bollard.service)");
+	/* a near bollard name still gets its suggestion */
+	one_err(FE_OK BE_OK "    blance roundrobin\n", 6,
+		"unknown keyword 'blance' in backend section; did you mean 'balance'?");
 }
 
 static void test_err_cross_checks(void **state)
@@ -883,6 +1052,25 @@ static void test_not_yet_supported(void **state)
 	 * supported now: see test_forwarded_proxy for the latter two. */
 	one_err("global\n    stats-auth /nonexistent/bollard-auth\n" FE_OK BE_OK, 2,
 		"stats-auth /nonexistent/bollard-auth: No such file or directory");
+	/* secret-file is checked as a start would load it (issue 10 item 2) */
+	one_err("global\n    secret-file /nonexistent/dir/bollard.key\n" FE_OK BE_OK, 2,
+		"secret-file /nonexistent/dir/bollard.key: cannot create: /nonexistent/dir: "
+		"No such file or directory");
+	char key[64], want[160];
+	snprintf(key, sizeof(key), "/tmp/test_cfg_key_%d", (int)getpid());
+	int fd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "00\n", 3), 3);
+	close(fd);
+	assert_int_equal(chmod(key, 0640), 0);
+	char text[256];
+	snprintf(text, sizeof(text), "global\n    secret-file %s\n" FE_OK BE_OK, key);
+	snprintf(want, sizeof(want), "secret-file %s is readable by others (mode 0640); chmod 600 it", key);
+	one_err(text, 2, want);
+	assert_int_equal(chmod(key, 0600), 0);
+	snprintf(want, sizeof(want), "%s:1: a key is 64 hex digits, this line has 2 characters", key);
+	one_err(text, 2, want);
+	unlink(key);
 }
 
 static void test_all_errors_reported(void **state)
@@ -902,7 +1090,7 @@ static void test_all_errors_reported(void **state)
 	has_err(errs, 3, "invalid value '0' for 'tune.maxhdr' (expected a number 1..256)");
 	has_err(errs, 6, "unknown backend 'missing'");
 	has_err(errs, 8, "unknown keyword 'blance' in backend section; did you mean 'balance'?");
-	has_err(errs, 9, "invalid value 'x' for 'weight' (expected a number 0..256)");
+	has_err(errs, 9, "invalid value 'x' for 'weight' (expected a number 0..1000000)");
 	has_err(errs, 10, "unknown persistence method 'sourc' (cookie, learn, source, header, url-param, jwt)");
 	assert_int_equal(count_lines(errs), 6);
 	/* In file order, although line 6 was only checked after the pass. */
@@ -960,6 +1148,302 @@ static void test_process_and_syslog(void **state)
 	cfg_free(cfg);
 }
 
+/* A line is capped (the reader's memory stays bounded whatever the file
+ * holds) and the lines after it are still read. */
+static void test_long_lines(void **state)
+{
+	size_t n = 70000;
+	char *text = malloc(n + 256);
+
+	assert_non_null(text);
+	strcpy(text, "global\n    threads ");
+	size_t off = strlen(text);
+	memset(text + off, '1', n);
+	strcpy(text + off + n, "\n    bogus 1\n" FE_OK BE_OK);
+	char *errs = load_bad(text);
+	has_err(errs, 2, "line longer than 65536 bytes");
+	has_err(errs, 3, "unknown keyword 'bogus' in global section");
+	assert_int_equal(count_lines(errs), 2);
+	free(errs);
+
+	/* exactly at the bound is a line like any other */
+	strcpy(text, "global\n    #");
+	off = strlen(text);
+	memset(text + off, 'x', 65536 - 5);
+	strcpy(text + off + 65536 - 5, "\n" FE_OK BE_OK);
+	cfg_free(load_ok(text));
+
+	/* a last line without its LF, too long, is reported at its line */
+	strcpy(text, "global\n");
+	off = strlen(text);
+	memset(text + off, '#', n);
+	text[off + n] = '\0';
+	errs = load_bad(text);
+	has_err(errs, 2, "line longer than 65536 bytes");
+	free(errs);
+	free(text);
+}
+
+/* Only regular files are read: /dev/zero never ends and a FIFO blocks
+ * until a writer comes; both are refused at once. */
+static void test_not_regular_files(void **state)
+{
+	char *errs = NULL;
+	char fifo[64];
+
+	assert_null(cfg_load("/dev/zero", &errs));
+	assert_string_equal(errs, "/dev/zero:0: cannot read configuration: a character device, "
+			    "not a regular file\n");
+	free(errs);
+	assert_null(cfg_load("/", &errs));
+	assert_string_equal(errs, "/:0: cannot read configuration: a directory, not a regular file\n");
+	free(errs);
+	snprintf(fifo, sizeof(fifo), "/tmp/test_cfg_fifo_%d", (int)getpid());
+	unlink(fifo);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_null(cfg_load(fifo, &errs));
+	unlink(fifo);
+	assert_non_null(strstr(errs, ":0: cannot read configuration: a FIFO, not a regular file\n"));
+	free(errs);
+}
+
+/* ---- include and environment variables (issue 10 item 6) ------------- */
+
+static char inc_dir[64];
+
+/* Writes text to inc_dir/name (making conf.d/ when name is in it). */
+static void put(const char *name, const char *text)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/conf.d", inc_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%s", inc_dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void inc_setup(void)
+{
+	snprintf(inc_dir, sizeof(inc_dir), "/tmp/test_cfg_inc_XXXXXX");
+	assert_non_null(mkdtemp(inc_dir));
+}
+
+static void inc_teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", inc_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Loads inc_dir/main.conf; returns the errors (caller frees) or NULL. */
+static char *load_main(struct config **out)
+{
+	char path[128], *errs = NULL;
+
+	snprintf(path, sizeof(path), "%s/main.conf", inc_dir);
+	*out = cfg_load(path, &errs);
+	return errs;
+}
+
+/* errs holds "inc_dir/NAME:LINE: msg". */
+static void has_err_in(const char *errs, const char *name, int line, const char *msg)
+{
+	char want[600];
+
+	snprintf(want, sizeof(want), "%s/%s:%d: %s\n", inc_dir, name, line, msg);
+	if (!strstr(errs, want))
+		fprintf(stderr, "missing: %sin:\n%s", want, errs);
+	assert_non_null(strstr(errs, want));
+}
+
+static void test_include(void **state)
+{
+	struct config *cfg;
+	char *errs;
+
+	inc_setup();
+	/* a file, and a pattern whose matches come in sorted order; their lines
+	 * read as if written in place of the include line */
+	put("main.conf", FE_OK "include app.conf\n    server a3 127.0.0.1:9003\n"
+	    "include conf.d/*.conf\n");
+	put("app.conf", "backend app\n    server a1 127.0.0.1:9001\n");
+	put("conf.d/20-b.conf", "    server a4 127.0.0.1:9004\n");
+	put("conf.d/10-a.conf", "    server a2 127.0.0.1:9002\n");
+	put("conf.d/ignored.txt", "bogus\n");
+	errs = load_main(&cfg);
+	assert_null(errs);
+	assert_non_null(cfg);
+	struct backend *be = cfg_find_backend(cfg, "app");
+	assert_non_null(be);
+	assert_int_equal(be->nservers, 4);
+	assert_string_equal(be->servers[0]->name, "a1");
+	assert_string_equal(be->servers[1]->name, "a3");
+	assert_string_equal(be->servers[2]->name, "a2");
+	assert_string_equal(be->servers[3]->name, "a4");
+	cfg_free(cfg);
+
+	/* errors name the included file and its line, in reading order; lines
+	 * of the main file after an include keep their numbers */
+	put("main.conf", FE_OK "include app.conf\n    bogus 1\ninclude conf.d/*.conf\n"
+	    "include nope.conf\ninclude conf.d/none-*.conf\nbackend app\n");
+	put("app.conf", "backend app\n    server a1 127.0.0.1:9001\n    wieght 1\n");
+	put("conf.d/10-a.conf", "    server a1 127.0.0.1:9002\n");
+	put("conf.d/20-b.conf", "frontend web\n    bind 127.0.0.1:18080\n");
+	errs = load_main(&cfg);
+	assert_null(cfg);
+	has_err_in(errs, "app.conf", 3, "unknown keyword 'wieght' in backend section");
+	has_err_in(errs, "main.conf", 5, "unknown keyword 'bogus' in backend section");
+	char want[400];
+	snprintf(want, sizeof(want), "%s/conf.d/10-a.conf:1: duplicate server 'a1' in backend 'app' "
+		 "(first at %s/app.conf:2)\n", inc_dir, inc_dir);
+	assert_non_null(strstr(errs, want));
+	snprintf(want, sizeof(want), "%s/conf.d/20-b.conf:1: duplicate frontend 'web' (first defined "
+		 "at %s/main.conf:1)\n", inc_dir, inc_dir);
+	assert_non_null(strstr(errs, want));
+	snprintf(want, sizeof(want), "cannot open included file '%s/nope.conf': No such file or "
+		 "directory", inc_dir);
+	has_err_in(errs, "main.conf", 7, want);
+	snprintf(want, sizeof(want), "duplicate backend 'app' (first defined at %s/app.conf:1)", inc_dir);
+	has_err_in(errs, "main.conf", 9, want);
+	assert_int_equal(count_lines(errs), 6);
+	assert_true(strstr(errs, "app.conf:3") < strstr(errs, "main.conf:5"));
+	assert_true(strstr(errs, "main.conf:5") < strstr(errs, "10-a.conf:1"));
+	free(errs);
+	inc_teardown();
+}
+
+static void test_include_loops(void **state)
+{
+	struct config *cfg;
+	char *errs, want[400];
+
+	inc_setup();
+	put("main.conf", FE_OK BE_OK "include a.conf\n");
+	put("a.conf", "include b.conf\n");
+	put("b.conf", "include a.conf\ninclude main.conf\n");
+	errs = load_main(&cfg);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "include loop: %s/a.conf is already being read (included at "
+		 "%s/main.conf:6)", inc_dir, inc_dir);
+	has_err_in(errs, "b.conf", 1, want);
+	snprintf(want, sizeof(want), "include loop: %s/main.conf is already being read (included at "
+		 "the top)", inc_dir);
+	has_err_in(errs, "b.conf", 2, want);
+	assert_int_equal(count_lines(errs), 2);
+	free(errs);
+
+	put("main.conf", FE_OK BE_OK "include\n");
+	errs = load_main(&cfg);
+	has_err_in(errs, "main.conf", 6, "missing arguments to 'include' (usage: include "
+		   "FILE|PATTERN...)");
+	free(errs);
+
+	/* a pattern may match nothing, but its directory must exist */
+	put("main.conf", FE_OK BE_OK "include conf.d/*.none\ninclude nodir/*.conf\n");
+	errs = load_main(&cfg);
+	snprintf(want, sizeof(want), "include %s/nodir/*.conf: %s/nodir: No such file or directory",
+		 inc_dir, inc_dir);
+	has_err_in(errs, "main.conf", 7, want);
+	assert_int_equal(count_lines(errs), 1);
+	free(errs);
+	inc_teardown();
+}
+
+static void test_env_vars(void **state)
+{
+	setenv("BOLLARD_TEST_ADDR", "127.0.0.1:18099", 1);
+	setenv("BOLLARD_TEST_EMPTY", "", 1);
+	unsetenv("BOLLARD_TEST_UNSET");
+	struct config *cfg = load_ok("frontend web\n    bind ${BOLLARD_TEST_ADDR}\n"
+				     "    default-backend app\n"
+				     "backend app\n    server a1 127.0.0.1:${BOLLARD_TEST_UNSET:-9001}\n"
+				     "    server a2 127.0.0.1:${BOLLARD_TEST_EMPTY:-9002} weight 5\n"
+				     "    health http GET /x$${y}$z\n");
+	assert_string_equal(cfg->frontends[0]->binds[0].text, "127.0.0.1:18099");
+	assert_string_equal(cfg->backends[0]->servers[0]->addr.text, "127.0.0.1:9001");
+	assert_string_equal(cfg->backends[0]->servers[1]->addr.text, "127.0.0.1:9002");
+	assert_string_equal(cfg->backends[0]->hc_path, "/x${y}$z");
+	cfg_free(cfg);
+
+	/* a value stays one word whatever the variable holds */
+	setenv("BOLLARD_TEST_TWO", "a2 weight", 1);
+	one_err(FE_OK BE_OK "    server ${BOLLARD_TEST_TWO} 127.0.0.1:9002\n", 6,
+		"invalid server name 'a2 weight' (use letters, digits, '_', '-', '.')");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${BOLLARD_TEST_UNSET}\n", 6,
+		"environment variable 'BOLLARD_TEST_UNSET' is not set (write "
+		"${BOLLARD_TEST_UNSET:-default} to give a default)");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${BOLLARD_TEST_ADDR\n", 6,
+		"unterminated '${' in '127.0.0.1:${BOLLARD_TEST_ADDR' (write ${NAME} or ${NAME:-default})");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${1X}\n", 6,
+		"invalid variable '${1X}' in '127.0.0.1:${1X}' (${NAME} or ${NAME:-default}; NAME is "
+		"letters, digits and '_')");
+	one_err(FE_OK BE_OK "    server a2 127.0.0.1:${A-B}\n", 6,
+		"invalid variable '${A-B}' in '127.0.0.1:${A-B}' (${NAME} or ${NAME:-default}; NAME is "
+		"letters, digits and '_')");
+	/* keywords are not expanded */
+	setenv("BOLLARD_TEST_KW", "server", 1);
+	one_err(FE_OK BE_OK "    ${BOLLARD_TEST_KW} a2 127.0.0.1:9002\n", 6,
+		"unknown keyword '${BOLLARD_TEST_KW}' in backend section");
+
+	/* include paths are expanded too */
+	inc_setup();
+	setenv("BOLLARD_TEST_DIR", "conf.d", 1);
+	put("main.conf", FE_OK "include ${BOLLARD_TEST_DIR}/*.conf\n");
+	put("conf.d/app.conf", BE_OK);
+	struct config *c2;
+	char *errs = load_main(&c2);
+	assert_null(errs);
+	assert_non_null(c2);
+	cfg_free(c2);
+	inc_teardown();
+}
+
+/* issue 10 item 3: bollard ctl -c needs only the admin-socket line. */
+static void test_admin_socket_despite_errors(void **state)
+{
+	char path[64], *where, *errs, *sock;
+
+	snprintf(path, sizeof(path), "/tmp/test_cfg_ctl_%d", (int)getpid());
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("global\n    admin-socket /run/a.sock\n    bogus 1\n    admin-socket /run/b.sock\n"
+	      FE_OK "backend app\n", f);
+	fclose(f);
+	sock = cfg_admin_socket(path, &where, &errs);
+	assert_string_equal(sock, "/run/b.sock");     /* the last one, as for a start */
+	char want[128];
+	snprintf(want, sizeof(want), "%s:4", path);
+	assert_string_equal(where, want);
+	assert_non_null(errs);
+	assert_non_null(strstr(errs, ":3: unknown keyword 'bogus' in global section"));
+	free(sock);
+	free(where);
+	free(errs);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("global\n    admin-socket ./x.sock\n" FE_OK BE_OK, f);
+	fclose(f);
+	sock = cfg_admin_socket(path, &where, &errs);
+	assert_string_equal(sock, "./x.sock");
+	assert_null(errs);
+	free(sock);
+	free(where);
+
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(FE_OK BE_OK, f);
+	fclose(f);
+	assert_null(cfg_admin_socket(path, &where, &errs));
+	assert_null(where);
+	assert_null(errs);
+	unlink(path);
+}
+
 static void test_examples(void **state)
 {
 	/* The shipped examples must always load. */
@@ -983,6 +1467,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_process_and_syslog),
+		cmocka_unit_test(test_duration_messages),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_names),
@@ -996,7 +1481,10 @@ int main(void)
 		cmocka_unit_test(test_err_sections),
 		cmocka_unit_test(test_err_values),
 		cmocka_unit_test(test_err_addresses),
+		cmocka_unit_test(test_err_duplicate_persist),
+		cmocka_unit_test(test_err_no_follow_on),
 		cmocka_unit_test(test_err_servers),
+		cmocka_unit_test(test_migration_hints),
 		cmocka_unit_test(test_err_cross_checks),
 		cmocka_unit_test(test_err_routes),
 		cmocka_unit_test(test_balance_hash),
@@ -1005,6 +1493,12 @@ int main(void)
 		cmocka_unit_test(test_not_yet_supported),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_not_regular_files),
+		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_include_loops),
+		cmocka_unit_test(test_env_vars),
+		cmocka_unit_test(test_admin_socket_despite_errors),
 		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -207,6 +207,50 @@ static void test_rr_exact_proportions(void **state)
 }
 
 /* `set server weight` takes effect at the next pick, without a reload. */
+/* Weights up to 1000000 (issue 9 item 18) are honoured exactly: over one
+ * cycle of sum(weights) picks, round robin (and least connections at rest,
+ * whose ties take turns the same way) gives each server its weight, cycle
+ * after cycle, with no overflow of the current weights. */
+static void test_large_weights_exact(void **state)
+{
+	(void)state;
+	static const uint32_t sets[][3] = {
+		{ 1000000, 300000, 1 }, { 100000, 200000, 300000 }, { 1000000, 1000000, 1000000 },
+	};
+
+	for (size_t k = 0; k < 2; k++) {
+		enum lb_kind kind = k == 0 ? LB_ROUNDROBIN : LB_LEASTCONN;
+
+		for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+			struct fixture fx;
+			int sum = (int)(sets[s][0] + sets[s][1] + sets[s][2]);
+
+			fx_init(&fx, kind, 3, sets[s], 3);
+			for (int cycle = 0; cycle < 2; cycle++) {
+				int counts[4] = { 0 };
+
+				pick_many(fx.t, fx.be, sum, counts, false);
+				for (int i = 0; i < 3; i++)
+					assert_int_equal(counts[i], (int)sets[s][i]);
+				assert_int_equal(counts[3], 0);
+			}
+			fx_done(&fx);
+		}
+	}
+	/* random and p2c: in proportion, a weight of 1 next to 1000000 almost never */
+	static const uint32_t skew[] = { 1000000, 1 };
+	for (size_t k = 0; k < 2; k++) {
+		struct fixture fx;
+		int counts[3] = { 0 };
+
+		fx_init(&fx, k == 0 ? LB_RANDOM : LB_P2C, 2, skew, 2);
+		pick_many(fx.t, fx.be, 100000, counts, false);
+		assert_true(counts[1] <= 5);
+		assert_int_equal(counts[0] + counts[1], 100000);
+		fx_done(&fx);
+	}
+}
+
 static void test_rr_weight_change(void **state)
 {
 	(void)state;
@@ -560,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_pick_only_usable),
 		cmocka_unit_test(test_rr_smooth_sequence),
 		cmocka_unit_test(test_rr_exact_proportions),
+		cmocka_unit_test(test_large_weights_exact),
 		cmocka_unit_test(test_rr_weight_change),
 		cmocka_unit_test(test_server_added_at_runtime),
 		cmocka_unit_test(test_backend_unknown_at_creation),

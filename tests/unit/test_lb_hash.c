@@ -260,6 +260,60 @@ static void test_weights(void **state)
 	}
 }
 
+/* Weights up to 1000000 (issue 9 item 18): the shares follow them, and the
+ * placement stays bounded (no giant ring, no 32-bit overflow of its count). */
+static void test_large_weights(void **state)
+{
+	(void)state;
+	const uint32_t w[] = { 1000000, 500000, 250000 };
+
+	for (size_t a = 0; a < ARRAY_SIZE(algos); a++) {
+		struct backend *be = mk_backend(algos[a], 3, names11, w, 3);
+		int n[3] = { 0 };
+
+		assert_int_equal(lb_hash_build(be), 0);
+		/* ring: at most 1024 points a server; maglev: its fixed table */
+		assert_true(lb_hash_bytes(be) <= (algos[a] == HASH_RING ? 3 * 1024 * 16 + 64 :
+						  65537 * 4 + 64));
+		for (int i = 0; i < NKEYS; i++)
+			n[lb_hash_pick(be, key(i), NULL, 0)->idx]++;
+		print_message("%s: weights 4:2:1 -> %d:%d:%d\n",
+			      algos[a] == HASH_RING ? "ring" : "maglev", n[0], n[1], n[2]);
+		/* 4:2:1 within 10% */
+		assert_true(n[0] * 10 >= n[1] * 18 && n[0] * 10 <= n[1] * 22);
+		assert_true(n[1] * 10 >= n[2] * 18 && n[1] * 10 <= n[2] * 22);
+		free_backend(be);
+	}
+
+	/* the common 100/200/300 and the same ratios written large place alike */
+	const uint32_t small[] = { 100, 200, 300 }, large[] = { 100000, 200000, 300000 };
+	struct backend *bs = mk_backend(HASH_MAGLEV, 3, names11, small, 3);
+	struct backend *bl = mk_backend(HASH_MAGLEV, 3, names11, large, 3);
+	assert_int_equal(lb_hash_build(bs), 0);
+	assert_int_equal(lb_hash_build(bl), 0);
+	for (int i = 0; i < NKEYS; i++)
+		assert_string_equal(pick_name(bs, key(i)), pick_name(bl, key(i)));
+	free_backend(bs);
+	free_backend(bl);
+
+	/* 1100 servers of the largest weight: 4.4 billion ring points unscaled */
+	enum { N = 1100 };
+	static char names[N][16];
+	static const char *np[N];
+	static uint32_t wmax[N];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%d", i);
+		np[i] = names[i];
+		wmax[i] = 1000000;
+	}
+	struct backend *be = mk_backend(HASH_RING, N, np, wmax, N);
+	assert_int_equal(lb_hash_build(be), 0);
+	assert_true(lb_hash_bytes(be) <= (size_t)N * (1024 * 16 + 8));
+	assert_non_null(lb_hash_pick(be, key(1), NULL, 0));
+	free_backend(be);
+}
+
 /* ---- bounded loads -------------------------------------------------------- */
 
 static uint64_t rng_next(uint64_t *s)
@@ -501,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_rebuild_same_backend),
 		cmocka_unit_test(test_add_eleventh),
 		cmocka_unit_test(test_weights),
+		cmocka_unit_test(test_large_weights),
 		cmocka_unit_test(test_bounded_loads),
 		cmocka_unit_test(test_unusable_skipped),
 		cmocka_unit_test(test_backup),
