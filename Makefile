@@ -114,7 +114,7 @@ UNIT_DEPS_fuzz_cookie := cookie
 UNIT_DEPS_fuzz_proxyproto := proxyproto
 UNIT_DEPS_fuzz_smuggle := h1 http cookie
 UNIT_DEPS_fuzz_admin := $(UNIT_DEPS_admin)
-UNIT_DEPS_fuzz_state := state persist stick cookie seal log h1 cfg cfg_kw cidr
+UNIT_DEPS_fuzz_state := $(UNIT_DEPS_state)
 
 $(SANDIR)/replay_%: fuzz/fuzz_%.c fuzz/replay.c $$(call unit_objs,$$(or $$(UNIT_DEPS_fuzz_$$*),$$*)) | $(BUILD)/.deps-test
 	@mkdir -p $(dir $@)
