@@ -33,8 +33,10 @@
  *   Then the blocks, one per table rule, named "BACKEND/LABEL/NAME".
  *
  * Time: entries carry relative idle times (stick.h). The wall-clock time
- * of the save lets the loader count the time bollard was stopped as idle
- * time, so that a restart does not revive sessions that expired meanwhile.
+ * of the save lets the loader add the time bollard was stopped to every
+ * entry's idle time and age, so that a restart does not revive sessions
+ * that expired meanwhile, even after a reboot (when the monotonic clock is
+ * smaller than the downtime). Both clocks can be injected (state_*_at).
  */
 #include "api.h"
 #include "bytes.h"
@@ -76,22 +78,18 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 
 /* The clock of the tables (stick.h: caller-supplied monotonic ms), the
- * same CLOCK_MONOTONIC the workers read. */
-static uint64_t mono_ms(void)
+ * same CLOCK_MONOTONIC the workers read, and the wall clock, only to
+ * measure how long bollard was stopped. */
+static struct state_clock clock_now(void)
 {
-	struct timespec ts;
+	struct timespec m, w;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Wall clock, only to measure how long bollard was stopped. */
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &w);
+	return (struct state_clock){
+		.mono_ms = (uint64_t)m.tv_sec * 1000u + (uint64_t)m.tv_nsec / 1000000u,
+		.wall_ms = (uint64_t)w.tv_sec * 1000u + (uint64_t)w.tv_nsec / 1000000u,
+	};
 }
 
 static struct persist_rules *rules_of(const struct backend *be)
@@ -140,7 +138,7 @@ static uint32_t count_blocks(const struct config *cfg)
 }
 
 /* The whole header, digest included, into b. */
-static int build_header(const struct config *cfg, struct bytebuf *b)
+static int build_header(const struct config *cfg, uint64_t wall_ms, struct bytebuf *b)
 {
 	uint8_t *q;
 
@@ -151,7 +149,7 @@ static int build_header(const struct config *cfg, struct bytebuf *b)
 	}
 	q = hbuf_room(b, 8);
 	if (q)
-		put64(q, wall_ms());
+		put64(q, wall_ms);
 	hbuf_u32(b, count_blocks(cfg));
 	hbuf_u32(b, (uint32_t)cfg->nbackends);
 	for (int i = 0; i < cfg->nbackends; i++) {
@@ -207,13 +205,13 @@ static int sync_dir(const char *path)
 }
 
 static int write_file(const struct config *cfg, FILE *f, const char *tmp,
-		      char *err, size_t errlen)
+		      const struct state_clock *clk, char *err, size_t errlen)
 {
 	struct bytebuf h = { 0 };
-	uint64_t now = mono_ms();
+	uint64_t now = clk->mono_ms;
 	char name[STICK_KEY_MAX + 1];
 
-	if (build_header(cfg, &h) < 0) {
+	if (build_header(cfg, clk->wall_ms, &h) < 0) {
 		free(h.p);
 		return fail(err, errlen, "out of memory");
 	}
@@ -246,6 +244,14 @@ static int write_file(const struct config *cfg, FILE *f, const char *tmp,
 int state_save(const struct config *cfg, const char *path, char *err,
 	       size_t errlen)
 {
+	struct state_clock clk = clock_now();
+
+	return state_save_at(cfg, path, &clk, err, errlen);
+}
+
+int state_save_at(const struct config *cfg, const char *path,
+		  const struct state_clock *clk, char *err, size_t errlen)
+{
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + 5);
 	FILE *f;
@@ -273,7 +279,7 @@ int state_save(const struct config *cfg, const char *path, char *err,
 		free(tmp);
 		return rc;
 	}
-	rc = write_file(cfg, f, tmp, err, errlen);
+	rc = write_file(cfg, f, tmp, clk, err, errlen);
 	if (fclose(f) != 0 && rc == 0)
 		rc = fail(err, errlen, "%s: close: %s", tmp, strerror(errno));
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -491,19 +497,20 @@ static struct persist_rule *find_rule(const struct backend *be,
 }
 
 static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
-		       struct touched *tt, size_t *restored, size_t *dropped,
-		       char *err, size_t errlen)
+		       const struct state_clock *clk, struct touched *tt,
+		       size_t *restored, size_t *dropped, char *err, size_t errlen)
 {
-	uint64_t now = mono_ms(), wall = wall_ms(), down, load_now;
 	struct stick_table *scratch = NULL;
 	struct stick_block b;
 	uint32_t nblk = 0;
+	uint64_t down;
 	int rc = 0;
 
-	/* Time stopped counts as idle time: load as if it were the moment
-	 * of the save, which makes every entry older by the downtime. */
-	down = wall > sv->wall_ms ? wall - sv->wall_ms : 0;
-	load_now = now > down ? now - down : 0;
+	/* Time stopped counts as idle time and age: it is added to every
+	 * entry (stick.h, downtime_ms). Not by loading "as of the save" on
+	 * the monotonic clock: after a reboot that clock is smaller than the
+	 * downtime, and a clamp there made entries younger than they are. */
+	down = clk->wall_ms > sv->wall_ms ? clk->wall_ms - sv->wall_ms : 0;
 	for (;;) {
 		struct srv_map m = { 0 };
 		struct stick_table *t;
@@ -549,7 +556,8 @@ static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
 			}
 			t = scratch;
 		}
-		n = stick_load_body(t, f, &b, load_now, map_srv, &m, err, errlen);
+		b.downtime_ms = down;
+		n = stick_load_body(t, f, &b, clk->mono_ms, map_srv, &m, err, errlen);
 		free(m.to);
 		if (n < 0) {
 			rc = -1;
@@ -568,6 +576,14 @@ static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
 
 int state_load(struct config *cfg, const char *path, size_t *restored,
 	       size_t *dropped, char *err, size_t errlen)
+{
+	struct state_clock clk = clock_now();
+
+	return state_load_at(cfg, path, &clk, restored, dropped, err, errlen);
+}
+
+int state_load_at(struct config *cfg, const char *path, const struct state_clock *clk,
+		  size_t *restored, size_t *dropped, char *err, size_t errlen)
 {
 	struct saved sv = { 0 };
 	struct touched tt = { 0 };
@@ -590,7 +606,7 @@ int state_load(struct config *cfg, const char *path, size_t *restored,
 	if (rc > 0) {
 		tt.cap = count_blocks(cfg);
 		tt.t = calloc(tt.cap ? tt.cap : 1, sizeof(*tt.t));
-		rc = tt.t ? load_blocks(cfg, f, &sv, &tt, &nrest, &ndrop, e, sizeof(e))
+		rc = tt.t ? load_blocks(cfg, f, &sv, clk, &tt, &nrest, &ndrop, e, sizeof(e))
 			  : fail(e, sizeof(e), "out of memory");
 	}
 	fclose(f);

@@ -46,4 +46,21 @@ int state_save(const struct config *cfg, const char *path, char *err,
 int state_load(struct config *cfg, const char *path, size_t *restored,
 	       size_t *dropped, char *err, size_t errlen);
 
+/*
+ * The same two with the clocks given rather than read, so that tests do
+ * not depend on the machine's uptime or wall clock: mono_ms is the tables'
+ * clock (CLOCK_MONOTONIC ms, what the workers pass to stick.h), wall_ms
+ * the wall clock (ms since the epoch), used only to measure how long
+ * bollard was stopped: that downtime is added to every restored entry's
+ * idle time and age.
+ */
+struct state_clock {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
+int state_save_at(const struct config *cfg, const char *path,
+		  const struct state_clock *now, char *err, size_t errlen);
+int state_load_at(struct config *cfg, const char *path, const struct state_clock *now,
+		  size_t *restored, size_t *dropped, char *err, size_t errlen);
+
 #endif

@@ -90,7 +90,10 @@ struct stick_shard {
 	uint32_t mask;		/* nbuckets - 1 */
 	uint32_t count;
 	uint32_t head, tail;	/* LRU: head = most recently used */
-	uint64_t base;		/* ms, origin of atime/ctime */
+	/* ms, origin of atime/ctime. Signed: an entry restored from a state
+	 * file may be older than the machine's boot, i.e. before monotonic
+	 * time 0, and must keep its true idle time (issue 9 item 12). */
+	int64_t base;
 	bool based;
 	uint32_t *srv_count;
 	uint32_t srv_cap;
@@ -231,9 +234,9 @@ static void srv_dec(struct stick_shard *s, uint32_t srv)
 
 /* ---- time ------------------------------------------------------------------ */
 
-static void rebase(struct stick_shard *s, uint64_t newbase)
+static void rebase(struct stick_shard *s, int64_t newbase)
 {
-	uint64_t delta = newbase - s->base;
+	uint64_t delta = (uint64_t)(newbase - s->base);
 
 	for (uint32_t r = s->head; r != NIL;) {
 		struct stick_entry *e = ent(s, r);
@@ -249,26 +252,31 @@ static void rebase(struct stick_shard *s, uint64_t newbase)
 }
 
 /* now as an offset from the shard's base, rebasing when needed. */
-static uint32_t now_off(struct stick_shard *s, uint64_t now)
+static uint32_t now_off(struct stick_shard *s, uint64_t now_ms)
 {
+	int64_t now = (int64_t)now_ms;
+
 	if (unlikely(!s->based)) {
-		s->base = now > TIME_KEEP ? now - TIME_KEEP : 0;
+		/* TIME_KEEP of history below now, even when that is before
+		 * the boot (a small monotonic clock) */
+		s->base = now - (int64_t)TIME_KEEP;
 		s->based = true;
 	}
 	if (now < s->base)
 		return 0;
-	if (unlikely(now - s->base >= TIME_REBASE))
-		rebase(s, now - TIME_KEEP);
+	if (unlikely((uint64_t)(now - s->base) >= TIME_REBASE))
+		rebase(s, now - (int64_t)TIME_KEEP);
 	return (uint32_t)(now - s->base);
 }
 
-/* An absolute time (ms) as an offset, clamped to the representable range. */
-static uint32_t abs_off(const struct stick_shard *s, uint64_t when,
+/* An absolute time (ms, possibly before the clock's origin) as an offset,
+ * clamped to the representable range. */
+static uint32_t abs_off(const struct stick_shard *s, int64_t when,
 			uint32_t nowo)
 {
 	if (when <= s->base)
 		return 0;
-	if (when - s->base > nowo)
+	if ((uint64_t)(when - s->base) > nowo)
 		return nowo;
 	return (uint32_t)(when - s->base);
 }
@@ -717,10 +725,14 @@ size_t stick_expire(struct stick_table *t, uint64_t now_ms, unsigned budget)
 			atomic_store_explicit(&s->deadline,
 					      now_ms + t->expire_ms,
 					      memory_order_relaxed);
-		else if (!is_expired(t, ent(s, s->tail), nowo))
-			atomic_store_explicit(&s->deadline,
-				s->base + ent(s, s->tail)->atime + t->expire_ms,
-				memory_order_relaxed);
+		else if (!is_expired(t, ent(s, s->tail), nowo)) {
+			int64_t d = s->base + ent(s, s->tail)->atime + t->expire_ms;
+
+			/* 0: look again at once (a deadline before the clock's
+			 * origin has passed already) */
+			atomic_store_explicit(&s->deadline, d > 0 ? (uint64_t)d : 0,
+					      memory_order_relaxed);
+		}
 		pthread_mutex_unlock(&s->lock);
 	}
 	atomic_store_explicit(&t->expire_cursor, start + i,
@@ -1016,9 +1028,11 @@ int stick_load_header(FILE *f, struct stick_block *b, char *err,
 	return 1;
 }
 
-/* Insert one loaded record with times relative to now. */
+/* Insert one loaded record with times relative to now. idle and age may
+ * exceed now_ms (entries older than the boot): they are kept as they are,
+ * never clamped to the clock's origin. */
 static int load_record(struct stick_table *t, const uint8_t *key, size_t klen,
-		       uint32_t srv, uint32_t idle, uint64_t age,
+		       uint32_t srv, uint64_t idle, uint64_t age,
 		       uint64_t now_ms)
 {
 	uint64_t h = khash(t, key, klen);
@@ -1026,10 +1040,14 @@ static int load_record(struct stick_table *t, const uint8_t *key, size_t klen,
 	uint32_t nowo, at, ct;
 	int rc;
 
+	/* Beyond TIME_KEEP abs_off() clamps anyway: the bound keeps the
+	 * subtraction below in range. */
+	idle = MIN(idle, (uint64_t)TIME_REBASE);
+	age = MIN(age, (uint64_t)TIME_REBASE);
 	pthread_mutex_lock(&s->lock);
 	nowo = now_off(s, now_ms);
-	at = abs_off(s, now_ms > idle ? now_ms - idle : 0, nowo);
-	ct = abs_off(s, now_ms > age ? now_ms - age : 0, nowo);
+	at = abs_off(s, (int64_t)now_ms - (int64_t)idle, nowo);
+	ct = abs_off(s, (int64_t)now_ms - (int64_t)age, nowo);
 	rc = store_locked(t, s, h, key, klen, srv, at, ct);
 	/* Old entries were pushed at the head: the tail may no longer be
 	 * the oldest, so stick_expire must look again. */
@@ -1082,8 +1100,8 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			return fail(err, errlen, "corrupt state file (checksum)");
 		for (uint32_t i = 0; i < nrec; i++) {
 			size_t klen;
-			uint32_t srv, idle;
-			uint64_t age;
+			uint32_t srv;
+			uint64_t idle, age;
 			const uint8_t *k;
 			int nsrv;
 
@@ -1094,8 +1112,12 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			klen = buf[off];
 			k = buf + off + 1;
 			srv = get32(k + klen);
-			idle = get32(k + klen + 4);
+			/* the time the entry spent outside any table (a
+			 * stopped bollard) is idle time and age too */
+			idle = (uint64_t)get32(k + klen + 4) + b->downtime_ms;
 			age = get64(k + klen + 8);
+			age = age > UINT64_MAX - b->downtime_ms ? UINT64_MAX
+				: age + b->downtime_ms;
 			off += STATE_REC_FIXED + klen;
 			total++;
 			if (!t)

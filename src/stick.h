@@ -140,6 +140,10 @@ struct stick_block {
 	char name[STICK_KEY_MAX + 1];	/* NUL-terminated */
 	uint32_t version;
 	uint32_t expire_ms;		/* of the table that was saved */
+	/* Set by the caller between stick_load_header() (which zeroes it)
+	 * and stick_load_body(): time the entries spent outside any table
+	 * (bollard stopped), added to each one's idle time and age. */
+	uint64_t downtime_ms;
 	uint8_t digest[16];		/* chain state, private */
 };
 
@@ -156,7 +160,10 @@ int stick_load_header(FILE *f, struct stick_block *b, char *err,
  * verify and skip them). map_srv (may be NULL = keep ids) maps a saved
  * server id to the current one or returns -1 to drop the entry (a server
  * no longer configured). Entries already expired under t's expire_ms are
- * dropped. Returns the number of entries loaded (>= 0) or -1.
+ * dropped (their idle time counting b->downtime_ms). Entries may come back
+ * older than now_ms itself (older than the boot): times before the clock's
+ * origin are kept, not clamped. Returns the number of entries loaded
+ * (>= 0) or -1.
  */
 typedef int (*stick_map_fn)(void *arg, uint32_t old_srv);
 int stick_load_body(struct stick_table *t, FILE *f, struct stick_block *b,

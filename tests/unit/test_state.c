@@ -512,62 +512,119 @@ static void test_foreign(void **state)
 }
 
 /*
- * The header's save time lets downtime count as idle time. Rewrite it (and
- * the header digest, whose layout state.c documents) to pretend the file
- * was saved a while ago.
+ * Time stopped counts as idle time and age. Both clocks are injected
+ * (state_save_at / state_load_at), so the test does not depend on the
+ * machine: the save happens on a machine up for 40 days, the load right
+ * after a reboot (monotonic clock at 5 s), which is where "load as of the
+ * save on the monotonic clock" used to clamp and bring entries back
+ * younger than they were.
  */
-static void backdate(uint64_t ms)
-{
-	size_t len, hlen;
-	uint8_t *buf = read_whole(path, &len);
-	uint64_t t = 0;
+#define DAY_MS (24ull * 3600 * 1000)
+#define MIN_MS (60ull * 1000)
+static const uint64_t WALL0 = 1790000000000ull; /* some wall-clock ms */
 
-	hlen = 22 + ((size_t)buf[18] | (size_t)buf[19] << 8 |
-		     (size_t)buf[20] << 16 | (size_t)buf[21] << 24);
-	for (int i = 0; i < 8; i++)
-		t |= (uint64_t)buf[22 + i] << (8 * i);
-	t -= ms;
-	for (int i = 0; i < 8; i++)
-		buf[22 + i] = (uint8_t)(t >> (8 * i));
-	crypto_generichash(buf + hlen, 16, buf, hlen, NULL, 0);
-	write_whole(path, buf, len);
-	free(buf);
-}
+struct span {
+	uint64_t min_idle, max_idle, min_age, max_age;
+	size_t n;
+};
 
-static int idle_cb(void *arg, const void *key, size_t klen, uint32_t srv,
+static int span_cb(void *arg, const void *key, size_t klen, uint32_t srv,
 		   uint64_t idle_ms, uint64_t age_ms)
 {
-	uint64_t *min_idle = arg;
+	struct span *sp = arg;
 
-	(void)key, (void)klen, (void)srv, (void)age_ms;
-	if (idle_ms < *min_idle)
-		*min_idle = idle_ms;
+	(void)key, (void)klen, (void)srv;
+	sp->min_idle = MIN(sp->min_idle, idle_ms);
+	sp->max_idle = MAX(sp->max_idle, idle_ms);
+	sp->min_age = MIN(sp->min_age, age_ms);
+	sp->max_age = MAX(sp->max_age, age_ms);
+	sp->n++;
 	return 0;
+}
+
+static struct span span_of(struct stick_table *t, uint64_t now)
+{
+	struct span sp = { UINT64_MAX, 0, UINT64_MAX, 0, 0 };
+
+	stick_foreach(t, now, span_cb, &sp);
+	return sp;
+}
+
+/* Save cfg's tables as of (mono, wall), load them into a fresh
+ * configuration as of (mono2, wall + down). */
+static struct config *restart(struct config *cfg, uint64_t mono, uint64_t mono2,
+			      uint64_t down, size_t *restored, size_t *dropped)
+{
+	struct state_clock at_save = { mono, WALL0 }, at_load = { mono2, WALL0 + down };
+	struct config *b = load_conf(CONF_A);
+	char err[256] = "";
+
+	if (state_save_at(cfg, path, &at_save, err, sizeof(err)) < 0)
+		fail_msg("state_save_at: %s", err);
+	if (state_load_at(b, path, &at_load, restored, dropped, err, sizeof(err)) < 0)
+		fail_msg("state_load_at: %s", err);
+	return b;
 }
 
 static void test_downtime(void **state)
 {
-	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	const uint64_t up = 40 * DAY_MS, boot = 5000;
+	struct config *a = load_conf(CONF_A), *b;
+	struct stick_table *t = tab(a, "api", 1); /* url-param, expire 30m */
 	size_t restored, dropped;
-	uint64_t min_idle = UINT64_MAX;
+	struct span sp;
 
 	(void)state;
-	fill_a(a);
-	save(a);
-	/* 10 minutes stopped: entries come back 10 minutes idle */
-	backdate(10 * 60 * 1000);
-	assert_int_equal(load(b, &restored, &dropped), 0);
-	assert_int_equal(restored, 12);
-	stick_foreach(tab(b, "api", 1), now_ms(), idle_cb, &min_idle);
-	assert_true(min_idle >= 10 * 60 * 1000 - 1000);
-	assert_true(min_idle < 20 * 60 * 1000);
+	/* three entries created 5 minutes before the save, s3 last used 2
+	 * minutes before it */
+	assert_int_equal(stick_store(t, "s1", 2, 0, up - 5 * MIN_MS), 0);
+	assert_int_equal(stick_store(t, "s2", 2, 1, up - 5 * MIN_MS), 0);
+	assert_int_equal(stick_store(t, "s3", 2, 1, up - 5 * MIN_MS), 0);
+	uint32_t srv;
+	assert_int_equal(stick_lookup(t, "s3", 2, up - 2 * MIN_MS, &srv), 1);
+
+	/* 10 minutes stopped, loaded 5 s after a reboot: entries come back
+	 * exactly 10 minutes older (idle 12 and 15 minutes, age 15) */
+	b = restart(a, up, boot, 10 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 3);
+	assert_int_equal(dropped, 0);
+	sp = span_of(tab(b, "api", 1), boot);
+	assert_int_equal(sp.n, 3);
+	assert_int_equal(sp.min_idle, 12 * MIN_MS);
+	assert_int_equal(sp.max_idle, 15 * MIN_MS);
+	assert_int_equal(sp.min_age, 15 * MIN_MS);
+	assert_int_equal(sp.max_age, 15 * MIN_MS);
+	/* and they keep ageing from there: s1 and s2 expire 15 minutes after
+	 * the boot, s3 3 minutes later */
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 15 * MIN_MS - 1).n, 3);
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 15 * MIN_MS).n, 1);
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 18 * MIN_MS).n, 0);
 	free_conf(b);
 
+	/* 26 minutes stopped: idle 28 and 31 minutes, only s3 survives */
+	b = restart(a, up, boot, 26 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 1);
+	assert_int_equal(dropped, 0);
+	sp = span_of(tab(b, "api", 1), boot);
+	assert_int_equal(sp.n, 1);
+	assert_int_equal(sp.min_idle, 28 * MIN_MS);
+	free_conf(b);
+
+	/* the same downtime with the monotonic clock far from its origin
+	 * (a restart without a reboot) gives the same answer */
+	b = restart(a, up, up + 3 * DAY_MS, 10 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 3);
+	sp = span_of(tab(b, "api", 1), up + 3 * DAY_MS);
+	assert_int_equal(sp.min_idle, 12 * MIN_MS);
+	assert_int_equal(sp.max_age, 15 * MIN_MS);
+	free_conf(b);
+
+	free_conf(a);
+
 	/* 31 minutes stopped: the 30m tables come back empty */
-	b = load_conf(CONF_A);
-	save(a);
-	backdate(31 * 60 * 1000);
-	assert_int_equal(load(b, &restored, &dropped), 0);
+	a = load_conf(CONF_A);
+	fill_a(a);
+	b = restart(a, now_ms(), boot, 31 * MIN_MS, &restored, &dropped);
 	assert_int_equal(restored, 0);
 	assert_int_equal(dropped, 0);
 	assert_int_equal(total_entries(b), 0);

@@ -440,6 +440,49 @@ static void check_sample(struct stick_table *t, uint64_t now)
 	assert_int_equal(srv, 3);
 }
 
+static int idle_age_cb(void *arg, const void *key, size_t klen, uint32_t srv,
+		       uint64_t idle_ms, uint64_t age_ms)
+{
+	uint64_t *out = arg;
+
+	(void)key, (void)klen, (void)srv;
+	out[0] = idle_ms;
+	out[1] = age_ms;
+	return 0;
+}
+
+/* Entries restored older than the clock's origin (a state file loaded
+ * just after a reboot) keep their true idle time and age. */
+static void test_load_older_than_boot(void **state)
+{
+	struct stick_table *a = stick_new(100, 0, 1), *b = stick_new(100, 0, 1);
+	struct stick_block blk;
+	char err[128];
+	FILE *f = tmpfile();
+	uint64_t idle = 0, age = 0;
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(stick_store(a, "k", 1, 1, 50 * 86400000ull), 0);
+	assert_int_equal(stick_save(a, f, "t", 50 * 86400000ull + 1000, err, sizeof(err)), 0);
+	rewind(f);
+	assert_int_equal(stick_load_header(f, &blk, err, sizeof(err)), 1);
+	blk.downtime_ms = 600000; /* 10 minutes stopped */
+	assert_int_equal(stick_load_body(b, f, &blk, 3000, NULL, NULL, err, sizeof(err)), 1);
+	{
+		uint64_t got[2] = { 0, 0 };
+
+		stick_foreach(b, 3000, idle_age_cb, got);
+		idle = got[0];
+		age = got[1];
+	}
+	assert_int_equal(idle, 601000);
+	assert_int_equal(age, 601000);
+	fclose(f);
+	stick_free(a);
+	stick_free(b);
+}
+
 static void test_save_load_roundtrip(void **state)
 {
 	struct stick_table *a = sample_table();
@@ -689,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_time_rebase),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_load_older_than_boot),
 		cmocka_unit_test(test_save_load_roundtrip),
 		cmocka_unit_test(test_load_drops_expired),
 		cmocka_unit_test(test_load_map_srv),
