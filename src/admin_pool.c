@@ -189,7 +189,7 @@ int admin_del_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	const struct persist_rules *rs = be->persist;
 	for (int i = 0; rs && i < rs->n; i++)
 		if (rs->r[i].table)
-			cleared += stick_clear_server(rs->r[i].table, (uint32_t)s->idx);
+			cleared += stick_clear_server(rs->r[i].table, s->sid);
 	atomic_store(&s->sessions, 0);
 	if (json)
 		admin_buf_printf(out, "{\"deleted\":\"%s/%s\",\"sessions_cleared\":%zu}\n", be->name,

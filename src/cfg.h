@@ -63,6 +63,8 @@ struct server {
 	struct server *replica;          /* resolved after parsing, NULL if none */
 	bool removed;                    /* `del server`: gone; its slot stays (indices are stable) */
 	uint64_t id_hash;                /* identity in sealed cookies: hash of the name (persist.c) */
+	uint32_t sid;                    /* identity in persistence tables: kept by name across
+					  * reloads, never reused in a backend (persist.c) */
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;
@@ -110,6 +112,7 @@ struct backend {
 	/* persistence rules plug in here (persist.c); NULL/0 when unused */
 	void *persist;
 	int npersist;
+	_Atomic uint32_t next_sid;    /* the sid the next new server gets (persist.c) */
 
 	/* runtime counters */
 	_Atomic uint64_t requests;

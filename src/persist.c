@@ -267,6 +267,10 @@ static uint64_t name_hash(const char *name)
 void persist_server_added(struct server *s)
 {
 	s->id_hash = name_hash(s->name);
+	/* tables name servers by sid: a new one is never reused in this
+	 * backend, and a reload keeps each server's by name (reload.c), so
+	 * that every generation reads the shared tables alike */
+	s->sid = atomic_fetch_add_explicit(&s->be->next_sid, 1, memory_order_relaxed);
 }
 
 int persist_init(struct config *cfg, char *err, size_t errlen)
@@ -276,6 +280,7 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 		struct persist_rules *rs = be->persist;
 		/* computed once here, not per request: the cookie of every
 		 * request names its server by this hash */
+		atomic_store_explicit(&be->next_sid, 0, memory_order_relaxed);
 		for (int i = 0; i < be->nservers; i++)
 			persist_server_added(be->servers[i]);
 		if (!rs)
@@ -427,11 +432,17 @@ static struct server *server_by_name(const struct backend *be, struct h1_str n)
 	return NULL;
 }
 
-static struct server *server_by_idx(const struct backend *be, uint32_t idx)
+struct server *persist_server_by_sid(const struct backend *be, uint32_t sid)
 {
 	struct server *const *sv;
 	int n = servers_of(be, &sv);
-	return idx < (uint32_t)n ? live(sv[idx]) : NULL;
+	/* sid == index until a reload reorders, adds or removes servers */
+	if (sid < (uint32_t)n && sv[sid]->sid == sid)
+		return live(sv[sid]);
+	for (int i = 0; i < n; i++)
+		if (sv[i]->sid == sid)
+			return live(sv[i]);
+	return NULL;
 }
 
 static bool find_cookie(const struct h1_msg *m, const char *name, struct h1_str *v)
@@ -504,6 +515,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->rule = -1;
 	pr->assigned = pr->refresh = pr->strip_cookie = false;
 	pr->has_key = 0;
+	pr->newer = 0;
 	pr->keys_used = 0;
 	pr->cookie_srv = NULL;
 	pr->fail = false;
@@ -593,10 +605,16 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		}
 		}
 		if (r->table && (pr->has_key & (1u << i))) {
-			uint32_t idx;
-			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &idx) == 1) {
-				s = server_by_idx(be, idx);
-				if (!s) {
+			uint32_t sid;
+			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &sid) == 1) {
+				s = persist_server_by_sid(be, sid);
+				if (!s && sid >= atomic_load_explicit(&be->next_sid, memory_order_relaxed)) {
+					/* a newer generation (a reload or `add server`
+					 * while this one finishes) put it on a server
+					 * this one does not know: not ours to answer,
+					 * nor to overwrite */
+					pr->newer |= (uint8_t)(1u << i);
+				} else if (!s) {
 					moved = true;
 					if (!pr->reason)
 						pr->reason = MOVED_REMOVED;
@@ -649,11 +667,11 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 		return;
 	for (int i = 0; i < rs->n; i++) {
 		struct persist_rule *r = &rs->r[i];
-		if (!r->table || !(pr->has_key & (1u << i)))
+		if (!r->table || !(pr->has_key & (1u << i)) || (pr->newer & (1u << i)))
 			continue;
 		if (pr->result == PR_HIT && pr->rule == i)
 			continue; /* the lookup that hit already refreshed it */
-		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], (uint32_t)s->idx, now_ms);
+		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], s->sid, now_ms);
 	}
 }
 
@@ -677,7 +695,7 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				    cookie_set_parse(resp->hdrs[h].value, &sc) < 0 || sc.name.n != n.n ||
 				    memcmp(sc.name.p, n.p, n.n) || !sc.value.n)
 					continue;
-				stick_store(r->table, sc.value.p, sc.value.n, (uint32_t)s->idx, now_ms);
+				stick_store(r->table, sc.value.p, sc.value.n, s->sid, now_ms);
 			}
 		} else if (r->kind == PERSIST_COOKIE) {
 			/* issue when the client has no valid cookie naming this
@@ -778,7 +796,7 @@ void persist_update_sessions(struct config *cfg)
 			uint64_t n = 0;
 			for (int i = 0; rs && i < rs->n; i++)
 				if (rs->r[i].table)
-					n += stick_count_server(rs->r[i].table, (uint32_t)s);
+					n += stick_count_server(rs->r[i].table, sv[s]->sid);
 			atomic_store_explicit(&sv[s]->sessions, n, memory_order_relaxed);
 		}
 	}

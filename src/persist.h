@@ -94,6 +94,8 @@ struct persist_req {
 	uint16_t key_off[PERSIST_MAX_RULES];
 	uint8_t key_len[PERSIST_MAX_RULES];
 	uint8_t has_key;           /* bit per rule */
+	uint8_t newer;             /* bit per rule: its entry names a server of a newer
+				    * generation (persist_decide); left alone */
 	uint16_t keys_used;
 	char keys[512];
 };
@@ -143,6 +145,10 @@ const char *persist_reason_name(int reason);
 const char *persist_cookie_name(const struct backend *be);
 /* The application cookie of `persist cookie NAME prefix`, or NULL. */
 const char *persist_prefix_name(const struct backend *be);
+
+/* The server of be that table entries name by sid (struct server.sid),
+ * NULL when none does (removed, or not known to this generation). */
+struct server *persist_server_by_sid(const struct backend *be, uint32_t sid);
 
 /* Total table entries per server (for `show servers` sessions). */
 void persist_update_sessions(struct config *cfg);

@@ -11,11 +11,12 @@
  *   on POSIX file systems) and fsync the directory so the rename itself is
  *   durable: the classic sequence, as in Redis' rdbSave().
  *
- * - Identity of servers. Table entries store a server as its index in its
- *   backend (stick.h), and the next configuration may reorder, rename or
- *   remove servers. So the header lists every backend's server names in
- *   order; on load a saved index becomes a name, then the index of the
- *   server of that name now, or the entry is dropped (and counted).
+ * - Identity of servers. Table entries store a server as a number, its
+ *   sid (persist.c), and the next configuration may reorder, rename or
+ *   remove servers and numbers them afresh. So the header lists, for every
+ *   backend, the server name of each id; on load a saved id becomes a
+ *   name, then the sid of the server of that name now, or the entry is
+ *   dropped (and counted).
  *
  * - Hostile or damaged input. The file may be truncated, bit-flipped,
  *   from another program or from a future version. Everything is checked
@@ -29,8 +30,10 @@
  *   "bollard-state\n"  u32 version  u32 payload length  payload  16-byte
  *   BLAKE2b digest of everything before it; payload = u64 wall-clock ms at
  *   save, u32 number of blocks, u32 number of backends, then per backend:
- *   u8 length + name, u32 number of servers, per server u8 length + name.
- *   Then the blocks, one per table rule, named "BACKEND/LABEL/NAME".
+ *   u8 length + name, u32 number of server ids, per id u8 length + the
+ *   name of the server that table entries name by that id (its sid, see
+ *   persist.c; empty when no server has it any more). Then the blocks,
+ *   one per table rule, named "BACKEND/LABEL/NAME".
  *
  * Time: entries carry relative idle times (stick.h). The wall-clock time
  * of the save lets the loader add the time bollard was stopped to every
@@ -154,11 +157,25 @@ static int build_header(const struct config *cfg, uint64_t wall_ms, struct byteb
 	hbuf_u32(b, (uint32_t)cfg->nbackends);
 	for (int i = 0; i < cfg->nbackends; i++) {
 		const struct backend *be = cfg->backends[i];
+		/* `add server` may publish a longer array meanwhile (cfg.h) */
+		int n = __atomic_load_n(&be->nservers, __ATOMIC_ACQUIRE);
+		struct server *const *sv = __atomic_load_n(&be->servers, __ATOMIC_ACQUIRE);
+		uint32_t nids = 0;
+		const char **names;
 
+		for (int s = 0; s < n; s++)
+			nids = MAX(nids, sv[s]->sid + 1);
+		names = calloc(nids ? nids : 1, sizeof(*names));
+		if (!names)
+			return -1;
+		for (int s = 0; s < n; s++)
+			if (!sv[s]->removed)
+				names[sv[s]->sid] = sv[s]->name;
 		hbuf_name(b, be->name);
-		hbuf_u32(b, (uint32_t)be->nservers);
-		for (int s = 0; s < be->nservers; s++)
-			hbuf_name(b, be->servers[s]->name);
+		hbuf_u32(b, nids);
+		for (uint32_t id = 0; id < nids; id++)
+			hbuf_name(b, names[id] ? names[id] : "");
+		free(names);
 	}
 	if (b->oom)
 		return -1;
@@ -400,7 +417,7 @@ static int read_header(FILE *f, struct saved *sv, char *err, size_t errlen)
 	return 1;
 }
 
-/* Saved server index -> current index, or -1 (and counted) to drop. */
+/* Saved server id -> current sid, or -1 (and counted) to drop. */
 struct srv_map {
 	int *to;
 	uint32_t n;
@@ -437,7 +454,7 @@ static int build_map(struct srv_map *m, const struct saved_be *sb,
 		m->to[i] = -1;
 		for (int s = 0; be && s < be->nservers; s++)
 			if (!strcmp(be->servers[s]->name, name)) {
-				m->to[i] = s;
+				m->to[i] = (int)be->servers[s]->sid;
 				break;
 			}
 	}

@@ -5,11 +5,11 @@
  * bollard moves no session.
  *
  * The file is a header of ours followed by one stick block (stick.h) per
- * table rule. The header lists every backend with its server names in
- * order, because table entries hold a server as its index in the backend:
- * on load each saved index is mapped back to a name, then to the index of
- * the server of that name in the new configuration, which may have
- * reordered, renamed or removed servers. Entries whose backend, rule or
+ * table rule. The header lists every backend with the name of each server
+ * id, because table entries hold a server as a number (its sid, persist.c):
+ * on load each saved id is mapped back to a name, then to the sid of the
+ * server of that name in the new configuration, which may have reordered,
+ * renamed or removed servers. Entries whose backend, rule or
  * server no longer exists are dropped and counted.
  *
  * The cookie key is not in this file: secret-file holds it (seal.h).

@@ -108,8 +108,11 @@ struct stick_table {
 	struct stick_shard *shards;
 	unsigned nshards;
 	unsigned shard_bits;
-	uint32_t shard_cap;	/* max entries per shard */
-	uint32_t expire_ms;
+	/* Limits: a reload may change them on a table that stays in use
+	 * (stick_set_limits), so they are read with relaxed atomic loads. */
+	_Atomic uint32_t shard_cap;	/* max entries per shard */
+	_Atomic uint32_t expire_ms;
+	_Atomic unsigned refs;		/* stick_hold / stick_free */
 	_Atomic unsigned expire_cursor;
 	uint8_t sipkey[crypto_shorthash_KEYBYTES];
 };
@@ -288,10 +291,17 @@ static uint32_t idle_of(const struct stick_entry *e, uint32_t nowo)
 	return nowo > e->atime ? nowo - e->atime : 0;
 }
 
+static uint32_t expire_of(const struct stick_table *t)
+{
+	return atomic_load_explicit(&t->expire_ms, memory_order_relaxed);
+}
+
 static bool is_expired(const struct stick_table *t,
 		       const struct stick_entry *e, uint32_t nowo)
 {
-	return t->expire_ms && idle_of(e, nowo) >= t->expire_ms;
+	uint32_t x = expire_of(t);
+
+	return x && idle_of(e, nowo) >= x;
 }
 
 /* ---- LRU and hash chains --------------------------------------------------- */
@@ -467,8 +477,9 @@ struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 	t->shards = mem;
 	t->nshards = n;
 	t->shard_bits = bits;
-	t->shard_cap = (uint32_t)(((uint64_t)max_entries + n - 1) / n);
-	t->expire_ms = expire_ms;
+	atomic_init(&t->shard_cap, (uint32_t)(((uint64_t)max_entries + n - 1) / n));
+	atomic_init(&t->expire_ms, expire_ms);
+	atomic_init(&t->refs, 1);
 	randombytes_buf(t->sipkey, sizeof(t->sipkey));
 	for (unsigned i = 0; i < n; i++) {
 		if (shard_init(&t->shards[i]) < 0) {
@@ -484,9 +495,14 @@ struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 	return t;
 }
 
+void stick_hold(struct stick_table *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
 void stick_free(struct stick_table *t)
 {
-	if (!t)
+	if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	for (unsigned i = 0; i < t->nshards; i++) {
 		pthread_mutex_destroy(&t->shards[i].lock);
@@ -566,7 +582,8 @@ static int store_locked(struct stick_table *t, struct stick_shard *s,
 	}
 	if (srv_inc(s, srv) < 0)
 		return -1;
-	if (s->count >= t->shard_cap && s->tail != NIL) {
+	if (s->count >= atomic_load_explicit(&t->shard_cap, memory_order_relaxed) &&
+	    s->tail != NIL) {
 		/* Full: the least recently used entry makes room. */
 		remove_entry(t, s, s->tail, NULL);
 		s->evicted++;
@@ -690,12 +707,37 @@ void stick_clear(struct stick_table *t)
 	}
 }
 
+void stick_set_limits(struct stick_table *t, uint32_t max_entries, uint32_t expire_ms)
+{
+	uint32_t cap;
+
+	if (max_entries == 0)
+		max_entries = STICK_DEFAULT_SIZE;
+	cap = (uint32_t)(((uint64_t)max_entries + t->nshards - 1) / t->nshards);
+	atomic_store_explicit(&t->shard_cap, cap, memory_order_relaxed);
+	atomic_store_explicit(&t->expire_ms, expire_ms, memory_order_relaxed);
+	for (unsigned i = 0; i < t->nshards; i++) {
+		struct stick_shard *s = &t->shards[i];
+
+		pthread_mutex_lock(&s->lock);
+		/* a smaller bound applies at once, least recently used first */
+		while (s->count > cap && s->tail != NIL) {
+			remove_entry(t, s, s->tail, NULL);
+			s->evicted++;
+		}
+		/* deadlines computed under the old expiry may be too late */
+		atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 size_t stick_expire(struct stick_table *t, uint64_t now_ms, unsigned budget)
 {
+	uint32_t expire_ms = expire_of(t);
 	size_t removed = 0;
 	unsigned examined = 0, i, start;
 
-	if (!t->expire_ms || budget == 0)
+	if (!expire_ms || budget == 0)
 		return 0;
 	start = atomic_load_explicit(&t->expire_cursor, memory_order_relaxed);
 	for (i = 0; i < t->nshards && examined < budget; i++) {
@@ -723,10 +765,10 @@ size_t stick_expire(struct stick_table *t, uint64_t now_ms, unsigned budget)
 		if (s->tail == NIL)
 			/* Anything stored from now on is at least this new. */
 			atomic_store_explicit(&s->deadline,
-					      now_ms + t->expire_ms,
+					      now_ms + expire_ms,
 					      memory_order_relaxed);
 		else if (!is_expired(t, ent(s, s->tail), nowo)) {
-			int64_t d = s->base + ent(s, s->tail)->atime + t->expire_ms;
+			int64_t d = s->base + ent(s, s->tail)->atime + expire_ms;
 
 			/* 0: look again at once (a deadline before the clock's
 			 * origin has passed already) */
@@ -924,7 +966,7 @@ int stick_save(struct stick_table *t, FILE *f, const char *name,
 	if (nlen)
 		memcpy(p, name, nlen);
 	p += nlen;
-	put32(p, t->expire_ms);
+	put32(p, expire_of(t));
 	p += 4;
 	chain(digest, hdr, (size_t)(p - hdr), NULL, 0);
 	if (fwrite(hdr, (size_t)(p - hdr), 1, f) != 1 ||
@@ -1125,7 +1167,7 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			nsrv = map_srv ? map_srv(arg, srv) : (int)srv;
 			if (nsrv < 0)
 				continue;	/* server gone: drop */
-			if (t->expire_ms && idle >= t->expire_ms)
+			if (expire_of(t) && idle >= expire_of(t))
 				continue;
 			if (load_record(t, k, klen, (uint32_t)nsrv, idle, age,
 					now_ms) < 0)

@@ -14,8 +14,8 @@
  * Times are caller-supplied monotonic milliseconds (now_ms): the table
  * never reads a clock, which keeps it deterministic under test.
  *
- * Server ids are opaque uint32_t values chosen by the caller (typically
- * the server's index in its backend). Counters per server are maintained
+ * Server ids are opaque uint32_t values chosen by the caller (persist.c:
+ * the server's sid, which a reload keeps by name). Counters per server are maintained
  * for ids below STICK_SRV_COUNTED; larger ids are counted by a scan.
  */
 #ifndef BOLLARD_STICK_H
@@ -37,11 +37,20 @@ struct stick_table;
  * small ones so that each shard's LRU stays meaningful). The bound is
  * enforced per shard (ceil(max_entries / nshards) each), so a table may
  * start evicting slightly before it holds max_entries entries.
- * Returns NULL on allocation failure. Free with stick_free().
+ * Returns NULL on allocation failure. The caller holds the one reference;
+ * free with stick_free().
  */
 struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 			      unsigned nshards);
+/* Tables are reference counted, so that two configuration generations can
+ * share one across a reload (reload.c): stick_hold() takes a reference,
+ * stick_free() drops one and frees the table with the last (NULL: no-op). */
+void stick_hold(struct stick_table *t);
 void stick_free(struct stick_table *t);
+
+/* New limits for a table in use (a reload that changed `size` or `expire`);
+ * the shard count stays. A smaller bound evicts at once, LRU first. */
+void stick_set_limits(struct stick_table *t, uint32_t max_entries, uint32_t expire_ms);
 
 /*
  * Look key up. On a hit, refresh its access time and LRU position, set

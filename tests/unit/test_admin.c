@@ -65,6 +65,7 @@ static void mk_server(struct server *s, struct backend *be, const char *name,
 	snprintf(s->addr.text, sizeof(s->addr.text), "%s", addr);
 	s->weight = 100;
 	s->idx = idx;
+	s->sid = (uint32_t)idx;
 	s->be = be;
 	atomic_store(&s->cur_weight, 100);
 	atomic_store(&s->state, SRV_READY);
