@@ -225,6 +225,10 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 			o = put_str(o, end, " reason=");
 			o = put_str(o, end, r->persist_reason);
 		}
+		if (r->persist_cookie) {
+			o = put_str(o, end, " cookie=");
+			o = put_str(o, end, r->persist_cookie);
+		}
 	}
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
@@ -272,6 +276,9 @@ static size_t format_json(char *o0, char *end, struct log_thread *lt,
 		if (r->persist_reason)
 			o = put_jstr(o, end, ",\"persist_reason\":", r->persist_reason,
 				     strlen(r->persist_reason));
+		if (r->persist_cookie)
+			o = put_jstr(o, end, ",\"persist_cookie\":", r->persist_cookie,
+				     strlen(r->persist_cookie));
 	}
 	o = put_str(o, end, ",\"connect_ms\":");
 	o = put_ms(o, end, r->connect_ms, true);

@@ -507,6 +507,30 @@ static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct
 		add_key(pr, i, claim.p, claim.n);
 }
 
+/* Rule i gave verdict r; the first one to do so names it. */
+static void verdict(int8_t first[PR_COUNT], enum persist_result r, int i)
+{
+	if (first[r] < 0)
+		first[r] = (int8_t)i;
+}
+
+/*
+ * A cookie refused as invalid or expired while another verdict decides
+ * (a fallback method hit, or moved): it is counted and logged as well
+ * (persist=hit method=source cookie=invalid), so that a forged cookie
+ * never vanishes behind a fallback (issue 9 item 3). The response then
+ * issues a fresh cookie as for any client without a valid one.
+ */
+static void cookie_also(struct persist_req *pr, const int8_t first[PR_COUNT])
+{
+	for (enum persist_result r = PR_INVALID; r <= PR_EXPIRED; r++)
+		if (r != pr->result && first[r] >= 0 &&
+		    (pr->also_rule < 0 || first[r] < pr->also_rule)) {
+			pr->also = (uint8_t)r;
+			pr->also_rule = first[r];
+		}
+}
+
 void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
 {
@@ -518,14 +542,17 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->newer = 0;
 	pr->keys_used = 0;
 	pr->cookie_srv = NULL;
+	pr->also = PR_NONE;
+	pr->also_rule = -1;
 	pr->fail = false;
 	pr->reason = MOVED_NONE;
 	if (!rs || !rs->n) {
 		pr->result = PR_NONE;
 		return;
 	}
-	bool moved = false, invalid = false, expired = false;
-	int first_bad = -1;
+	/* the first rule that gave each verdict, -1: none did */
+	int8_t first[PR_COUNT];
+	memset(first, -1, sizeof(first));
 	struct server *lost = NULL; /* the remembered server that cannot take it */
 	uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
 	for (int i = 0; i < rs->n; i++) {
@@ -540,26 +567,21 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			uint64_t h;
 			uint32_t issued, refreshed;
 			if (cookie_open(be, r, v, &h, &issued, &refreshed) < 0) {
-				invalid = true;
-				if (first_bad < 0)
-					first_bad = i;
+				verdict(first, PR_INVALID, i);
 				break;
 			}
 			if ((r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms) ||
 			    (r->max_life_ms && (uint64_t)(now_s - issued) * 1000 > r->max_life_ms) ||
 			    refreshed > now_s + 300 /* from the future: not ours to honour */) {
-				expired = true;
-				if (first_bad < 0)
-					first_bad = i;
+				verdict(first, PR_EXPIRED, i);
 				break;
 			}
 			s = server_by_hash(be, h);
 			if (!s) {
-				moved = true; /* its server left the configuration */
+				/* its server left the configuration */
+				verdict(first, PR_MOVED, i);
 				if (!pr->reason)
 					pr->reason = MOVED_REMOVED;
-				if (first_bad < 0)
-					first_bad = i;
 				break;
 			}
 			pr->cookie_issued = issued;
@@ -595,11 +617,9 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			if (!s) {
 				/* a prefix that names no server: forged, or its
 				 * server left the configuration */
-				moved = true;
+				verdict(first, PR_MOVED, i);
 				if (!pr->reason)
 					pr->reason = MOVED_REMOVED;
-				if (first_bad < 0)
-					first_bad = i;
 			}
 			break;
 		}
@@ -615,11 +635,9 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 					 * nor to overwrite */
 					pr->newer |= (uint8_t)(1u << i);
 				} else if (!s) {
-					moved = true;
+					verdict(first, PR_MOVED, i);
 					if (!pr->reason)
 						pr->reason = MOVED_REMOVED;
-					if (first_bad < 0)
-						first_bad = i;
 				}
 			}
 		}
@@ -629,19 +647,18 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->srv = s;
 			pr->rule = (int8_t)i;
 		} else {
-			moved = true;
+			verdict(first, PR_MOVED, i);
 			if (!lost)
 				lost = s;
 			if (!pr->reason)
 				pr->reason = atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT
 					     ? MOVED_MAINT : MOVED_DOWN;
-			if (first_bad < 0)
-				first_bad = i;
 		}
 	}
 	if (pr->srv) {
 		pr->result = PR_HIT;
 		pr->reason = MOVED_NONE;
+		cookie_also(pr, first);
 		return;
 	}
 	pr->assigned = true;
@@ -654,10 +671,12 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		/* the replica's application holds a copy of the session */
 		pr->srv = lost->replica;
 	}
-	pr->rule = (int8_t)(first_bad >= 0 ? first_bad : 0);
-	pr->result = moved ? PR_MOVED : expired ? PR_EXPIRED : invalid ? PR_INVALID : PR_NEW;
+	pr->result = first[PR_MOVED] >= 0 ? PR_MOVED : first[PR_EXPIRED] >= 0 ? PR_EXPIRED
+		     : first[PR_INVALID] >= 0 ? PR_INVALID : PR_NEW;
+	pr->rule = pr->result == PR_NEW ? 0 : first[pr->result];
 	if (pr->result != PR_MOVED)
 		pr->reason = MOVED_NONE;
+	cookie_also(pr, first);
 }
 
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)
@@ -749,6 +768,9 @@ void persist_count(struct backend *be, const struct persist_req *pr)
 	if (!rs || pr->result == PR_NONE || pr->rule < 0)
 		return;
 	atomic_fetch_add_explicit(&rs->r[pr->rule].counts[pr->result], 1, memory_order_relaxed);
+	if (pr->also != PR_NONE && pr->also_rule >= 0)
+		atomic_fetch_add_explicit(&rs->r[pr->also_rule].counts[pr->also], 1,
+					  memory_order_relaxed);
 	if (pr->result == PR_MOVED && pr->reason < MOVED_COUNT)
 		atomic_fetch_add_explicit(&rs->moved[pr->reason], 1, memory_order_relaxed);
 }

@@ -87,6 +87,10 @@ struct persist_req {
 	bool strip_cookie;         /* the request carried our cookie: remove it */
 	bool fail;                 /* on-server-down fail: answer 503 */
 	uint8_t reason;            /* enum persist_reason when moved */
+	uint8_t also;              /* PR_INVALID or PR_EXPIRED: the verdict of a cookie that
+				    * did not decide (another rule did), counted and logged
+				    * too; PR_NONE otherwise */
+	int8_t also_rule;          /* its rule, -1: none */
 	struct server *cookie_srv; /* server named by a valid insert cookie */
 	uint32_t cookie_issued;    /* its time of issue (kept across refreshes) */
 	/* keys of the table rules found in the request, copied because the
@@ -135,7 +139,8 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
 			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap);
 
-/* Count the decision (once per request). */
+/* Count the decision (once per request), and the verdict of a refused
+ * cookie that did not decide (pr->also) under its own method. */
 void persist_count(struct backend *be, const struct persist_req *pr);
 
 const char *persist_result_name(enum persist_result r);

@@ -408,6 +408,60 @@ def test_cookie_then_source_fallback(three, bollard_factory, config_for, tmp_pat
 	assert_decision(b, t, "hit", "cookie")
 
 
+def _persist_count(b, method, result):
+	m = util.request(b.ports["port_stats"], "GET", "/metrics").text()
+	got = re.search(r'^bollard_persistence_total\{backend="be",method="%s",result="%s"\} (\d+)$'
+			% (method, result), m, re.M)
+	return int(got.group(1)) if got else 0
+
+
+@pytest.mark.parametrize("refused", ["invalid", "expired"])
+def test_refused_cookie_is_counted_when_a_fallback_hits(three, bollard_factory, config_for,
+							tmp_path, refused):
+	"""A forged (or expired) cookie must not vanish behind the fallback that
+	answers (issue 9 item 3): the request is logged persist=hit
+	method=source cookie=invalid, the cookie method counts an invalid, and
+	the response carries a fresh cookie naming the same server."""
+	key = write_keys(tmp_path, "k1", [KEY1])
+	idle = " max-idle 1s" if refused == "expired" else ""
+	conf = config_for(three, log_format="json",
+			  global_extra="    secret-file %s\n    stats-listen 127.0.0.1:{port_stats}" % key,
+			  backend_extra="    persist cookie BOLLARD insert%s\n    persist source" % idle)
+	b = bollard_factory(conf)
+	home, val = first_visit(b)
+	bad = _flip(val, len(val) // 2) if refused == "invalid" else val
+	if refused == "expired":
+		time.sleep(2.2)  # cookie times are whole seconds: 2 s past max-idle 1s
+	before = (_persist_count(b, "cookie", refused), _persist_count(b, "source", "hit"))
+	t = tag()
+	r = get(b, t, cookie="%s=%s" % (COOKIE, bad))
+	assert r.text().strip() == home
+	e = assert_decision(b, t, "hit", "source")
+	assert e.get("persist_cookie") == refused, e
+	fresh, _ = our_cookie(r)
+	assert fresh and fresh != bad, "no fresh cookie after a %s one: %s" % (refused, r.headers)
+	assert r.headers.get_all("Cache-Control") == ["private"], r.headers
+	assert (_persist_count(b, "cookie", refused), _persist_count(b, "source", "hit")) == (
+		before[0] + 1, before[1] + 1)
+	# the fresh cookie names home, by cookie, with no verdict beside
+	t = tag()
+	r = get(b, t, cookie="%s=%s" % (COOKIE, fresh))
+	assert r.text().strip() == home
+	e = assert_decision(b, t, "hit", "cookie")
+	assert "persist_cookie" not in e, e
+
+
+def test_refused_cookie_in_the_combined_log(three, bollard_factory, config_for, tmp_path):
+	key = write_keys(tmp_path, "k1", [KEY1])
+	b = bollard_factory(config_for(three, global_extra="    secret-file %s" % key,
+				       backend_extra="    persist cookie BOLLARD insert\n    persist source"))
+	get(b, "/whoami?first")
+	get(b, "/whoami?forged", cookie="%s=%s" % (COOKIE, "A" * 80))
+	line = util.wait_until(lambda: [ln for ln in b.log_lines() if "?forged" in ln],
+			       what="the log line")[0]
+	assert re.search(r" persist=hit method=source cookie=invalid ", line), line
+
+
 def test_3000_sessions_spread_by_weight(demo_apps, bollard_factory, config_for, tmp_path):
 	apps = demo_apps(3)
 	key = write_keys(tmp_path, "k1", [KEY1])
