@@ -13,7 +13,6 @@
 #include "lb_hash.h"
 #include "persist.h"
 #include "reload.h"
-#include "seal.h"
 #include "state.h"
 #include "worker.h"
 
@@ -94,7 +93,7 @@ static int cmd_run(const char *file)
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}
-	if (cfg->secret_file && seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
+	if (persist_keys_init(cfg, NULL, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}

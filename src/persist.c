@@ -27,9 +27,11 @@
 #include "seal.h"
 #include "stick.h"
 
+#include <limits.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- configuration ----------------------------------------------------------- */
 
@@ -239,20 +241,13 @@ void persist_rules_free(struct backend *be)
 		stick_free(rs->r[i].table);
 		free(rs->r[i].jwt_key);
 	}
+	seal_keys_free(rs->keys);
 	free(rs);
 	be->persist = NULL;
 	be->npersist = 0;
 }
 
 /* ---- runtime set-up ------------------------------------------------------------ */
-
-static uint8_t ephemeral_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
-static bool have_ephemeral;
-
-static const uint8_t *sealing_key(void)
-{
-	return seal_nkeys() ? seal_key(0) : ephemeral_key;
-}
 
 /* Identity of a server in a cookie: 8 bytes of BLAKE2b of its name. */
 static uint64_t name_hash(const char *name)
@@ -287,15 +282,8 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
 			struct persist_rule *r = &rs->r[i];
-			if (r->kind == PERSIST_COOKIE) {
-				if (!seal_nkeys() && !have_ephemeral) {
-					randombytes_buf(ephemeral_key, sizeof(ephemeral_key));
-					have_ephemeral = true;
-					log_msg(LOG_WARN, "no secret-file: cookies of backend %s are sealed with "
-						"a key that dies with this process", be->name);
-				}
-				continue;
-			}
+			if (r->kind == PERSIST_COOKIE)
+				continue; /* its keys: persist_keys_init() */
 			r->table = stick_new(r->size, r->expire_ms, 0);
 			if (!r->table) {
 				snprintf(err, errlen, "out of memory for the persistence table of %s", be->name);
@@ -303,6 +291,111 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 			}
 		}
 	}
+	return 0;
+}
+
+static bool uses_insert_cookies(const struct backend *be)
+{
+	const struct persist_rules *rs = rules_of(be);
+	for (int i = 0; rs && i < rs->n; i++)
+		if (rs->r[i].kind == PERSIST_COOKIE)
+			return true;
+	return false;
+}
+
+/* secret-file, or NULL: the cookie key is then made at start and dies
+ * with the process. */
+const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap)
+{
+	(void)buf, (void)cap;
+	return cfg->secret_file;
+}
+
+/* Without secret-file: a random key set, which a reload keeps. */
+static struct seal_keys *ephemeral_keys(struct seal_keys *old)
+{
+	if (old) {
+		seal_keys_hold(old);
+		return old;
+	}
+	struct seal_keys *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->n = 1;
+	atomic_init(&k->refs, 1);
+	randombytes_buf(k->key[0], SEAL_KEY_LEN);
+	log_msg(LOG_WARN, "no secret-file: cookies are sealed with a key that dies with this "
+		"process");
+	return k;
+}
+
+/* The keys a running generation uses, or NULL. */
+static struct seal_keys *keys_of(const struct config *cfg)
+{
+	for (int b = 0; cfg && b < cfg->nbackends; b++)
+		if (rules_of(cfg->backends[b]) && rules_of(cfg->backends[b])->keys)
+			return rules_of(cfg->backends[b])->keys;
+	return NULL;
+}
+
+/* Each backend that issues insert cookies takes a reference to k. */
+static void give_keys(struct config *cfg, struct seal_keys *k)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct persist_rules *rs = rules_of(cfg->backends[b]);
+		if (!uses_insert_cookies(cfg->backends[b]) || rs->keys)
+			continue;
+		seal_keys_hold(k);
+		rs->keys = k;
+	}
+}
+
+int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen)
+{
+	char def[PATH_MAX] = "", id[SEAL_ID_LEN + 1], was[SEAL_ID_LEN + 1];
+	const char *path = persist_secret_path(cfg, def, sizeof(def));
+	struct seal_keys *old = keys_of(running);
+	bool created = false, needed = false;
+	for (int b = 0; b < cfg->nbackends && !needed; b++)
+		needed = uses_insert_cookies(cfg->backends[b]);
+	if (!path && needed) {
+		struct seal_keys *k = ephemeral_keys(old);
+		if (!k) {
+			snprintf(err, errlen, "out of memory for the cookie key");
+			return -1;
+		}
+		give_keys(cfg, k);
+		seal_keys_free(k);
+		return 0;
+	}
+	if (!path)
+		return 0;
+	/* A new key only while none is in use: on a reload a vanished file
+	 * must not silently turn every live cookie invalid. */
+	struct seal_keys *k = seal_keys_load(path, !old, &created, err, errlen);
+	if (!k) {
+		if (old && access(path, F_OK) < 0 && errno == ENOENT)
+			snprintf(err, errlen, "secret-file %s: no such file (a reload never makes a "
+				 "new key while cookies of the running one are live)", path);
+		return -1;
+	}
+	give_keys(cfg, k);
+	seal_key_id(k, 0, id);
+	if (created)
+		log_msg(LOG_INFO, "secret-file %s created with a new cookie key (mode 0600)", path);
+	if (!old)
+		log_msg(LOG_INFO, "cookie key %s seals (%s: %d key%s open)", id, path, k->n,
+			k->n == 1 ? "" : "s");
+	else if (!seal_keys_same(old, k)) {
+		seal_key_id(old, 0, was);
+		if (strcmp(id, was))
+			log_msg(LOG_INFO, "reload: %s re-read: cookie key %s seals now (was %s), "
+				"%d key%s open", path, id, was, k->n, k->n == 1 ? "" : "s");
+		else
+			log_msg(LOG_INFO, "reload: %s re-read: cookie key %s still seals, %d key%s "
+				"open (was %d)", path, id, k->n, k->n == 1 ? "" : "s", old->n);
+	}
+	seal_keys_free(k);
 	return 0;
 }
 
@@ -336,12 +429,17 @@ static void make_ad(const struct backend *be, const struct persist_rule *r, uint
 
 
 
-/* Seal into out (base64url); returns its length or -1. */
+/* Seal into out (base64url) under the first key; returns its length or -1
+ * (also when no key is loaded: no cookie rather than a cookie nobody can
+ * open). */
 static long cookie_seal(const struct backend *be, const struct persist_rule *r, uint64_t srvhash,
 			uint32_t issued, uint32_t refreshed, char *out, size_t cap)
 {
+	const struct seal_keys *keys = rules_of(be)->keys;
 	uint8_t plain[SEAL_PLAIN], raw[SEAL_RAW], ad[2 * CFG_NAME_MAX + 1];
 	size_t adlen;
+	if (!keys)
+		return -1;
 	plain[0] = SEAL_VERSION;
 	memcpy(plain + 1, &srvhash, 8);
 	put32(plain + 9, issued);
@@ -356,33 +454,33 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 	make_ad(be, r, ad, &adlen);
 	unsigned long long clen;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SEAL_NONCE, &clen, plain, sizeof(plain), ad,
-						   adlen, NULL, raw, sealing_key());
+						   adlen, NULL, raw, keys->key[0]);
 	return cookie_b64_encode(raw, SEAL_RAW, out, cap);
 }
 
-/* Open a cookie value: 0 ok, -1 invalid. */
+/* Open a cookie value: the index of the key that opened it (0: the
+ * sealing key), or -1: invalid. */
 static int cookie_open(const struct backend *be, const struct persist_rule *r, struct h1_str v,
 		       uint64_t *srvhash, uint32_t *issued, uint32_t *refreshed)
 {
+	const struct seal_keys *keys = rules_of(be)->keys;
 	uint8_t raw[SEAL_RAW + 4], plain[SEAL_PLAIN], ad[2 * CFG_NAME_MAX + 1];
 	size_t adlen;
-	if (v.n != cookie_b64_enclen(SEAL_RAW))
+	if (!keys || v.n != cookie_b64_enclen(SEAL_RAW))
 		return -1;
 	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != SEAL_RAW)
 		return -1;
 	make_ad(be, r, ad, &adlen);
-	int nk = seal_nkeys() ? seal_nkeys() : 1;
-	for (int k = 0; k < nk; k++) {
-		const uint8_t *key = seal_nkeys() ? seal_key(k) : ephemeral_key;
+	for (int k = 0; k < keys->n; k++) {
 		unsigned long long plen;
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, raw + SEAL_NONCE,
 							       SEAL_PLAIN + SEAL_TAG, ad, adlen, raw,
-							       key) == 0 &&
+							       keys->key[k]) == 0 &&
 		    plen == SEAL_PLAIN && plain[0] == SEAL_VERSION) {
 			memcpy(srvhash, plain + 1, 8);
 			*issued = get32(plain + 9);
 			*refreshed = get32(plain + 13);
-			return 0;
+			return k;
 		}
 	}
 	return -1;
@@ -566,7 +664,8 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->strip_cookie = true;
 			uint64_t h;
 			uint32_t issued, refreshed;
-			if (cookie_open(be, r, v, &h, &issued, &refreshed) < 0) {
+			int key = cookie_open(be, r, v, &h, &issued, &refreshed);
+			if (key < 0) {
 				verdict(first, PR_INVALID, i);
 				break;
 			}
@@ -587,6 +686,12 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->cookie_issued = issued;
 			pr->cookie_srv = s;
 			if (r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms / 4)
+				pr->refresh = true;
+			/* opened by an older key of a rotation: sealed again under
+			 * the first one now, so that every client seen after the
+			 * rotation holds a cookie of the new key, and the old key
+			 * can go once max-idle has passed */
+			if (key > 0)
 				pr->refresh = true;
 			break;
 		}

@@ -13,6 +13,7 @@
 #include "h1.h"
 
 struct stick_table;
+struct seal_keys;
 
 enum persist_kind {
 	PERSIST_COOKIE,     /* cookie NAME insert: a sealed cookie of ours */
@@ -74,6 +75,7 @@ struct persist_rule {
 struct persist_rules {
 	struct persist_rule r[PERSIST_MAX_RULES];
 	int n;
+	struct seal_keys *keys;    /* cookie insert: the generation's keys (a reference) */
 	_Atomic uint64_t moved[MOVED_COUNT];
 };
 
@@ -113,6 +115,20 @@ void persist_rules_free(struct backend *be);
 /* Runtime: create the tables and the cookie key. 0 or -1 with err. */
 int persist_init(struct config *cfg, char *err, size_t errlen);
 void persist_fini(struct config *cfg);
+
+/*
+ * The cookie keys of cfg (SPEC §3.1 secret-file): load them from
+ * persist_secret_path() and give them to the backends that issue insert
+ * cookies. At start (running NULL) a missing file is created with a new
+ * key; on a reload (running: the generation in use) it never is, and any
+ * error leaves running's keys in use (the caller keeps running). Logs
+ * which key seals, at start and when a reload changed the keys.
+ * 0, or -1 with err.
+ */
+int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen);
+/* secret-file, or the default key file when a backend issues insert cookies
+ * without one (written into buf), or NULL when no key is needed. */
+const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap);
 /* A server joins (configuration or `add server`): compute what persistence
  * needs of it before workers can see it. */
 void persist_server_added(struct server *s);

@@ -195,6 +195,9 @@ int reload_run(char *msg, size_t msglen)
 			why = "out of memory building a hash placement";
 	if (!why && persist_init(nc, err, sizeof(err)) < 0)
 		why = err;
+	/* secret-file is read again (key rotation); a bad one keeps all */
+	if (!why && persist_keys_init(nc, old, err, sizeof(err)) < 0)
+		why = err;
 	if (why) {
 		log_msg(LOG_ERR, "reload: %s; still running the previous configuration", why);
 		snprintf(msg, msglen, "reload failed: %s", why);
