@@ -64,6 +64,10 @@ static int cmd_check(const char *file)
 	struct config *cfg = load_or_report(file);
 	if (!cfg)
 		return 1;
+	if (persist_check(cfg, stderr) > 0) {
+		cfg_free(cfg);
+		return 1;
+	}
 	printf("%s: configuration valid\n", file);
 	cfg_free(cfg);
 	return 0;

@@ -303,30 +303,32 @@ static bool uses_insert_cookies(const struct backend *be)
 	return false;
 }
 
-/* secret-file, or NULL: the cookie key is then made at start and dies
- * with the process. */
+/*
+ * Where the cookie key lives: secret-file, or, when a backend issues insert
+ * cookies without one, bollard.key beside the state file (the place for
+ * what must survive a restart), else in the working directory (where the
+ * configuration's relative paths point, and under the systemd unit the
+ * state directory). Never beside the admin socket: /run is emptied at
+ * boot, so a key there would die with every reboot. Without a file at all
+ * every restart would turn every live cookie invalid (issue 9 item 11).
+ */
 const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap)
 {
-	(void)buf, (void)cap;
-	return cfg->secret_file;
-}
-
-/* Without secret-file: a random key set, which a reload keeps. */
-static struct seal_keys *ephemeral_keys(struct seal_keys *old)
-{
-	if (old) {
-		seal_keys_hold(old);
-		return old;
-	}
-	struct seal_keys *k = calloc(1, sizeof(*k));
-	if (!k)
+	bool needed = false;
+	for (int b = 0; b < cfg->nbackends && !needed; b++)
+		needed = uses_insert_cookies(cfg->backends[b]);
+	if (cfg->secret_file)
+		return cfg->secret_file;
+	if (!needed)
 		return NULL;
-	k->n = 1;
-	atomic_init(&k->refs, 1);
-	randombytes_buf(k->key[0], SEAL_KEY_LEN);
-	log_msg(LOG_WARN, "no secret-file: cookies are sealed with a key that dies with this "
-		"process");
-	return k;
+	const char *slash = cfg->state_file ? strrchr(cfg->state_file, '/') : NULL;
+	if (slash && slash == cfg->state_file)
+		snprintf(buf, cap, "/bollard.key");
+	else if (slash)
+		snprintf(buf, cap, "%.*s/bollard.key", (int)(slash - cfg->state_file), cfg->state_file);
+	else
+		snprintf(buf, cap, "./bollard.key");
+	return buf;
 }
 
 /* The keys a running generation uses, or NULL. */
@@ -355,19 +357,7 @@ int persist_keys_init(struct config *cfg, const struct config *running, char *er
 	char def[PATH_MAX] = "", id[SEAL_ID_LEN + 1], was[SEAL_ID_LEN + 1];
 	const char *path = persist_secret_path(cfg, def, sizeof(def));
 	struct seal_keys *old = keys_of(running);
-	bool created = false, needed = false;
-	for (int b = 0; b < cfg->nbackends && !needed; b++)
-		needed = uses_insert_cookies(cfg->backends[b]);
-	if (!path && needed) {
-		struct seal_keys *k = ephemeral_keys(old);
-		if (!k) {
-			snprintf(err, errlen, "out of memory for the cookie key");
-			return -1;
-		}
-		give_keys(cfg, k);
-		seal_keys_free(k);
-		return 0;
-	}
+	bool created = false;
 	if (!path)
 		return 0;
 	/* A new key only while none is in use: on a reload a vanished file
@@ -381,8 +371,15 @@ int persist_keys_init(struct config *cfg, const struct config *running, char *er
 	}
 	give_keys(cfg, k);
 	seal_key_id(k, 0, id);
+	if (path == def) {
+		char cwd[PATH_MAX];
+		log_msg(LOG_INFO, "no secret-file: the cookie key is kept in %s%s%s%s; set "
+			"secret-file to choose where", path, path[0] == '/' ? "" : " (in ",
+			path[0] == '/' ? "" : getcwd(cwd, sizeof(cwd)) ? cwd : "the working directory",
+			path[0] == '/' ? "" : ")");
+	}
 	if (created)
-		log_msg(LOG_INFO, "secret-file %s created with a new cookie key (mode 0600)", path);
+		log_msg(LOG_INFO, "%s created with a new cookie key (mode 0600)", path);
 	if (!old)
 		log_msg(LOG_INFO, "cookie key %s seals (%s: %d key%s open)", id, path, k->n,
 			k->n == 1 ? "" : "s");
@@ -397,6 +394,36 @@ int persist_keys_init(struct config *cfg, const struct config *running, char *er
 	}
 	seal_keys_free(k);
 	return 0;
+}
+
+int persist_check(const struct config *cfg, FILE *out)
+{
+	char def[PATH_MAX], err[512];
+	const char *path = persist_secret_path(cfg, def, sizeof(def));
+	int errors = 0;
+	for (int b = 0; path == def && b < cfg->nbackends; b++) {
+		const struct persist_rules *rs = rules_of(cfg->backends[b]);
+		for (int i = 0; rs && i < rs->n; i++)
+			if (rs->r[i].kind == PERSIST_COOKIE) {
+				fprintf(out, "%s:%d: warning: persist cookie %s insert without secret-file: "
+					"the cookie key is kept in %s%s, created at first start; set "
+					"secret-file to choose where, or to share it between instances\n",
+					cfg->file, rs->r[i].line, rs->r[i].name, path, path[0] == '/' ? ""
+					: " (relative to the directory bollard runs in)");
+				b = cfg->nbackends; /* once */
+				break;
+			}
+	}
+	/* what start would refuse, check refuses too */
+	if (path && access(path, F_OK) == 0) {
+		struct seal_keys *k = seal_keys_load(path, false, NULL, err, sizeof(err));
+		if (!k) {
+			fprintf(out, "%s: %s\n", cfg->file, err);
+			errors++;
+		}
+		seal_keys_free(k);
+	}
+	return errors;
 }
 
 void persist_fini(struct config *cfg)

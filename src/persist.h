@@ -126,6 +126,11 @@ void persist_fini(struct config *cfg);
  * 0, or -1 with err.
  */
 int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen);
+/* `bollard check`: what start would say about persistence beyond the
+ * syntax, as "FILE:LINE: warning: ..." lines on out (the default key file
+ * in use), and what start would refuse (a secret-file it cannot use).
+ * Returns the number of such errors. */
+int persist_check(const struct config *cfg, FILE *out);
 /* secret-file, or the default key file when a backend issues insert cookies
  * without one (written into buf), or NULL when no key is needed. */
 const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap);
