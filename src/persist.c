@@ -909,7 +909,7 @@ void persist_count(struct backend *be, const struct persist_req *pr)
 
 const char *persist_reason_name(int reason)
 {
-	static const char *const names[] = { "-", "down", "maint", "removed", "connect", "maxconn" };
+	static const char *const names[] = { "-", "down", "maint", "removed", "connect" };
 	return reason >= 0 && reason < MOVED_COUNT ? names[reason] : "-";
 }
 

@@ -36,14 +36,15 @@ enum persist_result {
 };
 
 /* Why a session moved (SPEC 3.2), for the log and
- * bollard_persistence_moved_total{backend,reason}. */
+ * bollard_persistence_moved_total{backend,reason}. A full server (maxconn)
+ * is no reason: its persistent requests wait in its queue (stream.c), they
+ * never move, so no such series is exported. */
 enum persist_reason {
 	MOVED_NONE = 0,
 	MOVED_DOWN,      /* health checks or passive detection */
 	MOVED_MAINT,     /* the operator */
 	MOVED_REMOVED,   /* no longer in the configuration */
 	MOVED_CONNECT,   /* it failed this request's connection */
-	MOVED_MAXCONN,   /* full */
 	MOVED_COUNT
 };
 

@@ -460,3 +460,20 @@ def test_evictions_counted(demo_apps, bollard_factory, config_for):
 	assert n == 3
 	assert _series(s, "bollard_persistence_table_entries", backend="be", method="header") == {
 		(("backend", "be"), ("method", "header")): 2}
+
+
+def test_moved_reasons_are_the_ones_that_happen(demo_apps, bollard_factory, config_for):
+	"""A persistent request whose server is at maxconn waits in its queue
+	(SPEC 3.2), it never moves: so `maxconn` is no reason a session moves,
+	and neither /metrics nor /api/stats may offer it (issue 9 item 19)."""
+	apps = demo_apps(2)
+	b = bollard_factory(config_for([(apps[0].name, apps[0].port, "maxconn 1"),
+					(apps[1].name, apps[1].port)],
+				       global_extra="    stats-listen 127.0.0.1:{port_stats}",
+				       backend_extra="    persist cookie BOLLARD insert"))
+	_, _, s = _scrape(b)
+	reasons = {dict(lb)["reason"] for lb in _series(s, "bollard_persistence_moved_total",
+							  backend="be")}
+	assert reasons == {"down", "maint", "removed", "connect"}, reasons
+	st = util.request(b.ports["port_stats"], "GET", "/api/stats").json()
+	assert set(st["backends"][0]["moved"]) == reasons, st["backends"][0]["moved"]
