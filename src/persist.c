@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,11 +397,47 @@ int persist_keys_init(struct config *cfg, const struct config *running, char *er
 	return 0;
 }
 
+/* Session cookies of well-known application servers, as they write them. */
+static const struct { const char *name, *who; } known_sessions[] = {
+	{ "JSESSIONID", "Java servlet containers (Tomcat, Jetty, WildFly)" },
+	{ "PHPSESSID", "PHP" },
+	{ "ASP.NET_SessionId", "ASP.NET" },
+	{ "connect.sid", "Node.js express-session" },
+	{ "laravel_session", "Laravel" },
+	{ "sessionid", "Django" },
+	{ "_session_id", "Ruby on Rails" },
+	{ "CFID", "ColdFusion" },
+	{ "CFTOKEN", "ColdFusion" },
+};
+
+/* `persist learn jsessionid`: exact matching, as RFC 6265 wants, learns
+ * nothing from a server that writes JSESSIONID; say so before it runs. */
+static void check_learn_names(const struct config *cfg, FILE *out)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		const struct persist_rules *rs = rules_of(cfg->backends[b]);
+		for (int i = 0; rs && i < rs->n; i++) {
+			const struct persist_rule *r = &rs->r[i];
+			if (r->kind != PERSIST_LEARN)
+				continue;
+			for (size_t k = 0; k < ARRAY_SIZE(known_sessions); k++)
+				if (!strcasecmp(r->name, known_sessions[k].name) &&
+				    strcmp(r->name, known_sessions[k].name))
+					fprintf(out, "%s:%d: warning: persist learn %s: cookie names are "
+						"case-sensitive (RFC 6265) and %s writes %s: this line "
+						"learns only a Set-Cookie named exactly '%s'\n", cfg->file,
+						r->line, r->name, known_sessions[k].who,
+						known_sessions[k].name, r->name);
+		}
+	}
+}
+
 int persist_check(const struct config *cfg, FILE *out)
 {
 	char def[PATH_MAX], err[512];
 	const char *path = persist_secret_path(cfg, def, sizeof(def));
 	int errors = 0;
+	check_learn_names(cfg, out);
 	for (int b = 0; path == def && b < cfg->nbackends; b++) {
 		const struct persist_rules *rs = rules_of(cfg->backends[b]);
 		for (int i = 0; rs && i < rs->n; i++)
@@ -828,6 +865,16 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 
 /* ---- response side ------------------------------------------------------------------------ */
 
+static void warn_case(const struct backend *be, struct persist_rule *r, struct h1_str got)
+{
+	if (atomic_exchange_explicit(&r->warned_case, true, memory_order_relaxed))
+		return;
+	log_msg(LOG_WARN, "backend %s: persist learn %s learns nothing from the server's "
+		"Set-Cookie %.*s: cookie names are case-sensitive (RFC 6265); write "
+		"'persist learn %.*s' (line %d)", be->name, r->name, (int)got.n, got.p,
+		(int)got.n, got.p, r->line);
+}
+
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
 			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap)
 {
@@ -844,8 +891,16 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				struct cookie_set sc;
 				if (!(resp->hdrs[h].flags & H1_HF_SETCOOKIE) ||
 				    cookie_set_parse(resp->hdrs[h].value, &sc) < 0 || sc.name.n != n.n ||
-				    memcmp(sc.name.p, n.p, n.n) || !sc.value.n)
+				    !sc.value.n)
 					continue;
+				/* RFC 6265 5.3: a cookie's name is matched octet for
+				 * octet, so `learn jsessionid` never learns JSESSIONID;
+				 * kept exact, but said once */
+				if (memcmp(sc.name.p, n.p, n.n)) {
+					if (!strncasecmp(sc.name.p, n.p, n.n))
+						warn_case(be, r, sc.name);
+					continue;
+				}
 				stick_store(r->table, sc.value.p, sc.value.n, s->sid, now_ms);
 			}
 		} else if (r->kind == PERSIST_COOKIE) {

@@ -70,6 +70,7 @@ struct persist_rule {
 	uint8_t *jwt_key;          /* verify hs256 key, NULL = no verification */
 	size_t jwt_keylen;
 	struct stick_table *table; /* created by persist_init() */
+	_Atomic bool warned_case;  /* learn: a Set-Cookie differing in case was logged */
 	_Atomic uint64_t counts[PR_COUNT];
 };
 
