@@ -19,6 +19,7 @@
 #include "log.h"
 #include "persist.h"
 #include "server.h"
+#include "srvstate.h"
 #include "stick.h"
 
 static bool split_name(char *arg, struct backend **be, char **name)
@@ -121,6 +122,8 @@ int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	atomic_init(&s->cur_weight, s->weight);
 	server_update_state(s);
 	persist_server_added(s);
+	/* kept by reloads and the state file, with its state */
+	srvstate_set(s, SRVSTATE_OP_ADDED | SRVSTATE_OP_STATE);
 
 	struct server **arr = calloc((size_t)be->nservers + 1, sizeof(*arr));
 	struct server ***ret = realloc(be->retired, ((size_t)be->nretired + 1) * sizeof(*ret));

@@ -65,6 +65,12 @@ struct server {
 	uint64_t id_hash;                /* identity in sealed cookies: hash of the name (persist.c) */
 	uint32_t sid;                    /* identity in persistence tables: kept by name across
 					  * reloads, never reused in a backend (persist.c) */
+	/* the operator's state beyond the configuration (state.h): what the
+	 * runtime API set (STATE_OP_*), where it came from (enum
+	 * state_origin), and the weight the configuration gave */
+	_Atomic uint8_t op_set;
+	_Atomic uint8_t origin;
+	uint32_t cfg_weight;
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;

@@ -25,6 +25,7 @@
 #include "cookie.h"
 #include "log.h"
 #include "seal.h"
+#include "srvstate.h"
 #include "stick.h"
 
 #include <limits.h>
@@ -267,6 +268,7 @@ void persist_server_added(struct server *s)
 	 * backend, and a reload keeps each server's by name (reload.c), so
 	 * that every generation reads the shared tables alike */
 	s->sid = atomic_fetch_add_explicit(&s->be->next_sid, 1, memory_order_relaxed);
+	srvstate_server_added(s);
 }
 
 int persist_init(struct config *cfg, char *err, size_t errlen)

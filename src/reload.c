@@ -10,8 +10,9 @@
  *    name are shared with the old generation (servers are named in them by
  *    a sid that a reload keeps by name, so no entry needs remapping);
  *    counters carry over by name so they stay monotonic; the operator's
- *    drain/maint and the health of servers that kept their name carry over
- *    too.
+ *    drain/maint, runtime weights and servers added at runtime
+ *    (srvstate.h), and the health of servers that kept their name carry
+ *    over too.
  * 4. G.cfg is swapped, and every worker is told: it re-points its listeners
  *    (an unchanged address keeps its socket, so no connection is refused),
  *    rebuilds its balancing state, and moves each client connection to the
@@ -25,6 +26,7 @@
 #include "lb_hash.h"
 #include "log.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 #include "worker.h"
 
@@ -105,6 +107,11 @@ static void carry_over(struct config *old, struct config *nc)
 		struct backend *ob = cfg_find_backend(old, nb->name);
 		if (!ob)
 			continue;
+		/* servers added at runtime join first, so that everything
+		 * below (counters, states, sids) carries over to them too */
+		srvstate_carry(ob, nb);
+		if (nb->balance == LB_HASH)
+			lb_hash_build(nb); /* runtime weights and servers place keys too */
 		copy_u64(&nb->requests, &ob->requests);
 		copy_u64(&nb->no_server, &ob->no_server);
 		for (int k = 0; k < (int)ARRAY_SIZE(nb->dur_buckets); k++)

@@ -32,8 +32,11 @@
  *   save, u32 number of blocks, u32 number of backends, then per backend:
  *   u8 length + name, u32 number of server ids, per id u8 length + the
  *   name of the server that table entries name by that id (its sid, see
- *   persist.c; empty when no server has it any more). Then the blocks,
- *   one per table rule, named "BACKEND/LABEL/NAME".
+ *   persist.c; empty when no server has it any more), then (version 2)
+ *   the operator's state of its servers (srvstate.h: admin states and
+ *   weights set at runtime, servers added at runtime). Then the blocks,
+ *   one per table rule, named "BACKEND/LABEL/NAME". Version 1 files (no
+ *   operator state) are still read.
  *
  * Time: entries carry relative idle times (stick.h). The wall-clock time
  * of the save lets the loader add the time bollard was stopped to every
@@ -44,7 +47,10 @@
 #include "api.h"
 #include "bytes.h"
 #include "state.h"
+#include "lb_hash.h"
+#include "log.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 
 #include <fcntl.h>
@@ -56,7 +62,7 @@
 
 #define STATE_MAGIC      "bollard-state\n"
 #define STATE_MAGIC_LEN  14
-#define STATE_VERSION    1u
+#define STATE_VERSION    2u	/* 2: the operator's state of servers (srvstate.h) */
 #define STATE_FIXED      (STATE_MAGIC_LEN + 4 + 4)	/* magic, version, length */
 #define STATE_DIGEST     16
 #define STATE_PAYLOAD_MAX (16u << 20)	/* far above any sane configuration */
@@ -176,6 +182,7 @@ static int build_header(const struct config *cfg, uint64_t wall_ms, struct byteb
 		for (uint32_t id = 0; id < nids; id++)
 			hbuf_name(b, names[id] ? names[id] : "");
 		free(names);
+		srvstate_encode(be, b);
 	}
 	if (b->oom)
 		return -1;
@@ -315,10 +322,13 @@ struct saved_be {
 	char name[256];
 	uint32_t nservers;
 	const uint8_t *servers;	/* nservers (u8 length, name) in the payload */
+	size_t ops;		/* version 2: offset of its srvstate records, else 0 */
 };
 
 struct saved {
+	uint32_t version;
 	uint8_t *payload;
+	size_t len;
 	uint64_t wall_ms;
 	uint32_t nblocks;
 	uint32_t nbackends;
@@ -372,6 +382,11 @@ static int parse_payload(struct saved *sv, size_t len)
 		for (uint32_t s = 0; s < b->nservers; s++)
 			if (take_name(p, len, &off, skip) < 0)
 				return -1;
+		if (sv->version >= 2) {
+			b->ops = off;
+			if (srvstate_skip(p, len, &off) < 0)
+				return -1;
+		}
 	}
 	return off == len ? 0 : -1;
 }
@@ -392,10 +407,13 @@ static int read_header(FILE *f, struct saved *sv, char *err, size_t errlen)
 	if (n < sizeof(fixed))
 		return fail(err, errlen, "truncated state file (header)");
 	version = get32(fixed + STATE_MAGIC_LEN);
-	if (version != STATE_VERSION)
+	/* version 1 (tables only) is still read: an upgrade keeps the
+	 * sessions of the previous binary */
+	if (version < 1 || version > STATE_VERSION)
 		return fail(err, errlen,
-			    "unsupported state file version %u (expected %u)",
+			    "unsupported state file version %u (expected 1 to %u)",
 			    version, STATE_VERSION);
+	sv->version = version;
 	len = get32(fixed + STATE_MAGIC_LEN + 4);
 	if (len > STATE_PAYLOAD_MAX)
 		return fail(err, errlen, "corrupt state file (header length %u)", len);
@@ -412,6 +430,7 @@ static int read_header(FILE *f, struct saved *sv, char *err, size_t errlen)
 	/* Verify before parsing: nothing unverified reaches the parser. */
 	if (sodium_memcmp(got, want, STATE_DIGEST) != 0)
 		return fail(err, errlen, "corrupt state file (header checksum)");
+	sv->len = len;
 	if (parse_payload(sv, len) < 0)
 		return fail(err, errlen, "corrupt state file (header)");
 	return 1;
@@ -591,6 +610,31 @@ static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
 	return rc;
 }
 
+/* Version 2: restore the operator's state of the servers (srvstate.h). */
+static int apply_ops(struct config *cfg, const struct saved *sv, const char *path)
+{
+	size_t restored = 0, added = 0;
+
+	for (uint32_t i = 0; sv->version >= 2 && i < sv->nbackends; i++) {
+		struct backend *be = find_backend(cfg, sv->be[i].name);
+		size_t a = added, r = restored;
+
+		if (!be)
+			continue;
+		if (srvstate_apply(be, sv->payload, sv->len, sv->be[i].ops, &r, &a) < 0)
+			return -1;
+		/* weights and servers place hashed keys */
+		if (r != restored && be->balance == LB_HASH && lb_hash_build(be) < 0)
+			return -1;
+		restored = r;
+		added = a;
+	}
+	if (restored)
+		log_msg(LOG_INFO, "state file %s: operator state of %zu server%s restored "
+			"(%zu added at runtime)", path, restored, restored == 1 ? "" : "s", added);
+	return 0;
+}
+
 int state_load(struct config *cfg, const char *path, size_t *restored,
 	       size_t *dropped, char *err, size_t errlen)
 {
@@ -620,6 +664,10 @@ int state_load_at(struct config *cfg, const char *path, const struct state_clock
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	}
 	rc = read_header(f, &sv, e, sizeof(e));
+	/* the operator's state first: an added server must exist before the
+	 * entries that name it are loaded */
+	if (rc > 0 && apply_ops(cfg, &sv, path) < 0)
+		rc = fail(e, sizeof(e), "out of memory");
 	if (rc > 0) {
 		tt.cap = count_blocks(cfg);
 		tt.t = calloc(tt.cap ? tt.cap : 1, sizeof(*tt.t));

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "state.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 
 #include <pthread.h>
@@ -480,7 +481,7 @@ static void test_foreign(void **state)
 		"",
 		"hello, world\n",
 		"bollard-state\n",	/* magic only */
-		"bollard-state\n\x02\0\0\0\0\0\0\0",	/* a future version */
+		"bollard-state\n\x03\0\0\0\0\0\0\0",	/* a future version */
 		"bollard-state\n\x01\0\0\0\xff\xff\xff\xff",	/* absurd length */
 	};
 	static const size_t lens[] = { 0, 13, 14, 22, 22 };
@@ -632,6 +633,140 @@ static void test_downtime(void **state)
 	free_conf(b);
 }
 
+/*
+ * A file of version 1 (tables only, what bollard wrote before the
+ * operator's state joined it) still loads: an upgrade keeps its sessions.
+ * Built here byte by byte, as state.c documents the layout.
+ */
+static void hput_name(uint8_t *b, size_t *n, const char *s)
+{
+	b[(*n)++] = (uint8_t)strlen(s);
+	memcpy(b + *n, s, strlen(s));
+	*n += strlen(s);
+}
+
+static void test_version1_file_loads(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	uint8_t h[512];
+	size_t n = 22, restored, dropped;
+	uint64_t now = now_ms();
+	struct timespec ts;
+	char err[256];
+	FILE *f;
+
+	(void)state;
+	put(a, "app", 2, "sess-one", "a1");
+	put(a, "app", 2, "sess-two", "a3");
+	memcpy(h, "bollard-state\n", 14);
+	h[14] = 1, h[15] = h[16] = h[17] = 0;	/* version 1 */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t wall = (uint64_t)ts.tv_sec * 1000;
+	for (int i = 0; i < 8; i++)
+		h[n++] = (uint8_t)(wall >> (8 * i));
+	h[n++] = 1, h[n++] = 0, h[n++] = 0, h[n++] = 0;	/* one block */
+	h[n++] = 1, h[n++] = 0, h[n++] = 0, h[n++] = 0;	/* one backend */
+	hput_name(h, &n, "app");
+	h[n++] = 3, h[n++] = 0, h[n++] = 0, h[n++] = 0;
+	hput_name(h, &n, "a1");
+	hput_name(h, &n, "a2");
+	hput_name(h, &n, "a3");
+	uint32_t len = (uint32_t)(n - 22);
+	for (int i = 0; i < 4; i++)
+		h[18 + i] = (uint8_t)(len >> (8 * i));
+	crypto_generichash(h + n, 16, h, n, NULL, 0);
+	n += 16;
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(h, n, 1, f), 1);
+	assert_int_equal(stick_save(tab(a, "app", 2), f, "app/learn/JSESSIONID", now, err,
+				    sizeof(err)), 0);
+	fclose(f);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 2);
+	assert_int_equal(get(b, "app", 2, "sess-one"), srv_idx(b, "app", "a1"));
+	assert_int_equal(get(b, "app", 2, "sess-two"), srv_idx(b, "app", "a3"));
+	free_conf(a);
+	free_conf(b);
+}
+
+/* The operator's state (srvstate.h) goes with the tables: a state and a
+ * weight set at runtime, and a server added at runtime whose table entries
+ * must find it at load. */
+static void test_operator_state(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	struct backend *be = cfg_find_backend(a, "app");
+	struct server *a1 = cfg_find_server(be, "a1"), *a2 = cfg_find_server(be, "a2");
+	struct server *added = calloc(1, sizeof(*added)), **arr;
+	size_t restored, dropped;
+
+	(void)state;
+	atomic_store(&a1->admin_state, SRV_DRAIN);
+	srvstate_set(a1, SRVSTATE_OP_STATE);
+	a2->weight = 40;
+	srvstate_set(a2, SRVSTATE_OP_WEIGHT);
+	/* as admin_pool.c does, minus the publication */
+	snprintf(added->name, sizeof(added->name), "a9");
+	assert_int_equal(cfg_parse_addr("127.0.0.1:9009", &added->addr), 0);
+	added->weight = 7;
+	added->maxconn = 3;
+	added->be = be;
+	added->idx = be->nservers;
+	atomic_store(&added->admin_state, SRV_MAINT);
+	persist_server_added(added);
+	srvstate_set(added, SRVSTATE_OP_ADDED | SRVSTATE_OP_STATE);
+	arr = realloc(be->servers, ((size_t)be->nservers + 1) * sizeof(*arr));
+	assert_non_null(arr);
+	be->servers = arr;
+	be->servers[be->nservers++] = added;
+	assert_int_equal(stick_store(tab(a, "app", 2), "on-a9", 5, added->sid, now_ms()), 0);
+	put(a, "app", 2, "on-a1", "a1");
+	save(a);
+
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 2);
+	assert_int_equal(dropped, 0);
+	be = cfg_find_backend(b, "app");
+	assert_int_equal(be->nservers, 4);
+	struct server *b1 = cfg_find_server(be, "a1"), *b2 = cfg_find_server(be, "a2");
+	struct server *b9 = cfg_find_server(be, "a9");
+	assert_non_null(b9);
+	assert_int_equal(atomic_load(&b1->admin_state), SRV_DRAIN);
+	assert_int_equal(atomic_load(&b1->state), SRV_DRAIN);
+	assert_int_equal(b2->weight, 40);
+	assert_int_equal(atomic_load(&b2->cur_weight), 40);
+	assert_string_equal(b9->addr.text, "127.0.0.1:9009");
+	assert_int_equal(b9->weight, 7);
+	assert_int_equal(b9->maxconn, 3);
+	assert_int_equal(atomic_load(&b9->state), SRV_MAINT);
+	assert_string_equal(srvstate_origin_name(b1), "state-file");
+	assert_string_equal(srvstate_origin_name(cfg_find_server(be, "a3")), "config");
+	assert_int_equal(get(b, "app", 2, "on-a9"), (int)b9->sid);
+	assert_int_equal(get(b, "app", 2, "on-a1"), (int)b1->sid);
+	free_conf(b);
+
+	/* a configuration that changed a2's weight and defines a9 wins */
+	b = load_conf(
+		"global\n    threads 1\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n    persist cookie BOLLARD insert\n    persist source\n"
+		"    persist learn JSESSIONID\n"
+		"    server a1 127.0.0.1:9001\n    server a2 127.0.0.1:9002 weight 90\n"
+		"    server a3 127.0.0.1:9003\n    server a9 127.0.0.1:9999 weight 5\n"
+		"backend api\n    server b1 127.0.0.1:9101\n");
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	be = cfg_find_backend(b, "app");
+	assert_int_equal(be->nservers, 4);
+	assert_int_equal(cfg_find_server(be, "a2")->weight, 90);
+	assert_string_equal(cfg_find_server(be, "a9")->addr.text, "127.0.0.1:9999");
+	assert_int_equal(cfg_find_server(be, "a9")->weight, 5);
+	assert_int_equal(atomic_load(&cfg_find_server(be, "a9")->admin_state), SRV_MAINT);
+	assert_int_equal(atomic_load(&cfg_find_server(be, "a1")->admin_state), SRV_DRAIN);
+	free_conf(a);
+	free_conf(b);
+}
+
 /* Saving while other threads write the tables (the control thread's
  * periodic save): the file stays loadable. Run under the sanitizers. */
 struct writer_arg {
@@ -688,6 +823,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_downtime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version1_file_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operator_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_concurrent, setup, teardown),
 	};
 
