@@ -15,6 +15,7 @@
 #include "api.h"
 #include "admin.h"
 #include "server.h"
+#include "srvstate.h"
 #include "global.h"
 #include "json.h"
 
@@ -201,14 +202,15 @@ static struct backend *find_backend(const struct config *cfg, const char *name)
 static void server_text(struct admin_buf *out, const struct backend *be,
 			const struct server *s)
 {
-	admin_buf_printf(out, "%s %s %s %s %s %u %lld %llu %llu\n",
+	admin_buf_printf(out, "%s %s %s %s %s %u %lld %llu %llu %s\n",
 		be->name, s->name, s->addr.text,
 		admin_state_name(atomic_load_explicit(&s->state, memory_order_relaxed)),
 		admin_server_health(s),
 		(unsigned)atomic_load_explicit(&s->cur_weight, memory_order_relaxed),
 		(long long)atomic_load_explicit(&s->conns, memory_order_relaxed),
 		(unsigned long long)atomic_load_explicit(&s->sessions, memory_order_relaxed),
-		(unsigned long long)atomic_load_explicit(&s->requests, memory_order_relaxed));
+		(unsigned long long)atomic_load_explicit(&s->requests, memory_order_relaxed),
+		srvstate_origin_name(s));
 }
 
 static void server_json(struct json *j, const struct backend *be,
@@ -227,6 +229,7 @@ static void server_json(struct json *j, const struct backend *be,
 	json_kv_u64(j, "requests", atomic_load_explicit(&s->requests, memory_order_relaxed));
 	json_kv_u64(j, "connect_errors",
 		    atomic_load_explicit(&s->connect_errors, memory_order_relaxed));
+	json_kv_str(j, "origin", srvstate_origin_name(s));
 	json_obj_close(j);
 }
 
@@ -248,7 +251,8 @@ int admin_show_servers(struct admin_buf *out, const char *backend, bool json)
 		json_key(&j, "servers");
 		json_arr_open(&j);
 	} else
-		admin_buf_puts(out, "backend server address state health weight conns sessions requests\n");
+		admin_buf_puts(out, "backend server address state health weight conns sessions requests "
+			       "origin\n");
 	for (b = 0; cfg && b < cfg->nbackends; b++) {
 		const struct backend *be = cfg->backends[b];
 
@@ -292,7 +296,7 @@ static const char help_text[] =
 	"  help                                     this list\n"
 	"  show info                                version, uptime, threads, connections, reloads\n"
 	"  show servers [BACKEND]                   one line a server: backend server address state\n"
-	"                                           health weight conns sessions requests\n"
+	"                                           health weight conns sessions requests origin\n"
 	"  show sessions BACKEND [SERVER] [limit N]  persistence-table entries: backend method key\n"
 	"                                           server idle_s age_s\n"
 	"  clear sessions BACKEND [SERVER | key KEY] forget persistence-table entries\n"

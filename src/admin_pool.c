@@ -19,6 +19,7 @@
 #include "log.h"
 #include "persist.h"
 #include "server.h"
+#include "srvstate.h"
 #include "stick.h"
 
 static bool split_name(char *arg, struct backend **be, char **name)
@@ -122,6 +123,8 @@ int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	atomic_init(&s->cur_weight, s->weight);
 	server_update_state(s);
 	persist_server_added(s);
+	/* kept by reloads and the state file, with its state */
+	srvstate_set(s, SRVSTATE_OP_ADDED | SRVSTATE_OP_STATE);
 
 	struct server **arr = calloc((size_t)be->nservers + 1, sizeof(*arr));
 	struct server ***ret = realloc(be->retired, ((size_t)be->nretired + 1) * sizeof(*ret));
@@ -190,7 +193,7 @@ int admin_del_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	const struct persist_rules *rs = be->persist;
 	for (int i = 0; rs && i < rs->n; i++)
 		if (rs->r[i].table)
-			cleared += stick_clear_server(rs->r[i].table, (uint32_t)s->idx);
+			cleared += stick_clear_server(rs->r[i].table, s->sid);
 	atomic_store(&s->sessions, 0);
 	if (json)
 		admin_buf_printf(out, "{\"deleted\":\"%s/%s\",\"sessions_cleared\":%zu}\n", be->name,

@@ -52,6 +52,7 @@
 #include "lb_hash.h"
 #include "persist.h"
 #include "server.h"
+#include "srvstate.h"
 
 #include <time.h>
 
@@ -163,6 +164,7 @@ static int set_state(struct admin_buf *out, struct backend *be, struct server *s
 	struct json j;
 
 	atomic_store_explicit(&s->admin_state, want, memory_order_relaxed);
+	srvstate_set(s, SRVSTATE_OP_STATE); /* kept by reloads and the state file */
 	eff = server_update_state(s);
 	/* SPEC §3.2 slowstart: a server back from maintenance ramps its
 	 * weight up instead of taking a full share of new sessions at once;
@@ -196,8 +198,9 @@ static int set_weight(struct admin_buf *out, struct backend *be, struct server *
 	 * reads now. During a ramp check.c overwrites cur_weight on its next
 	 * tick, so the ramp simply continues toward the new target. weight
 	 * is only read on the control thread: a plain store is enough. */
-	s->weight = wt;
+	__atomic_store_n(&s->weight, wt, __ATOMIC_RELAXED); /* the state saver reads it */
 	atomic_store_explicit(&s->cur_weight, wt, memory_order_relaxed);
+	srvstate_set(s, SRVSTATE_OP_WEIGHT); /* kept by reloads and the state file */
 	if (be->balance == LB_HASH && lb_hash_build(be) < 0) {
 		/* the previous placement stays in use: say so rather than
 		 * pretend the new weight took effect for hashed keys */

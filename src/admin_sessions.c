@@ -90,7 +90,8 @@ static int walk_one(void *arg, const void *key, size_t klen, uint32_t srv, uint6
 		key_redacted(key, klen, k, sizeof(k));
 	else
 		key_text(wk->r, key, klen, k, sizeof(k));
-	const char *sname = srv < (uint32_t)wk->be->nservers ? wk->be->servers[srv]->name : "-";
+	const struct server *sv = persist_server_by_sid(wk->be, srv);
+	const char *sname = sv ? sv->name : "-";
 	if (wk->j) {
 		json_obj_open(wk->j);
 		json_kv_str(wk->j, "backend", wk->be->name);
@@ -115,11 +116,12 @@ static struct backend *find_be(const char *name)
 	return NULL;
 }
 
+/* The id table entries name the server by (its sid), or -1. */
 static int find_server_idx(const struct backend *be, const char *name)
 {
 	for (int i = 0; i < be->nservers; i++)
 		if (!strcmp(be->servers[i]->name, name))
-			return i;
+			return (int)be->servers[i]->sid;
 	return -1;
 }
 

@@ -74,6 +74,14 @@ struct server {
 	 * control thread sets it while workers read it (sconn pools, persist). */
 	atomic_bool removed;
 	uint64_t id_hash;                /* identity in sealed cookies: hash of the name (persist.c) */
+	uint32_t sid;                    /* identity in persistence tables: kept by name across
+					  * reloads, never reused in a backend (persist.c) */
+	/* the operator's state beyond the configuration (state.h): what the
+	 * runtime API set (STATE_OP_*), where it came from (enum
+	 * state_origin), and the weight the configuration gave */
+	_Atomic uint8_t op_set;
+	_Atomic uint8_t origin;
+	uint32_t cfg_weight;
 	int line;         /* configuration line, for messages */
 	int idx;          /* index in its backend's servers[] */
 	struct backend *be;
@@ -123,6 +131,7 @@ struct backend {
 	/* persistence rules plug in here (persist.c); NULL/0 when unused */
 	void *persist;
 	int npersist;
+	_Atomic uint32_t next_sid;    /* the sid the next new server gets (persist.c) */
 
 	/* runtime counters */
 	_Atomic uint64_t requests;

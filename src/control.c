@@ -34,6 +34,7 @@
 #include "log.h"
 #include "priv.h"
 #include "sdnotify.h"
+#include "srvstate.h"
 #include "state.h"
 #include "stats.h"
 #include "worker.h"
@@ -888,9 +889,15 @@ int control_run(struct config *cfg)
 			sweep_idle(&c, now);
 			last_sweep = now;
 		}
-		if (cfg->state_file && !stopping && now - last_save >= STATE_SAVE_MS) {
-			saver_request(cfg);
-			last_save = now;
+		/* an operator's change (drain, weight, add server) is saved at
+		 * once, not at the next period: a crash right after `set
+		 * server ... drain` must not put the server back in the pool */
+		bool changed = srvstate_take_dirty();
+		if (cfg->state_file && !stopping && (changed || now - last_save >= STATE_SAVE_MS)) {
+			if (saver_request(cfg))
+				last_save = now;
+			else if (changed)
+				srvstate_mark_dirty(); /* a save is running: the next one */
 		}
 		if (!stopping)
 			continue;

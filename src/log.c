@@ -438,6 +438,10 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 			o = put_str(o, end, " reason=");
 			o = put_str(o, end, r->persist_reason);
 		}
+		if (r->persist_cookie) {
+			o = put_str(o, end, " cookie=");
+			o = put_str(o, end, r->persist_cookie);
+		}
 	}
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
@@ -489,6 +493,9 @@ static char *put_json(char *o, char *end, struct log_thread *lt, const struct ac
 		if (r->persist_reason)
 			o = put_jstr(o, end, ",\"persist_reason\":", r->persist_reason,
 				     strlen(r->persist_reason));
+		if (r->persist_cookie)
+			o = put_jstr(o, end, ",\"persist_cookie\":", r->persist_cookie,
+				     strlen(r->persist_cookie));
 	}
 	o = put_str(o, end, ",\"connect_ms\":");
 	o = put_ms(o, end, r->connect_ms, true);

@@ -44,6 +44,8 @@ struct access_rec {
 	const char *frontend, *backend, *server, *term;
 	const char *persist, *persist_method; /* NULL when the backend has none */
 	const char *persist_reason;           /* why it moved, NULL otherwise */
+	const char *persist_cookie;           /* "invalid"/"expired": a refused cookie when
+					       * another method decided; NULL otherwise */
 	double connect_ms, ttfb_ms, total_ms;
 };
 

@@ -15,7 +15,6 @@
 #include "persist.h"
 #include "priv.h"
 #include "reload.h"
-#include "seal.h"
 #include "state.h"
 #include "worker.h"
 
@@ -169,9 +168,9 @@ static int prepare(struct config *cfg, bool checking)
 		log_msg(LOG_ERR, "%s", err);
 		return -1;
 	}
-	/* cfg_load() checked the key file already (seal_key_check) */
-	if (!checking && cfg->secret_file &&
-	    seal_key_load_or_create(cfg->secret_file, err, sizeof(err)) < 0) {
+	/* cfg_load() checked an explicit key file already (seal_key_check);
+	 * this loads it, or creates the default one (persist_secret_path) */
+	if (!checking && persist_keys_init(cfg, NULL, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return -1;
 	}
@@ -226,7 +225,8 @@ static int cmd_check(const char *file)
 	if (!cfg)
 		return 1;
 	cfg_hold(cfg);
-	if (prepare(cfg, true) == 0) {
+	/* persist_check: what start would say of the keys (warnings, refusals) */
+	if (prepare(cfg, true) == 0 && persist_check(cfg, stderr) == 0) {
 		printf("%s: configuration valid\n", file);
 		print_not_checked(cfg);
 		rc = 0;

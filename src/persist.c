@@ -27,11 +27,15 @@
 #include "hll.h"
 #include "log.h"
 #include "seal.h"
+#include "srvstate.h"
 #include "stick.h"
 
+#include <limits.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- configuration ----------------------------------------------------------- */
 
@@ -248,20 +252,13 @@ void persist_rules_free(struct backend *be)
 		stick_free(rs->r[i].table);
 		free(rs->r[i].jwt_key);
 	}
+	seal_keys_free(rs->keys);
 	free(rs);
 	be->persist = NULL;
 	be->npersist = 0;
 }
 
 /* ---- runtime set-up ------------------------------------------------------------ */
-
-static uint8_t ephemeral_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
-static bool have_ephemeral;
-
-static const uint8_t *sealing_key(void)
-{
-	return seal_nkeys() ? seal_key(0) : ephemeral_key;
-}
 
 /* Identity of a server in a cookie: 8 bytes of BLAKE2b of its name. */
 static uint64_t name_hash(const char *name)
@@ -294,6 +291,11 @@ void persist_server_added(struct server *s)
 	/* out of memory: no estimate for this server, nothing else lost */
 	if (w && !s->cookie_sessions)
 		s->cookie_sessions = hll_new(w);
+	/* tables name servers by sid: a new one is never reused in this
+	 * backend, and a reload keeps each server's by name (reload.c), so
+	 * that every generation reads the shared tables alike */
+	s->sid = atomic_fetch_add_explicit(&s->be->next_sid, 1, memory_order_relaxed);
+	srvstate_server_added(s);
 }
 
 uint64_t persist_cookie_window_ms(const struct backend *be)
@@ -308,21 +310,15 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 		struct persist_rules *rs = be->persist;
 		/* computed once here, not per request: the cookie of every
 		 * request names its server by this hash */
+		atomic_store_explicit(&be->next_sid, 0, memory_order_relaxed);
 		for (int i = 0; i < be->nservers; i++)
 			persist_server_added(be->servers[i]);
 		if (!rs)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
 			struct persist_rule *r = &rs->r[i];
-			if (r->kind == PERSIST_COOKIE) {
-				if (!seal_nkeys() && !have_ephemeral) {
-					randombytes_buf(ephemeral_key, sizeof(ephemeral_key));
-					have_ephemeral = true;
-					log_msg(LOG_WARN, "no secret-file: cookies of backend %s are sealed with "
-						"a key that dies with this process", be->name);
-				}
-				continue;
-			}
+			if (r->kind == PERSIST_COOKIE)
+				continue; /* its keys: persist_keys_init() */
 			r->table = stick_new(r->size, r->expire_ms, 0);
 			if (!r->table) {
 				snprintf(err, errlen, "out of memory for the persistence table of %s", be->name);
@@ -331,6 +327,174 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+static bool uses_insert_cookies(const struct backend *be)
+{
+	const struct persist_rules *rs = rules_of(be);
+	for (int i = 0; rs && i < rs->n; i++)
+		if (rs->r[i].kind == PERSIST_COOKIE)
+			return true;
+	return false;
+}
+
+/*
+ * Where the cookie key lives: secret-file, or, when a backend issues insert
+ * cookies without one, bollard.key beside the state file (the place for
+ * what must survive a restart), else in the working directory (where the
+ * configuration's relative paths point, and under the systemd unit the
+ * state directory). Never beside the admin socket: /run is emptied at
+ * boot, so a key there would die with every reboot. Without a file at all
+ * every restart would turn every live cookie invalid (issue 9 item 11).
+ */
+const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap)
+{
+	bool needed = false;
+	for (int b = 0; b < cfg->nbackends && !needed; b++)
+		needed = uses_insert_cookies(cfg->backends[b]);
+	if (cfg->secret_file)
+		return cfg->secret_file;
+	if (!needed)
+		return NULL;
+	const char *slash = cfg->state_file ? strrchr(cfg->state_file, '/') : NULL;
+	if (slash && slash == cfg->state_file)
+		snprintf(buf, cap, "/bollard.key");
+	else if (slash)
+		snprintf(buf, cap, "%.*s/bollard.key", (int)(slash - cfg->state_file), cfg->state_file);
+	else
+		snprintf(buf, cap, "./bollard.key");
+	return buf;
+}
+
+/* The keys a running generation uses, or NULL. */
+static struct seal_keys *keys_of(const struct config *cfg)
+{
+	for (int b = 0; cfg && b < cfg->nbackends; b++)
+		if (rules_of(cfg->backends[b]) && rules_of(cfg->backends[b])->keys)
+			return rules_of(cfg->backends[b])->keys;
+	return NULL;
+}
+
+/* Each backend that issues insert cookies takes a reference to k. */
+static void give_keys(struct config *cfg, struct seal_keys *k)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct persist_rules *rs = rules_of(cfg->backends[b]);
+		if (!uses_insert_cookies(cfg->backends[b]) || rs->keys)
+			continue;
+		seal_keys_hold(k);
+		rs->keys = k;
+	}
+}
+
+int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen)
+{
+	char def[PATH_MAX] = "", id[SEAL_ID_LEN + 1], was[SEAL_ID_LEN + 1];
+	const char *path = persist_secret_path(cfg, def, sizeof(def));
+	struct seal_keys *old = keys_of(running);
+	bool created = false;
+	if (!path)
+		return 0;
+	/* A new key only while none is in use: on a reload a vanished file
+	 * must not silently turn every live cookie invalid. */
+	struct seal_keys *k = seal_keys_load(path, !old, &created, err, errlen);
+	if (!k) {
+		if (old && access(path, F_OK) < 0 && errno == ENOENT)
+			snprintf(err, errlen, "secret-file %s: no such file (a reload never makes a "
+				 "new key while cookies of the running one are live)", path);
+		return -1;
+	}
+	give_keys(cfg, k);
+	seal_key_id(k, 0, id);
+	if (path == def) {
+		char cwd[PATH_MAX];
+		log_msg(LOG_INFO, "no secret-file: the cookie key is kept in %s%s%s%s; set "
+			"secret-file to choose where", path, path[0] == '/' ? "" : " (in ",
+			path[0] == '/' ? "" : getcwd(cwd, sizeof(cwd)) ? cwd : "the working directory",
+			path[0] == '/' ? "" : ")");
+	}
+	if (created)
+		log_msg(LOG_INFO, "%s created with a new cookie key (mode 0600)", path);
+	if (!old)
+		log_msg(LOG_INFO, "cookie key %s seals (%s: %d key%s open)", id, path, k->n,
+			k->n == 1 ? "" : "s");
+	else if (!seal_keys_same(old, k)) {
+		seal_key_id(old, 0, was);
+		if (strcmp(id, was))
+			log_msg(LOG_INFO, "reload: %s re-read: cookie key %s seals now (was %s), "
+				"%d key%s open", path, id, was, k->n, k->n == 1 ? "" : "s");
+		else
+			log_msg(LOG_INFO, "reload: %s re-read: cookie key %s still seals, %d key%s "
+				"open (was %d)", path, id, k->n, k->n == 1 ? "" : "s", old->n);
+	}
+	seal_keys_free(k);
+	return 0;
+}
+
+/* Session cookies of well-known application servers, as they write them. */
+static const struct { const char *name, *who; } known_sessions[] = {
+	{ "JSESSIONID", "Java servlet containers (Tomcat, Jetty, WildFly)" },
+	{ "PHPSESSID", "PHP" },
+	{ "ASP.NET_SessionId", "ASP.NET" },
+	{ "connect.sid", "Node.js express-session" },
+	{ "laravel_session", "Laravel" },
+	{ "sessionid", "Django" },
+	{ "_session_id", "Ruby on Rails" },
+	{ "CFID", "ColdFusion" },
+	{ "CFTOKEN", "ColdFusion" },
+};
+
+/* `persist learn jsessionid`: exact matching, as RFC 6265 wants, learns
+ * nothing from a server that writes JSESSIONID; say so before it runs. */
+static void check_learn_names(const struct config *cfg, FILE *out)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		const struct persist_rules *rs = rules_of(cfg->backends[b]);
+		for (int i = 0; rs && i < rs->n; i++) {
+			const struct persist_rule *r = &rs->r[i];
+			if (r->kind != PERSIST_LEARN)
+				continue;
+			for (size_t k = 0; k < ARRAY_SIZE(known_sessions); k++)
+				if (!strcasecmp(r->name, known_sessions[k].name) &&
+				    strcmp(r->name, known_sessions[k].name))
+					fprintf(out, "%s:%d: warning: persist learn %s: cookie names are "
+						"case-sensitive (RFC 6265) and %s writes %s: this line "
+						"learns only a Set-Cookie named exactly '%s'\n", cfg->file,
+						r->line, r->name, known_sessions[k].who,
+						known_sessions[k].name, r->name);
+		}
+	}
+}
+
+int persist_check(const struct config *cfg, FILE *out)
+{
+	char def[PATH_MAX], err[512];
+	const char *path = persist_secret_path(cfg, def, sizeof(def));
+	int errors = 0;
+	check_learn_names(cfg, out);
+	for (int b = 0; path == def && b < cfg->nbackends; b++) {
+		const struct persist_rules *rs = rules_of(cfg->backends[b]);
+		for (int i = 0; rs && i < rs->n; i++)
+			if (rs->r[i].kind == PERSIST_COOKIE) {
+				fprintf(out, "%s:%d: warning: persist cookie %s insert without secret-file: "
+					"the cookie key is kept in %s%s, created at first start; set "
+					"secret-file to choose where, or to share it between instances\n",
+					cfg->file, rs->r[i].line, rs->r[i].name, path, path[0] == '/' ? ""
+					: " (relative to the directory bollard runs in)");
+				b = cfg->nbackends; /* once */
+				break;
+			}
+	}
+	/* what start would refuse, check refuses too */
+	if (path && access(path, F_OK) == 0) {
+		struct seal_keys *k = seal_keys_load(path, false, NULL, err, sizeof(err));
+		if (!k) {
+			fprintf(out, "%s: %s\n", cfg->file, err);
+			errors++;
+		}
+		seal_keys_free(k);
+	}
+	return errors;
 }
 
 void persist_fini(struct config *cfg)
@@ -382,12 +546,17 @@ static uint64_t new_session_id(void)
 	return x ^ (x >> 31);
 }
 
-/* Seal into out (base64url); returns its length or -1. */
+/* Seal into out (base64url) under the first key; returns its length or -1
+ * (also when no key is loaded: no cookie rather than a cookie nobody can
+ * open). */
 static long cookie_seal(const struct backend *be, const struct persist_rule *r, uint64_t srvhash,
 			uint32_t issued, uint32_t refreshed, uint64_t sid, char *out, size_t cap)
 {
+	const struct seal_keys *keys = rules_of(be)->keys;
 	uint8_t plain[SEAL_PLAIN], raw[SEAL_RAW], ad[2 * CFG_NAME_MAX + 1];
 	size_t adlen;
+	if (!keys)
+		return -1;
 	plain[0] = SEAL_VERSION;
 	memcpy(plain + 1, &srvhash, 8);
 	put32(plain + 9, issued);
@@ -403,17 +572,21 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 	make_ad(be, r, ad, &adlen);
 	unsigned long long clen;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SEAL_NONCE, &clen, plain, sizeof(plain), ad,
-						   adlen, NULL, raw, sealing_key());
+						   adlen, NULL, raw, keys->key[0]);
 	return cookie_b64_encode(raw, SEAL_RAW, out, cap);
 }
 
-/* Open a cookie value: 0 ok, -1 invalid. */
+/* Open a cookie value: the index of the key that opened it (0: the
+ * sealing key), or -1: invalid. */
 static int cookie_open(const struct backend *be, const struct persist_rule *r, struct h1_str v,
 		       uint64_t *srvhash, uint32_t *issued, uint32_t *refreshed, uint64_t *sid)
 {
+	const struct seal_keys *keys = rules_of(be)->keys;
 	uint8_t raw[SEAL_RAW + 4], plain[SEAL_PLAIN], ad[2 * CFG_NAME_MAX + 1];
 	size_t adlen, rawlen, plainlen;
 	uint8_t version;
+	if (!keys)
+		return -1;
 	if (v.n == cookie_b64_enclen(SEAL_RAW)) {
 		rawlen = SEAL_RAW, plainlen = SEAL_PLAIN, version = SEAL_VERSION;
 	} else if (v.n == cookie_b64_enclen(SEAL_RAW_V1)) {
@@ -424,13 +597,11 @@ static int cookie_open(const struct backend *be, const struct persist_rule *r, s
 	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != (long)rawlen)
 		return -1;
 	make_ad(be, r, ad, &adlen);
-	int nk = seal_nkeys() ? seal_nkeys() : 1;
-	for (int k = 0; k < nk; k++) {
-		const uint8_t *key = seal_nkeys() ? seal_key(k) : ephemeral_key;
+	for (int k = 0; k < keys->n; k++) {
 		unsigned long long plen;
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, raw + SEAL_NONCE,
 							       plainlen + SEAL_TAG, ad, adlen, raw,
-							       key) == 0 &&
+							       keys->key[k]) == 0 &&
 		    plen == plainlen && plain[0] == version) {
 			memcpy(srvhash, plain + 1, 8);
 			*issued = get32(plain + 9);
@@ -439,7 +610,7 @@ static int cookie_open(const struct backend *be, const struct persist_rule *r, s
 				memcpy(sid, raw + 16, 8); /* the nonce's unique part */
 			else
 				memcpy(sid, plain + 17, 8);
-			return 0;
+			return k;
 		}
 	}
 	return -1;
@@ -489,11 +660,17 @@ static struct server *server_by_name(const struct backend *be, struct h1_str n)
 	return NULL;
 }
 
-static struct server *server_by_idx(const struct backend *be, uint32_t idx)
+struct server *persist_server_by_sid(const struct backend *be, uint32_t sid)
 {
 	struct server *const *sv;
 	int n = servers_of(be, &sv);
-	return idx < (uint32_t)n ? live(sv[idx]) : NULL;
+	/* sid == index until a reload reorders, adds or removes servers */
+	if (sid < (uint32_t)n && sv[sid]->sid == sid)
+		return live(sv[sid]);
+	for (int i = 0; i < n; i++)
+		if (sv[i]->sid == sid)
+			return live(sv[i]);
+	return NULL;
 }
 
 static bool find_cookie(const struct h1_msg *m, const char *name, struct h1_str *v)
@@ -558,6 +735,30 @@ static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct
 		add_key(pr, i, claim.p, claim.n);
 }
 
+/* Rule i gave verdict r; the first one to do so names it. */
+static void verdict(int8_t first[PR_COUNT], enum persist_result r, int i)
+{
+	if (first[r] < 0)
+		first[r] = (int8_t)i;
+}
+
+/*
+ * A cookie refused as invalid or expired while another verdict decides
+ * (a fallback method hit, or moved): it is counted and logged as well
+ * (persist=hit method=source cookie=invalid), so that a forged cookie
+ * never vanishes behind a fallback (issue 9 item 3). The response then
+ * issues a fresh cookie as for any client without a valid one.
+ */
+static void cookie_also(struct persist_req *pr, const int8_t first[PR_COUNT])
+{
+	for (enum persist_result r = PR_INVALID; r <= PR_EXPIRED; r++)
+		if (r != pr->result && first[r] >= 0 &&
+		    (pr->also_rule < 0 || first[r] < pr->also_rule)) {
+			pr->also = (uint8_t)r;
+			pr->also_rule = first[r];
+		}
+}
+
 void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
 {
@@ -566,16 +767,20 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->rule = -1;
 	pr->assigned = pr->refresh = pr->strip_cookie = false;
 	pr->has_key = 0;
+	pr->newer = 0;
 	pr->keys_used = 0;
 	pr->cookie_srv = NULL;
+	pr->also = PR_NONE;
+	pr->also_rule = -1;
 	pr->fail = false;
 	pr->reason = MOVED_NONE;
 	if (!rs || !rs->n) {
 		pr->result = PR_NONE;
 		return;
 	}
-	bool moved = false, invalid = false, expired = false;
-	int first_bad = -1;
+	/* the first rule that gave each verdict, -1: none did */
+	int8_t first[PR_COUNT];
+	memset(first, -1, sizeof(first));
 	struct server *lost = NULL; /* the remembered server that cannot take it */
 	uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
 	for (int i = 0; i < rs->n; i++) {
@@ -589,33 +794,35 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->strip_cookie = true;
 			uint64_t h, sid;
 			uint32_t issued, refreshed;
-			if (cookie_open(be, r, v, &h, &issued, &refreshed, &sid) < 0) {
-				invalid = true;
-				if (first_bad < 0)
-					first_bad = i;
+			int key = cookie_open(be, r, v, &h, &issued, &refreshed, &sid);
+			if (key < 0) {
+				verdict(first, PR_INVALID, i);
 				break;
 			}
 			if ((r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms) ||
 			    (r->max_life_ms && (uint64_t)(now_s - issued) * 1000 > r->max_life_ms) ||
 			    refreshed > now_s + 300 /* from the future: not ours to honour */) {
-				expired = true;
-				if (first_bad < 0)
-					first_bad = i;
+				verdict(first, PR_EXPIRED, i);
 				break;
 			}
 			s = server_by_hash(be, h);
 			if (!s) {
-				moved = true; /* its server left the configuration */
+				/* its server left the configuration */
+				verdict(first, PR_MOVED, i);
 				if (!pr->reason)
 					pr->reason = MOVED_REMOVED;
-				if (first_bad < 0)
-					first_bad = i;
 				break;
 			}
 			pr->cookie_issued = issued;
 			pr->cookie_sid = sid;
 			pr->cookie_srv = s;
 			if (r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms / 4)
+				pr->refresh = true;
+			/* opened by an older key of a rotation: sealed again under
+			 * the first one now, so that every client seen after the
+			 * rotation holds a cookie of the new key, and the old key
+			 * can go once max-idle has passed */
+			if (key > 0)
 				pr->refresh = true;
 			break;
 		}
@@ -646,25 +853,27 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			if (!s) {
 				/* a prefix that names no server: forged, or its
 				 * server left the configuration */
-				moved = true;
+				verdict(first, PR_MOVED, i);
 				if (!pr->reason)
 					pr->reason = MOVED_REMOVED;
-				if (first_bad < 0)
-					first_bad = i;
 			}
 			break;
 		}
 		}
 		if (r->table && (pr->has_key & (1u << i))) {
-			uint32_t idx;
-			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &idx) == 1) {
-				s = server_by_idx(be, idx);
-				if (!s) {
-					moved = true;
+			uint32_t sid;
+			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &sid) == 1) {
+				s = persist_server_by_sid(be, sid);
+				if (!s && sid >= atomic_load_explicit(&be->next_sid, memory_order_relaxed)) {
+					/* a newer generation (a reload or `add server`
+					 * while this one finishes) put it on a server
+					 * this one does not know: not ours to answer,
+					 * nor to overwrite */
+					pr->newer |= (uint8_t)(1u << i);
+				} else if (!s) {
+					verdict(first, PR_MOVED, i);
 					if (!pr->reason)
 						pr->reason = MOVED_REMOVED;
-					if (first_bad < 0)
-						first_bad = i;
 				}
 			}
 		}
@@ -674,19 +883,18 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			pr->srv = s;
 			pr->rule = (int8_t)i;
 		} else {
-			moved = true;
+			verdict(first, PR_MOVED, i);
 			if (!lost)
 				lost = s;
 			if (!pr->reason)
 				pr->reason = atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT
 					     ? MOVED_MAINT : MOVED_DOWN;
-			if (first_bad < 0)
-				first_bad = i;
 		}
 	}
 	if (pr->srv) {
 		pr->result = PR_HIT;
 		pr->reason = MOVED_NONE;
+		cookie_also(pr, first);
 		return;
 	}
 	pr->assigned = true;
@@ -699,10 +907,12 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		/* the replica's application holds a copy of the session */
 		pr->srv = lost->replica;
 	}
-	pr->rule = (int8_t)(first_bad >= 0 ? first_bad : 0);
-	pr->result = moved ? PR_MOVED : expired ? PR_EXPIRED : invalid ? PR_INVALID : PR_NEW;
+	pr->result = first[PR_MOVED] >= 0 ? PR_MOVED : first[PR_EXPIRED] >= 0 ? PR_EXPIRED
+		     : first[PR_INVALID] >= 0 ? PR_INVALID : PR_NEW;
+	pr->rule = pr->result == PR_NEW ? 0 : first[pr->result];
 	if (pr->result != PR_MOVED)
 		pr->reason = MOVED_NONE;
+	cookie_also(pr, first);
 }
 
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)
@@ -712,15 +922,25 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 		return;
 	for (int i = 0; i < rs->n; i++) {
 		struct persist_rule *r = &rs->r[i];
-		if (!r->table || !(pr->has_key & (1u << i)))
+		if (!r->table || !(pr->has_key & (1u << i)) || (pr->newer & (1u << i)))
 			continue;
 		if (pr->result == PR_HIT && pr->rule == i)
 			continue; /* the lookup that hit already refreshed it */
-		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], (uint32_t)s->idx, now_ms);
+		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], s->sid, now_ms);
 	}
 }
 
 /* ---- response side ------------------------------------------------------------------------ */
+
+static void warn_case(const struct backend *be, struct persist_rule *r, struct h1_str got)
+{
+	if (atomic_exchange_explicit(&r->warned_case, true, memory_order_relaxed))
+		return;
+	log_msg(LOG_WARN, "backend %s: persist learn %s learns nothing from the server's "
+		"Set-Cookie %.*s: cookie names are case-sensitive (RFC 6265); write "
+		"'persist learn %.*s' (line %d)", be->name, r->name, (int)got.n, got.p,
+		(int)got.n, got.p, r->line);
+}
 
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
 			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap)
@@ -738,9 +958,17 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				struct cookie_set sc;
 				if (!(resp->hdrs[h].flags & H1_HF_SETCOOKIE) ||
 				    cookie_set_parse(resp->hdrs[h].value, &sc) < 0 || sc.name.n != n.n ||
-				    memcmp(sc.name.p, n.p, n.n) || !sc.value.n)
+				    !sc.value.n)
 					continue;
-				stick_store(r->table, sc.value.p, sc.value.n, (uint32_t)s->idx, now_ms);
+				/* RFC 6265 5.3: a cookie's name is matched octet for
+				 * octet, so `learn jsessionid` never learns JSESSIONID;
+				 * kept exact, but said once */
+				if (memcmp(sc.name.p, n.p, n.n)) {
+					if (!strncasecmp(sc.name.p, n.p, n.n))
+						warn_case(be, r, sc.name);
+					continue;
+				}
+				stick_store(r->table, sc.value.p, sc.value.n, s->sid, now_ms);
 			}
 		} else if (r->kind == PERSIST_COOKIE) {
 			/* the session goes on (same id) or starts (a new one) on s:
@@ -799,13 +1027,16 @@ void persist_count(struct backend *be, const struct persist_req *pr)
 	if (!rs || pr->result == PR_NONE || pr->rule < 0)
 		return;
 	atomic_fetch_add_explicit(&rs->r[pr->rule].counts[pr->result], 1, memory_order_relaxed);
+	if (pr->also != PR_NONE && pr->also_rule >= 0)
+		atomic_fetch_add_explicit(&rs->r[pr->also_rule].counts[pr->also], 1,
+					  memory_order_relaxed);
 	if (pr->result == PR_MOVED && pr->reason < MOVED_COUNT)
 		atomic_fetch_add_explicit(&rs->moved[pr->reason], 1, memory_order_relaxed);
 }
 
 const char *persist_reason_name(int reason)
 {
-	static const char *const names[] = { "-", "down", "maint", "removed", "connect", "maxconn" };
+	static const char *const names[] = { "-", "down", "maint", "removed", "connect" };
 	return reason >= 0 && reason < MOVED_COUNT ? names[reason] : "-";
 }
 
@@ -846,7 +1077,7 @@ void persist_update_sessions(struct config *cfg)
 			uint64_t n = 0;
 			for (int i = 0; rs && i < rs->n; i++)
 				if (rs->r[i].table)
-					n += stick_count_server(rs->r[i].table, (uint32_t)s);
+					n += stick_count_server(rs->r[i].table, sv[s]->sid);
 			atomic_store_explicit(&sv[s]->sessions, n, memory_order_relaxed);
 		}
 	}

@@ -13,6 +13,7 @@
 #include "h1.h"
 
 struct stick_table;
+struct seal_keys;
 
 enum persist_kind {
 	PERSIST_COOKIE,     /* cookie NAME insert: a sealed cookie of ours */
@@ -35,14 +36,15 @@ enum persist_result {
 };
 
 /* Why a session moved (SPEC 3.2), for the log and
- * bollard_persistence_moved_total{backend,reason}. */
+ * bollard_persistence_moved_total{backend,reason}. A full server (maxconn)
+ * is no reason: its persistent requests wait in its queue (stream.c), they
+ * never move, so no such series is exported. */
 enum persist_reason {
 	MOVED_NONE = 0,
 	MOVED_DOWN,      /* health checks or passive detection */
 	MOVED_MAINT,     /* the operator */
 	MOVED_REMOVED,   /* no longer in the configuration */
 	MOVED_CONNECT,   /* it failed this request's connection */
-	MOVED_MAXCONN,   /* full */
 	MOVED_COUNT
 };
 
@@ -68,12 +70,14 @@ struct persist_rule {
 	uint8_t *jwt_key;          /* verify hs256 key, NULL = no verification */
 	size_t jwt_keylen;
 	struct stick_table *table; /* created by persist_init() */
+	_Atomic bool warned_case;  /* learn: a Set-Cookie differing in case was logged */
 	_Atomic uint64_t counts[PR_COUNT];
 };
 
 struct persist_rules {
 	struct persist_rule r[PERSIST_MAX_RULES];
 	int n;
+	struct seal_keys *keys;    /* cookie insert: the generation's keys (a reference) */
 	_Atomic uint64_t moved[MOVED_COUNT];
 };
 
@@ -87,6 +91,10 @@ struct persist_req {
 	bool strip_cookie;         /* the request carried our cookie: remove it */
 	bool fail;                 /* on-server-down fail: answer 503 */
 	uint8_t reason;            /* enum persist_reason when moved */
+	uint8_t also;              /* PR_INVALID or PR_EXPIRED: the verdict of a cookie that
+				    * did not decide (another rule did), counted and logged
+				    * too; PR_NONE otherwise */
+	int8_t also_rule;          /* its rule, -1: none */
 	struct server *cookie_srv; /* server named by a valid insert cookie */
 	uint32_t cookie_issued;    /* its time of issue (kept across refreshes) */
 	uint64_t cookie_sid;       /* its session id (kept across refreshes) */
@@ -95,6 +103,8 @@ struct persist_req {
 	uint16_t key_off[PERSIST_MAX_RULES];
 	uint8_t key_len[PERSIST_MAX_RULES];
 	uint8_t has_key;           /* bit per rule */
+	uint8_t newer;             /* bit per rule: its entry names a server of a newer
+				    * generation (persist_decide); left alone */
 	uint16_t keys_used;
 	char keys[512];
 };
@@ -108,6 +118,25 @@ void persist_rules_free(struct backend *be);
 /* Runtime: create the tables and the cookie key. 0 or -1 with err. */
 int persist_init(struct config *cfg, char *err, size_t errlen);
 void persist_fini(struct config *cfg);
+
+/*
+ * The cookie keys of cfg (SPEC §3.1 secret-file): load them from
+ * persist_secret_path() and give them to the backends that issue insert
+ * cookies. At start (running NULL) a missing file is created with a new
+ * key; on a reload (running: the generation in use) it never is, and any
+ * error leaves running's keys in use (the caller keeps running). Logs
+ * which key seals, at start and when a reload changed the keys.
+ * 0, or -1 with err.
+ */
+int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen);
+/* `bollard check`: what start would say about persistence beyond the
+ * syntax, as "FILE:LINE: warning: ..." lines on out (the default key file
+ * in use), and what start would refuse (a secret-file it cannot use).
+ * Returns the number of such errors. */
+int persist_check(const struct config *cfg, FILE *out);
+/* secret-file, or the default key file when a backend issues insert cookies
+ * without one (written into buf), or NULL when no key is needed. */
+const char *persist_secret_path(const struct config *cfg, char *buf, size_t cap);
 /* A server joins (configuration or `add server`): compute what persistence
  * needs of it before workers can see it (its cookie identity; with an
  * insert cookie, its estimate of cookie sessions, freed by
@@ -139,7 +168,8 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
 			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap);
 
-/* Count the decision (once per request). */
+/* Count the decision (once per request), and the verdict of a refused
+ * cookie that did not decide (pr->also) under its own method. */
 void persist_count(struct backend *be, const struct persist_req *pr);
 
 const char *persist_result_name(enum persist_result r);
@@ -149,6 +179,10 @@ const char *persist_reason_name(int reason);
 const char *persist_cookie_name(const struct backend *be);
 /* The application cookie of `persist cookie NAME prefix`, or NULL. */
 const char *persist_prefix_name(const struct backend *be);
+
+/* The server of be that table entries name by sid (struct server.sid),
+ * NULL when none does (removed, or not known to this generation). */
+struct server *persist_server_by_sid(const struct backend *be, uint32_t sid);
 
 /* Total table entries per server (for `show servers` sessions). */
 void persist_update_sessions(struct config *cfg);

@@ -7,10 +7,12 @@
  *    tune.bufsize, admin-socket, stats-listen) must be unchanged.
  * 3. The new generation is prepared off to the side: hash placements,
  *    persistence tables. Tables of rules that kept their backend, method and
- *    name carry over (their entries remapped by server name when the list
- *    of servers changed); counters carry over by name so they stay
- *    monotonic; the operator's drain/maint and the health of servers that
- *    kept their name carry over too.
+ *    name are shared with the old generation (servers are named in them by
+ *    a sid that a reload keeps by name, so no entry needs remapping);
+ *    counters carry over by name so they stay monotonic; the operator's
+ *    drain/maint, runtime weights and servers added at runtime
+ *    (srvstate.h), and the health of servers that kept their name carry
+ *    over too.
  * 4. G.cfg is swapped, and every worker is told: it re-points its listeners
  *    (an unchanged address keeps its socket, so no connection is refused),
  *    rebuilds its balancing state, and moves each client connection to the
@@ -24,8 +26,8 @@
 #include "global.h"
 #include "lb_hash.h"
 #include "log.h"
-#include "ev.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 #include "worker.h"
 
@@ -49,46 +51,46 @@ static void copy_u64(_Atomic uint64_t *to, _Atomic uint64_t *from)
 			      memory_order_relaxed);
 }
 
-struct remap {
-	struct stick_table *to;
-	const struct backend *old_be, *new_be;
-	uint64_t now;
-	size_t moved, dropped;
-};
-
-static int remap_one(void *arg, const void *key, size_t klen, uint32_t srv, uint64_t idle_ms,
-		     uint64_t age_ms)
+/*
+ * Table entries name servers by sid (persist.c). A server that keeps its
+ * name keeps its sid, a new name gets one never used in this backend, so
+ * the old and the new generation read the same table alike and can share
+ * it (below); an entry of a server the new configuration removed names no
+ * server there any more, and its session moves once (`removed`).
+ */
+static void carry_sids(const struct backend *ob, struct backend *nb)
 {
-	struct remap *m = arg;
-	(void)age_ms;
-	if (srv >= (uint32_t)m->old_be->nservers) {
-		m->dropped++;
-		return 0;
+	uint32_t next = atomic_load_explicit(&ob->next_sid, memory_order_relaxed);
+
+	for (int i = 0; i < nb->nservers; i++) {
+		struct server *ns = nb->servers[i];
+		struct server *os = cfg_find_server(ob, ns->name);
+
+		ns->sid = os ? os->sid : next++;
 	}
-	struct server *ns = cfg_find_server(m->new_be, m->old_be->servers[srv]->name);
-	if (!ns) {
-		m->dropped++;
-		return 0;
-	}
-	/* keep the entry's idle time: it must expire when it would have */
-	uint64_t t = m->now > idle_ms ? m->now - idle_ms : 0;
-	stick_store(m->to, key, klen, (uint32_t)ns->idx, t);
-	m->moved++;
-	return 0;
+	atomic_store_explicit(&nb->next_sid, next, memory_order_relaxed);
 }
 
-static bool same_servers(const struct backend *a, const struct backend *b)
+/*
+ * The new rule takes over the old rule's table itself, not a copy: both
+ * generations use it at once while the old one finishes its in-flight
+ * requests, so nothing the old generation learns after this point (a
+ * Set-Cookie of a response still in flight) can be missed by the new one,
+ * and the new one never answers from a table that is still being filled
+ * (issue 9 item 14). A changed `size` or `expire` applies to the shared
+ * table.
+ */
+static void share_table(struct persist_rule *r, struct persist_rule *o)
 {
-	if (a->nservers != b->nservers)
-		return false;
-	for (int i = 0; i < a->nservers; i++)
-		if (strcmp(a->servers[i]->name, b->servers[i]->name))
-			return false;
-	return true;
+	stick_free(r->table); /* the empty one persist_init() made */
+	stick_hold(o->table);
+	r->table = o->table;
+	if (o->size != r->size || o->expire_ms != r->expire_ms)
+		stick_set_limits(r->table, r->size, r->expire_ms);
 }
 
 /* Move what belongs to the running system from old to nc, by name. */
-static void carry_over(struct config *old, struct config *nc, uint64_t now)
+static void carry_over(struct config *old, struct config *nc)
 {
 	for (int f = 0; f < nc->nfrontends; f++) {
 		struct frontend *nf = nc->frontends[f], *of = NULL;
@@ -106,6 +108,11 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 		struct backend *ob = cfg_find_backend(old, nb->name);
 		if (!ob)
 			continue;
+		/* servers added at runtime join first, so that everything
+		 * below (counters, states, sids) carries over to them too */
+		srvstate_carry(ob, nb);
+		if (nb->balance == LB_HASH)
+			lb_hash_build(nb); /* runtime weights and servers place keys too */
 		copy_u64(&nb->requests, &ob->requests);
 		copy_u64(&nb->no_server, &ob->no_server);
 		for (int k = 0; k < (int)ARRAY_SIZE(nb->dur_buckets); k++)
@@ -147,10 +154,11 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 			int h = atomic_load(&ns->health);
 			atomic_store(&ns->state, st == SRV_MAINT ? SRV_MAINT : h == HEALTH_DOWN ? SRV_DOWN : st);
 		}
+		carry_sids(ob, nb);
 		struct persist_rules *nr = nb->persist, *orr = ob->persist;
 		if (!nr || !orr)
 			continue;
-		for (int k = 0; k < 8 && k < (int)MOVED_COUNT; k++)
+		for (int k = 0; k < (int)MOVED_COUNT; k++)
 			copy_u64(&nr->moved[k], &orr->moved[k]);
 		bool used[PERSIST_MAX_RULES] = { false };
 		for (int i = 0; i < nr->n; i++) {
@@ -162,21 +170,8 @@ static void carry_over(struct config *old, struct config *nc, uint64_t now)
 				used[j] = true;
 				for (int k = 0; k < PR_COUNT; k++)
 					copy_u64(&r->counts[k], &o->counts[k]);
-				if (!r->table || !o->table)
-					break;
-				if (same_servers(ob, nb) && o->expire_ms == r->expire_ms && o->size == r->size) {
-					/* the same table serves on: hand it over */
-					stick_free(r->table);
-					r->table = o->table;
-					o->table = NULL;
-				} else {
-					struct remap m = { r->table, ob, nb, now, 0, 0 };
-					stick_foreach(o->table, now, remap_one, &m);
-					if (m.dropped)
-						log_msg(LOG_INFO, "reload: backend %s %s: %zu sessions kept, "
-							"%zu dropped (server gone)", nb->name, r->label,
-							m.moved, m.dropped);
-				}
+				if (r->table && o->table)
+					share_table(r, o);
 				break;
 			}
 		}
@@ -238,6 +233,9 @@ int reload_run(char *msg, size_t msglen)
 			why = "out of memory building a hash placement";
 	if (!why && persist_init(nc, err, sizeof(err)) < 0)
 		why = err;
+	/* secret-file is read again (key rotation); a bad one keeps all */
+	if (!why && persist_keys_init(nc, old, err, sizeof(err)) < 0)
+		why = err;
 	if (why) {
 		log_msg(LOG_ERR, "reload: %s; still running the previous configuration", why);
 		snprintf(msg, msglen, "reload failed: %s", why);
@@ -246,7 +244,7 @@ int reload_run(char *msg, size_t msglen)
 		cfg_free(nc);
 		return -1;
 	}
-	carry_over(old, nc, ev_now_ms());
+	carry_over(old, nc);
 	cfg_hold(nc); /* the control thread's reference */
 	__atomic_store_n(&G.cfg, nc, __ATOMIC_RELEASE);
 	atomic_fetch_add(&G.reloads, 1);

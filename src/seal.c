@@ -5,40 +5,29 @@
  * other's cookies, so the key lives in a file the operator can copy; a
  * single instance just lets us generate it. Whoever reads the key can forge
  * a cookie routing to any server, so the file must be private: we create it
- * 0600 with O_EXCL (no race with another instance starting at the same
- * time: the loser of the race reads the winner's key) and we refuse to use
- * a file that group or others may read or write, like ssh does with private
- * keys, rather than silently trusting it.
+ * 0600, complete, under a temporary name and link() it into place, which
+ * fails if the file appeared meanwhile (another instance starting at the
+ * same time: the loser of the race reads the winner's key, never a file
+ * still being written); and we refuse to use a file that group or others
+ * may read or write, like ssh does with private keys, rather than silently
+ * trusting it.
  *
- * Keys are read at start (and at reload, later) on the main thread only,
- * before the workers read them; a reload will swap them under the
- * configuration generation, not here.
+ * Keys are read on the main thread (at start and at each reload) into a
+ * new key set; the workers read a set only through the configuration
+ * generation that holds it (persist.c), and a set never changes once
+ * loaded, so a reload needs no lock.
  */
 #include "api.h"
 #include "seal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
 
 #define SEAL_FILE_MAX (64 * 1024)
-
-static uint8_t seal_keys[SEAL_MAX_KEYS][SEAL_KEY_LEN];
-static int seal_count;
-
-const uint8_t *seal_key(int i)
-{
-	if (i < 0 || i >= seal_count)
-		return NULL;
-	return seal_keys[i];
-}
-
-int seal_nkeys(void)
-{
-	return seal_count;
-}
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -111,6 +100,47 @@ static int parse_keys(const char *path, const char *text, size_t len,
 	return n;
 }
 
+/* fsync the directory of path, so that a new name in it is durable. */
+static void sync_dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/* Write all of text to fd, then fsync it; 0 or -1 (errno set). */
+static int write_synced(int fd, const char *text, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	/* the key must survive a crash right after we issued cookies with it */
+	return fsync(fd);
+}
+
 /* Create path with one new key; 0, 1 if it appeared meanwhile, -1 on error. */
 static int create_file(const char *path, char *err, size_t errlen)
 {
@@ -118,48 +148,40 @@ static int create_file(const char *path, char *err, size_t errlen)
 				   "the first key seals, all keys open\n";
 	uint8_t key[SEAL_KEY_LEN];
 	char text[sizeof(head) + 2 * SEAL_KEY_LEN + 2];
-	size_t len, off = 0;
-	int fd;
+	char tmp[PATH_MAX];
+	size_t len;
+	int fd, rc, e;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			return 1;
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return fail(err, errlen, "secret-file %s: cannot create: path too long", path);
+	/* mkostemp: mode 0600, a name nobody else uses */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
 		return fail(err, errlen, "secret-file %s: cannot create: %s", path, strerror(errno));
-	}
 	randombytes_buf(key, sizeof(key));
 	memcpy(text, head, sizeof(head) - 1);
 	len = sizeof(head) - 1;
 	sodium_bin2hex(text + len, 2 * SEAL_KEY_LEN + 1, key, sizeof(key));
 	len += 2 * SEAL_KEY_LEN;
 	text[len++] = '\n';
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int e = errno;
-
-			close(fd);
-			unlink(path);
-			sodium_memzero(text, sizeof(text));
-			sodium_memzero(key, sizeof(key));
-			return fail(err, errlen, "secret-file %s: write: %s", path, strerror(e));
-		}
-		off += (size_t)w;
-	}
+	rc = write_synced(fd, text, len);
+	e = errno;
 	sodium_memzero(text, sizeof(text));
 	sodium_memzero(key, sizeof(key));
-	/* the key must survive a crash right after we issued cookies with it */
-	if (fsync(fd) < 0) {
-		int e = errno;
-
-		close(fd);
-		unlink(path);
-		return fail(err, errlen, "secret-file %s: fsync: %s", path, strerror(e));
-	}
 	close(fd);
+	if (rc < 0) {
+		unlink(tmp);
+		return fail(err, errlen, "secret-file %s: write: %s", path, strerror(e));
+	}
+	/* link() never replaces: the first instance to get here wins */
+	rc = link(tmp, path);
+	e = errno;
+	unlink(tmp);
+	if (rc < 0 && e == EEXIST)
+		return 1;
+	if (rc < 0)
+		return fail(err, errlen, "secret-file %s: cannot create: %s", path, strerror(e));
+	sync_dir_of(path);
 	return 0;
 }
 
@@ -212,38 +234,76 @@ static ssize_t read_file(const char *path, char *buf, size_t cap, char *err, siz
 	return (ssize_t)len;
 }
 
-int seal_key_load_or_create(const char *path, char *err, size_t errlen)
+struct seal_keys *seal_keys_load(const char *path, bool create, bool *created,
+				 char *err, size_t errlen)
 {
-	uint8_t keys[SEAL_MAX_KEYS][SEAL_KEY_LEN];
+	struct seal_keys *k;
 	char *buf;
 	ssize_t len;
-	int n, rc;
+	int n;
 
-	memset(keys, 0, sizeof(keys));
-	if (sodium_init() < 0)
-		return fail(err, errlen, "libsodium initialisation failed");
-	rc = create_file(path, err, errlen);
-	if (rc < 0)
-		return -1;
-	buf = malloc(SEAL_FILE_MAX);
-	if (!buf)
-		return fail(err, errlen, "secret-file %s: out of memory", path);
-	len = read_file(path, buf, SEAL_FILE_MAX, err, errlen);
-	if (len < 0) {
-		free(buf);
-		return -1;
+	if (created)
+		*created = false;
+	if (sodium_init() < 0) {
+		fail(err, errlen, "libsodium initialisation failed");
+		return NULL;
 	}
-	n = parse_keys(path, buf, (size_t)len, keys, err, errlen);
+	if (create && access(path, F_OK) < 0 && errno == ENOENT) {
+		int rc = create_file(path, err, errlen);
+
+		if (rc < 0)
+			return NULL;
+		if (created)
+			*created = rc == 0;
+	}
+	k = calloc(1, sizeof(*k));
+	buf = malloc(SEAL_FILE_MAX);
+	if (!k || !buf) {
+		free(k);
+		free(buf);
+		fail(err, errlen, "secret-file %s: out of memory", path);
+		return NULL;
+	}
+	len = read_file(path, buf, SEAL_FILE_MAX, err, errlen);
+	n = len < 0 ? -1 : parse_keys(path, buf, (size_t)len, k->key, err, errlen);
 	sodium_memzero(buf, SEAL_FILE_MAX);
 	free(buf);
 	if (n < 0) {
-		sodium_memzero(keys, sizeof(keys));
-		return -1;
+		sodium_memzero(k, sizeof(*k));
+		free(k);
+		return NULL;
 	}
-	memcpy(seal_keys, keys, sizeof(keys));
-	seal_count = n;
-	sodium_memzero(keys, sizeof(keys));
-	return 0;
+	k->n = n;
+	atomic_init(&k->refs, 1);
+	return k;
+}
+
+void seal_keys_hold(struct seal_keys *k)
+{
+	atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+}
+
+void seal_keys_free(struct seal_keys *k)
+{
+	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sodium_memzero(k, sizeof(*k));
+	free(k);
+}
+
+void seal_key_id(const struct seal_keys *k, int i, char *out)
+{
+	uint8_t h[SEAL_ID_LEN / 2];
+
+	crypto_generichash(h, sizeof(h), k->key[i], SEAL_KEY_LEN, NULL, 0);
+	sodium_bin2hex(out, SEAL_ID_LEN + 1, h, sizeof(h));
+}
+
+bool seal_keys_same(const struct seal_keys *a, const struct seal_keys *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->n == b->n && sodium_memcmp(a->key, b->key, (size_t)a->n * SEAL_KEY_LEN) == 0;
 }
 
 /*

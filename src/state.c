@@ -11,11 +11,12 @@
  *   on POSIX file systems) and fsync the directory so the rename itself is
  *   durable: the classic sequence, as in Redis' rdbSave().
  *
- * - Identity of servers. Table entries store a server as its index in its
- *   backend (stick.h), and the next configuration may reorder, rename or
- *   remove servers. So the header lists every backend's server names in
- *   order; on load a saved index becomes a name, then the index of the
- *   server of that name now, or the entry is dropped (and counted).
+ * - Identity of servers. Table entries store a server as a number, its
+ *   sid (persist.c), and the next configuration may reorder, rename or
+ *   remove servers and numbers them afresh. So the header lists, for every
+ *   backend, the server name of each id; on load a saved id becomes a
+ *   name, then the sid of the server of that name now, or the entry is
+ *   dropped (and counted).
  *
  * - Hostile or damaged input. The file may be truncated, bit-flipped,
  *   from another program or from a future version. Everything is checked
@@ -29,17 +30,27 @@
  *   "bollard-state\n"  u32 version  u32 payload length  payload  16-byte
  *   BLAKE2b digest of everything before it; payload = u64 wall-clock ms at
  *   save, u32 number of blocks, u32 number of backends, then per backend:
- *   u8 length + name, u32 number of servers, per server u8 length + name.
- *   Then the blocks, one per table rule, named "BACKEND/LABEL/NAME".
+ *   u8 length + name, u32 number of server ids, per id u8 length + the
+ *   name of the server that table entries name by that id (its sid, see
+ *   persist.c; empty when no server has it any more), then (version 2)
+ *   the operator's state of its servers (srvstate.h: admin states and
+ *   weights set at runtime, servers added at runtime). Then the blocks,
+ *   one per table rule, named "BACKEND/LABEL/NAME". Version 1 files (no
+ *   operator state) are still read.
  *
  * Time: entries carry relative idle times (stick.h). The wall-clock time
- * of the save lets the loader count the time bollard was stopped as idle
- * time, so that a restart does not revive sessions that expired meanwhile.
+ * of the save lets the loader add the time bollard was stopped to every
+ * entry's idle time and age, so that a restart does not revive sessions
+ * that expired meanwhile, even after a reboot (when the monotonic clock is
+ * smaller than the downtime). Both clocks can be injected (state_*_at).
  */
 #include "api.h"
 #include "bytes.h"
 #include "state.h"
+#include "lb_hash.h"
+#include "log.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 
 #include <fcntl.h>
@@ -51,7 +62,7 @@
 
 #define STATE_MAGIC      "bollard-state\n"
 #define STATE_MAGIC_LEN  14
-#define STATE_VERSION    1u
+#define STATE_VERSION    2u	/* 2: the operator's state of servers (srvstate.h) */
 #define STATE_FIXED      (STATE_MAGIC_LEN + 4 + 4)	/* magic, version, length */
 #define STATE_DIGEST     16
 #define STATE_PAYLOAD_MAX (16u << 20)	/* far above any sane configuration */
@@ -76,22 +87,18 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 
 /* The clock of the tables (stick.h: caller-supplied monotonic ms), the
- * same CLOCK_MONOTONIC the workers read. */
-static uint64_t mono_ms(void)
+ * same CLOCK_MONOTONIC the workers read, and the wall clock, only to
+ * measure how long bollard was stopped. */
+static struct state_clock clock_now(void)
 {
-	struct timespec ts;
+	struct timespec m, w;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Wall clock, only to measure how long bollard was stopped. */
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &w);
+	return (struct state_clock){
+		.mono_ms = (uint64_t)m.tv_sec * 1000u + (uint64_t)m.tv_nsec / 1000000u,
+		.wall_ms = (uint64_t)w.tv_sec * 1000u + (uint64_t)w.tv_nsec / 1000000u,
+	};
 }
 
 static struct persist_rules *rules_of(const struct backend *be)
@@ -140,7 +147,7 @@ static uint32_t count_blocks(const struct config *cfg)
 }
 
 /* The whole header, digest included, into b. */
-static int build_header(const struct config *cfg, struct bytebuf *b)
+static int build_header(const struct config *cfg, uint64_t wall_ms, struct bytebuf *b)
 {
 	uint8_t *q;
 
@@ -151,16 +158,31 @@ static int build_header(const struct config *cfg, struct bytebuf *b)
 	}
 	q = hbuf_room(b, 8);
 	if (q)
-		put64(q, wall_ms());
+		put64(q, wall_ms);
 	hbuf_u32(b, count_blocks(cfg));
 	hbuf_u32(b, (uint32_t)cfg->nbackends);
 	for (int i = 0; i < cfg->nbackends; i++) {
 		const struct backend *be = cfg->backends[i];
+		/* `add server` may publish a longer array meanwhile (cfg.h) */
+		int n = __atomic_load_n(&be->nservers, __ATOMIC_ACQUIRE);
+		struct server *const *sv = __atomic_load_n(&be->servers, __ATOMIC_ACQUIRE);
+		uint32_t nids = 0;
+		const char **names;
 
+		for (int s = 0; s < n; s++)
+			nids = MAX(nids, sv[s]->sid + 1);
+		names = calloc(nids ? nids : 1, sizeof(*names));
+		if (!names)
+			return -1;
+		for (int s = 0; s < n; s++)
+			if (!sv[s]->removed)
+				names[sv[s]->sid] = sv[s]->name;
 		hbuf_name(b, be->name);
-		hbuf_u32(b, (uint32_t)be->nservers);
-		for (int s = 0; s < be->nservers; s++)
-			hbuf_name(b, be->servers[s]->name);
+		hbuf_u32(b, nids);
+		for (uint32_t id = 0; id < nids; id++)
+			hbuf_name(b, names[id] ? names[id] : "");
+		free(names);
+		srvstate_encode(be, b);
 	}
 	if (b->oom)
 		return -1;
@@ -207,13 +229,13 @@ static int sync_dir(const char *path)
 }
 
 static int write_file(const struct config *cfg, FILE *f, const char *tmp,
-		      char *err, size_t errlen)
+		      const struct state_clock *clk, char *err, size_t errlen)
 {
 	struct bytebuf h = { 0 };
-	uint64_t now = mono_ms();
+	uint64_t now = clk->mono_ms;
 	char name[STICK_KEY_MAX + 1];
 
-	if (build_header(cfg, &h) < 0) {
+	if (build_header(cfg, clk->wall_ms, &h) < 0) {
 		free(h.p);
 		return fail(err, errlen, "out of memory");
 	}
@@ -246,6 +268,14 @@ static int write_file(const struct config *cfg, FILE *f, const char *tmp,
 int state_save(const struct config *cfg, const char *path, char *err,
 	       size_t errlen)
 {
+	struct state_clock clk = clock_now();
+
+	return state_save_at(cfg, path, &clk, err, errlen);
+}
+
+int state_save_at(const struct config *cfg, const char *path,
+		  const struct state_clock *clk, char *err, size_t errlen)
+{
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + 5);
 	FILE *f;
@@ -273,7 +303,7 @@ int state_save(const struct config *cfg, const char *path, char *err,
 		free(tmp);
 		return rc;
 	}
-	rc = write_file(cfg, f, tmp, err, errlen);
+	rc = write_file(cfg, f, tmp, clk, err, errlen);
 	if (fclose(f) != 0 && rc == 0)
 		rc = fail(err, errlen, "%s: close: %s", tmp, strerror(errno));
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -292,10 +322,13 @@ struct saved_be {
 	char name[256];
 	uint32_t nservers;
 	const uint8_t *servers;	/* nservers (u8 length, name) in the payload */
+	size_t ops;		/* version 2: offset of its srvstate records, else 0 */
 };
 
 struct saved {
+	uint32_t version;
 	uint8_t *payload;
+	size_t len;
 	uint64_t wall_ms;
 	uint32_t nblocks;
 	uint32_t nbackends;
@@ -349,6 +382,11 @@ static int parse_payload(struct saved *sv, size_t len)
 		for (uint32_t s = 0; s < b->nservers; s++)
 			if (take_name(p, len, &off, skip) < 0)
 				return -1;
+		if (sv->version >= 2) {
+			b->ops = off;
+			if (srvstate_skip(p, len, &off) < 0)
+				return -1;
+		}
 	}
 	return off == len ? 0 : -1;
 }
@@ -369,10 +407,13 @@ static int read_header(FILE *f, struct saved *sv, char *err, size_t errlen)
 	if (n < sizeof(fixed))
 		return fail(err, errlen, "truncated state file (header)");
 	version = get32(fixed + STATE_MAGIC_LEN);
-	if (version != STATE_VERSION)
+	/* version 1 (tables only) is still read: an upgrade keeps the
+	 * sessions of the previous binary */
+	if (version < 1 || version > STATE_VERSION)
 		return fail(err, errlen,
-			    "unsupported state file version %u (expected %u)",
+			    "unsupported state file version %u (expected 1 to %u)",
 			    version, STATE_VERSION);
+	sv->version = version;
 	len = get32(fixed + STATE_MAGIC_LEN + 4);
 	if (len > STATE_PAYLOAD_MAX)
 		return fail(err, errlen, "corrupt state file (header length %u)", len);
@@ -389,12 +430,13 @@ static int read_header(FILE *f, struct saved *sv, char *err, size_t errlen)
 	/* Verify before parsing: nothing unverified reaches the parser. */
 	if (sodium_memcmp(got, want, STATE_DIGEST) != 0)
 		return fail(err, errlen, "corrupt state file (header checksum)");
+	sv->len = len;
 	if (parse_payload(sv, len) < 0)
 		return fail(err, errlen, "corrupt state file (header)");
 	return 1;
 }
 
-/* Saved server index -> current index, or -1 (and counted) to drop. */
+/* Saved server id -> current sid, or -1 (and counted) to drop. */
 struct srv_map {
 	int *to;
 	uint32_t n;
@@ -431,7 +473,7 @@ static int build_map(struct srv_map *m, const struct saved_be *sb,
 		m->to[i] = -1;
 		for (int s = 0; be && s < be->nservers; s++)
 			if (!strcmp(be->servers[s]->name, name)) {
-				m->to[i] = s;
+				m->to[i] = (int)be->servers[s]->sid;
 				break;
 			}
 	}
@@ -491,19 +533,20 @@ static struct persist_rule *find_rule(const struct backend *be,
 }
 
 static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
-		       struct touched *tt, size_t *restored, size_t *dropped,
-		       char *err, size_t errlen)
+		       const struct state_clock *clk, struct touched *tt,
+		       size_t *restored, size_t *dropped, char *err, size_t errlen)
 {
-	uint64_t now = mono_ms(), wall = wall_ms(), down, load_now;
 	struct stick_table *scratch = NULL;
 	struct stick_block b;
 	uint32_t nblk = 0;
+	uint64_t down;
 	int rc = 0;
 
-	/* Time stopped counts as idle time: load as if it were the moment
-	 * of the save, which makes every entry older by the downtime. */
-	down = wall > sv->wall_ms ? wall - sv->wall_ms : 0;
-	load_now = now > down ? now - down : 0;
+	/* Time stopped counts as idle time and age: it is added to every
+	 * entry (stick.h, downtime_ms). Not by loading "as of the save" on
+	 * the monotonic clock: after a reboot that clock is smaller than the
+	 * downtime, and a clamp there made entries younger than they are. */
+	down = clk->wall_ms > sv->wall_ms ? clk->wall_ms - sv->wall_ms : 0;
 	for (;;) {
 		struct srv_map m = { 0 };
 		struct stick_table *t;
@@ -549,7 +592,8 @@ static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
 			}
 			t = scratch;
 		}
-		n = stick_load_body(t, f, &b, load_now, map_srv, &m, err, errlen);
+		b.downtime_ms = down;
+		n = stick_load_body(t, f, &b, clk->mono_ms, map_srv, &m, err, errlen);
 		free(m.to);
 		if (n < 0) {
 			rc = -1;
@@ -566,8 +610,41 @@ static int load_blocks(struct config *cfg, FILE *f, struct saved *sv,
 	return rc;
 }
 
+/* Version 2: restore the operator's state of the servers (srvstate.h). */
+static int apply_ops(struct config *cfg, const struct saved *sv, const char *path)
+{
+	size_t restored = 0, added = 0;
+
+	for (uint32_t i = 0; sv->version >= 2 && i < sv->nbackends; i++) {
+		struct backend *be = find_backend(cfg, sv->be[i].name);
+		size_t a = added, r = restored;
+
+		if (!be)
+			continue;
+		if (srvstate_apply(be, sv->payload, sv->len, sv->be[i].ops, &r, &a) < 0)
+			return -1;
+		/* weights and servers place hashed keys */
+		if (r != restored && be->balance == LB_HASH && lb_hash_build(be) < 0)
+			return -1;
+		restored = r;
+		added = a;
+	}
+	if (restored)
+		log_msg(LOG_INFO, "state file %s: operator state of %zu server%s restored "
+			"(%zu added at runtime)", path, restored, restored == 1 ? "" : "s", added);
+	return 0;
+}
+
 int state_load(struct config *cfg, const char *path, size_t *restored,
 	       size_t *dropped, char *err, size_t errlen)
+{
+	struct state_clock clk = clock_now();
+
+	return state_load_at(cfg, path, &clk, restored, dropped, err, errlen);
+}
+
+int state_load_at(struct config *cfg, const char *path, const struct state_clock *clk,
+		  size_t *restored, size_t *dropped, char *err, size_t errlen)
 {
 	struct saved sv = { 0 };
 	struct touched tt = { 0 };
@@ -587,10 +664,14 @@ int state_load(struct config *cfg, const char *path, size_t *restored,
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	}
 	rc = read_header(f, &sv, e, sizeof(e));
+	/* the operator's state first: an added server must exist before the
+	 * entries that name it are loaded */
+	if (rc > 0 && apply_ops(cfg, &sv, path) < 0)
+		rc = fail(e, sizeof(e), "out of memory");
 	if (rc > 0) {
 		tt.cap = count_blocks(cfg);
 		tt.t = calloc(tt.cap ? tt.cap : 1, sizeof(*tt.t));
-		rc = tt.t ? load_blocks(cfg, f, &sv, &tt, &nrest, &ndrop, e, sizeof(e))
+		rc = tt.t ? load_blocks(cfg, f, &sv, clk, &tt, &nrest, &ndrop, e, sizeof(e))
 			  : fail(e, sizeof(e), "out of memory");
 	}
 	fclose(f);

@@ -5,11 +5,11 @@
  * bollard moves no session.
  *
  * The file is a header of ours followed by one stick block (stick.h) per
- * table rule. The header lists every backend with its server names in
- * order, because table entries hold a server as its index in the backend:
- * on load each saved index is mapped back to a name, then to the index of
- * the server of that name in the new configuration, which may have
- * reordered, renamed or removed servers. Entries whose backend, rule or
+ * table rule. The header lists every backend with the name of each server
+ * id, because table entries hold a server as a number (its sid, persist.c):
+ * on load each saved id is mapped back to a name, then to the sid of the
+ * server of that name in the new configuration, which may have reordered,
+ * renamed or removed servers. Entries whose backend, rule or
  * server no longer exists are dropped and counted.
  *
  * The cookie key is not in this file: secret-file holds it (seal.h).
@@ -45,5 +45,22 @@ int state_save(const struct config *cfg, const char *path, char *err,
  */
 int state_load(struct config *cfg, const char *path, size_t *restored,
 	       size_t *dropped, char *err, size_t errlen);
+
+/*
+ * The same two with the clocks given rather than read, so that tests do
+ * not depend on the machine's uptime or wall clock: mono_ms is the tables'
+ * clock (CLOCK_MONOTONIC ms, what the workers pass to stick.h), wall_ms
+ * the wall clock (ms since the epoch), used only to measure how long
+ * bollard was stopped: that downtime is added to every restored entry's
+ * idle time and age.
+ */
+struct state_clock {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
+int state_save_at(const struct config *cfg, const char *path,
+		  const struct state_clock *now, char *err, size_t errlen);
+int state_load_at(struct config *cfg, const char *path, const struct state_clock *now,
+		  size_t *restored, size_t *dropped, char *err, size_t errlen);
 
 #endif

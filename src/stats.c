@@ -314,6 +314,22 @@ void stats_metrics(struct admin_buf *out)
 					   stick_count(rs->r[i].table));
 	}
 
+	family(out, "bollard_persistence_evictions_total", "counter",
+	       "Entries evicted from a full persistence table (least recently used first).");
+	for (b = 0; b < nb; b++) {
+		const struct backend *be = cfg->backends[b];
+		const struct persist_rules *rs = be->persist;
+		for (i = 0; rs && i < rs->n; i++)
+			if (rs->r[i].table) {
+				struct stick_stats st;
+				stick_stats(rs->r[i].table, &st);
+				sample_u64(out, "bollard_persistence_evictions_total",
+					   (const char *const[]){ "backend", be->name,
+						   "method", rs->r[i].label, NULL },
+					   st.evicted);
+			}
+	}
+
 	family(out, "bollard_server_weight", "gauge", "Effective weight of the server.");
 	for (b = 0; b < nb; b++)
 		for (i = 0; i < cfg->backends[b]->nservers; i++)

@@ -90,7 +90,10 @@ struct stick_shard {
 	uint32_t mask;		/* nbuckets - 1 */
 	uint32_t count;
 	uint32_t head, tail;	/* LRU: head = most recently used */
-	uint64_t base;		/* ms, origin of atime/ctime */
+	/* ms, origin of atime/ctime. Signed: an entry restored from a state
+	 * file may be older than the machine's boot, i.e. before monotonic
+	 * time 0, and must keep its true idle time (issue 9 item 12). */
+	int64_t base;
 	bool based;
 	uint32_t *srv_count;
 	uint32_t srv_cap;
@@ -105,8 +108,11 @@ struct stick_table {
 	struct stick_shard *shards;
 	unsigned nshards;
 	unsigned shard_bits;
-	uint32_t shard_cap;	/* max entries per shard */
-	uint32_t expire_ms;
+	/* Limits: a reload may change them on a table that stays in use
+	 * (stick_set_limits), so they are read with relaxed atomic loads. */
+	_Atomic uint32_t shard_cap;	/* max entries per shard */
+	_Atomic uint32_t expire_ms;
+	_Atomic unsigned refs;		/* stick_hold / stick_free */
 	_Atomic unsigned expire_cursor;
 	uint8_t sipkey[crypto_shorthash_KEYBYTES];
 };
@@ -231,9 +237,9 @@ static void srv_dec(struct stick_shard *s, uint32_t srv)
 
 /* ---- time ------------------------------------------------------------------ */
 
-static void rebase(struct stick_shard *s, uint64_t newbase)
+static void rebase(struct stick_shard *s, int64_t newbase)
 {
-	uint64_t delta = newbase - s->base;
+	uint64_t delta = (uint64_t)(newbase - s->base);
 
 	for (uint32_t r = s->head; r != NIL;) {
 		struct stick_entry *e = ent(s, r);
@@ -249,26 +255,31 @@ static void rebase(struct stick_shard *s, uint64_t newbase)
 }
 
 /* now as an offset from the shard's base, rebasing when needed. */
-static uint32_t now_off(struct stick_shard *s, uint64_t now)
+static uint32_t now_off(struct stick_shard *s, uint64_t now_ms)
 {
+	int64_t now = (int64_t)now_ms;
+
 	if (unlikely(!s->based)) {
-		s->base = now > TIME_KEEP ? now - TIME_KEEP : 0;
+		/* TIME_KEEP of history below now, even when that is before
+		 * the boot (a small monotonic clock) */
+		s->base = now - (int64_t)TIME_KEEP;
 		s->based = true;
 	}
 	if (now < s->base)
 		return 0;
-	if (unlikely(now - s->base >= TIME_REBASE))
-		rebase(s, now - TIME_KEEP);
+	if (unlikely((uint64_t)(now - s->base) >= TIME_REBASE))
+		rebase(s, now - (int64_t)TIME_KEEP);
 	return (uint32_t)(now - s->base);
 }
 
-/* An absolute time (ms) as an offset, clamped to the representable range. */
-static uint32_t abs_off(const struct stick_shard *s, uint64_t when,
+/* An absolute time (ms, possibly before the clock's origin) as an offset,
+ * clamped to the representable range. */
+static uint32_t abs_off(const struct stick_shard *s, int64_t when,
 			uint32_t nowo)
 {
 	if (when <= s->base)
 		return 0;
-	if (when - s->base > nowo)
+	if ((uint64_t)(when - s->base) > nowo)
 		return nowo;
 	return (uint32_t)(when - s->base);
 }
@@ -280,10 +291,17 @@ static uint32_t idle_of(const struct stick_entry *e, uint32_t nowo)
 	return nowo > e->atime ? nowo - e->atime : 0;
 }
 
+static uint32_t expire_of(const struct stick_table *t)
+{
+	return atomic_load_explicit(&t->expire_ms, memory_order_relaxed);
+}
+
 static bool is_expired(const struct stick_table *t,
 		       const struct stick_entry *e, uint32_t nowo)
 {
-	return t->expire_ms && idle_of(e, nowo) >= t->expire_ms;
+	uint32_t x = expire_of(t);
+
+	return x && idle_of(e, nowo) >= x;
 }
 
 /* ---- LRU and hash chains --------------------------------------------------- */
@@ -459,8 +477,9 @@ struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 	t->shards = mem;
 	t->nshards = n;
 	t->shard_bits = bits;
-	t->shard_cap = (uint32_t)(((uint64_t)max_entries + n - 1) / n);
-	t->expire_ms = expire_ms;
+	atomic_init(&t->shard_cap, (uint32_t)(((uint64_t)max_entries + n - 1) / n));
+	atomic_init(&t->expire_ms, expire_ms);
+	atomic_init(&t->refs, 1);
 	randombytes_buf(t->sipkey, sizeof(t->sipkey));
 	for (unsigned i = 0; i < n; i++) {
 		if (shard_init(&t->shards[i]) < 0) {
@@ -476,9 +495,14 @@ struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 	return t;
 }
 
+void stick_hold(struct stick_table *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
 void stick_free(struct stick_table *t)
 {
-	if (!t)
+	if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	for (unsigned i = 0; i < t->nshards; i++) {
 		pthread_mutex_destroy(&t->shards[i].lock);
@@ -558,7 +582,8 @@ static int store_locked(struct stick_table *t, struct stick_shard *s,
 	}
 	if (srv_inc(s, srv) < 0)
 		return -1;
-	if (s->count >= t->shard_cap && s->tail != NIL) {
+	if (s->count >= atomic_load_explicit(&t->shard_cap, memory_order_relaxed) &&
+	    s->tail != NIL) {
 		/* Full: the least recently used entry makes room. */
 		remove_entry(t, s, s->tail, NULL);
 		s->evicted++;
@@ -682,12 +707,37 @@ void stick_clear(struct stick_table *t)
 	}
 }
 
+void stick_set_limits(struct stick_table *t, uint32_t max_entries, uint32_t expire_ms)
+{
+	uint32_t cap;
+
+	if (max_entries == 0)
+		max_entries = STICK_DEFAULT_SIZE;
+	cap = (uint32_t)(((uint64_t)max_entries + t->nshards - 1) / t->nshards);
+	atomic_store_explicit(&t->shard_cap, cap, memory_order_relaxed);
+	atomic_store_explicit(&t->expire_ms, expire_ms, memory_order_relaxed);
+	for (unsigned i = 0; i < t->nshards; i++) {
+		struct stick_shard *s = &t->shards[i];
+
+		pthread_mutex_lock(&s->lock);
+		/* a smaller bound applies at once, least recently used first */
+		while (s->count > cap && s->tail != NIL) {
+			remove_entry(t, s, s->tail, NULL);
+			s->evicted++;
+		}
+		/* deadlines computed under the old expiry may be too late */
+		atomic_store_explicit(&s->deadline, 0, memory_order_relaxed);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 size_t stick_expire(struct stick_table *t, uint64_t now_ms, unsigned budget)
 {
+	uint32_t expire_ms = expire_of(t);
 	size_t removed = 0;
 	unsigned examined = 0, i, start;
 
-	if (!t->expire_ms || budget == 0)
+	if (!expire_ms || budget == 0)
 		return 0;
 	start = atomic_load_explicit(&t->expire_cursor, memory_order_relaxed);
 	for (i = 0; i < t->nshards && examined < budget; i++) {
@@ -715,12 +765,16 @@ size_t stick_expire(struct stick_table *t, uint64_t now_ms, unsigned budget)
 		if (s->tail == NIL)
 			/* Anything stored from now on is at least this new. */
 			atomic_store_explicit(&s->deadline,
-					      now_ms + t->expire_ms,
+					      now_ms + expire_ms,
 					      memory_order_relaxed);
-		else if (!is_expired(t, ent(s, s->tail), nowo))
-			atomic_store_explicit(&s->deadline,
-				s->base + ent(s, s->tail)->atime + t->expire_ms,
-				memory_order_relaxed);
+		else if (!is_expired(t, ent(s, s->tail), nowo)) {
+			int64_t d = s->base + ent(s, s->tail)->atime + expire_ms;
+
+			/* 0: look again at once (a deadline before the clock's
+			 * origin has passed already) */
+			atomic_store_explicit(&s->deadline, d > 0 ? (uint64_t)d : 0,
+					      memory_order_relaxed);
+		}
 		pthread_mutex_unlock(&s->lock);
 	}
 	atomic_store_explicit(&t->expire_cursor, start + i,
@@ -912,7 +966,7 @@ int stick_save(struct stick_table *t, FILE *f, const char *name,
 	if (nlen)
 		memcpy(p, name, nlen);
 	p += nlen;
-	put32(p, t->expire_ms);
+	put32(p, expire_of(t));
 	p += 4;
 	chain(digest, hdr, (size_t)(p - hdr), NULL, 0);
 	if (fwrite(hdr, (size_t)(p - hdr), 1, f) != 1 ||
@@ -1016,9 +1070,11 @@ int stick_load_header(FILE *f, struct stick_block *b, char *err,
 	return 1;
 }
 
-/* Insert one loaded record with times relative to now. */
+/* Insert one loaded record with times relative to now. idle and age may
+ * exceed now_ms (entries older than the boot): they are kept as they are,
+ * never clamped to the clock's origin. */
 static int load_record(struct stick_table *t, const uint8_t *key, size_t klen,
-		       uint32_t srv, uint32_t idle, uint64_t age,
+		       uint32_t srv, uint64_t idle, uint64_t age,
 		       uint64_t now_ms)
 {
 	uint64_t h = khash(t, key, klen);
@@ -1026,10 +1082,14 @@ static int load_record(struct stick_table *t, const uint8_t *key, size_t klen,
 	uint32_t nowo, at, ct;
 	int rc;
 
+	/* Beyond TIME_KEEP abs_off() clamps anyway: the bound keeps the
+	 * subtraction below in range. */
+	idle = MIN(idle, (uint64_t)TIME_REBASE);
+	age = MIN(age, (uint64_t)TIME_REBASE);
 	pthread_mutex_lock(&s->lock);
 	nowo = now_off(s, now_ms);
-	at = abs_off(s, now_ms > idle ? now_ms - idle : 0, nowo);
-	ct = abs_off(s, now_ms > age ? now_ms - age : 0, nowo);
+	at = abs_off(s, (int64_t)now_ms - (int64_t)idle, nowo);
+	ct = abs_off(s, (int64_t)now_ms - (int64_t)age, nowo);
 	rc = store_locked(t, s, h, key, klen, srv, at, ct);
 	/* Old entries were pushed at the head: the tail may no longer be
 	 * the oldest, so stick_expire must look again. */
@@ -1082,8 +1142,8 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			return fail(err, errlen, "corrupt state file (checksum)");
 		for (uint32_t i = 0; i < nrec; i++) {
 			size_t klen;
-			uint32_t srv, idle;
-			uint64_t age;
+			uint32_t srv;
+			uint64_t idle, age;
 			const uint8_t *k;
 			int nsrv;
 
@@ -1094,8 +1154,12 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			klen = buf[off];
 			k = buf + off + 1;
 			srv = get32(k + klen);
-			idle = get32(k + klen + 4);
+			/* the time the entry spent outside any table (a
+			 * stopped bollard) is idle time and age too */
+			idle = (uint64_t)get32(k + klen + 4) + b->downtime_ms;
 			age = get64(k + klen + 8);
+			age = age > UINT64_MAX - b->downtime_ms ? UINT64_MAX
+				: age + b->downtime_ms;
 			off += STATE_REC_FIXED + klen;
 			total++;
 			if (!t)
@@ -1103,7 +1167,7 @@ static int load_body(struct stick_table *t, FILE *f, struct stick_block *b,
 			nsrv = map_srv ? map_srv(arg, srv) : (int)srv;
 			if (nsrv < 0)
 				continue;	/* server gone: drop */
-			if (t->expire_ms && idle >= t->expire_ms)
+			if (expire_of(t) && idle >= expire_of(t))
 				continue;
 			if (load_record(t, k, klen, (uint32_t)nsrv, idle, age,
 					now_ms) < 0)

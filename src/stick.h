@@ -14,8 +14,8 @@
  * Times are caller-supplied monotonic milliseconds (now_ms): the table
  * never reads a clock, which keeps it deterministic under test.
  *
- * Server ids are opaque uint32_t values chosen by the caller (typically
- * the server's index in its backend). Counters per server are maintained
+ * Server ids are opaque uint32_t values chosen by the caller (persist.c:
+ * the server's sid, which a reload keeps by name). Counters per server are maintained
  * for ids below STICK_SRV_COUNTED; larger ids are counted by a scan.
  */
 #ifndef BOLLARD_STICK_H
@@ -37,11 +37,20 @@ struct stick_table;
  * small ones so that each shard's LRU stays meaningful). The bound is
  * enforced per shard (ceil(max_entries / nshards) each), so a table may
  * start evicting slightly before it holds max_entries entries.
- * Returns NULL on allocation failure. Free with stick_free().
+ * Returns NULL on allocation failure. The caller holds the one reference;
+ * free with stick_free().
  */
 struct stick_table *stick_new(uint32_t max_entries, uint32_t expire_ms,
 			      unsigned nshards);
+/* Tables are reference counted, so that two configuration generations can
+ * share one across a reload (reload.c): stick_hold() takes a reference,
+ * stick_free() drops one and frees the table with the last (NULL: no-op). */
+void stick_hold(struct stick_table *t);
 void stick_free(struct stick_table *t);
+
+/* New limits for a table in use (a reload that changed `size` or `expire`);
+ * the shard count stays. A smaller bound evicts at once, LRU first. */
+void stick_set_limits(struct stick_table *t, uint32_t max_entries, uint32_t expire_ms);
 
 /*
  * Look key up. On a hit, refresh its access time and LRU position, set
@@ -140,6 +149,10 @@ struct stick_block {
 	char name[STICK_KEY_MAX + 1];	/* NUL-terminated */
 	uint32_t version;
 	uint32_t expire_ms;		/* of the table that was saved */
+	/* Set by the caller between stick_load_header() (which zeroes it)
+	 * and stick_load_body(): time the entries spent outside any table
+	 * (bollard stopped), added to each one's idle time and age. */
+	uint64_t downtime_ms;
 	uint8_t digest[16];		/* chain state, private */
 };
 
@@ -156,7 +169,10 @@ int stick_load_header(FILE *f, struct stick_block *b, char *err,
  * verify and skip them). map_srv (may be NULL = keep ids) maps a saved
  * server id to the current one or returns -1 to drop the entry (a server
  * no longer configured). Entries already expired under t's expire_ms are
- * dropped. Returns the number of entries loaded (>= 0) or -1.
+ * dropped (their idle time counting b->downtime_ms). Entries may come back
+ * older than now_ms itself (older than the boot): times before the clock's
+ * origin are kept, not clamped. Returns the number of entries loaded
+ * (>= 0) or -1.
  */
 typedef int (*stick_map_fn)(void *arg, uint32_t old_srv);
 int stick_load_body(struct stick_table *t, FILE *f, struct stick_block *b,

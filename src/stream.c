@@ -158,6 +158,7 @@ static void log_request(struct cconn *c)
 		r.persist = persist_result_name(c->pr->result);
 		r.persist_method = c->pr->rule >= 0 ? rs->r[c->pr->rule].label : NULL;
 		r.persist_reason = c->pr->result == PR_MOVED ? persist_reason_name(c->pr->reason) : NULL;
+		r.persist_cookie = c->pr->also ? persist_result_name(c->pr->also) : NULL;
 	}
 	r.connect_ms = ms_between(c->t_start, c->t_connect);
 	r.ttfb_ms = ms_between(c->t_start, c->t_first);

@@ -16,7 +16,7 @@ STATS_GLOBAL = """
     stats-listen 127.0.0.1:{port_stats}
 """
 
-HEADER = "backend server address state health weight conns sessions requests"
+HEADER = "backend server address state health weight conns sessions requests origin"
 
 
 def _start(demo_apps, bollard_factory, config_for, n=2):
@@ -136,10 +136,10 @@ def test_show_servers(bollard_bin, demo_apps, bollard_factory, config_for):
 	assert len(lines) == 1 + len(apps)
 	for line, app in zip(lines[1:], apps):
 		cols = line.split(" ")
-		assert len(cols) == 9, line
+		assert len(cols) == 10, line
 		assert cols[:6] == ["be", app.name, "127.0.0.1:%d" % app.port, "ready", "unchecked",
 				    "100"], line
-		assert all(c.isdigit() for c in cols[6:]), line
+		assert all(c.isdigit() for c in cols[6:9]) and cols[9] == "config", line
 
 	r = _ctl(bollard_bin, "-s", sock, "show", "servers", "be")
 	assert r.returncode == 0 and r.stdout.splitlines()[0] == HEADER

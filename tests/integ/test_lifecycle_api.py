@@ -84,7 +84,7 @@ def servers(bollard_bin, b):
 
 def text_row(bollard_bin, b, name):
 	lines = ctl_ok(bollard_bin, b, "show", "servers").splitlines()
-	assert lines[0] == "backend server address state health weight conns sessions requests"
+	assert lines[0] == "backend server address state health weight conns sessions requests origin"
 	for ln in lines[1:]:
 		cols = ln.split(" ")
 		if cols[1] == name:

@@ -33,6 +33,7 @@ REQUIRED = {
 	"bollard_server_active_connections": ("gauge", {"backend", "server"}),
 	"bollard_server_sessions": ("gauge", {"backend", "server"}),
 	"bollard_persistence_table_entries": ("gauge", {"backend", "method"}),
+	"bollard_persistence_evictions_total": ("counter", {"backend", "method"}),
 	"bollard_request_duration_seconds": ("histogram", {"backend"}),
 	"bollard_health_checks_total": ("counter", {"backend", "server", "result"}),
 }
@@ -387,7 +388,8 @@ def test_whole_exposition_strict(demo_apps, bollard_factory, bollard_bin):
 				{"backend": be, "server": sv, "state": "ready"}.items()))] == 1
 
 	# persistence results: the cookie clients made news and hits (the forged
-	# cookie lands home by its source fallback: a hit, not an invalid)
+	# cookie lands home by its source fallback: a source hit, and an invalid
+	# counted under cookie)
 	pers = {dict(lb)["method"] + "/" + dict(lb)["result"]: v
 		for lb, v in _series(s, "bollard_persistence_total", backend="app").items()}
 	assert any(k.endswith("/hit") and v > 0 for k, v in pers.items()), pers
@@ -437,3 +439,41 @@ def test_whole_exposition_strict(demo_apps, bollard_factory, bollard_bin):
 	gone = [k for k in fifth[2] if dict(k[1]).get("server") == "app5"]
 	assert not gone, "series of a deleted server remain: %s" % gone
 	_monotonic(fourth, fifth, "after del server", allow_gone=("app5",))
+
+
+def test_evictions_counted(demo_apps, bollard_factory, config_for):
+	"""A full table evicts its least recently used entry: counted in
+	bollard_persistence_evictions_total{backend,method} (issue 9 item 19)."""
+	apps = demo_apps(2)
+	b = bollard_factory(config_for(apps, global_extra="    stats-listen 127.0.0.1:{port_stats}",
+				       backend_extra="    persist header X-User size 2"))
+
+	def evictions():
+		_, _, s = _scrape(b)
+		got = _series(s, "bollard_persistence_evictions_total", backend="be", method="header")
+		assert len(got) == 1, got
+		return list(got.values())[0], s
+	assert evictions()[0] == 0
+	for u in range(5):
+		assert util.request(b.port, "GET", "/whoami", [("X-User", "user%d" % u)]).status == 200
+	n, s = evictions()
+	assert n == 3
+	assert _series(s, "bollard_persistence_table_entries", backend="be", method="header") == {
+		(("backend", "be"), ("method", "header")): 2}
+
+
+def test_moved_reasons_are_the_ones_that_happen(demo_apps, bollard_factory, config_for):
+	"""A persistent request whose server is at maxconn waits in its queue
+	(SPEC 3.2), it never moves: so `maxconn` is no reason a session moves,
+	and neither /metrics nor /api/stats may offer it (issue 9 item 19)."""
+	apps = demo_apps(2)
+	b = bollard_factory(config_for([(apps[0].name, apps[0].port, "maxconn 1"),
+					(apps[1].name, apps[1].port)],
+				       global_extra="    stats-listen 127.0.0.1:{port_stats}",
+				       backend_extra="    persist cookie BOLLARD insert"))
+	_, _, s = _scrape(b)
+	reasons = {dict(lb)["reason"] for lb in _series(s, "bollard_persistence_moved_total",
+							  backend="be")}
+	assert reasons == {"down", "maint", "removed", "connect"}, reasons
+	st = util.request(b.ports["port_stats"], "GET", "/api/stats").json()
+	assert set(st["backends"][0]["moved"]) == reasons, st["backends"][0]["moved"]

@@ -23,6 +23,7 @@ import itertools
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -408,6 +409,60 @@ def test_cookie_then_source_fallback(three, bollard_factory, config_for, tmp_pat
 	assert_decision(b, t, "hit", "cookie")
 
 
+def _persist_count(b, method, result):
+	m = util.request(b.ports["port_stats"], "GET", "/metrics").text()
+	got = re.search(r'^bollard_persistence_total\{backend="be",method="%s",result="%s"\} (\d+)$'
+			% (method, result), m, re.M)
+	return int(got.group(1)) if got else 0
+
+
+@pytest.mark.parametrize("refused", ["invalid", "expired"])
+def test_refused_cookie_is_counted_when_a_fallback_hits(three, bollard_factory, config_for,
+							tmp_path, refused):
+	"""A forged (or expired) cookie must not vanish behind the fallback that
+	answers (issue 9 item 3): the request is logged persist=hit
+	method=source cookie=invalid, the cookie method counts an invalid, and
+	the response carries a fresh cookie naming the same server."""
+	key = write_keys(tmp_path, "k1", [KEY1])
+	idle = " max-idle 1s" if refused == "expired" else ""
+	conf = config_for(three, log_format="json",
+			  global_extra="    secret-file %s\n    stats-listen 127.0.0.1:{port_stats}" % key,
+			  backend_extra="    persist cookie BOLLARD insert%s\n    persist source" % idle)
+	b = bollard_factory(conf)
+	home, val = first_visit(b)
+	bad = _flip(val, len(val) // 2) if refused == "invalid" else val
+	if refused == "expired":
+		time.sleep(2.2)  # cookie times are whole seconds: 2 s past max-idle 1s
+	before = (_persist_count(b, "cookie", refused), _persist_count(b, "source", "hit"))
+	t = tag()
+	r = get(b, t, cookie="%s=%s" % (COOKIE, bad))
+	assert r.text().strip() == home
+	e = assert_decision(b, t, "hit", "source")
+	assert e.get("persist_cookie") == refused, e
+	fresh, _ = our_cookie(r)
+	assert fresh and fresh != bad, "no fresh cookie after a %s one: %s" % (refused, r.headers)
+	assert r.headers.get_all("Cache-Control") == ["private"], r.headers
+	assert (_persist_count(b, "cookie", refused), _persist_count(b, "source", "hit")) == (
+		before[0] + 1, before[1] + 1)
+	# the fresh cookie names home, by cookie, with no verdict beside
+	t = tag()
+	r = get(b, t, cookie="%s=%s" % (COOKIE, fresh))
+	assert r.text().strip() == home
+	e = assert_decision(b, t, "hit", "cookie")
+	assert "persist_cookie" not in e, e
+
+
+def test_refused_cookie_in_the_combined_log(three, bollard_factory, config_for, tmp_path):
+	key = write_keys(tmp_path, "k1", [KEY1])
+	b = bollard_factory(config_for(three, global_extra="    secret-file %s" % key,
+				       backend_extra="    persist cookie BOLLARD insert\n    persist source"))
+	get(b, "/whoami?first")
+	get(b, "/whoami?forged", cookie="%s=%s" % (COOKIE, "A" * 80))
+	line = util.wait_until(lambda: [ln for ln in b.log_lines() if "?forged" in ln],
+			       what="the log line")[0]
+	assert re.search(r" persist=hit method=source cookie=invalid ", line), line
+
+
 def test_3000_sessions_spread_by_weight(demo_apps, bollard_factory, config_for, tmp_path):
 	apps = demo_apps(3)
 	key = write_keys(tmp_path, "k1", [KEY1])
@@ -464,8 +519,7 @@ def test_websocket_upgrade_under_persistence(three, bollard_factory, config_for,
 
 def test_secret_file_generated_and_survives_restart(three, bollard_factory, config_for, tmp_path):
 	"""An absent secret-file is generated with mode 0600; a restarted bollard
-	reading it honours the cookies of the previous run. Without a
-	secret-file the key dies with the process."""
+	reading it honours the cookies of the previous run."""
 	key = tmp_path / "gen.key"
 	conf = persist_config(config_for, three, "persist cookie BOLLARD insert", key)
 	b1 = bollard_factory(conf)
@@ -477,9 +531,57 @@ def test_secret_file_generated_and_survives_restart(three, bollard_factory, conf
 	assert get(b2, t, cookie="%s=%s" % (COOKIE, val)).text().strip() == home
 	assert_decision(b2, t, "hit")
 
-	eph = persist_config(config_for, three, "persist cookie BOLLARD insert")
-	b3 = bollard_factory(eph)
-	_, val3 = first_visit(b3)
-	assert b3.stop() == 0
-	b4 = bollard_factory(eph)
-	assert_refused(b4, val3)
+
+@pytest.mark.parametrize("state", [False, True])
+def test_cookies_survive_a_restart_without_secret_file(three, bollard_factory, config_for,
+							tmp_path, state):
+	"""No secret-file line (the README's sample): the key is kept in
+	bollard.key beside the state file, or in the working directory without
+	one, created 0600 at first start, so a restart keeps every cookie
+	(issue 9 item 11)."""
+	glob = ""
+	keyfile = tmp_path / "bollard.key"
+	if state:
+		(tmp_path / "var").mkdir()
+		glob = "    state-file %s/var/bollard.state" % tmp_path
+		keyfile = tmp_path / "var" / "bollard.key"
+	conf = config_for(three, log_format="json", global_extra=glob,
+			  backend_extra="    persist cookie BOLLARD insert")
+	b1 = bollard_factory(conf)
+	home, val = first_visit(b1)
+	assert keyfile.exists() and (os.stat(keyfile).st_mode & 0o777) == 0o600
+	assert "cookie key is kept in %s" % ("./bollard.key" if not state else keyfile) in \
+		b1.stderr_text(), b1.stderr_text()
+	assert b1.stop() == 0
+	b2 = bollard_factory(conf)
+	t = tag()
+	assert get(b2, t, cookie="%s=%s" % (COOKIE, val)).text().strip() == home
+	assert_decision(b2, t, "hit")
+
+
+def test_check_warns_about_the_default_key_file(bollard_run, tmp_path):
+	conf = ("global\n    log stdout\nfrontend fe\n    bind 127.0.0.1:1\n    default-backend be\n"
+		"backend be\n    persist cookie BOLLARD insert\n    server a 127.0.0.1:2\n")
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 0, r
+	assert re.search(r"check\.conf:7: warning: persist cookie BOLLARD insert without secret-file: "
+			 r"the cookie key is kept in \./bollard\.key", r.stderr), r.stderr
+	assert not (tmp_path / "bollard.key").exists()  # check creates nothing
+	# with a secret-file: no warning; one start would refuse, check refuses
+	key = write_keys(tmp_path, "k", [KEY1])
+	with_key = conf.replace("    log stdout\n", "    log stdout\n    secret-file %s\n" % key)
+	r = bollard_run("check", "-c", "{conf}", config=with_key)
+	assert r.returncode == 0 and "warning" not in r.stderr, r
+	os.chmod(key, 0o644)
+	r = bollard_run("check", "-c", "{conf}", config=with_key)
+	assert r.returncode == 1 and "readable by others" in r.stderr, r
+
+
+def test_readme_sample_keeps_its_cookie_key(bollard_run):
+	"""The README's short configuration names its key file: cookies of the
+	sample survive a restart, and `check` has nothing to warn about."""
+	readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+	sample = readme.split("## A short configuration", 1)[1].split("```", 2)[1]
+	assert "persist cookie" in sample and "secret-file" in sample, sample
+	r = bollard_run("check", "-c", "{conf}", config=sample.lstrip("\n"))
+	assert r.returncode == 0 and "warning" not in r.stderr, r

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -125,6 +126,39 @@ def test_learn_spreads_sessions_and_keeps_each(demo_apps, bollard_factory, confi
 			srv, r = served(b, t, [("Cookie", "JSESSIONID=" + sid)])
 			assert srv == home and r.json()["session"] == sid
 			assert decision(b, t) == ("hit", "learn")
+
+
+def test_learn_name_in_another_case_is_exact_but_said(demo_apps, bollard_factory, config_for,
+						      bollard_run):
+	"""`persist learn jsessionid` in front of a server that writes JSESSIONID:
+	RFC 6265 cookie names are case-sensitive, so nothing is learned (kept
+	so), but bollard says it once at run time and `check` says it before
+	(issue 9 item 19)."""
+	apps = demo_apps(2, extra_args=("--session-cookie", "JSESSIONID"))
+	conf = persist_config(config_for, apps, "persist learn jsessionid")
+	checked = conf.replace("{port}", "18080")
+	r = bollard_run("check", "-c", "{conf}", config=checked)
+	line = [i + 1 for i, ln in enumerate(conf.splitlines()) if "persist learn" in ln][0]
+	assert r.returncode == 0, r
+	assert re.search(r"check\.conf:%d: warning: persist learn jsessionid: cookie names are "
+			 r"case-sensitive \(RFC 6265\) and Java servlet containers .* writes "
+			 r"JSESSIONID" % line, r.stderr), r.stderr
+	b = bollard_factory(conf)
+	for _ in range(3):  # three new sessions: nothing learned, said once
+		t = tag("/?format=json")
+		served(b, t)
+		assert decision(b, t) == ("new", "learn")
+	sid = served(b, tag("/?format=json"))[1].json()["session"]
+	t = tag("/?format=json")
+	served(b, t, [("Cookie", "JSESSIONID=" + sid)])
+	assert decision(b, t) == ("new", "learn")
+	warn = [ln for ln in b.stderr_text().splitlines()
+		if "persist learn jsessionid learns nothing" in ln]
+	assert len(warn) == 1, b.stderr_text()
+	assert "Set-Cookie JSESSIONID" in warn[0] and "'persist learn JSESSIONID'" in warn[0], warn
+	# the exact name warns about nothing
+	r = bollard_run("check", "-c", "{conf}", config=checked.replace("jsessionid", "JSESSIONID"))
+	assert r.returncode == 0 and "warning" not in r.stderr, r
 
 
 # ---------------------------------------------------------------- source

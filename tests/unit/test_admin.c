@@ -65,6 +65,7 @@ static void mk_server(struct server *s, struct backend *be, const char *name,
 	snprintf(s->addr.text, sizeof(s->addr.text), "%s", addr);
 	s->weight = 100;
 	s->idx = idx;
+	s->sid = (uint32_t)idx;
 	s->be = be;
 	atomic_store(&s->cur_weight, 100);
 	atomic_store(&s->state, SRV_READY);
@@ -176,16 +177,16 @@ static void test_show_servers(void **state)
 	atomic_store(&s2.cur_weight, 50);
 	a = run("show servers", 0);
 	assert_string_equal(a,
-		"backend server address state health weight conns sessions requests\n"
-		"app app1 127.0.0.1:9001 ready unchecked 100 4 12 99\n"
-		"app app2 127.0.0.1:9002 drain unchecked 50 0 0 0\n"
-		"a\"p\\i api1 [::1]:9003 ready unchecked 100 0 0 0\n"
+		"backend server address state health weight conns sessions requests origin\n"
+		"app app1 127.0.0.1:9001 ready unchecked 100 4 12 99 config\n"
+		"app app2 127.0.0.1:9002 drain unchecked 50 0 0 0 config\n"
+		"a\"p\\i api1 [::1]:9003 ready unchecked 100 0 0 0 config\n"
 		"\n");
 	a = run("  show   servers   app ", 0);
 	assert_string_equal(a,
-		"backend server address state health weight conns sessions requests\n"
-		"app app1 127.0.0.1:9001 ready unchecked 100 4 12 99\n"
-		"app app2 127.0.0.1:9002 drain unchecked 50 0 0 0\n"
+		"backend server address state health weight conns sessions requests origin\n"
+		"app app1 127.0.0.1:9001 ready unchecked 100 4 12 99 config\n"
+		"app app2 127.0.0.1:9002 drain unchecked 50 0 0 0 config\n"
 		"\n");
 	a = run("json show servers app", 0);
 	assert_true(strncmp(a,

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "state.h"
 #include "persist.h"
+#include "srvstate.h"
 #include "stick.h"
 
 #include <pthread.h>
@@ -480,7 +481,7 @@ static void test_foreign(void **state)
 		"",
 		"hello, world\n",
 		"bollard-state\n",	/* magic only */
-		"bollard-state\n\x02\0\0\0\0\0\0\0",	/* a future version */
+		"bollard-state\n\x03\0\0\0\0\0\0\0",	/* a future version */
 		"bollard-state\n\x01\0\0\0\xff\xff\xff\xff",	/* absurd length */
 	};
 	static const size_t lens[] = { 0, 13, 14, 22, 22 };
@@ -512,65 +513,256 @@ static void test_foreign(void **state)
 }
 
 /*
- * The header's save time lets downtime count as idle time. Rewrite it (and
- * the header digest, whose layout state.c documents) to pretend the file
- * was saved a while ago.
+ * Time stopped counts as idle time and age. Both clocks are injected
+ * (state_save_at / state_load_at), so the test does not depend on the
+ * machine: the save happens on a machine up for 40 days, the load right
+ * after a reboot (monotonic clock at 5 s), which is where "load as of the
+ * save on the monotonic clock" used to clamp and bring entries back
+ * younger than they were.
  */
-static void backdate(uint64_t ms)
-{
-	size_t len, hlen;
-	uint8_t *buf = read_whole(path, &len);
-	uint64_t t = 0;
+#define DAY_MS (24ull * 3600 * 1000)
+#define MIN_MS (60ull * 1000)
+static const uint64_t WALL0 = 1790000000000ull; /* some wall-clock ms */
 
-	hlen = 22 + ((size_t)buf[18] | (size_t)buf[19] << 8 |
-		     (size_t)buf[20] << 16 | (size_t)buf[21] << 24);
-	for (int i = 0; i < 8; i++)
-		t |= (uint64_t)buf[22 + i] << (8 * i);
-	t -= ms;
-	for (int i = 0; i < 8; i++)
-		buf[22 + i] = (uint8_t)(t >> (8 * i));
-	crypto_generichash(buf + hlen, 16, buf, hlen, NULL, 0);
-	write_whole(path, buf, len);
-	free(buf);
-}
+struct span {
+	uint64_t min_idle, max_idle, min_age, max_age;
+	size_t n;
+};
 
-static int idle_cb(void *arg, const void *key, size_t klen, uint32_t srv,
+static int span_cb(void *arg, const void *key, size_t klen, uint32_t srv,
 		   uint64_t idle_ms, uint64_t age_ms)
 {
-	uint64_t *min_idle = arg;
+	struct span *sp = arg;
 
-	(void)key, (void)klen, (void)srv, (void)age_ms;
-	if (idle_ms < *min_idle)
-		*min_idle = idle_ms;
+	(void)key, (void)klen, (void)srv;
+	sp->min_idle = MIN(sp->min_idle, idle_ms);
+	sp->max_idle = MAX(sp->max_idle, idle_ms);
+	sp->min_age = MIN(sp->min_age, age_ms);
+	sp->max_age = MAX(sp->max_age, age_ms);
+	sp->n++;
 	return 0;
+}
+
+static struct span span_of(struct stick_table *t, uint64_t now)
+{
+	struct span sp = { UINT64_MAX, 0, UINT64_MAX, 0, 0 };
+
+	stick_foreach(t, now, span_cb, &sp);
+	return sp;
+}
+
+/* Save cfg's tables as of (mono, wall), load them into a fresh
+ * configuration as of (mono2, wall + down). */
+static struct config *restart(struct config *cfg, uint64_t mono, uint64_t mono2,
+			      uint64_t down, size_t *restored, size_t *dropped)
+{
+	struct state_clock at_save = { mono, WALL0 }, at_load = { mono2, WALL0 + down };
+	struct config *b = load_conf(CONF_A);
+	char err[256] = "";
+
+	if (state_save_at(cfg, path, &at_save, err, sizeof(err)) < 0)
+		fail_msg("state_save_at: %s", err);
+	if (state_load_at(b, path, &at_load, restored, dropped, err, sizeof(err)) < 0)
+		fail_msg("state_load_at: %s", err);
+	return b;
 }
 
 static void test_downtime(void **state)
 {
-	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	const uint64_t up = 40 * DAY_MS, boot = 5000;
+	struct config *a = load_conf(CONF_A), *b;
+	struct stick_table *t = tab(a, "api", 1); /* url-param, expire 30m */
 	size_t restored, dropped;
-	uint64_t min_idle = UINT64_MAX;
+	struct span sp;
 
 	(void)state;
-	fill_a(a);
-	save(a);
-	/* 10 minutes stopped: entries come back 10 minutes idle */
-	backdate(10 * 60 * 1000);
-	assert_int_equal(load(b, &restored, &dropped), 0);
-	assert_int_equal(restored, 12);
-	stick_foreach(tab(b, "api", 1), now_ms(), idle_cb, &min_idle);
-	assert_true(min_idle >= 10 * 60 * 1000 - 1000);
-	assert_true(min_idle < 20 * 60 * 1000);
+	/* three entries created 5 minutes before the save, s3 last used 2
+	 * minutes before it */
+	assert_int_equal(stick_store(t, "s1", 2, 0, up - 5 * MIN_MS), 0);
+	assert_int_equal(stick_store(t, "s2", 2, 1, up - 5 * MIN_MS), 0);
+	assert_int_equal(stick_store(t, "s3", 2, 1, up - 5 * MIN_MS), 0);
+	uint32_t srv;
+	assert_int_equal(stick_lookup(t, "s3", 2, up - 2 * MIN_MS, &srv), 1);
+
+	/* 10 minutes stopped, loaded 5 s after a reboot: entries come back
+	 * exactly 10 minutes older (idle 12 and 15 minutes, age 15) */
+	b = restart(a, up, boot, 10 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 3);
+	assert_int_equal(dropped, 0);
+	sp = span_of(tab(b, "api", 1), boot);
+	assert_int_equal(sp.n, 3);
+	assert_int_equal(sp.min_idle, 12 * MIN_MS);
+	assert_int_equal(sp.max_idle, 15 * MIN_MS);
+	assert_int_equal(sp.min_age, 15 * MIN_MS);
+	assert_int_equal(sp.max_age, 15 * MIN_MS);
+	/* and they keep ageing from there: s1 and s2 expire 15 minutes after
+	 * the boot, s3 3 minutes later */
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 15 * MIN_MS - 1).n, 3);
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 15 * MIN_MS).n, 1);
+	assert_int_equal(span_of(tab(b, "api", 1), boot + 18 * MIN_MS).n, 0);
 	free_conf(b);
 
+	/* 26 minutes stopped: idle 28 and 31 minutes, only s3 survives */
+	b = restart(a, up, boot, 26 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 1);
+	assert_int_equal(dropped, 0);
+	sp = span_of(tab(b, "api", 1), boot);
+	assert_int_equal(sp.n, 1);
+	assert_int_equal(sp.min_idle, 28 * MIN_MS);
+	free_conf(b);
+
+	/* the same downtime with the monotonic clock far from its origin
+	 * (a restart without a reboot) gives the same answer */
+	b = restart(a, up, up + 3 * DAY_MS, 10 * MIN_MS, &restored, &dropped);
+	assert_int_equal(restored, 3);
+	sp = span_of(tab(b, "api", 1), up + 3 * DAY_MS);
+	assert_int_equal(sp.min_idle, 12 * MIN_MS);
+	assert_int_equal(sp.max_age, 15 * MIN_MS);
+	free_conf(b);
+
+	free_conf(a);
+
 	/* 31 minutes stopped: the 30m tables come back empty */
-	b = load_conf(CONF_A);
-	save(a);
-	backdate(31 * 60 * 1000);
-	assert_int_equal(load(b, &restored, &dropped), 0);
+	a = load_conf(CONF_A);
+	fill_a(a);
+	b = restart(a, now_ms(), boot, 31 * MIN_MS, &restored, &dropped);
 	assert_int_equal(restored, 0);
 	assert_int_equal(dropped, 0);
 	assert_int_equal(total_entries(b), 0);
+	free_conf(a);
+	free_conf(b);
+}
+
+/*
+ * A file of version 1 (tables only, what bollard wrote before the
+ * operator's state joined it) still loads: an upgrade keeps its sessions.
+ * Built here byte by byte, as state.c documents the layout.
+ */
+static void hput_name(uint8_t *b, size_t *n, const char *s)
+{
+	b[(*n)++] = (uint8_t)strlen(s);
+	memcpy(b + *n, s, strlen(s));
+	*n += strlen(s);
+}
+
+static void test_version1_file_loads(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	uint8_t h[512];
+	size_t n = 22, restored, dropped;
+	uint64_t now = now_ms();
+	struct timespec ts;
+	char err[256];
+	FILE *f;
+
+	(void)state;
+	put(a, "app", 2, "sess-one", "a1");
+	put(a, "app", 2, "sess-two", "a3");
+	memcpy(h, "bollard-state\n", 14);
+	h[14] = 1, h[15] = h[16] = h[17] = 0;	/* version 1 */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t wall = (uint64_t)ts.tv_sec * 1000;
+	for (int i = 0; i < 8; i++)
+		h[n++] = (uint8_t)(wall >> (8 * i));
+	h[n++] = 1, h[n++] = 0, h[n++] = 0, h[n++] = 0;	/* one block */
+	h[n++] = 1, h[n++] = 0, h[n++] = 0, h[n++] = 0;	/* one backend */
+	hput_name(h, &n, "app");
+	h[n++] = 3, h[n++] = 0, h[n++] = 0, h[n++] = 0;
+	hput_name(h, &n, "a1");
+	hput_name(h, &n, "a2");
+	hput_name(h, &n, "a3");
+	uint32_t len = (uint32_t)(n - 22);
+	for (int i = 0; i < 4; i++)
+		h[18 + i] = (uint8_t)(len >> (8 * i));
+	crypto_generichash(h + n, 16, h, n, NULL, 0);
+	n += 16;
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(h, n, 1, f), 1);
+	assert_int_equal(stick_save(tab(a, "app", 2), f, "app/learn/JSESSIONID", now, err,
+				    sizeof(err)), 0);
+	fclose(f);
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 2);
+	assert_int_equal(get(b, "app", 2, "sess-one"), srv_idx(b, "app", "a1"));
+	assert_int_equal(get(b, "app", 2, "sess-two"), srv_idx(b, "app", "a3"));
+	free_conf(a);
+	free_conf(b);
+}
+
+/* The operator's state (srvstate.h) goes with the tables: a state and a
+ * weight set at runtime, and a server added at runtime whose table entries
+ * must find it at load. */
+static void test_operator_state(void **state)
+{
+	struct config *a = load_conf(CONF_A), *b = load_conf(CONF_A);
+	struct backend *be = cfg_find_backend(a, "app");
+	struct server *a1 = cfg_find_server(be, "a1"), *a2 = cfg_find_server(be, "a2");
+	struct server *added = calloc(1, sizeof(*added)), **arr;
+	size_t restored, dropped;
+
+	(void)state;
+	atomic_store(&a1->admin_state, SRV_DRAIN);
+	srvstate_set(a1, SRVSTATE_OP_STATE);
+	a2->weight = 40;
+	srvstate_set(a2, SRVSTATE_OP_WEIGHT);
+	/* as admin_pool.c does, minus the publication */
+	snprintf(added->name, sizeof(added->name), "a9");
+	assert_int_equal(cfg_parse_addr("127.0.0.1:9009", &added->addr), 0);
+	added->weight = 7;
+	added->maxconn = 3;
+	added->be = be;
+	added->idx = be->nservers;
+	atomic_store(&added->admin_state, SRV_MAINT);
+	persist_server_added(added);
+	srvstate_set(added, SRVSTATE_OP_ADDED | SRVSTATE_OP_STATE);
+	arr = realloc(be->servers, ((size_t)be->nservers + 1) * sizeof(*arr));
+	assert_non_null(arr);
+	be->servers = arr;
+	be->servers[be->nservers++] = added;
+	assert_int_equal(stick_store(tab(a, "app", 2), "on-a9", 5, added->sid, now_ms()), 0);
+	put(a, "app", 2, "on-a1", "a1");
+	save(a);
+
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	assert_int_equal(restored, 2);
+	assert_int_equal(dropped, 0);
+	be = cfg_find_backend(b, "app");
+	assert_int_equal(be->nservers, 4);
+	struct server *b1 = cfg_find_server(be, "a1"), *b2 = cfg_find_server(be, "a2");
+	struct server *b9 = cfg_find_server(be, "a9");
+	assert_non_null(b9);
+	assert_int_equal(atomic_load(&b1->admin_state), SRV_DRAIN);
+	assert_int_equal(atomic_load(&b1->state), SRV_DRAIN);
+	assert_int_equal(b2->weight, 40);
+	assert_int_equal(atomic_load(&b2->cur_weight), 40);
+	assert_string_equal(b9->addr.text, "127.0.0.1:9009");
+	assert_int_equal(b9->weight, 7);
+	assert_int_equal(b9->maxconn, 3);
+	assert_int_equal(atomic_load(&b9->state), SRV_MAINT);
+	assert_string_equal(srvstate_origin_name(b1), "state-file");
+	assert_string_equal(srvstate_origin_name(cfg_find_server(be, "a3")), "config");
+	assert_int_equal(get(b, "app", 2, "on-a9"), (int)b9->sid);
+	assert_int_equal(get(b, "app", 2, "on-a1"), (int)b1->sid);
+	free_conf(b);
+
+	/* a configuration that changed a2's weight and defines a9 wins */
+	b = load_conf(
+		"global\n    threads 1\n    log off\n"
+		"frontend fe\n    bind 127.0.0.1:18080\n    default-backend app\n"
+		"backend app\n    persist cookie BOLLARD insert\n    persist source\n"
+		"    persist learn JSESSIONID\n"
+		"    server a1 127.0.0.1:9001\n    server a2 127.0.0.1:9002 weight 90\n"
+		"    server a3 127.0.0.1:9003\n    server a9 127.0.0.1:9999 weight 5\n"
+		"backend api\n    server b1 127.0.0.1:9101\n");
+	assert_int_equal(load(b, &restored, &dropped), 0);
+	be = cfg_find_backend(b, "app");
+	assert_int_equal(be->nservers, 4);
+	assert_int_equal(cfg_find_server(be, "a2")->weight, 90);
+	assert_string_equal(cfg_find_server(be, "a9")->addr.text, "127.0.0.1:9999");
+	assert_int_equal(cfg_find_server(be, "a9")->weight, 5);
+	assert_int_equal(atomic_load(&cfg_find_server(be, "a9")->admin_state), SRV_MAINT);
+	assert_int_equal(atomic_load(&cfg_find_server(be, "a1")->admin_state), SRV_DRAIN);
 	free_conf(a);
 	free_conf(b);
 }
@@ -631,6 +823,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_downtime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version1_file_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operator_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_concurrent, setup, teardown),
 	};
 

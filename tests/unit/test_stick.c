@@ -440,6 +440,86 @@ static void check_sample(struct stick_table *t, uint64_t now)
 	assert_int_equal(srv, 3);
 }
 
+static int idle_age_cb(void *arg, const void *key, size_t klen, uint32_t srv,
+		       uint64_t idle_ms, uint64_t age_ms)
+{
+	uint64_t *out = arg;
+
+	(void)key, (void)klen, (void)srv;
+	out[0] = idle_ms;
+	out[1] = age_ms;
+	return 0;
+}
+
+/* A reload shares a table between two generations (reload.c): references,
+ * and new limits applied to a table in use. */
+static void test_shared_limits(void **state)
+{
+	struct stick_table *t = stick_new(1000, 0, 1);
+	char k[32];
+	uint32_t srv;
+	struct stick_stats st;
+
+	(void)state;
+	stick_hold(t);
+	for (unsigned i = 0; i < 100; i++) {
+		key_of(k, sizeof(k), i);
+		assert_int_equal(stick_store(t, k, strlen(k), i % 3, 1000 + i), 0);
+	}
+	stick_free(t); /* one holder left: still usable */
+	assert_int_equal(stick_count(t), 100);
+	/* a smaller size evicts the least recently used at once */
+	stick_set_limits(t, 10, 0);
+	assert_int_equal(stick_count(t), 10);
+	stick_stats(t, &st);
+	assert_int_equal(st.evicted, 90);
+	key_of(k, sizeof(k), 99);
+	assert_int_equal(stick_lookup(t, k, strlen(k), 2000, &srv), 1);
+	key_of(k, sizeof(k), 89);
+	assert_int_equal(stick_lookup(t, k, strlen(k), 2000, &srv), 0);
+	/* a new expiry applies to the entries already there */
+	stick_set_limits(t, 10, 500);
+	key_of(k, sizeof(k), 98);
+	assert_int_equal(stick_lookup(t, k, strlen(k), 1098 + 499, &srv), 1);
+	key_of(k, sizeof(k), 97);
+	assert_int_equal(stick_lookup(t, k, strlen(k), 1097 + 500, &srv), 0);
+	assert_true(stick_expire(t, 100000, 64) > 0);
+	assert_int_equal(stick_count(t), 0);
+	stick_free(t);
+}
+
+/* Entries restored older than the clock's origin (a state file loaded
+ * just after a reboot) keep their true idle time and age. */
+static void test_load_older_than_boot(void **state)
+{
+	struct stick_table *a = stick_new(100, 0, 1), *b = stick_new(100, 0, 1);
+	struct stick_block blk;
+	char err[128];
+	FILE *f = tmpfile();
+	uint64_t idle = 0, age = 0;
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(stick_store(a, "k", 1, 1, 50 * 86400000ull), 0);
+	assert_int_equal(stick_save(a, f, "t", 50 * 86400000ull + 1000, err, sizeof(err)), 0);
+	rewind(f);
+	assert_int_equal(stick_load_header(f, &blk, err, sizeof(err)), 1);
+	blk.downtime_ms = 600000; /* 10 minutes stopped */
+	assert_int_equal(stick_load_body(b, f, &blk, 3000, NULL, NULL, err, sizeof(err)), 1);
+	{
+		uint64_t got[2] = { 0, 0 };
+
+		stick_foreach(b, 3000, idle_age_cb, got);
+		idle = got[0];
+		age = got[1];
+	}
+	assert_int_equal(idle, 601000);
+	assert_int_equal(age, 601000);
+	fclose(f);
+	stick_free(a);
+	stick_free(b);
+}
+
 static void test_save_load_roundtrip(void **state)
 {
 	struct stick_table *a = sample_table();
@@ -689,6 +769,8 @@ int main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_time_rebase),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_shared_limits),
+		cmocka_unit_test(test_load_older_than_boot),
 		cmocka_unit_test(test_save_load_roundtrip),
 		cmocka_unit_test(test_load_drops_expired),
 		cmocka_unit_test(test_load_map_srv),
