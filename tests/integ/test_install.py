@@ -66,8 +66,18 @@ def test_make_install_layout(tmp_path):
 	r = subprocess.run([str(usr / "bin/bollard"), "--version"], capture_output=True, text=True,
 			   timeout=10)
 	assert r.returncode == 0 and r.stdout.strip(), r
+	# The default file names the directories the systemd unit is given
+	# (StateDirectory=, RuntimeDirectory=), which check requires to exist as
+	# start does: check it with them moved into the stage.
+	default = (stage / "etc/bollard/bollard.conf").read_text()
+	for d in ("/var/lib/bollard", "/run/bollard"):
+		assert d in default, d
+		(stage / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
+		default = default.replace(d, str(stage / d.lstrip("/")))
+	staged_default = stage / "check-default.conf"
+	staged_default.write_text(default)
 	for conf in (usr / "share/doc/bollard/examples/minimal.conf",
-		     usr / "share/doc/bollard/examples/demo.conf", stage / "etc/bollard/bollard.conf"):
+		     usr / "share/doc/bollard/examples/demo.conf", staged_default):
 		r = subprocess.run([str(usr / "bin/bollard"), "check", "-c", str(conf)],
 				   capture_output=True, text=True, timeout=10)
 		assert r.returncode == 0, (conf, r.stdout, r.stderr)

@@ -181,10 +181,16 @@ def test_privileged_port_refused_says_cap_net_bind_service(bollard_bin, request)
 	d = pathlib.Path(tempfile.mkdtemp(prefix="bollard-priv-"))
 	request.addfinalizer(lambda: shutil.rmtree(d, ignore_errors=True))
 	os.chmod(d, 0o755)
-	conf = d / "priv.conf"
-	conf.write_text(CONF.replace("{port}", str(port)) % ("", "a", 9))
-	os.chmod(conf, 0o644)
 	nobody = pwd.getpwnam("nobody")
+	# the cookie key, readable by that user alone: the start gets as far as
+	# binding (without it, the default ./bollard.key in / could not be made)
+	key = d / "bollard.key"
+	key.write_text(os.urandom(32).hex() + "\n")
+	os.chmod(key, 0o600)
+	os.chown(key, nobody.pw_uid, nobody.pw_gid)
+	conf = d / "priv.conf"
+	conf.write_text(CONF.replace("{port}", str(port)) % ("    secret-file %s\n" % key, "a", 9))
+	os.chmod(conf, 0o644)
 	# an unprivileged user, as a service without the capability runs
 	r = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
 			    "--clear-groups", bollard_bin, "-c", str(conf)], capture_output=True,
