@@ -203,6 +203,20 @@ bool h1_list_has(struct h1_str value, const char *lower_token)
 	return false;
 }
 
+bool h1_list_next(struct h1_str *rest, struct h1_str *el)
+{
+	const uint8_t *pos = (const uint8_t *)rest->p, *e;
+	size_t n;
+
+	if (!list_next(&pos, pos + rest->n, &e, &n))
+		return false;
+	rest->n -= (size_t)(pos - (const uint8_t *)rest->p);
+	rest->p = (const char *)pos;
+	el->p = (const char *)e;
+	el->n = n;
+	return true;
+}
+
 /* RFC 9110 9.1: method names are case-sensitive. */
 static enum h1_method method_of(const uint8_t *p, size_t n)
 {
@@ -369,7 +383,7 @@ struct hstate {
 	uint64_t cl;
 	bool conn_upgrade;  /* Connection lists "upgrade" */
 	bool conn_other;    /* Connection lists some field name: second pass */
-	bool up_ws, up_other;
+	bool up_any;        /* Upgrade lists a protocol */
 };
 
 static bool eq_nocase(const uint8_t *a, const uint8_t *b, size_t n)
@@ -454,16 +468,11 @@ static const char *field_apply(struct h1_msg *m, struct hstate *hs,
 		}
 		break;
 	case K_UPGRADE:
-		/* RFC 9110 7.8: protocol-name ["/" protocol-version]. */
-		while (list_next(&pos, end, &el, &n)) {
-			size_t pn = 0;
-			while (pn < n && el[pn] != '/')
-				pn++;
-			if (pn == 9 && eq_lower(el, "websocket", 9))
-				hs->up_ws = true;
-			else
-				hs->up_other = true;
-		}
+		/* RFC 9110 7.8: a list of protocol-name ["/" protocol-version].
+		 * Which of them may reach the server is not the parser's call:
+		 * flagging "websocket" here once let an h2c beside it through. */
+		if (list_next(&pos, end, &el, &n))
+			hs->up_any = true;
 		break;
 	case K_EXPECT:
 		/* RFC 9110 10.1.1: the only expectation defined. */
@@ -758,10 +767,8 @@ static int parse_head(const char *buf, size_t len, struct h1_msg *m,
 
 	if (hs.conn_other)
 		mark_connection_listed(m);
-	if (hs.conn_upgrade && hs.up_ws)
-		m->flags |= H1_MF_UPGRADE_WS;
-	if (hs.up_other)
-		m->flags |= H1_MF_UPGRADE_OTHER;
+	if (hs.conn_upgrade && hs.up_any)
+		m->flags |= H1_MF_UPGRADE;
 	/* RFC 9112 9.3: HTTP/1.0 closes unless keep-alive was asked for. */
 	if (m->minor == 0 && !(m->flags & H1_MF_CONN_KEEPALIVE))
 		m->flags |= H1_MF_CONN_CLOSE;

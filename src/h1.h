@@ -57,8 +57,8 @@ enum h1_method {
 #define H1_MF_CONN_CLOSE     0x01 /* "Connection: close" (or HTTP/1.0 without keep-alive) */
 #define H1_MF_CONN_KEEPALIVE 0x02 /* "Connection: keep-alive" seen */
 #define H1_MF_EXPECT_100     0x04 /* "Expect: 100-continue" */
-#define H1_MF_UPGRADE_WS     0x08 /* Upgrade lists "websocket" and Connection lists "upgrade" */
-#define H1_MF_UPGRADE_OTHER  0x10 /* Upgrade lists some other token (e.g. h2c) */
+#define H1_MF_UPGRADE        0x08 /* Connection lists "upgrade" and Upgrade lists a protocol:
+				     * which ones may pass is the proxy's choice (route.c) */
 #define H1_MF_HAS_HOST       0x20
 
 struct h1_limits {
@@ -135,5 +135,9 @@ bool h1_find_header(const struct h1_msg *m, const char *name, struct h1_str *v);
 bool h1_name_eq(struct h1_str s, const char *lower);
 /* Does the comma-separated list value contain token (case-insensitive)? */
 bool h1_list_has(struct h1_str value, const char *lower_token);
+/* The next non-empty element of the comma-separated list *rest (RFC 9110
+ * 5.6.1), trimmed of OWS, in *el; *rest advances past it. false when none
+ * is left. Both point into the caller's bytes. */
+bool h1_list_next(struct h1_str *rest, struct h1_str *el);
 
 #endif

@@ -18,7 +18,8 @@
  *               writes straight from the input buffer of the other side with
  *               one writev() of head + body, and stops reading while the
  *               other side cannot take more (back-pressure, fixed memory);
- *   CS_TUNNEL   after a 101 to a WebSocket upgrade, bytes both ways;
+ *   CS_TUNNEL   after a 101 to an upgrade that was allowed (websocket,
+ *               `allow-upgrade`), bytes both ways;
  *   CS_CLOSING / CS_LINGER  flush a last response, shut the write side, and
  *               drain the client briefly so that close() does not reset a
  *               response the client has not read yet.
@@ -570,7 +571,8 @@ static void reset_request(struct cconn *c)
 	c->term = NULL;
 	c->t_connect = c->t_first = 0;
 	c->log_meth_len = 0;
-	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
+	c->upgrade = 0;
+	c->resp_started = c->logged = c->fresh_only = false;
 }
 
 /* A complete request head is at the front of c->in. */
@@ -583,8 +585,9 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->meth = m->meth;
 	c->minor = m->minor;
 	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
-	c->websocket = ((m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET) ||
-		       ((m->flags & H1_MF_UPGRADE_OTHER) && c->fe->nallow_upgrade && route_upgrade_allowed(c->fe, m));
+	char upgrade[256];
+	size_t upgrade_len;
+	c->upgrade = route_upgrade(c->fe, m, upgrade, sizeof(upgrade), &upgrade_len);
 	c->rq_body = m->body;
 	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
 	h1_chunk_init(&c->rq_chunk);
@@ -625,7 +628,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.proto = "http",
 		.new_reqid = id,
 		.new_reqid_len = 16,
-		.websocket = c->websocket,
+		.upgrade = { upgrade, upgrade_len },
 		.fwd = c->fe->fwd,
 		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
 		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
@@ -988,7 +991,10 @@ static int rs_head(struct cconn *c)
 	}
 	if (m.status_code < 200) {
 		if (m.status_code == 101) {
-			if (!c->websocket) {
+			if (!c->upgrade || !route_upgrade_accepts(c->fe, c->upgrade, &m)) {
+				/* a tunnel to a protocol nobody allowed would
+				 * bypass every rule: refuse it, and the server
+				 * connection goes with it (send_error) */
 				send_error(c, 502, "unexpected 101 response", "bad-response");
 				return -1;
 			}
@@ -996,7 +1002,7 @@ static int rs_head(struct cconn *c)
 			int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now,
 								       extra, sizeof(extra)) : 0;
 			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
-				.websocket = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
+				.upgrade = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
 			persist_prefix_opts(c, &ro);
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
 						     &m, &ro);

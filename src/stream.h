@@ -89,7 +89,8 @@ struct cconn {
 	int attempts;
 	enum h1_method meth;
 	int minor;
-	bool req_keepalive, websocket, retryable, resp_started, logged;
+	bool req_keepalive, retryable, resp_started, logged;
+	uint32_t upgrade;             /* ROUTE_UP_* tokens the request offered the server */
 	bool fresh_only;              /* a pooled connection failed: open a new one */
 	bool shut_srv, shut_cli;      /* tunnel half-closes done */
 	uint32_t rq_sent;             /* bytes of rq already sent */
