@@ -699,13 +699,8 @@ static void find_client(struct cconn *c, const struct h1_msg *m)
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	if (!c->fe->trusted || !cidr_match(c->fe->trusted, &c->peer))
 		return;
-	struct h1_str vals[16];
-	int n = 0;
-	for (uint32_t i = 0; i < m->nhdrs && n < (int)ARRAY_SIZE(vals); i++)
-		if (m->hdrs[i].flags & H1_HF_XFF)
-			vals[n++] = m->hdrs[i].value;
 	struct sockaddr_storage a;
-	if (n && cidr_xff_client(vals, n, c->fe->trusted, &a) == 1) {
+	if (cidr_xff_client(m->hdrs, m->nhdrs, c->fe->trusted, &a) == 1) {
 		c->client = a;
 		route_addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
 	}
