@@ -110,22 +110,37 @@ int h1_parse_response(const char *buf, size_t len, struct h1_msg *m,
 
 /*
  * Streaming validator of a chunked body (RFC 9112 7.1), including the
- * trailer section. The proxy forwards the chunked bytes as they are; this
- * scanner checks them and finds where the body ends.
+ * trailer section. The proxy forwards the chunked bytes as they are, but
+ * for the chunk-size lines: a line is held until it is complete (never
+ * forwarded in part), and one that is not exactly `SIZE CRLF` (extensions,
+ * BWS, leading zeros) is re-encoded as that, so no extension reaches the
+ * next hop. Its grammar is checked all the same (RFC 9112 7.1.1: a bare ";"
+ * or a name that is not a token is invalid).
  */
 struct h1_chunk {
 	int state;          /* private */
 	uint64_t remaining; /* data bytes left in the current chunk */
-	uint32_t linelen;   /* length of the current size/trailer line, bounded */
+	uint32_t linelen;   /* length of the current size line so far, bounded */
 	uint32_t trailer_bytes;
+	/* The last `hold` bytes consumed are a size line: not to be forwarded
+	 * yet (still open), or, with `rewrite`, to be replaced by
+	 * h1_chunk_line() before the scan can go on. */
+	uint32_t hold;
+	bool rewrite;
 	bool done;          /* the last chunk and the trailer section were seen */
 };
 
 void h1_chunk_init(struct h1_chunk *c);
-/* Consume up to len bytes; returns the number consumed (stops right after the
- * end of the body, so bytes past it belong to the next message), or
- * H1_INVALID. */
+/* Consume up to len bytes; returns the number consumed, or H1_INVALID. It
+ * stops early right after the end of the body (bytes past it belong to the
+ * next message; c->done is set) and right after a size line to re-encode
+ * (c->rewrite is set: it consumes nothing more until h1_chunk_line()). */
 long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len);
+/* The canonical form of the held size line (c->rewrite set): writes
+ * `SIZE CRLF` (lowercase hex, no leading zero) into out and returns its
+ * length, never more than c->hold; clears rewrite and hold. */
+#define H1_CHUNK_LINE_CANON 18
+size_t h1_chunk_line(struct h1_chunk *c, char out[H1_CHUNK_LINE_CANON]);
 
 /* The value of the first field of m named name (any case, RFC 9110 5.1):
  * true and *v set when there is one. */

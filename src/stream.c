@@ -12,9 +12,11 @@
  *               a failed connect is retried on another server (`retries`);
  *   CS_FORWARD  two independent directions: request head + body to the
  *               server, response head (rewritten into c->out) + body to the
- *               client. Bodies are never rewritten: Content-Length bodies are
+ *               client. Bodies are never copied: Content-Length bodies are
  *               counted, chunked bodies validated by h1_chunk_scan() and
- *               forwarded as they are (trailers included). Each direction
+ *               forwarded as they are (trailers included) but for their
+ *               chunk-size lines, re-encoded in place as SIZE CRLF
+ *               (chunk_ready()). Each direction
  *               writes straight from the input buffer of the other side with
  *               one writev() of head + body, and stops reading while the
  *               other side cannot take more (back-pressure, fixed memory);
@@ -566,8 +568,8 @@ static void reset_request(struct cconn *c)
 	c->status = 0;
 	c->bytes_out = 0;
 	c->rq_sent = 0;
-	c->rq_ready = 0;
-	c->rs_ready = 0;
+	c->rq_ready = c->rq_scanned = 0;
+	c->rs_ready = c->rs_scanned = 0;
 	c->term = NULL;
 	c->t_connect = c->t_first = 0;
 	c->log_meth_len = 0;
@@ -832,20 +834,54 @@ static bool retry_stale(struct cconn *c)
 	return true;
 }
 
-/* How many validated request-body bytes are at the front of c->in. */
+/*
+ * A chunked body at the front of b (either direction): scan what arrived
+ * past the *scanned bytes already checked, and return how many bytes at the
+ * front may go as they are: every scanned byte but a size line the scanner
+ * still holds (h1.h). A size line to re-encode is replaced once everything
+ * before it has gone, so that it is at the front of b: its canonical form
+ * overwrites its last bytes and the others are dropped, which costs no copy
+ * of the body and no memory of its own. -1: the body is invalid.
+ */
+static long chunk_ready(struct h1_chunk *ch, struct buf *b, uint32_t *scanned)
+{
+	for (;;) {
+		if (ch->rewrite) {
+			if (*scanned > ch->hold)
+				break; /* the bytes before it must go first */
+			uint32_t held = ch->hold;
+			char line[H1_CHUNK_LINE_CANON];
+			uint32_t k = (uint32_t)h1_chunk_line(ch, line);
+			memcpy(buf_rptr(b) + held - k, line, k);
+			buf_consume(b, held - k);
+			*scanned = k;
+		}
+		uint32_t avail = buf_len(b);
+		if (ch->done || avail <= *scanned)
+			break;
+		long n = h1_chunk_scan(ch, buf_rptr(b) + *scanned, avail - *scanned);
+		if (n < 0)
+			return -1;
+		*scanned += (uint32_t)n;
+		if (!ch->rewrite)
+			break;
+	}
+	return (long)(*scanned - ch->hold);
+}
+
+/* How many request-body bytes at the front of c->in can go to the server. */
 static int rq_scan(struct cconn *c)
 {
 	uint32_t avail = buf_len(&c->in);
 	if (c->rq_body == H1_BODY_LENGTH) {
-		c->rq_ready = (uint32_t)MIN((uint64_t)avail, c->rq_left);
+		c->rq_ready = c->rq_scanned = (uint32_t)MIN((uint64_t)avail, c->rq_left);
 		return 0;
 	}
-	if (c->rq_body == H1_BODY_CHUNKED && !c->rq_chunk.done && avail > c->rq_ready) {
-		long n = h1_chunk_scan(&c->rq_chunk, buf_rptr(&c->in) + c->rq_ready,
-				       avail - c->rq_ready);
+	if (c->rq_body == H1_BODY_CHUNKED) {
+		long n = chunk_ready(&c->rq_chunk, &c->in, &c->rq_scanned);
 		if (n < 0)
 			return -1;
-		c->rq_ready += (uint32_t)n;
+		c->rq_ready = (uint32_t)n;
 	}
 	return 0;
 }
@@ -901,6 +937,7 @@ static int rq_forward(struct cconn *c)
 			if (b) {
 				buf_consume(&c->in, b);
 				c->rq_ready -= b;
+				c->rq_scanned -= b;
 				if (c->rq_body == H1_BODY_LENGTH)
 					c->rq_left -= b;
 				c->t_cli = c->w->now;
@@ -1035,7 +1072,7 @@ static int rs_head(struct cconn *c)
 	c->rs_body = m.body;
 	c->rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
 	h1_chunk_init(&c->rs_chunk);
-	c->rs_ready = 0;
+	c->rs_ready = c->rs_scanned = 0;
 	c->rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
 			  (m.minor == 1 || (m.flags & H1_MF_CONN_KEEPALIVE));
 	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
@@ -1058,28 +1095,26 @@ static int rs_head(struct cconn *c)
 	return 1;
 }
 
+/* How many response-body bytes at the front of sc->in can go to the client. */
 static int rs_scan(struct cconn *c)
 {
 	struct sconn *sc = c->sc;
 	uint32_t avail = buf_len(&sc->in);
+	long n;
 	switch (c->rs_body) {
 	case H1_BODY_LENGTH:
-		c->rs_ready = (uint32_t)MIN((uint64_t)avail, c->rs_left);
+		c->rs_ready = c->rs_scanned = (uint32_t)MIN((uint64_t)avail, c->rs_left);
 		break;
 	case H1_BODY_CLOSE:
-		c->rs_ready = avail;
+		c->rs_ready = c->rs_scanned = avail;
 		break;
 	case H1_BODY_CHUNKED:
-		if (!c->rs_chunk.done && avail > c->rs_ready) {
-			long n = h1_chunk_scan(&c->rs_chunk, buf_rptr(&sc->in) + c->rs_ready,
-					       avail - c->rs_ready);
-			if (n < 0)
-				return -1;
-			c->rs_ready += (uint32_t)n;
-		}
+		if ((n = chunk_ready(&c->rs_chunk, &sc->in, &c->rs_scanned)) < 0)
+			return -1;
+		c->rs_ready = (uint32_t)n;
 		break;
 	default:
-		c->rs_ready = 0;
+		c->rs_ready = c->rs_scanned = 0;
 	}
 	return 0;
 }
@@ -1127,7 +1162,10 @@ static int rs_forward(struct cconn *c)
 		progress |= r;
 	}
 	if (c->rs_state == RS_BODY && rs_scan(c) < 0) {
-		abort_stream(c, "bad-response");
+		/* a 502 while nothing went out, else the client connection is
+		 * closed before its body ends; the server connection goes
+		 * either way (its framing is lost) */
+		send_error(c, 502, "invalid chunked body from the server", "bad-response");
 		return -1;
 	}
 	struct iovec iov[2];
@@ -1152,6 +1190,7 @@ static int rs_forward(struct cconn *c)
 			if (b) {
 				buf_consume(&sc->in, b);
 				c->rs_ready -= b;
+				c->rs_scanned -= b;
 				if (c->rs_body == H1_BODY_LENGTH)
 					c->rs_left -= b;
 			}
@@ -1312,8 +1351,9 @@ static void send_error(struct cconn *c, int status, const char *detail, const ch
 		sconn_close(w, c->sc);
 		c->sc = NULL;
 	}
-	if (c->state == CS_FORWARD && c->out.data && c->bytes_out) {
-		/* part of a response already went out: only closing is left */
+	if (c->state == CS_FORWARD && c->bytes_out) {
+		/* part of a response already went out (its head may be gone
+		 * from c->out): only closing is left */
 		abort_stream(c, term);
 		return;
 	}

@@ -97,12 +97,14 @@ struct cconn {
 	enum rq_state rq_state;
 	enum h1_body rq_body;
 	uint64_t rq_left;             /* CL body bytes left */
-	uint32_t rq_ready;            /* validated body bytes at the front of in */
+	uint32_t rq_ready;            /* body bytes at the front of in that can go as they are */
+	uint32_t rq_scanned;          /* ... and those checked so far (h1_chunk_scan) */
 	struct h1_chunk rq_chunk;
 	enum rs_state rs_state;
 	enum h1_body rs_body;
 	uint64_t rs_left;
-	uint32_t rs_ready;            /* validated body bytes at the front of sc->in */
+	uint32_t rs_ready;            /* body bytes at the front of sc->in that can go as they are */
+	uint32_t rs_scanned;          /* ... and those checked so far */
 	struct h1_chunk rs_chunk;
 	bool rs_keepalive;            /* server connection reusable after this response */
 	int status;
