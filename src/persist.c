@@ -496,6 +496,14 @@ static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct
 		add_key(pr, i, claim.p, claim.n);
 }
 
+/* `replica NAME` of a server that cannot take its sessions, when the
+ * replica can take them (ready: a draining one takes no new sessions). */
+static struct server *replica_of(const struct server *lost)
+{
+	struct server *r = lost->replica;
+	return r && atomic_load_explicit(&r->state, memory_order_relaxed) == SRV_READY ? r : NULL;
+}
+
 void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
 {
@@ -631,8 +639,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		/* the operator prefers an error to a session on a server
 		 * that does not hold it */
 		pr->fail = true;
-	} else if (lost && be->on_down == ON_DOWN_REPLICA && lost->replica &&
-		   atomic_load_explicit(&lost->replica->state, memory_order_relaxed) == SRV_READY) {
+	} else if (lost && be->on_down == ON_DOWN_REPLICA && replica_of(lost)) {
 		/* the replica's application holds a copy of the session */
 		pr->srv = lost->replica;
 	}
@@ -640,6 +647,28 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->result = moved ? PR_MOVED : expired ? PR_EXPIRED : invalid ? PR_INVALID : PR_NEW;
 	if (pr->result != PR_MOVED)
 		pr->reason = MOVED_NONE;
+}
+
+void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
+			    int ntried)
+{
+	struct server *lost = pr->srv, *r;
+	pr->srv = NULL;
+	pr->assigned = true;
+	if (!lost)
+		return;
+	if (pr->result == PR_HIT) {
+		pr->result = PR_MOVED;
+		pr->reason = MOVED_CONNECT;
+	}
+	if (be->on_down == ON_DOWN_FAIL) {
+		pr->fail = true;
+	} else if (be->on_down == ON_DOWN_REPLICA && (r = replica_of(lost))) {
+		for (int i = 0; i < ntried; i++)
+			if (tried[i] == r)
+				return; /* it failed this request too: redispatch */
+		pr->srv = r;
+	}
 }
 
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)

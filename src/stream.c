@@ -349,21 +349,24 @@ static struct server *choose_server(struct cconn *c)
 		return balance(c);
 	struct server *s = pr->srv;
 	for (int i = 0; s && i < c->ntried; i++)
-		if (c->tried[i] == s)
-			s = NULL; /* it failed this request: fail over */
+		if (c->tried[i] == s) {
+			/* it failed this request: on-server-down decides, as
+			 * for a down server (its replica, a 503, or the
+			 * balancer) */
+			persist_connect_failed(be, pr, c->tried, c->ntried);
+			if (pr->fail)
+				return NULL;
+			s = pr->srv;
+			break;
+		}
 	if (!s) {
 		s = balance(c);
 		if (!s)
 			return NULL;
-		/* a session that had a server and leaves it moves, once: the
-		 * new server is recorded (table entries now, a new cookie
-		 * with the response) */
-		if (pr->result == PR_HIT) {
-			pr->result = PR_MOVED;
-			pr->reason = MOVED_CONNECT;
-		}
 		pr->assigned = true;
 	}
+	/* a session that leaves its server moves once: the new server is
+	 * recorded (table entries now, a new cookie with the response) */
 	persist_record(be, pr, s, c->w->now);
 	return s;
 }
@@ -468,6 +471,11 @@ void stream_queue_run(struct worker *w)
 static void start_connect(struct cconn *c)
 {
 	struct server *s = choose_server(c);
+	if (!s && c->pr && c->pr->fail) {
+		send_error(c, 503, "the server holding this session is unavailable",
+			   "session-server-down");
+		return;
+	}
 	if (!s) {
 		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
 		send_error(c, 503, "no server is available", "no-server");
