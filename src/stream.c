@@ -396,6 +396,7 @@ static void attach(struct cconn *c, struct sconn *sc)
 {
 	sc->owner = c;
 	c->sc = sc;
+	c->t_srv = c->t_head = c->w->now;
 	if (!sc->counted) {
 		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
 		sc->counted = true;
@@ -526,7 +527,6 @@ static void start_connect_to(struct cconn *c, struct server *s)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 	attach(c, sc);
-	c->t_srv = w->now;
 	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
 	if (r == 0) {
 		check_passive_success(s);
@@ -913,8 +913,10 @@ static int rq_forward(struct cconn *c)
 		return 0;
 	if (c->rq_state != RQ_HEAD || c->rq_body != H1_BODY_NONE) {
 		int rr = c_read(c);
-		if (rr > 0)
+		if (rr > 0) {
 			progress = 1;
+			c->t_cli = c->w->now;
+		}
 		if (rq_scan(c) < 0) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
 			send_error(c, 400, "invalid chunked body", "bad-request");
@@ -938,7 +940,9 @@ static int rq_forward(struct cconn *c)
 		}
 		if (wn > 0) {
 			progress = 1;
-			c->t_srv = c->w->now;
+			/* the server is still taking the request: its head is
+			 * not due yet */
+			c->t_srv = c->t_head = c->w->now;
 			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
 			c->rq_sent += h;
 			uint32_t b = (uint32_t)((size_t)wn - h);
@@ -1073,6 +1077,7 @@ static int rs_head(struct cconn *c)
 			c->out.tail += (uint32_t)hn;
 		}
 		buf_consume(&sc->in, (uint32_t)n);
+		c->t_head = w->now; /* a whole interim head: the next one is due */
 		return 1;
 	}
 	c->status = m.status_code;
@@ -1430,6 +1435,38 @@ static int do_linger(struct cconn *c)
 
 /* ---- driving ----------------------------------------------------------------------- */
 
+/*
+ * CS_FORWARD: whom bollard waits for, and until when. Bytes waiting to go
+ * to one side make that side the one stalling (the other side is not read
+ * meanwhile: back-pressure), timed from the last time it took some;
+ * otherwise the side that owes bytes is. The response head must come whole
+ * within `timeout server` of the request (t_head): bytes of it trickling in
+ * do not restart that, so a server cannot hold a request by sending its head
+ * a byte at a time. Returns the earliest deadline; *client says whether it
+ * is the client's (the one to blame when it passes).
+ */
+static uint64_t forward_deadline(const struct cconn *c, bool *client)
+{
+	uint64_t cli = EV_NO_TIMER, srv = EV_NO_TIMER;
+	bool to_srv = c->rq_state == RQ_HEAD ? c->rq_sent < buf_len(&c->rq) : c->rq_ready > 0;
+	bool to_cli = (c->out.data && !buf_empty(&c->out)) || c->rs_ready > 0;
+
+	if (c->rq_state != RQ_DONE) {
+		if (to_srv)
+			srv = c->t_srv + c->be->to.server;
+		else if (c->rq_state == RQ_BODY)
+			cli = c->t_cli + c->fe->to.client;
+	}
+	if (to_cli)
+		cli = MIN(cli, c->t_cli + c->fe->to.client);
+	else if (c->rs_state == RS_HEAD)
+		srv = MIN(srv, c->t_head + c->be->to.server);
+	else if (c->rs_state == RS_BODY)
+		srv = MIN(srv, c->t_srv + c->be->to.server);
+	*client = cli <= srv;
+	return MIN(cli, srv);
+}
+
 static void arm_timer(struct cconn *c)
 {
 	struct worker *w = c->w;
@@ -1452,14 +1489,11 @@ static void arm_timer(struct cconn *c)
 	case CS_CONNECT:
 		when = c->conn_deadline;
 		break;
-	case CS_FORWARD:
-		if (c->rq_state != RQ_DONE && c->rq_state != RQ_HEAD)
-			when = c->t_cli + c->fe->to.client;
-		if (c->rs_state != RS_DONE)
-			when = MIN(when, c->t_srv + c->be->to.server);
-		else
-			when = MIN(when, c->t_cli + c->fe->to.client);
+	case CS_FORWARD: {
+		bool client;
+		when = forward_deadline(c, &client);
 		break;
+	}
 	case CS_TUNNEL:
 		when = c->t_tun + c->be->to.tunnel;
 		break;
@@ -1534,7 +1568,6 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 
 void stream_timeout(struct cconn *c)
 {
-	struct worker *w = c->w;
 	switch (c->state) {
 	case CS_PROXY:
 		stream_close(c);
@@ -1558,20 +1591,19 @@ void stream_timeout(struct cconn *c)
 		if (!c->closed)
 			c_drive(c);
 		return;
-	case CS_FORWARD:
-		if (c->rs_state != RS_DONE && w->now >= c->t_srv + c->be->to.server) {
-			if (!c->resp_started)
-				send_error(c, 504, "the server did not answer in time", "server-timeout");
-			else
-				abort_stream(c, "server-timeout");
-		} else if (!c->resp_started) {
+	case CS_FORWARD: {
+		bool client;
+		forward_deadline(c, &client);
+		if (!client)
+			send_error(c, 504, "the server did not answer in time", "server-timeout");
+		else if (c->rq_state != RQ_DONE && !c->bytes_out)
 			send_error(c, 408, "request body not received in time", "client-timeout");
-		} else {
-			abort_stream(c, "client-timeout");
-		}
+		else
+			abort_stream(c, "client-timeout"); /* it stopped taking the response */
 		if (!c->closed)
 			c_drive(c);
 		return;
+	}
 	case CS_TUNNEL:
 		abort_stream(c, "tunnel-timeout");
 		return;
