@@ -226,6 +226,8 @@ static size_t format_combined(char *o0, char *end, struct log_thread *lt,
 			o = put_str(o, end, r->persist_reason);
 		}
 	}
+	o = put_str(o, end, " scheme=");
+	o = put_str(o, end, r->scheme ? r->scheme : "-");
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
 	o = put_str(o, end, " ttfb_ms=");
@@ -256,6 +258,8 @@ static size_t format_json(char *o0, char *end, struct log_thread *lt,
 	o = put_jstr(o, end, ",\"method\":", r->method.p, r->method.n);
 	o = put_jstr(o, end, ",\"target\":", r->target.p, r->target.n);
 	o = put_str(o, end, r->minor ? ",\"proto\":\"HTTP/1.1\"" : ",\"proto\":\"HTTP/1.0\"");
+	if (r->scheme)
+		o = put_jstr(o, end, ",\"scheme\":", r->scheme, strlen(r->scheme));
 	o = put_str(o, end, ",\"status\":");
 	o = put_u64(o, end, (uint64_t)r->status);
 	o = put_str(o, end, ",\"bytes\":");

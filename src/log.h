@@ -38,6 +38,7 @@ struct access_rec {
 	int status;
 	uint64_t bytes;
 	const char *frontend, *backend, *server, *term;
+	const char *scheme;                   /* http, or what a trusted proxy reported */
 	const char *persist, *persist_method; /* NULL when the backend has none */
 	const char *persist_reason;           /* why it moved, NULL otherwise */
 	double connect_ms, ttfb_ms, total_ms;

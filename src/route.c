@@ -2,7 +2,7 @@
  * route.c - where a parsed request goes, decided from its head alone: the
  * backend (`route host|path-prefix`, else `default-backend`), which
  * upgrade tokens may reach the server (websocket, `allow-upgrade`) and which
- * 101 may open a tunnel, and
+ * 101 may open a tunnel, the scheme a trusted proxy in front reports, and
  * the key `balance hash` places it by. Pure functions of the configuration
  * and the head; stream.c calls them once per request.
  */
@@ -12,6 +12,7 @@
 #include "lb_hash.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <strings.h>
 
@@ -150,6 +151,79 @@ bool route_upgrade_accepts(const struct frontend *fe, uint32_t sent, const struc
 		}
 	}
 	return any;
+}
+
+/* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), kept
+ * lowercase in out[0..cap) (schemes are case-insensitive). */
+static bool put_scheme(struct h1_str v, char *out, size_t cap)
+{
+	if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"') {
+		v.p++; /* RFC 7239 4: a value may be a quoted-string */
+		v.n -= 2;
+	}
+	if (!v.n || v.n >= cap || !isalpha((unsigned char)v.p[0]))
+		return false;
+	for (size_t i = 0; i < v.n; i++)
+		if (!isalnum((unsigned char)v.p[i]) && !strchr("+-.", v.p[i]))
+			return false;
+	for (size_t i = 0; i < v.n; i++)
+		out[i] = (char)tolower((unsigned char)v.p[i]);
+	out[v.n] = '\0';
+	return true;
+}
+
+/* The last element of a Forwarded value (RFC 7239 4: elements separated by
+ * commas, pairs by semicolons, values tokens or quoted-strings, which may
+ * hold either), then its proto= pair. */
+static bool forwarded_proto(struct h1_str v, struct h1_str *proto)
+{
+	size_t start = 0, i;
+	bool q = false;
+	for (i = 0; i < v.n; i++) {
+		if (v.p[i] == '"')
+			q = !q;
+		else if (v.p[i] == '\\' && q)
+			i++;
+		else if (v.p[i] == ',' && !q)
+			start = i + 1;
+	}
+	for (i = start; i < v.n;) {
+		size_t e = i;
+		for (q = false; e < v.n && (q || v.p[e] != ';'); e++) {
+			if (v.p[e] == '"')
+				q = !q;
+			else if (v.p[e] == '\\' && q)
+				e++;
+		}
+		if (e > v.n)
+			e = v.n;
+		struct h1_str pair = { v.p + i, e - i }, rest = pair, el;
+		if (h1_list_next(&rest, &el) && el.n > 6 && !strncasecmp(el.p, "proto=", 6)) {
+			*proto = (struct h1_str){ el.p + 6, el.n - 6 };
+			return true;
+		}
+		i = e + 1;
+	}
+	return false;
+}
+
+bool route_forwarded_proto(const struct h1_msg *m, char *out, size_t cap)
+{
+	struct h1_str fwd = { NULL, 0 };
+	for (uint32_t i = m->nhdrs; i-- > 0;) {
+		const struct h1_hdr *h = &m->hdrs[i];
+		if (h->flags & H1_HF_XFP) {
+			/* the nearest proxy's word: the last element */
+			struct h1_str rest = h->value, el, last = { NULL, 0 };
+			while (h1_list_next(&rest, &el))
+				last = el;
+			return put_scheme(last, out, cap);
+		}
+		if (!fwd.p && h1_name_eq(h->name, "forwarded"))
+			fwd = h->value;
+	}
+	struct h1_str proto;
+	return fwd.p && forwarded_proto(fwd, &proto) && put_scheme(proto, out, cap);
 }
 
 /* An address as text, IPv4-mapped IPv6 addresses as plain IPv4. */

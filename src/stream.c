@@ -155,6 +155,7 @@ static void log_request(struct cconn *c)
 	r.frontend = c->fe->name;
 	r.backend = c->be ? c->be->name : NULL;
 	r.server = c->srv ? c->srv->name : NULL;
+	r.scheme = c->scheme;
 	r.term = c->term;
 	if (c->be && c->be->npersist && c->pr && c->pr->result != PR_NONE) {
 		const struct persist_rules *rs = c->be->persist;
@@ -191,6 +192,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	strcpy(c->scheme, STREAM_SCHEME);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
@@ -635,7 +637,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		id[i] = hex[v & 15];
 	struct http_req_out ro = {
 		.client_ip = c->peer_ip,
-		.proto = "http",
+		.proto = c->scheme,
 		.new_reqid = id,
 		.new_reqid_len = 16,
 		.upgrade = { upgrade, upgrade_len },
@@ -700,15 +702,19 @@ static int do_proxy(struct cconn *c)
 }
 
 /* trust-forwarded: when the peer is trusted, the request's client is the
- * rightmost X-Forwarded-For address that is not (cidr.c); otherwise the
- * peer itself. Used for the log, `persist source` and `balance hash
- * source`. */
+ * rightmost X-Forwarded-For address that is not (cidr.c), and its scheme
+ * the one X-Forwarded-Proto or Forwarded reports (route.c); otherwise the
+ * peer itself and bollard's own scheme. Used for the log, the forwarding
+ * headers, `persist source` and `balance hash source`. */
 static void find_client(struct cconn *c, const struct h1_msg *m)
 {
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	if (!c->fe->trusted || !cidr_match(c->fe->trusted, &c->peer))
 		return;
+	char scheme[sizeof(c->scheme)];
+	if (route_forwarded_proto(m, scheme, sizeof(scheme)))
+		memcpy(c->scheme, scheme, sizeof(scheme));
 	struct sockaddr_storage a;
 	if (cidr_xff_client(m->hdrs, m->nhdrs, c->fe->trusted, &a) == 1) {
 		c->client = a;
@@ -1247,6 +1253,7 @@ static void finish_request(struct cconn *c)
 	if (c->rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
 	c->t_start = 0;
+	strcpy(c->scheme, STREAM_SCHEME);
 	if (c->close_after || w->stopping) {
 		c->state = CS_CLOSING;
 		c->close_deadline = w->now + c->fe->to.client;

@@ -16,6 +16,9 @@
 
 struct worker;
 
+/* The scheme of a request bollard received itself (no TLS yet). */
+#define STREAM_SCHEME "http"
+
 enum obj_kind { OBJ_LISTENER = 1, OBJ_CLIENT, OBJ_SERVER, OBJ_WAKEUP };
 
 struct listener {
@@ -75,6 +78,7 @@ struct cconn {
 	char peer_ip[INET6_ADDRSTRLEN];        /* who connected (appended to X-Forwarded-For) */
 	struct sockaddr_storage peer;          /* who connected (or the PROXY header's source) */
 	struct sockaddr_storage client;        /* the request's client (trust-forwarded) */
+	char scheme[16];                       /* the request's scheme (trust-forwarded) */
 
 	struct buf in;    /* bytes from the client */
 	struct buf rq;    /* rewritten request head for the server */
