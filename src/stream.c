@@ -32,9 +32,7 @@
 #include "stream.h"
 #include "global.h"
 #include "http.h"
-#include "lb.h"
-#include "lb_hash.h"
-#include "check.h"
+#include "dispatch.h"
 #include "cidr.h"
 #include "reload.h"
 #include "route.h"
@@ -52,10 +50,7 @@
 
 #define LINGER_MS 1000
 
-static void c_drive(struct cconn *c);
 static void find_client(struct cconn *c, const struct h1_msg *m);
-static void queue_del(struct cconn *c);
-static void send_error(struct cconn *c, int status, const char *detail, const char *term);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -214,7 +209,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->head_deadline = w->now + c->fe->to.http_request;
 	/* the client usually sent its request with the handshake: try now */
 	c->can_read = true;
-	c_drive(c);
+	stream_drive(c);
 }
 
 void stream_close(struct cconn *c)
@@ -224,7 +219,7 @@ void stream_close(struct cconn *c)
 		return;
 	c->closed = true;
 	if (c->qsrv)
-		queue_del(c);
+		dispatch_queue_del(c);
 	if (c->sc) {
 		sconn_close(w, c->sc);
 		c->sc = NULL;
@@ -327,246 +322,6 @@ static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
 	return -1;
 }
 
-/* ---- choosing a server and connecting ----------------------------------------- */
-
-/*
- * "Which server, and why": persistence (persist.c, with the persistence
- * issue) answers first when the backend has persist rules; the balancer is
- * asked only when it has no answer.
- */
-/* The balancer: consistent hashing when the request has the backend's hash
- * key (a request without it is balanced like `random`), else be->balance. */
-static struct server *balance(struct cconn *c)
-{
-	if (c->has_hash_key)
-		return lb_hash_pick(c->be, c->hash_key, c->tried, c->ntried);
-	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
-}
-
-static struct server *choose_server(struct cconn *c)
-{
-	struct backend *be = c->be;
-	struct persist_req *pr = c->pr;
-	if (!be->npersist)
-		return balance(c);
-	struct server *s = pr->srv;
-	for (int i = 0; s && i < c->ntried; i++)
-		if (c->tried[i] == s) {
-			/* it failed this request: on-server-down decides, as
-			 * for a down server (its replica, a 503, or the
-			 * balancer) */
-			persist_connect_failed(be, pr, c->tried, c->ntried);
-			if (pr->fail)
-				return NULL;
-			s = pr->srv;
-			break;
-		}
-	if (!s) {
-		s = balance(c);
-		if (!s)
-			return NULL;
-		pr->assigned = true;
-	}
-	/* a session that leaves its server moves once: the new server is
-	 * recorded (table entries now, a new cookie with the response) */
-	persist_record(be, pr, s, c->w->now);
-	return s;
-}
-
-static void start_connect(struct cconn *c);
-
-static void connect_failed(struct cconn *c, bool timeout)
-{
-	struct server *s = c->srv;
-	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
-	check_passive_failure(s); /* counts toward `fall` (check.c) */
-	if (c->sc) {
-		sconn_close(c->w, c->sc);
-		c->sc = NULL;
-	}
-	if (c->attempts <= (int)c->be->retries) {
-		start_connect(c);
-		return;
-	}
-	if (timeout)
-		send_error(c, 504, "connect timeout", "connect-timeout");
-	else
-		send_error(c, 502, "cannot connect to a server", "connect-failed");
-}
-
-static void attach(struct cconn *c, struct sconn *sc)
-{
-	sc->owner = c;
-	c->sc = sc;
-	c->t_srv = c->t_head = c->w->now;
-	if (!sc->counted) {
-		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
-		sc->counted = true;
-	}
-}
-
-/* ---- per-server queue (maxconn) ----------------------------------------------- */
-
-static void queue_add(struct cconn *c, struct server *s)
-{
-	struct worker *w = c->w;
-	c->qsrv = s;
-	c->state = CS_QUEUED;
-	c->queue_deadline = w->now + c->be->to.queue;
-	c->qnext = NULL;
-	c->qprev = w->queue_tail;
-	if (w->queue_tail)
-		w->queue_tail->qnext = c;
-	else
-		w->queue_head = c;
-	w->queue_tail = c;
-	w->nqueued++;
-}
-
-static void queue_del(struct cconn *c)
-{
-	struct worker *w = c->w;
-	if (c->qprev)
-		c->qprev->qnext = c->qnext;
-	else
-		w->queue_head = c->qnext;
-	if (c->qnext)
-		c->qnext->qprev = c->qprev;
-	else
-		w->queue_tail = c->qprev;
-	c->qnext = c->qprev = NULL;
-	c->qsrv = NULL;
-	w->nqueued--;
-}
-
-static void start_connect_to(struct cconn *c, struct server *s);
-
-/*
- * Slots free up on any thread, so each worker looks at its queue once per
- * loop iteration (worker.c keeps the loop awake while it is not empty).
- * Oldest first; a request whose server became unusable meanwhile moves.
- */
-void stream_queue_run(struct worker *w)
-{
-	struct cconn *c = w->queue_head, *next;
-	for (; c; c = next) {
-		next = c->qnext;
-		struct server *s = c->qsrv;
-		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
-		if (st != SRV_READY && st != SRV_DRAIN) {
-			queue_del(c);
-			if (c->ntried < (int)ARRAY_SIZE(c->tried))
-				c->tried[c->ntried++] = s;
-			c->pr->result = PR_MOVED;
-			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
-			start_connect(c);
-			c_drive(c);
-			continue;
-		}
-		if (atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn)
-			continue;
-		queue_del(c);
-		start_connect_to(c, s);
-		c_drive(c);
-	}
-}
-
-static void start_connect(struct cconn *c)
-{
-	struct server *s = choose_server(c);
-	if (!s && c->pr && c->pr->fail) {
-		send_error(c, 503, "the server holding this session is unavailable",
-			   "session-server-down");
-		return;
-	}
-	if (!s) {
-		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
-		send_error(c, 503, "no server is available", "no-server");
-		return;
-	}
-	c->srv = s;
-	if (c->be->npersist && c->pr && s == c->pr->srv && c->pr->result == PR_HIT && s->maxconn &&
-	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
-		/* SPEC 3.2: a persistent request waits for its full server (new
-		 * ones were already sent elsewhere by lb_usable()) */
-		queue_add(c, s);
-		return;
-	}
-	start_connect_to(c, s);
-}
-
-/* Connect c to s: an idle pooled connection, else a new one. */
-static void start_connect_to(struct cconn *c, struct server *s)
-{
-	struct worker *w = c->w;
-	c->attempts++;
-	c->srv = s;
-	if (c->ntried < (int)ARRAY_SIZE(c->tried))
-		c->tried[c->ntried++] = s;
-
-	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
-	if (sc) {
-		attach(c, sc);
-		c->t_connect = w->now_us;
-		c->state = CS_FORWARD;
-		return;
-	}
-	sc = calloc(1, sizeof(*sc));
-	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
-	if (fd < 0) {
-		free(sc);
-		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
-			strerror(errno));
-		send_error(c, 503, "out of resources", "no-resources");
-		return;
-	}
-	sc->kind = OBJ_SERVER;
-	sc->fd = fd;
-	sc->srv = s;
-	sc->w = w;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
-	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
-	attach(c, sc);
-	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
-	if (r == 0) {
-		check_passive_success(s);
-		sc->connected = true;
-		sc->can_write = true;
-		c->t_connect = w->now_us;
-		c->state = CS_FORWARD;
-	} else if (errno == EINPROGRESS) {
-		c->state = CS_CONNECT;
-		c->conn_deadline = w->now + c->be->to.connect;
-	} else {
-		connect_failed(c, false);
-	}
-}
-
-/* CS_CONNECT: wait for the connect() outcome. */
-static int do_connect(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	if (!sc->can_write && !sc->can_read && !sc->eof)
-		return 0;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		connect_failed(c, false);
-		return 1;
-	}
-	if (!sc->can_write)
-		return 0;
-	sc->connected = true;
-	check_passive_success(sc->srv);
-	c->t_connect = c->w->now_us;
-	c->state = CS_FORWARD;
-	return 1;
-}
-
 /* ---- requests ------------------------------------------------------------------ */
 
 static void reset_request(struct cconn *c)
@@ -612,7 +367,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &c->client, m, &c->hash_key);
 	if (c->be->npersist) {
 		if (!c->pr && !(c->pr = pr_get(w))) {
-			send_error(c, 503, "out of memory", "no-resources");
+			stream_error(c, 503, "out of memory", "no-resources");
 			return;
 		}
 		persist_decide(c->be, &c->client, m, w->now, c->pr);
@@ -620,14 +375,14 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)
 				c->close_after = true; /* its body is not read */
-			send_error(c, 503, "the server holding this session is unavailable",
+			stream_error(c, 503, "the server holding this session is unavailable",
 				   "session-server-down");
 			return;
 		}
 	}
 
 	if (buf_get(&w->bufs, &c->rq) < 0) {
-		send_error(c, 503, "out of memory", "no-resources");
+		stream_error(c, 503, "out of memory", "no-resources");
 		return;
 	}
 	char id[17];
@@ -647,7 +402,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	};
 	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
 	if (n < 0) {
-		send_error(c, 431, "request head too large", "bad-request");
+		stream_error(c, 431, "request head too large", "bad-request");
 		return;
 	}
 	c->rq.head = 0;
@@ -663,7 +418,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->log_id_len = ro.reqid_len;
 	buf_consume(&c->in, (uint32_t)m->head_len);
 	c->t_cli = w->now;
-	start_connect(c);
+	dispatch_start(c);
 }
 
 /* CS_PROXY (bind ... accept-proxy): the connection starts with a PROXY
@@ -788,7 +543,7 @@ static int do_head(struct cconn *c)
 	int n = h1_parse_request(buf_rptr(&c->in), buf_len(&c->in), &m, &w->lim);
 	if (n == H1_INCOMPLETE) {
 		if (buf_len(&c->in) >= bufsize(c)) {
-			send_error(c, 431, "request head too large", "bad-request");
+			stream_error(c, 431, "request head too large", "bad-request");
 			return 1;
 		}
 		if (c->eof) {
@@ -801,7 +556,7 @@ static int do_head(struct cconn *c)
 	if (n < 0) {
 		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
 		log_rejected_line(c, &m);
-		send_error(c, m.status ? m.status : 400, m.reason, "bad-request");
+		stream_error(c, m.status ? m.status : 400, m.reason, "bad-request");
 		return 1;
 	}
 	reset_request(c);
@@ -844,7 +599,7 @@ static bool retry_stale(struct cconn *c)
 		c->attempts--; /* not the server's failure: does not use up a retry */
 		c->ntried = 0;
 	}
-	start_connect(c);
+	dispatch_start(c);
 	return true;
 }
 
@@ -925,7 +680,7 @@ static int rq_forward(struct cconn *c)
 		}
 		if (rq_scan(c) < 0) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-			send_error(c, 400, "invalid chunked body", "bad-request");
+			stream_error(c, 400, "invalid chunked body", "bad-request");
 			return -1;
 		}
 	}
@@ -941,7 +696,7 @@ static int rq_forward(struct cconn *c)
 			/* the server went away while we were sending */
 			if (retry_stale(c))
 				return -1;
-			send_error(c, 502, "server closed the connection", "server-closed");
+			stream_error(c, 502, "server closed the connection", "server-closed");
 			return -1;
 		}
 		if (wn > 0) {
@@ -1013,7 +768,7 @@ static int rs_head(struct cconn *c)
 		/* the server closed before any byte of a response */
 		if (retry_stale(c))
 			return -1;
-		send_error(c, 502, "server closed the connection", "server-closed");
+		stream_error(c, 502, "server closed the connection", "server-closed");
 		return -1;
 	}
 	c->resp_started = true;
@@ -1026,17 +781,17 @@ static int rs_head(struct cconn *c)
 	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
 	if (n == H1_INCOMPLETE) {
 		if (buf_len(&sc->in) >= w->bufs.size || sc->eof) {
-			send_error(c, 502, "incomplete response head", "bad-response");
+			stream_error(c, 502, "incomplete response head", "bad-response");
 			return -1;
 		}
 		return 0;
 	}
 	if (n < 0) {
-		send_error(c, 502, "invalid response from server", "bad-response");
+		stream_error(c, 502, "invalid response from server", "bad-response");
 		return -1;
 	}
 	if (buf_get(&w->bufs, &c->out) < 0) {
-		send_error(c, 503, "out of memory", "no-resources");
+		stream_error(c, 503, "out of memory", "no-resources");
 		return -1;
 	}
 	if (m.status_code < 200) {
@@ -1045,7 +800,7 @@ static int rs_head(struct cconn *c)
 				/* a tunnel to a protocol nobody allowed would
 				 * bypass every rule: refuse it, and the server
 				 * connection goes with it (send_error) */
-				send_error(c, 502, "unexpected 101 response", "bad-response");
+				stream_error(c, 502, "unexpected 101 response", "bad-response");
 				return -1;
 			}
 			char extra[1024];
@@ -1057,7 +812,7 @@ static int rs_head(struct cconn *c)
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
 						     &m, &ro);
 			if (hn < 0) {
-				send_error(c, 502, "response head too large", "bad-response");
+				stream_error(c, 502, "response head too large", "bad-response");
 				return -1;
 			}
 			c->out.tail += (uint32_t)hn;
@@ -1077,7 +832,7 @@ static int rs_head(struct cconn *c)
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
 						     &m, &ro);
 			if (hn < 0) {
-				send_error(c, 502, "response head too large", "bad-response");
+				stream_error(c, 502, "response head too large", "bad-response");
 				return -1;
 			}
 			c->out.tail += (uint32_t)hn;
@@ -1105,7 +860,7 @@ static int rs_head(struct cconn *c)
 	persist_prefix_opts(c, &ro);
 	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m, &ro);
 	if (hn < 0) {
-		send_error(c, 502, "response head too large", "bad-response");
+		stream_error(c, 502, "response head too large", "bad-response");
 		return -1;
 	}
 	c->out.tail += (uint32_t)hn;
@@ -1184,7 +939,7 @@ static int rs_forward(struct cconn *c)
 		/* a 502 while nothing went out, else the client connection is
 		 * closed before its body ends; the server connection goes
 		 * either way (its framing is lost) */
-		send_error(c, 502, "invalid chunked body from the server", "bad-response");
+		stream_error(c, 502, "invalid chunked body from the server", "bad-response");
 		return -1;
 	}
 	struct iovec iov[2];
@@ -1364,7 +1119,7 @@ static int do_tunnel(struct cconn *c)
 
 /* ---- bollard's own responses and closing ------------------------------------------ */
 
-static void send_error(struct cconn *c, int status, const char *detail, const char *term)
+void stream_error(struct cconn *c, int status, const char *detail, const char *term)
 {
 	struct worker *w = c->w;
 	if (c->sc) {
@@ -1513,7 +1268,7 @@ static void arm_timer(struct cconn *c)
 		stream_close(c); /* cannot time it: do not keep it unbounded */
 }
 
-static void c_drive(struct cconn *c)
+void stream_drive(struct cconn *c)
 {
 	for (;;) {
 		int p = 0;
@@ -1521,7 +1276,7 @@ static void c_drive(struct cconn *c)
 		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = do_head(c); break;
 		case CS_QUEUED: p = 0; break; /* stream_queue_run() moves it on */
-		case CS_CONNECT: p = do_connect(c); break;
+		case CS_CONNECT: p = dispatch_connect_step(c); break;
 		case CS_FORWARD: p = do_forward(c); break;
 		case CS_TUNNEL: p = do_tunnel(c); break;
 		case CS_CLOSING: p = do_closing(c); break;
@@ -1555,7 +1310,7 @@ static void note_events(uint32_t events, bool *can_read, bool *rdhup, bool *can_
 void stream_client_event(struct cconn *c, uint32_t events)
 {
 	note_events(events, &c->can_read, &c->rdhup, &c->can_write);
-	c_drive(c);
+	stream_drive(c);
 }
 
 void stream_server_event(struct sconn *sc, uint32_t events)
@@ -1570,7 +1325,7 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 			sconn_pool_drop(sc->w, sc);
 		return;
 	}
-	c_drive(sc->owner);
+	stream_drive(sc->owner);
 }
 
 void stream_timeout(struct cconn *c)
@@ -1582,33 +1337,33 @@ void stream_timeout(struct cconn *c)
 	case CS_HEAD:
 		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-			send_error(c, 408, "request head not received in time", "request-timeout");
-			c_drive(c);
+			stream_error(c, 408, "request head not received in time", "request-timeout");
+			stream_drive(c);
 		} else {
 			stream_close(c);
 		}
 		return;
 	case CS_QUEUED:
-		queue_del(c);
-		send_error(c, 503, "the server holding this session stayed full", "queue-timeout");
-		c_drive(c);
+		dispatch_queue_del(c);
+		stream_error(c, 503, "the server holding this session stayed full", "queue-timeout");
+		stream_drive(c);
 		return;
 	case CS_CONNECT:
-		connect_failed(c, true);
+		dispatch_connect_failed(c, true);
 		if (!c->closed)
-			c_drive(c);
+			stream_drive(c);
 		return;
 	case CS_FORWARD: {
 		bool client;
 		forward_deadline(c, &client);
 		if (!client)
-			send_error(c, 504, "the server did not answer in time", "server-timeout");
+			stream_error(c, 504, "the server did not answer in time", "server-timeout");
 		else if (c->rq_state != RQ_DONE && !c->bytes_out)
-			send_error(c, 408, "request body not received in time", "client-timeout");
+			stream_error(c, 408, "request body not received in time", "client-timeout");
 		else
 			abort_stream(c, "client-timeout"); /* it stopped taking the response */
 		if (!c->closed)
-			c_drive(c);
+			stream_drive(c);
 		return;
 	}
 	case CS_TUNNEL:

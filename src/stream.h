@@ -143,6 +143,12 @@ void stream_close(struct cconn *c);
 /* graceful stop: close c now if it is idle between requests, else mark it
  * to close after the current response. */
 void stream_stop_soon(struct cconn *c);
+/* within the stream module (stream.c, dispatch.c): run c's state machine
+ * until it makes no progress, then arm its timer (c may be closed after) */
+void stream_drive(struct cconn *c);
+/* answer c's request with bollard's own error page and close after it, or,
+ * when part of a response already went out, close (term: the log's reason) */
+void stream_error(struct cconn *c, int status, const char *detail, const char *term);
 /* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);
 void sconn_release_counted(struct sconn *sc);  /* no longer busy: srv->conns-- */
@@ -151,7 +157,8 @@ void sconn_pool_put(struct worker *w, struct sconn *sc);  /* or close it when it
 void sconn_pool_drop(struct worker *w, struct sconn *sc); /* idle one the server closed */
 /* close pooled server connections idle too long (about once a second) */
 void sconn_pool_sweep(struct worker *w);
-/* requests waiting for a server slot (maxconn): start those that can */
+/* requests waiting for a server slot (maxconn): start those that can
+ * (dispatch.c) */
 void stream_queue_run(struct worker *w);
 /* free the worker's idle persistence decisions (at exit) */
 void stream_pr_free_all(struct worker *w);
