@@ -89,7 +89,7 @@ static void attach(struct cconn *c, struct sconn *sc)
 {
 	sc->owner = c;
 	c->sc = sc;
-	c->t_srv = c->t_head = c->w->now;
+	c->t_srv = c->t_took = c->t_head = c->w->now;
 	if (!sc->counted) {
 		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
 		sc->counted = true;

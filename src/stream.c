@@ -701,9 +701,7 @@ static int rq_forward(struct cconn *c)
 		}
 		if (wn > 0) {
 			progress = 1;
-			/* the server is still taking the request: its head is
-			 * not due yet */
-			c->t_srv = c->t_head = c->w->now;
+			c->t_srv = c->t_took = c->w->now;
 			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
 			c->rq_sent += h;
 			uint32_t b = (uint32_t)((size_t)wn - h);
@@ -724,6 +722,7 @@ static int rq_forward(struct cconn *c)
 	}
 	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {
 		c->rq_state = RQ_DONE;
+		c->t_head = c->w->now; /* the whole request is there: the head is due */
 		progress = 1;
 	}
 	if (c->rq_state != RQ_DONE && c->eof && c->rq_ready == 0 &&
@@ -1201,11 +1200,12 @@ static int do_linger(struct cconn *c)
  * CS_FORWARD: whom bollard waits for, and until when. Bytes waiting to go
  * to one side make that side the one stalling (the other side is not read
  * meanwhile: back-pressure), timed from the last time it took some;
- * otherwise the side that owes bytes is. The response head must come whole
- * within `timeout server` of the request (t_head): bytes of it trickling in
- * do not restart that, so a server cannot hold a request by sending its head
- * a byte at a time. Returns the earliest deadline; *client says whether it
- * is the client's (the one to blame when it passes).
+ * otherwise the side that owes bytes: the client while its request body is
+ * not all there, then the server. The response head must come whole within
+ * `timeout server` of the end of the request (t_head): bytes of it
+ * trickling in do not restart that, so a server cannot hold a request by
+ * sending its head a byte at a time. Returns the earliest deadline;
+ * *client says whether it is the client's (the one to blame).
  */
 static uint64_t forward_deadline(const struct cconn *c, bool *client)
 {
@@ -1215,13 +1215,13 @@ static uint64_t forward_deadline(const struct cconn *c, bool *client)
 
 	if (c->rq_state != RQ_DONE) {
 		if (to_srv)
-			srv = c->t_srv + c->be->to.server;
+			srv = c->t_took + c->be->to.server;
 		else if (c->rq_state == RQ_BODY)
 			cli = c->t_cli + c->fe->to.client;
 	}
 	if (to_cli)
 		cli = MIN(cli, c->t_cli + c->fe->to.client);
-	else if (c->rs_state == RS_HEAD)
+	else if (c->rs_state == RS_HEAD && c->rq_state == RQ_DONE)
 		srv = MIN(srv, c->t_head + c->be->to.server);
 	else if (c->rs_state == RS_BODY)
 		srv = MIN(srv, c->t_srv + c->be->to.server);

@@ -129,8 +129,9 @@ struct cconn {
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
 	uint64_t conn_deadline, close_deadline; /* ms */
 	uint64_t t_cli, t_srv, t_tun;           /* ms: last activity per side */
+	uint64_t t_took;                        /* ms: the server last took request bytes */
 	uint64_t t_head;                        /* ms: since when a response head is due
-						 * (request sent, or the last 1xx) */
+						 * (request all sent, or the last 1xx) */
 };
 
 /* called by worker.c */

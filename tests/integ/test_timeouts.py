@@ -112,3 +112,17 @@ def test_slow_but_steady_server_head_and_body_still_pass(py_backend, bollard_fac
 	b = bollard_factory(config_for([pb], timeouts={"server": "2s"}))
 	r = util.request(b.port, "GET", "/", timeout=15)
 	assert r.status == 200 and r.body == b"abcdef", r
+
+
+def test_client_pausing_its_upload_is_not_a_server_timeout(demo_apps, bollard_factory, config_for):
+	# The server waits for the body too: a pause of the client shorter than
+	# `timeout client` is no one's fault, however short `timeout server` is.
+	app = demo_apps(1)[0]
+	b = bollard_factory(config_for([app], timeouts={"server": "1s", "client": "30s"}))
+	body = b"x" * 2000
+	with Conn.connect(b.port, timeout=30) as c:
+		c.send(build_request("POST", "/echo", [("Content-Length", str(len(body)))]) + body[:1000])
+		time.sleep(3)
+		c.send(body[1000:])
+		r = read_response(c)
+		assert r.status == 200 and r.json()["body_length"] == len(body), r
