@@ -107,7 +107,9 @@ uint32_t route_upgrade(const struct frontend *fe, const struct h1_msg *m, char *
 	size_t n = 0;
 
 	*len = 0;
-	if (!(m->flags & H1_MF_UPGRADE))
+	/* RFC 9110 7.8: "A server MUST ignore an Upgrade header field that
+	 * is received in an HTTP/1.0 request": so does the next hop's */
+	if (!(m->flags & H1_MF_UPGRADE) || m->minor == 0)
 		return 0;
 	/* Every Upgrade line, every element: one allowed token beside others
 	 * (or on a line of its own) must not carry the others through. */

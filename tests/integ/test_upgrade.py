@@ -116,3 +116,13 @@ def test_websocket_needs_get(py_backend, bollard_factory, config_for):
 		r = upgrade_request(c, "websocket", method="POST")
 		assert r.status == 502, r
 	assert forwarded_upgrade(srv.heads[0]) == []
+
+
+def test_no_upgrade_from_http10(py_backend, bollard_factory, config_for):
+	# RFC 9110 7.8: an HTTP/1.0 request's Upgrade is to be ignored
+	srv, b = start(py_backend, bollard_factory, config_for, "websocket")
+	with Conn.connect(b.port) as c:
+		c.send(util.build_request("GET", "/", [("Host", "t"), ("Connection", "Upgrade"),
+						       ("Upgrade", "websocket")], version="HTTP/1.0"))
+		assert util.read_response(c).status == 502
+	assert forwarded_upgrade(srv.heads[0]) == []
