@@ -331,7 +331,7 @@ static void reset_request(struct cconn *c)
 	c->ntried = 0;
 	c->attempts = 0;
 	c->status = 0;
-	c->bytes_out = 0;
+	c->bytes_out = c->bytes_1xx = 0;
 	c->rq_sent = 0;
 	c->rq_ready = c->rq_scanned = 0;
 	c->rs_ready = c->rs_scanned = 0;
@@ -835,6 +835,7 @@ static int rs_head(struct cconn *c)
 				return -1;
 			}
 			c->out.tail += (uint32_t)hn;
+			c->bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
 		}
 		buf_consume(&sc->in, (uint32_t)n);
 		c->t_head = w->now; /* a whole interim head: the next one is due */
@@ -1125,9 +1126,9 @@ void stream_error(struct cconn *c, int status, const char *detail, const char *t
 		sconn_close(w, c->sc);
 		c->sc = NULL;
 	}
-	if (c->state == CS_FORWARD && c->bytes_out) {
-		/* part of a response already went out (its head may be gone
-		 * from c->out): only closing is left */
+	if (c->state == CS_FORWARD && c->bytes_out > c->bytes_1xx) {
+		/* part of a final response already went out (its head may be
+		 * gone from c->out): only closing is left */
 		abort_stream(c, term);
 		return;
 	}
@@ -1358,7 +1359,7 @@ void stream_timeout(struct cconn *c)
 		forward_deadline(c, &client);
 		if (!client)
 			stream_error(c, 504, "the server did not answer in time", "server-timeout");
-		else if (c->rq_state != RQ_DONE && !c->bytes_out)
+		else if (c->rq_state != RQ_DONE && c->bytes_out <= c->bytes_1xx)
 			stream_error(c, 408, "request body not received in time", "client-timeout");
 		else
 			abort_stream(c, "client-timeout"); /* it stopped taking the response */

@@ -113,6 +113,7 @@ struct cconn {
 	bool rs_keepalive;            /* server connection reusable after this response */
 	int status;
 	uint64_t bytes_out;           /* bytes sent to the client for this response */
+	uint64_t bytes_1xx;           /* interim (1xx) heads queued for the client before it */
 	/* log fields located in rq */
 	uint32_t log_target_off, log_target_len, log_meth_len;
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
