@@ -189,7 +189,7 @@ static bool ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-int cidr_xff_client(const struct h1_str *values, int nvalues,
+int cidr_xff_client(const struct h1_hdr *hdrs, uint32_t nhdrs,
 		    const struct cidr_list *trusted, struct sockaddr_storage *out)
 {
 	unsigned char ip[16] = { 0 }, left[16] = { 0 };
@@ -197,9 +197,11 @@ int cidr_xff_client(const struct h1_str *values, int nvalues,
 
 	/* Each proxy appends to the right (or adds a line below), so the walk
 	 * goes from the last line's last element towards the first. */
-	for (int v = nvalues - 1; v >= 0; v--) {
-		const char *base = values[v].p;
-		size_t end = values[v].n;
+	for (uint32_t v = nhdrs; v-- > 0;) {
+		if (!(hdrs[v].flags & H1_HF_XFF))
+			continue;
+		const char *base = hdrs[v].value.p;
+		size_t end = hdrs[v].value.n;
 
 		while (end > 0) {
 			size_t start = end;

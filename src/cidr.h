@@ -37,18 +37,21 @@ size_t cidr_list_len(const struct cidr_list *l);
 void cidr_list_free(struct cidr_list *l);
 
 /*
- * X-Forwarded-For: values[0..nvalues) are the values of the header lines
- * in the order received; together they form one comma-separated list
- * (RFC 9110 5.3), each proxy appending the address it saw. Walking from
- * the right, the first address not in trusted is the client (whatever is
- * left of it was written by parties we do not trust); if every address is
- * trusted, the leftmost one. Entries are bare IPv4 or IPv6 addresses with
- * optional surrounding spaces; empty entries are skipped (RFC 9110 5.6.1).
- * Returns 1 and fills *out (port 0), or 0 when no address can be believed:
- * no entry, or a malformed entry met before the answer (keep the peer
- * address). Call it only when the peer itself is trusted.
+ * X-Forwarded-For: the fields of hdrs[0..nhdrs) flagged H1_HF_XFF, in the
+ * order received, form one comma-separated list (RFC 9110 5.3), each proxy
+ * appending the address it saw. Walking from the right (the last line's last
+ * element), the first address not in trusted is the client (whatever is left
+ * of it was written by parties we do not trust); if every address is
+ * trusted, the leftmost one. Every line is walked, however many there are:
+ * no fixed array, so a client's own lines cannot push out the one a trusted
+ * proxy appended (their number is bounded by the parser's field limit,
+ * tune.maxhdr, which refuses the head whole). Entries are bare IPv4 or IPv6
+ * addresses with optional surrounding spaces; empty entries are skipped (RFC
+ * 9110 5.6.1). Returns 1 and fills *out (port 0), or 0 when no address can
+ * be believed: no entry, or a malformed entry met before the answer (keep
+ * the peer address). Call it only when the peer itself is trusted.
  */
-int cidr_xff_client(const struct h1_str *values, int nvalues,
+int cidr_xff_client(const struct h1_hdr *hdrs, uint32_t nhdrs,
 		    const struct cidr_list *trusted, struct sockaddr_storage *out);
 
 #endif

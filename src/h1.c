@@ -203,6 +203,20 @@ bool h1_list_has(struct h1_str value, const char *lower_token)
 	return false;
 }
 
+bool h1_list_next(struct h1_str *rest, struct h1_str *el)
+{
+	const uint8_t *pos = (const uint8_t *)rest->p, *e;
+	size_t n;
+
+	if (!list_next(&pos, pos + rest->n, &e, &n))
+		return false;
+	rest->n -= (size_t)(pos - (const uint8_t *)rest->p);
+	rest->p = (const char *)pos;
+	el->p = (const char *)e;
+	el->n = n;
+	return true;
+}
+
 /* RFC 9110 9.1: method names are case-sensitive. */
 static enum h1_method method_of(const uint8_t *p, size_t n)
 {
@@ -369,7 +383,7 @@ struct hstate {
 	uint64_t cl;
 	bool conn_upgrade;  /* Connection lists "upgrade" */
 	bool conn_other;    /* Connection lists some field name: second pass */
-	bool up_ws, up_other;
+	bool up_any;        /* Upgrade lists a protocol */
 };
 
 static bool eq_nocase(const uint8_t *a, const uint8_t *b, size_t n)
@@ -454,16 +468,11 @@ static const char *field_apply(struct h1_msg *m, struct hstate *hs,
 		}
 		break;
 	case K_UPGRADE:
-		/* RFC 9110 7.8: protocol-name ["/" protocol-version]. */
-		while (list_next(&pos, end, &el, &n)) {
-			size_t pn = 0;
-			while (pn < n && el[pn] != '/')
-				pn++;
-			if (pn == 9 && eq_lower(el, "websocket", 9))
-				hs->up_ws = true;
-			else
-				hs->up_other = true;
-		}
+		/* RFC 9110 7.8: a list of protocol-name ["/" protocol-version].
+		 * Which of them may reach the server is not the parser's call:
+		 * flagging "websocket" here once let an h2c beside it through. */
+		if (list_next(&pos, end, &el, &n))
+			hs->up_any = true;
 		break;
 	case K_EXPECT:
 		/* RFC 9110 10.1.1: the only expectation defined. */
@@ -758,10 +767,8 @@ static int parse_head(const char *buf, size_t len, struct h1_msg *m,
 
 	if (hs.conn_other)
 		mark_connection_listed(m);
-	if (hs.conn_upgrade && hs.up_ws)
-		m->flags |= H1_MF_UPGRADE_WS;
-	if (hs.up_other)
-		m->flags |= H1_MF_UPGRADE_OTHER;
+	if (hs.conn_upgrade && hs.up_any)
+		m->flags |= H1_MF_UPGRADE;
 	/* RFC 9112 9.3: HTTP/1.0 closes unless keep-alive was asked for. */
 	if (m->minor == 0 && !(m->flags & H1_MF_CONN_KEEPALIVE))
 		m->flags |= H1_MF_CONN_CLOSE;
@@ -829,13 +836,29 @@ int h1_parse_response(const char *buf, size_t len, struct h1_msg *m,
  *   chunked-body = *chunk last-chunk trailer-section CRLF
  *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
  *   last-chunk   = 1*("0") [ chunk-ext ] CRLF
+ *   chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-name = token;  chunk-ext-val = token / quoted-string
  * One state per position in that grammar; data bytes are skipped in bulk.
+ *
+ * A size line is never forwarded before it is complete (its bytes are
+ * "held"), and one that is not plain `SIZE CRLF` (extensions, BWS, leading
+ * zeros) is replaced by that: bollard interprets no extension, and a line a
+ * next hop could read differently (a bare ";", a name that is not a token,
+ * a quoted string with a line end in it) must not reach it even when we
+ * would accept it.
  */
 enum {
 	CS_SIZE0,    /* first hex digit of a chunk-size */
 	CS_SIZE,     /* more hex digits, or what ends the size */
-	CS_SIZE_WS,  /* BWS after the size: only ";" may follow */
-	CS_EXT,      /* chunk-ext up to CR */
+	CS_EXT_WS,   /* BWS after the size or an extension: only ";" may follow */
+	CS_EXT_NAME0,/* BWS after ";", then the first tchar of a name */
+	CS_EXT_NAME, /* more tchars, "=", ";", BWS or CR */
+	CS_EXT_EQ,   /* BWS after a name: "=" or ";" */
+	CS_EXT_VAL0, /* BWS after "=", then a token or a quoted-string */
+	CS_EXT_TOKEN,
+	CS_EXT_QS,   /* inside a quoted-string */
+	CS_EXT_QP,   /* after a backslash in it */
+	CS_EXT_QEND, /* after the closing quote */
 	CS_SIZE_LF,  /* LF ending the size line */
 	CS_DATA,     /* chunk-data, `remaining` bytes left */
 	CS_DATA_CR,  /* CRLF after chunk-data */
@@ -848,9 +871,11 @@ enum {
 	CS_DONE,
 };
 
-/* A size line (with its extensions) longer than this is an attack, not a
- * chunk: HAProxy and NGINX bound it too. */
-#define H1_CHUNK_LINE_MAX   4096
+/* A size line (CRLF and extensions included) longer than this is an
+ * attack, not a chunk (HAProxy and NGINX bound it too). It is held whole
+ * until it ends, so it must fit in the smallest buffer (tune.bufsize 4096)
+ * with room to spare. */
+#define H1_CHUNK_LINE_MAX   4000
 /* Total size of the trailer section. */
 #define H1_TRAILER_MAX      8192
 /* Chunk sizes above 2^60 are rejected long before anything could
@@ -864,17 +889,102 @@ void h1_chunk_init(struct h1_chunk *c)
 	c->state = CS_SIZE0;
 }
 
+static unsigned hex_digits(uint64_t v)
+{
+	unsigned n = 1;
+	while (v >>= 4)
+		n++;
+	return n;
+}
+
+static inline uint64_t hex_val(uint8_t ch)
+{
+	return (uint64_t)(h1_cls[ch] & C_DIGIT ? ch - '0' : lower(ch) - 'a' + 10);
+}
+
+/* Where ch leads from a state that has just ended an element of chunk-ext
+ * (a size, a name, a value): BWS, the next ";", or the end of the line. */
+static int ext_next(uint8_t ch)
+{
+	if (ch == ';')
+		return CS_EXT_NAME0;
+	if (is_ows(ch))
+		return CS_EXT_WS;
+	if (ch == '\r')
+		return CS_SIZE_LF;
+	return -1;
+}
+
+/* One byte of a size line; returns the next state, -1 invalid. */
+static int size_line_byte(struct h1_chunk *c, uint8_t ch)
+{
+	switch (c->state) {
+	case CS_SIZE:
+		if (h1_cls[ch] & C_HEX) {
+			/* check before shifting, so nothing wraps */
+			if (c->remaining > (H1_CHUNK_SIZE_MAX >> 4))
+				return -1;
+			c->remaining = (c->remaining << 4) | hex_val(ch);
+			return c->remaining > H1_CHUNK_SIZE_MAX ? -1 : CS_SIZE;
+		}
+		return ext_next(ch);
+	case CS_EXT_WS:
+		/* RFC 9112 7.1.1: BWS may only precede a ";" (a size or an
+		 * extension followed by spaces and CRLF is not the grammar) */
+		return is_ows(ch) ? CS_EXT_WS : ch == ';' ? CS_EXT_NAME0 : -1;
+	case CS_EXT_NAME0:
+		if (is_ows(ch))
+			return CS_EXT_NAME0;
+		/* a bare ";" and a name that is not a token are refused */
+		return h1_cls[ch] & C_TOKEN ? CS_EXT_NAME : -1;
+	case CS_EXT_NAME:
+		if (h1_cls[ch] & C_TOKEN)
+			return CS_EXT_NAME;
+		__attribute__((fallthrough));
+	case CS_EXT_EQ:
+		if (ch == '=')
+			return CS_EXT_VAL0;
+		if (is_ows(ch))
+			return CS_EXT_EQ;
+		return ch == ';' ? CS_EXT_NAME0 : ch == '\r' && c->state == CS_EXT_NAME ? CS_SIZE_LF : -1;
+	case CS_EXT_VAL0:
+		if (is_ows(ch))
+			return CS_EXT_VAL0;
+		if (ch == '"')
+			return CS_EXT_QS;
+		return h1_cls[ch] & C_TOKEN ? CS_EXT_TOKEN : -1;
+	case CS_EXT_TOKEN:
+		return h1_cls[ch] & C_TOKEN ? CS_EXT_TOKEN : ext_next(ch);
+	case CS_EXT_QS:
+		/* RFC 9110 5.6.4: qdtext is field-vchar but DQUOTE and "\" */
+		if (ch == '"')
+			return CS_EXT_QEND;
+		if (ch == '\\')
+			return CS_EXT_QP;
+		return h1_cls[ch] & C_VALUE ? CS_EXT_QS : -1;
+	case CS_EXT_QP:
+		return h1_cls[ch] & C_VALUE ? CS_EXT_QS : -1;
+	case CS_EXT_QEND:
+		return ext_next(ch);
+	case CS_SIZE_LF:
+		return ch == '\n' ? CS_DATA : -1; /* (caller picks data or trailer) */
+	}
+	return -1;
+}
+
 /* See h1.h. Returns the bytes consumed: len while the body goes on (or
- * ends on buf's last byte), fewer when it ended earlier in buf; c->done
- * says it ended, after which the scan returns 0. H1_INVALID leaves c
- * meaningless: the connection must be closed. */
+ * ends on buf's last byte), fewer when it ended earlier in buf or when a
+ * size line must be rewritten (c->rewrite); c->done says it ended, after
+ * which the scan returns 0. H1_INVALID leaves c meaningless: the
+ * connection must be closed. */
 long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len)
 {
 	const uint8_t *p = (const uint8_t *)buf;
 	const uint8_t *e = p + len;
 	uint8_t ch;
+	int st;
 
-	if (c->state == CS_DONE || !len)
+	if (c->state == CS_DONE || c->rewrite || !len)
 		return 0;
 	while (p < e) {
 		if (c->state == CS_DATA) {
@@ -892,57 +1002,38 @@ long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len)
 		case CS_SIZE0:
 			if (!(h1_cls[ch] & C_HEX))
 				return H1_INVALID;
-			c->remaining = (uint64_t)(h1_cls[ch] & C_DIGIT ? ch - '0' : lower(ch) - 'a' + 10);
+			c->remaining = hex_val(ch);
 			c->linelen = 1;
 			c->state = CS_SIZE;
 			break;
 		case CS_SIZE:
-			if (h1_cls[ch] & C_HEX) {
-				/* check before shifting, so nothing wraps */
-				if (c->remaining > (H1_CHUNK_SIZE_MAX >> 4))
-					return H1_INVALID;
-				c->remaining = (c->remaining << 4) |
-					(uint64_t)(h1_cls[ch] & C_DIGIT ? ch - '0' : lower(ch) - 'a' + 10);
-				if (c->remaining > H1_CHUNK_SIZE_MAX)
-					return H1_INVALID;
-				/* leading zeros are legal but not unbounded */
-				if (++c->linelen > H1_CHUNK_LINE_MAX)
-					return H1_INVALID;
+		case CS_EXT_WS:
+		case CS_EXT_NAME0:
+		case CS_EXT_NAME:
+		case CS_EXT_EQ:
+		case CS_EXT_VAL0:
+		case CS_EXT_TOKEN:
+		case CS_EXT_QS:
+		case CS_EXT_QP:
+		case CS_EXT_QEND:
+		case CS_SIZE_LF:
+			/* leading zeros and extensions are legal but bounded */
+			if (++c->linelen > H1_CHUNK_LINE_MAX || (st = size_line_byte(c, ch)) < 0)
+				return H1_INVALID;
+			if (st != CS_DATA) {
+				c->state = st;
 				break;
 			}
-			__attribute__((fallthrough)); /* what ends the size */
-		case CS_SIZE_WS:
-			if (++c->linelen > H1_CHUNK_LINE_MAX)
-				return H1_INVALID;
-			if (ch == ';')
-				c->state = CS_EXT;
-			else if (is_ows(ch))
-				c->state = CS_SIZE_WS; /* RFC 9112 7.1.1 BWS */
-			else if (ch == '\r' && c->state == CS_SIZE)
-				c->state = CS_SIZE_LF;
-			else
-				return H1_INVALID;
-			break;
-		case CS_EXT:
-			/* Extensions are forwarded, never interpreted: check
-			 * only that they cannot hide a line end or a control
-			 * byte (bare LF, bare CR, NUL...) from the next hop. */
-			if (++c->linelen > H1_CHUNK_LINE_MAX)
-				return H1_INVALID;
-			if (ch == '\r')
-				c->state = CS_SIZE_LF;
-			else if (!(h1_cls[ch] & C_VALUE))
-				return H1_INVALID;
-			break;
-		case CS_SIZE_LF:
-			if (ch != '\n')
-				return H1_INVALID;
-			if (c->remaining) {
-				c->state = CS_DATA;
-			} else {
-				c->state = CS_TR_START;
-				c->trailer_bytes = 0;
+			c->state = c->remaining ? CS_DATA : CS_TR_START;
+			c->trailer_bytes = 0;
+			if (c->linelen != hex_digits(c->remaining) + 2) {
+				/* not SIZE CRLF: the caller replaces it */
+				c->rewrite = true;
+				c->hold = c->linelen;
+				return (long)(p - (const uint8_t *)buf);
 			}
+			c->linelen = 0;
+			c->hold = 0;
 			break;
 		case CS_DATA_CR:
 			if (ch != '\r')
@@ -1000,5 +1091,26 @@ long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len)
 			BUG_ON(1);
 		}
 	}
+	/* the size line still open is held until it ends */
+	c->hold = c->state >= CS_SIZE && c->state <= CS_SIZE_LF ? c->linelen : 0;
 	return (long)len;
+}
+
+/* See h1.h. The held line's chunk size is still whole in c->remaining:
+ * the scan stopped right after the line, before any of its data. */
+size_t h1_chunk_line(struct h1_chunk *c, char out[H1_CHUNK_LINE_CANON])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned n = hex_digits(c->remaining);
+	uint64_t v = c->remaining;
+
+	BUG_ON(!c->rewrite);
+	for (unsigned i = n; i-- > 0; v >>= 4)
+		out[i] = hex[v & 15];
+	out[n] = '\r';
+	out[n + 1] = '\n';
+	c->rewrite = false;
+	c->hold = 0;
+	c->linelen = 0;
+	return n + 2;
 }

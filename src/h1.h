@@ -57,8 +57,8 @@ enum h1_method {
 #define H1_MF_CONN_CLOSE     0x01 /* "Connection: close" (or HTTP/1.0 without keep-alive) */
 #define H1_MF_CONN_KEEPALIVE 0x02 /* "Connection: keep-alive" seen */
 #define H1_MF_EXPECT_100     0x04 /* "Expect: 100-continue" */
-#define H1_MF_UPGRADE_WS     0x08 /* Upgrade lists "websocket" and Connection lists "upgrade" */
-#define H1_MF_UPGRADE_OTHER  0x10 /* Upgrade lists some other token (e.g. h2c) */
+#define H1_MF_UPGRADE        0x08 /* Connection lists "upgrade" and Upgrade lists a protocol:
+				     * which ones may pass is the proxy's choice (route.c) */
 #define H1_MF_HAS_HOST       0x20
 
 struct h1_limits {
@@ -110,22 +110,37 @@ int h1_parse_response(const char *buf, size_t len, struct h1_msg *m,
 
 /*
  * Streaming validator of a chunked body (RFC 9112 7.1), including the
- * trailer section. The proxy forwards the chunked bytes as they are; this
- * scanner checks them and finds where the body ends.
+ * trailer section. The proxy forwards the chunked bytes as they are, but
+ * for the chunk-size lines: a line is held until it is complete (never
+ * forwarded in part), and one that is not exactly `SIZE CRLF` (extensions,
+ * BWS, leading zeros) is re-encoded as that, so no extension reaches the
+ * next hop. Its grammar is checked all the same (RFC 9112 7.1.1: a bare ";"
+ * or a name that is not a token is invalid).
  */
 struct h1_chunk {
 	int state;          /* private */
 	uint64_t remaining; /* data bytes left in the current chunk */
-	uint32_t linelen;   /* length of the current size/trailer line, bounded */
+	uint32_t linelen;   /* length of the current size line so far, bounded */
 	uint32_t trailer_bytes;
+	/* The last `hold` bytes consumed are a size line: not to be forwarded
+	 * yet (still open), or, with `rewrite`, to be replaced by
+	 * h1_chunk_line() before the scan can go on. */
+	uint32_t hold;
+	bool rewrite;
 	bool done;          /* the last chunk and the trailer section were seen */
 };
 
 void h1_chunk_init(struct h1_chunk *c);
-/* Consume up to len bytes; returns the number consumed (stops right after the
- * end of the body, so bytes past it belong to the next message), or
- * H1_INVALID. */
+/* Consume up to len bytes; returns the number consumed, or H1_INVALID. It
+ * stops early right after the end of the body (bytes past it belong to the
+ * next message; c->done is set) and right after a size line to re-encode
+ * (c->rewrite is set: it consumes nothing more until h1_chunk_line()). */
 long h1_chunk_scan(struct h1_chunk *c, const char *buf, size_t len);
+/* The canonical form of the held size line (c->rewrite set): writes
+ * `SIZE CRLF` (lowercase hex, no leading zero) into out and returns its
+ * length, never more than c->hold; clears rewrite and hold. */
+#define H1_CHUNK_LINE_CANON 18
+size_t h1_chunk_line(struct h1_chunk *c, char out[H1_CHUNK_LINE_CANON]);
 
 /* The value of the first field of m named name (any case, RFC 9110 5.1):
  * true and *v set when there is one. */
@@ -135,5 +150,9 @@ bool h1_find_header(const struct h1_msg *m, const char *name, struct h1_str *v);
 bool h1_name_eq(struct h1_str s, const char *lower);
 /* Does the comma-separated list value contain token (case-insensitive)? */
 bool h1_list_has(struct h1_str value, const char *lower_token);
+/* The next non-empty element of the comma-separated list *rest (RFC 9110
+ * 5.6.1), trimmed of OWS, in *el; *rest advances past it. false when none
+ * is left. Both point into the caller's bytes. */
+bool h1_list_next(struct h1_str *rest, struct h1_str *el);
 
 #endif

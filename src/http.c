@@ -6,7 +6,8 @@
  * ones (RFC 9110 7.6.1) and the framing ones, then the framing bollard
  * decided (Content-Length or Transfer-Encoding: chunked), X-Forwarded-For
  * (the client's list plus the client address), X-Forwarded-Proto (replaced:
- * a client must not claim https), and X-Request-Id when absent.
+ * a client must not claim https), X-Request-Id when absent, and Upgrade
+ * with only the tokens route.c let through (never the client's lines).
  * Response toward the client: the same rules in the other direction.
  */
 #include "api.h"
@@ -123,11 +124,8 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 	for (uint32_t i = 0; i < req->nhdrs; i++) {
 		const struct h1_hdr *h = &req->hdrs[i];
 		if (h->flags & (H1_HF_HOPBYHOP | H1_HF_FRAMING) ||
-		    ((h->flags & H1_HF_XFP) && (ro->fwd & HTTP_FWD_XFP))) {
-			if ((h->flags & H1_HF_UPGRADE) && ro->websocket)
-				put_field(&o, h);
-			continue;
-		}
+		    ((h->flags & H1_HF_XFP) && (ro->fwd & HTTP_FWD_XFP)))
+			continue; /* Upgrade too: only the allowed tokens go, below */
 		if ((ro->fwd & HTTP_FWD_RFC7239) && h1_name_eq(h->name, "forwarded")) {
 			fwd_seen = true; /* joined with ours below */
 			continue;
@@ -216,8 +214,11 @@ int http_build_request(char *buf, size_t cap, const struct h1_msg *req,
 		put(&o, ro->new_reqid, ro->new_reqid_len);
 		PUTS(&o, "\r\n");
 	}
-	if (ro->websocket)
-		PUTS(&o, "Connection: upgrade\r\n");
+	if (ro->upgrade.n) {
+		PUTS(&o, "Upgrade: ");
+		put(&o, ro->upgrade.p, ro->upgrade.n);
+		PUTS(&o, "\r\nConnection: upgrade\r\n");
+	}
 	else if (!req->minor)
 		/* HTTP/1.0 defaults to close: ask the server to keep the
 		 * connection so it can go back to the pool. */
@@ -247,7 +248,7 @@ static bool put_prefixed(struct out *o, const struct h1_hdr *h, const struct htt
 int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 			const struct http_resp_opts *ro)
 {
-	bool keep_alive = ro->keep_alive, websocket = ro->websocket;
+	bool keep_alive = ro->keep_alive, upgrade = ro->upgrade;
 	int client_minor = ro->client_minor;
 	struct out o = { buf, buf + cap, false };
 	PUTS(&o, "HTTP/1.1 ");
@@ -258,7 +259,7 @@ int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 	for (uint32_t i = 0; i < resp->nhdrs; i++) {
 		const struct h1_hdr *h = &resp->hdrs[i];
 		if (h->flags & H1_HF_HOPBYHOP) {
-			if ((h->flags & H1_HF_UPGRADE) && websocket)
+			if ((h->flags & H1_HF_UPGRADE) && upgrade)
 				put_field(&o, h);
 			continue;
 		}
@@ -274,7 +275,7 @@ int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 	put_framing(&o, resp);
 	if (ro->extra_len)
 		put(&o, ro->extra, ro->extra_len);
-	if (websocket)
+	if (upgrade)
 		PUTS(&o, "Connection: upgrade\r\n");
 	else if (!keep_alive)
 		PUTS(&o, "Connection: close\r\n");

@@ -18,7 +18,7 @@ struct http_req_out {
 	const char *proto;        /* "http" (later "https") */
 	const char *new_reqid;    /* used when the request carries none */
 	size_t new_reqid_len;
-	bool websocket;           /* keep Upgrade: websocket, send Connection: upgrade */
+	struct h1_str upgrade;    /* the Upgrade value to send (route_upgrade()); empty: none */
 	const char *strip_cookie; /* remove this cookie from Cookie headers (ours) */
 	const char *unprefix_cookie; /* `persist cookie NAME prefix`: drop "SRV~" */
 	/* outputs: where some values landed in the output, for the access log */
@@ -32,7 +32,7 @@ int http_build_request(char *out, size_t cap, const struct h1_msg *req,
 struct http_resp_opts {
 	bool keep_alive;          /* the client connection stays open after it */
 	int client_minor;         /* HTTP/1.x version of the client's request */
-	bool websocket;           /* a 101 to a WebSocket upgrade */
+	bool upgrade;             /* a 101 opening a tunnel: keep its Upgrade field */
 	const char *extra;        /* complete header lines (CRLF each) to add */
 	size_t extra_len;
 	const char *prefix_cookie; /* Set-Cookie of this name gets its value */

@@ -443,6 +443,8 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 			o = put_str(o, end, r->persist_cookie);
 		}
 	}
+	o = put_str(o, end, " scheme=");
+	o = put_str(o, end, r->scheme ? r->scheme : "-");
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
 	o = put_str(o, end, " ttfb_ms=");
@@ -477,6 +479,8 @@ static char *put_json(char *o, char *end, struct log_thread *lt, const struct ac
 	o = put_jstr(o, end, ",\"method\":", r->method.p, r->method.n);
 	o = put_jstr(o, end, ",\"target\":", r->target.p, r->target.n);
 	o = put_str(o, end, r->minor ? ",\"proto\":\"HTTP/1.1\"" : ",\"proto\":\"HTTP/1.0\"");
+	if (r->scheme)
+		o = put_jstr(o, end, ",\"scheme\":", r->scheme, strlen(r->scheme));
 	o = put_str(o, end, ",\"status\":");
 	o = put_u64(o, end, (uint64_t)r->status);
 	o = put_str(o, end, ",\"bytes\":");

@@ -42,6 +42,7 @@ struct access_rec {
 	int status;
 	uint64_t bytes;
 	const char *frontend, *backend, *server, *term;
+	const char *scheme;                   /* http, or what a trusted proxy reported */
 	const char *persist, *persist_method; /* NULL when the backend has none */
 	const char *persist_reason;           /* why it moved, NULL otherwise */
 	const char *persist_cookie;           /* "invalid"/"expired": a refused cookie when

@@ -759,6 +759,14 @@ static void cookie_also(struct persist_req *pr, const int8_t first[PR_COUNT])
 		}
 }
 
+/* `replica NAME` of a server that cannot take its sessions, when the
+ * replica can take them (ready: a draining one takes no new sessions). */
+static struct server *replica_of(const struct server *lost)
+{
+	struct server *r = lost->replica;
+	return r && atomic_load_explicit(&r->state, memory_order_relaxed) == SRV_READY ? r : NULL;
+}
+
 void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
 {
@@ -902,8 +910,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		/* the operator prefers an error to a session on a server
 		 * that does not hold it */
 		pr->fail = true;
-	} else if (lost && be->on_down == ON_DOWN_REPLICA && lost->replica &&
-		   atomic_load_explicit(&lost->replica->state, memory_order_relaxed) == SRV_READY) {
+	} else if (lost && be->on_down == ON_DOWN_REPLICA && replica_of(lost)) {
 		/* the replica's application holds a copy of the session */
 		pr->srv = lost->replica;
 	}
@@ -913,6 +920,28 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	if (pr->result != PR_MOVED)
 		pr->reason = MOVED_NONE;
 	cookie_also(pr, first);
+}
+
+void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
+			    int ntried)
+{
+	struct server *lost = pr->srv, *r;
+	pr->srv = NULL;
+	pr->assigned = true;
+	if (!lost)
+		return;
+	if (pr->result == PR_HIT) {
+		pr->result = PR_MOVED;
+		pr->reason = MOVED_CONNECT;
+	}
+	if (be->on_down == ON_DOWN_FAIL) {
+		pr->fail = true;
+	} else if (be->on_down == ON_DOWN_REPLICA && (r = replica_of(lost))) {
+		for (int i = 0; i < ntried; i++)
+			if (tried[i] == r)
+				return; /* it failed this request too: redispatch */
+		pr->srv = r;
+	}
 }
 
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s, uint64_t now_ms)

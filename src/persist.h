@@ -154,6 +154,17 @@ uint64_t persist_cookie_window_ms(const struct backend *be);
 void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr);
 
+/*
+ * The server persistence chose (pr->srv) failed this request's connection:
+ * the session follows on-server-down as if that server were down (SPEC 3.2).
+ * `fail` sets pr->fail (answer 503); `replica` puts its replica in pr->srv
+ * when it is ready and not among tried[0..ntried) (servers that failed this
+ * request); otherwise pr->srv is NULL and the balancer chooses. A hit
+ * becomes moved, reason connect, once however many attempts follow.
+ */
+void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
+			    int ntried);
+
 /* The server that will take the request is known (after a fresh pick or a
  * failover): record it in the table rules that have a key. */
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s,

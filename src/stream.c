@@ -12,13 +12,16 @@
  *               a failed connect is retried on another server (`retries`);
  *   CS_FORWARD  two independent directions: request head + body to the
  *               server, response head (rewritten into c->out) + body to the
- *               client. Bodies are never rewritten: Content-Length bodies are
+ *               client. Bodies are never copied: Content-Length bodies are
  *               counted, chunked bodies validated by h1_chunk_scan() and
- *               forwarded as they are (trailers included). Each direction
+ *               forwarded as they are (trailers included) but for their
+ *               chunk-size lines, re-encoded in place as SIZE CRLF
+ *               (chunk_ready()). Each direction
  *               writes straight from the input buffer of the other side with
  *               one writev() of head + body, and stops reading while the
  *               other side cannot take more (back-pressure, fixed memory);
- *   CS_TUNNEL   after a 101 to a WebSocket upgrade, bytes both ways;
+ *   CS_TUNNEL   after a 101 to an upgrade that was allowed (websocket,
+ *               `allow-upgrade`), bytes both ways;
  *   CS_CLOSING / CS_LINGER  flush a last response, shut the write side, and
  *               drain the client briefly so that close() does not reset a
  *               response the client has not read yet.
@@ -29,9 +32,7 @@
 #include "stream.h"
 #include "global.h"
 #include "http.h"
-#include "lb.h"
-#include "lb_hash.h"
-#include "check.h"
+#include "dispatch.h"
 #include "cidr.h"
 #include "reload.h"
 #include "route.h"
@@ -49,10 +50,7 @@
 
 #define LINGER_MS 1000
 
-static void c_drive(struct cconn *c);
 static void find_client(struct cconn *c, const struct h1_msg *m);
-static void queue_del(struct cconn *c);
-static void send_error(struct cconn *c, int status, const char *detail, const char *term);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -152,6 +150,7 @@ static void log_request(struct cconn *c)
 	r.frontend = c->fe->name;
 	r.backend = c->be ? c->be->name : NULL;
 	r.server = c->srv ? c->srv->name : NULL;
+	r.scheme = c->scheme;
 	r.term = c->term;
 	if (c->be && c->be->npersist && c->pr && c->pr->result != PR_NONE) {
 		const struct persist_rules *rs = c->be->persist;
@@ -189,6 +188,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	strcpy(c->scheme, STREAM_SCHEME);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
@@ -210,7 +210,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->head_deadline = w->now + c->fe->to.http_request;
 	/* the client usually sent its request with the handshake: try now */
 	c->can_read = true;
-	c_drive(c);
+	stream_drive(c);
 }
 
 void stream_close(struct cconn *c)
@@ -220,7 +220,7 @@ void stream_close(struct cconn *c)
 		return;
 	c->closed = true;
 	if (c->qsrv)
-		queue_del(c);
+		dispatch_queue_del(c);
 	if (c->sc) {
 		sconn_close(w, c->sc);
 		c->sc = NULL;
@@ -323,240 +323,6 @@ static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
 	return -1;
 }
 
-/* ---- choosing a server and connecting ----------------------------------------- */
-
-/*
- * "Which server, and why": persistence (persist.c, with the persistence
- * issue) answers first when the backend has persist rules; the balancer is
- * asked only when it has no answer.
- */
-/* The balancer: consistent hashing when the request has the backend's hash
- * key (a request without it is balanced like `random`), else be->balance. */
-static struct server *balance(struct cconn *c)
-{
-	if (c->has_hash_key)
-		return lb_hash_pick(c->be, c->hash_key, c->tried, c->ntried);
-	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
-}
-
-static struct server *choose_server(struct cconn *c)
-{
-	struct backend *be = c->be;
-	struct persist_req *pr = c->pr;
-	if (!be->npersist)
-		return balance(c);
-	struct server *s = pr->srv;
-	for (int i = 0; s && i < c->ntried; i++)
-		if (c->tried[i] == s)
-			s = NULL; /* it failed this request: fail over */
-	if (!s) {
-		s = balance(c);
-		if (!s)
-			return NULL;
-		/* a session that had a server and leaves it moves, once: the
-		 * new server is recorded (table entries now, a new cookie
-		 * with the response) */
-		if (pr->result == PR_HIT) {
-			pr->result = PR_MOVED;
-			pr->reason = MOVED_CONNECT;
-		}
-		pr->assigned = true;
-	}
-	persist_record(be, pr, s, c->w->now);
-	return s;
-}
-
-static void start_connect(struct cconn *c);
-
-static void connect_failed(struct cconn *c, bool timeout)
-{
-	struct server *s = c->srv;
-	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
-	check_passive_failure(s); /* counts toward `fall` (check.c) */
-	if (c->sc) {
-		sconn_close(c->w, c->sc);
-		c->sc = NULL;
-	}
-	if (c->attempts <= (int)c->be->retries) {
-		start_connect(c);
-		return;
-	}
-	if (timeout)
-		send_error(c, 504, "connect timeout", "connect-timeout");
-	else
-		send_error(c, 502, "cannot connect to a server", "connect-failed");
-}
-
-static void attach(struct cconn *c, struct sconn *sc)
-{
-	sc->owner = c;
-	c->sc = sc;
-	if (!sc->counted) {
-		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
-		sc->counted = true;
-	}
-}
-
-/* ---- per-server queue (maxconn) ----------------------------------------------- */
-
-static void queue_add(struct cconn *c, struct server *s)
-{
-	struct worker *w = c->w;
-	c->qsrv = s;
-	c->state = CS_QUEUED;
-	c->queue_deadline = w->now + c->be->to.queue;
-	c->qnext = NULL;
-	c->qprev = w->queue_tail;
-	if (w->queue_tail)
-		w->queue_tail->qnext = c;
-	else
-		w->queue_head = c;
-	w->queue_tail = c;
-	w->nqueued++;
-	atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed); /* the dashboard's queue */
-}
-
-static void queue_del(struct cconn *c)
-{
-	struct worker *w = c->w;
-	if (c->qprev)
-		c->qprev->qnext = c->qnext;
-	else
-		w->queue_head = c->qnext;
-	if (c->qnext)
-		c->qnext->qprev = c->qprev;
-	else
-		w->queue_tail = c->qprev;
-	c->qnext = c->qprev = NULL;
-	atomic_fetch_sub_explicit(&c->qsrv->queued, 1, memory_order_relaxed);
-	c->qsrv = NULL;
-	w->nqueued--;
-}
-
-static void start_connect_to(struct cconn *c, struct server *s);
-
-/*
- * Slots free up on any thread, so each worker looks at its queue once per
- * loop iteration (worker.c keeps the loop awake while it is not empty).
- * Oldest first; a request whose server became unusable meanwhile moves.
- */
-void stream_queue_run(struct worker *w)
-{
-	struct cconn *c = w->queue_head, *next;
-	for (; c; c = next) {
-		next = c->qnext;
-		struct server *s = c->qsrv;
-		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
-		if (st != SRV_READY && st != SRV_DRAIN) {
-			queue_del(c);
-			if (c->ntried < (int)ARRAY_SIZE(c->tried))
-				c->tried[c->ntried++] = s;
-			c->pr->result = PR_MOVED;
-			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
-			start_connect(c);
-			c_drive(c);
-			continue;
-		}
-		if (atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn)
-			continue;
-		queue_del(c);
-		start_connect_to(c, s);
-		c_drive(c);
-	}
-}
-
-static void start_connect(struct cconn *c)
-{
-	struct server *s = choose_server(c);
-	if (!s) {
-		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
-		send_error(c, 503, "no server is available", "no-server");
-		return;
-	}
-	c->srv = s;
-	if (c->be->npersist && c->pr && s == c->pr->srv && c->pr->result == PR_HIT && s->maxconn &&
-	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
-		/* SPEC 3.2: a persistent request waits for its full server (new
-		 * ones were already sent elsewhere by lb_usable()) */
-		queue_add(c, s);
-		return;
-	}
-	start_connect_to(c, s);
-}
-
-/* Connect c to s: an idle pooled connection, else a new one. */
-static void start_connect_to(struct cconn *c, struct server *s)
-{
-	struct worker *w = c->w;
-	c->attempts++;
-	c->srv = s;
-	if (c->ntried < (int)ARRAY_SIZE(c->tried))
-		c->tried[c->ntried++] = s;
-
-	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
-	if (sc) {
-		attach(c, sc);
-		c->t_connect = w->now_us;
-		c->state = CS_FORWARD;
-		return;
-	}
-	sc = calloc(1, sizeof(*sc));
-	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
-	if (fd < 0) {
-		free(sc);
-		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
-			strerror(errno));
-		send_error(c, 503, "out of resources", "no-resources");
-		return;
-	}
-	sc->kind = OBJ_SERVER;
-	sc->fd = fd;
-	sc->srv = s;
-	sc->w = w;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
-	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
-	attach(c, sc);
-	c->t_srv = w->now;
-	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
-	if (r == 0) {
-		check_passive_success(s);
-		sc->connected = true;
-		sc->can_write = true;
-		c->t_connect = w->now_us;
-		c->state = CS_FORWARD;
-	} else if (errno == EINPROGRESS) {
-		c->state = CS_CONNECT;
-		c->conn_deadline = w->now + c->be->to.connect;
-	} else {
-		connect_failed(c, false);
-	}
-}
-
-/* CS_CONNECT: wait for the connect() outcome. */
-static int do_connect(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	if (!sc->can_write && !sc->can_read && !sc->eof)
-		return 0;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		connect_failed(c, false);
-		return 1;
-	}
-	if (!sc->can_write)
-		return 0;
-	sc->connected = true;
-	check_passive_success(sc->srv);
-	c->t_connect = c->w->now_us;
-	c->state = CS_FORWARD;
-	return 1;
-}
-
 /* ---- requests ------------------------------------------------------------------ */
 
 static void reset_request(struct cconn *c)
@@ -566,14 +332,15 @@ static void reset_request(struct cconn *c)
 	c->ntried = 0;
 	c->attempts = 0;
 	c->status = 0;
-	c->bytes_out = 0;
+	c->bytes_out = c->bytes_1xx = 0;
 	c->rq_sent = 0;
-	c->rq_ready = 0;
-	c->rs_ready = 0;
+	c->rq_ready = c->rq_scanned = 0;
+	c->rs_ready = c->rs_scanned = 0;
 	c->term = NULL;
 	c->t_connect = c->t_first = 0;
 	c->log_meth_len = 0;
-	c->websocket = c->resp_started = c->logged = c->fresh_only = false;
+	c->upgrade = 0;
+	c->resp_started = c->logged = c->fresh_only = false;
 }
 
 /* A complete request head is at the front of c->in. */
@@ -586,8 +353,9 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->meth = m->meth;
 	c->minor = m->minor;
 	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
-	c->websocket = ((m->flags & H1_MF_UPGRADE_WS) && m->meth == H1_M_GET) ||
-		       ((m->flags & H1_MF_UPGRADE_OTHER) && c->fe->nallow_upgrade && route_upgrade_allowed(c->fe, m));
+	char upgrade[256];
+	size_t upgrade_len;
+	c->upgrade = route_upgrade(c->fe, m, upgrade, sizeof(upgrade), &upgrade_len);
 	c->rq_body = m->body;
 	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
 	h1_chunk_init(&c->rq_chunk);
@@ -600,7 +368,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &c->client, m, &c->hash_key);
 	if (c->be->npersist) {
 		if (!c->pr && !(c->pr = pr_get(w))) {
-			send_error(c, 503, "out of memory", "no-resources");
+			stream_error(c, 503, "out of memory", "no-resources");
 			return;
 		}
 		persist_decide(c->be, &c->client, m, w->now, c->pr);
@@ -608,14 +376,14 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)
 				c->close_after = true; /* its body is not read */
-			send_error(c, 503, "the server holding this session is unavailable",
+			stream_error(c, 503, "the server holding this session is unavailable",
 				   "session-server-down");
 			return;
 		}
 	}
 
 	if (buf_get(&w->bufs, &c->rq) < 0) {
-		send_error(c, 503, "out of memory", "no-resources");
+		stream_error(c, 503, "out of memory", "no-resources");
 		return;
 	}
 	char id[17];
@@ -625,17 +393,17 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		id[i] = hex[v & 15];
 	struct http_req_out ro = {
 		.client_ip = c->peer_ip,
-		.proto = "http",
+		.proto = c->scheme,
 		.new_reqid = id,
 		.new_reqid_len = 16,
-		.websocket = c->websocket,
+		.upgrade = { upgrade, upgrade_len },
 		.fwd = c->fe->fwd,
 		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
 		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
 	};
 	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
 	if (n < 0) {
-		send_error(c, 431, "request head too large", "bad-request");
+		stream_error(c, 431, "request head too large", "bad-request");
 		return;
 	}
 	c->rq.head = 0;
@@ -651,7 +419,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->log_id_len = ro.reqid_len;
 	buf_consume(&c->in, (uint32_t)m->head_len);
 	c->t_cli = w->now;
-	start_connect(c);
+	dispatch_start(c);
 }
 
 /* CS_PROXY (bind ... accept-proxy): the connection starts with a PROXY
@@ -690,22 +458,21 @@ static int do_proxy(struct cconn *c)
 }
 
 /* trust-forwarded: when the peer is trusted, the request's client is the
- * rightmost X-Forwarded-For address that is not (cidr.c); otherwise the
- * peer itself. Used for the log, `persist source` and `balance hash
- * source`. */
+ * rightmost X-Forwarded-For address that is not (cidr.c), and its scheme
+ * the one X-Forwarded-Proto or Forwarded reports (route.c); otherwise the
+ * peer itself and bollard's own scheme. Used for the log, the forwarding
+ * headers, `persist source` and `balance hash source`. */
 static void find_client(struct cconn *c, const struct h1_msg *m)
 {
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	if (!c->fe->trusted || !cidr_match(c->fe->trusted, &c->peer))
 		return;
-	struct h1_str vals[16];
-	int n = 0;
-	for (uint32_t i = 0; i < m->nhdrs && n < (int)ARRAY_SIZE(vals); i++)
-		if (m->hdrs[i].flags & H1_HF_XFF)
-			vals[n++] = m->hdrs[i].value;
+	char scheme[sizeof(c->scheme)];
+	if (route_forwarded_proto(m, scheme, sizeof(scheme)))
+		memcpy(c->scheme, scheme, sizeof(scheme));
 	struct sockaddr_storage a;
-	if (n && cidr_xff_client(vals, n, c->fe->trusted, &a) == 1) {
+	if (cidr_xff_client(m->hdrs, m->nhdrs, c->fe->trusted, &a) == 1) {
 		c->client = a;
 		route_addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
 	}
@@ -777,7 +544,7 @@ static int do_head(struct cconn *c)
 	int n = h1_parse_request(buf_rptr(&c->in), buf_len(&c->in), &m, &w->lim);
 	if (n == H1_INCOMPLETE) {
 		if (buf_len(&c->in) >= bufsize(c)) {
-			send_error(c, 431, "request head too large", "bad-request");
+			stream_error(c, 431, "request head too large", "bad-request");
 			return 1;
 		}
 		if (c->eof) {
@@ -790,7 +557,7 @@ static int do_head(struct cconn *c)
 	if (n < 0) {
 		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
 		log_rejected_line(c, &m);
-		send_error(c, m.status ? m.status : 400, m.reason, "bad-request");
+		stream_error(c, m.status ? m.status : 400, m.reason, "bad-request");
 		return 1;
 	}
 	reset_request(c);
@@ -833,24 +600,58 @@ static bool retry_stale(struct cconn *c)
 		c->attempts--; /* not the server's failure: does not use up a retry */
 		c->ntried = 0;
 	}
-	start_connect(c);
+	dispatch_start(c);
 	return true;
 }
 
-/* How many validated request-body bytes are at the front of c->in. */
+/*
+ * A chunked body at the front of b (either direction): scan what arrived
+ * past the *scanned bytes already checked, and return how many bytes at the
+ * front may go as they are: every scanned byte but a size line the scanner
+ * still holds (h1.h). A size line to re-encode is replaced once everything
+ * before it has gone, so that it is at the front of b: its canonical form
+ * overwrites its last bytes and the others are dropped, which costs no copy
+ * of the body and no memory of its own. -1: the body is invalid.
+ */
+static long chunk_ready(struct h1_chunk *ch, struct buf *b, uint32_t *scanned)
+{
+	for (;;) {
+		if (ch->rewrite) {
+			if (*scanned > ch->hold)
+				break; /* the bytes before it must go first */
+			uint32_t held = ch->hold;
+			char line[H1_CHUNK_LINE_CANON];
+			uint32_t k = (uint32_t)h1_chunk_line(ch, line);
+			memcpy(buf_rptr(b) + held - k, line, k);
+			buf_consume(b, held - k);
+			*scanned = k;
+		}
+		uint32_t avail = buf_len(b);
+		if (ch->done || avail <= *scanned)
+			break;
+		long n = h1_chunk_scan(ch, buf_rptr(b) + *scanned, avail - *scanned);
+		if (n < 0)
+			return -1;
+		*scanned += (uint32_t)n;
+		if (!ch->rewrite)
+			break;
+	}
+	return (long)(*scanned - ch->hold);
+}
+
+/* How many request-body bytes at the front of c->in can go to the server. */
 static int rq_scan(struct cconn *c)
 {
 	uint32_t avail = buf_len(&c->in);
 	if (c->rq_body == H1_BODY_LENGTH) {
-		c->rq_ready = (uint32_t)MIN((uint64_t)avail, c->rq_left);
+		c->rq_ready = c->rq_scanned = (uint32_t)MIN((uint64_t)avail, c->rq_left);
 		return 0;
 	}
-	if (c->rq_body == H1_BODY_CHUNKED && !c->rq_chunk.done && avail > c->rq_ready) {
-		long n = h1_chunk_scan(&c->rq_chunk, buf_rptr(&c->in) + c->rq_ready,
-				       avail - c->rq_ready);
+	if (c->rq_body == H1_BODY_CHUNKED) {
+		long n = chunk_ready(&c->rq_chunk, &c->in, &c->rq_scanned);
 		if (n < 0)
 			return -1;
-		c->rq_ready += (uint32_t)n;
+		c->rq_ready = (uint32_t)n;
 	}
 	return 0;
 }
@@ -874,11 +675,13 @@ static int rq_forward(struct cconn *c)
 		return 0;
 	if (c->rq_state != RQ_HEAD || c->rq_body != H1_BODY_NONE) {
 		int rr = c_read(c);
-		if (rr > 0)
+		if (rr > 0) {
 			progress = 1;
+			c->t_cli = c->w->now;
+		}
 		if (rq_scan(c) < 0) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-			send_error(c, 400, "invalid chunked body", "bad-request");
+			stream_error(c, 400, "invalid chunked body", "bad-request");
 			return -1;
 		}
 	}
@@ -894,18 +697,19 @@ static int rq_forward(struct cconn *c)
 			/* the server went away while we were sending */
 			if (retry_stale(c))
 				return -1;
-			send_error(c, 502, "server closed the connection", "server-closed");
+			stream_error(c, 502, "server closed the connection", "server-closed");
 			return -1;
 		}
 		if (wn > 0) {
 			progress = 1;
-			c->t_srv = c->w->now;
+			c->t_srv = c->t_took = c->w->now;
 			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
 			c->rq_sent += h;
 			uint32_t b = (uint32_t)((size_t)wn - h);
 			if (b) {
 				buf_consume(&c->in, b);
 				c->rq_ready -= b;
+				c->rq_scanned -= b;
 				if (c->rq_body == H1_BODY_LENGTH)
 					c->rq_left -= b;
 				c->t_cli = c->w->now;
@@ -919,6 +723,7 @@ static int rq_forward(struct cconn *c)
 	}
 	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {
 		c->rq_state = RQ_DONE;
+		c->t_head = c->w->now; /* the whole request is there: the head is due */
 		progress = 1;
 	}
 	if (c->rq_state != RQ_DONE && c->eof && c->rq_ready == 0 &&
@@ -963,7 +768,7 @@ static int rs_head(struct cconn *c)
 		/* the server closed before any byte of a response */
 		if (retry_stale(c))
 			return -1;
-		send_error(c, 502, "server closed the connection", "server-closed");
+		stream_error(c, 502, "server closed the connection", "server-closed");
 		return -1;
 	}
 	c->resp_started = true;
@@ -976,35 +781,38 @@ static int rs_head(struct cconn *c)
 	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
 	if (n == H1_INCOMPLETE) {
 		if (buf_len(&sc->in) >= w->bufs.size || sc->eof) {
-			send_error(c, 502, "incomplete response head", "bad-response");
+			stream_error(c, 502, "incomplete response head", "bad-response");
 			return -1;
 		}
 		return 0;
 	}
 	if (n < 0) {
-		send_error(c, 502, "invalid response from server", "bad-response");
+		stream_error(c, 502, "invalid response from server", "bad-response");
 		return -1;
 	}
 	if (buf_get(&w->bufs, &c->out) < 0) {
-		send_error(c, 503, "out of memory", "no-resources");
+		stream_error(c, 503, "out of memory", "no-resources");
 		return -1;
 	}
 	if (m.status_code < 200) {
 		if (m.status_code == 101) {
-			if (!c->websocket) {
-				send_error(c, 502, "unexpected 101 response", "bad-response");
+			if (!c->upgrade || !route_upgrade_accepts(c->fe, c->upgrade, &m)) {
+				/* a tunnel to a protocol nobody allowed would
+				 * bypass every rule: refuse it, and the server
+				 * connection goes with it (send_error) */
+				stream_error(c, 502, "unexpected 101 response", "bad-response");
 				return -1;
 			}
 			char extra[1024];
 			int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now,
 								       extra, sizeof(extra)) : 0;
 			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
-				.websocket = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
+				.upgrade = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
 			persist_prefix_opts(c, &ro);
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
 						     &m, &ro);
 			if (hn < 0) {
-				send_error(c, 502, "response head too large", "bad-response");
+				stream_error(c, 502, "response head too large", "bad-response");
 				return -1;
 			}
 			c->out.tail += (uint32_t)hn;
@@ -1024,12 +832,14 @@ static int rs_head(struct cconn *c)
 			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
 						     &m, &ro);
 			if (hn < 0) {
-				send_error(c, 502, "response head too large", "bad-response");
+				stream_error(c, 502, "response head too large", "bad-response");
 				return -1;
 			}
 			c->out.tail += (uint32_t)hn;
+			c->bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
 		}
 		buf_consume(&sc->in, (uint32_t)n);
+		c->t_head = w->now; /* a whole interim head: the next one is due */
 		return 1;
 	}
 	c->status = m.status_code;
@@ -1037,7 +847,7 @@ static int rs_head(struct cconn *c)
 	c->rs_body = m.body;
 	c->rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
 	h1_chunk_init(&c->rs_chunk);
-	c->rs_ready = 0;
+	c->rs_ready = c->rs_scanned = 0;
 	c->rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
 			  (m.minor == 1 || (m.flags & H1_MF_CONN_KEEPALIVE));
 	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
@@ -1051,7 +861,7 @@ static int rs_head(struct cconn *c)
 	persist_prefix_opts(c, &ro);
 	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m, &ro);
 	if (hn < 0) {
-		send_error(c, 502, "response head too large", "bad-response");
+		stream_error(c, 502, "response head too large", "bad-response");
 		return -1;
 	}
 	c->out.tail += (uint32_t)hn;
@@ -1060,28 +870,26 @@ static int rs_head(struct cconn *c)
 	return 1;
 }
 
+/* How many response-body bytes at the front of sc->in can go to the client. */
 static int rs_scan(struct cconn *c)
 {
 	struct sconn *sc = c->sc;
 	uint32_t avail = buf_len(&sc->in);
+	long n;
 	switch (c->rs_body) {
 	case H1_BODY_LENGTH:
-		c->rs_ready = (uint32_t)MIN((uint64_t)avail, c->rs_left);
+		c->rs_ready = c->rs_scanned = (uint32_t)MIN((uint64_t)avail, c->rs_left);
 		break;
 	case H1_BODY_CLOSE:
-		c->rs_ready = avail;
+		c->rs_ready = c->rs_scanned = avail;
 		break;
 	case H1_BODY_CHUNKED:
-		if (!c->rs_chunk.done && avail > c->rs_ready) {
-			long n = h1_chunk_scan(&c->rs_chunk, buf_rptr(&sc->in) + c->rs_ready,
-					       avail - c->rs_ready);
-			if (n < 0)
-				return -1;
-			c->rs_ready += (uint32_t)n;
-		}
+		if ((n = chunk_ready(&c->rs_chunk, &sc->in, &c->rs_scanned)) < 0)
+			return -1;
+		c->rs_ready = (uint32_t)n;
 		break;
 	default:
-		c->rs_ready = 0;
+		c->rs_ready = c->rs_scanned = 0;
 	}
 	return 0;
 }
@@ -1129,7 +937,10 @@ static int rs_forward(struct cconn *c)
 		progress |= r;
 	}
 	if (c->rs_state == RS_BODY && rs_scan(c) < 0) {
-		abort_stream(c, "bad-response");
+		/* a 502 while nothing went out, else the client connection is
+		 * closed before its body ends; the server connection goes
+		 * either way (its framing is lost) */
+		stream_error(c, 502, "invalid chunked body from the server", "bad-response");
 		return -1;
 	}
 	struct iovec iov[2];
@@ -1154,6 +965,7 @@ static int rs_forward(struct cconn *c)
 			if (b) {
 				buf_consume(&sc->in, b);
 				c->rs_ready -= b;
+				c->rs_scanned -= b;
 				if (c->rs_body == H1_BODY_LENGTH)
 					c->rs_left -= b;
 			}
@@ -1197,6 +1009,7 @@ static void finish_request(struct cconn *c)
 	if (c->rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
 	c->t_start = 0;
+	strcpy(c->scheme, STREAM_SCHEME);
 	if (c->close_after || w->stopping) {
 		c->state = CS_CLOSING;
 		c->close_deadline = w->now + c->fe->to.client;
@@ -1307,15 +1120,16 @@ static int do_tunnel(struct cconn *c)
 
 /* ---- bollard's own responses and closing ------------------------------------------ */
 
-static void send_error(struct cconn *c, int status, const char *detail, const char *term)
+void stream_error(struct cconn *c, int status, const char *detail, const char *term)
 {
 	struct worker *w = c->w;
 	if (c->sc) {
 		sconn_close(w, c->sc);
 		c->sc = NULL;
 	}
-	if (c->state == CS_FORWARD && c->out.data && c->bytes_out) {
-		/* part of a response already went out: only closing is left */
+	if (c->state == CS_FORWARD && c->bytes_out > c->bytes_1xx) {
+		/* part of a final response already went out (its head may be
+		 * gone from c->out): only closing is left */
 		abort_stream(c, term);
 		return;
 	}
@@ -1384,6 +1198,39 @@ static int do_linger(struct cconn *c)
 
 /* ---- driving ----------------------------------------------------------------------- */
 
+/*
+ * CS_FORWARD: whom bollard waits for, and until when. Bytes waiting to go
+ * to one side make that side the one stalling (the other side is not read
+ * meanwhile: back-pressure), timed from the last time it took some;
+ * otherwise the side that owes bytes: the client while its request body is
+ * not all there, then the server. The response head must come whole within
+ * `timeout server` of the end of the request (t_head): bytes of it
+ * trickling in do not restart that, so a server cannot hold a request by
+ * sending its head a byte at a time. Returns the earliest deadline;
+ * *client says whether it is the client's (the one to blame).
+ */
+static uint64_t forward_deadline(const struct cconn *c, bool *client)
+{
+	uint64_t cli = EV_NO_TIMER, srv = EV_NO_TIMER;
+	bool to_srv = c->rq_state == RQ_HEAD ? c->rq_sent < buf_len(&c->rq) : c->rq_ready > 0;
+	bool to_cli = (c->out.data && !buf_empty(&c->out)) || c->rs_ready > 0;
+
+	if (c->rq_state != RQ_DONE) {
+		if (to_srv)
+			srv = c->t_took + c->be->to.server;
+		else if (c->rq_state == RQ_BODY)
+			cli = c->t_cli + c->fe->to.client;
+	}
+	if (to_cli)
+		cli = MIN(cli, c->t_cli + c->fe->to.client);
+	else if (c->rs_state == RS_HEAD && c->rq_state == RQ_DONE)
+		srv = MIN(srv, c->t_head + c->be->to.server);
+	else if (c->rs_state == RS_BODY)
+		srv = MIN(srv, c->t_srv + c->be->to.server);
+	*client = cli <= srv;
+	return MIN(cli, srv);
+}
+
 static void arm_timer(struct cconn *c)
 {
 	struct worker *w = c->w;
@@ -1406,14 +1253,11 @@ static void arm_timer(struct cconn *c)
 	case CS_CONNECT:
 		when = c->conn_deadline;
 		break;
-	case CS_FORWARD:
-		if (c->rq_state != RQ_DONE && c->rq_state != RQ_HEAD)
-			when = c->t_cli + c->fe->to.client;
-		if (c->rs_state != RS_DONE)
-			when = MIN(when, c->t_srv + c->be->to.server);
-		else
-			when = MIN(when, c->t_cli + c->fe->to.client);
+	case CS_FORWARD: {
+		bool client;
+		when = forward_deadline(c, &client);
 		break;
+	}
 	case CS_TUNNEL:
 		when = c->t_tun + c->be->to.tunnel;
 		break;
@@ -1426,7 +1270,7 @@ static void arm_timer(struct cconn *c)
 		stream_close(c); /* cannot time it: do not keep it unbounded */
 }
 
-static void c_drive(struct cconn *c)
+void stream_drive(struct cconn *c)
 {
 	for (;;) {
 		int p = 0;
@@ -1434,7 +1278,7 @@ static void c_drive(struct cconn *c)
 		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = do_head(c); break;
 		case CS_QUEUED: p = 0; break; /* stream_queue_run() moves it on */
-		case CS_CONNECT: p = do_connect(c); break;
+		case CS_CONNECT: p = dispatch_connect_step(c); break;
 		case CS_FORWARD: p = do_forward(c); break;
 		case CS_TUNNEL: p = do_tunnel(c); break;
 		case CS_CLOSING: p = do_closing(c); break;
@@ -1468,7 +1312,7 @@ static void note_events(uint32_t events, bool *can_read, bool *rdhup, bool *can_
 void stream_client_event(struct cconn *c, uint32_t events)
 {
 	note_events(events, &c->can_read, &c->rdhup, &c->can_write);
-	c_drive(c);
+	stream_drive(c);
 }
 
 void stream_server_event(struct sconn *sc, uint32_t events)
@@ -1483,12 +1327,11 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 			sconn_pool_drop(sc->w, sc);
 		return;
 	}
-	c_drive(sc->owner);
+	stream_drive(sc->owner);
 }
 
 void stream_timeout(struct cconn *c)
 {
-	struct worker *w = c->w;
 	switch (c->state) {
 	case CS_PROXY:
 		stream_close(c);
@@ -1496,36 +1339,35 @@ void stream_timeout(struct cconn *c)
 	case CS_HEAD:
 		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-			send_error(c, 408, "request head not received in time", "request-timeout");
-			c_drive(c);
+			stream_error(c, 408, "request head not received in time", "request-timeout");
+			stream_drive(c);
 		} else {
 			stream_close(c);
 		}
 		return;
 	case CS_QUEUED:
-		queue_del(c);
-		send_error(c, 503, "the server holding this session stayed full", "queue-timeout");
-		c_drive(c);
+		dispatch_queue_del(c);
+		stream_error(c, 503, "the server holding this session stayed full", "queue-timeout");
+		stream_drive(c);
 		return;
 	case CS_CONNECT:
-		connect_failed(c, true);
+		dispatch_connect_failed(c, true);
 		if (!c->closed)
-			c_drive(c);
+			stream_drive(c);
 		return;
-	case CS_FORWARD:
-		if (c->rs_state != RS_DONE && w->now >= c->t_srv + c->be->to.server) {
-			if (!c->resp_started)
-				send_error(c, 504, "the server did not answer in time", "server-timeout");
-			else
-				abort_stream(c, "server-timeout");
-		} else if (!c->resp_started) {
-			send_error(c, 408, "request body not received in time", "client-timeout");
-		} else {
-			abort_stream(c, "client-timeout");
-		}
+	case CS_FORWARD: {
+		bool client;
+		forward_deadline(c, &client);
+		if (!client)
+			stream_error(c, 504, "the server did not answer in time", "server-timeout");
+		else if (c->rq_state != RQ_DONE && c->bytes_out <= c->bytes_1xx)
+			stream_error(c, 408, "request body not received in time", "client-timeout");
+		else
+			abort_stream(c, "client-timeout"); /* it stopped taking the response */
 		if (!c->closed)
-			c_drive(c);
+			stream_drive(c);
 		return;
+	}
 	case CS_TUNNEL:
 		abort_stream(c, "tunnel-timeout");
 		return;

@@ -16,6 +16,9 @@
 
 struct worker;
 
+/* The scheme of a request bollard received itself (no TLS yet). */
+#define STREAM_SCHEME "http"
+
 enum obj_kind { OBJ_LISTENER = 1, OBJ_CLIENT, OBJ_SERVER, OBJ_WAKEUP };
 
 struct listener {
@@ -75,6 +78,7 @@ struct cconn {
 	char peer_ip[INET6_ADDRSTRLEN];        /* who connected (appended to X-Forwarded-For) */
 	struct sockaddr_storage peer;          /* who connected (or the PROXY header's source) */
 	struct sockaddr_storage client;        /* the request's client (trust-forwarded) */
+	char scheme[16];                       /* the request's scheme (trust-forwarded) */
 
 	struct buf in;    /* bytes from the client */
 	struct buf rq;    /* rewritten request head for the server */
@@ -89,23 +93,27 @@ struct cconn {
 	int attempts;
 	enum h1_method meth;
 	int minor;
-	bool req_keepalive, websocket, retryable, resp_started, logged;
+	bool req_keepalive, retryable, resp_started, logged;
+	uint32_t upgrade;             /* ROUTE_UP_* tokens the request offered the server */
 	bool fresh_only;              /* a pooled connection failed: open a new one */
 	bool shut_srv, shut_cli;      /* tunnel half-closes done */
 	uint32_t rq_sent;             /* bytes of rq already sent */
 	enum rq_state rq_state;
 	enum h1_body rq_body;
 	uint64_t rq_left;             /* CL body bytes left */
-	uint32_t rq_ready;            /* validated body bytes at the front of in */
+	uint32_t rq_ready;            /* body bytes at the front of in that can go as they are */
+	uint32_t rq_scanned;          /* ... and those checked so far (h1_chunk_scan) */
 	struct h1_chunk rq_chunk;
 	enum rs_state rs_state;
 	enum h1_body rs_body;
 	uint64_t rs_left;
-	uint32_t rs_ready;            /* validated body bytes at the front of sc->in */
+	uint32_t rs_ready;            /* body bytes at the front of sc->in that can go as they are */
+	uint32_t rs_scanned;          /* ... and those checked so far */
 	struct h1_chunk rs_chunk;
 	bool rs_keepalive;            /* server connection reusable after this response */
 	int status;
 	uint64_t bytes_out;           /* bytes sent to the client for this response */
+	uint64_t bytes_1xx;           /* interim (1xx) heads queued for the client before it */
 	/* log fields located in rq */
 	uint32_t log_target_off, log_target_len, log_meth_len;
 	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
@@ -122,6 +130,9 @@ struct cconn {
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
 	uint64_t conn_deadline, close_deadline; /* ms */
 	uint64_t t_cli, t_srv, t_tun;           /* ms: last activity per side */
+	uint64_t t_took;                        /* ms: the server last took request bytes */
+	uint64_t t_head;                        /* ms: since when a response head is due
+						 * (request all sent, or the last 1xx) */
 };
 
 /* called by worker.c */
@@ -134,6 +145,12 @@ void stream_close(struct cconn *c);
 /* graceful stop: close c now if it is idle between requests, else mark it
  * to close after the current response. */
 void stream_stop_soon(struct cconn *c);
+/* within the stream module (stream.c, dispatch.c): run c's state machine
+ * until it makes no progress, then arm its timer (c may be closed after) */
+void stream_drive(struct cconn *c);
+/* answer c's request with bollard's own error page and close after it, or,
+ * when part of a response already went out, close (term: the log's reason) */
+void stream_error(struct cconn *c, int status, const char *detail, const char *term);
 /* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);
 void sconn_release_counted(struct sconn *sc);  /* no longer busy: srv->conns-- */
@@ -142,7 +159,8 @@ void sconn_pool_put(struct worker *w, struct sconn *sc);  /* or close it when it
 void sconn_pool_drop(struct worker *w, struct sconn *sc); /* idle one the server closed */
 /* close pooled server connections idle too long (about once a second) */
 void sconn_pool_sweep(struct worker *w);
-/* requests waiting for a server slot (maxconn): start those that can */
+/* requests waiting for a server slot (maxconn): start those that can
+ * (dispatch.c) */
 void stream_queue_run(struct worker *w);
 /* free the worker's idle persistence decisions (at exit) */
 void stream_pr_free_all(struct worker *w);

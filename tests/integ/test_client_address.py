@@ -119,3 +119,35 @@ def test_untrusted_peer_cannot_claim_an_address(demo_apps, bollard_factory):
 	assert h["X-Forwarded-For"] == "192.0.2.1, 127.0.0.1"
 	e = last_log(b, 1)
 	assert e["client"] == "127.0.0.1", e
+
+
+def test_every_forwarded_for_line_counts(demo_apps, bollard_factory):
+	# Issue 9 item 2: a client sends 16 X-Forwarded-For lines of its own and
+	# the trusted proxy in front appends the address it saw on a line below.
+	# The walk from the last line must find that address, however many lines
+	# come before it (only tune.maxhdr bounds them, with a 431).
+	apps = demo_apps(2)
+	b = bollard_factory(conf(apps, frontend_extra="    trust-forwarded 127.0.0.0/8\n"))
+	for n, forged in ((16, "6.6.6.6"), (40, "6.6.6.7")):
+		lines = "".join("X-Forwarded-For: %s\r\n" % forged for _ in range(n))
+		echo_via(b.port, b"", lines + "X-Forwarded-For: 203.0.113.5\r\n")
+	first, second = last_log(b, 1), last_log(b, 2)
+	assert first["client"] == "203.0.113.5", first
+	# persist source keys on that address, not on the forged one
+	assert second["client"] == "203.0.113.5" and second["persist"] == "hit", second
+	# the proxy's address after a list of forged ones on the same line too
+	echo_via(b.port, b"", "X-Forwarded-For: 6.6.6.6\r\n" * 20 + "X-Forwarded-For: 6.6.6.6, 203.0.113.6\r\n")
+	assert last_log(b, 3)["client"] == "203.0.113.6"
+
+
+def test_more_fields_than_maxhdr_is_refused_not_cut(demo_apps, bollard_factory):
+	apps = demo_apps(1)
+	text = conf(apps, frontend_extra="    trust-forwarded 127.0.0.0/8\n").replace(
+		"global\n", "global\n    tune.maxhdr 20\n")
+	b = bollard_factory(text)
+	req = ("GET /echo HTTP/1.1\r\nHost: t\r\n%sX-Forwarded-For: 203.0.113.5\r\n"
+	       "Connection: close\r\n\r\n" % ("X-Forwarded-For: 6.6.6.6\r\n" * 20)).encode()
+	out = send_raw(b.port, req)
+	assert out.startswith(b"HTTP/1.1 431 "), out[:200]
+	e = last_log(b, 1)
+	assert e["status"] == 431 and e["client"] == "127.0.0.1", e

@@ -129,3 +129,70 @@ def test_on_server_down_fail_answers_503(demo_apps, bollard_factory, bollard_bin
 			assert r.status == 503 and r.headers.get("Retry-After"), r
 		else:
 			assert r.status == 200 and r.text().strip() == home[s.sid]
+
+
+def connect_fail_conf(apps, on_down):
+	# app1's replica is app2, which takes no new sessions (weight 0): the
+	# balancer would never choose it, so a session that lands there after a
+	# connect failure was sent by the on-server-down policy. `fall 1000`
+	# keeps app1 from being marked down: every failure is a connect failure.
+	a1, a2, a3 = apps
+	return ("global\n    threads 1\n    log stdout\n    log-format json\n"
+		"    stats-listen 127.0.0.1:{port_stats}\n"
+		"defaults\n    timeout connect 1s\n    timeout server 5s\n"
+		"frontend fe\n    bind 127.0.0.1:{port}\n    default-backend be\n"
+		"backend be\n    retries 2\n    on-server-down %s\n"
+		"    persist cookie BOLLARD insert\n"
+		"    server app1 127.0.0.1:%d replica app2 fall 1000\n"
+		"    server app2 127.0.0.1:%d weight 0\n"
+		"    server app3 127.0.0.1:%d\n" % (on_down, a1.port, a2.port, a3.port))
+
+
+def kill_app1_under_sessions(demo_apps, bollard_factory, on_down, n):
+	"""Start the three apps and bollard, open 2n sessions (half of them on
+	app1, the others on app3), kill app1; returns bollard and app1's."""
+	apps = demo_apps(3)
+	b = bollard_factory(connect_fail_conf(apps, on_down))
+	sessions = [Session(b.port, i) for i in range(2 * n)]
+	home = {s.sid: s.get().text().strip() for s in sessions}
+	assert set(home.values()) == {"app1", "app3"}, home
+	util.stop_process(apps[0].proc, signal.SIGKILL)
+	return b, [s for s in sessions if home[s.sid] == "app1"]
+
+
+def moved_metric(b, reason):
+	text = util.request(b.ports["port_stats"], "GET", "/metrics").text()
+	for line in text.splitlines():
+		if line.startswith("bollard_persistence_moved_total{") and 'reason="%s"' % reason in line:
+			return int(float(line.rsplit(" ", 1)[1]))
+	return 0
+
+
+def test_connect_failure_follows_replica(demo_apps, bollard_factory):
+	# Issue 9 item 15: app1's process is gone but not marked down; its
+	# sessions go to its replica, not to a server the balancer picks, and
+	# each moves once.
+	b, victims = kill_app1_under_sessions(demo_apps, bollard_factory, "replica", 4)
+	for s in victims:
+		r = s.get()
+		assert r.status == 200 and r.text().strip() == "app2", (s.sid, r.status, r.text())
+		e = entries(b, s.sid, 2)[-1]
+		assert e["persist"] == "moved" and e.get("persist_reason") == "connect", e
+		assert e["server"] == "app2", e
+	# moved once: the new cookie names app2, no connect to app1 any more
+	for s in victims:
+		assert s.get().text().strip() == "app2"
+		assert entries(b, s.sid, 3)[-1]["persist"] == "hit"
+	assert moved_metric(b, "connect") == len(victims)
+
+
+def test_connect_failure_follows_fail(demo_apps, bollard_factory):
+	b, victims = kill_app1_under_sessions(demo_apps, bollard_factory, "fail", 3)
+	for s in victims:
+		r = s.get()
+		assert r.status == 503 and r.headers.get("Retry-After"), (s.sid, r)
+		e = entries(b, s.sid, 2)[-1]
+		assert e.get("term") == "session-server-down" and e["server"] == "app1", e
+	# a new session is still balanced (to app3: app1 fails, app2 takes none)
+	r = util.request(b.port, "GET", "/whoami")
+	assert r.status == 200 and r.text().strip() == "app3", r

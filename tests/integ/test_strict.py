@@ -7,6 +7,7 @@ a server becomes a 502, and that server connection is not reused."""
 import re
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -375,3 +376,27 @@ def test_malformed_response_body_not_passed_as_complete(py_backend, bollard_fact
 	r = util.request(b.port, "GET", "/")
 	assert r.status == 200 and r.body == b"ok", r
 	assert pb.accepted == 2
+
+
+def test_error_after_interim_response_is_still_an_answer(py_backend, bollard_factory, config_for):
+	# After a 100 Continue the client still waits for the final response:
+	# a server that then sends garbage is answered 502, not cut.
+	gate = threading.Event()
+
+	def handler(conn, backend):
+		if util.read_request(conn) is None:
+			return
+		conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+		if gate.wait(10):
+			conn.send(b"HTTP/1.1 2000 Nope\r\n\r\n")
+			conn.is_closed(timeout=5)
+
+	pb = py_backend(handler=handler)
+	b = bollard_factory(config_for([pb], retries=0))
+	with Conn.connect(b.port) as c:
+		c.send(build_request("GET", "/"))
+		r = read_response(c, skip_1xx=False)
+		assert r.status == 100, r
+		gate.set()
+		r = read_response(c)
+		assert r.status == 502, r

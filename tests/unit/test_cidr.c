@@ -184,16 +184,21 @@ static void test_match_v6(void **state)
 static const char *xff(const struct cidr_list *trusted, const char *const *lines, int n)
 {
 	static char text[INET6_ADDRSTRLEN];
-	struct h1_str v[8];
+	/* each line between two other fields, which the walk must skip */
+	struct h1_hdr h[2 * 64 + 1];
+	uint32_t nh = 0;
 	struct sockaddr_storage out;
 
-	assert_true(n <= 8);
+	assert_true(n <= 64);
+	memset(h, 0, sizeof(h));
+	h[nh++].value = (struct h1_str){ "9.9.9.9", 7 };
 	for (int i = 0; i < n; i++) {
-		v[i].p = lines[i];
-		v[i].n = strlen(lines[i]);
+		h[nh].value = (struct h1_str){ lines[i], strlen(lines[i]) };
+		h[nh++].flags = H1_HF_XFF;
+		h[nh++].value = (struct h1_str){ "9.9.9.9", 7 };
 	}
 	memset(&out, 0xa5, sizeof(out));
-	if (!cidr_xff_client(v, n, trusted, &out))
+	if (!cidr_xff_client(h, nh, trusted, &out))
 		return "-";
 	if (out.ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&out;
@@ -241,6 +246,17 @@ static void test_xff(void **state)
 	assert_string_equal(XFF(t, ""), "-");
 	assert_string_equal(XFF(t, " , ,"), "-");
 	assert_int_equal(cidr_xff_client(NULL, 0, t, &(struct sockaddr_storage){ 0 }), 0);
+	/* a client's own lines cannot push out the one the trusted proxy
+	 * appended below them, however many there are (issue 9 item 2) */
+	{
+		const char *many[64];
+		for (int i = 0; i < 63; i++)
+			many[i] = "6.6.6.6";
+		many[63] = "1.1.1.1, 10.0.0.1";
+		for (int n = 1; n <= 64; n++)
+			assert_string_equal(xff(t, many + 64 - n, n), "1.1.1.1");
+		assert_string_equal(xff(t, many, 63), "6.6.6.6");
+	}
 	/* malformed entries met before the answer */
 	static const char *const bad[] = {
 		"1.1.1.1, unknown", "1.1.1.1:80", "[::1]", "[2001:db9::1]:443", "1.1.1.1 2.2.2.2",

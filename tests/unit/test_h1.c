@@ -78,12 +78,18 @@ static char *slurp(const char *path, size_t *len)
 	return b;
 }
 
-/* Scan a chunked body in pieces of `step` bytes; returns the bytes consumed
- * until done, or -1 if invalid, or -2 if the input ended before the end. */
-static long chunk_feed(const char *b, size_t len, size_t step)
+/*
+ * Scan a chunked body in pieces of `step` bytes, as the proxy does: bytes
+ * are "forwarded" into out (when not NULL, of room for len bytes) once the
+ * scanner no longer holds them, and each size line it asks to rewrite is
+ * replaced by h1_chunk_line(). Returns the input bytes consumed until done,
+ * or -1 if invalid, or -2 if the input ended before the end; *outlen is
+ * the length forwarded.
+ */
+static long chunk_feed_out(const char *b, size_t len, size_t step, char *out, size_t *outlen)
 {
 	struct h1_chunk c;
-	size_t off = 0;
+	size_t off = 0, fwd = 0, o = 0;
 
 	h1_chunk_init(&c);
 	while (off < len && !c.done) {
@@ -93,10 +99,32 @@ static long chunk_feed(const char *b, size_t len, size_t step)
 			return -1;
 		assert_true(r >= 0 && (size_t)r <= k);
 		if ((size_t)r < k)
-			assert_true(c.done);
+			assert_true(c.done || c.rewrite);
 		off += (size_t)r;
+		assert_true(c.hold <= off - fwd);
+		if (out)
+			memcpy(out + o, b + fwd, off - c.hold - fwd);
+		o += off - c.hold - fwd;
+		fwd = off - c.hold;
+		if (c.rewrite) {
+			char line[H1_CHUNK_LINE_CANON];
+			uint32_t held = c.hold;
+			size_t n = h1_chunk_line(&c, line);
+			assert_true(n <= held && !c.rewrite && !c.hold);
+			if (out)
+				memcpy(out + o, line, n);
+			o += n;
+			fwd = off;
+		}
 	}
+	if (outlen)
+		*outlen = o;
 	return c.done ? (long)off : -2;
+}
+
+static long chunk_feed(const char *b, size_t len, size_t step)
+{
+	return chunk_feed_out(b, len, step, NULL, NULL);
 }
 
 /* After an accepted head: the rest of the file must be exactly its body. */
@@ -153,10 +181,22 @@ static int run_vectors(const char *dir, char kind)
 		assert_non_null(b);
 		n++;
 		if (kind == 'c') {
-			long c1 = chunk_feed(b, len, len ? len : 1);
-			long c2 = chunk_feed(b, len, 1);
+			char *o1 = malloc(len + 1), *o2 = malloc(len + 1), *o3 = malloc(len + 1);
+			size_t n1 = 0, n2 = 0, n3 = 0;
+			long c1 = chunk_feed_out(b, len, len ? len : 1, o1, &n1);
+			long c2 = chunk_feed_out(b, len, 1, o2, &n2);
 			if (c1 != c2)
 				fail_msg("%s: whole feed %ld, byte feed %ld", path, c1, c2);
+			/* what goes out does not depend on how it came in, and
+			 * is already canonical: re-scanning it rewrites nothing */
+			if (c1 > 0 && (n1 != n2 || memcmp(o1, o2, n1)))
+				fail_msg("%s: forwarded bytes differ by feed", path);
+			if (c1 > 0 && (chunk_feed_out(o1, n1, n1, o3, &n3) != (long)n1 || n3 != n1 ||
+				       memcmp(o1, o3, n1)))
+				fail_msg("%s: the re-encoded body is not canonical", path);
+			free(o1);
+			free(o2);
+			free(o3);
 			if (!want && c1 != (long)len)
 				fail_msg("%s: expected ok, got %ld of %zu", path, c1, len);
 			if (want && c1 != -1)
@@ -243,7 +283,7 @@ static void test_request_fields(void **state)
 	assert_int_equal(m.content_length, 12);
 	assert_true(m.flags & H1_MF_HAS_HOST);
 	assert_true(m.flags & H1_MF_EXPECT_100);
-	assert_false(m.flags & (H1_MF_CONN_CLOSE | H1_MF_UPGRADE_WS | H1_MF_UPGRADE_OTHER));
+	assert_false(m.flags & (H1_MF_CONN_CLOSE | H1_MF_UPGRADE));
 	assert_int_equal(m.hdrs[0].flags, H1_HF_HOST);
 	assert_int_equal(m.hdrs[1].flags, H1_HF_COOKIE);
 	assert_int_equal(m.hdrs[2].flags, H1_HF_XFF);
@@ -303,22 +343,19 @@ static void test_upgrade_flags(void **state)
 	(void)state;
 	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
 			"Upgrade: WebSocket\r\n\r\n", &m) > 0);
-	assert_true(m.flags & H1_MF_UPGRADE_WS);
-	assert_false(m.flags & H1_MF_UPGRADE_OTHER);
+	assert_true(m.flags & H1_MF_UPGRADE);
 	assert_true(find(&m, "upgrade")->flags & H1_HF_UPGRADE);
 	assert_true(find(&m, "upgrade")->flags & H1_HF_HOPBYHOP);
-	/* Upgrade without Connection: upgrade is not a websocket handshake */
+	/* Upgrade without Connection: upgrade is not an upgrade request */
 	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", &m) > 0);
-	assert_false(m.flags & H1_MF_UPGRADE_WS);
+	assert_false(m.flags & H1_MF_UPGRADE);
+	/* nor is Connection: upgrade with an empty Upgrade list */
+	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: ,\r\n\r\n", &m) > 0);
+	assert_false(m.flags & H1_MF_UPGRADE);
 	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
 			"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", &m) > 0);
-	assert_false(m.flags & H1_MF_UPGRADE_WS);
-	assert_true(m.flags & H1_MF_UPGRADE_OTHER);
+	assert_true(m.flags & H1_MF_UPGRADE);
 	assert_true(find(&m, "http2-settings")->flags & H1_HF_HOPBYHOP);
-	assert_true(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
-			"Upgrade: websocket/13, h2c\r\n\r\n", &m) > 0);
-	assert_true(m.flags & H1_MF_UPGRADE_WS);
-	assert_true(m.flags & H1_MF_UPGRADE_OTHER);
 }
 
 static void test_hop_by_hop(void **state)
@@ -402,7 +439,7 @@ static void test_response_body(void **state)
 	assert_true(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &m, H1_M_GET) > 0);
 	assert_int_equal(m.body, H1_BODY_CHUNKED);
 	assert_true(resp("HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", &m, H1_M_GET) > 0);
-	assert_true(m.flags & H1_MF_UPGRADE_WS);
+	assert_true(m.flags & H1_MF_UPGRADE);
 	assert_true(resp("HTTP/1.0 200 OK\r\nSet-Cookie: a=b\r\n\r\n", &m, H1_M_GET) > 0);
 	assert_true(m.flags & H1_MF_CONN_CLOSE);
 	assert_true(m.hdrs[0].flags & H1_HF_SETCOOKIE);
@@ -508,44 +545,101 @@ static void test_chunk_byte_by_byte(void **state)
 {
 	const char *body = "1a;x=\"y\"\r\nabcdefghijklmnopqrstuvwxyz\r\n"
 			   "2\r\n\r\n\r\n0\r\nT: v\r\n\r\n";
+	const char *canon = "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+			    "2\r\n\r\n\r\n0\r\nT: v\r\n\r\n";
 	const char *next = "GET / HTTP/1.1\r\n";
-	char buf[256];
-	size_t bl = strlen(body), nl = strlen(next);
-	struct h1_chunk c;
-	size_t off = 0;
+	char buf[256], out[256];
+	size_t bl = strlen(body), nl = strlen(next), on;
 
 	(void)state;
 	memcpy(buf, body, bl);
 	memcpy(buf + bl, next, nl);
-	/* whole, with the next message behind: stops exactly at the end */
-	h1_chunk_init(&c);
-	assert_int_equal(h1_chunk_scan(&c, buf, bl + nl), (long)bl);
-	assert_true(c.done);
-	assert_int_equal(h1_chunk_scan(&c, buf + bl, nl), 0);
-	/* one byte at a time */
-	h1_chunk_init(&c);
-	while (!c.done) {
-		assert_true(off < bl + nl);
-		assert_int_equal(h1_chunk_scan(&c, buf + off, 1), 1);
-		off++;
+	/* whole, with the next message behind: stops exactly at the end,
+	 * and the extension is gone; the same fed in any pieces */
+	for (size_t step = 1; step <= bl + nl; step++) {
+		assert_int_equal(chunk_feed_out(buf, bl + nl, step, out, &on), (long)bl);
+		assert_int_equal(on, strlen(canon));
+		assert_memory_equal(out, canon, on);
 	}
-	assert_int_equal(off, bl);
-	/* every split point in two pieces */
-	for (size_t k = 0; k <= bl; k++) {
-		long a, b;
-		h1_chunk_init(&c);
-		a = h1_chunk_scan(&c, buf, k);
-		assert_int_equal(a, (long)k);
-		b = h1_chunk_scan(&c, buf + k, bl + nl - k);
-		assert_int_equal(b, (long)(bl - k));
-		assert_true(c.done);
+}
+
+/* Size lines: held until complete, re-encoded as SIZE CRLF when they are
+ * anything else, refused when RFC 9112 7.1.1 does not allow them. */
+static void test_chunk_lines(void **state)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: invalid */
+	} v[] = {
+		{ "5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n" },
+		{ "5;a\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n" },
+		{ "0005\r\nhello\r\n000\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n" },
+		{ "5 ; a = b ;c=\"x\\\"y\" \t;d\r\nhello\r\n0;e=f\r\n\r\n",
+		  "5\r\nhello\r\n0\r\n\r\n" },
+		{ "A\r\n0123456789\r\n0\r\n\r\n", "A\r\n0123456789\r\n0\r\n\r\n" },
+		{ "5;\r\nhello\r\n0\r\n\r\n", NULL },          /* bare ";" */
+		{ "5;;a\r\nhello\r\n0\r\n\r\n", NULL },
+		{ "5; \r\nhello\r\n0\r\n\r\n", NULL },
+		{ "5;a=\r\nhello\r\n0\r\n\r\n", NULL },        /* "=" without a value */
+		{ "5;@\r\nhello\r\n0\r\n\r\n", NULL },         /* not a token */
+		{ "5;a b\r\nhello\r\n0\r\n\r\n", NULL },
+		{ "5;a=b c\r\nhello\r\n0\r\n\r\n", NULL },
+		{ "5;a=\"b\r\nhello\r\n0\r\n\r\n", NULL },     /* CR inside a quoted string */
+		{ "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n", NULL },
+		{ "5;a \r\nhello\r\n0\r\n\r\n", NULL },         /* BWS before CRLF */
+		{ "5\rhello\r\n0\r\n\r\n", NULL },              /* size ended by a bare CR */
+		{ "5;a\rhello\r\n0\r\n\r\n", NULL },
+		{ "0;\r\n\r\n", NULL },
+	};
+	char out[256];
+	size_t on;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		size_t n = strlen(v[i].in);
+		for (size_t step = 1; step <= n; step++) {
+			long r = chunk_feed_out(v[i].in, n, step, out, &on);
+			if (!v[i].out) {
+				if (r != -1)
+					fail_msg("accepted %zu: %s", i, v[i].in);
+				continue;
+			}
+			assert_int_equal(r, (long)n);
+			assert_int_equal(on, strlen(v[i].out));
+			assert_memory_equal(out, v[i].out, on);
+		}
 	}
+	/* an open size line is held: nothing of it may be forwarded yet */
+	struct h1_chunk c;
+	h1_chunk_init(&c);
+	assert_int_equal(h1_chunk_scan(&c, "5\r\nhello\r\n12;ab", 15), 15);
+	assert_int_equal(c.hold, 5);
+	assert_false(c.rewrite);
+	assert_int_equal(h1_chunk_scan(&c, "c\r", 2), 2);
+	assert_int_equal(c.hold, 7);
+	assert_int_equal(h1_chunk_scan(&c, "\nxy", 3), 1);
+	assert_true(c.rewrite);
+	assert_int_equal(c.hold, 8);
+	assert_int_equal(h1_chunk_scan(&c, "xy", 2), 0); /* until the rewrite */
+	assert_int_equal(h1_chunk_line(&c, out), 4);
+	assert_memory_equal(out, "12\r\n", 4);
 	/* the largest chunk size accepted, and one above */
 	h1_chunk_init(&c);
 	assert_int_equal(h1_chunk_scan(&c, "1000000000000000\r\n", 18), 18);
 	assert_int_equal(c.remaining, (uint64_t)1 << 60);
+	assert_false(c.rewrite);
 	h1_chunk_init(&c);
 	assert_int_equal(h1_chunk_scan(&c, "1000000000000001\r\n", 18), H1_INVALID);
+	/* a size line longer than the bound is refused, whole or in pieces */
+	char longl[4100];
+	memset(longl, '0', sizeof(longl));
+	for (size_t step = 1000; step <= sizeof(longl); step += 1000) {
+		size_t off = 0;
+		long r = 0;
+		h1_chunk_init(&c);
+		while (off < sizeof(longl) && (r = h1_chunk_scan(&c, longl + off, MIN(step, sizeof(longl) - off))) > 0)
+			off += (size_t)r;
+		assert_int_equal(r, H1_INVALID);
+	}
 }
 
 static void test_list_helpers(void **state)
@@ -559,6 +653,15 @@ static void test_list_helpers(void **state)
 	assert_true(h1_list_has(v, "x"));
 	assert_false(h1_list_has(v, "chunk"));
 	assert_false(h1_list_has(v, ""));
+	/* h1_list_next: every non-empty element, trimmed, in order */
+	struct h1_str rest = v, el;
+	static const char *const want[] = { "gzip", "Chunked", "x" };
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		assert_true(h1_list_next(&rest, &el));
+		assert_int_equal(el.n, strlen(want[i]));
+		assert_memory_equal(el.p, want[i], el.n);
+	}
+	assert_false(h1_list_next(&rest, &el));
 	assert_true(h1_name_eq(n, "content-length"));
 	assert_false(h1_name_eq(n, "content-lengt"));
 }
@@ -579,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_incremental),
 		cmocka_unit_test(test_limits_early),
 		cmocka_unit_test(test_chunk_byte_by_byte),
+		cmocka_unit_test(test_chunk_lines),
 		cmocka_unit_test(test_list_helpers),
 	};
 

@@ -1,0 +1,259 @@
+/*
+ * dispatch.c - from a parsed request to a server connection: which server
+ * (choose_server(): persistence first, then the balancer; on-server-down
+ * when the session's server fails this request), waiting in the worker's
+ * queue while a persistent request's server is at maxconn, then an idle
+ * pooled connection or a non-blocking connect, retried within `retries`.
+ * Part of the stream state machine (stream.c), split out by
+ * responsibility: it moves a request from CS_HEAD to CS_QUEUED,
+ * CS_CONNECT and CS_FORWARD, or answers it (stream_error).
+ */
+#include "api.h"
+#include "dispatch.h"
+#include "check.h"
+#include "lb.h"
+#include "lb_hash.h"
+#include "worker-t.h"
+
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void connect_to(struct cconn *c, struct server *s);
+
+/*
+ * "Which server, and why": persistence (persist.c, with the persistence
+ * issue) answers first when the backend has persist rules; the balancer is
+ * asked only when it has no answer.
+ */
+/* The balancer: consistent hashing when the request has the backend's hash
+ * key (a request without it is balanced like `random`), else be->balance. */
+static struct server *balance(struct cconn *c)
+{
+	if (c->has_hash_key)
+		return lb_hash_pick(c->be, c->hash_key, c->tried, c->ntried);
+	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
+}
+
+static struct server *choose_server(struct cconn *c)
+{
+	struct backend *be = c->be;
+	struct persist_req *pr = c->pr;
+	if (!be->npersist)
+		return balance(c);
+	struct server *s = pr->srv;
+	for (int i = 0; s && i < c->ntried; i++)
+		if (c->tried[i] == s) {
+			/* it failed this request: on-server-down decides, as
+			 * for a down server (its replica, a 503, or the
+			 * balancer) */
+			persist_connect_failed(be, pr, c->tried, c->ntried);
+			if (pr->fail)
+				return NULL;
+			s = pr->srv;
+			break;
+		}
+	if (!s) {
+		s = balance(c);
+		if (!s)
+			return NULL;
+		pr->assigned = true;
+	}
+	/* a session that leaves its server moves once: the new server is
+	 * recorded (table entries now, a new cookie with the response) */
+	persist_record(be, pr, s, c->w->now);
+	return s;
+}
+
+void dispatch_connect_failed(struct cconn *c, bool timeout)
+{
+	struct server *s = c->srv;
+	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
+	check_passive_failure(s); /* counts toward `fall` (check.c) */
+	if (c->sc) {
+		sconn_close(c->w, c->sc);
+		c->sc = NULL;
+	}
+	if (c->attempts <= (int)c->be->retries) {
+		dispatch_start(c);
+		return;
+	}
+	if (timeout)
+		stream_error(c, 504, "connect timeout", "connect-timeout");
+	else
+		stream_error(c, 502, "cannot connect to a server", "connect-failed");
+}
+
+static void attach(struct cconn *c, struct sconn *sc)
+{
+	sc->owner = c;
+	c->sc = sc;
+	c->t_srv = c->t_took = c->t_head = c->w->now;
+	if (!sc->counted) {
+		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
+		sc->counted = true;
+	}
+}
+
+/* ---- per-server queue (maxconn) ----------------------------------------------- */
+
+static void queue_add(struct cconn *c, struct server *s)
+{
+	struct worker *w = c->w;
+	c->qsrv = s;
+	c->state = CS_QUEUED;
+	c->queue_deadline = w->now + c->be->to.queue;
+	c->qnext = NULL;
+	c->qprev = w->queue_tail;
+	if (w->queue_tail)
+		w->queue_tail->qnext = c;
+	else
+		w->queue_head = c;
+	w->queue_tail = c;
+	w->nqueued++;
+	atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed); /* the dashboard's queue */
+}
+
+void dispatch_queue_del(struct cconn *c)
+{
+	struct worker *w = c->w;
+	if (c->qprev)
+		c->qprev->qnext = c->qnext;
+	else
+		w->queue_head = c->qnext;
+	if (c->qnext)
+		c->qnext->qprev = c->qprev;
+	else
+		w->queue_tail = c->qprev;
+	c->qnext = c->qprev = NULL;
+	atomic_fetch_sub_explicit(&c->qsrv->queued, 1, memory_order_relaxed);
+	c->qsrv = NULL;
+	w->nqueued--;
+}
+
+/*
+ * Slots free up on any thread, so each worker looks at its queue once per
+ * loop iteration (worker.c keeps the loop awake while it is not empty).
+ * Oldest first; a request whose server became unusable meanwhile moves.
+ */
+void stream_queue_run(struct worker *w)
+{
+	struct cconn *c = w->queue_head, *next;
+	for (; c; c = next) {
+		next = c->qnext;
+		struct server *s = c->qsrv;
+		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
+		if (st != SRV_READY && st != SRV_DRAIN) {
+			dispatch_queue_del(c);
+			if (c->ntried < (int)ARRAY_SIZE(c->tried))
+				c->tried[c->ntried++] = s;
+			c->pr->result = PR_MOVED;
+			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
+			dispatch_start(c);
+			stream_drive(c);
+			continue;
+		}
+		if (atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn)
+			continue;
+		dispatch_queue_del(c);
+		connect_to(c, s);
+		stream_drive(c);
+	}
+}
+
+void dispatch_start(struct cconn *c)
+{
+	struct server *s = choose_server(c);
+	if (!s && c->pr && c->pr->fail) {
+		stream_error(c, 503, "the server holding this session is unavailable",
+			   "session-server-down");
+		return;
+	}
+	if (!s) {
+		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
+		stream_error(c, 503, "no server is available", "no-server");
+		return;
+	}
+	c->srv = s;
+	if (c->be->npersist && c->pr && s == c->pr->srv && c->pr->result == PR_HIT && s->maxconn &&
+	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
+		/* SPEC 3.2: a persistent request waits for its full server (new
+		 * ones were already sent elsewhere by lb_usable()) */
+		queue_add(c, s);
+		return;
+	}
+	connect_to(c, s);
+}
+
+/* Connect c to s: an idle pooled connection, else a new one. */
+static void connect_to(struct cconn *c, struct server *s)
+{
+	struct worker *w = c->w;
+	c->attempts++;
+	c->srv = s;
+	if (c->ntried < (int)ARRAY_SIZE(c->tried))
+		c->tried[c->ntried++] = s;
+
+	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
+	if (sc) {
+		attach(c, sc);
+		c->t_connect = w->now_us;
+		c->state = CS_FORWARD;
+		return;
+	}
+	sc = calloc(1, sizeof(*sc));
+	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		free(sc);
+		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
+			strerror(errno));
+		stream_error(c, 503, "out of resources", "no-resources");
+		return;
+	}
+	sc->kind = OBJ_SERVER;
+	sc->fd = fd;
+	sc->srv = s;
+	sc->w = w;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
+	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+	attach(c, sc);
+	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+	if (r == 0) {
+		check_passive_success(s);
+		sc->connected = true;
+		sc->can_write = true;
+		c->t_connect = w->now_us;
+		c->state = CS_FORWARD;
+	} else if (errno == EINPROGRESS) {
+		c->state = CS_CONNECT;
+		c->conn_deadline = w->now + c->be->to.connect;
+	} else {
+		dispatch_connect_failed(c, false);
+	}
+}
+
+/* CS_CONNECT: wait for the connect() outcome. */
+int dispatch_connect_step(struct cconn *c)
+{
+	struct sconn *sc = c->sc;
+	if (!sc->can_write && !sc->can_read && !sc->eof)
+		return 0;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		dispatch_connect_failed(c, false);
+		return 1;
+	}
+	if (!sc->can_write)
+		return 0;
+	sc->connected = true;
+	check_passive_success(sc->srv);
+	c->t_connect = c->w->now_us;
+	c->state = CS_FORWARD;
+	return 1;
+}
