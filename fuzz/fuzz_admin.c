@@ -54,15 +54,22 @@ static const char *CONF =
 	"    server b1 127.0.0.1:9101\n"
 	"    server b2 127.0.0.1:9102 backup\n";
 
-static char conf_path[96];
+static char conf_path[96], dir[64];
+
+/* nothing left in /tmp after a run */
+static void remove_conf(void)
+{
+	unlink(conf_path);
+	rmdir(dir);
+}
 
 static void write_conf(void)
 {
-	char dir[64];
 	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/bollard-fuzz-admin-XXXXXX");
 	BUG_ON(!mkdtemp(dir));
+	atexit(remove_conf);
 	snprintf(conf_path, sizeof(conf_path), "%s/bollard.conf", dir);
 	f = fopen(conf_path, "w");
 	BUG_ON(!f);

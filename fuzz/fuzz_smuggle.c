@@ -65,7 +65,10 @@ static void check(const char *b, size_t n, unsigned fwd)
 		.proto = "http",
 		.new_reqid = "0123456789abcdef",
 		.new_reqid_len = 16,
-		.websocket = (in.flags & H1_MF_UPGRADE_WS) != 0,
+		/* as route_upgrade() would allow it (the filter itself is
+		 * tested in tests/integ/test_upgrade.py) */
+		.upgrade = (in.flags & H1_MF_UPGRADE) ? (struct h1_str){ "websocket", 9 }
+						       : (struct h1_str){ NULL, 0 },
 	};
 	int k = http_build_request(out, sizeof(out), &in, &o);
 	if (k < 0)

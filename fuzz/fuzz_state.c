@@ -42,6 +42,14 @@ static const char *CONF =
 static struct config *cfg;
 static char dir[64], in_path[96], out_path[96];
 
+/* nothing left in /tmp after a run */
+static void remove_dir(void)
+{
+	unlink(in_path);
+	unlink(out_path);
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	char cpath[96], err[256] = "";
@@ -50,6 +58,7 @@ static void setup(void)
 
 	snprintf(dir, sizeof(dir), "/tmp/bollard-fuzz-state-XXXXXX");
 	BUG_ON(!mkdtemp(dir));
+	atexit(remove_dir);
 	snprintf(cpath, sizeof(cpath), "%s/bollard.conf", dir);
 	snprintf(in_path, sizeof(in_path), "%s/in.state", dir);
 	snprintf(out_path, sizeof(out_path), "%s/out.state", dir);
