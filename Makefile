@@ -3,6 +3,7 @@
 #   make test       unit tests (ASan/UBSan), fuzz-corpus replay, integration tests
 #   make demo       three demo apps + bollard with examples/demo.conf
 #   make bench      side-by-side benchmark against HAProxy and NGINX
+#   make lab        the alternatives lab: stickiness vs shared stores, JWT, replication
 #   make fuzz       short libFuzzer runs (clang)
 #   V=1             show commands
 
@@ -47,7 +48,7 @@ UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist stick cookie seal log h1 cfg cfg_kw cidr
 
-.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench lab
 
 all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
 
@@ -140,6 +141,12 @@ demo: all
 bench: all
 	$(Q)scripts/install-deps.sh bench
 	$(Q)$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# The alternatives lab (SPEC 14): real Redis, Memcached and PostgreSQL on
+# loopback, every architecture behind bollard; lab/results/latest.md.
+lab: all
+	$(Q)scripts/install-deps.sh stores lab
+	$(Q)$(PYTHON) lab/lab.py $(LAB_ARGS)
 
 # Microbenchmarks of single modules (tests/unit/bench_<module>.c), release
 # flags, linked like the unit test of the same module; not run by make test.

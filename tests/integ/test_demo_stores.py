@@ -96,15 +96,7 @@ def server(workdir):
 		return s.start()
 	yield start
 	for s in made:
-		if s.alive() and s.proc.pid:
-			try:
-				os.kill(s.proc.pid, signal.SIGCONT)   # a test may have stopped it
-			except ProcessLookupError:
-				pass
-		if hasattr(s, "cleanup"):
-			s.cleanup()
-		else:
-			s.stop()
+		s.close()                 # resumes it first if a test stopped it
 
 
 class User:
