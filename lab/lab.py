@@ -477,8 +477,7 @@ def summarize(c, seconds, cpu, store_cpu, live):
 	return {
 		"seconds": round(seconds, 2), "requests": c["requests"], "ok": ok,
 		"errors": c["errors"], "codes": c["codes"], "lost": c["lost"], "stale": c["stale"],
-		"dup": c["dup"], "lost_users": c["lost_users"],
-		"answered_users": sorted(c["answered_users"]),
+		"dup": c["dup"],
 		"rps": ok / seconds if seconds else 0,
 		"p50_ms": pct(c["lat"], 0.50) * 1000 if ok else None,
 		"p99_ms": pct(c["lat"], 0.99) * 1000 if ok else None,
@@ -527,7 +526,6 @@ async def run_arch(args, procs, arch, store, deadline, index):
 			before = time.monotonic()
 			load.phase = ph
 			if ph == "kill-store":
-				scpu0 = -(store.cpu() - scpu0)       # what it used before its death
 				store.kill()
 				await asyncio.sleep(args.outage)
 				await asyncio.to_thread(store.start)
@@ -541,6 +539,11 @@ async def run_arch(args, procs, arch, store, deadline, index):
 			scpu = (store.cpu() - scpu0) if store else None
 			load.phase = "between"
 			s = summarize(load.counters(ph), seconds, cpu, scpu, live)
+			if ph == "kill-app":
+				# who lost a session, and who came back: the kill's
+				# victims (tests compare them with users_on_killed_app)
+				s["lost_users"] = load.counters(ph)["lost_users"]
+				s["answered_users"] = sorted(load.counters(ph)["answered_users"])
 			# let the requests of this phase finish outside the next one
 			# (the capacity phase leaves one in flight per user)
 			load.pace(args.users / args.rate)
@@ -611,18 +614,22 @@ def chart(results, outdir, title):
 	dat = os.path.join(outdir, "latest.dat")
 	svg = os.path.join(outdir, "latest.svg")
 	with open(dat, "w") as f:
-		f.write("# arch lost_steady lost_killapp lost_killstore lost_add p50 p99 bytes\n")
+		f.write("# arch lost_steady lost_killapp lost_killstore lost_add p50 p99 bytes "
+			"max_rps cpu_us store_cpu_us imbalance\n")
 		for r in results:
 			p = r["phases"]
 
 			def v(ph, k):
 				x = p.get(ph, {}).get(k)
 				return "NaN" if x is None else "%.3f" % x
-			f.write('"%s" %s %s %s %s %s %s %s\n' % (
+			f.write('"%s" %s %s %s %s %s %s %s %s %s %s %s\n' % (
 				r["label"].replace('"', ""), v("steady", "lost"), v("kill-app", "lost"),
 				v("kill-store", "lost"), v("add-server", "lost"), v("steady", "p50_ms"),
-				v("steady", "p99_ms"), v("steady", "bytes_per_req")))
-	gp = """set terminal svg size 1200,900 dynamic font 'sans,11' background '#ffffff'
+				v("steady", "p99_ms"), v("steady", "bytes_per_req"), v("capacity", "rps"),
+				v("steady", "cpu_us_per_req"),
+				v("steady", "store_cpu_us_per_req") if r["store"] in stores.KINDS else "0",
+				v("add-server", "imbalance")))
+	gp = """set terminal svg size 1200,1100 dynamic font 'sans,11' background '#ffffff'
 set output '%(svg)s'
 set datafile missing 'NaN'
 set style data histograms
@@ -630,9 +637,9 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set xtics rotate by -20 font 'sans,9'
-set key top left
-set multiplot layout 3,1 title "bollard alternatives lab: %(title)s"
+set xtics rotate by 25 right font 'sans,9'
+set key top left font 'sans,9'
+set multiplot layout 3,2 title "bollard alternatives lab: %(title)s"
 set title 'sessions lost per phase (log scale; 0 is not drawn)'
 set logscale y
 set yrange [0.8:*]
@@ -640,12 +647,24 @@ plot '%(dat)s' using 2:xtic(1) title 'steady' lc rgb '#7f7f7f', \\
      '' using 3 title 'kill an app server' lc rgb '#d62728', \\
      '' using 4 title 'kill the store' lc rgb '#ff7f0e', \\
      '' using 5 title 'add an app server' lc rgb '#2ca02c'
+set title 'latency at the same offered load (ms, log scale)'
+set yrange [0.05:*]
+plot '%(dat)s' using 6:xtic(1) title 'p50' lc rgb '#1f77b4', '' using 7 title 'p99' lc rgb '#aec7e8'
 unset logscale y
 set yrange [0:*]
-set title 'latency through bollard at the same offered load (ms)'
-plot '%(dat)s' using 6:xtic(1) title 'p50' lc rgb '#1f77b4', '' using 7 title 'p99' lc rgb '#aec7e8'
-set title 'bytes per request on the wire (request + answer, client side)'
-plot '%(dat)s' using 8:xtic(1) title 'bytes/request' lc rgb '#9467bd'
+set title 'most requests per second (capacity phase)'
+plot '%(dat)s' using 9:xtic(1) title 'req/s' lc rgb '#17becf'
+set title 'CPU per request (microseconds, steady phase)'
+set style histogram rowstacked
+plot '%(dat)s' using 10:xtic(1) title 'bollard + app servers' lc rgb '#8c564b', \\
+     '' using 11 title 'the store' lc rgb '#e377c2'
+set style histogram clustered gap 1
+set title 'bytes per request on the wire (client side)'
+plot '%(dat)s' using 8:xtic(1) title 'request + answer' lc rgb '#9467bd'
+set title 'load imbalance after adding a server (max/mean)'
+set yrange [0:*]
+plot '%(dat)s' using 12:xtic(1) title 'requests per live server' lc rgb '#bcbd22', \\
+     1 with lines lc rgb 'black' dt 2 title 'even'
 unset multiplot
 """ % {"svg": svg, "dat": dat, "title": title}
 	try:
@@ -685,6 +704,17 @@ def machine():
 		"python": platform.python_version()}
 
 
+def loadavg():
+	try:
+		with open("/proc/loadavg") as f:
+			return " ".join(f.read().split()[:3])
+	except OSError:
+		return "unknown"
+
+
+LOADAVG = ["unknown"]
+
+
 def write_results(args, results, started, outdir, procs):
 	os.makedirs(outdir, exist_ok=True)
 	info = machine()
@@ -692,6 +722,7 @@ def write_results(args, results, started, outdir, procs):
 	doc = {"command": cmd, "machine": info, "users": args.users, "rate": args.rate,
 	       "phase_seconds": args.phase, "outage_seconds": args.outage,
 	       "lifetime": args.lifetime, "elapsed_s": round(time.monotonic() - started, 1),
+	       "loadavg_start": LOADAVG[0], "loadavg_end": loadavg(),
 	       "architectures": results, "started_pids": procs.started}
 	with open(os.path.join(outdir, "latest.json"), "w") as f:
 		json.dump(doc, f, indent=1)
@@ -707,8 +738,11 @@ def write_results(args, results, started, outdir, procs):
 	      "**stale** = older than what it wrote, **dup** = a retried non-idempotent request "
 	      "counted twice. req/s, p50, p99, bytes/req and CPU are of the steady phase; max req/s "
 	      "is the capacity phase (no think time; the load generator shares the machine). "
-	      "CPU µs/req: bollard + app servers (+ store); store CPU: the store's processes only." % (
-		      args.users, args.lifetime, args.rate, args.phase, args.outage), "",
+	      "CPU µs/req: bollard and the app servers; store CPU µs/req: the store's processes "
+	      "(PostgreSQL: with its backends). Load average %s at the start, %s at the end "
+	      "(other work on the machine shows in p99 first)." % (
+		      args.users, args.lifetime, args.rate, args.phase, args.outage,
+		      LOADAVG[0], loadavg()), "",
 	      table(results), "", "## Every phase", "", phase_table(results), ""]
 	if svg:
 		md += ["![chart](latest.svg)", ""]
@@ -729,9 +763,11 @@ def parse_args(argv):
 	ap.add_argument("--phase", type=float, default=8, help="seconds per phase (default 8)")
 	ap.add_argument("--outage", type=float, default=1.0, help="seconds the store stays down")
 	ap.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds first")
-	ap.add_argument("--lifetime", type=int, default=40, help="requests per user session")
+	ap.add_argument("--lifetime", type=int, default=100,
+			help="requests per user session (default 100, about 13 s at the default pace)")
 	ap.add_argument("--quick", action="store_true",
-			help="smoke run: 1.5 s phases, 0.5 s outage (a few seconds per architecture)")
+			help="smoke run: 1.5 s phases, 0.5 s outage, 20-request sessions (a few "
+			     "seconds per architecture)")
 	ap.add_argument("--budget", type=float, default=570, help="stop after this many seconds")
 	ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
 	ap.add_argument("--bollard", default=os.path.join(ROOT, "build", "bollard"))
@@ -744,7 +780,8 @@ def parse_args(argv):
 	args = ap.parse_args(argv)
 	args.argv = argv
 	if args.quick:
-		args.phase, args.outage, args.warmup = 1.5, 0.5, 0.5
+		# short sessions too, so that new users reach the added server
+		args.phase, args.outage, args.warmup, args.lifetime = 1.5, 0.5, 0.5, 20
 	known = {a[0]: a for a in ARCHS}
 	args.archs = [a.strip() for a in args.archs.split(",") if a.strip()]
 	for a in args.archs:
@@ -787,6 +824,7 @@ def main(argv):
 	signal.signal(signal.SIGTERM, on_signal)
 	signal.signal(signal.SIGHUP, on_signal)
 	started = time.monotonic()
+	LOADAVG[0] = loadavg()
 	workdir = tempfile.mkdtemp(prefix="bollard-lab-", dir=args.tmp)
 	args.tmp = workdir
 	procs = Procs()

@@ -97,6 +97,7 @@ class Server:
 		self.port = port or free_port()
 		self.proc = None
 		self.starts = 0
+		self.seen = {}           # pid -> CPU seconds last read (cpu())
 
 	def argv(self):
 		raise NotImplementedError
@@ -150,13 +151,21 @@ class Server:
 		return [self.proc.pid] + _children(self.proc.pid)
 
 	def cpu(self):
-		"""CPU seconds of the server and its live children."""
-		return sum(cpu_seconds(p) for p in self.pids())
+		"""CPU seconds the server has used, across restarts: its processes
+		and their children (PostgreSQL's backends), each counted up to
+		the last time it was seen alive, so that a backend that ends
+		with its client (or a server that is killed) keeps its share."""
+		for p in self.pids():
+			c = cpu_seconds(p)
+			if c > self.seen.get(p, 0.0):
+				self.seen[p] = c
+		return sum(self.seen.values())
 
 	def kill(self):
 		"""A crash: SIGKILL, and wait for the port to be free."""
 		if not self.alive():
 			return
+		self.cpu()               # what it used until now stays counted
 		kids = _children(self.proc.pid)
 		os.kill(self.proc.pid, signal.SIGKILL)
 		self.proc.wait(10)
