@@ -38,6 +38,7 @@ import platform
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -131,7 +132,6 @@ def tail(path, n=1500):
 
 
 def wait_port(port, proc, what, logpath, timeout=15.0):
-	import socket
 	deadline = time.monotonic() + timeout
 	while time.monotonic() < deadline:
 		if proc is not None and proc.poll() is not None:

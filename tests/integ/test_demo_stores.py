@@ -17,6 +17,8 @@ import hmac
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -221,7 +223,6 @@ def test_memcached_keeps_the_session_with_its_ttl(app, server):
 	a = app("app1", m.url(), "--session-ttl", "90s")
 	u = User()
 	sid = u.add(a, "w").json()["session"]
-	import socket
 	with socket.create_connection(("127.0.0.1", m.port), timeout=5) as s:
 		# meta get (memcached 1.6): v = value, t = remaining TTL
 		s.sendall(b"mg demo:sess:%s v t\r\n" % sid.encode())
@@ -408,7 +409,6 @@ def test_jwt_key_file_is_shared_and_checked(app, tmp_path, demo_bin):
 	assert u.visit(other).json()["new"] is True
 	short = tmp_path / "short.key"
 	short.write_text("too short\n")
-	import subprocess
 	for args, msg in [(["--store", "jwt"], "needs --key-file"),
 			  (["--store", "jwt", "--key-file", str(short)], "32 to 1024 bytes"),
 			  (["--store", "memory", "--key-file", str(keyf)], "key of --store jwt")]:
@@ -486,7 +486,6 @@ def test_replica_endpoint_refused_by_other_stores(app, tmp_path):
 
 
 def test_bad_store_options_exit_2(demo_bin):
-	import subprocess
 	for args, msg in [(["--store", "mongodb://x"], "--store must be"),
 			  (["--store", "redis://"], "bad address"),
 			  (["--store", "redis://h:99999"], "bad address"),

@@ -16,6 +16,7 @@ counts come from what a browser would see. The results table is written.
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab" / "lab.py"
 SAN_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
-import sys  # noqa: E402
 sys.path.insert(0, str(ROOT / "lab"))
 import stores  # noqa: E402
 
