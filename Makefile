@@ -3,6 +3,7 @@
 #   make test       unit tests (ASan/UBSan), fuzz-corpus replay, integration tests
 #   make demo       three demo apps + bollard with examples/demo.conf
 #   make bench      side-by-side benchmark against HAProxy and NGINX
+#   make lab        the alternatives lab: stickiness vs shared stores, JWT, replication
 #   make fuzz       short libFuzzer runs (clang)
 #   V=1             show commands
 
@@ -51,7 +52,7 @@ UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll
 
-.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab
 
 all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
 
@@ -87,14 +88,22 @@ $(TSANDIR)/bollard: $(TSANOBJ)
 	@[ "$(V)" = 1 ] || echo "  LD tsan $@"
 	$(Q)$(CC) $(BASEFLAGS) $(TSANFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/bollard-demo-app: $(DEMOSRC) $(wildcard demo/*.h) | $(DEPS_OK)
+# The demo app links the clients of the session stores it can use (SPEC 14);
+# "=" so pkg-config runs after demo's packages are installed.
+DEMOLIBS = $(shell pkg-config --cflags libpq) -lhiredis -lmemcached -lpq -lsodium -pthread
+$(BUILD)/.deps-demo: scripts/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)scripts/install-deps.sh build demo
+	$(Q)touch $@
+
+$(BUILD)/bollard-demo-app: $(DEMOSRC) $(wildcard demo/*.h) | $(DEPS_OK) $(BUILD)/.deps-demo
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -Idemo -o $@ $(DEMOSRC) -pthread
+	$(Q)$(CC) $(BASEFLAGS) $(CFLAGS) -Idemo -o $@ $(DEMOSRC) $(DEMOLIBS)
 
 # ---- tests ---------------------------------------------------------------
 $(BUILD)/.deps-test: scripts/install-deps.sh
 	$(Q)mkdir -p $(BUILD)
-	$(Q)scripts/install-deps.sh build test
+	$(Q)scripts/install-deps.sh build test demo stores lab
 	$(Q)touch $@ $(DEPS_OK)
 
 # A function, not an inline patsubst: make replaces the first '%' of each
@@ -155,6 +164,12 @@ demo: all
 bench: all
 	$(Q)scripts/install-deps.sh bench
 	$(Q)$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# The alternatives lab (SPEC 14): real Redis, Memcached and PostgreSQL on
+# loopback, every architecture behind bollard; lab/results/latest.md.
+lab: all
+	$(Q)scripts/install-deps.sh stores lab
+	$(Q)$(PYTHON) lab/lab.py $(LAB_ARGS)
 
 # Microbenchmarks of single modules (tests/unit/bench_<module>.c), release
 # flags, linked like the unit test of the same module; not run by make test.

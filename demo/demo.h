@@ -5,8 +5,9 @@
  *
  * Modules: main.c (options, listeners, event loops, timers), conn.c
  * (socket I/O, request parsing, body decoding, the connection state
- * machine), route.c (the endpoints), ws.c (WebSocket echo), session.c
- * (in-memory sessions), hash.c (SHA-256, SHA-1, base64).
+ * machine), route.c (the endpoints), ws.c (WebSocket echo), store*.c
+ * (where sessions are kept, store.h), replica.c (--replicate-to), hash.c
+ * (SHA-256, SHA-1, base64).
  */
 #ifndef DEMO_H
 #define DEMO_H
@@ -23,7 +24,7 @@
 #define DEMO_MAX_FIELDS   128    /* header fields per request (431 beyond) */
 #define DEMO_OUT_HIGH     65536  /* stop producing output above this many pending bytes */
 #define DEMO_OUT_MAX      (1u << 20) /* hard bound of one connection's output buffer */
-#define DEMO_KEEP_BODY    1024   /* request-body bytes kept (form of /cart/add) */
+#define DEMO_KEEP_BODY    4096   /* request-body bytes kept (/cart/add form, /replica value) */
 #define DEMO_TRAILERS_MAX 4096   /* trailer-section bytes kept for /echo */
 #define DEMO_LINE_MAX     4096   /* chunk-size and trailer line limit */
 
@@ -82,7 +83,7 @@ struct demo_field {
 enum demo_route {
 	R_NOT_FOUND, R_INDEX, R_CART_ADD, R_HEALTHZ, R_ADMIN_FAIL,
 	R_ADMIN_RECOVER, R_WHOAMI, R_ECHO, R_BYTES, R_SLOW, R_WS, R_STATUS,
-	R_STATS,
+	R_STATS, R_LOGOUT, R_REPLICA,
 };
 
 struct demo_req {

@@ -10,6 +10,7 @@
  * epoll_wait timeout; there are few of them, and /whoami never touches it.
  */
 #include "demo.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -86,8 +87,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: bollard-demo-app --name NAME --port PORT [--host ADDR]\n"
 		"                        [--session-cookie NAME] [--threads N]\n"
+		"                        [--store memory|jwt|redis://HOST:PORT[/DB]|\n"
+		"                                 memcached://HOST:PORT|postgresql://...]\n"
+		"                        [--session-ttl D] [--store-timeout D]\n"
+		"                        [--key-file FILE] [--replicate-to HOST:PORT]\n"
 		"A small stateful HTTP/1.1 server for bollard's demo, tests and\n"
-		"benchmarks. --port 0 picks a free port (printed on stdout).\n");
+		"benchmarks. --port 0 picks a free port (printed on stdout).\n"
+		"Durations: 500ms, 2s, 30m, 8h, 1d (a bare number is seconds).\n");
 }
 
 /* Open a socket bound to host:port; listening when listen_too. reuseport
@@ -196,6 +202,31 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A duration (N, Nms, Ns, Nm, Nh, Nd; bare N is seconds) in ms, within
+ * [min_ms, max_ms]; -1 when malformed or out of range. */
+static int64_t duration_ms(const char *v, int64_t min_ms, int64_t max_ms)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	char *end;
+	long long n;
+	size_t i;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	n = strtoll(v, &end, 10);
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (n > max_ms / units[i].ms || n * units[i].ms < min_ms)
+				return -1;
+			return n * units[i].ms;
+		}
+	}
+	return -1;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -235,6 +266,25 @@ int main(int argc, char **argv)
 			port = (int)p;
 		} else if (!strcmp(a, "--host")) {
 			host = v;
+		} else if (!strcmp(a, "--store")) {
+			store_cfg.spec = v;
+		} else if (!strcmp(a, "--key-file")) {
+			store_cfg.key_file = v;
+		} else if (!strcmp(a, "--replicate-to")) {
+			store_cfg.replicate_to = v;
+		} else if (!strcmp(a, "--session-ttl") || !strcmp(a, "--store-timeout")) {
+			bool ttl = !strcmp(a, "--session-ttl");
+			int64_t ms = ttl ? duration_ms(v, 1000, 3650LL * 86400000) :
+					   duration_ms(v, 1, 60000);
+			if (ms < 0 || (ttl && ms % 1000)) {
+				fprintf(stderr, "bollard-demo-app: bad %s %s (%s)\n", a, v,
+					ttl ? "1s to 3650d, whole seconds" : "1ms to 60s");
+				return 2;
+			}
+			if (ttl)
+				store_cfg.ttl_s = (unsigned)(ms / 1000);
+			else
+				store_cfg.timeout_ms = (unsigned)ms;
 		} else if (!strcmp(a, "--session-cookie")) {
 			demo_cfg.cookie = v;
 		} else if (!strcmp(a, "--threads")) {
@@ -269,6 +319,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	{
+		const char *err = store_configure();
+		if (err) {
+			fprintf(stderr, "bollard-demo-app: %s\n", err);
+			return 2;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
@@ -279,6 +336,8 @@ int main(int argc, char **argv)
 	if (!demo_workers)
 		return 1;
 	memset(demo_workers, 0, sizeof(*demo_workers) * (size_t)demo_nworkers);
+	if (store_threads(demo_nworkers) < 0)
+		return 1;
 	/* SO_REUSEPORT would also let us join a port that another process
 	 * (of the same user) listens on, silently sharing its traffic: a test
 	 * that picked a "free" port must get an error instead. So the port is
@@ -302,8 +361,8 @@ int main(int argc, char **argv)
 		}
 	}
 	close(probe);
-	printf("bollard-demo-app %s listening on %s:%d (threads %d)\n",
-	       demo_cfg.name, host, first_port, demo_nworkers);
+	printf("bollard-demo-app %s listening on %s:%d (threads %d, store %s)\n",
+	       demo_cfg.name, host, first_port, demo_nworkers, store_name());
 	fflush(stdout);
 	for (i = 1; i < demo_nworkers; i++) {
 		if (pthread_create(&demo_workers[i].tid, NULL, worker_main, &demo_workers[i])) {

@@ -22,6 +22,8 @@
  *   GET  /ws                 WebSocket echo (ws.c)
  *   GET  /status?code=N      answers with status N
  *   GET  /stats              JSON counters: connections, requests, sessions
+ *   POST /logout             deletes the session from its store
+ *   PUT|DELETE /replica/ID   a peer's copy of a session (--replicate-to)
  */
 #include "demo.h"
 
@@ -30,7 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "session.h"
+#include "store.h"
 
 #define PATTERN       "0123456789abcdef"
 #define BYTES_CHUNK   16384          /* chunk size of /bytes?chunked=1 */
@@ -324,17 +326,23 @@ static size_t form_item(const char *s, size_t n, char *out)
 
 /* ---- endpoints ---------------------------------------------------------- */
 
-static void set_cookie(char *extra, size_t size, const struct session_view *sv)
+/* The Set-Cookie the answer needs: the token of a client-side store on
+ * every answer, a new session's id once. */
+static void set_cookie(char *extra, size_t size, const struct store_session *sv,
+		       bool created, const char *tok, size_t toklen)
 {
-	if (!sv->created) {
+	if (toklen)
+		snprintf(extra, size, "Set-Cookie: %s=%.*s; Path=/; HttpOnly\r\n"
+			 "Cache-Control: no-store\r\n", demo_cfg.cookie, (int)toklen, tok);
+	else if (created)
+		snprintf(extra, size, "Set-Cookie: %s=%s; Path=/; HttpOnly\r\n"
+			 "Cache-Control: no-store\r\n", demo_cfg.cookie, sv->id);
+	else
 		snprintf(extra, size, "Cache-Control: no-store\r\n");
-		return;
-	}
-	snprintf(extra, size, "Set-Cookie: %s=%s; Path=/; HttpOnly\r\n"
-		 "Cache-Control: no-store\r\n", demo_cfg.cookie, sv->id);
 }
 
-static void session_json(struct sbuf *b, const struct session_view *sv)
+static void session_json(struct sbuf *b, const struct store_session *sv, bool created,
+			 size_t toklen)
 {
 	unsigned i;
 
@@ -343,7 +351,7 @@ static void session_json(struct sbuf *b, const struct session_view *sv)
 	sbuf_puts(b, ",\"session\":\"");
 	sbuf_puts(b, sv->id);
 	sbuf_puts(b, "\",\"new\":");
-	sbuf_puts(b, sv->created ? "true" : "false");
+	sbuf_puts(b, created ? "true" : "false");
 	sbuf_puts(b, ",\"visits\":");
 	sbuf_putu(b, sv->visits);
 	sbuf_puts(b, ",\"cart\":[");
@@ -354,10 +362,17 @@ static void session_json(struct sbuf *b, const struct session_view *sv)
 	}
 	sbuf_puts(b, "],\"cart_total\":");
 	sbuf_putu(b, sv->cart_total);
+	sbuf_puts(b, ",\"store\":\"");
+	sbuf_puts(b, store_name());
+	sbuf_puts(b, "\"");
+	if (store_client_side()) {
+		sbuf_puts(b, ",\"token_bytes\":");
+		sbuf_putu(b, toklen);
+	}
 	sbuf_puts(b, "}\n");
 }
 
-static void page_html(struct sbuf *b, const struct session_view *sv)
+static void page_html(struct sbuf *b, const struct store_session *sv, bool created)
 {
 	unsigned i;
 
@@ -371,7 +386,7 @@ static void page_html(struct sbuf *b, const struct session_view *sv)
 		  "<h1>Served by <code id=\"server\">");
 	sbuf_html(b, demo_cfg.name, demo_cfg.name_len);
 	sbuf_puts(b, "</code></h1>\n");
-	if (sv->created)
+	if (created)
 		sbuf_puts(b, "<p class=\"new\" id=\"session-state\"><b>new session</b>: "
 			  "this server did not know your session (first visit, "
 			  "or your session was lost).</p>\n");
@@ -382,7 +397,9 @@ static void page_html(struct sbuf *b, const struct session_view *sv)
 	}
 	sbuf_puts(b, "<p>session <code id=\"session\">");
 	sbuf_puts(b, sv->id);
-	sbuf_puts(b, "</code>, visits: <span id=\"visits\">");
+	sbuf_puts(b, "</code> (store <code id=\"store\">");
+	sbuf_puts(b, store_name());
+	sbuf_puts(b, "</code>), visits: <span id=\"visits\">");
 	sbuf_putu(b, sv->visits);
 	sbuf_puts(b, "</span></p>\n<h2>Cart (<span id=\"cart-total\">");
 	sbuf_putu(b, sv->cart_total);
@@ -402,53 +419,145 @@ static void page_html(struct sbuf *b, const struct session_view *sv)
 		  "</body></html>\n");
 }
 
-static int do_index(struct demo_conn *c, enum session_op op)
+static int worker_slot(const struct demo_conn *c)
+{
+	return (int)(c->w - demo_workers);
+}
+
+/* The store failed (store.c has logged it): a clear 503, never a page
+ * that pretends the session is new. */
+static int store_down(struct demo_conn *c, const struct store_err *e)
+{
+	char text[STORE_ERR_MAX + 64];
+
+	snprintf(text, sizeof(text), "session store unavailable: %s\n", e->msg);
+	return send_text(c, 503, text, "Retry-After: 1\r\nCache-Control: no-store\r\n");
+}
+
+/* The item of POST /cart/add: the form body, else the query, else widget. */
+static size_t cart_item(struct demo_conn *c, char *item)
+{
+	const char *qv;
+	size_t qn, ilen = form_item(c->keep, c->keep_len, item);
+
+	if (!ilen && query_param(&c->req, "item", &qv, &qn)) {
+		char tmp[SESSION_ITEM_MAX + 8];
+		size_t k = min_sz(qn, SESSION_ITEM_MAX);
+		memcpy(tmp, "item=", 5);
+		memcpy(tmp + 5, qv, k);
+		ilen = form_item(tmp, k + 5, item);
+	}
+	if (!ilen) {
+		memcpy(item, "widget", 6);
+		ilen = 6;
+	}
+	return ilen;
+}
+
+static int do_index(struct demo_conn *c, bool add)
 {
 	struct demo_req *r = &c->req;
 	struct sbuf *b = &c->w->scratch;
-	struct session_view sv;
-	char extra[256], item[SESSION_ITEM_MAX];
+	struct store_session sv;
+	struct store_err err;
+	char extra[STORE_TOKEN_MAX + 256], tok[STORE_TOKEN_MAX + 1];
 	const char *sid = NULL;
-	size_t sidlen = 0, ilen = 0;
-	bool json = wants_json(r);
+	size_t sidlen = 0, toklen = 0;
+	bool json = wants_json(r), created;
+	int rc;
 
 	session_cookie(r, &sid, &sidlen);
-	if (op == SESSION_ADD) {
-		const char *qv;
-		size_t qn;
-		ilen = form_item(c->keep, c->keep_len, item);
-		if (!ilen && query_param(r, "item", &qv, &qn)) {
-			char tmp[SESSION_ITEM_MAX + 8];
-			size_t k = min_sz(qn, SESSION_ITEM_MAX);
-			memcpy(tmp, "item=", 5);
-			memcpy(tmp + 5, qv, k);
-			ilen = form_item(tmp, k + 5, item);
-		}
-		if (!ilen) {
-			memcpy(item, "widget", 6);
-			ilen = 6;
-		}
+	rc = store_get(worker_slot(c), sid, sidlen, &sv, &err);
+	if (rc < 0)
+		return store_down(c, &err);
+	created = rc == 0;
+	if (created) {
+		memset(&sv, 0, sizeof(sv));
+		if (store_new_id(sv.id) < 0)
+			return send_text(c, 500, "no session\n", NULL);
 	}
-	if (session_touch(sid, sidlen, op, item, ilen, &sv) < 0)
-		return send_text(c, 500, "no session\n", NULL);
-	set_cookie(extra, sizeof(extra), &sv);
+	if (add) {
+		char item[SESSION_ITEM_MAX];
+		size_t ilen = cart_item(c, item);
+		if (sv.ncart < SESSION_CART_MAX) {
+			memcpy(sv.cart[sv.ncart], item, ilen);
+			sv.cart[sv.ncart][ilen] = '\0';
+			sv.ncart++;
+		}
+		sv.cart_total++;
+	} else {
+		sv.visits++;
+	}
+	if (store_put(worker_slot(c), &sv, tok, &toklen, &err) < 0)
+		return store_down(c, &err);
+	set_cookie(extra, sizeof(extra), &sv, created, tok, toklen);
 	b->len = 0;
 	b->oom = false;
 	if (json) {
-		session_json(b, &sv);
+		session_json(b, &sv, created, toklen);
 		if (b->oom)
 			return -1;
 		return send_body(c, 200, "application/json", b->p, b->len, extra);
 	}
-	if (op == SESSION_ADD) {
+	if (add) {
 		size_t el = strlen(extra);
 		snprintf(extra + el, sizeof(extra) - el, "Location: /\r\n");
 		return send_text(c, 303, "added; see /\n", extra);
 	}
-	page_html(b, &sv);
+	page_html(b, &sv, created);
 	if (b->oom)
 		return -1;
 	return send_body(c, 200, "text/html; charset=utf-8", b->p, b->len, extra);
+}
+
+/* POST /logout: the session is deleted from the store and the cookie
+ * cleared (RFC 6265 5.3: Max-Age=0 removes it). A client-side token
+ * cannot be revoked: clearing the cookie is all the server can do. */
+static int do_logout(struct demo_conn *c)
+{
+	struct store_session sv;
+	struct store_err err;
+	const char *sid = NULL;
+	size_t sidlen = 0;
+	char extra[256];
+	int rc;
+
+	session_cookie(&c->req, &sid, &sidlen);
+	rc = store_get(worker_slot(c), sid, sidlen, &sv, &err);
+	if (rc < 0 || (rc == 1 && store_del(worker_slot(c), sv.id, &err) < 0))
+		return store_down(c, &err);
+	snprintf(extra, sizeof(extra), "Set-Cookie: %s=; Path=/; Max-Age=0; HttpOnly\r\n"
+		 "Cache-Control: no-store\r\n", demo_cfg.cookie);
+	return send_text(c, 200, rc == 1 ? "logged out\n" : "no session\n", extra);
+}
+
+/* PUT /replica/ID?ttl=N (body: store_encode) and DELETE /replica/ID: the
+ * copies a peer sends with --replicate-to (replica.c). */
+static int do_replica(struct demo_conn *c)
+{
+	struct demo_req *r = &c->req;
+	const char *id = r->hb + r->target + 9;
+	size_t idlen = r->path_len - 9;
+	struct store_session sv;
+	uint64_t ttl = 0;
+	bool put = method_is(r, "PUT");
+
+	if (!put && !method_is(r, "DELETE"))
+		return send_text(c, 405, "method not allowed\n", "Allow: PUT, DELETE\r\n");
+	if (!store_id_valid(id, idlen))
+		return send_text(c, 400, "bad session id\n", NULL);
+	memset(&sv, 0, sizeof(sv));
+	memcpy(sv.id, id, SESSION_ID_LEN);
+	if (put && (!query_uint(r, "ttl", 0, 10u * 365 * 86400, &ttl) || ttl == 0))
+		return send_text(c, 400, "ttl must be 1.. seconds\n", NULL);
+	if (put && (c->body_len > c->keep_len ||
+		    store_decode(c->keep, c->keep_len, &sv) < 0)) {
+		store_count_refused();
+		return send_text(c, 400, "bad session value\n", NULL);
+	}
+	if (store_memory_accept_replica(&sv, (unsigned)ttl) < 0)
+		return send_text(c, 409, "this app does not keep sessions in memory\n", NULL);
+	return send_body(c, 204, NULL, "", 0, NULL);
 }
 
 /* The request's header fields, in received order, as [[name,value],...]. */
@@ -660,7 +769,20 @@ static int do_stats(struct demo_conn *c)
 	sbuf_puts(b, ",\"requests\":");
 	sbuf_putu(b, req);
 	sbuf_puts(b, ",\"sessions\":");
-	sbuf_putu(b, session_count());
+	if (store_count() >= 0)
+		sbuf_putu(b, (uint64_t)store_count());
+	else
+		sbuf_puts(b, "null");
+	sbuf_puts(b, ",\"store\":\"");
+	sbuf_puts(b, store_name());
+	sbuf_puts(b, "\",\"store_errors\":");
+	sbuf_putu(b, store_errors());
+	sbuf_puts(b, ",\"refused\":");
+	sbuf_putu(b, store_refused());
+	sbuf_puts(b, ",\"replica_sent\":");
+	sbuf_putu(b, replica_sent());
+	sbuf_puts(b, ",\"replica_dropped\":");
+	sbuf_putu(b, replica_dropped());
 	sbuf_puts(b, ",\"threads\":");
 	sbuf_putu(b, (uint64_t)demo_nworkers);
 	sbuf_puts(b, ",\"failing\":");
@@ -697,6 +819,10 @@ void route_classify(struct demo_conn *c)
 		r->route = R_STATUS;
 	else if (path_is(r, "/stats"))
 		r->route = R_STATS;
+	else if (path_is(r, "/logout"))
+		r->route = R_LOGOUT;
+	else if (r->path_len > 9 && !memcmp(p, "/replica/", 9))
+		r->route = R_REPLICA;
 	else if (path_is(r, "/admin/fail"))
 		r->route = R_ADMIN_FAIL;
 	else if (path_is(r, "/admin/recover"))
@@ -728,12 +854,18 @@ int route_respond(struct demo_conn *c)
 		return send_body(c, 200, "text/plain", c->w->scratch.p,
 				 c->w->scratch.len, NULL);
 	case R_INDEX:
-		return get ? do_index(c, SESSION_VISIT) : send_text(c, 405,
+		return get ? do_index(c, false) : send_text(c, 405,
 			"method not allowed\n", "Allow: GET, HEAD\r\n");
 	case R_CART_ADD:
 		if (!method_is(r, "POST"))
 			return send_text(c, 405, "method not allowed\n", "Allow: POST\r\n");
-		return do_index(c, SESSION_ADD);
+		return do_index(c, true);
+	case R_LOGOUT:
+		if (!method_is(r, "POST"))
+			return send_text(c, 405, "method not allowed\n", "Allow: POST\r\n");
+		return do_logout(c);
+	case R_REPLICA:
+		return do_replica(c);
 	case R_HEALTHZ:
 		if (!get)
 			break;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a bollard task needs, only when some are
-# missing. Usage: scripts/install-deps.sh build|test|bench|fuzz|browser ...
+# missing. Usage: scripts/install-deps.sh build|demo|stores|test|bench|lab|fuzz|browser ...
 # Runs apt-get update first (a fresh machine has no package lists).
 set -e
 
@@ -11,6 +11,11 @@ for profile in "$@"; do
 	# systemd: systemd-analyze verify and systemd-sysusers for the unit's tests;
 	# groff-base: the man-page rendering tests
 	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libcmocka-dev python3 python3-pytest systemd groff-base" ;;
+	# the demo app's session stores (SPEC 14): the client libraries it
+	# links, and the servers its tests and the lab start on loopback
+	demo)  pkgs="$pkgs libsodium-dev libhiredis-dev libmemcached-dev libpq-dev" ;;
+	stores) pkgs="$pkgs redis-server memcached postgresql" ;;
+	lab)   pkgs="$pkgs gnuplot-nox procps" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;
 	# the dashboard's browser test: Debian's chromium (driven by
