@@ -15,7 +15,7 @@ DEPS_OK  := $(BUILD)/.deps-build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
-LIBS     := -lsodium -lxxhash -pthread
+LIBS     := -lsodium -lxxhash -lssl -lcrypto -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 ifeq ($(V),1)

@@ -7,8 +7,8 @@ set -e
 pkgs=""
 for profile in "$@"; do
 	case "$profile" in
-	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev" ;;
-	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libcmocka-dev python3 python3-pytest" ;;
+	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev" ;;
+	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libcmocka-dev python3 python3-pytest" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;
 	# the dashboard's browser test: Debian's chromium (driven by
