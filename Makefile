@@ -46,6 +46,7 @@ UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist stick cookie seal log h1 cfg cfg_kw cidr
+UNIT_DEPS_tls_ctx := tls_ctx
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench
 
