@@ -50,37 +50,37 @@ print(t - f - sk, f)
 PY
 }
 
+# pytest_suite NAME JUNIT BOLLARD_BIN [PYTEST ARGS...]: run pytest in
+# tests/integ against that binary and add its counts; a run that produced no
+# junit file, or failed without a counted failure, counts as one failure.
+pytest_suite() {
+	local name=$1 junit=$2 bin=$3
+	shift 3
+	rm -f "$junit"
+	(cd tests/integ && BOLLARD_BIN="$bin" "$PYTHON" -m pytest -q -p no:cacheprovider \
+		--junitxml="$junit" "$@")
+	local rc=$?
+	if [ -f "$junit" ]; then
+		read -r p f < <(junit_counts "$junit")
+		passed=$((passed + p)); failed=$((failed + f))
+		if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
+	else
+		echo "$name did not run (pytest exit $rc)"
+		failed=$((failed + 1))
+	fi
+}
+
 echo "== integration tests =="
-junit="$BUILD/integ-junit.xml"
-rm -f "$junit"
-(cd tests/integ && "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="../../$junit" ${PYTEST_ARGS:-})
-rc=$?
-if [ -f "$junit" ]; then
-	read -r p f < <(junit_counts "$junit")
-	passed=$((passed + p)); failed=$((failed + f))
-	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
-else
-	echo "integration tests did not run (pytest exit $rc)"
-	failed=$((failed + 1))
-fi
+# shellcheck disable=SC2086
+pytest_suite "integration tests" "$PWD/$BUILD/integ-junit.xml" "${BOLLARD_BIN:-$PWD/$BUILD/san/bollard}" \
+	${PYTEST_ARGS:-}
 
 echo "== ThreadSanitizer: the thread-sharing integration tests =="
 # Reload, add/del server, tables, metrics and the state file are where the
 # control thread and the workers share memory; `make tsan` runs the rest.
-tsan_junit="$BUILD/tsan-junit.xml"
-rm -f "$tsan_junit"
-(cd tests/integ && BOLLARD_BIN="$PWD/../../$BUILD/tsan/bollard" "$PYTHON" -m pytest -q -p no:cacheprovider \
-	--junitxml="../../$tsan_junit" test_reload.py test_add_del_server.py test_persist_tables.py \
-	test_metrics_strict.py test_state_file.py test_lifecycle_api.py test_failover.py)
-rc=$?
-if [ -f "$tsan_junit" ]; then
-	read -r p f < <(junit_counts "$tsan_junit")
-	passed=$((passed + p)); failed=$((failed + f))
-	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then failed=$((failed + 1)); fi
-else
-	echo "ThreadSanitizer tests did not run (pytest exit $rc)"
-	failed=$((failed + 1))
-fi
+pytest_suite "ThreadSanitizer tests" "$PWD/$BUILD/tsan-junit.xml" "$PWD/$BUILD/tsan/bollard" \
+	test_reload.py test_add_del_server.py test_persist_tables.py test_metrics_strict.py \
+	test_state_file.py test_lifecycle_api.py test_failover.py
 
 echo "== browser test (headless Chromium) =="
 # one suite, counted as one test; SKIP_BROWSER=1 leaves it out (and says so)
