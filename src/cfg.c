@@ -35,6 +35,7 @@
 #include "cfg.h"
 #include "cfg_kw.h"
 #include "cidr.h"
+#include "lb_hash.h"
 #include "persist.h"
 
 #include <arpa/inet.h>
@@ -879,6 +880,22 @@ char *cfg_admin_socket(const char *file, char **where, char **errs)
 		*where = NULL;
 	}
 	return sock;
+}
+
+void cfg_hold(struct config *cfg)
+{
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
+/* acq_rel: the last holder must see every write the others made to the
+ * generation before it frees it */
+void cfg_release(struct config *cfg)
+{
+	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (int b = 0; b < cfg->nbackends; b++)
+		lb_hash_free(cfg->backends[b]);
+	cfg_free(cfg); /* frees the persistence rules and the tables they still own */
 }
 
 void cfg_free(struct config *cfg)

@@ -24,8 +24,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-struct global_state G;
-
 static void usage(FILE *f)
 {
 	fprintf(f,
