@@ -52,7 +52,7 @@ UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
 
-.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan layers
 
 all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
 
@@ -169,6 +169,11 @@ $(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(BENCH_DEPS_$$*)
 
 microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
+
+# Which module may call which (doc/architecture.md, "Layers"), checked on the
+# release objects: no call to a higher layer, no cycle but the known ones.
+layers: $(BUILD)/bollard
+	$(Q)$(PYTHON) scripts/layers.py $(BUILD)/obj
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
 # bollard to bin/; the demo application, which is not a production program,
