@@ -14,7 +14,6 @@
 #include "lb_hash.h"
 #include "persist.h"
 #include "priv.h"
-#include "reload.h"
 #include "state.h"
 #include "worker.h"
 
