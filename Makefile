@@ -39,21 +39,22 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg cfg_kw persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
+UNIT_DEPS_cfg    := cfg cfg_kw lb_hash persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
 UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr cfg_hint cfg_read hll
+UNIT_DEPS_admin  := global admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr cfg_hint cfg_read hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
+UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
 
-.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab
+.PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
 
 all: $(DEPS_OK) $(BUILD)/bollard $(BUILD)/bollard-demo-app
 
@@ -122,7 +123,7 @@ FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
 UNIT_DEPS_fuzz_h1 := h1
 UNIT_DEPS_fuzz_cookie := cookie
 UNIT_DEPS_fuzz_proxyproto := proxyproto
-UNIT_DEPS_fuzz_smuggle := h1 http cookie
+UNIT_DEPS_fuzz_smuggle := h1 http cookie route lb_hash
 UNIT_DEPS_fuzz_admin := $(UNIT_DEPS_admin)
 UNIT_DEPS_fuzz_state := $(UNIT_DEPS_state)
 
@@ -184,6 +185,11 @@ $(BUILD)/bench_%: tests/unit/bench_%.c $$(call rel_objs,$$(or $$(BENCH_DEPS_$$*)
 
 microbench: $(BENCHBIN)
 	$(Q)for b in $(BENCHBIN); do echo "== $$b"; $$b || exit 1; done
+
+# Which module may call which (doc/architecture.md, "Layers"), checked on the
+# release objects: no call to a higher layer, no cycle but the known ones.
+layers: $(BUILD)/bollard
+	$(Q)$(PYTHON) scripts/layers.py $(BUILD)/obj
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging] [SYSTEMDUNITDIR=dir]
 # bollard to bin/; the demo application, which is not a production program,

@@ -26,7 +26,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct global_state G;
 
 /* health checks are the control thread's (check.c, not linked here) */
 void check_server_recovered(struct server *s);

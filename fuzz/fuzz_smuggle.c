@@ -17,6 +17,7 @@
 #include "api.h"
 #include "h1.h"
 #include "http.h"
+#include "route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,16 +60,19 @@ static void check(const char *b, size_t n, unsigned fwd)
 
 	if (r <= 0)
 		return;
+	/* the Upgrade bollard would send for it, as stream.c asks for it: a
+	 * frontend with no `allow-upgrade` lets websocket through */
+	static const struct frontend fe;
+	char up[256];
+	size_t uplen;
+	route_upgrade(&fe, &in, up, sizeof(up), &uplen);
 	struct http_req_out o = {
 		.fwd = fwd,
 		.client_ip = "192.0.2.7",
 		.proto = "http",
 		.new_reqid = "0123456789abcdef",
 		.new_reqid_len = 16,
-		/* as route_upgrade() would allow it (the filter itself is
-		 * tested in tests/integ/test_upgrade.py) */
-		.upgrade = (in.flags & H1_MF_UPGRADE) ? (struct h1_str){ "websocket", 9 }
-						       : (struct h1_str){ NULL, 0 },
+		.upgrade = { up, uplen },
 	};
 	int k = http_build_request(out, sizeof(out), &in, &o);
 	if (k < 0)

@@ -14,6 +14,7 @@
  */
 #include "api.h"
 #include "admin.h"
+#include "bytes.h"
 #include "server.h"
 #include "srvstate.h"
 #include "global.h"
@@ -49,31 +50,20 @@ void admin_buf_reset(struct admin_buf *b)
 		b->p[0] = '\0';
 }
 
-/* Room for n more bytes and the NUL. */
+/* Room for n more bytes and the NUL (bytes_grow: the growth rule of every
+ * heap buffer). */
 static bool buf_reserve(struct admin_buf *b, size_t n)
 {
-	size_t ncap;
 	char *np;
 
 	if (b->oom)
 		return false;
-	if (b->len + n < b->cap)
-		return true;
-	ncap = b->cap ? b->cap : 256;
-	while (b->len + n >= ncap) {
-		if (ncap > SIZE_MAX / 2) {
-			b->oom = true;
-			return false;
-		}
-		ncap *= 2;
-	}
-	np = realloc(b->p, ncap);
+	np = n < SIZE_MAX ? bytes_grow(b->p, &b->cap, b->len, n + 1, 256) : NULL;
 	if (!np) {
 		b->oom = true;
 		return false;
 	}
 	b->p = np;
-	b->cap = ncap;
 	return true;
 }
 

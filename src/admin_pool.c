@@ -183,7 +183,7 @@ int admin_del_server(struct admin_buf *out, char **w, int n, bool json, const ch
 		return -1;
 	}
 	s->removed = true;
-	s->weight = 0;
+	__atomic_store_n(&s->weight, 0, __ATOMIC_RELAXED); /* the state saver reads it */
 	atomic_store(&s->cur_weight, 0);
 	check_server_del(s);
 	if (be->balance == LB_HASH)

@@ -2,6 +2,10 @@
  * bytes.h - for the binary formats bollard writes itself (sealed cookies,
  * the state file): fixed-width little-endian integers (the byte order is
  * part of the format, not of the machine) and a growable byte buffer.
+ *
+ * bytes_grow() is the one growth rule of the heap buffers bollard grows on
+ * the control path: struct bytebuf here, the runtime API's answers
+ * (admin_buf, admin.c) and the heap JSON writer (json.c).
  */
 #ifndef BOLLARD_BYTES_H
 #define BOLLARD_BYTES_H
@@ -10,6 +14,31 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/*
+ * A heap block p of *cap bytes (NULL and 0 at first) that must hold used + n
+ * bytes: p itself when it does, else p reallocated to the next doubling of
+ * *cap (of first_cap, for an empty block) that holds them, *cap updated.
+ * NULL when out of memory or past SIZE_MAX; p is then still valid and *cap
+ * unchanged, so the caller keeps what it has and reports the failure.
+ */
+static inline void *bytes_grow(void *p, size_t *cap, size_t used, size_t n, size_t first_cap)
+{
+	if (n > SIZE_MAX - used)
+		return NULL;
+	size_t need = used + n, ncap = *cap ? *cap : first_cap ? first_cap : 1;
+	if (need <= *cap)
+		return p;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return NULL;
+		ncap *= 2;
+	}
+	void *np = realloc(p, ncap);
+	if (np)
+		*cap = ncap;
+	return np;
+}
 
 /* A growable byte buffer; zero-initialise it, free(b.p) when done. */
 struct bytebuf {
@@ -24,18 +53,12 @@ static inline uint8_t *bytebuf_room(struct bytebuf *b, size_t n, size_t first_ca
 {
 	if (b->oom)
 		return NULL;
-	if (b->len + n > b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : first_cap;
-		while (ncap < b->len + n)
-			ncap *= 2;
-		uint8_t *np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return NULL;
-		}
-		b->p = np;
-		b->cap = ncap;
+	uint8_t *np = bytes_grow(b->p, &b->cap, b->len, n, first_cap);
+	if (!np) {
+		b->oom = true;
+		return NULL;
 	}
+	b->p = np;
 	b->len += n;
 	return b->p + b->len - n;
 }

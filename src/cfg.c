@@ -35,10 +35,12 @@
 #include "cfg.h"
 #include "cfg_kw.h"
 #include "cidr.h"
+#include "lb_hash.h"
 #include "persist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -85,15 +87,18 @@ char *cfg_strdup(struct cfg_parser *p, const char *s)
  * Optimal-string-alignment distance (Damerau-Levenshtein where a transposed
  * pair counts as one edit): "blance" -> "balance" is 1, "rondrobin" ->
  * "roundrobin" is 1, "mxaconn" -> "maxconn" is 1. Words longer than 63
- * bytes are never suggested for.
+ * bytes are never suggested for: their distance is DL_TOO_FAR.
  */
+#define DL_TOO_FAR INT_MAX
+#define SUGGEST_MAX_DISTANCE 2
+
 static int dl_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	int d[64][64];
 
 	if (la > 63 || lb > 63)
-		return 99;
+		return DL_TOO_FAR;
 	for (size_t i = 0; i <= la; i++)
 		d[i][0] = (int)i;
 	for (size_t j = 0; j <= lb; j++)
@@ -111,12 +116,12 @@ static int dl_distance(const char *a, const char *b)
 	return d[la][lb];
 }
 
-/* The nearest of names[0..n) within distance 2 (and closer than the word's
- * own length, so that "ab" suggests nothing), or NULL. */
+/* The nearest of names[0..n) within SUGGEST_MAX_DISTANCE (and closer than
+ * the word's own length, so that "ab" suggests nothing), or NULL. */
 const char *cfg_suggest(const char *word, const char *const *names, size_t n)
 {
 	const char *best = NULL;
-	int bestd = 3;
+	int bestd = SUGGEST_MAX_DISTANCE + 1;
 	int len = (int)strlen(word);
 
 	for (size_t i = 0; i < n; i++) {
@@ -720,7 +725,7 @@ static void resolve(struct cfg_parser *p)
 				cfg_err(p, r->line, "unknown backend '%s'", r->name);
 			continue;
 		}
-		if (r->route < 0)
+		if (r->route == CFG_REF_DEFAULT)
 			r->fe->default_be = be;
 		else
 			r->fe->routes[r->route].be = be;
@@ -735,7 +740,7 @@ static void resolve(struct cfg_parser *p)
 		if (!fe->default_be) {
 			bool referenced = false;
 			for (int k = 0; k < p->nrefs; k++)
-				referenced |= p->refs[k].fe == fe && p->refs[k].route < 0;
+				referenced |= p->refs[k].fe == fe && p->refs[k].route == CFG_REF_DEFAULT;
 			if (!referenced)
 				cfg_err(p, fe->line, "frontend '%s' has no default-backend", fe->name);
 		} else {
@@ -879,6 +884,22 @@ char *cfg_admin_socket(const char *file, char **where, char **errs)
 		*where = NULL;
 	}
 	return sock;
+}
+
+void cfg_hold(struct config *cfg)
+{
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+}
+
+/* acq_rel: the last holder must see every write the others made to the
+ * generation before it frees it */
+void cfg_release(struct config *cfg)
+{
+	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (int b = 0; b < cfg->nbackends; b++)
+		lb_hash_free(cfg->backends[b]);
+	cfg_free(cfg); /* frees the persistence rules and the tables they still own */
 }
 
 void cfg_free(struct config *cfg)

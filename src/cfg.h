@@ -197,7 +197,7 @@ struct frontend {
 
 struct config {
 	char *file;                   /* path as given */
-	_Atomic int refs;             /* reload.c: holders of this generation */
+	_Atomic int refs;             /* holders of this generation (cfg_hold) */
 	int threads;                  /* resolved: auto => number of CPUs */
 	uint32_t maxconn;
 	enum cfg_log_target log_target;
@@ -239,6 +239,16 @@ struct config {
  */
 struct config *cfg_load(const char *file, char **errs);
 void cfg_free(struct config *cfg);
+
+/* Reference counting of configuration generations: the control thread, each
+ * worker and each client connection hold one on the generation they use; the
+ * last release frees it with what was built for it after loading (the hash
+ * placements; a persistence table shared with a newer generation lives on:
+ * tables are reference counted too, stick.h). Beside the configuration, not
+ * in reload.c, so that holding a generation does not tie a module to the
+ * reload machinery. */
+void cfg_hold(struct config *cfg);
+void cfg_release(struct config *cfg);
 
 /*
  * The admin-socket path of FILE, read as cfg_load() reads it but kept even

@@ -1010,7 +1010,7 @@ static int add_ref(struct cfg_parser *p, int route, const char *name)
 
 static int kw_default_backend(struct cfg_parser *p, int argc, char **argv)
 {
-	return add_ref(p, -1, argv[1]);
+	return add_ref(p, CFG_REF_DEFAULT, argv[1]);
 }
 
 static int kw_route(struct cfg_parser *p, int argc, char **argv)

@@ -19,10 +19,12 @@
 #define CFG_S_BE       (CFG_S_BACKEND | CFG_S_LISTEN)
 #define CFG_S_PROXY    (CFG_S_DEFAULTS | CFG_S_FRONTEND | CFG_S_BACKEND | CFG_S_LISTEN)
 
-/* A reference to a backend by name, resolved once the whole file is read. */
+/* A reference to a backend by name, resolved once the whole file is read:
+ * of a route (its index), or of the default-backend. */
+#define CFG_REF_DEFAULT (-1)
 struct cfg_ref {
 	struct frontend *fe;
-	int route;                    /* index in fe->routes[], -1 = default-backend */
+	int route;                    /* index in fe->routes[], or CFG_REF_DEFAULT */
 	char name[CFG_NAME_MAX];
 	int line;
 };

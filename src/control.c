@@ -27,6 +27,7 @@
  */
 #include "api.h"
 #include "control.h"
+#include "list.h"
 #include "reload.h"
 #include "admin.h"
 #include "check.h"
@@ -98,7 +99,7 @@ struct control_conn {
 	size_t inlen;
 	size_t incap;
 	struct admin_buf out;       /* clients: bytes to write */
-	struct control_conn *prev, *next; /* clients list */
+	struct list link;           /* clients: in control.clients, then control.dead */
 };
 
 struct control {
@@ -106,8 +107,8 @@ struct control {
 	struct control_conn sig;
 	struct control_conn admin_l;
 	struct control_conn stats_l;
-	struct control_conn *clients;
-	struct control_conn *dead;  /* closed during this turn of the loop */
+	struct list clients;
+	struct list dead;           /* closed during this turn of the loop */
 	int nadmin, nstats;         /* clients of each listener */
 	int npaused;                /* listeners paused by accept errors */
 	int nwaiting;               /* parked `wait drained` commands */
@@ -338,12 +339,7 @@ static void client_close(struct control *c, struct control_conn *cc)
 {
 	epoll_ctl(c->epfd, EPOLL_CTL_DEL, cc->fd, NULL);
 	close(cc->fd);
-	if (cc->prev)
-		cc->prev->next = cc->next;
-	else
-		c->clients = cc->next;
-	if (cc->next)
-		cc->next->prev = cc->prev;
+	list_del(&cc->link);
 	if (cc->kind == CK_ADMIN)
 		c->nadmin--;
 	else
@@ -351,16 +347,15 @@ static void client_close(struct control *c, struct control_conn *cc)
 	free(cc->in);
 	admin_buf_free(&cc->out);
 	cc->dead = true;
-	cc->next = c->dead;
-	c->dead = cc;
+	list_append(&c->dead, &cc->link);
 }
 
 static void reap(struct control *c)
 {
-	while (c->dead) {
-		struct control_conn *cc = c->dead;
+	while (!list_empty(&c->dead)) {
+		struct control_conn *cc = LIST_FIRST(&c->dead, struct control_conn, link);
 
-		c->dead = cc->next;
+		list_del(&cc->link);
 		free(cc);
 	}
 }
@@ -376,7 +371,7 @@ static bool evict_slowest(struct control *c)
 {
 	struct control_conn *cc, *oldest = NULL;
 
-	for (cc = c->clients; cc; cc = cc->next)
+	LIST_FOR_EACH(cc, nx, &c->clients, struct control_conn, link)
 		if (cc->kind == CK_STATS && !cc->close_after && !cc->lingering &&
 		    (!oldest || cc->born_ms <= oldest->born_ms))
 			oldest = cc;
@@ -469,10 +464,7 @@ static void accept_all(struct control *c, struct control_conn *l)
 			close(fd);
 			continue;
 		}
-		cc->next = c->clients;
-		if (c->clients)
-			c->clients->prev = cc;
-		c->clients = cc;
+		list_push(&c->clients, &cc->link);
 		if (cc->kind == CK_ADMIN)
 			c->nadmin++;
 		else
@@ -677,10 +669,9 @@ static void client_event(struct control *c, struct control_conn *cc, uint32_t ev
  */
 static void sweep_idle(struct control *c, uint64_t now)
 {
-	struct control_conn *cc = c->clients, *next;
+	struct control_conn *cc;
 
-	for (; cc; cc = next) {
-		next = cc->next;
+	LIST_FOR_EACH(cc, nx, &c->clients, struct control_conn, link) {
 		if (cc->waiting)
 			continue;   /* bounded by its own timeout */
 		if (cc->lingering) {
@@ -710,11 +701,10 @@ static void sweep_idle(struct control *c, uint64_t now)
  */
 static void poll_waits(struct control *c, uint64_t now)
 {
-	struct control_conn *cc, *next;
+	struct control_conn *cc;
 
 	c->nwaiting = 0;
-	for (cc = c->clients; cc; cc = next) {
-		next = cc->next;
+	LIST_FOR_EACH(cc, nx, &c->clients, struct control_conn, link) {
 		if (!cc->waiting)
 			continue;
 		if (admin_wait_poll(&cc->wait, &cc->out, now) == 0) {
@@ -730,8 +720,8 @@ static void poll_waits(struct control *c, uint64_t now)
 
 static void control_cleanup(struct control *c)
 {
-	while (c->clients)
-		client_close(c, c->clients);
+	while (!list_empty(&c->clients))
+		client_close(c, LIST_FIRST(&c->clients, struct control_conn, link));
 	reap(c);
 	if (c->admin_l.fd >= 0)
 		close(c->admin_l.fd);
@@ -772,7 +762,8 @@ int control_reload(char *msg, size_t msglen)
 
 int control_run(struct config *cfg)
 {
-	struct control c = { .epfd = -1 };
+	struct control c = { .epfd = -1, .clients = LIST_HEAD_INIT(c.clients),
+			     .dead = LIST_HEAD_INIT(c.dead) };
 	/* the health checks' own epoll set, watched as one descriptor (check.c) */
 	struct control_conn chk = { .fd = -1, .kind = CK_CHECK };
 	int check_wait = 1000;

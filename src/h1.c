@@ -338,8 +338,12 @@ static uint32_t classify(const uint8_t *p, size_t n, enum hkind *kind)
  * identical values ("5, 5", from a merged repeat) may be taken as that one
  * value; anything else in a list is invalid. Values that do not fit in a
  * signed 63-bit integer are invalid rather than truncated.
- * Returns 0 and the value, -1 malformed, -2 differing list elements.
+ * Returns CL_OK and the value, CL_MALFORMED, or CL_DIFFERING (a list of
+ * unequal values): two answers apart, and neither is H1_INCOMPLETE, since
+ * the value is whole by then.
  */
+enum { CL_OK = 0, CL_MALFORMED = -1, CL_DIFFERING = -3 };
+
 static int parse_cl(const uint8_t *p, const uint8_t *end, uint64_t *out)
 {
 	bool have = false;
@@ -352,14 +356,14 @@ static int parse_cl(const uint8_t *p, const uint8_t *end, uint64_t *out)
 		while (p < end && (h1_cls[*p] & C_DIGIT)) {
 			unsigned dig = (unsigned)(*p - '0');
 			if (v > ((uint64_t)INT64_MAX - dig) / 10)
-				return -1;
+				return CL_MALFORMED;
 			v = v * 10 + dig;
 			p++;
 		}
 		if (p == d)
-			return -1;
+			return CL_MALFORMED;
 		if (have && v != first)
-			return -2;
+			return CL_DIFFERING;
 		first = v;
 		have = true;
 		while (p < end && is_ows(*p))
@@ -367,13 +371,13 @@ static int parse_cl(const uint8_t *p, const uint8_t *end, uint64_t *out)
 		if (p == end)
 			break;
 		if (*p != ',')
-			return -1;
+			return CL_MALFORMED;
 		p++;
 		while (p < end && is_ows(*p))
 			p++;
 	}
 	*out = first;
-	return 0;
+	return CL_OK;
 }
 
 /* Everything the single pass learns about the fields, then checked as a
@@ -437,9 +441,9 @@ static const char *field_apply(struct h1_msg *m, struct hstate *hs,
 		break;
 	case K_CL:
 		switch (parse_cl(v, end, &cl)) {
-		case -1:
+		case CL_MALFORMED:
 			return "malformed content-length";
-		case -2:
+		case CL_DIFFERING:
 			return "differing content-length values";
 		}
 		/* RFC 9112 6.3 (5): repeats must agree. */
@@ -547,14 +551,18 @@ static const char *bad_byte(uint8_t c, const char *otherwise)
 }
 
 /* "HTTP/1.x" (RFC 9112 2.3), at p with at least 8 bytes. Returns the
- * minor version, -1 malformed, -2 well-formed but not 1.0/1.1. */
+ * minor version, VERSION_MALFORMED (400), or VERSION_UNSUPPORTED: well
+ * formed but not 1.0/1.1 (505). Both negative, neither H1_INCOMPLETE: the
+ * caller made sure the 8 bytes are there. */
+enum { VERSION_MALFORMED = -1, VERSION_UNSUPPORTED = -3 };
+
 static int parse_version(const uint8_t *p)
 {
 	if (memcmp(p, "HTTP/", 5) || !(h1_cls[p[5]] & C_DIGIT) || p[6] != '.' ||
 	    !(h1_cls[p[7]] & C_DIGIT))
-		return -1;
+		return VERSION_MALFORMED;
 	if (p[5] != '1' || p[7] > '1')
-		return -2;
+		return VERSION_UNSUPPORTED;
 	return p[7] - '0';
 }
 
@@ -648,11 +656,11 @@ static int parse_head(const char *buf, size_t len, struct h1_msg *m,
 			return out_of_data(m, lim, start, e, line, is_req);
 		}
 		v = parse_version(p);
-		if (v == -1)
+		if (v == VERSION_MALFORMED)
 			return fail(m, is_req, 400, "invalid HTTP version");
 		if ((size_t)(p + 8 - line) > lim->max_line)
 			return fail(m, is_req, 414, "request line too long");
-		if (v == -2)
+		if (v == VERSION_UNSUPPORTED)
 			return fail(m, is_req, 505, "unsupported HTTP version");
 		m->minor = v;
 		p += 8;

@@ -13,6 +13,7 @@
  * The result is always valid JSON whatever the input bytes.
  */
 #include "api.h"
+#include "bytes.h"
 #include "json.h"
 
 static const char hexdig[] = "0123456789abcdef";
@@ -160,32 +161,20 @@ void json_free(struct json *j)
 /* Make room for n more bytes plus the NUL; false (and overflow) if not. */
 static bool reserve(struct json *j, size_t n)
 {
-	size_t ncap;
 	char *nb;
 
 	if (j->overflow)
 		return false;
-	if (j->len + n < j->cap)
+	if (n < j->cap - j->len)
 		return true;
-	if (!j->heap) {
-		j->overflow = true;
-		return false;
-	}
-	ncap = j->cap;
-	while (j->len + n >= ncap) {
-		if (ncap > SIZE_MAX / 2) {
-			j->overflow = true;
-			return false;
-		}
-		ncap *= 2;
-	}
-	nb = realloc(j->buf, ncap);
+	/* a caller's buffer never grows; a heap one by the one growth rule of
+	 * every heap buffer (bytes.h) */
+	nb = j->heap && n < SIZE_MAX ? bytes_grow(j->buf, &j->cap, j->len, n + 1, 256) : NULL;
 	if (!nb) {
 		j->overflow = true;
 		return false;
 	}
 	j->buf = nb;
-	j->cap = ncap;
 	return true;
 }
 

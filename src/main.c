@@ -14,7 +14,6 @@
 #include "lb_hash.h"
 #include "persist.h"
 #include "priv.h"
-#include "reload.h"
 #include "state.h"
 #include "worker.h"
 
@@ -23,8 +22,6 @@
 #include <sodium.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-struct global_state G;
 
 static void usage(FILE *f)
 {

@@ -673,9 +673,9 @@ struct server *persist_server_by_sid(const struct backend *be, uint32_t sid)
 	return NULL;
 }
 
-static bool find_cookie(const struct h1_msg *m, const char *name, struct h1_str *v)
+static bool find_cookie(const struct view *cv, const char *name, struct h1_str *v)
 {
-	return cookie_find_msg(m, cookie_str(name), v);
+	return view_cookie(cv, cookie_str(name), v);
 }
 
 static void add_key(struct persist_req *pr, int i, const void *k, size_t n)
@@ -711,15 +711,15 @@ static void source_key(const struct persist_rule *r, const struct sockaddr_stora
 	}
 }
 
-static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct persist_req *pr, int i)
+static void jwt_key(const struct persist_rule *r, const struct view *cv, struct persist_req *pr, int i)
 {
 	struct h1_str tok, v;
 	if (r->jwt_from_cookie[0]) {
-		if (!find_cookie(m, r->jwt_from_cookie, &tok))
+		if (!find_cookie(cv, r->jwt_from_cookie, &tok))
 			return;
 	} else {
 		const char *h = r->jwt_from_header[0] ? r->jwt_from_header : "authorization";
-		if (!h1_find_header(m, h, &v))
+		if (!view_header(cv, h, &v))
 			return;
 		if (!cookie_bearer(v, &tok))
 			tok = v;
@@ -767,8 +767,7 @@ static struct server *replica_of(const struct server *lost)
 	return r && atomic_load_explicit(&r->state, memory_order_relaxed) == SRV_READY ? r : NULL;
 }
 
-void persist_decide(struct backend *be, const struct sockaddr_storage *client,
-		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr)
+void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, struct persist_req *pr)
 {
 	struct persist_rules *rs = rules_of(be);
 	pr->srv = NULL;
@@ -797,7 +796,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 		struct server *s = NULL;
 		switch (r->kind) {
 		case PERSIST_COOKIE: {
-			if (!find_cookie(m, r->name, &v))
+			if (!find_cookie(cv, r->name, &v))
 				break;
 			pr->strip_cookie = true;
 			uint64_t h, sid;
@@ -835,27 +834,27 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			break;
 		}
 		case PERSIST_LEARN:
-			if (find_cookie(m, r->name, &v) || cookie_path_param(m->target, cookie_str(r->name), &v) ||
-			    cookie_query_param(m->target, cookie_str(r->name), &v))
+			if (find_cookie(cv, r->name, &v) || cookie_path_param(view_target(cv), cookie_str(r->name), &v) ||
+			    cookie_query_param(view_target(cv), cookie_str(r->name), &v))
 				add_key(pr, i, v.p, v.n);
 			break;
 		case PERSIST_SOURCE:
-			source_key(r, client, pr, i);
+			source_key(r, cv->addr, pr, i);
 			break;
 		case PERSIST_HEADER:
-			if (h1_find_header(m, r->name, &v))
+			if (view_header(cv, r->name, &v))
 				add_key(pr, i, v.p, v.n);
 			break;
 		case PERSIST_URLPARAM:
-			if (cookie_query_param(m->target, cookie_str(r->name), &v))
+			if (cookie_query_param(view_target(cv), cookie_str(r->name), &v))
 				add_key(pr, i, v.p, v.n);
 			break;
 		case PERSIST_JWT:
-			jwt_key(r, m, pr, i);
+			jwt_key(r, cv, pr, i);
 			break;
 		case PERSIST_PREFIX: {
 			struct h1_str pre, rest;
-			if (!find_cookie(m, r->name, &v) || !cookie_prefix_split(v, '~', &pre, &rest))
+			if (!find_cookie(cv, r->name, &v) || !cookie_prefix_split(v, '~', &pre, &rest))
 				break;
 			s = server_by_name(be, pre);
 			if (!s) {

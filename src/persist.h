@@ -11,6 +11,7 @@
 
 #include "cfg.h"
 #include "h1.h"
+#include "view.h"
 
 struct stick_table;
 struct seal_keys;
@@ -147,12 +148,13 @@ void persist_server_added(struct server *s);
 uint64_t persist_cookie_window_ms(const struct backend *be);
 
 /*
- * Decide for one request. client is the client address (for `source`),
- * m the parsed request head (still valid). Fills pr; pr->srv is the
+ * Decide for one client: cv is what is known of it (view.h): its address
+ * (for `source`) and, where there is one, its request head (for every
+ * other method, which finds nothing without it). Fills pr; pr->srv is the
  * server to use if usable, NULL when the balancer must choose.
  */
-void persist_decide(struct backend *be, const struct sockaddr_storage *client,
-		    const struct h1_msg *m, uint64_t now_ms, struct persist_req *pr);
+void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms,
+		    struct persist_req *pr);
 
 /*
  * The server persistence chose (pr->srv) failed this request's connection:

@@ -9,8 +9,9 @@
  * Strictness: the header comes from a party we chose to trust, so anything
  * that is not exactly what the spec allows is invalid (-1) and the
  * connection is closed: a lenient parser here would let a client that
- * reaches the listener directly forge its address. Incomplete input (-2)
- * is only answered while the bytes seen so far are still a prefix of some
+ * reaches the listener directly forge its address. Incomplete input
+ * (PROXYPROTO_INCOMPLETE) is only answered while the bytes seen so far are
+ * still a prefix of some
  * valid header, so garbage is refused at once, not after a timeout.
  */
 #include "api.h"
@@ -117,7 +118,7 @@ static int parse_v1(const char *buf, size_t len, struct sockaddr_storage *src)
 	size_t i;
 
 	if (!prefix_ok(buf, len, magic, mlen))
-		return -1;
+		return PROXYPROTO_INVALID;
 	/* The CR of the CRLF is at index PROXYPROTO_V1_MAX - 2 at the latest. */
 	for (i = mlen; i < len && i < PROXYPROTO_V1_MAX - 1; i++) {
 		if (buf[i] == '\r') {
@@ -125,14 +126,14 @@ static int parse_v1(const char *buf, size_t len, struct sockaddr_storage *src)
 			break;
 		}
 		if (buf[i] == '\n' || buf[i] == '\0')
-			return -1;
+			return PROXYPROTO_INVALID;
 	}
 	if (!cr)
-		return len >= PROXYPROTO_V1_MAX - 1 ? -1 : -2;
+		return len >= PROXYPROTO_V1_MAX - 1 ? PROXYPROTO_INVALID : PROXYPROTO_INCOMPLETE;
 	if (i + 1 >= len)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	if (cr[1] != '\n')
-		return -1;
+		return PROXYPROTO_INVALID;
 
 	const char *p = buf + mlen, *end = cr, *f;
 	size_t n, used = i + 2;
@@ -146,25 +147,25 @@ static int parse_v1(const char *buf, size_t len, struct sockaddr_storage *src)
 		return (int)used;
 	}
 	if (!field(&p, end, true, &f, &n) || n != 4)
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (memcmp(f, "TCP4", 4) == 0)
 		af = AF_INET;
 	else if (memcmp(f, "TCP6", 4) == 0)
 		af = AF_INET6;
 	else
-		return -1;
+		return PROXYPROTO_INVALID;
 
 	unsigned char saddr[16], daddr[16];
 	uint16_t sport, dport;
 
 	if (!field(&p, end, true, &f, &n) || !text_addr(f, n, af, saddr))
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (!field(&p, end, true, &f, &n) || !text_addr(f, n, af, daddr))
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (!field(&p, end, true, &f, &n) || !text_port(f, n, &sport))
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (!field(&p, end, false, &f, &n) || !text_port(f, n, &dport))
-		return -1;
+		return PROXYPROTO_INVALID;
 	set_addr(src, af, saddr, sport);
 	return (int)used;
 }
@@ -185,24 +186,24 @@ static int parse_v2(const char *buf, size_t len, struct sockaddr_storage *src)
 	size_t total, alen;
 
 	if (!prefix_ok(buf, len, v2_sig, sizeof(v2_sig)))
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (len <= 12)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	/* The high nibble is the version, which must be 2; the low nibble
 	 * the command: 0 LOCAL, 1 PROXY, anything else is invalid. */
 	if ((u[12] & 0xf0) != 0x20 || (u[12] & 0x0f) > 1)
-		return -1;
+		return PROXYPROTO_INVALID;
 	bool local = (u[12] & 0x0f) == 0;
 	if (len <= 13)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	/* spec 2.2: only these family/transport pairs exist; "other values
 	 * ... must be rejected as invalid by receivers". With LOCAL the
 	 * block, "including the family", is ignored. */
 	unsigned fam = u[13] >> 4, proto = u[13] & 0x0f;
 	if (!local && !(u[13] == 0x00 || (fam >= 1 && fam <= 3 && proto >= 1 && proto <= 2)))
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (len < PROXYPROTO_V2_MIN)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	total = PROXYPROTO_V2_MIN + (size_t)be16(u + 14);
 
 	switch (local ? 0 : fam) {
@@ -214,9 +215,9 @@ static int parse_v2(const char *buf, size_t len, struct sockaddr_storage *src)
 	/* The length must cover the addresses: refused before waiting for
 	 * bytes that could not make the header valid anyway. */
 	if (total - PROXYPROTO_V2_MIN < alen)
-		return -1;
+		return PROXYPROTO_INVALID;
 	if (len < total)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	BUG_ON(total > INT32_MAX);
 
 	/* spec 2.2: LOCAL (health checks of the sending proxy) and UNSPEC
@@ -232,10 +233,10 @@ static int parse_v2(const char *buf, size_t len, struct sockaddr_storage *src)
 	size_t off = PROXYPROTO_V2_MIN + alen;
 	while (off < total) {
 		if (total - off < 3)
-			return -1;
+			return PROXYPROTO_INVALID;
 		size_t vlen = be16(u + off + 1);
 		if (vlen > total - off - 3)
-			return -1;
+			return PROXYPROTO_INVALID;
 		off += 3 + vlen;
 	}
 
@@ -252,11 +253,11 @@ static int parse_v2(const char *buf, size_t len, struct sockaddr_storage *src)
 int proxyproto_parse(const char *buf, size_t len, struct sockaddr_storage *src)
 {
 	if (len == 0)
-		return -2;
+		return PROXYPROTO_INCOMPLETE;
 	/* spec 2.2: the first byte tells the versions apart ('P' or '\r'). */
 	if (buf[0] == 'P')
 		return parse_v1(buf, len, src);
 	if (buf[0] == '\r')
 		return parse_v2(buf, len, src);
-	return -1;
+	return PROXYPROTO_INVALID;
 }

@@ -18,17 +18,23 @@
 #define PROXYPROTO_V2_MIN 16
 #define PROXYPROTO_MAX (PROXYPROTO_V2_MIN + 65535)
 
+/* The same values as H1_INCOMPLETE and the -1 of the convention (doc/principles.md). */
+#define PROXYPROTO_INCOMPLETE (-2)
+#define PROXYPROTO_INVALID (-1)
+
 /*
  * Parses a PROXY header (v1 or v2, told apart by the first byte) at
  * buf[0..len). Returns the bytes consumed (> 0): the request proper starts
- * at buf + that; -2 when more bytes are needed (nothing is consumed; every
- * strict prefix of a valid header answers -2); -1 when the bytes can never
- * form a valid header (the connection must be closed).
+ * at buf + that; PROXYPROTO_INCOMPLETE when more bytes are needed (nothing
+ * is consumed; every strict prefix of a valid header answers it);
+ * PROXYPROTO_INVALID when the bytes can never form a valid header (the
+ * connection must be closed).
  * On success *src holds the client address and port (AF_INET or AF_INET6);
  * family AF_UNSPEC for LOCAL and the UNSPEC and AF_UNIX families (v2) and
  * for UNKNOWN (v1): keep the real peer address.
  * *src is written only on success. A v2 header can be up to PROXYPROTO_MAX
- * bytes long: a caller whose buffer is full and still gets -2 must close.
+ * bytes long: a caller whose buffer is full and still gets
+ * PROXYPROTO_INCOMPLETE must close.
  */
 int proxyproto_parse(const char *buf, size_t len, struct sockaddr_storage *src);
 

@@ -31,20 +31,6 @@
 #include "stick.h"
 #include "worker.h"
 
-void cfg_hold(struct config *cfg)
-{
-	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
-}
-
-void cfg_release(struct config *cfg)
-{
-	if (atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	for (int b = 0; b < cfg->nbackends; b++)
-		lb_hash_free(cfg->backends[b]);
-	cfg_free(cfg); /* frees the persistence rules and the tables they still own */
-}
-
 static void copy_u64(_Atomic uint64_t *to, _Atomic uint64_t *from)
 {
 	atomic_store_explicit(to, atomic_load_explicit(from, memory_order_relaxed),

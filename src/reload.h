@@ -15,11 +15,4 @@
  * line, as many as msglen holds). */
 int reload_run(char *msg, size_t msglen);
 
-/* Reference counting of configuration generations: the control thread, each
- * worker and each client connection hold one on the generation they use; the
- * last release frees it (a persistence table shared with a newer generation
- * lives on: tables are reference counted too, stick.h). */
-void cfg_hold(struct config *cfg);
-void cfg_release(struct config *cfg);
-
 #endif

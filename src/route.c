@@ -4,7 +4,9 @@
  * upgrade tokens may reach the server (websocket, `allow-upgrade`) and which
  * 101 may open a tunnel, the scheme a trusted proxy in front reports, and
  * the key `balance hash` places it by. Pure functions of the configuration
- * and the head; stream.c calls them once per request.
+ * and the head; stream.c calls them once per request. The backend and the
+ * hash key read the client through a view (view.h), so that a connection
+ * without an HTTP message is routed by the same code.
  */
 #include "api.h"
 #include "route.h"
@@ -17,54 +19,50 @@
 #include <strings.h>
 
 /* First matching route wins (configuration order); Host is compared
- * without its port and case-insensitively (RFC 9110 4.2.3). */
-struct backend *route_backend(const struct frontend *fe, const struct h1_msg *m)
+ * without its port and case-insensitively (RFC 9110 4.2.3). Both kinds
+ * read the request: without one, the default backend. */
+struct backend *route_backend(const struct frontend *fe, const struct view *v)
 {
+	struct h1_str target = view_target(v), host = view_host(v);
 	for (int i = 0; i < fe->nroutes; i++) {
 		const struct route *r = &fe->routes[i];
 		if (r->kind == ROUTE_PATH_PREFIX) {
-			if (m->target.n >= r->len && !memcmp(m->target.p, r->value, r->len))
+			if (target.n >= r->len && !memcmp(target.p, r->value, r->len))
 				return r->be;
-		} else {
-			/* Host without its port, compared case-insensitively */
-			size_t hn = m->host.n;
-			const char *colon = memchr(m->host.p, ':', hn);
-			if (colon && m->host.p[0] != '[')
-				hn = (size_t)(colon - m->host.p);
-			if (hn == r->len && !strncasecmp(m->host.p, r->value, hn))
-				return r->be;
+		} else if (host.n == r->len && !strncasecmp(host.p, r->value, host.n)) {
+			return r->be;
 		}
 	}
 	return fe->default_be;
 }
 
-/* `balance hash KEY`: the request's key, hashed the same way by every
- * instance (lb_hash_key). Returns false when the request has none. */
-bool route_hash_key(const struct backend *be, const struct sockaddr_storage *client,
-		    const struct h1_msg *m, uint64_t *key)
+/* `balance hash KEY`: the client's key, hashed the same way by every
+ * instance (lb_hash_key). Returns false when the client has none (every
+ * key but source needs a request). */
+bool route_hash_key(const struct backend *be, const struct view *cv, uint64_t *key)
 {
 	struct h1_str v = { NULL, 0 };
 	switch (be->hash_key) {
 	case HASH_KEY_SOURCE:
-		if (client->ss_family == AF_INET) {
-			const struct sockaddr_in *a = (const void *)client;
+		if (cv->addr->ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)cv->addr;
 			*key = lb_hash_key(&a->sin_addr, 4);
 		} else {
-			const struct sockaddr_in6 *a = (const void *)client;
+			const struct sockaddr_in6 *a = (const void *)cv->addr;
 			*key = lb_hash_key(&a->sin6_addr, 16);
 		}
 		return true;
 	case HASH_KEY_URI:
-		v = m->target;
+		v = view_target(cv);
 		break;
 	case HASH_KEY_HEADER:
-		h1_find_header(m, be->hash_key_name, &v);
+		view_header(cv, be->hash_key_name, &v);
 		break;
 	case HASH_KEY_COOKIE:
-		cookie_find_msg(m, cookie_str(be->hash_key_name), &v);
+		view_cookie(cv, cookie_str(be->hash_key_name), &v);
 		break;
 	case HASH_KEY_URLPARAM:
-		cookie_query_param(m->target, cookie_str(be->hash_key_name), &v);
+		cookie_query_param(view_target(cv), cookie_str(be->hash_key_name), &v);
 		break;
 	}
 	if (!v.n)

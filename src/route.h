@@ -6,13 +6,15 @@
 
 #include "cfg.h"
 #include "h1.h"
+#include "view.h"
 
-/* The backend of the first matching route of fe, else fe->default_be. */
-struct backend *route_backend(const struct frontend *fe, const struct h1_msg *m);
-/* `balance hash KEY`: the request's key hashed with lb_hash_key() (the same
- * on every instance). false when the request has no such key. */
-bool route_hash_key(const struct backend *be, const struct sockaddr_storage *client,
-		    const struct h1_msg *m, uint64_t *key);
+/* The backend of the first matching route of fe, else fe->default_be
+ * (always, for a view without a request: every route reads the head). */
+struct backend *route_backend(const struct frontend *fe, const struct view *v);
+/* `balance hash KEY`: the client's key hashed with lb_hash_key() (the same
+ * on every instance). false when the view has no such key (every key but
+ * source needs the request). */
+bool route_hash_key(const struct backend *be, const struct view *v, uint64_t *key);
 /*
  * Upgrade: the elements of m's Upgrade lines that fe lets through
  * (websocket on a GET, the `allow-upgrade` tokens), once each, joined into

@@ -363,15 +363,16 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	c->rs_state = RS_HEAD;
 	c->retryable = m->body == H1_BODY_NONE;
 	find_client(c, m);
-	c->be = route_backend(c->fe, m);
+	const struct view cv = { &c->client, m };
+	c->be = route_backend(c->fe, &cv);
 	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
-	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &c->client, m, &c->hash_key);
+	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &cv, &c->hash_key);
 	if (c->be->npersist) {
 		if (!c->pr && !(c->pr = pr_get(w))) {
 			stream_error(c, 503, "out of memory", "no-resources");
 			return;
 		}
-		persist_decide(c->be, &c->client, m, w->now, c->pr);
+		persist_decide(c->be, &cv, w->now, c->pr);
 		if (c->pr->fail) {
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)

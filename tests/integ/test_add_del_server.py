@@ -104,3 +104,27 @@ def test_no_failure_while_servers_come_and_go(demo_apps, bollard_factory, bollar
 		for t in ts:
 			t.join(10)
 	assert bad == [], bad[:5]
+
+
+
+def test_del_server_after_a_save_read_it(demo_apps, bollard_factory, bollard_bin):
+	"""`del server` zeroes the weight that the state saver thread reads: a
+	plain store raced with the read of a save not synchronised with the
+	control thread since (ThreadSanitizer, in `make test`'s thread pass,
+	fails the test at teardown on its report). A few rounds, since the
+	sanitizer keeps a bounded history of each word's accesses."""
+	apps = demo_apps(3)
+	text = conf(apps[:2]).replace("    log stdout\n",
+				      "    log stdout\n    state-file {tmp}/bollard.state\n")
+	b = bollard_factory(text)
+	state = Path(b.conf_path).parent / "bollard.state"
+	for k in range(5):
+		name = "extra%d" % k
+		r = ctl(bollard_bin, b, "add server be/%s 127.0.0.1:%d" % (name, apps[2].port))
+		assert r.returncode == 0 and "state maint" in r.stdout, r
+		# an operator's change is saved at once: the saver has read it
+		util.wait_until(lambda: state.exists() and name.encode() in state.read_bytes(),
+				timeout=10, what="%s in the state file" % name)
+		r = ctl(bollard_bin, b, "del server be/%s" % name)
+		assert r.returncode == 0 and "deleted be/%s" % name in r.stdout, r
+		assert name not in ctl(bollard_bin, b, "show servers").stdout

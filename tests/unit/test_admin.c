@@ -15,7 +15,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-struct global_state G;
 
 static struct server s1, s2, s3;
 static struct server *app_servers[] = { &s1, &s2 };

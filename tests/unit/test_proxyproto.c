@@ -3,7 +3,7 @@
  * its refusals (too long, no CRLF, bad addresses and ports), v2 PROXY and
  * LOCAL over IPv4/IPv6/UNIX with TLVs and its refusals (signature,
  * version, command, family, truncated TLVs, a length too short for the
- * addresses), and the -2 contract: every strict prefix of a valid header
+ * addresses), and the PROXYPROTO_INCOMPLETE contract: every strict prefix of a valid header
  * asks for more bytes. Inputs are exact-size heap copies so that ASan sees
  * any read past the end.
  */
@@ -27,16 +27,16 @@ static int parse(const void *data, size_t n, struct sockaddr_storage *ss)
 	return r;
 }
 
-/* Every strict prefix of a valid header answers -2 and leaves *ss alone. */
+/* Every strict prefix of a valid header answers PROXYPROTO_INCOMPLETE and leaves *ss alone. */
 static void check_prefixes(const void *data, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		struct sockaddr_storage ss;
 		memset(&ss, 0xa5, sizeof(ss));
 		int r = parse(data, k, &ss);
-		if (r != -2)
+		if (r != PROXYPROTO_INCOMPLETE)
 			fprintf(stderr, "prefix of %zu bytes gave %d\n", k, r);
-		assert_int_equal(r, -2);
+		assert_int_equal(r, PROXYPROTO_INCOMPLETE);
 		assert_int_equal(((unsigned char *)&ss)[0], 0xa5);
 	}
 }
@@ -172,7 +172,7 @@ static void test_v1_too_long(void **state)
 	/* No CRLF within 107 bytes: refused, not waited for. */
 	memset(buf, 'a', sizeof(buf));
 	memcpy(buf, "PROXY UNKNOWN ", 14);
-	assert_int_equal(parse(buf, 105, &ss), -2);
+	assert_int_equal(parse(buf, 105, &ss), PROXYPROTO_INCOMPLETE);
 	assert_int_equal(parse(buf, 106, &ss), -1);
 	assert_int_equal(parse(buf, sizeof(buf), &ss), -1);
 	/* A CRLF at 107 bytes is fine, at 108 it is one too many. */
@@ -184,8 +184,8 @@ static void test_v1_too_long(void **state)
 	assert_int_equal(parse(buf, 108, &ss), -1);
 	/* A missing CRLF is incomplete until the limit. */
 	static const char h[] = "PROXY TCP4 1.2.3.4 5.6.7.8 111 222";
-	assert_int_equal(parse(h, strlen(h), &ss), -2);
-	assert_int_equal(parse(h, 0, &ss), -2);
+	assert_int_equal(parse(h, strlen(h), &ss), PROXYPROTO_INCOMPLETE);
+	assert_int_equal(parse(h, 0, &ss), PROXYPROTO_INCOMPLETE);
 }
 
 /* ---- version 2 ---------------------------------------------------------- */
@@ -276,7 +276,7 @@ static void test_v2_tlvs(void **state)
 	big[30] = 65520 & 0xff;
 	v2(big, 0x21, 0x11, NULL, 0, 12 + 3 + 65520);
 	assert_int_equal(parse(big, sizeof(big), &ss), (int)sizeof(big));
-	assert_int_equal(parse(big, sizeof(big) - 1, &ss), -2);
+	assert_int_equal(parse(big, sizeof(big) - 1, &ss), PROXYPROTO_INCOMPLETE);
 }
 
 static void test_v2_local_unspec_unix(void **state)
@@ -356,9 +356,9 @@ static void test_v2_invalid(void **state)
 	/* Truncated: a length that promises more than is there is incomplete
 	 * (the caller's buffer limit turns it into a close). */
 	n = v2(h, 0x21, 0x11, inet4, sizeof(inet4), 65535);
-	assert_int_equal(parse(h, n, &ss), -2);
+	assert_int_equal(parse(h, n, &ss), PROXYPROTO_INCOMPLETE);
 	n = v2(h, 0x21, 0x11, inet4, sizeof(inet4), 13);
-	assert_int_equal(parse(h, n, &ss), -2);
+	assert_int_equal(parse(h, n, &ss), PROXYPROTO_INCOMPLETE);
 	/* ...and a length shorter than the bytes only consumes the header. */
 	n = v2(h, 0x21, 0x11, inet4, sizeof(inet4), -1);
 	memcpy(h + n, "GET", 3);
