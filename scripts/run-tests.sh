@@ -82,6 +82,14 @@ pytest_suite "ThreadSanitizer tests" "$PWD/$BUILD/tsan-junit.xml" "$PWD/$BUILD/t
 	test_reload.py test_add_del_server.py test_persist_tables.py test_metrics_strict.py \
 	test_state_file.py test_lifecycle_api.py test_failover.py
 
+echo "== module layers (make layers) =="
+# no module calls one of a higher layer (doc/architecture.md, "Layers")
+if "$PYTHON" scripts/layers.py "$BUILD/obj"; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); echo "layers: FAILED"
+fi
+
 echo "== browser test (headless Chromium) =="
 # one suite, counted as one test; SKIP_BROWSER=1 leaves it out (and says so)
 if [ -n "${SKIP_BROWSER:-}" ]; then
