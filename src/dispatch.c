@@ -87,6 +87,7 @@ void dispatch_connect_failed(struct cconn *c, bool timeout)
 
 static void attach(struct cconn *c, struct sconn *sc)
 {
+	BUG_ON(sc->owner || c->sc); /* one server connection per request, one owner each */
 	sc->owner = c;
 	c->sc = sc;
 	c->t_srv = c->t_took = c->t_head = c->w->now;
@@ -239,6 +240,7 @@ static void connect_to(struct cconn *c, struct server *s)
 int dispatch_connect_step(struct cconn *c)
 {
 	struct sconn *sc = c->sc;
+	BUG_ON(c->state != CS_CONNECT || !sc || sc->connected);
 	if (!sc->can_write && !sc->can_read && !sc->eof)
 		return 0;
 	int err = 0;

@@ -691,6 +691,8 @@ static int rq_forward(struct cconn *c)
 	iov[0].iov_len = head_left;
 	iov[1].iov_base = c->in.data ? buf_rptr(&c->in) : NULL;
 	iov[1].iov_len = c->rq_ready;
+	BUG_ON(c->rq_sent > buf_len(&c->rq));
+	BUG_ON(c->rq_ready > (c->in.data ? buf_len(&c->in) : 0));
 	if (head_left || c->rq_ready) {
 		ssize_t wn = do_writev(sc->fd, iov, 2, &sc->can_write);
 		if (wn < 0) {
@@ -700,6 +702,8 @@ static int rq_forward(struct cconn *c)
 			stream_error(c, 502, "server closed the connection", "server-closed");
 			return -1;
 		}
+		/* bytes sent never exceed bytes buffered */
+		BUG_ON(wn > 0 && (size_t)wn > head_left + c->rq_ready);
 		if (wn > 0) {
 			progress = 1;
 			c->t_srv = c->t_took = c->w->now;
@@ -949,8 +953,10 @@ static int rs_forward(struct cconn *c)
 	iov[0].iov_len = out_left;
 	iov[1].iov_base = sc->in.data ? buf_rptr(&sc->in) : NULL;
 	iov[1].iov_len = c->rs_state == RS_BODY ? c->rs_ready : 0;
+	BUG_ON(iov[1].iov_len > (sc->in.data ? buf_len(&sc->in) : 0));
 	if (iov[0].iov_len || iov[1].iov_len) {
 		ssize_t wn = do_writev(c->fd, iov, 2, &c->can_write);
+		BUG_ON(wn > 0 && (size_t)wn > iov[0].iov_len + iov[1].iov_len);
 		if (wn < 0) {
 			abort_stream(c, "client-closed");
 			return -1;
@@ -990,6 +996,7 @@ static void finish_request(struct cconn *c)
 {
 	struct worker *w = c->w;
 	struct sconn *sc = c->sc;
+	BUG_ON(c->state != CS_FORWARD || c->rs_state != RS_DONE);
 	if (!c->logged)
 		log_request(c);
 	c->logged = true;
@@ -1024,6 +1031,8 @@ static void finish_request(struct cconn *c)
 
 static int do_forward(struct cconn *c)
 {
+	/* forwarding implies a server connection, and it is c's */
+	BUG_ON(!c->sc || c->sc->owner != c);
 	/* after -1 the request was answered, retried or closed: the state
 	 * changed, so the driver must look again */
 	int p1 = rq_forward(c);
@@ -1056,6 +1065,7 @@ static int tunnel_flush(struct cconn *c, struct buf *b, int fd, bool *can_write,
 	ssize_t wn = do_writev(fd, &iov, 1, can_write);
 	if (wn <= 0)
 		return wn < 0 ? -1 : 0;
+	BUG_ON((size_t)wn > iov.iov_len);
 	if (to_client)
 		c->bytes_out += (uint64_t)wn;
 	buf_consume(b, (uint32_t)wn);
@@ -1066,6 +1076,7 @@ static int do_tunnel(struct cconn *c)
 {
 	struct worker *w = c->w;
 	struct sconn *sc = c->sc;
+	BUG_ON(!sc || sc->owner != c || c->rq_state != RQ_DONE);
 	int progress = 0, r;
 	/* flush the 101 head first */
 	if ((r = tunnel_flush(c, &c->out, c->fd, &c->can_write, true)) < 0) {

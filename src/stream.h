@@ -19,7 +19,16 @@ struct worker;
 /* The scheme of a request bollard received itself (no TLS yet). */
 #define STREAM_SCHEME "http"
 
-enum obj_kind { OBJ_LISTENER = 1, OBJ_CLIENT, OBJ_SERVER, OBJ_WAKEUP };
+/* The first field of every object epoll hands back (and of the client
+ * connection the timer heap hands back): its kind, as a magic number in the
+ * spirit of Varnish's, so that a stale or foreign pointer is caught where it
+ * is turned back into an object (worker.c) rather than after. */
+enum obj_kind {
+	OBJ_LISTENER = 0x4c53544e, /* "LSTN" */
+	OBJ_CLIENT = 0x434c4e54,   /* "CLNT" */
+	OBJ_SERVER = 0x53525652,   /* "SRVR" */
+	OBJ_WAKEUP = 0x57414b45,   /* "WAKE" */
+};
 
 struct listener {
 	int kind; /* OBJ_LISTENER */
