@@ -149,8 +149,7 @@ void stream_queue_run(struct worker *w)
 			dispatch_queue_del(c);
 			if (c->ntried < (int)ARRAY_SIZE(c->tried))
 				c->tried[c->ntried++] = s;
-			c->pr->result = PR_MOVED;
-			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
+			persist_move(c->pr, st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN);
 			dispatch_start(c);
 			stream_drive(c);
 			continue;

@@ -735,6 +735,24 @@ static void jwt_key(const struct persist_rule *r, const struct h1_msg *m, struct
 		add_key(pr, i, claim.p, claim.n);
 }
 
+void persist_move(struct persist_req *pr, enum persist_reason why)
+{
+	BUG_ON(why == MOVED_NONE || why >= MOVED_COUNT);
+	if (pr->result == PR_HIT) {
+		pr->result = PR_MOVED;
+		pr->reason = (uint8_t)why;
+	} else if (pr->result == PR_NONE && pr->reason == MOVED_NONE) {
+		pr->reason = (uint8_t)why; /* while deciding: the first rule's reason */
+	}
+}
+
+/* Why a session cannot stay on s, which is not usable: maint or down. */
+static enum persist_reason why_unusable(const struct server *s)
+{
+	return atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT ? MOVED_MAINT
+										 : MOVED_DOWN;
+}
+
 /* Rule i gave verdict r; the first one to do so names it. */
 static void verdict(int8_t first[PR_COUNT], enum persist_result r, int i)
 {
@@ -782,10 +800,9 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 	pr->also_rule = -1;
 	pr->fail = false;
 	pr->reason = MOVED_NONE;
-	if (!rs || !rs->n) {
-		pr->result = PR_NONE;
+	pr->result = PR_NONE; /* undecided until the rules have spoken */
+	if (!rs || !rs->n)
 		return;
-	}
 	/* the first rule that gave each verdict, -1: none did */
 	int8_t first[PR_COUNT];
 	memset(first, -1, sizeof(first));
@@ -817,8 +834,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			if (!s) {
 				/* its server left the configuration */
 				verdict(first, PR_MOVED, i);
-				if (!pr->reason)
-					pr->reason = MOVED_REMOVED;
+				persist_move(pr, MOVED_REMOVED);
 				break;
 			}
 			pr->cookie_issued = issued;
@@ -862,8 +878,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 				/* a prefix that names no server: forged, or its
 				 * server left the configuration */
 				verdict(first, PR_MOVED, i);
-				if (!pr->reason)
-					pr->reason = MOVED_REMOVED;
+				persist_move(pr, MOVED_REMOVED);
 			}
 			break;
 		}
@@ -880,8 +895,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 					pr->newer |= (uint8_t)(1u << i);
 				} else if (!s) {
 					verdict(first, PR_MOVED, i);
-					if (!pr->reason)
-						pr->reason = MOVED_REMOVED;
+					persist_move(pr, MOVED_REMOVED);
 				}
 			}
 		}
@@ -894,9 +908,7 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 			verdict(first, PR_MOVED, i);
 			if (!lost)
 				lost = s;
-			if (!pr->reason)
-				pr->reason = atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT
-					     ? MOVED_MAINT : MOVED_DOWN;
+			persist_move(pr, why_unusable(s));
 		}
 	}
 	if (pr->srv) {
@@ -930,10 +942,7 @@ void persist_connect_failed(struct backend *be, struct persist_req *pr, struct s
 	pr->assigned = true;
 	if (!lost)
 		return;
-	if (pr->result == PR_HIT) {
-		pr->result = PR_MOVED;
-		pr->reason = MOVED_CONNECT;
-	}
+	persist_move(pr, MOVED_CONNECT);
 	if (be->on_down == ON_DOWN_FAIL) {
 		pr->fail = true;
 	} else if (be->on_down == ON_DOWN_REPLICA && (r = replica_of(lost))) {

@@ -165,6 +165,16 @@ void persist_decide(struct backend *be, const struct sockaddr_storage *client,
 void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
 			    int ntried);
 
+/*
+ * The one door for a session leaving its server: every move and its reason
+ * is recorded here, nowhere else (counted and logged with the request by
+ * persist_count() and the access log). A hit becomes moved for `why`, once:
+ * the first reason stays, however many attempts follow. While
+ * persist_decide() runs (result PR_NONE) the first rule's reason is kept;
+ * any other verdict (new, invalid, expired) is final and stays.
+ */
+void persist_move(struct persist_req *pr, enum persist_reason why);
+
 /* The server that will take the request is known (after a fresh pick or a
  * failover): record it in the table rules that have a key. */
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s,
