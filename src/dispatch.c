@@ -15,10 +15,7 @@
 #include "lb_hash.h"
 #include "worker-t.h"
 
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static void connect_to(struct cconn *c, struct server *s);
 
@@ -203,7 +200,7 @@ static void connect_to(struct cconn *c, struct server *s)
 		return;
 	}
 	sc = calloc(1, sizeof(*sc));
-	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	int fd = sc ? xprt_tcp_socket(s->addr.ss.ss_family) : -1;
 	if (fd < 0) {
 		free(sc);
 		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
@@ -212,22 +209,21 @@ static void connect_to(struct cconn *c, struct server *s)
 		return;
 	}
 	sc->kind = OBJ_SERVER;
-	sc->fd = fd;
+	/* the transport toward servers: plain TCP (a TLS one plugs in here) */
+	xconn_init(&sc->xc, fd, &xprt_tcp);
 	sc->srv = s;
 	sc->w = w;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sc->xc.ops->init(&sc->xc);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 	attach(c, sc);
-	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
-	if (r == 0) {
+	int r = xprt_tcp_connect(&sc->xc, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+	if (r > 0) {
 		check_passive_success(s);
 		sc->connected = true;
-		sc->can_write = true;
 		c->t_connect = w->now_us;
 		c->state = CS_FORWARD;
-	} else if (errno == EINPROGRESS) {
+	} else if (r == 0) {
 		c->state = CS_CONNECT;
 		c->conn_deadline = w->now + c->be->to.connect;
 	} else {
@@ -240,17 +236,14 @@ int dispatch_connect_step(struct cconn *c)
 {
 	struct sconn *sc = c->sc;
 	BUG_ON(c->state != CS_CONNECT || !sc || sc->connected);
-	if (!sc->can_write && !sc->can_read && !sc->eof)
+	if (!sc->xc.can_write && !sc->xc.can_read && !sc->xc.eof)
 		return 0;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
+	int r = xconn_established(&sc->xc);
+	if (r < 0) {
 		dispatch_connect_failed(c, false);
 		return 1;
 	}
-	if (!sc->can_write)
+	if (r == 0)
 		return 0;
 	sc->connected = true;
 	check_passive_success(sc->srv);

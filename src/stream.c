@@ -40,13 +40,7 @@
 #include "cookie.h"
 #include "worker-t.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #define LINGER_MS 1000
 
@@ -172,16 +166,18 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 {
 	struct cconn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		struct xconn x;
+		xconn_init(&x, fd, &xprt_tcp);
+		xconn_close(&x);
 		return;
 	}
 	c->kind = OBJ_CLIENT;
-	c->fd = fd;
+	xconn_init(&c->xc, fd, &xprt_tcp);
 	c->w = w;
 	c->fe = l->fe;
 	c->gen = w->cfg;
 	cfg_hold(c->gen);
-	c->can_write = true;
+	c->xc.can_write = true;
 	c->minor = 1;
 	c->peer = *ss;
 	ev_timer_init(&c->timer);
@@ -189,11 +185,9 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	strcpy(c->scheme, STREAM_SCHEME);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		close(fd);
+	if (c->xc.ops->init(&c->xc) < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		xconn_close(&c->xc);
 		cfg_release(c->gen);
 		free(c);
 		return;
@@ -209,7 +203,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->state = l->accept_proxy ? CS_PROXY : CS_HEAD;
 	c->head_deadline = w->now + c->fe->to.http_request;
 	/* the client usually sent its request with the handshake: try now */
-	c->can_read = true;
+	c->xc.can_read = true;
 	stream_drive(c);
 }
 
@@ -227,7 +221,7 @@ void stream_close(struct cconn *c)
 	}
 	pr_put(w, c);
 	ev_timer_del(&w->timers, &c->timer);
-	close(c->fd);
+	xconn_close(&c->xc);
 	buf_put(&w->bufs, &c->in);
 	buf_put(&w->bufs, &c->rq);
 	buf_put(&w->bufs, &c->out);
@@ -248,79 +242,16 @@ void stream_close(struct cconn *c)
 	w->dead_clients = c;
 }
 
-/* ---- I/O primitives ---------------------------------------------------------- */
-
-/*
- * Read what fits into b from fd (either side). Returns bytes read, 0 if
- * nothing (no room, or nothing available), -1 on EOF or error (*eof set).
- * A short read drained the socket: new data raises a new edge, so no read
- * that returns EAGAIN is needed, and *can_read is cleared. Not so for a FIN
- * already reported with this data (rdhup): no edge will come for it, so
- * reading goes on until EOF.
- */
-static int sock_read(int fd, struct buf *b, struct buf_pool *pool, bool *can_read, bool rdhup,
-		     bool *eof)
-{
-	if (!*can_read || *eof)
-		return *eof ? -1 : 0;
-	if (buf_get(pool, b) < 0)
-		return 0;
-	uint32_t room = buf_room(b, pool->size);
-	if (!room)
-		return 0;
-	ssize_t n = recv(fd, buf_wptr(b), room, 0);
-	if (n > 0) {
-		b->tail += (uint32_t)n;
-		if ((uint32_t)n < room && !rdhup)
-			*can_read = false;
-		return (int)n;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
-			*can_read = false;
-		return 0;
-	}
-	*eof = true;
-	*can_read = false;
-	return -1;
-}
+/* ---- I/O (through the connection's transport, xprt.h) ------------------------- */
 
 static int c_read(struct cconn *c)
 {
-	return sock_read(c->fd, &c->in, &c->w->bufs, &c->can_read, c->rdhup, &c->eof);
+	return xconn_read(&c->xc, &c->in, &c->w->bufs);
 }
 
 static int sc_read(struct sconn *sc, struct worker *w)
 {
-	return sock_read(sc->fd, &sc->in, &w->bufs, &sc->can_read, sc->rdhup, &sc->eof);
-}
-
-/* writev() that reports: >0 bytes written, 0 would block, -1 error. */
-static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
-{
-	if (!*can_write)
-		return 0;
-	while (n && iov[0].iov_len == 0) {
-		iov++;
-		n--;
-	}
-	if (!n)
-		return 0;
-	ssize_t r = writev(fd, iov, n);
-	if (r >= 0) {
-		size_t want = 0;
-		for (int i = 0; i < n; i++)
-			want += iov[i].iov_len;
-		if ((size_t)r < want)
-			*can_write = false;
-		return r;
-	}
-	if (errno == EAGAIN || errno == EINTR) {
-		if (errno == EAGAIN)
-			*can_write = false;
-		return 0;
-	}
-	return -1;
+	return xconn_read(&sc->xc, &sc->in, &w->bufs);
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -430,14 +361,14 @@ static int do_proxy(struct cconn *c)
 {
 	int r = c_read(c);
 	if (buf_empty(&c->in)) {
-		if (c->eof || r < 0)
+		if (c->xc.eof || r < 0)
 			stream_close(c);
 		return 0;
 	}
 	struct sockaddr_storage src;
 	int n = proxyproto_parse(buf_rptr(&c->in), buf_len(&c->in), &src);
 	if (n == -2) {
-		if (buf_len(&c->in) >= bufsize(c) || c->eof)
+		if (buf_len(&c->in) >= bufsize(c) || c->xc.eof)
 			stream_close(c);
 		return r > 0;
 	}
@@ -525,7 +456,7 @@ static int do_head(struct cconn *c)
 	}
 	int r = c_read(c);
 	if (buf_empty(&c->in)) {
-		if (c->eof || r < 0) {
+		if (c->xc.eof || r < 0) {
 			stream_close(c);
 			return 0;
 		}
@@ -547,7 +478,7 @@ static int do_head(struct cconn *c)
 			stream_error(c, 431, "request head too large", "bad-request");
 			return 1;
 		}
-		if (c->eof) {
+		if (c->xc.eof) {
 			c->term = "client-closed";
 			stream_close(c);
 			return 0;
@@ -694,7 +625,7 @@ static int rq_forward(struct cconn *c)
 	BUG_ON(c->rq_sent > buf_len(&c->rq));
 	BUG_ON(c->rq_ready > (c->in.data ? buf_len(&c->in) : 0));
 	if (head_left || c->rq_ready) {
-		ssize_t wn = do_writev(sc->fd, iov, 2, &sc->can_write);
+		ssize_t wn = xconn_writev(&sc->xc, iov, 2);
 		if (wn < 0) {
 			/* the server went away while we were sending */
 			if (retry_stale(c))
@@ -730,7 +661,7 @@ static int rq_forward(struct cconn *c)
 		c->t_head = c->w->now; /* the whole request is there: the head is due */
 		progress = 1;
 	}
-	if (c->rq_state != RQ_DONE && c->eof && c->rq_ready == 0 &&
+	if (c->rq_state != RQ_DONE && c->xc.eof && c->rq_ready == 0 &&
 	    !(c->rq_state == RQ_HEAD && c->rq_body == H1_BODY_NONE)) {
 		/* the client closed in the middle of its request body */
 		c->term = "client-closed";
@@ -767,7 +698,7 @@ static int rs_head(struct cconn *c)
 	struct worker *w = c->w;
 	struct sconn *sc = c->sc;
 	if (buf_empty(&sc->in)) {
-		if (!sc->eof)
+		if (!sc->xc.eof)
 			return 0;
 		/* the server closed before any byte of a response */
 		if (retry_stale(c))
@@ -784,7 +715,7 @@ static int rs_head(struct cconn *c)
 	m.hdrs_cap = w->lim.max_hdrs;
 	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
 	if (n == H1_INCOMPLETE) {
-		if (buf_len(&sc->in) >= w->bufs.size || sc->eof) {
+		if (buf_len(&sc->in) >= w->bufs.size || sc->xc.eof) {
 			stream_error(c, 502, "incomplete response head", "bad-response");
 			return -1;
 		}
@@ -903,7 +834,7 @@ static bool rs_body_complete(const struct cconn *c)
 	switch (c->rs_body) {
 	case H1_BODY_LENGTH: return c->rs_left == 0;
 	case H1_BODY_CHUNKED: return c->rs_chunk.done && c->rs_ready == 0;
-	case H1_BODY_CLOSE: return c->sc->eof && c->rs_ready == 0;
+	case H1_BODY_CLOSE: return c->sc->xc.eof && c->rs_ready == 0;
 	default: return true;
 	}
 }
@@ -955,7 +886,7 @@ static int rs_forward(struct cconn *c)
 	iov[1].iov_len = c->rs_state == RS_BODY ? c->rs_ready : 0;
 	BUG_ON(iov[1].iov_len > (sc->in.data ? buf_len(&sc->in) : 0));
 	if (iov[0].iov_len || iov[1].iov_len) {
-		ssize_t wn = do_writev(c->fd, iov, 2, &c->can_write);
+		ssize_t wn = xconn_writev(&c->xc, iov, 2);
 		BUG_ON(wn > 0 && (size_t)wn > iov[0].iov_len + iov[1].iov_len);
 		if (wn < 0) {
 			abort_stream(c, "client-closed");
@@ -983,7 +914,7 @@ static int rs_forward(struct cconn *c)
 		if (rs_body_complete(c)) {
 			c->rs_state = RS_DONE;
 			progress = 1;
-		} else if (sc->eof && c->rs_ready == 0 && buf_len(&sc->in) == 0) {
+		} else if (sc->xc.eof && c->rs_ready == 0 && buf_len(&sc->in) == 0) {
 			abort_stream(c, "server-closed");
 			return -1;
 		}
@@ -1004,7 +935,7 @@ static void finish_request(struct cconn *c)
 		c->sc = NULL;
 		/* a connection to a server of an older generation has no pool
 		 * to go back to (pools are per generation) */
-		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->eof &&
+		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->xc.eof &&
 				buf_empty(&sc->in) && c->gen == w->cfg;
 		if (reusable)
 			sconn_pool_put(w, sc);
@@ -1026,7 +957,7 @@ static void finish_request(struct cconn *c)
 	c->head_deadline = 0;
 	c->idle_deadline = w->now + c->fe->to.http_keep_alive;
 	/* a pipelined request may already be waiting */
-	c->can_read = c->can_read || !buf_empty(&c->in);
+	c->xc.can_read = c->xc.can_read || !buf_empty(&c->in);
 }
 
 static int do_forward(struct cconn *c)
@@ -1054,15 +985,15 @@ static int do_forward(struct cconn *c)
 
 /* ---- tunnel -------------------------------------------------------------------- */
 
-/* Write what b holds to fd (one side of the tunnel). Returns 1 if bytes
+/* Write what b holds to x (one side of the tunnel). Returns 1 if bytes
  * went, 0 if none could, -1 on a write error. Bytes toward the client are
  * counted for the log. */
-static int tunnel_flush(struct cconn *c, struct buf *b, int fd, bool *can_write, bool to_client)
+static int tunnel_flush(struct cconn *c, struct buf *b, struct xconn *x, bool to_client)
 {
 	if (!b->data || buf_empty(b))
 		return 0;
 	struct iovec iov = { buf_rptr(b), buf_len(b) };
-	ssize_t wn = do_writev(fd, &iov, 1, can_write);
+	ssize_t wn = xconn_writev(x, &iov, 1);
 	if (wn <= 0)
 		return wn < 0 ? -1 : 0;
 	BUG_ON((size_t)wn > iov.iov_len);
@@ -1079,7 +1010,7 @@ static int do_tunnel(struct cconn *c)
 	BUG_ON(!sc || sc->owner != c || c->rq_state != RQ_DONE);
 	int progress = 0, r;
 	/* flush the 101 head first */
-	if ((r = tunnel_flush(c, &c->out, c->fd, &c->can_write, true)) < 0) {
+	if ((r = tunnel_flush(c, &c->out, &c->xc, true)) < 0) {
 		abort_stream(c, "client-closed");
 		return 0;
 	}
@@ -1092,7 +1023,7 @@ static int do_tunnel(struct cconn *c)
 	/* client -> server */
 	if (c_read(c) > 0)
 		progress = 1;
-	if ((r = tunnel_flush(c, &c->in, sc->fd, &sc->can_write, false)) < 0) {
+	if ((r = tunnel_flush(c, &c->in, &sc->xc, false)) < 0) {
 		abort_stream(c, "server-closed");
 		return 0;
 	}
@@ -1100,7 +1031,7 @@ static int do_tunnel(struct cconn *c)
 	/* server -> client */
 	if (sc_read(sc, w) > 0)
 		progress = 1;
-	if ((r = tunnel_flush(c, &sc->in, c->fd, &c->can_write, true)) < 0) {
+	if ((r = tunnel_flush(c, &sc->in, &c->xc, true)) < 0) {
 		abort_stream(c, "client-closed");
 		return 0;
 	}
@@ -1108,14 +1039,14 @@ static int do_tunnel(struct cconn *c)
 	if (progress)
 		c->t_tun = w->now;
 	/* half-closes travel through the tunnel */
-	bool cdone = c->eof && (!c->in.data || buf_empty(&c->in));
-	bool sdone = sc->eof && (!sc->in.data || buf_empty(&sc->in));
+	bool cdone = c->xc.eof && (!c->in.data || buf_empty(&c->in));
+	bool sdone = sc->xc.eof && (!sc->in.data || buf_empty(&sc->in));
 	if (cdone && !c->shut_srv) {
-		shutdown(sc->fd, SHUT_WR);
+		xconn_shutw(&sc->xc);
 		c->shut_srv = true;
 	}
 	if (sdone && !c->shut_cli) {
-		shutdown(c->fd, SHUT_WR);
+		xconn_shutw(&c->xc);
 		c->shut_cli = true;
 	}
 	if (cdone && sdone) {
@@ -1167,7 +1098,7 @@ static int do_closing(struct cconn *c)
 	struct worker *w = c->w;
 	if (c->out.data && !buf_empty(&c->out)) {
 		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
-		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
+		ssize_t wn = xconn_writev(&c->xc, &iov, 1);
 		if (wn < 0) {
 			abort_stream(c, c->term ? c->term : "client-closed");
 			return 0;
@@ -1186,7 +1117,7 @@ static int do_closing(struct cconn *c)
 	/* Shut our side, then drain what the client still sends for a while:
 	 * closing with unread input would reset the connection and could
 	 * destroy the response before the client reads it. */
-	shutdown(c->fd, SHUT_WR);
+	xconn_shutw(&c->xc);
 	c->state = CS_LINGER;
 	c->close_deadline = w->now + LINGER_MS;
 	return 1;
@@ -1196,11 +1127,11 @@ static int do_linger(struct cconn *c)
 {
 	char sink[4096];
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+		ssize_t n = xconn_recv(&c->xc, sink, sizeof(sink));
 		if (n > 0)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return 0;
+		if (n == 0)
+			return 0; /* nothing more for now */
 		stream_close(c);
 		return 0;
 	}
@@ -1307,28 +1238,15 @@ void stream_drive(struct cconn *c)
 	arm_timer(c);
 }
 
-/* Edge-triggered readiness, remembered until used up (either side). An
- * error or hang-up makes both directions "ready" so the next read or write
- * reports it. */
-static void note_events(uint32_t events, bool *can_read, bool *rdhup, bool *can_write)
-{
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		*can_read = true;
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		*rdhup = true;
-	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		*can_write = true;
-}
-
 void stream_client_event(struct cconn *c, uint32_t events)
 {
-	note_events(events, &c->can_read, &c->rdhup, &c->can_write);
+	xconn_events(&c->xc, events);
 	stream_drive(c);
 }
 
 void stream_server_event(struct sconn *sc, uint32_t events)
 {
-	note_events(events, &sc->can_read, &sc->rdhup, &sc->can_write);
+	xconn_events(&sc->xc, events);
 	if (sc->dead)
 		return;
 	if (!sc->owner) {

@@ -12,6 +12,7 @@
 #include "h1.h"
 #include "log.h"
 #include "persist.h"
+#include "xprt.h"
 #include <netinet/in.h>
 
 struct worker;
@@ -42,7 +43,7 @@ struct listener {
 /* Server-side connection; pooled (owner NULL) between requests. */
 struct sconn {
 	int kind; /* OBJ_SERVER */
-	int fd;
+	struct xconn xc;              /* fd, transport, readiness */
 	struct server *srv;
 	struct worker *w;
 	struct cconn *owner;          /* client using it, NULL when idle in the pool */
@@ -51,9 +52,6 @@ struct sconn {
 	uint64_t idle_since;          /* ms, while pooled */
 	bool connected;
 	bool reused;                  /* carried an earlier request */
-	bool can_read, can_write;     /* edge-triggered readiness not yet used up */
-	bool rdhup;                   /* the peer's FIN was reported: read to EOF */
-	bool eof;
 	bool counted;                 /* included in srv->conns */
 	bool dead;                    /* closed; freed at the end of the loop iteration */
 };
@@ -74,15 +72,14 @@ enum rs_state { RS_HEAD, RS_BODY, RS_DONE };
 
 struct cconn {
 	int kind; /* OBJ_CLIENT */
-	int fd;
+	struct xconn xc;               /* fd, transport, readiness */
 	struct worker *w;
 	struct config *gen;            /* configuration generation c->fe belongs to */
 	struct frontend *fe;
 	struct cconn *next, *prev;     /* worker's list of clients */
 	struct ev_timer timer;
 	enum cstate state;
-	bool can_read, can_write, eof, close_after, closed;
-	bool rdhup;                    /* the peer's FIN was reported: read to EOF */
+	bool close_after, closed;
 	char client_ip[INET6_ADDRSTRLEN];      /* the request's client, as logged */
 	char peer_ip[INET6_ADDRSTRLEN];        /* who connected (appended to X-Forwarded-For) */
 	struct sockaddr_storage peer;          /* who connected (or the PROXY header's source) */
