@@ -981,10 +981,9 @@ static void warn_case(const struct backend *be, struct persist_rule *r, struct h
 }
 
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
-			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap)
+			const struct h1_msg *resp, uint64_t now_ms, struct http_add *add)
 {
 	struct persist_rules *rs = rules_of(be);
-	size_t len = 0;
 	bool issued_cookie = false;
 	if (!rs || !s)
 		return 0;
@@ -1032,16 +1031,13 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				.httponly = r->httponly,
 				.samesite = r->samesite,
 			};
-			if (cap - len < 16)
-				return -1;
-			memcpy(out + len, "Set-Cookie: ", 12);
-			long n = cookie_set_build(cookie_str(r->name), (struct h1_str){ val, (size_t)vn }, &a,
-						  out + len + 12, cap - len - 14);
+			size_t room;
+			char *out = http_add_room(add, &room);
+			long n = room ? cookie_set_build(cookie_str(r->name), (struct h1_str){ val, (size_t)vn },
+							 &a, out, room) : -1;
 			if (n < 0)
 				return -1;
-			len += 12 + (size_t)n;
-			out[len++] = '\r';
-			out[len++] = '\n';
+			http_add_commit(add, "Set-Cookie", (size_t)n);
 			issued_cookie = true;
 		}
 	}
@@ -1050,13 +1046,10 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 		has_cc |= (resp->hdrs[h].flags & H1_HF_CACHECONTROL) != 0;
 	if (issued_cookie && !has_cc) {
 		/* SPEC 3.1: shared caches must never store one user's cookie */
-		static const char cc[] = "Cache-Control: private\r\n";
-		if (cap - len < sizeof(cc))
+		if (http_add_field(add, "Cache-Control", "private", 7) < 0)
 			return -1;
-		memcpy(out + len, cc, sizeof(cc) - 1);
-		len += sizeof(cc) - 1;
 	}
-	return (int)len;
+	return 0;
 }
 
 void persist_count(struct backend *be, const struct persist_req *pr)

@@ -11,6 +11,7 @@
 
 #include "cfg.h"
 #include "h1.h"
+#include "http.h"
 
 struct stick_table;
 struct seal_keys;
@@ -182,12 +183,11 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 
 /*
  * Response side: learn the application's session cookies from Set-Cookie,
- * and build the header lines to add (our Set-Cookie, Cache-Control) into
- * out. Returns the length written (0: nothing to add) or -1 if it does not
- * fit.
+ * and add the fields to send (our Set-Cookie, Cache-Control) to add, as
+ * name/value pairs. Returns 0, or -1 if they do not fit.
  */
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
-			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap);
+			const struct h1_msg *resp, uint64_t now_ms, struct http_add *add);
 
 /* Count the decision (once per request), and the verdict of a refused
  * cookie that did not decide (pr->also) under its own method. */

@@ -682,13 +682,38 @@ static void srv_count_status(struct cconn *c, int status)
 	atomic_fetch_add_explicit(&c->be->responses[k], 1, memory_order_relaxed);
 }
 
-/* `persist cookie NAME prefix`: which cookie to prefix with which server. */
-static void persist_prefix_opts(struct cconn *c, struct http_resp_opts *ro)
+/*
+ * Queue the response head for the client, from the server's head m: the
+ * fields bollard adds, as name/value pairs (persistence's, and its cookie
+ * prefix, for a final or 101 response: `persist`), serialised for the
+ * client's protocol, HTTP/1.1 (http_build_response). Returns its length, or
+ * -1 when it does not fit (answered 502).
+ */
+static int queue_head(struct cconn *c, const struct h1_msg *m, bool keep_alive, bool upgrade,
+		      bool persist)
 {
-	if (c->be->npersist && c->srv) {
-		ro->prefix_cookie = persist_prefix_name(c->be);
-		ro->prefix = c->srv->name;
+	struct worker *w = c->w;
+	struct http_add add;
+	http_add_init(&add);
+	struct http_resp_opts ro = { .keep_alive = keep_alive, .client_minor = c->minor,
+		.upgrade = upgrade, .add = &add };
+	if (persist && c->be->npersist) {
+		if (persist_on_response(c->be, c->pr, c->srv, m, w->now, &add) < 0)
+			http_add_init(&add); /* all or none */
+		if (c->srv) {
+			/* `persist cookie NAME prefix`: which cookie to
+			 * prefix with which server */
+			ro.prefix_cookie = persist_prefix_name(c->be);
+			ro.prefix = c->srv->name;
+		}
 	}
+	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), m, &ro);
+	if (hn < 0) {
+		stream_error(c, 502, "response head too large", "bad-response");
+		return -1;
+	}
+	c->out.tail += (uint32_t)hn;
+	return hn;
 }
 
 /* Parse the response head(s) at the front of sc->in. Returns >0 progress,
@@ -738,19 +763,8 @@ static int rs_head(struct cconn *c)
 				stream_error(c, 502, "unexpected 101 response", "bad-response");
 				return -1;
 			}
-			char extra[1024];
-			int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now,
-								       extra, sizeof(extra)) : 0;
-			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
-				.upgrade = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
-			persist_prefix_opts(c, &ro);
-			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, &ro);
-			if (hn < 0) {
-				stream_error(c, 502, "response head too large", "bad-response");
+			if (queue_head(c, &m, true, true, true) < 0)
 				return -1;
-			}
-			c->out.tail += (uint32_t)hn;
 			buf_consume(&sc->in, (uint32_t)n);
 			c->status = 101;
 			srv_count_status(c, 101);
@@ -763,14 +777,9 @@ static int rs_head(struct cconn *c)
 		}
 		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
 		if (c->minor) {
-			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor };
-			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, &ro);
-			if (hn < 0) {
-				stream_error(c, 502, "response head too large", "bad-response");
+			int hn = queue_head(c, &m, true, false, false);
+			if (hn < 0)
 				return -1;
-			}
-			c->out.tail += (uint32_t)hn;
 			c->bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
 		}
 		buf_consume(&sc->in, (uint32_t)n);
@@ -788,18 +797,8 @@ static int rs_head(struct cconn *c)
 	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
 	if (!ka)
 		c->close_after = true;
-	char extra[1024];
-	int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now, extra,
-						       sizeof(extra)) : 0;
-	struct http_resp_opts ro = { .keep_alive = ka, .client_minor = c->minor,
-		.extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
-	persist_prefix_opts(c, &ro);
-	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m, &ro);
-	if (hn < 0) {
-		stream_error(c, 502, "response head too large", "bad-response");
+	if (queue_head(c, &m, ka, false, true) < 0)
 		return -1;
-	}
-	c->out.tail += (uint32_t)hn;
 	buf_consume(&sc->in, (uint32_t)n);
 	c->rs_state = m.body == H1_BODY_NONE ? RS_DONE : RS_BODY;
 	return 1;
