@@ -7,7 +7,7 @@
  *
  *   CS_HEAD     parse the head (h1.c), choose the backend (routes) and the
  *               server (persistence first, then the balancer), rewrite the
- *               head for the server (http.c) into c->rq;
+ *               head for the server (http.c) into c->tx.rq;
  *   CS_CONNECT  take an idle pooled connection to that server or open one;
  *               a failed connect is retried on another server (`retries`);
  *   CS_FORWARD  two independent directions: request head + body to the
@@ -68,11 +68,11 @@ static struct persist_req *pr_get(struct worker *w)
 
 static void pr_put(struct worker *w, struct cconn *c)
 {
-	if (!c->pr)
+	if (!c->tx.pr)
 		return;
-	*(struct persist_req **)c->pr = w->pr_free;
-	w->pr_free = c->pr;
-	c->pr = NULL;
+	*(struct persist_req **)c->tx.pr = w->pr_free;
+	w->pr_free = c->tx.pr;
+	c->tx.pr = NULL;
 }
 
 void stream_pr_free_all(struct worker *w)
@@ -122,40 +122,40 @@ static void count_duration(struct backend *be, uint64_t us)
 static void log_request(struct cconn *c)
 {
 	struct worker *w = c->w;
-	if (c->be && c->be->npersist && c->pr)
-		persist_count(c->be, c->pr);
-	if (c->be && c->t_start)
-		count_duration(c->be, w->now_us > c->t_start ? w->now_us - c->t_start : 0);
+	if (c->tx.be && c->tx.be->npersist && c->tx.pr)
+		persist_count(c->tx.be, c->tx.pr);
+	if (c->tx.be && c->tx.t_start)
+		count_duration(c->tx.be, w->now_us > c->tx.t_start ? w->now_us - c->tx.t_start : 0);
 	if (!log_access_enabled())
 		return;
 	struct access_rec r = { 0 };
 	r.client = c->client_ip;
-	if (c->rq.data && c->log_meth_len) {
-		const char *b = c->rq.data;
-		r.method = (struct log_str){ b, c->log_meth_len };
-		r.target = (struct log_str){ b + c->log_target_off, c->log_target_len };
-		r.ua = (struct log_str){ b + c->log_ua_off, c->log_ua_len };
-		r.referer = (struct log_str){ b + c->log_ref_off, c->log_ref_len };
-		r.reqid = (struct log_str){ b + c->log_id_off, c->log_id_len };
+	if (c->tx.rq.data && c->tx.log_meth_len) {
+		const char *b = c->tx.rq.data;
+		r.method = (struct log_str){ b, c->tx.log_meth_len };
+		r.target = (struct log_str){ b + c->tx.log_target_off, c->tx.log_target_len };
+		r.ua = (struct log_str){ b + c->tx.log_ua_off, c->tx.log_ua_len };
+		r.referer = (struct log_str){ b + c->tx.log_ref_off, c->tx.log_ref_len };
+		r.reqid = (struct log_str){ b + c->tx.log_id_off, c->tx.log_id_len };
 	}
-	r.minor = c->minor;
-	r.status = c->status;
-	r.bytes = c->bytes_out;
+	r.minor = c->tx.minor;
+	r.status = c->tx.status;
+	r.bytes = c->tx.bytes_out;
 	r.frontend = c->fe->name;
-	r.backend = c->be ? c->be->name : NULL;
-	r.server = c->srv ? c->srv->name : NULL;
+	r.backend = c->tx.be ? c->tx.be->name : NULL;
+	r.server = c->tx.srv ? c->tx.srv->name : NULL;
 	r.scheme = c->scheme;
-	r.term = c->term;
-	if (c->be && c->be->npersist && c->pr && c->pr->result != PR_NONE) {
-		const struct persist_rules *rs = c->be->persist;
-		r.persist = persist_result_name(c->pr->result);
-		r.persist_method = c->pr->rule >= 0 ? rs->r[c->pr->rule].label : NULL;
-		r.persist_reason = c->pr->result == PR_MOVED ? persist_reason_name(c->pr->reason) : NULL;
-		r.persist_cookie = c->pr->also ? persist_result_name(c->pr->also) : NULL;
+	r.term = c->tx.term;
+	if (c->tx.be && c->tx.be->npersist && c->tx.pr && c->tx.pr->result != PR_NONE) {
+		const struct persist_rules *rs = c->tx.be->persist;
+		r.persist = persist_result_name(c->tx.pr->result);
+		r.persist_method = c->tx.pr->rule >= 0 ? rs->r[c->tx.pr->rule].label : NULL;
+		r.persist_reason = c->tx.pr->result == PR_MOVED ? persist_reason_name(c->tx.pr->reason) : NULL;
+		r.persist_cookie = c->tx.pr->also ? persist_result_name(c->tx.pr->also) : NULL;
 	}
-	r.connect_ms = ms_between(c->t_start, c->t_connect);
-	r.ttfb_ms = ms_between(c->t_start, c->t_first);
-	r.total_ms = ms_between(c->t_start, w->now_us);
+	r.connect_ms = ms_between(c->tx.t_start, c->tx.t_connect);
+	r.ttfb_ms = ms_between(c->tx.t_start, c->tx.t_first);
+	r.total_ms = ms_between(c->tx.t_start, w->now_us);
 	log_access(&w->log, &r);
 }
 
@@ -178,7 +178,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->gen = w->cfg;
 	cfg_hold(c->gen);
 	c->xc.can_write = true;
-	c->minor = 1;
+	c->tx.minor = 1;
 	c->peer = *ss;
 	ev_timer_init(&c->timer);
 	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
@@ -213,17 +213,17 @@ void stream_close(struct cconn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
-	if (c->qsrv)
+	if (c->tx.qsrv)
 		dispatch_queue_del(c);
-	if (c->sc) {
-		sconn_close(w, c->sc);
-		c->sc = NULL;
+	if (c->tx.sc) {
+		sconn_close(w, c->tx.sc);
+		c->tx.sc = NULL;
 	}
 	pr_put(w, c);
 	ev_timer_del(&w->timers, &c->timer);
 	xconn_close(&c->xc);
 	buf_put(&w->bufs, &c->in);
-	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->tx.rq);
 	buf_put(&w->bufs, &c->out);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -258,20 +258,20 @@ static int sc_read(struct sconn *sc, struct worker *w)
 
 static void reset_request(struct cconn *c)
 {
-	c->be = NULL;
-	c->srv = NULL;
-	c->ntried = 0;
-	c->attempts = 0;
-	c->status = 0;
-	c->bytes_out = c->bytes_1xx = 0;
-	c->rq_sent = 0;
-	c->rq_ready = c->rq_scanned = 0;
-	c->rs_ready = c->rs_scanned = 0;
-	c->term = NULL;
-	c->t_connect = c->t_first = 0;
-	c->log_meth_len = 0;
-	c->upgrade = 0;
-	c->resp_started = c->logged = c->fresh_only = false;
+	c->tx.be = NULL;
+	c->tx.srv = NULL;
+	c->tx.ntried = 0;
+	c->tx.attempts = 0;
+	c->tx.status = 0;
+	c->tx.bytes_out = c->tx.bytes_1xx = 0;
+	c->tx.rq_sent = 0;
+	c->tx.rq_ready = c->tx.rq_scanned = 0;
+	c->tx.rs_ready = c->tx.rs_scanned = 0;
+	c->tx.term = NULL;
+	c->tx.t_connect = c->tx.t_first = 0;
+	c->tx.log_meth_len = 0;
+	c->tx.upgrade = 0;
+	c->tx.resp_started = c->tx.logged = c->tx.fresh_only = false;
 }
 
 /* A complete request head is at the front of c->in. */
@@ -281,29 +281,29 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 	atomic_fetch_add_explicit(&c->fe->requests, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&G.requests, 1, memory_order_relaxed);
 
-	c->meth = m->meth;
-	c->minor = m->minor;
-	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
+	c->tx.meth = m->meth;
+	c->tx.minor = m->minor;
+	c->tx.req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
 	char upgrade[256];
 	size_t upgrade_len;
-	c->upgrade = route_upgrade(c->fe, m, upgrade, sizeof(upgrade), &upgrade_len);
-	c->rq_body = m->body;
-	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
-	h1_chunk_init(&c->rq_chunk);
-	c->rq_state = RQ_HEAD;
-	c->rs_state = RS_HEAD;
-	c->retryable = m->body == H1_BODY_NONE;
+	c->tx.upgrade = route_upgrade(c->fe, m, upgrade, sizeof(upgrade), &upgrade_len);
+	c->tx.rq_body = m->body;
+	c->tx.rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
+	h1_chunk_init(&c->tx.rq_chunk);
+	c->tx.rq_state = RQ_HEAD;
+	c->tx.rs_state = RS_HEAD;
+	c->tx.retryable = m->body == H1_BODY_NONE;
 	find_client(c, m);
-	c->be = route_backend(c->fe, m);
-	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
-	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &c->client, m, &c->hash_key);
-	if (c->be->npersist) {
-		if (!c->pr && !(c->pr = pr_get(w))) {
+	c->tx.be = route_backend(c->fe, m);
+	atomic_fetch_add_explicit(&c->tx.be->requests, 1, memory_order_relaxed);
+	c->tx.has_hash_key = c->tx.be->balance == LB_HASH && route_hash_key(c->tx.be, &c->client, m, &c->tx.hash_key);
+	if (c->tx.be->npersist) {
+		if (!c->tx.pr && !(c->tx.pr = pr_get(w))) {
 			stream_error(c, 503, "out of memory", "no-resources");
 			return;
 		}
-		persist_decide(c->be, &c->client, m, w->now, c->pr);
-		if (c->pr->fail) {
+		persist_decide(c->tx.be, &c->client, m, w->now, c->tx.pr);
+		if (c->tx.pr->fail) {
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)
 				c->close_after = true; /* its body is not read */
@@ -313,7 +313,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		}
 	}
 
-	if (buf_get(&w->bufs, &c->rq) < 0) {
+	if (buf_get(&w->bufs, &c->tx.rq) < 0) {
 		stream_error(c, 503, "out of memory", "no-resources");
 		return;
 	}
@@ -329,25 +329,25 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 		.new_reqid_len = 16,
 		.upgrade = { upgrade, upgrade_len },
 		.fwd = c->fe->fwd,
-		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
-		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
+		.strip_cookie = c->tx.pr && c->tx.pr->strip_cookie ? persist_cookie_name(c->tx.be) : NULL,
+		.unprefix_cookie = c->tx.be->npersist ? persist_prefix_name(c->tx.be) : NULL,
 	};
-	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
+	int n = http_build_request(c->tx.rq.data, bufsize(c), m, &ro);
 	if (n < 0) {
 		stream_error(c, 431, "request head too large", "bad-request");
 		return;
 	}
-	c->rq.head = 0;
-	c->rq.tail = (uint32_t)n;
-	c->log_meth_len = (uint32_t)m->method.n;
-	c->log_target_off = ro.target_off;
-	c->log_target_len = (uint32_t)m->target.n;
-	c->log_ua_off = ro.ua_off;
-	c->log_ua_len = ro.ua_len;
-	c->log_ref_off = ro.ref_off;
-	c->log_ref_len = ro.ref_len;
-	c->log_id_off = ro.reqid_off;
-	c->log_id_len = ro.reqid_len;
+	c->tx.rq.head = 0;
+	c->tx.rq.tail = (uint32_t)n;
+	c->tx.log_meth_len = (uint32_t)m->method.n;
+	c->tx.log_target_off = ro.target_off;
+	c->tx.log_target_len = (uint32_t)m->target.n;
+	c->tx.log_ua_off = ro.ua_off;
+	c->tx.log_ua_len = ro.ua_len;
+	c->tx.log_ref_off = ro.ref_off;
+	c->tx.log_ref_len = ro.ref_len;
+	c->tx.log_id_off = ro.reqid_off;
+	c->tx.log_id_len = ro.reqid_len;
 	buf_consume(&c->in, (uint32_t)m->head_len);
 	c->t_cli = w->now;
 	dispatch_start(c);
@@ -411,21 +411,21 @@ static void find_client(struct cconn *c, const struct h1_msg *m)
 
 /* A rejected request whose request line was read still deserves its
  * method and target in the access log: copy them where log_request()
- * looks (c->rq), bounded and only when they lie inside the input. */
+ * looks (c->tx.rq), bounded and only when they lie inside the input. */
 static void log_rejected_line(struct cconn *c, const struct h1_msg *m)
 {
 	const char *b = buf_rptr(&c->in), *e = b + buf_len(&c->in);
 	if (!m->method.n || !m->target.n || m->method.p < b || m->target.p + m->target.n > e ||
-	    m->method.n + m->target.n + 1 > 2048 || buf_get(&c->w->bufs, &c->rq) < 0)
+	    m->method.n + m->target.n + 1 > 2048 || buf_get(&c->w->bufs, &c->tx.rq) < 0)
 		return;
-	memcpy(c->rq.data, m->method.p, m->method.n);
-	c->rq.data[m->method.n] = ' ';
-	memcpy(c->rq.data + m->method.n + 1, m->target.p, m->target.n);
-	c->log_meth_len = (uint32_t)m->method.n;
-	c->log_target_off = (uint32_t)m->method.n + 1;
-	c->log_target_len = (uint32_t)m->target.n;
-	c->log_ua_len = c->log_ref_len = c->log_id_len = 0;
-	c->minor = m->minor;
+	memcpy(c->tx.rq.data, m->method.p, m->method.n);
+	c->tx.rq.data[m->method.n] = ' ';
+	memcpy(c->tx.rq.data + m->method.n + 1, m->target.p, m->target.n);
+	c->tx.log_meth_len = (uint32_t)m->method.n;
+	c->tx.log_target_off = (uint32_t)m->method.n + 1;
+	c->tx.log_target_len = (uint32_t)m->target.n;
+	c->tx.log_ua_len = c->tx.log_ref_len = c->tx.log_id_len = 0;
+	c->tx.minor = m->minor;
 }
 
 /* A reload happened: the next request of this connection uses the new
@@ -464,8 +464,8 @@ static int do_head(struct cconn *c)
 		buf_put(&w->bufs, &c->in);
 		return 0;
 	}
-	if (!c->t_start) {
-		c->t_start = w->now_us;
+	if (!c->tx.t_start) {
+		c->tx.t_start = w->now_us;
 		c->head_deadline = w->now + c->fe->to.http_request;
 	}
 	struct h1_msg m;
@@ -479,7 +479,7 @@ static int do_head(struct cconn *c)
 			return 1;
 		}
 		if (c->xc.eof) {
-			c->term = "client-closed";
+			c->tx.term = "client-closed";
 			stream_close(c);
 			return 0;
 		}
@@ -500,7 +500,7 @@ static int do_head(struct cconn *c)
 
 /*
  * The server connection failed before any byte of a response (RFC 9110
- * 9.2.2). The request is still whole in c->rq and has no body, so it can go
+ * 9.2.2). The request is still whole in c->tx.rq and has no body, so it can go
  * again:
  * - on a pooled connection, the server may have closed it just as we
  *   reused it (a race no client can avoid): once more, on a fresh
@@ -511,25 +511,25 @@ static int do_head(struct cconn *c)
  */
 static bool retry_stale(struct cconn *c)
 {
-	struct sconn *sc = c->sc;
-	if (c->resp_started || !c->retryable)
+	struct sconn *sc = c->tx.sc;
+	if (c->tx.resp_started || !c->tx.retryable)
 		return false;
-	bool stale = sc->reused && !c->fresh_only;
+	bool stale = sc->reused && !c->tx.fresh_only;
 	if (!stale) {
-		bool idempotent = c->meth == H1_M_GET || c->meth == H1_M_HEAD ||
-				  c->meth == H1_M_OPTIONS || c->meth == H1_M_PUT ||
-				  c->meth == H1_M_DELETE || c->meth == H1_M_TRACE;
-		if (!idempotent || c->attempts > (int)c->be->retries)
+		bool idempotent = c->tx.meth == H1_M_GET || c->tx.meth == H1_M_HEAD ||
+				  c->tx.meth == H1_M_OPTIONS || c->tx.meth == H1_M_PUT ||
+				  c->tx.meth == H1_M_DELETE || c->tx.meth == H1_M_TRACE;
+		if (!idempotent || c->tx.attempts > (int)c->tx.be->retries)
 			return false;
 	}
 	sconn_close(c->w, sc);
-	c->sc = NULL;
-	c->rq_sent = 0;
-	c->rq_state = RQ_HEAD;
+	c->tx.sc = NULL;
+	c->tx.rq_sent = 0;
+	c->tx.rq_state = RQ_HEAD;
 	if (stale) {
-		c->fresh_only = true;
-		c->attempts--; /* not the server's failure: does not use up a retry */
-		c->ntried = 0;
+		c->tx.fresh_only = true;
+		c->tx.attempts--; /* not the server's failure: does not use up a retry */
+		c->tx.ntried = 0;
 	}
 	dispatch_start(c);
 	return true;
@@ -574,24 +574,24 @@ static long chunk_ready(struct h1_chunk *ch, struct buf *b, uint32_t *scanned)
 static int rq_scan(struct cconn *c)
 {
 	uint32_t avail = buf_len(&c->in);
-	if (c->rq_body == H1_BODY_LENGTH) {
-		c->rq_ready = c->rq_scanned = (uint32_t)MIN((uint64_t)avail, c->rq_left);
+	if (c->tx.rq_body == H1_BODY_LENGTH) {
+		c->tx.rq_ready = c->tx.rq_scanned = (uint32_t)MIN((uint64_t)avail, c->tx.rq_left);
 		return 0;
 	}
-	if (c->rq_body == H1_BODY_CHUNKED) {
-		long n = chunk_ready(&c->rq_chunk, &c->in, &c->rq_scanned);
+	if (c->tx.rq_body == H1_BODY_CHUNKED) {
+		long n = chunk_ready(&c->tx.rq_chunk, &c->in, &c->tx.rq_scanned);
 		if (n < 0)
 			return -1;
-		c->rq_ready = (uint32_t)n;
+		c->tx.rq_ready = (uint32_t)n;
 	}
 	return 0;
 }
 
 static bool rq_body_complete(const struct cconn *c)
 {
-	switch (c->rq_body) {
-	case H1_BODY_LENGTH: return c->rq_left == 0;
-	case H1_BODY_CHUNKED: return c->rq_chunk.done && c->rq_ready == 0;
+	switch (c->tx.rq_body) {
+	case H1_BODY_LENGTH: return c->tx.rq_left == 0;
+	case H1_BODY_CHUNKED: return c->tx.rq_chunk.done && c->tx.rq_ready == 0;
 	default: return true;
 	}
 }
@@ -600,11 +600,11 @@ static bool rq_body_complete(const struct cconn *c)
  * -1 when the request is finished with (error sent or connection closed). */
 static int rq_forward(struct cconn *c)
 {
-	struct sconn *sc = c->sc;
+	struct sconn *sc = c->tx.sc;
 	int progress = 0;
-	if (c->rq_state == RQ_DONE || !sc->connected)
+	if (c->tx.rq_state == RQ_DONE || !sc->connected)
 		return 0;
-	if (c->rq_state != RQ_HEAD || c->rq_body != H1_BODY_NONE) {
+	if (c->tx.rq_state != RQ_HEAD || c->tx.rq_body != H1_BODY_NONE) {
 		int rr = c_read(c);
 		if (rr > 0) {
 			progress = 1;
@@ -617,14 +617,14 @@ static int rq_forward(struct cconn *c)
 		}
 	}
 	struct iovec iov[2];
-	uint32_t head_left = c->rq_state == RQ_HEAD ? buf_len(&c->rq) - c->rq_sent : 0;
-	iov[0].iov_base = c->rq.data + c->rq_sent;
+	uint32_t head_left = c->tx.rq_state == RQ_HEAD ? buf_len(&c->tx.rq) - c->tx.rq_sent : 0;
+	iov[0].iov_base = c->tx.rq.data + c->tx.rq_sent;
 	iov[0].iov_len = head_left;
 	iov[1].iov_base = c->in.data ? buf_rptr(&c->in) : NULL;
-	iov[1].iov_len = c->rq_ready;
-	BUG_ON(c->rq_sent > buf_len(&c->rq));
-	BUG_ON(c->rq_ready > (c->in.data ? buf_len(&c->in) : 0));
-	if (head_left || c->rq_ready) {
+	iov[1].iov_len = c->tx.rq_ready;
+	BUG_ON(c->tx.rq_sent > buf_len(&c->tx.rq));
+	BUG_ON(c->tx.rq_ready > (c->in.data ? buf_len(&c->in) : 0));
+	if (head_left || c->tx.rq_ready) {
 		ssize_t wn = xconn_writev(&sc->xc, iov, 2);
 		if (wn < 0) {
 			/* the server went away while we were sending */
@@ -634,41 +634,41 @@ static int rq_forward(struct cconn *c)
 			return -1;
 		}
 		/* bytes sent never exceed bytes buffered */
-		BUG_ON(wn > 0 && (size_t)wn > head_left + c->rq_ready);
+		BUG_ON(wn > 0 && (size_t)wn > head_left + c->tx.rq_ready);
 		if (wn > 0) {
 			progress = 1;
-			c->t_srv = c->t_took = c->w->now;
+			c->tx.t_srv = c->tx.t_took = c->w->now;
 			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
-			c->rq_sent += h;
+			c->tx.rq_sent += h;
 			uint32_t b = (uint32_t)((size_t)wn - h);
 			if (b) {
 				buf_consume(&c->in, b);
-				c->rq_ready -= b;
-				c->rq_scanned -= b;
-				if (c->rq_body == H1_BODY_LENGTH)
-					c->rq_left -= b;
+				c->tx.rq_ready -= b;
+				c->tx.rq_scanned -= b;
+				if (c->tx.rq_body == H1_BODY_LENGTH)
+					c->tx.rq_left -= b;
 				c->t_cli = c->w->now;
 			}
-			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq)) {
-				c->rq_state = RQ_BODY;
-				atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
-				atomic_store_explicit(&c->srv->last_request_ms, c->w->now, memory_order_relaxed);
+			if (c->tx.rq_state == RQ_HEAD && c->tx.rq_sent == buf_len(&c->tx.rq)) {
+				c->tx.rq_state = RQ_BODY;
+				atomic_fetch_add_explicit(&c->tx.srv->requests, 1, memory_order_relaxed);
+				atomic_store_explicit(&c->tx.srv->last_request_ms, c->w->now, memory_order_relaxed);
 			}
 		}
 	}
-	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {
-		c->rq_state = RQ_DONE;
-		c->t_head = c->w->now; /* the whole request is there: the head is due */
+	if (c->tx.rq_state == RQ_BODY && rq_body_complete(c)) {
+		c->tx.rq_state = RQ_DONE;
+		c->tx.t_head = c->w->now; /* the whole request is there: the head is due */
 		progress = 1;
 	}
-	if (c->rq_state != RQ_DONE && c->xc.eof && c->rq_ready == 0 &&
-	    !(c->rq_state == RQ_HEAD && c->rq_body == H1_BODY_NONE)) {
+	if (c->tx.rq_state != RQ_DONE && c->xc.eof && c->tx.rq_ready == 0 &&
+	    !(c->tx.rq_state == RQ_HEAD && c->tx.rq_body == H1_BODY_NONE)) {
 		/* the client closed in the middle of its request body */
-		c->term = "client-closed";
-		if (!c->status)
-			c->status = 400;
+		c->tx.term = "client-closed";
+		if (!c->tx.status)
+			c->tx.status = 400;
 		log_request(c);
-		c->logged = true;
+		c->tx.logged = true;
 		stream_close(c);
 		return -1;
 	}
@@ -678,8 +678,8 @@ static int rq_forward(struct cconn *c)
 static void srv_count_status(struct cconn *c, int status)
 {
 	int k = status_class(status);
-	atomic_fetch_add_explicit(&c->srv->responses[k], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->be->responses[k], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->tx.srv->responses[k], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->tx.be->responses[k], 1, memory_order_relaxed);
 }
 
 /*
@@ -695,16 +695,16 @@ static int queue_head(struct cconn *c, const struct h1_msg *m, bool keep_alive, 
 	struct worker *w = c->w;
 	struct http_add add;
 	http_add_init(&add);
-	struct http_resp_opts ro = { .keep_alive = keep_alive, .client_minor = c->minor,
+	struct http_resp_opts ro = { .keep_alive = keep_alive, .client_minor = c->tx.minor,
 		.upgrade = upgrade, .add = &add };
-	if (persist && c->be->npersist) {
-		if (persist_on_response(c->be, c->pr, c->srv, m, w->now, &add) < 0)
+	if (persist && c->tx.be->npersist) {
+		if (persist_on_response(c->tx.be, c->tx.pr, c->tx.srv, m, w->now, &add) < 0)
 			http_add_init(&add); /* all or none */
-		if (c->srv) {
+		if (c->tx.srv) {
 			/* `persist cookie NAME prefix`: which cookie to
 			 * prefix with which server */
-			ro.prefix_cookie = persist_prefix_name(c->be);
-			ro.prefix = c->srv->name;
+			ro.prefix_cookie = persist_prefix_name(c->tx.be);
+			ro.prefix = c->tx.srv->name;
 		}
 	}
 	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), m, &ro);
@@ -721,7 +721,7 @@ static int queue_head(struct cconn *c, const struct h1_msg *m, bool keep_alive, 
 static int rs_head(struct cconn *c)
 {
 	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
+	struct sconn *sc = c->tx.sc;
 	if (buf_empty(&sc->in)) {
 		if (!sc->xc.eof)
 			return 0;
@@ -731,14 +731,14 @@ static int rs_head(struct cconn *c)
 		stream_error(c, 502, "server closed the connection", "server-closed");
 		return -1;
 	}
-	c->resp_started = true;
-	if (!c->t_first)
-		c->t_first = w->now_us;
+	c->tx.resp_started = true;
+	if (!c->tx.t_first)
+		c->tx.t_first = w->now_us;
 	struct h1_msg m;
 	memset(&m, 0, sizeof(m));
 	m.hdrs = w->hdrs;
 	m.hdrs_cap = w->lim.max_hdrs;
-	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
+	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->tx.meth);
 	if (n == H1_INCOMPLETE) {
 		if (buf_len(&sc->in) >= w->bufs.size || sc->xc.eof) {
 			stream_error(c, 502, "incomplete response head", "bad-response");
@@ -756,7 +756,7 @@ static int rs_head(struct cconn *c)
 	}
 	if (m.status_code < 200) {
 		if (m.status_code == 101) {
-			if (!c->upgrade || !route_upgrade_accepts(c->fe, c->upgrade, &m)) {
+			if (!c->tx.upgrade || !route_upgrade_accepts(c->fe, c->tx.upgrade, &m)) {
 				/* a tunnel to a protocol nobody allowed would
 				 * bypass every rule: refuse it, and the server
 				 * connection goes with it (send_error) */
@@ -766,74 +766,74 @@ static int rs_head(struct cconn *c)
 			if (queue_head(c, &m, true, true, true) < 0)
 				return -1;
 			buf_consume(&sc->in, (uint32_t)n);
-			c->status = 101;
+			c->tx.status = 101;
 			srv_count_status(c, 101);
-			c->rq_state = RQ_DONE;
+			c->tx.rq_state = RQ_DONE;
 			c->state = CS_TUNNEL;
-			c->t_tun = w->now;
+			c->tx.t_tun = w->now;
 			log_request(c);
-			c->logged = true;
+			c->tx.logged = true;
 			return 1;
 		}
 		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
-		if (c->minor) {
+		if (c->tx.minor) {
 			int hn = queue_head(c, &m, true, false, false);
 			if (hn < 0)
 				return -1;
-			c->bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
+			c->tx.bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
 		}
 		buf_consume(&sc->in, (uint32_t)n);
-		c->t_head = w->now; /* a whole interim head: the next one is due */
+		c->tx.t_head = w->now; /* a whole interim head: the next one is due */
 		return 1;
 	}
-	c->status = m.status_code;
+	c->tx.status = m.status_code;
 	srv_count_status(c, m.status_code);
-	c->rs_body = m.body;
-	c->rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
-	h1_chunk_init(&c->rs_chunk);
-	c->rs_ready = c->rs_scanned = 0;
-	c->rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
+	c->tx.rs_body = m.body;
+	c->tx.rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
+	h1_chunk_init(&c->tx.rs_chunk);
+	c->tx.rs_ready = c->tx.rs_scanned = 0;
+	c->tx.rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
 			  (m.minor == 1 || (m.flags & H1_MF_CONN_KEEPALIVE));
-	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
+	bool ka = c->tx.req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
 	if (!ka)
 		c->close_after = true;
 	if (queue_head(c, &m, ka, false, true) < 0)
 		return -1;
 	buf_consume(&sc->in, (uint32_t)n);
-	c->rs_state = m.body == H1_BODY_NONE ? RS_DONE : RS_BODY;
+	c->tx.rs_state = m.body == H1_BODY_NONE ? RS_DONE : RS_BODY;
 	return 1;
 }
 
 /* How many response-body bytes at the front of sc->in can go to the client. */
 static int rs_scan(struct cconn *c)
 {
-	struct sconn *sc = c->sc;
+	struct sconn *sc = c->tx.sc;
 	uint32_t avail = buf_len(&sc->in);
 	long n;
-	switch (c->rs_body) {
+	switch (c->tx.rs_body) {
 	case H1_BODY_LENGTH:
-		c->rs_ready = c->rs_scanned = (uint32_t)MIN((uint64_t)avail, c->rs_left);
+		c->tx.rs_ready = c->tx.rs_scanned = (uint32_t)MIN((uint64_t)avail, c->tx.rs_left);
 		break;
 	case H1_BODY_CLOSE:
-		c->rs_ready = c->rs_scanned = avail;
+		c->tx.rs_ready = c->tx.rs_scanned = avail;
 		break;
 	case H1_BODY_CHUNKED:
-		if ((n = chunk_ready(&c->rs_chunk, &sc->in, &c->rs_scanned)) < 0)
+		if ((n = chunk_ready(&c->tx.rs_chunk, &sc->in, &c->tx.rs_scanned)) < 0)
 			return -1;
-		c->rs_ready = (uint32_t)n;
+		c->tx.rs_ready = (uint32_t)n;
 		break;
 	default:
-		c->rs_ready = c->rs_scanned = 0;
+		c->tx.rs_ready = c->tx.rs_scanned = 0;
 	}
 	return 0;
 }
 
 static bool rs_body_complete(const struct cconn *c)
 {
-	switch (c->rs_body) {
-	case H1_BODY_LENGTH: return c->rs_left == 0;
-	case H1_BODY_CHUNKED: return c->rs_chunk.done && c->rs_ready == 0;
-	case H1_BODY_CLOSE: return c->sc->xc.eof && c->rs_ready == 0;
+	switch (c->tx.rs_body) {
+	case H1_BODY_LENGTH: return c->tx.rs_left == 0;
+	case H1_BODY_CHUNKED: return c->tx.rs_chunk.done && c->tx.rs_ready == 0;
+	case H1_BODY_CLOSE: return c->tx.sc->xc.eof && c->tx.rs_ready == 0;
 	default: return true;
 	}
 }
@@ -842,10 +842,10 @@ static bool rs_body_complete(const struct cconn *c)
  * client any more but closing. */
 static void abort_stream(struct cconn *c, const char *term)
 {
-	c->term = term;
-	if (!c->logged) {
+	c->tx.term = term;
+	if (!c->tx.logged) {
 		log_request(c);
-		c->logged = true;
+		c->tx.logged = true;
 	}
 	stream_close(c);
 }
@@ -853,14 +853,14 @@ static void abort_stream(struct cconn *c, const char *term)
 /* Response direction. Returns >0 progress, 0 none, -1 finished with. */
 static int rs_forward(struct cconn *c)
 {
-	struct sconn *sc = c->sc;
+	struct sconn *sc = c->tx.sc;
 	int progress = 0;
 	int rr = sc_read(sc, c->w);
 	if (rr > 0) {
 		progress = 1;
-		c->t_srv = c->w->now;
+		c->tx.t_srv = c->w->now;
 	}
-	if (c->rs_state == RS_HEAD) {
+	if (c->tx.rs_state == RS_HEAD) {
 		int r = rs_head(c);
 		if (r < 0)
 			return -1;
@@ -870,7 +870,7 @@ static int rs_forward(struct cconn *c)
 			return 1;
 		progress |= r;
 	}
-	if (c->rs_state == RS_BODY && rs_scan(c) < 0) {
+	if (c->tx.rs_state == RS_BODY && rs_scan(c) < 0) {
 		/* a 502 while nothing went out, else the client connection is
 		 * closed before its body ends; the server connection goes
 		 * either way (its framing is lost) */
@@ -882,7 +882,7 @@ static int rs_forward(struct cconn *c)
 	iov[0].iov_base = out_left ? buf_rptr(&c->out) : NULL;
 	iov[0].iov_len = out_left;
 	iov[1].iov_base = sc->in.data ? buf_rptr(&sc->in) : NULL;
-	iov[1].iov_len = c->rs_state == RS_BODY ? c->rs_ready : 0;
+	iov[1].iov_len = c->tx.rs_state == RS_BODY ? c->tx.rs_ready : 0;
 	BUG_ON(iov[1].iov_len > (sc->in.data ? buf_len(&sc->in) : 0));
 	if (iov[0].iov_len || iov[1].iov_len) {
 		ssize_t wn = xconn_writev(&c->xc, iov, 2);
@@ -894,26 +894,26 @@ static int rs_forward(struct cconn *c)
 		if (wn > 0) {
 			progress = 1;
 			c->t_cli = c->w->now;
-			c->bytes_out += (uint64_t)wn;
+			c->tx.bytes_out += (uint64_t)wn;
 			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)out_left);
 			buf_consume(&c->out, h);
 			uint32_t b = (uint32_t)((size_t)wn - h);
 			if (b) {
 				buf_consume(&sc->in, b);
-				c->rs_ready -= b;
-				c->rs_scanned -= b;
-				if (c->rs_body == H1_BODY_LENGTH)
-					c->rs_left -= b;
+				c->tx.rs_ready -= b;
+				c->tx.rs_scanned -= b;
+				if (c->tx.rs_body == H1_BODY_LENGTH)
+					c->tx.rs_left -= b;
 			}
 		}
 	}
 	if (c->out.data && buf_empty(&c->out))
 		buf_put(&c->w->bufs, &c->out);
-	if (c->rs_state == RS_BODY) {
+	if (c->tx.rs_state == RS_BODY) {
 		if (rs_body_complete(c)) {
-			c->rs_state = RS_DONE;
+			c->tx.rs_state = RS_DONE;
 			progress = 1;
-		} else if (sc->xc.eof && c->rs_ready == 0 && buf_len(&sc->in) == 0) {
+		} else if (sc->xc.eof && c->tx.rs_ready == 0 && buf_len(&sc->in) == 0) {
 			abort_stream(c, "server-closed");
 			return -1;
 		}
@@ -925,27 +925,27 @@ static int rs_forward(struct cconn *c)
 static void finish_request(struct cconn *c)
 {
 	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
-	BUG_ON(c->state != CS_FORWARD || c->rs_state != RS_DONE);
-	if (!c->logged)
+	struct sconn *sc = c->tx.sc;
+	BUG_ON(c->state != CS_FORWARD || c->tx.rs_state != RS_DONE);
+	if (!c->tx.logged)
 		log_request(c);
-	c->logged = true;
+	c->tx.logged = true;
 	if (sc) {
-		c->sc = NULL;
+		c->tx.sc = NULL;
 		/* a connection to a server of an older generation has no pool
 		 * to go back to (pools are per generation) */
-		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->xc.eof &&
+		bool reusable = c->tx.rs_keepalive && c->tx.rq_state == RQ_DONE && !sc->xc.eof &&
 				buf_empty(&sc->in) && c->gen == w->cfg;
 		if (reusable)
 			sconn_pool_put(w, sc);
 		else
 			sconn_close(w, sc);
 	}
-	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->tx.rq);
 	pr_put(w, c);
-	if (c->rq_state != RQ_DONE)
+	if (c->tx.rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
-	c->t_start = 0;
+	c->tx.t_start = 0;
 	strcpy(c->scheme, STREAM_SCHEME);
 	if (c->close_after || w->stopping) {
 		c->state = CS_CLOSING;
@@ -962,7 +962,7 @@ static void finish_request(struct cconn *c)
 static int do_forward(struct cconn *c)
 {
 	/* forwarding implies a server connection, and it is c's */
-	BUG_ON(!c->sc || c->sc->owner != c);
+	BUG_ON(!c->tx.sc || c->tx.sc->owner != c);
 	/* after -1 the request was answered, retried or closed: the state
 	 * changed, so the driver must look again */
 	int p1 = rq_forward(c);
@@ -971,8 +971,8 @@ static int do_forward(struct cconn *c)
 	int p2 = rs_forward(c);
 	if (p2 < 0 || c->state != CS_FORWARD)
 		return c->closed ? 0 : 1;
-	if (c->rs_state == RS_DONE && (!c->out.data || buf_empty(&c->out))) {
-		if (c->rq_state != RQ_DONE && c->rq_body != H1_BODY_NONE) {
+	if (c->tx.rs_state == RS_DONE && (!c->out.data || buf_empty(&c->out))) {
+		if (c->tx.rq_state != RQ_DONE && c->tx.rq_body != H1_BODY_NONE) {
 			/* answered before the whole body came: close after */
 			c->close_after = true;
 		}
@@ -997,7 +997,7 @@ static int tunnel_flush(struct cconn *c, struct buf *b, struct xconn *x, bool to
 		return wn < 0 ? -1 : 0;
 	BUG_ON((size_t)wn > iov.iov_len);
 	if (to_client)
-		c->bytes_out += (uint64_t)wn;
+		c->tx.bytes_out += (uint64_t)wn;
 	buf_consume(b, (uint32_t)wn);
 	return 1;
 }
@@ -1005,8 +1005,8 @@ static int tunnel_flush(struct cconn *c, struct buf *b, struct xconn *x, bool to
 static int do_tunnel(struct cconn *c)
 {
 	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
-	BUG_ON(!sc || sc->owner != c || c->rq_state != RQ_DONE);
+	struct sconn *sc = c->tx.sc;
+	BUG_ON(!sc || sc->owner != c || c->tx.rq_state != RQ_DONE);
 	int progress = 0, r;
 	/* flush the 101 head first */
 	if ((r = tunnel_flush(c, &c->out, &c->xc, true)) < 0) {
@@ -1036,17 +1036,17 @@ static int do_tunnel(struct cconn *c)
 	}
 	progress |= r;
 	if (progress)
-		c->t_tun = w->now;
+		c->tx.t_tun = w->now;
 	/* half-closes travel through the tunnel */
 	bool cdone = c->xc.eof && (!c->in.data || buf_empty(&c->in));
 	bool sdone = sc->xc.eof && (!sc->in.data || buf_empty(&sc->in));
-	if (cdone && !c->shut_srv) {
+	if (cdone && !c->tx.shut_srv) {
 		xconn_shutw(&sc->xc);
-		c->shut_srv = true;
+		c->tx.shut_srv = true;
 	}
-	if (sdone && !c->shut_cli) {
+	if (sdone && !c->tx.shut_cli) {
 		xconn_shutw(&c->xc);
-		c->shut_cli = true;
+		c->tx.shut_cli = true;
 	}
 	if (cdone && sdone) {
 		stream_close(c);
@@ -1064,22 +1064,22 @@ static int do_tunnel(struct cconn *c)
 void stream_error(struct cconn *c, int status, const char *detail, const char *term)
 {
 	struct worker *w = c->w;
-	if (c->sc) {
-		sconn_close(w, c->sc);
-		c->sc = NULL;
+	if (c->tx.sc) {
+		sconn_close(w, c->tx.sc);
+		c->tx.sc = NULL;
 	}
-	if (c->state == CS_FORWARD && c->bytes_out > c->bytes_1xx) {
+	if (c->state == CS_FORWARD && c->tx.bytes_out > c->tx.bytes_1xx) {
 		/* part of a final response already went out (its head may be
 		 * gone from c->out): only closing is left */
 		abort_stream(c, term);
 		return;
 	}
-	if (!c->t_start)
-		c->t_start = w->now_us;
-	c->status = status;
-	c->term = term;
-	if (status >= 500 && c->be)
-		atomic_fetch_add_explicit(&c->be->responses[5], 1, memory_order_relaxed);
+	if (!c->tx.t_start)
+		c->tx.t_start = w->now_us;
+	c->tx.status = status;
+	c->tx.term = term;
+	if (status >= 500 && c->tx.be)
+		atomic_fetch_add_explicit(&c->tx.be->responses[5], 1, memory_order_relaxed);
 	if (buf_get(&w->bufs, &c->out) < 0) {
 		abort_stream(c, term);
 		return;
@@ -1099,20 +1099,20 @@ static int do_closing(struct cconn *c)
 		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
 		ssize_t wn = xconn_writev(&c->xc, &iov, 1);
 		if (wn < 0) {
-			abort_stream(c, c->term ? c->term : "client-closed");
+			abort_stream(c, c->tx.term ? c->tx.term : "client-closed");
 			return 0;
 		}
-		c->bytes_out += (uint64_t)(wn > 0 ? wn : 0);
+		c->tx.bytes_out += (uint64_t)(wn > 0 ? wn : 0);
 		buf_consume(&c->out, (uint32_t)(wn > 0 ? wn : 0));
 		if (!buf_empty(&c->out))
 			return wn > 0;
 	}
-	if (!c->logged && c->status) {
+	if (!c->tx.logged && c->tx.status) {
 		log_request(c);
-		c->logged = true;
+		c->tx.logged = true;
 	}
 	buf_put(&w->bufs, &c->out);
-	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->tx.rq);
 	/* Shut our side, then drain what the client still sends for a while:
 	 * closing with unread input would reset the connection and could
 	 * destroy the response before the client reads it. */
@@ -1153,21 +1153,21 @@ static int do_linger(struct cconn *c)
 static uint64_t forward_deadline(const struct cconn *c, bool *client)
 {
 	uint64_t cli = EV_NO_TIMER, srv = EV_NO_TIMER;
-	bool to_srv = c->rq_state == RQ_HEAD ? c->rq_sent < buf_len(&c->rq) : c->rq_ready > 0;
-	bool to_cli = (c->out.data && !buf_empty(&c->out)) || c->rs_ready > 0;
+	bool to_srv = c->tx.rq_state == RQ_HEAD ? c->tx.rq_sent < buf_len(&c->tx.rq) : c->tx.rq_ready > 0;
+	bool to_cli = (c->out.data && !buf_empty(&c->out)) || c->tx.rs_ready > 0;
 
-	if (c->rq_state != RQ_DONE) {
+	if (c->tx.rq_state != RQ_DONE) {
 		if (to_srv)
-			srv = c->t_took + c->be->to.server;
-		else if (c->rq_state == RQ_BODY)
+			srv = c->tx.t_took + c->tx.be->to.server;
+		else if (c->tx.rq_state == RQ_BODY)
 			cli = c->t_cli + c->fe->to.client;
 	}
 	if (to_cli)
 		cli = MIN(cli, c->t_cli + c->fe->to.client);
-	else if (c->rs_state == RS_HEAD && c->rq_state == RQ_DONE)
-		srv = MIN(srv, c->t_head + c->be->to.server);
-	else if (c->rs_state == RS_BODY)
-		srv = MIN(srv, c->t_srv + c->be->to.server);
+	else if (c->tx.rs_state == RS_HEAD && c->tx.rq_state == RQ_DONE)
+		srv = MIN(srv, c->tx.t_head + c->tx.be->to.server);
+	else if (c->tx.rs_state == RS_BODY)
+		srv = MIN(srv, c->tx.t_srv + c->tx.be->to.server);
 	*client = cli <= srv;
 	return MIN(cli, srv);
 }
@@ -1181,7 +1181,7 @@ static void arm_timer(struct cconn *c)
 		when = c->head_deadline;
 		break;
 	case CS_HEAD:
-		if (c->t_start)
+		if (c->tx.t_start)
 			when = c->head_deadline;
 		else if (c->idle_deadline)
 			when = c->idle_deadline;
@@ -1189,10 +1189,10 @@ static void arm_timer(struct cconn *c)
 			when = c->head_deadline; /* fresh connection: no request yet */
 		break;
 	case CS_QUEUED:
-		when = c->queue_deadline;
+		when = c->tx.queue_deadline;
 		break;
 	case CS_CONNECT:
-		when = c->conn_deadline;
+		when = c->tx.conn_deadline;
 		break;
 	case CS_FORWARD: {
 		bool client;
@@ -1200,7 +1200,7 @@ static void arm_timer(struct cconn *c)
 		break;
 	}
 	case CS_TUNNEL:
-		when = c->t_tun + c->be->to.tunnel;
+		when = c->tx.t_tun + c->tx.be->to.tunnel;
 		break;
 	case CS_CLOSING:
 	case CS_LINGER:
@@ -1230,7 +1230,7 @@ void stream_drive(struct cconn *c)
 		if (p <= 0)
 			break;
 	}
-	if (c->w->stopping && c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in))) {
+	if (c->w->stopping && c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in))) {
 		stream_close(c);
 		return;
 	}
@@ -1265,7 +1265,7 @@ void stream_timeout(struct cconn *c)
 		stream_close(c);
 		return;
 	case CS_HEAD:
-		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
+		if (c->tx.t_start && c->in.data && !buf_empty(&c->in)) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
 			stream_error(c, 408, "request head not received in time", "request-timeout");
 			stream_drive(c);
@@ -1288,7 +1288,7 @@ void stream_timeout(struct cconn *c)
 		forward_deadline(c, &client);
 		if (!client)
 			stream_error(c, 504, "the server did not answer in time", "server-timeout");
-		else if (c->rq_state != RQ_DONE && c->bytes_out <= c->bytes_1xx)
+		else if (c->tx.rq_state != RQ_DONE && c->tx.bytes_out <= c->tx.bytes_1xx)
 			stream_error(c, 408, "request body not received in time", "client-timeout");
 		else
 			abort_stream(c, "client-timeout"); /* it stopped taking the response */
@@ -1308,7 +1308,7 @@ void stream_timeout(struct cconn *c)
 
 void stream_stop_soon(struct cconn *c)
 {
-	if (c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in)))
+	if (c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in)))
 		stream_close(c);
 	else
 		c->close_after = true;

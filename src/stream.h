@@ -12,6 +12,7 @@
 #include "h1.h"
 #include "log.h"
 #include "persist.h"
+#include "txn.h"
 #include "xprt.h"
 #include <netinet/in.h>
 
@@ -67,9 +68,6 @@ enum cstate {
 	CS_LINGER,    /* write side shut; draining the client briefly before close */
 };
 
-enum rq_state { RQ_HEAD, RQ_BODY, RQ_DONE };
-enum rs_state { RS_HEAD, RS_BODY, RS_DONE };
-
 struct cconn {
 	int kind; /* OBJ_CLIENT */
 	struct xconn xc;               /* fd, transport, readiness */
@@ -87,58 +85,14 @@ struct cconn {
 	char scheme[16];                       /* the request's scheme (trust-forwarded) */
 
 	struct buf in;    /* bytes from the client */
-	struct buf rq;    /* rewritten request head for the server */
 	struct buf out;   /* rewritten response head or error page for the client */
 
-	/* the current request */
-	struct backend *be;
-	struct server *srv;
-	struct sconn *sc;
-	struct server *tried[8];
-	int ntried;
-	int attempts;
-	enum h1_method meth;
-	int minor;
-	bool req_keepalive, retryable, resp_started, logged;
-	uint32_t upgrade;             /* ROUTE_UP_* tokens the request offered the server */
-	bool fresh_only;              /* a pooled connection failed: open a new one */
-	bool shut_srv, shut_cli;      /* tunnel half-closes done */
-	uint32_t rq_sent;             /* bytes of rq already sent */
-	enum rq_state rq_state;
-	enum h1_body rq_body;
-	uint64_t rq_left;             /* CL body bytes left */
-	uint32_t rq_ready;            /* body bytes at the front of in that can go as they are */
-	uint32_t rq_scanned;          /* ... and those checked so far (h1_chunk_scan) */
-	struct h1_chunk rq_chunk;
-	enum rs_state rs_state;
-	enum h1_body rs_body;
-	uint64_t rs_left;
-	uint32_t rs_ready;            /* body bytes at the front of sc->in that can go as they are */
-	uint32_t rs_scanned;          /* ... and those checked so far */
-	struct h1_chunk rs_chunk;
-	bool rs_keepalive;            /* server connection reusable after this response */
-	int status;
-	uint64_t bytes_out;           /* bytes sent to the client for this response */
-	uint64_t bytes_1xx;           /* interim (1xx) heads queued for the client before it */
-	/* log fields located in rq */
-	uint32_t log_target_off, log_target_len, log_meth_len;
-	uint32_t log_ua_off, log_ua_len, log_ref_off, log_ref_len, log_id_off, log_id_len;
-	const char *term;
-	struct persist_req *pr;                 /* the persistence decision, during a request
-						 * of a backend with persistence (worker pool) */
-	struct cconn *qnext, *qprev;            /* worker's queue (CS_QUEUED) */
-	struct server *qsrv;                    /* the server it waits for */
-	uint64_t queue_deadline;                /* ms: timeout queue */
-	uint64_t hash_key;                      /* balance hash: the request's key */
-	bool has_hash_key;
-	uint64_t t_start, t_connect, t_first;   /* µs */
+	/* the transaction it carries (HTTP/1.1: one at a time) */
+	struct txn tx;
 	uint64_t head_deadline;                 /* ms: http-request limit for this head */
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
-	uint64_t conn_deadline, close_deadline; /* ms */
-	uint64_t t_cli, t_srv, t_tun;           /* ms: last activity per side */
-	uint64_t t_took;                        /* ms: the server last took request bytes */
-	uint64_t t_head;                        /* ms: since when a response head is due
-						 * (request all sent, or the last 1xx) */
+	uint64_t close_deadline;                /* ms */
+	uint64_t t_cli;                         /* ms: the client's last activity */
 };
 
 /* called by worker.c */
