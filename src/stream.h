@@ -105,12 +105,19 @@ void stream_close(struct cconn *c);
 /* graceful stop: close c now if it is idle between requests, else mark it
  * to close after the current response. */
 void stream_stop_soon(struct cconn *c);
-/* within the stream module (stream.c, dispatch.c): run c's state machine
+/* within the stream module (stream.c, h1_exchange.c, tunnel.c, dispatch.c): run c's state machine
  * until it makes no progress, then arm its timer (c may be closed after) */
 void stream_drive(struct cconn *c);
 /* answer c's request with bollard's own error page and close after it, or,
  * when part of a response already went out, close (term: the log's reason) */
 void stream_error(struct cconn *c, int status, const char *detail, const char *term);
+/* abort c's transaction when nothing can be said to the client any more
+ * (its response started): log it (term: the reason), close c */
+void stream_abort(struct cconn *c, const char *term);
+/* read into c->in / sc->in through the connection's transport
+ * (xconn_read(): >0 bytes, 0 nothing, -1 end or error) */
+int stream_read_client(struct cconn *c);
+int stream_read_server(struct sconn *sc);
 /* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);
 void sconn_release_counted(struct sconn *sc);  /* no longer busy: srv->conns-- */
@@ -122,8 +129,6 @@ void sconn_pool_sweep(struct worker *w);
 /* requests waiting for a server slot (maxconn): start those that can
  * (dispatch.c) */
 void stream_queue_run(struct worker *w);
-/* free the worker's idle persistence decisions (at exit) */
-void stream_pr_free_all(struct worker *w);
 /* close every pooled server connection (reload: pools are per generation) */
 void sconn_pool_sweep_all(struct worker *w);
 

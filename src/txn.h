@@ -85,4 +85,19 @@ struct txn {
 						 * (request all sent, or the last 1xx) */
 };
 
+struct worker;
+
+/* Ready tx for the next request of its connection. */
+void txn_reset(struct txn *tx);
+/* A persistence decision from w's pool (NULL: out of memory); back to the
+ * pool with txn_pr_put() (tx->pr becomes NULL); freed at exit. */
+struct persist_req *txn_pr_get(struct worker *w);
+void txn_pr_put(struct worker *w, struct txn *tx);
+void txn_pr_free_all(struct worker *w);
+/* A new request id (X-Request-Id), 16 hex digits, not terminated. */
+void txn_new_reqid(struct worker *w, char id[16]);
+/* The transaction of c ended (c->tx.logged is the caller's): its access
+ * log record, persistence verdict and duration counted (txn_log.c). */
+void txn_log(struct cconn *c);
+
 #endif

@@ -542,7 +542,7 @@ void workers_join(void)
 		free(w->hdrs);
 		free(w->listeners);
 		free(w->old_listeners);
-		stream_pr_free_all(w);
+		txn_pr_free_all(w);
 		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
 		if (pending)
 			cfg_release(pending);
