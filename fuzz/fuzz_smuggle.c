@@ -59,13 +59,18 @@ static void check(const char *b, size_t n, unsigned fwd)
 
 	if (r <= 0)
 		return;
+	/* an upgrade offered is sent on as the client wrote it (what
+	 * route_upgrade() passes when every token is allowed) */
+	struct h1_str up = { 0 };
+	if (in.flags & H1_MF_UPGRADE)
+		h1_find_header(&in, "upgrade", &up);
 	struct http_req_out o = {
 		.fwd = fwd,
 		.client_ip = "192.0.2.7",
 		.proto = "http",
 		.new_reqid = "0123456789abcdef",
 		.new_reqid_len = 16,
-		.websocket = (in.flags & H1_MF_UPGRADE_WS) != 0,
+		.upgrade = up,
 	};
 	int k = http_build_request(out, sizeof(out), &in, &o);
 	if (k < 0)
