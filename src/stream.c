@@ -299,6 +299,11 @@ void stream_drive(struct cconn *c)
 {
 	for (;;) {
 		int p = 0;
+		/* between transactions, waiting in the queue, or closing, a
+		 * connection holds no server connection; queued means queued */
+		BUG_ON(c->tx.sc && (c->state == CS_PROXY || c->state == CS_HEAD ||
+				    c->state == CS_QUEUED || c->state >= CS_CLOSING));
+		BUG_ON((c->state == CS_QUEUED) != (c->tx.qsrv != NULL));
 		switch (c->state) {
 		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = h1_exchange_head(c); break;
