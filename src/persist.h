@@ -38,7 +38,7 @@ enum persist_result {
 
 /* Why a session moved (SPEC 3.2), for the log and
  * bollard_persistence_moved_total{backend,reason}. A full server (maxconn)
- * is no reason: its persistent requests wait in its queue (stream.c), they
+ * is no reason: its persistent requests wait in its queue (dispatch.c), they
  * never move, so no such series is exported. */
 enum persist_reason {
 	MOVED_NONE = 0,
