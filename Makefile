@@ -50,6 +50,7 @@ UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
+UNIT_DEPS_xprt := xprt_tcp buf
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)

@@ -19,14 +19,14 @@ import sys
 LAYERS = [
     # leaves: data and pure helpers, called by anyone, calling nothing of ours
     "global log ev buf json h1 cookie cidr hll seal stick server lb_hash lb_rr "
-    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx",
+    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp",
     # the configuration and what its keywords build (persistence rules,
     # operator states): one knot, see CYCLE_GROUPS
     "cfg cfg_kw cfg_read persist srvstate",
     # what the request path and the control thread use
-    "lb route http sconn check state ctl",
+    "lb route http sconn check state ctl txn txn_log",
     # the request path on a worker: one client connection, its exchange
-    "stream dispatch",
+    "stream dispatch h1_exchange tunnel",
     # the worker threads
     "worker",
     # the control thread's parts
@@ -44,8 +44,11 @@ CYCLE_GROUPS = [
     # the keyword table calls persist_parse(), cfg_free() the rules' free;
     # persist.c and srvstate.c parse values with cfg.c's helpers
     {"cfg", "cfg_kw", "cfg_read", "persist", "srvstate"},
-    # the request path, being split along its seams (issue 11 items 2 and 4)
-    {"stream", "dispatch"},
+    # the request path: the connection (stream.c) drives its exchange
+    # (h1_exchange.c) or tunnel (tunnel.c), which call back into it to read,
+    # write, answer an error or close; dispatch.c chooses and connects the
+    # server and starts the exchange again when a queued request may go
+    {"stream", "dispatch", "h1_exchange", "tunnel"},
 ]
 
 

@@ -15,10 +15,7 @@
 #include "lb_hash.h"
 #include "worker-t.h"
 
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static void connect_to(struct cconn *c, struct server *s);
 
@@ -31,24 +28,24 @@ static void connect_to(struct cconn *c, struct server *s);
  * key (a request without it is balanced like `random`), else be->balance. */
 static struct server *balance(struct cconn *c)
 {
-	if (c->has_hash_key)
-		return lb_hash_pick(c->be, c->hash_key, c->tried, c->ntried);
-	return lb_pick(c->w->lb, c->be, c->tried, c->ntried);
+	if (c->tx.has_hash_key)
+		return lb_hash_pick(c->tx.be, c->tx.hash_key, c->tx.tried, c->tx.ntried);
+	return lb_pick(c->w->lb, c->tx.be, c->tx.tried, c->tx.ntried);
 }
 
 static struct server *choose_server(struct cconn *c)
 {
-	struct backend *be = c->be;
-	struct persist_req *pr = c->pr;
+	struct backend *be = c->tx.be;
+	struct persist_req *pr = c->tx.pr;
 	if (!be->npersist)
 		return balance(c);
 	struct server *s = pr->srv;
-	for (int i = 0; s && i < c->ntried; i++)
-		if (c->tried[i] == s) {
+	for (int i = 0; s && i < c->tx.ntried; i++)
+		if (c->tx.tried[i] == s) {
 			/* it failed this request: on-server-down decides, as
 			 * for a down server (its replica, a 503, or the
 			 * balancer) */
-			persist_connect_failed(be, pr, c->tried, c->ntried);
+			persist_connect_failed(be, pr, c->tx.tried, c->tx.ntried);
 			if (pr->fail)
 				return NULL;
 			s = pr->srv;
@@ -68,14 +65,14 @@ static struct server *choose_server(struct cconn *c)
 
 void dispatch_connect_failed(struct cconn *c, bool timeout)
 {
-	struct server *s = c->srv;
+	struct server *s = c->tx.srv;
 	atomic_fetch_add_explicit(&s->connect_errors, 1, memory_order_relaxed);
 	check_passive_failure(s); /* counts toward `fall` (check.c) */
-	if (c->sc) {
-		sconn_close(c->w, c->sc);
-		c->sc = NULL;
+	if (c->tx.sc) {
+		sconn_close(c->w, c->tx.sc);
+		c->tx.sc = NULL;
 	}
-	if (c->attempts <= (int)c->be->retries) {
+	if (c->tx.attempts <= (int)c->tx.be->retries) {
 		dispatch_start(c);
 		return;
 	}
@@ -87,9 +84,10 @@ void dispatch_connect_failed(struct cconn *c, bool timeout)
 
 static void attach(struct cconn *c, struct sconn *sc)
 {
+	BUG_ON(sc->owner || c->tx.sc); /* one server connection per request, one owner each */
 	sc->owner = c;
-	c->sc = sc;
-	c->t_srv = c->t_took = c->t_head = c->w->now;
+	c->tx.sc = sc;
+	c->tx.t_srv = c->tx.t_took = c->tx.t_head = c->w->now;
 	if (!sc->counted) {
 		atomic_fetch_add_explicit(&sc->srv->conns, 1, memory_order_relaxed);
 		sc->counted = true;
@@ -101,13 +99,13 @@ static void attach(struct cconn *c, struct sconn *sc)
 static void queue_add(struct cconn *c, struct server *s)
 {
 	struct worker *w = c->w;
-	c->qsrv = s;
+	c->tx.qsrv = s;
 	c->state = CS_QUEUED;
-	c->queue_deadline = w->now + c->be->to.queue;
-	c->qnext = NULL;
-	c->qprev = w->queue_tail;
+	c->tx.queue_deadline = w->now + c->tx.be->to.queue;
+	c->tx.qnext = NULL;
+	c->tx.qprev = w->queue_tail;
 	if (w->queue_tail)
-		w->queue_tail->qnext = c;
+		w->queue_tail->tx.qnext = c;
 	else
 		w->queue_head = c;
 	w->queue_tail = c;
@@ -118,17 +116,17 @@ static void queue_add(struct cconn *c, struct server *s)
 void dispatch_queue_del(struct cconn *c)
 {
 	struct worker *w = c->w;
-	if (c->qprev)
-		c->qprev->qnext = c->qnext;
+	if (c->tx.qprev)
+		c->tx.qprev->tx.qnext = c->tx.qnext;
 	else
-		w->queue_head = c->qnext;
-	if (c->qnext)
-		c->qnext->qprev = c->qprev;
+		w->queue_head = c->tx.qnext;
+	if (c->tx.qnext)
+		c->tx.qnext->tx.qprev = c->tx.qprev;
 	else
-		w->queue_tail = c->qprev;
-	c->qnext = c->qprev = NULL;
-	atomic_fetch_sub_explicit(&c->qsrv->queued, 1, memory_order_relaxed);
-	c->qsrv = NULL;
+		w->queue_tail = c->tx.qprev;
+	c->tx.qnext = c->tx.qprev = NULL;
+	atomic_fetch_sub_explicit(&c->tx.qsrv->queued, 1, memory_order_relaxed);
+	c->tx.qsrv = NULL;
 	w->nqueued--;
 }
 
@@ -141,15 +139,14 @@ void stream_queue_run(struct worker *w)
 {
 	struct cconn *c = w->queue_head, *next;
 	for (; c; c = next) {
-		next = c->qnext;
-		struct server *s = c->qsrv;
+		next = c->tx.qnext;
+		struct server *s = c->tx.qsrv;
 		int st = atomic_load_explicit(&s->state, memory_order_relaxed);
 		if (st != SRV_READY && st != SRV_DRAIN) {
 			dispatch_queue_del(c);
-			if (c->ntried < (int)ARRAY_SIZE(c->tried))
-				c->tried[c->ntried++] = s;
-			c->pr->result = PR_MOVED;
-			c->pr->reason = st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN;
+			if (c->tx.ntried < (int)ARRAY_SIZE(c->tx.tried))
+				c->tx.tried[c->tx.ntried++] = s;
+			persist_move(c->tx.pr, st == SRV_MAINT ? MOVED_MAINT : MOVED_DOWN);
 			dispatch_start(c);
 			stream_drive(c);
 			continue;
@@ -165,18 +162,18 @@ void stream_queue_run(struct worker *w)
 void dispatch_start(struct cconn *c)
 {
 	struct server *s = choose_server(c);
-	if (!s && c->pr && c->pr->fail) {
+	if (!s && c->tx.pr && c->tx.pr->fail) {
 		stream_error(c, 503, "the server holding this session is unavailable",
 			   "session-server-down");
 		return;
 	}
 	if (!s) {
-		atomic_fetch_add_explicit(&c->be->no_server, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->tx.be->no_server, 1, memory_order_relaxed);
 		stream_error(c, 503, "no server is available", "no-server");
 		return;
 	}
-	c->srv = s;
-	if (c->be->npersist && c->pr && s == c->pr->srv && c->pr->result == PR_HIT && s->maxconn &&
+	c->tx.srv = s;
+	if (c->tx.be->npersist && c->tx.pr && s == c->tx.pr->srv && c->tx.pr->result == PR_HIT && s->maxconn &&
 	    atomic_load_explicit(&s->conns, memory_order_relaxed) >= (int64_t)s->maxconn) {
 		/* SPEC 3.2: a persistent request waits for its full server (new
 		 * ones were already sent elsewhere by lb_usable()) */
@@ -190,46 +187,45 @@ void dispatch_start(struct cconn *c)
 static void connect_to(struct cconn *c, struct server *s)
 {
 	struct worker *w = c->w;
-	c->attempts++;
-	c->srv = s;
-	if (c->ntried < (int)ARRAY_SIZE(c->tried))
-		c->tried[c->ntried++] = s;
+	c->tx.attempts++;
+	c->tx.srv = s;
+	if (c->tx.ntried < (int)ARRAY_SIZE(c->tx.tried))
+		c->tx.tried[c->tx.ntried++] = s;
 
-	struct sconn *sc = c->fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
+	struct sconn *sc = c->tx.fresh_only || c->gen != w->cfg ? NULL : sconn_pool_take(w, s);
 	if (sc) {
 		attach(c, sc);
-		c->t_connect = w->now_us;
+		c->tx.t_connect = w->now_us;
 		c->state = CS_FORWARD;
 		return;
 	}
 	sc = calloc(1, sizeof(*sc));
-	int fd = sc ? socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+	int fd = sc ? xprt_tcp_socket(s->addr.ss.ss_family) : -1;
 	if (fd < 0) {
 		free(sc);
-		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->be->name, s->name,
+		log_msg(LOG_ERR, "cannot create a socket for server %s/%s: %s", c->tx.be->name, s->name,
 			strerror(errno));
 		stream_error(c, 503, "out of resources", "no-resources");
 		return;
 	}
 	sc->kind = OBJ_SERVER;
-	sc->fd = fd;
+	/* the transport toward servers: plain TCP (a TLS one plugs in here) */
+	xconn_init(&sc->xc, fd, &xprt_tcp);
 	sc->srv = s;
 	sc->w = w;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sc->xc.ops->init(&sc->xc);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 	attach(c, sc);
-	int r = connect(fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
-	if (r == 0) {
+	int r = xprt_tcp_connect(&sc->xc, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+	if (r > 0) {
 		check_passive_success(s);
 		sc->connected = true;
-		sc->can_write = true;
-		c->t_connect = w->now_us;
+		c->tx.t_connect = w->now_us;
 		c->state = CS_FORWARD;
-	} else if (errno == EINPROGRESS) {
+	} else if (r == 0) {
 		c->state = CS_CONNECT;
-		c->conn_deadline = w->now + c->be->to.connect;
+		c->tx.conn_deadline = w->now + c->tx.be->to.connect;
 	} else {
 		dispatch_connect_failed(c, false);
 	}
@@ -238,22 +234,20 @@ static void connect_to(struct cconn *c, struct server *s)
 /* CS_CONNECT: wait for the connect() outcome. */
 int dispatch_connect_step(struct cconn *c)
 {
-	struct sconn *sc = c->sc;
-	if (!sc->can_write && !sc->can_read && !sc->eof)
+	struct sconn *sc = c->tx.sc;
+	BUG_ON(c->state != CS_CONNECT || !sc || sc->connected);
+	if (!sc->xc.can_write && !sc->xc.can_read && !sc->xc.eof)
 		return 0;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
+	int r = xconn_established(&sc->xc);
+	if (r < 0) {
 		dispatch_connect_failed(c, false);
 		return 1;
 	}
-	if (!sc->can_write)
+	if (r == 0)
 		return 0;
 	sc->connected = true;
 	check_passive_success(sc->srv);
-	c->t_connect = c->w->now_us;
+	c->tx.t_connect = c->w->now_us;
 	c->state = CS_FORWARD;
 	return 1;
 }

@@ -7,10 +7,10 @@
 
 #include "stream.h"
 
-/* c's request head is rewritten in c->rq: choose its server (persistence,
+/* c's request head is rewritten in c->tx.rq: choose its server (persistence,
  * on-server-down, the balancer) and take a pooled connection, start a
  * connect, or queue it behind a full server; or answer it (503). Also the
- * retry after a failed attempt (the servers tried are in c->tried). */
+ * retry after a failed attempt (the servers tried are in c->tx.tried). */
 void dispatch_start(struct cconn *c);
 /* CS_CONNECT: the connect's outcome, once the socket says. >0 progress
  * (connected, or failed and retried/answered), 0 not yet. */

@@ -23,6 +23,7 @@ uint64_t ev_now_us(void)
 
 void ev_timer_init(struct ev_timer *t)
 {
+	t->magic = EV_TIMER_MAGIC;
 	t->when = EV_NO_TIMER;
 	t->key = EV_NO_TIMER;
 	t->heap_idx = UINT32_MAX;
@@ -96,6 +97,7 @@ static int heap_insert(struct ev_heap *h, struct ev_timer *t)
 
 int ev_timer_set(struct ev_heap *h, struct ev_timer *t, uint64_t when)
 {
+	BUG_ON(t->magic != EV_TIMER_MAGIC); /* never initialised, or freed */
 	t->when = when;
 	if (when == EV_NO_TIMER)
 		return 0; /* the heap entry, if any, pops later and is dropped */
@@ -110,6 +112,7 @@ int ev_timer_set(struct ev_heap *h, struct ev_timer *t, uint64_t when)
 
 void ev_timer_del(struct ev_heap *h, struct ev_timer *t)
 {
+	BUG_ON(t->magic != EV_TIMER_MAGIC);
 	if (t->heap_idx != UINT32_MAX)
 		heap_remove(h, t);
 	t->when = EV_NO_TIMER;
@@ -119,6 +122,7 @@ struct ev_timer *ev_timer_expired(struct ev_heap *h, uint64_t now)
 {
 	while (h->n && h->v[0]->key <= now) {
 		struct ev_timer *t = h->v[0];
+		BUG_ON(t->magic != EV_TIMER_MAGIC); /* its owner was freed while queued */
 		heap_remove(h, t);
 		if (t->when == EV_NO_TIMER)
 			continue;

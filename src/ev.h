@@ -14,7 +14,10 @@
 
 #define EV_NO_TIMER UINT64_MAX
 
+#define EV_TIMER_MAGIC 0x54494d52u /* "TIMR": set by ev_timer_init() */
+
 struct ev_timer {
+	uint32_t magic;    /* EV_TIMER_MAGIC: checked wherever the heap hands one back */
 	uint64_t when;     /* deadline in ms (monotonic), EV_NO_TIMER if disarmed */
 	uint64_t key;      /* deadline the heap entry is sorted by (<= when) */
 	uint32_t heap_idx; /* position in the heap, UINT32_MAX when not in it */

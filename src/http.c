@@ -273,8 +273,13 @@ int http_build_response(char *buf, size_t cap, const struct h1_msg *resp,
 		put_field(&o, h);
 	}
 	put_framing(&o, resp);
-	if (ro->extra_len)
-		put(&o, ro->extra, ro->extra_len);
+	for (uint32_t i = 0; ro->add && i < ro->add->n; i++) {
+		const struct http_field *f = &ro->add->f[i];
+		put(&o, f->name.p, f->name.n);
+		PUTS(&o, ": ");
+		put(&o, f->value.p, f->value.n);
+		PUTS(&o, "\r\n");
+	}
 	if (upgrade)
 		PUTS(&o, "Connection: upgrade\r\n");
 	else if (!keep_alive)

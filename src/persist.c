@@ -735,6 +735,24 @@ static void jwt_key(const struct persist_rule *r, const struct view *cv, struct 
 		add_key(pr, i, claim.p, claim.n);
 }
 
+void persist_move(struct persist_req *pr, enum persist_reason why)
+{
+	BUG_ON(why == MOVED_NONE || why >= MOVED_COUNT);
+	if (pr->result == PR_HIT) {
+		pr->result = PR_MOVED;
+		pr->reason = (uint8_t)why;
+	} else if (pr->result == PR_NONE && pr->reason == MOVED_NONE) {
+		pr->reason = (uint8_t)why; /* while deciding: the first rule's reason */
+	}
+}
+
+/* Why a session cannot stay on s, which is not usable: maint or down. */
+static enum persist_reason why_unusable(const struct server *s)
+{
+	return atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT ? MOVED_MAINT
+										 : MOVED_DOWN;
+}
+
 /* Rule i gave verdict r; the first one to do so names it. */
 static void verdict(int8_t first[PR_COUNT], enum persist_result r, int i)
 {
@@ -781,10 +799,9 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 	pr->also_rule = -1;
 	pr->fail = false;
 	pr->reason = MOVED_NONE;
-	if (!rs || !rs->n) {
-		pr->result = PR_NONE;
+	pr->result = PR_NONE; /* undecided until the rules have spoken */
+	if (!rs || !rs->n)
 		return;
-	}
 	/* the first rule that gave each verdict, -1: none did */
 	int8_t first[PR_COUNT];
 	memset(first, -1, sizeof(first));
@@ -816,8 +833,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 			if (!s) {
 				/* its server left the configuration */
 				verdict(first, PR_MOVED, i);
-				if (!pr->reason)
-					pr->reason = MOVED_REMOVED;
+				persist_move(pr, MOVED_REMOVED);
 				break;
 			}
 			pr->cookie_issued = issued;
@@ -861,8 +877,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 				/* a prefix that names no server: forged, or its
 				 * server left the configuration */
 				verdict(first, PR_MOVED, i);
-				if (!pr->reason)
-					pr->reason = MOVED_REMOVED;
+				persist_move(pr, MOVED_REMOVED);
 			}
 			break;
 		}
@@ -879,8 +894,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 					pr->newer |= (uint8_t)(1u << i);
 				} else if (!s) {
 					verdict(first, PR_MOVED, i);
-					if (!pr->reason)
-						pr->reason = MOVED_REMOVED;
+					persist_move(pr, MOVED_REMOVED);
 				}
 			}
 		}
@@ -893,9 +907,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 			verdict(first, PR_MOVED, i);
 			if (!lost)
 				lost = s;
-			if (!pr->reason)
-				pr->reason = atomic_load_explicit(&s->state, memory_order_relaxed) == SRV_MAINT
-					     ? MOVED_MAINT : MOVED_DOWN;
+			persist_move(pr, why_unusable(s));
 		}
 	}
 	if (pr->srv) {
@@ -929,10 +941,7 @@ void persist_connect_failed(struct backend *be, struct persist_req *pr, struct s
 	pr->assigned = true;
 	if (!lost)
 		return;
-	if (pr->result == PR_HIT) {
-		pr->result = PR_MOVED;
-		pr->reason = MOVED_CONNECT;
-	}
+	persist_move(pr, MOVED_CONNECT);
 	if (be->on_down == ON_DOWN_FAIL) {
 		pr->fail = true;
 	} else if (be->on_down == ON_DOWN_REPLICA && (r = replica_of(lost))) {
@@ -971,10 +980,9 @@ static void warn_case(const struct backend *be, struct persist_rule *r, struct h
 }
 
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
-			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap)
+			const struct h1_msg *resp, uint64_t now_ms, struct http_add *add)
 {
 	struct persist_rules *rs = rules_of(be);
-	size_t len = 0;
 	bool issued_cookie = false;
 	if (!rs || !s)
 		return 0;
@@ -1022,16 +1030,13 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				.httponly = r->httponly,
 				.samesite = r->samesite,
 			};
-			if (cap - len < 16)
-				return -1;
-			memcpy(out + len, "Set-Cookie: ", 12);
-			long n = cookie_set_build(cookie_str(r->name), (struct h1_str){ val, (size_t)vn }, &a,
-						  out + len + 12, cap - len - 14);
+			size_t room;
+			char *out = http_add_room(add, &room);
+			long n = room ? cookie_set_build(cookie_str(r->name), (struct h1_str){ val, (size_t)vn },
+							 &a, out, room) : -1;
 			if (n < 0)
 				return -1;
-			len += 12 + (size_t)n;
-			out[len++] = '\r';
-			out[len++] = '\n';
+			http_add_commit(add, "Set-Cookie", (size_t)n);
 			issued_cookie = true;
 		}
 	}
@@ -1040,13 +1045,10 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 		has_cc |= (resp->hdrs[h].flags & H1_HF_CACHECONTROL) != 0;
 	if (issued_cookie && !has_cc) {
 		/* SPEC 3.1: shared caches must never store one user's cookie */
-		static const char cc[] = "Cache-Control: private\r\n";
-		if (cap - len < sizeof(cc))
+		if (http_add_field(add, "Cache-Control", "private", 7) < 0)
 			return -1;
-		memcpy(out + len, cc, sizeof(cc) - 1);
-		len += sizeof(cc) - 1;
 	}
-	return (int)len;
+	return 0;
 }
 
 void persist_count(struct backend *be, const struct persist_req *pr)

@@ -11,6 +11,7 @@
 
 #include "cfg.h"
 #include "h1.h"
+#include "http.h"
 #include "view.h"
 
 struct stick_table;
@@ -38,7 +39,7 @@ enum persist_result {
 
 /* Why a session moved (SPEC 3.2), for the log and
  * bollard_persistence_moved_total{backend,reason}. A full server (maxconn)
- * is no reason: its persistent requests wait in its queue (stream.c), they
+ * is no reason: its persistent requests wait in its queue (dispatch.c), they
  * never move, so no such series is exported. */
 enum persist_reason {
 	MOVED_NONE = 0,
@@ -167,6 +168,16 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms,
 void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
 			    int ntried);
 
+/*
+ * The one door for a session leaving its server: every move and its reason
+ * is recorded here, nowhere else (counted and logged with the request by
+ * persist_count() and the access log). A hit becomes moved for `why`, once:
+ * the first reason stays, however many attempts follow. While
+ * persist_decide() runs (result PR_NONE) the first rule's reason is kept;
+ * any other verdict (new, invalid, expired) is final and stays.
+ */
+void persist_move(struct persist_req *pr, enum persist_reason why);
+
 /* The server that will take the request is known (after a fresh pick or a
  * failover): record it in the table rules that have a key. */
 void persist_record(struct backend *be, struct persist_req *pr, struct server *s,
@@ -174,12 +185,11 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 
 /*
  * Response side: learn the application's session cookies from Set-Cookie,
- * and build the header lines to add (our Set-Cookie, Cache-Control) into
- * out. Returns the length written (0: nothing to add) or -1 if it does not
- * fit.
+ * and add the fields to send (our Set-Cookie, Cache-Control) to add, as
+ * name/value pairs. Returns 0, or -1 if they do not fit.
  */
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
-			const struct h1_msg *resp, uint64_t now_ms, char *out, size_t cap);
+			const struct h1_msg *resp, uint64_t now_ms, struct http_add *add);
 
 /* Count the decision (once per request), and the verdict of a refused
  * cookie that did not decide (pr->also) under its own method. */

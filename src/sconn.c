@@ -13,7 +13,6 @@
 #include "stream.h"
 #include "worker-t.h"
 
-#include <unistd.h>
 
 #define POOL_MAX_PER_SERVER 512
 
@@ -28,9 +27,7 @@ void sconn_release_counted(struct sconn *sc)
 void sconn_close(struct worker *w, struct sconn *sc)
 {
 	sconn_release_counted(sc);
-	if (sc->fd >= 0)
-		close(sc->fd); /* also removes it from epoll */
-	sc->fd = -1;
+	xconn_close(&sc->xc); /* also takes it out of epoll */
 	buf_put(&w->bufs, &sc->in);
 	/* events for it may still be queued in this epoll_wait batch */
 	sc->dead = true;

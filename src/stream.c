@@ -1,169 +1,38 @@
 /*
- * stream.c - the HTTP/1.1 proxy state machine.
+ * stream.c - the client connection's state machine: accept to close.
  *
- * One client connection carries one request at a time; pipelined requests
- * simply wait in its input buffer until the current response is finished,
- * which answers them in order. For each request:
+ * A connection goes through these states (stream.h); each is driven by the
+ * module that owns it:
  *
- *   CS_HEAD     parse the head (h1.c), choose the backend (routes) and the
- *               server (persistence first, then the balancer), rewrite the
- *               head for the server (http.c) into c->rq;
- *   CS_CONNECT  take an idle pooled connection to that server or open one;
- *               a failed connect is retried on another server (`retries`);
- *   CS_FORWARD  two independent directions: request head + body to the
- *               server, response head (rewritten into c->out) + body to the
- *               client. Bodies are never copied: Content-Length bodies are
- *               counted, chunked bodies validated by h1_chunk_scan() and
- *               forwarded as they are (trailers included) but for their
- *               chunk-size lines, re-encoded in place as SIZE CRLF
- *               (chunk_ready()). Each direction
- *               writes straight from the input buffer of the other side with
- *               one writev() of head + body, and stops reading while the
- *               other side cannot take more (back-pressure, fixed memory);
- *   CS_TUNNEL   after a 101 to an upgrade that was allowed (websocket,
- *               `allow-upgrade`), bytes both ways;
- *   CS_CLOSING / CS_LINGER  flush a last response, shut the write side, and
- *               drain the client briefly so that close() does not reset a
- *               response the client has not read yet.
+ *   CS_PROXY    (here) the PROXY protocol header of `bind ... accept-proxy`;
+ *   CS_HEAD     h1_exchange.c: the next request head, its transaction;
+ *   CS_QUEUED, CS_CONNECT  dispatch.c: which server, queueing, connecting;
+ *   CS_FORWARD  h1_exchange.c: request and response both ways;
+ *   CS_TUNNEL   tunnel.c: after a 101 to an allowed upgrade, bytes both ways;
+ *   CS_CLOSING / CS_LINGER  (here) flush a last response, shut the write
+ *               side, and drain the client briefly so that close() does not
+ *               reset a response the client has not read yet.
  *
- * Every request ends in exactly one access-log record (log_request()).
+ * This file owns the connection's life (accept, close), bollard's own
+ * error responses, the driving loop, the timer and the timeouts. Bytes go
+ * through the connection's transport (xprt.h); every transaction ends in
+ * one access-log record (txn_log.c).
  */
 #include "api.h"
 #include "stream.h"
 #include "global.h"
 #include "http.h"
 #include "dispatch.h"
-#include "cidr.h"
+#include "h1_exchange.h"
+#include "proxyproto.h"
 #include "reload.h"
 #include "route.h"
-#include "proxyproto.h"
-#include "cookie.h"
+#include "tunnel.h"
 #include "worker-t.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #define LINGER_MS 1000
-
-static void find_client(struct cconn *c, const struct h1_msg *m);
-
-/* ---- small helpers ------------------------------------------------------ */
-
-static inline uint32_t bufsize(const struct cconn *c)
-{
-	return c->w->bufs.size;
-}
-
-/* Persistence decisions are per request: idle keep-alive connections hold
- * none (they would cost ~600 bytes each), requests take one from the
- * worker's free list. */
-static struct persist_req *pr_get(struct worker *w)
-{
-	struct persist_req *pr = w->pr_free;
-	if (pr) {
-		w->pr_free = *(struct persist_req **)pr;
-		return pr;
-	}
-	return malloc(sizeof(*pr));
-}
-
-static void pr_put(struct worker *w, struct cconn *c)
-{
-	if (!c->pr)
-		return;
-	*(struct persist_req **)c->pr = w->pr_free;
-	w->pr_free = c->pr;
-	c->pr = NULL;
-}
-
-void stream_pr_free_all(struct worker *w)
-{
-	while (w->pr_free) {
-		struct persist_req *pr = w->pr_free;
-		w->pr_free = *(struct persist_req **)pr;
-		free(pr);
-	}
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static int status_class(int status)
-{
-	return status >= 100 && status < 600 ? status / 100 : 0;
-}
-
-/* ---- access log ------------------------------------------------------------ */
-
-static double ms_between(uint64_t a_us, uint64_t b_us)
-{
-	if (!a_us || !b_us || b_us < a_us)
-		return -1;
-	return (double)(b_us - a_us) / 1000.0;
-}
-
-/* bollard_request_duration_seconds{backend}: one bucket increment, found
- * by a short scan of 12 bounds, per request. */
-static void count_duration(struct backend *be, uint64_t us)
-{
-	static const uint64_t bounds[] = CFG_DUR_BOUNDS_US;
-	int k = 0;
-	while (k < (int)ARRAY_SIZE(bounds) && us > bounds[k])
-		k++;
-	atomic_fetch_add_explicit(&be->dur_buckets[k], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&be->dur_sum_us, us, memory_order_relaxed);
-	atomic_fetch_add_explicit(&be->dur_count, 1, memory_order_relaxed);
-}
-
-static void log_request(struct cconn *c)
-{
-	struct worker *w = c->w;
-	if (c->be && c->be->npersist && c->pr)
-		persist_count(c->be, c->pr);
-	if (c->be && c->t_start)
-		count_duration(c->be, w->now_us > c->t_start ? w->now_us - c->t_start : 0);
-	if (!log_access_enabled())
-		return;
-	struct access_rec r = { 0 };
-	r.client = c->client_ip;
-	if (c->rq.data && c->log_meth_len) {
-		const char *b = c->rq.data;
-		r.method = (struct log_str){ b, c->log_meth_len };
-		r.target = (struct log_str){ b + c->log_target_off, c->log_target_len };
-		r.ua = (struct log_str){ b + c->log_ua_off, c->log_ua_len };
-		r.referer = (struct log_str){ b + c->log_ref_off, c->log_ref_len };
-		r.reqid = (struct log_str){ b + c->log_id_off, c->log_id_len };
-	}
-	r.minor = c->minor;
-	r.status = c->status;
-	r.bytes = c->bytes_out;
-	r.frontend = c->fe->name;
-	r.backend = c->be ? c->be->name : NULL;
-	r.server = c->srv ? c->srv->name : NULL;
-	r.scheme = c->scheme;
-	r.term = c->term;
-	if (c->be && c->be->npersist && c->pr && c->pr->result != PR_NONE) {
-		const struct persist_rules *rs = c->be->persist;
-		r.persist = persist_result_name(c->pr->result);
-		r.persist_method = c->pr->rule >= 0 ? rs->r[c->pr->rule].label : NULL;
-		r.persist_reason = c->pr->result == PR_MOVED ? persist_reason_name(c->pr->reason) : NULL;
-		r.persist_cookie = c->pr->also ? persist_result_name(c->pr->also) : NULL;
-	}
-	r.connect_ms = ms_between(c->t_start, c->t_connect);
-	r.ttfb_ms = ms_between(c->t_start, c->t_first);
-	r.total_ms = ms_between(c->t_start, w->now_us);
-	log_access(&w->log, &r);
-}
 
 /* ---- connection lifetime ------------------------------------------------------ */
 
@@ -172,28 +41,28 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 {
 	struct cconn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		struct xconn x;
+		xconn_init(&x, fd, &xprt_tcp);
+		xconn_close(&x);
 		return;
 	}
 	c->kind = OBJ_CLIENT;
-	c->fd = fd;
+	xconn_init(&c->xc, fd, &xprt_tcp);
 	c->w = w;
 	c->fe = l->fe;
 	c->gen = w->cfg;
 	cfg_hold(c->gen);
-	c->can_write = true;
-	c->minor = 1;
+	c->xc.can_write = true;
+	c->tx.minor = 1;
 	c->peer = *ss;
 	ev_timer_init(&c->timer);
 	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	strcpy(c->scheme, STREAM_SCHEME);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		close(fd);
+	if (c->xc.ops->init(&c->xc) < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		xconn_close(&c->xc);
 		cfg_release(c->gen);
 		free(c);
 		return;
@@ -209,7 +78,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	c->state = l->accept_proxy ? CS_PROXY : CS_HEAD;
 	c->head_deadline = w->now + c->fe->to.http_request;
 	/* the client usually sent its request with the handshake: try now */
-	c->can_read = true;
+	c->xc.can_read = true;
 	stream_drive(c);
 }
 
@@ -219,17 +88,17 @@ void stream_close(struct cconn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
-	if (c->qsrv)
+	if (c->tx.qsrv)
 		dispatch_queue_del(c);
-	if (c->sc) {
-		sconn_close(w, c->sc);
-		c->sc = NULL;
+	if (c->tx.sc) {
+		sconn_close(w, c->tx.sc);
+		c->tx.sc = NULL;
 	}
-	pr_put(w, c);
+	txn_pr_put(w, &c->tx);
 	ev_timer_del(&w->timers, &c->timer);
-	close(c->fd);
+	xconn_close(&c->xc);
 	buf_put(&w->bufs, &c->in);
-	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->tx.rq);
 	buf_put(&w->bufs, &c->out);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -248,179 +117,16 @@ void stream_close(struct cconn *c)
 	w->dead_clients = c;
 }
 
-/* ---- I/O primitives ---------------------------------------------------------- */
+/* ---- I/O (through the connection's transport, xprt.h) ------------------------- */
 
-/*
- * Read what fits into b from fd (either side). Returns bytes read, 0 if
- * nothing (no room, or nothing available), -1 on EOF or error (*eof set).
- * A short read drained the socket: new data raises a new edge, so no read
- * that returns EAGAIN is needed, and *can_read is cleared. Not so for a FIN
- * already reported with this data (rdhup): no edge will come for it, so
- * reading goes on until EOF.
- */
-static int sock_read(int fd, struct buf *b, struct buf_pool *pool, bool *can_read, bool rdhup,
-		     bool *eof)
+int stream_read_client(struct cconn *c)
 {
-	if (!*can_read || *eof)
-		return *eof ? -1 : 0;
-	if (buf_get(pool, b) < 0)
-		return 0;
-	uint32_t room = buf_room(b, pool->size);
-	if (!room)
-		return 0;
-	ssize_t n = recv(fd, buf_wptr(b), room, 0);
-	if (n > 0) {
-		b->tail += (uint32_t)n;
-		if ((uint32_t)n < room && !rdhup)
-			*can_read = false;
-		return (int)n;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
-			*can_read = false;
-		return 0;
-	}
-	*eof = true;
-	*can_read = false;
-	return -1;
+	return xconn_read(&c->xc, &c->in, &c->w->bufs);
 }
 
-static int c_read(struct cconn *c)
+int stream_read_server(struct sconn *sc)
 {
-	return sock_read(c->fd, &c->in, &c->w->bufs, &c->can_read, c->rdhup, &c->eof);
-}
-
-static int sc_read(struct sconn *sc, struct worker *w)
-{
-	return sock_read(sc->fd, &sc->in, &w->bufs, &sc->can_read, sc->rdhup, &sc->eof);
-}
-
-/* writev() that reports: >0 bytes written, 0 would block, -1 error. */
-static ssize_t do_writev(int fd, struct iovec *iov, int n, bool *can_write)
-{
-	if (!*can_write)
-		return 0;
-	while (n && iov[0].iov_len == 0) {
-		iov++;
-		n--;
-	}
-	if (!n)
-		return 0;
-	ssize_t r = writev(fd, iov, n);
-	if (r >= 0) {
-		size_t want = 0;
-		for (int i = 0; i < n; i++)
-			want += iov[i].iov_len;
-		if ((size_t)r < want)
-			*can_write = false;
-		return r;
-	}
-	if (errno == EAGAIN || errno == EINTR) {
-		if (errno == EAGAIN)
-			*can_write = false;
-		return 0;
-	}
-	return -1;
-}
-
-/* ---- requests ------------------------------------------------------------------ */
-
-static void reset_request(struct cconn *c)
-{
-	c->be = NULL;
-	c->srv = NULL;
-	c->ntried = 0;
-	c->attempts = 0;
-	c->status = 0;
-	c->bytes_out = c->bytes_1xx = 0;
-	c->rq_sent = 0;
-	c->rq_ready = c->rq_scanned = 0;
-	c->rs_ready = c->rs_scanned = 0;
-	c->term = NULL;
-	c->t_connect = c->t_first = 0;
-	c->log_meth_len = 0;
-	c->upgrade = 0;
-	c->resp_started = c->logged = c->fresh_only = false;
-}
-
-/* A complete request head is at the front of c->in. */
-static void start_request(struct cconn *c, struct h1_msg *m)
-{
-	struct worker *w = c->w;
-	atomic_fetch_add_explicit(&c->fe->requests, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&G.requests, 1, memory_order_relaxed);
-
-	c->meth = m->meth;
-	c->minor = m->minor;
-	c->req_keepalive = !(m->flags & H1_MF_CONN_CLOSE);
-	char upgrade[256];
-	size_t upgrade_len;
-	c->upgrade = route_upgrade(c->fe, m, upgrade, sizeof(upgrade), &upgrade_len);
-	c->rq_body = m->body;
-	c->rq_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
-	h1_chunk_init(&c->rq_chunk);
-	c->rq_state = RQ_HEAD;
-	c->rs_state = RS_HEAD;
-	c->retryable = m->body == H1_BODY_NONE;
-	find_client(c, m);
-	const struct view cv = { &c->client, m };
-	c->be = route_backend(c->fe, &cv);
-	atomic_fetch_add_explicit(&c->be->requests, 1, memory_order_relaxed);
-	c->has_hash_key = c->be->balance == LB_HASH && route_hash_key(c->be, &cv, &c->hash_key);
-	if (c->be->npersist) {
-		if (!c->pr && !(c->pr = pr_get(w))) {
-			stream_error(c, 503, "out of memory", "no-resources");
-			return;
-		}
-		persist_decide(c->be, &cv, w->now, c->pr);
-		if (c->pr->fail) {
-			buf_consume(&c->in, (uint32_t)m->head_len);
-			if (m->body != H1_BODY_NONE)
-				c->close_after = true; /* its body is not read */
-			stream_error(c, 503, "the server holding this session is unavailable",
-				   "session-server-down");
-			return;
-		}
-	}
-
-	if (buf_get(&w->bufs, &c->rq) < 0) {
-		stream_error(c, 503, "out of memory", "no-resources");
-		return;
-	}
-	char id[17];
-	uint64_t v = splitmix64(w->reqid_seed + w->reqid_next++);
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 15; i >= 0; i--, v >>= 4)
-		id[i] = hex[v & 15];
-	struct http_req_out ro = {
-		.client_ip = c->peer_ip,
-		.proto = c->scheme,
-		.new_reqid = id,
-		.new_reqid_len = 16,
-		.upgrade = { upgrade, upgrade_len },
-		.fwd = c->fe->fwd,
-		.strip_cookie = c->pr && c->pr->strip_cookie ? persist_cookie_name(c->be) : NULL,
-		.unprefix_cookie = c->be->npersist ? persist_prefix_name(c->be) : NULL,
-	};
-	int n = http_build_request(c->rq.data, bufsize(c), m, &ro);
-	if (n < 0) {
-		stream_error(c, 431, "request head too large", "bad-request");
-		return;
-	}
-	c->rq.head = 0;
-	c->rq.tail = (uint32_t)n;
-	c->log_meth_len = (uint32_t)m->method.n;
-	c->log_target_off = ro.target_off;
-	c->log_target_len = (uint32_t)m->target.n;
-	c->log_ua_off = ro.ua_off;
-	c->log_ua_len = ro.ua_len;
-	c->log_ref_off = ro.ref_off;
-	c->log_ref_len = ro.ref_len;
-	c->log_id_off = ro.reqid_off;
-	c->log_id_len = ro.reqid_len;
-	buf_consume(&c->in, (uint32_t)m->head_len);
-	c->t_cli = w->now;
-	dispatch_start(c);
+	return xconn_read(&sc->xc, &sc->in, &sc->w->bufs);
 }
 
 /* CS_PROXY (bind ... accept-proxy): the connection starts with a PROXY
@@ -429,16 +135,16 @@ static void start_request(struct cconn *c, struct h1_msg *m)
  * that may speak PROXY must always speak it. */
 static int do_proxy(struct cconn *c)
 {
-	int r = c_read(c);
+	int r = stream_read_client(c);
 	if (buf_empty(&c->in)) {
-		if (c->eof || r < 0)
+		if (c->xc.eof || r < 0)
 			stream_close(c);
 		return 0;
 	}
 	struct sockaddr_storage src;
 	int n = proxyproto_parse(buf_rptr(&c->in), buf_len(&c->in), &src);
 	if (n == -2) {
-		if (buf_len(&c->in) >= bufsize(c) || c->eof)
+		if (buf_len(&c->in) >= c->w->bufs.size || c->xc.eof)
 			stream_close(c);
 		return r > 0;
 	}
@@ -458,665 +164,16 @@ static int do_proxy(struct cconn *c)
 	return 1;
 }
 
-/* trust-forwarded: when the peer is trusted, the request's client is the
- * rightmost X-Forwarded-For address that is not (cidr.c), and its scheme
- * the one X-Forwarded-Proto or Forwarded reports (route.c); otherwise the
- * peer itself and bollard's own scheme. Used for the log, the forwarding
- * headers, `persist source` and `balance hash source`. */
-static void find_client(struct cconn *c, const struct h1_msg *m)
-{
-	c->client = c->peer;
-	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
-	if (!c->fe->trusted || !cidr_match(c->fe->trusted, &c->peer))
-		return;
-	char scheme[sizeof(c->scheme)];
-	if (route_forwarded_proto(m, scheme, sizeof(scheme)))
-		memcpy(c->scheme, scheme, sizeof(scheme));
-	struct sockaddr_storage a;
-	if (cidr_xff_client(m->hdrs, m->nhdrs, c->fe->trusted, &a) == 1) {
-		c->client = a;
-		route_addr_text(&c->client, c->client_ip, sizeof(c->client_ip));
-	}
-}
-
-/* A rejected request whose request line was read still deserves its
- * method and target in the access log: copy them where log_request()
- * looks (c->rq), bounded and only when they lie inside the input. */
-static void log_rejected_line(struct cconn *c, const struct h1_msg *m)
-{
-	const char *b = buf_rptr(&c->in), *e = b + buf_len(&c->in);
-	if (!m->method.n || !m->target.n || m->method.p < b || m->target.p + m->target.n > e ||
-	    m->method.n + m->target.n + 1 > 2048 || buf_get(&c->w->bufs, &c->rq) < 0)
-		return;
-	memcpy(c->rq.data, m->method.p, m->method.n);
-	c->rq.data[m->method.n] = ' ';
-	memcpy(c->rq.data + m->method.n + 1, m->target.p, m->target.n);
-	c->log_meth_len = (uint32_t)m->method.n;
-	c->log_target_off = (uint32_t)m->method.n + 1;
-	c->log_target_len = (uint32_t)m->target.n;
-	c->log_ua_len = c->log_ref_len = c->log_id_len = 0;
-	c->minor = m->minor;
-}
-
-/* A reload happened: the next request of this connection uses the new
- * generation's frontend of the same name, or the connection closes. */
-static bool switch_generation(struct cconn *c)
-{
-	struct config *nc = c->w->cfg;
-	struct frontend *nf = NULL;
-	for (int i = 0; i < nc->nfrontends; i++)
-		if (!strcmp(nc->frontends[i]->name, c->fe->name))
-			nf = nc->frontends[i];
-	if (!nf)
-		return false;
-	cfg_hold(nc);
-	cfg_release(c->gen);
-	c->gen = nc;
-	c->fe = nf;
-	return true;
-}
-
-/* CS_HEAD: wait for, then parse, the next request head. */
-static int do_head(struct cconn *c)
-{
-	struct worker *w = c->w;
-	if (unlikely(c->gen != w->cfg) && !switch_generation(c)) {
-		stream_close(c); /* its frontend is gone */
-		return 0;
-	}
-	int r = c_read(c);
-	if (buf_empty(&c->in)) {
-		if (c->eof || r < 0) {
-			stream_close(c);
-			return 0;
-		}
-		/* idle between requests: hold no buffer */
-		buf_put(&w->bufs, &c->in);
-		return 0;
-	}
-	if (!c->t_start) {
-		c->t_start = w->now_us;
-		c->head_deadline = w->now + c->fe->to.http_request;
-	}
-	struct h1_msg m;
-	memset(&m, 0, sizeof(m));
-	m.hdrs = w->hdrs;
-	m.hdrs_cap = w->lim.max_hdrs;
-	int n = h1_parse_request(buf_rptr(&c->in), buf_len(&c->in), &m, &w->lim);
-	if (n == H1_INCOMPLETE) {
-		if (buf_len(&c->in) >= bufsize(c)) {
-			stream_error(c, 431, "request head too large", "bad-request");
-			return 1;
-		}
-		if (c->eof) {
-			c->term = "client-closed";
-			stream_close(c);
-			return 0;
-		}
-		return r > 0;
-	}
-	if (n < 0) {
-		atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-		log_rejected_line(c, &m);
-		stream_error(c, m.status ? m.status : 400, m.reason, "bad-request");
-		return 1;
-	}
-	reset_request(c);
-	start_request(c, &m);
-	return 1;
-}
-
-/* ---- the two directions ----------------------------------------------------- */
-
-/*
- * The server connection failed before any byte of a response (RFC 9110
- * 9.2.2). The request is still whole in c->rq and has no body, so it can go
- * again:
- * - on a pooled connection, the server may have closed it just as we
- *   reused it (a race no client can avoid): once more, on a fresh
- *   connection, without using up a retry;
- * - otherwise, if the method is idempotent (GET, HEAD, OPTIONS, PUT,
- *   DELETE, TRACE: sending it twice does no harm, SPEC 3.2), on another
- *   server, within `retries`.
- */
-static bool retry_stale(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	if (c->resp_started || !c->retryable)
-		return false;
-	bool stale = sc->reused && !c->fresh_only;
-	if (!stale) {
-		bool idempotent = c->meth == H1_M_GET || c->meth == H1_M_HEAD ||
-				  c->meth == H1_M_OPTIONS || c->meth == H1_M_PUT ||
-				  c->meth == H1_M_DELETE || c->meth == H1_M_TRACE;
-		if (!idempotent || c->attempts > (int)c->be->retries)
-			return false;
-	}
-	sconn_close(c->w, sc);
-	c->sc = NULL;
-	c->rq_sent = 0;
-	c->rq_state = RQ_HEAD;
-	if (stale) {
-		c->fresh_only = true;
-		c->attempts--; /* not the server's failure: does not use up a retry */
-		c->ntried = 0;
-	}
-	dispatch_start(c);
-	return true;
-}
-
-/*
- * A chunked body at the front of b (either direction): scan what arrived
- * past the *scanned bytes already checked, and return how many bytes at the
- * front may go as they are: every scanned byte but a size line the scanner
- * still holds (h1.h). A size line to re-encode is replaced once everything
- * before it has gone, so that it is at the front of b: its canonical form
- * overwrites its last bytes and the others are dropped, which costs no copy
- * of the body and no memory of its own. -1: the body is invalid.
- */
-static long chunk_ready(struct h1_chunk *ch, struct buf *b, uint32_t *scanned)
-{
-	for (;;) {
-		if (ch->rewrite) {
-			if (*scanned > ch->hold)
-				break; /* the bytes before it must go first */
-			uint32_t held = ch->hold;
-			char line[H1_CHUNK_LINE_CANON];
-			uint32_t k = (uint32_t)h1_chunk_line(ch, line);
-			memcpy(buf_rptr(b) + held - k, line, k);
-			buf_consume(b, held - k);
-			*scanned = k;
-		}
-		uint32_t avail = buf_len(b);
-		if (ch->done || avail <= *scanned)
-			break;
-		long n = h1_chunk_scan(ch, buf_rptr(b) + *scanned, avail - *scanned);
-		if (n < 0)
-			return -1;
-		*scanned += (uint32_t)n;
-		if (!ch->rewrite)
-			break;
-	}
-	return (long)(*scanned - ch->hold);
-}
-
-/* How many request-body bytes at the front of c->in can go to the server. */
-static int rq_scan(struct cconn *c)
-{
-	uint32_t avail = buf_len(&c->in);
-	if (c->rq_body == H1_BODY_LENGTH) {
-		c->rq_ready = c->rq_scanned = (uint32_t)MIN((uint64_t)avail, c->rq_left);
-		return 0;
-	}
-	if (c->rq_body == H1_BODY_CHUNKED) {
-		long n = chunk_ready(&c->rq_chunk, &c->in, &c->rq_scanned);
-		if (n < 0)
-			return -1;
-		c->rq_ready = (uint32_t)n;
-	}
-	return 0;
-}
-
-static bool rq_body_complete(const struct cconn *c)
-{
-	switch (c->rq_body) {
-	case H1_BODY_LENGTH: return c->rq_left == 0;
-	case H1_BODY_CHUNKED: return c->rq_chunk.done && c->rq_ready == 0;
-	default: return true;
-	}
-}
-
-/* Send what can be sent toward the server. Returns >0 progress, 0 none,
- * -1 when the request is finished with (error sent or connection closed). */
-static int rq_forward(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	int progress = 0;
-	if (c->rq_state == RQ_DONE || !sc->connected)
-		return 0;
-	if (c->rq_state != RQ_HEAD || c->rq_body != H1_BODY_NONE) {
-		int rr = c_read(c);
-		if (rr > 0) {
-			progress = 1;
-			c->t_cli = c->w->now;
-		}
-		if (rq_scan(c) < 0) {
-			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
-			stream_error(c, 400, "invalid chunked body", "bad-request");
-			return -1;
-		}
-	}
-	struct iovec iov[2];
-	uint32_t head_left = c->rq_state == RQ_HEAD ? buf_len(&c->rq) - c->rq_sent : 0;
-	iov[0].iov_base = c->rq.data + c->rq_sent;
-	iov[0].iov_len = head_left;
-	iov[1].iov_base = c->in.data ? buf_rptr(&c->in) : NULL;
-	iov[1].iov_len = c->rq_ready;
-	if (head_left || c->rq_ready) {
-		ssize_t wn = do_writev(sc->fd, iov, 2, &sc->can_write);
-		if (wn < 0) {
-			/* the server went away while we were sending */
-			if (retry_stale(c))
-				return -1;
-			stream_error(c, 502, "server closed the connection", "server-closed");
-			return -1;
-		}
-		if (wn > 0) {
-			progress = 1;
-			c->t_srv = c->t_took = c->w->now;
-			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)head_left);
-			c->rq_sent += h;
-			uint32_t b = (uint32_t)((size_t)wn - h);
-			if (b) {
-				buf_consume(&c->in, b);
-				c->rq_ready -= b;
-				c->rq_scanned -= b;
-				if (c->rq_body == H1_BODY_LENGTH)
-					c->rq_left -= b;
-				c->t_cli = c->w->now;
-			}
-			if (c->rq_state == RQ_HEAD && c->rq_sent == buf_len(&c->rq)) {
-				c->rq_state = RQ_BODY;
-				atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
-				atomic_store_explicit(&c->srv->last_request_ms, c->w->now, memory_order_relaxed);
-			}
-		}
-	}
-	if (c->rq_state == RQ_BODY && rq_body_complete(c)) {
-		c->rq_state = RQ_DONE;
-		c->t_head = c->w->now; /* the whole request is there: the head is due */
-		progress = 1;
-	}
-	if (c->rq_state != RQ_DONE && c->eof && c->rq_ready == 0 &&
-	    !(c->rq_state == RQ_HEAD && c->rq_body == H1_BODY_NONE)) {
-		/* the client closed in the middle of its request body */
-		c->term = "client-closed";
-		if (!c->status)
-			c->status = 400;
-		log_request(c);
-		c->logged = true;
-		stream_close(c);
-		return -1;
-	}
-	return progress;
-}
-
-static void srv_count_status(struct cconn *c, int status)
-{
-	int k = status_class(status);
-	atomic_fetch_add_explicit(&c->srv->responses[k], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->be->responses[k], 1, memory_order_relaxed);
-}
-
-/* `persist cookie NAME prefix`: which cookie to prefix with which server. */
-static void persist_prefix_opts(struct cconn *c, struct http_resp_opts *ro)
-{
-	if (c->be->npersist && c->srv) {
-		ro->prefix_cookie = persist_prefix_name(c->be);
-		ro->prefix = c->srv->name;
-	}
-}
-
-/* Parse the response head(s) at the front of sc->in. Returns >0 progress,
- * 0 need more, -1 finished with the request (error sent or retried). */
-static int rs_head(struct cconn *c)
-{
-	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
-	if (buf_empty(&sc->in)) {
-		if (!sc->eof)
-			return 0;
-		/* the server closed before any byte of a response */
-		if (retry_stale(c))
-			return -1;
-		stream_error(c, 502, "server closed the connection", "server-closed");
-		return -1;
-	}
-	c->resp_started = true;
-	if (!c->t_first)
-		c->t_first = w->now_us;
-	struct h1_msg m;
-	memset(&m, 0, sizeof(m));
-	m.hdrs = w->hdrs;
-	m.hdrs_cap = w->lim.max_hdrs;
-	int n = h1_parse_response(buf_rptr(&sc->in), buf_len(&sc->in), &m, &w->lim, c->meth);
-	if (n == H1_INCOMPLETE) {
-		if (buf_len(&sc->in) >= w->bufs.size || sc->eof) {
-			stream_error(c, 502, "incomplete response head", "bad-response");
-			return -1;
-		}
-		return 0;
-	}
-	if (n < 0) {
-		stream_error(c, 502, "invalid response from server", "bad-response");
-		return -1;
-	}
-	if (buf_get(&w->bufs, &c->out) < 0) {
-		stream_error(c, 503, "out of memory", "no-resources");
-		return -1;
-	}
-	if (m.status_code < 200) {
-		if (m.status_code == 101) {
-			if (!c->upgrade || !route_upgrade_accepts(c->fe, c->upgrade, &m)) {
-				/* a tunnel to a protocol nobody allowed would
-				 * bypass every rule: refuse it, and the server
-				 * connection goes with it (send_error) */
-				stream_error(c, 502, "unexpected 101 response", "bad-response");
-				return -1;
-			}
-			char extra[1024];
-			int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now,
-								       extra, sizeof(extra)) : 0;
-			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor,
-				.upgrade = true, .extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
-			persist_prefix_opts(c, &ro);
-			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, &ro);
-			if (hn < 0) {
-				stream_error(c, 502, "response head too large", "bad-response");
-				return -1;
-			}
-			c->out.tail += (uint32_t)hn;
-			buf_consume(&sc->in, (uint32_t)n);
-			c->status = 101;
-			srv_count_status(c, 101);
-			c->rq_state = RQ_DONE;
-			c->state = CS_TUNNEL;
-			c->t_tun = w->now;
-			log_request(c);
-			c->logged = true;
-			return 1;
-		}
-		/* interim responses (100 Continue, 103) go to HTTP/1.1 clients */
-		if (c->minor) {
-			struct http_resp_opts ro = { .keep_alive = true, .client_minor = c->minor };
-			int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size),
-						     &m, &ro);
-			if (hn < 0) {
-				stream_error(c, 502, "response head too large", "bad-response");
-				return -1;
-			}
-			c->out.tail += (uint32_t)hn;
-			c->bytes_1xx += (uint64_t)hn; /* a final answer can still follow */
-		}
-		buf_consume(&sc->in, (uint32_t)n);
-		c->t_head = w->now; /* a whole interim head: the next one is due */
-		return 1;
-	}
-	c->status = m.status_code;
-	srv_count_status(c, m.status_code);
-	c->rs_body = m.body;
-	c->rs_left = m.body == H1_BODY_LENGTH ? m.content_length : 0;
-	h1_chunk_init(&c->rs_chunk);
-	c->rs_ready = c->rs_scanned = 0;
-	c->rs_keepalive = !(m.flags & H1_MF_CONN_CLOSE) && m.body != H1_BODY_CLOSE &&
-			  (m.minor == 1 || (m.flags & H1_MF_CONN_KEEPALIVE));
-	bool ka = c->req_keepalive && !w->stopping && m.body != H1_BODY_CLOSE;
-	if (!ka)
-		c->close_after = true;
-	char extra[1024];
-	int en = c->be->npersist ? persist_on_response(c->be, c->pr, c->srv, &m, w->now, extra,
-						       sizeof(extra)) : 0;
-	struct http_resp_opts ro = { .keep_alive = ka, .client_minor = c->minor,
-		.extra = extra, .extra_len = en > 0 ? (size_t)en : 0 };
-	persist_prefix_opts(c, &ro);
-	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), &m, &ro);
-	if (hn < 0) {
-		stream_error(c, 502, "response head too large", "bad-response");
-		return -1;
-	}
-	c->out.tail += (uint32_t)hn;
-	buf_consume(&sc->in, (uint32_t)n);
-	c->rs_state = m.body == H1_BODY_NONE ? RS_DONE : RS_BODY;
-	return 1;
-}
-
-/* How many response-body bytes at the front of sc->in can go to the client. */
-static int rs_scan(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	uint32_t avail = buf_len(&sc->in);
-	long n;
-	switch (c->rs_body) {
-	case H1_BODY_LENGTH:
-		c->rs_ready = c->rs_scanned = (uint32_t)MIN((uint64_t)avail, c->rs_left);
-		break;
-	case H1_BODY_CLOSE:
-		c->rs_ready = c->rs_scanned = avail;
-		break;
-	case H1_BODY_CHUNKED:
-		if ((n = chunk_ready(&c->rs_chunk, &sc->in, &c->rs_scanned)) < 0)
-			return -1;
-		c->rs_ready = (uint32_t)n;
-		break;
-	default:
-		c->rs_ready = c->rs_scanned = 0;
-	}
-	return 0;
-}
-
-static bool rs_body_complete(const struct cconn *c)
-{
-	switch (c->rs_body) {
-	case H1_BODY_LENGTH: return c->rs_left == 0;
-	case H1_BODY_CHUNKED: return c->rs_chunk.done && c->rs_ready == 0;
-	case H1_BODY_CLOSE: return c->sc->eof && c->rs_ready == 0;
-	default: return true;
-	}
-}
-
 /* Abort a request whose response has started: nothing can be said to the
  * client any more but closing. */
-static void abort_stream(struct cconn *c, const char *term)
+void stream_abort(struct cconn *c, const char *term)
 {
-	c->term = term;
-	if (!c->logged) {
-		log_request(c);
-		c->logged = true;
+	c->tx.term = term;
+	if (!c->tx.logged) {
+		txn_log(c);
+		c->tx.logged = true;
 	}
 	stream_close(c);
-}
-
-/* Response direction. Returns >0 progress, 0 none, -1 finished with. */
-static int rs_forward(struct cconn *c)
-{
-	struct sconn *sc = c->sc;
-	int progress = 0;
-	int rr = sc_read(sc, c->w);
-	if (rr > 0) {
-		progress = 1;
-		c->t_srv = c->w->now;
-	}
-	if (c->rs_state == RS_HEAD) {
-		int r = rs_head(c);
-		if (r < 0)
-			return -1;
-		if (r == 0 && c->out.data == NULL)
-			return progress;
-		if (c->state == CS_TUNNEL)
-			return 1;
-		progress |= r;
-	}
-	if (c->rs_state == RS_BODY && rs_scan(c) < 0) {
-		/* a 502 while nothing went out, else the client connection is
-		 * closed before its body ends; the server connection goes
-		 * either way (its framing is lost) */
-		stream_error(c, 502, "invalid chunked body from the server", "bad-response");
-		return -1;
-	}
-	struct iovec iov[2];
-	uint32_t out_left = c->out.data ? buf_len(&c->out) : 0;
-	iov[0].iov_base = out_left ? buf_rptr(&c->out) : NULL;
-	iov[0].iov_len = out_left;
-	iov[1].iov_base = sc->in.data ? buf_rptr(&sc->in) : NULL;
-	iov[1].iov_len = c->rs_state == RS_BODY ? c->rs_ready : 0;
-	if (iov[0].iov_len || iov[1].iov_len) {
-		ssize_t wn = do_writev(c->fd, iov, 2, &c->can_write);
-		if (wn < 0) {
-			abort_stream(c, "client-closed");
-			return -1;
-		}
-		if (wn > 0) {
-			progress = 1;
-			c->t_cli = c->w->now;
-			c->bytes_out += (uint64_t)wn;
-			uint32_t h = (uint32_t)MIN((size_t)wn, (size_t)out_left);
-			buf_consume(&c->out, h);
-			uint32_t b = (uint32_t)((size_t)wn - h);
-			if (b) {
-				buf_consume(&sc->in, b);
-				c->rs_ready -= b;
-				c->rs_scanned -= b;
-				if (c->rs_body == H1_BODY_LENGTH)
-					c->rs_left -= b;
-			}
-		}
-	}
-	if (c->out.data && buf_empty(&c->out))
-		buf_put(&c->w->bufs, &c->out);
-	if (c->rs_state == RS_BODY) {
-		if (rs_body_complete(c)) {
-			c->rs_state = RS_DONE;
-			progress = 1;
-		} else if (sc->eof && c->rs_ready == 0 && buf_len(&sc->in) == 0) {
-			abort_stream(c, "server-closed");
-			return -1;
-		}
-	}
-	return progress;
-}
-
-/* Both directions finished and the response is flushed. */
-static void finish_request(struct cconn *c)
-{
-	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
-	if (!c->logged)
-		log_request(c);
-	c->logged = true;
-	if (sc) {
-		c->sc = NULL;
-		/* a connection to a server of an older generation has no pool
-		 * to go back to (pools are per generation) */
-		bool reusable = c->rs_keepalive && c->rq_state == RQ_DONE && !sc->eof &&
-				buf_empty(&sc->in) && c->gen == w->cfg;
-		if (reusable)
-			sconn_pool_put(w, sc);
-		else
-			sconn_close(w, sc);
-	}
-	buf_put(&w->bufs, &c->rq);
-	pr_put(w, c);
-	if (c->rq_state != RQ_DONE)
-		c->close_after = true; /* unread request body: framing is lost */
-	c->t_start = 0;
-	strcpy(c->scheme, STREAM_SCHEME);
-	if (c->close_after || w->stopping) {
-		c->state = CS_CLOSING;
-		c->close_deadline = w->now + c->fe->to.client;
-		return;
-	}
-	c->state = CS_HEAD;
-	c->head_deadline = 0;
-	c->idle_deadline = w->now + c->fe->to.http_keep_alive;
-	/* a pipelined request may already be waiting */
-	c->can_read = c->can_read || !buf_empty(&c->in);
-}
-
-static int do_forward(struct cconn *c)
-{
-	/* after -1 the request was answered, retried or closed: the state
-	 * changed, so the driver must look again */
-	int p1 = rq_forward(c);
-	if (p1 < 0 || c->state != CS_FORWARD)
-		return c->closed ? 0 : 1;
-	int p2 = rs_forward(c);
-	if (p2 < 0 || c->state != CS_FORWARD)
-		return c->closed ? 0 : 1;
-	if (c->rs_state == RS_DONE && (!c->out.data || buf_empty(&c->out))) {
-		if (c->rq_state != RQ_DONE && c->rq_body != H1_BODY_NONE) {
-			/* answered before the whole body came: close after */
-			c->close_after = true;
-		}
-		finish_request(c);
-		return 1;
-	}
-	return p1 | p2;
-}
-
-/* ---- tunnel -------------------------------------------------------------------- */
-
-/* Write what b holds to fd (one side of the tunnel). Returns 1 if bytes
- * went, 0 if none could, -1 on a write error. Bytes toward the client are
- * counted for the log. */
-static int tunnel_flush(struct cconn *c, struct buf *b, int fd, bool *can_write, bool to_client)
-{
-	if (!b->data || buf_empty(b))
-		return 0;
-	struct iovec iov = { buf_rptr(b), buf_len(b) };
-	ssize_t wn = do_writev(fd, &iov, 1, can_write);
-	if (wn <= 0)
-		return wn < 0 ? -1 : 0;
-	if (to_client)
-		c->bytes_out += (uint64_t)wn;
-	buf_consume(b, (uint32_t)wn);
-	return 1;
-}
-
-static int do_tunnel(struct cconn *c)
-{
-	struct worker *w = c->w;
-	struct sconn *sc = c->sc;
-	int progress = 0, r;
-	/* flush the 101 head first */
-	if ((r = tunnel_flush(c, &c->out, c->fd, &c->can_write, true)) < 0) {
-		abort_stream(c, "client-closed");
-		return 0;
-	}
-	progress |= r;
-	if (c->out.data) {
-		if (!buf_empty(&c->out))
-			return progress;
-		buf_put(&w->bufs, &c->out);
-	}
-	/* client -> server */
-	if (c_read(c) > 0)
-		progress = 1;
-	if ((r = tunnel_flush(c, &c->in, sc->fd, &sc->can_write, false)) < 0) {
-		abort_stream(c, "server-closed");
-		return 0;
-	}
-	progress |= r;
-	/* server -> client */
-	if (sc_read(sc, w) > 0)
-		progress = 1;
-	if ((r = tunnel_flush(c, &sc->in, c->fd, &c->can_write, true)) < 0) {
-		abort_stream(c, "client-closed");
-		return 0;
-	}
-	progress |= r;
-	if (progress)
-		c->t_tun = w->now;
-	/* half-closes travel through the tunnel */
-	bool cdone = c->eof && (!c->in.data || buf_empty(&c->in));
-	bool sdone = sc->eof && (!sc->in.data || buf_empty(&sc->in));
-	if (cdone && !c->shut_srv) {
-		shutdown(sc->fd, SHUT_WR);
-		c->shut_srv = true;
-	}
-	if (sdone && !c->shut_cli) {
-		shutdown(c->fd, SHUT_WR);
-		c->shut_cli = true;
-	}
-	if (cdone && sdone) {
-		stream_close(c);
-		return 0;
-	}
-	if (c->in.data && buf_empty(&c->in))
-		buf_put(&w->bufs, &c->in);
-	if (sc->in.data && buf_empty(&sc->in))
-		buf_put(&w->bufs, &sc->in);
-	return progress;
 }
 
 /* ---- bollard's own responses and closing ------------------------------------------ */
@@ -1124,28 +181,28 @@ static int do_tunnel(struct cconn *c)
 void stream_error(struct cconn *c, int status, const char *detail, const char *term)
 {
 	struct worker *w = c->w;
-	if (c->sc) {
-		sconn_close(w, c->sc);
-		c->sc = NULL;
+	if (c->tx.sc) {
+		sconn_close(w, c->tx.sc);
+		c->tx.sc = NULL;
 	}
-	if (c->state == CS_FORWARD && c->bytes_out > c->bytes_1xx) {
+	if (c->state == CS_FORWARD && c->tx.bytes_out > c->tx.bytes_1xx) {
 		/* part of a final response already went out (its head may be
 		 * gone from c->out): only closing is left */
-		abort_stream(c, term);
+		stream_abort(c, term);
 		return;
 	}
-	if (!c->t_start)
-		c->t_start = w->now_us;
-	c->status = status;
-	c->term = term;
-	if (status >= 500 && c->be)
-		atomic_fetch_add_explicit(&c->be->responses[5], 1, memory_order_relaxed);
+	if (!c->tx.t_start)
+		c->tx.t_start = w->now_us;
+	c->tx.status = status;
+	c->tx.term = term;
+	if (status >= 500 && c->tx.be)
+		atomic_fetch_add_explicit(&c->tx.be->responses[5], 1, memory_order_relaxed);
 	if (buf_get(&w->bufs, &c->out) < 0) {
-		abort_stream(c, term);
+		stream_abort(c, term);
 		return;
 	}
 	c->out.head = c->out.tail = 0;
-	int n = http_build_error(c->out.data, bufsize(c), status, detail);
+	int n = http_build_error(c->out.data, c->w->bufs.size, status, detail);
 	c->out.tail = n > 0 ? (uint32_t)n : 0;
 	c->close_after = true;
 	c->state = CS_CLOSING;
@@ -1157,26 +214,26 @@ static int do_closing(struct cconn *c)
 	struct worker *w = c->w;
 	if (c->out.data && !buf_empty(&c->out)) {
 		struct iovec iov = { buf_rptr(&c->out), buf_len(&c->out) };
-		ssize_t wn = do_writev(c->fd, &iov, 1, &c->can_write);
+		ssize_t wn = xconn_writev(&c->xc, &iov, 1);
 		if (wn < 0) {
-			abort_stream(c, c->term ? c->term : "client-closed");
+			stream_abort(c, c->tx.term ? c->tx.term : "client-closed");
 			return 0;
 		}
-		c->bytes_out += (uint64_t)(wn > 0 ? wn : 0);
+		c->tx.bytes_out += (uint64_t)(wn > 0 ? wn : 0);
 		buf_consume(&c->out, (uint32_t)(wn > 0 ? wn : 0));
 		if (!buf_empty(&c->out))
 			return wn > 0;
 	}
-	if (!c->logged && c->status) {
-		log_request(c);
-		c->logged = true;
+	if (!c->tx.logged && c->tx.status) {
+		txn_log(c);
+		c->tx.logged = true;
 	}
 	buf_put(&w->bufs, &c->out);
-	buf_put(&w->bufs, &c->rq);
+	buf_put(&w->bufs, &c->tx.rq);
 	/* Shut our side, then drain what the client still sends for a while:
 	 * closing with unread input would reset the connection and could
 	 * destroy the response before the client reads it. */
-	shutdown(c->fd, SHUT_WR);
+	xconn_shutw(&c->xc);
 	c->state = CS_LINGER;
 	c->close_deadline = w->now + LINGER_MS;
 	return 1;
@@ -1186,11 +243,11 @@ static int do_linger(struct cconn *c)
 {
 	char sink[4096];
 	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+		ssize_t n = xconn_recv(&c->xc, sink, sizeof(sink));
 		if (n > 0)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return 0;
+		if (n == 0)
+			return 0; /* nothing more for now */
 		stream_close(c);
 		return 0;
 	}
@@ -1198,39 +255,6 @@ static int do_linger(struct cconn *c)
 }
 
 /* ---- driving ----------------------------------------------------------------------- */
-
-/*
- * CS_FORWARD: whom bollard waits for, and until when. Bytes waiting to go
- * to one side make that side the one stalling (the other side is not read
- * meanwhile: back-pressure), timed from the last time it took some;
- * otherwise the side that owes bytes: the client while its request body is
- * not all there, then the server. The response head must come whole within
- * `timeout server` of the end of the request (t_head): bytes of it
- * trickling in do not restart that, so a server cannot hold a request by
- * sending its head a byte at a time. Returns the earliest deadline;
- * *client says whether it is the client's (the one to blame).
- */
-static uint64_t forward_deadline(const struct cconn *c, bool *client)
-{
-	uint64_t cli = EV_NO_TIMER, srv = EV_NO_TIMER;
-	bool to_srv = c->rq_state == RQ_HEAD ? c->rq_sent < buf_len(&c->rq) : c->rq_ready > 0;
-	bool to_cli = (c->out.data && !buf_empty(&c->out)) || c->rs_ready > 0;
-
-	if (c->rq_state != RQ_DONE) {
-		if (to_srv)
-			srv = c->t_took + c->be->to.server;
-		else if (c->rq_state == RQ_BODY)
-			cli = c->t_cli + c->fe->to.client;
-	}
-	if (to_cli)
-		cli = MIN(cli, c->t_cli + c->fe->to.client);
-	else if (c->rs_state == RS_HEAD && c->rq_state == RQ_DONE)
-		srv = MIN(srv, c->t_head + c->be->to.server);
-	else if (c->rs_state == RS_BODY)
-		srv = MIN(srv, c->t_srv + c->be->to.server);
-	*client = cli <= srv;
-	return MIN(cli, srv);
-}
 
 static void arm_timer(struct cconn *c)
 {
@@ -1241,7 +265,7 @@ static void arm_timer(struct cconn *c)
 		when = c->head_deadline;
 		break;
 	case CS_HEAD:
-		if (c->t_start)
+		if (c->tx.t_start)
 			when = c->head_deadline;
 		else if (c->idle_deadline)
 			when = c->idle_deadline;
@@ -1249,18 +273,18 @@ static void arm_timer(struct cconn *c)
 			when = c->head_deadline; /* fresh connection: no request yet */
 		break;
 	case CS_QUEUED:
-		when = c->queue_deadline;
+		when = c->tx.queue_deadline;
 		break;
 	case CS_CONNECT:
-		when = c->conn_deadline;
+		when = c->tx.conn_deadline;
 		break;
 	case CS_FORWARD: {
 		bool client;
-		when = forward_deadline(c, &client);
+		when = h1_exchange_deadline(c, &client);
 		break;
 	}
 	case CS_TUNNEL:
-		when = c->t_tun + c->be->to.tunnel;
+		when = c->tx.t_tun + c->tx.be->to.tunnel;
 		break;
 	case CS_CLOSING:
 	case CS_LINGER:
@@ -1275,13 +299,18 @@ void stream_drive(struct cconn *c)
 {
 	for (;;) {
 		int p = 0;
+		/* between transactions, waiting in the queue, or closing, a
+		 * connection holds no server connection; queued means queued */
+		BUG_ON(c->tx.sc && (c->state == CS_PROXY || c->state == CS_HEAD ||
+				    c->state == CS_QUEUED || c->state >= CS_CLOSING));
+		BUG_ON((c->state == CS_QUEUED) != (c->tx.qsrv != NULL));
 		switch (c->state) {
 		case CS_PROXY: p = do_proxy(c); break;
-		case CS_HEAD: p = do_head(c); break;
+		case CS_HEAD: p = h1_exchange_head(c); break;
 		case CS_QUEUED: p = 0; break; /* stream_queue_run() moves it on */
 		case CS_CONNECT: p = dispatch_connect_step(c); break;
-		case CS_FORWARD: p = do_forward(c); break;
-		case CS_TUNNEL: p = do_tunnel(c); break;
+		case CS_FORWARD: p = h1_exchange_forward(c); break;
+		case CS_TUNNEL: p = tunnel_step(c); break;
 		case CS_CLOSING: p = do_closing(c); break;
 		case CS_LINGER: p = do_linger(c); break;
 		}
@@ -1290,35 +319,22 @@ void stream_drive(struct cconn *c)
 		if (p <= 0)
 			break;
 	}
-	if (c->w->stopping && c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in))) {
+	if (c->w->stopping && c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in))) {
 		stream_close(c);
 		return;
 	}
 	arm_timer(c);
 }
 
-/* Edge-triggered readiness, remembered until used up (either side). An
- * error or hang-up makes both directions "ready" so the next read or write
- * reports it. */
-static void note_events(uint32_t events, bool *can_read, bool *rdhup, bool *can_write)
-{
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		*can_read = true;
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		*rdhup = true;
-	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-		*can_write = true;
-}
-
 void stream_client_event(struct cconn *c, uint32_t events)
 {
-	note_events(events, &c->can_read, &c->rdhup, &c->can_write);
+	xconn_events(&c->xc, events);
 	stream_drive(c);
 }
 
 void stream_server_event(struct sconn *sc, uint32_t events)
 {
-	note_events(events, &sc->can_read, &sc->rdhup, &sc->can_write);
+	xconn_events(&sc->xc, events);
 	if (sc->dead)
 		return;
 	if (!sc->owner) {
@@ -1338,7 +354,7 @@ void stream_timeout(struct cconn *c)
 		stream_close(c);
 		return;
 	case CS_HEAD:
-		if (c->t_start && c->in.data && !buf_empty(&c->in)) {
+		if (c->tx.t_start && c->in.data && !buf_empty(&c->in)) {
 			atomic_fetch_add_explicit(&c->fe->rejected, 1, memory_order_relaxed);
 			stream_error(c, 408, "request head not received in time", "request-timeout");
 			stream_drive(c);
@@ -1358,19 +374,19 @@ void stream_timeout(struct cconn *c)
 		return;
 	case CS_FORWARD: {
 		bool client;
-		forward_deadline(c, &client);
+		h1_exchange_deadline(c, &client);
 		if (!client)
 			stream_error(c, 504, "the server did not answer in time", "server-timeout");
-		else if (c->rq_state != RQ_DONE && c->bytes_out <= c->bytes_1xx)
+		else if (c->tx.rq_state != RQ_DONE && c->tx.bytes_out <= c->tx.bytes_1xx)
 			stream_error(c, 408, "request body not received in time", "client-timeout");
 		else
-			abort_stream(c, "client-timeout"); /* it stopped taking the response */
+			stream_abort(c, "client-timeout"); /* it stopped taking the response */
 		if (!c->closed)
 			stream_drive(c);
 		return;
 	}
 	case CS_TUNNEL:
-		abort_stream(c, "tunnel-timeout");
+		stream_abort(c, "tunnel-timeout");
 		return;
 	case CS_CLOSING:
 	case CS_LINGER:
@@ -1381,8 +397,9 @@ void stream_timeout(struct cconn *c)
 
 void stream_stop_soon(struct cconn *c)
 {
-	if (c->state == CS_HEAD && !c->t_start && (!c->in.data || buf_empty(&c->in)))
+	if (c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in)))
 		stream_close(c);
 	else
 		c->close_after = true;
 }
+

@@ -131,11 +131,14 @@ static void free_dead(struct worker *w)
 	while (w->dead_clients) {
 		struct cconn *c = w->dead_clients;
 		w->dead_clients = c->next;
+		c->kind = 0; /* a pointer that outlives it fails its magic check */
+		c->timer.magic = 0;
 		free(c);
 	}
 	while (w->dead_servers) {
 		struct sconn *sc = w->dead_servers;
 		w->dead_servers = sc->next;
+		sc->kind = 0;
 		free(sc);
 	}
 }
@@ -315,16 +318,22 @@ static void *worker_main(void *arg)
 			}
 			case OBJ_CLIENT: {
 				struct cconn *c = evs[i].data.ptr;
+				BUG_ON(c->w != w); /* a connection lives on one thread */
 				if (!c->closed)
 					stream_client_event(c, e);
 				break;
 			}
-			case OBJ_SERVER:
-				stream_server_event(evs[i].data.ptr, e);
+			case OBJ_SERVER: {
+				struct sconn *sc = evs[i].data.ptr;
+				BUG_ON(sc->w != w);
+				stream_server_event(sc, e);
 				break;
+			}
 			case OBJ_WAKEUP:
 				handle_wakeup(w);
 				break;
+			default:
+				BUG_ON(!"epoll returned an object of no known kind");
 			}
 		}
 		if (w->limit_paused && w->now - last_limit_retry >= 10) {
@@ -347,6 +356,7 @@ static void *worker_main(void *arg)
 		struct ev_timer *t;
 		while ((t = ev_timer_expired(&w->timers, w->now))) {
 			struct cconn *c = (struct cconn *)((char *)t - offsetof(struct cconn, timer));
+			BUG_ON(c->kind != OBJ_CLIENT); /* only client connections have timers */
 			if (!c->closed)
 				stream_timeout(c);
 		}
@@ -532,7 +542,7 @@ void workers_join(void)
 		free(w->hdrs);
 		free(w->listeners);
 		free(w->old_listeners);
-		stream_pr_free_all(w);
+		txn_pr_free_all(w);
 		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
 		if (pending)
 			cfg_release(pending);
