@@ -17,7 +17,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 	    -Wformat=2 -Wmissing-format-attribute
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
-LIBS     := -lsodium -lxxhash -lssl -lcrypto -lm -pthread
+LIBS     := -lsodium -lxxhash -lhiredis -lssl -lcrypto -lm -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSANDIR  := $(BUILD)/tsan
 TSANFLAGS:= -O1 -fno-omit-frame-pointer -fsanitize=thread
@@ -54,6 +54,7 @@ UNIT_DEPS_xprt := xprt_tcp buf
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
+UNIT_DEPS_shared_link := shared_link
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
 

@@ -1,0 +1,1010 @@
+/*
+ * shared_link.c - one asynchronous Redis link per worker loop (hiredis
+ * async API), the transport of the shared persistence tables (SPEC 13,
+ * doc/scale-out.md).
+ *
+ * Three kinds of traffic, kept apart because they fail differently:
+ *  - requests (GET, SET NX GET, the compare-and-set script) hold one slot of
+ *    a fixed pool until Redis answers; their callback fires exactly once: at
+ *    the answer, at the deadline (the slot then waits, orphaned, for the late
+ *    reply) or when the connection goes (hiredis hands every pending reply
+ *    back as NULL). A request while the link is down fails at once.
+ *  - writes (SET PX, SET NX PX, DEL) go into a bounded ring as formatted
+ *    RESP; a zero-delay timer sends everything queued once per loop
+ *    iteration, one pipelined batch. An entry leaves the ring only when Redis
+ *    acknowledged it; a lost connection rewinds the send cursor, so what was
+ *    in flight is replayed, in order, after the reconnect.
+ *  - the handshake (AUTH, SELECT, PING): the link is up at the PING's reply,
+ *    so "connected" means "Redis answers", not "the kernel accepted" (a
+ *    SIGSTOPped Redis still completes TCP handshakes from its backlog).
+ *
+ * A connection is dropped when nothing comes back for stall_ms while
+ * something is waiting: a stopped or overloaded Redis then costs one
+ * `timeout` to the requests already sent and nothing to the next ones.
+ *
+ * Allocation: none in this file after shared_link_create(); commands are
+ * formatted into the link's own buffers and given to hiredis already
+ * formatted. hiredis itself allocates, per command, one callback record;
+ * per reply, the reply object (and its string, and the elements of an
+ * array); per write(2) that empties its output buffer, a fresh empty buffer.
+ */
+#include "api.h"
+#include "shared_link.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define CMD_MAX 512                 /* one formatted write: key, value, framing */
+#define SCRATCH_MAX 1024            /* the longest command: EVAL with the script */
+#define RL_BITS 12                  /* rate-limit memory: 4096 keys per link */
+
+const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, UINT64_MAX,
+};
+
+/* KEYS[1]; ARGV: expected value, new value, ttl ms. An absent key matches any
+ * expectation: after an expiry or a Redis restarted empty the first mover
+ * wins, and the others see its value. */
+static const char cas_script[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v == false or v == ARGV[1] then "
+	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
+	"return {0, v}";
+
+enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
+enum slot_state { SLOT_FREE, SLOT_WAITING, SLOT_ORPHAN };
+
+struct slot {
+	uint8_t state, op;
+	uint16_t klen, elen, vlen;      /* CAS arguments kept for the EVAL retry */
+	uint32_t ttl_ms;
+	uint64_t deadline_ms, t0_us;
+	shared_link_cb cb;
+	void *arg;
+	uint32_t next_free;
+	char args[SHARED_KEY_MAX + 2 * SHARED_VAL_MAX];
+};
+
+struct wentry {
+	uint16_t len;
+	uint8_t op;
+	uint64_t t0_us;
+	char cmd[CMD_MAX];
+};
+
+struct rl_entry { uint64_t kh; uint32_t vh, t; };
+
+struct shared_link {
+	struct shared_link_conf conf;
+	struct shared_link_loop loop;
+	char host[64], prefix[64];
+	size_t prefix_len;
+	char *password;
+	char sha[41];
+
+	enum link_state state;
+	redisAsyncContext *ac;
+	int fd;
+	unsigned io_mask;
+	uint64_t armed;                 /* what loop.timer was last given */
+
+	uint64_t retry_at, connect_deadline, flush_at, ops_next;
+	uint32_t attempt;               /* failed attempts since the last up */
+	uint32_t inflight;              /* commands on this connection without reply */
+	uint64_t last_reply_ms;
+	bool logged_down, io_failed, closing;
+	char reason[128];
+
+	struct slot *slots;
+	uint32_t free_head, nslots;
+
+	struct wentry *ring;
+	uint32_t qcap, head, sent, tail; /* head <= sent <= tail, modulo qcap */
+
+	struct rl_entry rl[1u << RL_BITS];
+	uint64_t rnd;
+
+	char scratch[SCRATCH_MAX];
+	struct shared_link_stats st;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t now_ms(void) { return now_us() / 1000u; }
+
+/* Single writer (the link's thread): a relaxed load and store, no lock prefix. */
+static void bump(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static void set_gauge(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static void count(struct shared_link *l, enum shared_op op, enum shared_result r)
+{
+	bump(&l->st.ops[op][r], 1);
+}
+
+static void latency(struct shared_link *l, uint64_t t0_us)
+{
+	uint64_t d = now_us() - t0_us;
+	unsigned i = 0;
+
+	while (d > shared_link_lat_bounds_us[i])
+		i++;
+	bump(&l->st.lat[i], 1);
+	bump(&l->st.lat_sum_us, d);
+}
+
+static uint64_t next_rnd(struct shared_link *l)
+{
+	/* xorshift64*: jitter only, not security */
+	l->rnd ^= l->rnd >> 12;
+	l->rnd ^= l->rnd << 25;
+	l->rnd ^= l->rnd >> 27;
+	return l->rnd * 2685821657736338717ull;
+}
+
+static void say(struct shared_link *l, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say(struct shared_link *l, int level, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!l->loop.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	l->loop.log(l->loop.ctx, level, msg);
+}
+
+uint32_t shared_link_backoff(uint32_t n, uint32_t min, uint32_t max, uint64_t rnd)
+{
+	uint64_t c = min ? min : 1;
+
+	for (uint32_t i = 0; i < n && c < max; i++)
+		c <<= 1;
+	if (c > max)
+		c = max;
+	c -= rnd % (c / 2 + 1);
+	return (uint32_t)(c < min ? min : c);
+}
+
+/* ---- RESP formatting into a caller's buffer ----------------------------- */
+
+struct resp { char *p; size_t n, cap; bool bad; };
+
+static void put(struct resp *b, const void *p, size_t n)
+{
+	if (b->bad || b->n + n > b->cap) {
+		b->bad = true;
+		return;
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void put_hdr(struct resp *b, char kind, size_t v)
+{
+	char h[32];
+	int n = snprintf(h, sizeof(h), "%c%zu\r\n", kind, v);
+
+	put(b, h, (size_t)n);
+}
+
+static void put_arg(struct resp *b, const void *p, size_t n)
+{
+	put_hdr(b, '$', n);
+	put(b, p, n);
+	put(b, "\r\n", 2);
+}
+
+static void put_num(struct resp *b, uint64_t v)
+{
+	char d[24];
+	int n = snprintf(d, sizeof(d), "%llu", (unsigned long long)v);
+
+	put_arg(b, d, (size_t)n);
+}
+
+/* prefix + table + ':' + key, into out; returns its length or -1. */
+static int make_key(const struct shared_link *l, char *out, const char *table,
+		    const void *key, size_t klen)
+{
+	size_t tl = strlen(table);
+
+	if (memchr(table, ':', tl) || l->prefix_len + tl + 1 + klen > SHARED_KEY_MAX)
+		return -1;
+	memcpy(out, l->prefix, l->prefix_len);
+	memcpy(out + l->prefix_len, table, tl);
+	out[l->prefix_len + tl] = ':';
+	memcpy(out + l->prefix_len + tl + 1, key, klen);
+	return (int)(l->prefix_len + tl + 1 + klen);
+}
+
+/* ---- the connection ----------------------------------------------------- */
+
+static void rearm(struct shared_link *l);
+
+static void set_io(struct shared_link *l, unsigned mask)
+{
+	if (l->fd < 0 || mask == l->io_mask)
+		return;
+	l->io_mask = mask;
+	if (l->loop.io(l->loop.ctx, l, l->fd, mask) < 0 && mask)
+		l->io_failed = true;  /* cannot be watched: the timer drops it */
+}
+
+static void ev_add_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_READ); }
+static void ev_del_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_READ); }
+static void ev_add_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_WRITE); }
+static void ev_del_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_WRITE); }
+static void ev_cleanup(void *p)
+{
+	struct shared_link *l = p;
+
+	set_io(l, 0);
+	l->fd = -1;
+	l->io_mask = 0;
+}
+
+/* The connection is gone (hiredis is freeing it, or we are): remember why,
+ * rewind the writes, schedule the next attempt, log the transition once. */
+static void went_down(struct shared_link *l, const char *why)
+{
+	l->ac = NULL;
+	l->inflight = 0;
+	l->sent = l->head;
+	if (l->closing) {
+		/* shutting down: not a transition worth a log line */
+	} else if (l->state == LINK_UP) {
+		bump(&l->st.downs, 1);
+		set_gauge(&l->st.up, 0);
+		say(l, 1, "shared-tables: redis %s:%d down (%s); %u writes queued, reconnecting",
+		    l->host, l->conf.port, why, l->tail - l->head);
+		l->logged_down = true;
+	} else if (!l->logged_down) {
+		say(l, 1, "shared-tables: redis %s:%d unreachable (%s); tables go on locally, retrying",
+		    l->host, l->conf.port, why);
+		l->logged_down = true;
+	}
+	snprintf(l->reason, sizeof(l->reason), "%s", why);
+	l->state = LINK_DOWN;
+	l->retry_at = now_ms() + shared_link_backoff(l->attempt, l->conf.backoff_min_ms,
+						       l->conf.backoff_max_ms, next_rnd(l));
+	if (l->attempt < 32)
+		l->attempt++;
+}
+
+static void link_lost(struct shared_link *l, const redisAsyncContext *ac, const char *why)
+{
+	if (ac == l->ac && l->ac)
+		went_down(l, why);
+}
+
+/* Drop the connection ourselves (timeout, stall, refused AUTH). */
+static void link_drop(struct shared_link *l, const char *why)
+{
+	redisAsyncContext *ac = l->ac;
+
+	if (!ac)
+		return;
+	link_lost(l, ac, why);
+	/* deferred by hiredis when called from one of its callbacks; either way
+	 * every pending reply comes back as NULL, which the callbacks expect */
+	redisAsyncFree(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		link_lost(ac->data, ac, ac->errstr[0] ? ac->errstr : "connect failed");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	link_lost(ac->data, ac, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void flush_writes(struct shared_link *l);
+
+/* A reply on the live connection: progress for the stall detector. */
+static bool live_reply(struct shared_link *l, redisAsyncContext *ac, void *reply)
+{
+	if (!reply || ac != l->ac)
+		return false;
+	if (l->inflight)
+		l->inflight--;
+	l->last_reply_ms = now_ms();
+	return true;
+}
+
+static void hs_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared_link *l = ac->data;
+	redisReply *reply = r;
+	bool last = priv != NULL;
+
+	if (!live_reply(l, ac, r)) {
+		link_lost(l, ac, "closed during handshake");
+		return;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "handshake refused: %.100s", reply->str);
+		link_drop(l, why);
+		return;
+	}
+	if (!last || l->state != LINK_CONNECTING)
+		return;
+	l->state = LINK_UP;
+	set_gauge(&l->st.up, 1);
+	say(l, 2, "shared-tables: redis %s:%d up%s; replaying %u queued writes", l->host,
+	    l->conf.port, l->attempt ? " again" : "", l->tail - l->head);
+	l->attempt = 0;
+	l->logged_down = false;
+	l->flush_at = 0;
+	flush_writes(l);
+}
+
+static int issue(struct shared_link *l, redisCallbackFn *fn, void *priv, const char *cmd, size_t n)
+{
+	if (!l->ac || redisAsyncFormattedCommand(l->ac, fn, priv, cmd, n) != REDIS_OK)
+		return -1;
+	if (!l->inflight++)
+		l->last_reply_ms = now_ms();
+	return 0;
+}
+
+static void link_connect(struct shared_link *l)
+{
+	redisAsyncContext *ac;
+	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
+
+	bump(&l->st.connects, 1);
+	ac = redisAsyncConnect(l->host, l->conf.port);
+	if (!ac || ac->err) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		went_down(l, why);
+		return;
+	}
+	ac->data = l;
+	ac->ev.data = l;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	l->ac = ac;
+	l->fd = ac->c.fd;
+	l->io_mask = 0;
+	l->state = LINK_CONNECTING;
+	l->inflight = 0;
+	l->io_failed = false;
+	l->connect_deadline = now_ms() + l->conf.connect_timeout_ms;
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	redisAsyncSetConnectCallback(ac, on_connect);  /* watches for writable */
+
+	/* one command per issue: a formatted block is one callback */
+	if (l->password) {
+		put_hdr(&b, '*', 2);
+		put_arg(&b, "AUTH", 4);
+		put_arg(&b, l->password, strlen(l->password));
+		BUG_ON(b.bad);
+		issue(l, hs_cb, NULL, b.p, b.n);
+		explicit_bzero(l->scratch, b.n);
+		b.n = 0;
+	}
+	if (l->conf.db > 0) {
+		put_hdr(&b, '*', 2);
+		put_arg(&b, "SELECT", 6);
+		put_num(&b, (uint64_t)l->conf.db);
+		BUG_ON(b.bad);
+		issue(l, hs_cb, NULL, b.p, b.n);
+	}
+	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static void write_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared_link *l = ac->data;
+	redisReply *reply = r;
+	struct wentry *w;
+
+	if (!live_reply(l, ac, r))
+		return;  /* stays in the ring: replayed after the reconnect */
+	BUG_ON(l->head == l->sent);
+	w = &l->ring[l->head % l->qcap];
+	latency(l, w->t0_us);
+	count(l, w->op, reply->type == REDIS_REPLY_ERROR ? SHARED_ERROR : SHARED_OK);
+	l->head++;
+	set_gauge(&l->st.queued, l->tail - l->head);
+}
+
+static void flush_writes(struct shared_link *l)
+{
+	l->flush_at = SHARED_NO_TIMER;
+	while (l->state == LINK_UP && l->sent != l->tail) {
+		struct wentry *w = &l->ring[l->sent % l->qcap];
+
+		w->t0_us = now_us();
+		if (issue(l, write_cb, NULL, w->cmd, w->len) < 0)
+			break;
+		l->sent++;
+	}
+}
+
+static struct rl_entry *rl_slot(struct shared_link *l, uint64_t kh)
+{
+	return &l->rl[kh & ((1u << RL_BITS) - 1)];
+}
+
+static uint64_t key_hash(const struct shared_link *l, const char *k, size_t n)
+{
+	return XXH3_64bits_withSeed(k, n, l->conf.seed);
+}
+
+static void rl_note(struct shared_link *l, const char *k, size_t kn, const char *v, size_t vn)
+{
+	uint64_t kh = key_hash(l, k, kn);
+	struct rl_entry *e = rl_slot(l, kh);
+
+	e->kh = kh;
+	e->vh = v ? (uint32_t)XXH3_64bits(v, vn) : 0;
+	e->t = v ? (uint32_t)now_ms() : 0;
+	if (!v)
+		e->kh = 0;
+}
+
+static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *b)
+{
+	struct wentry *w;
+
+	if (l->tail - l->head == l->qcap) {
+		count(l, op, SHARED_DROPPED);
+		return SHARED_EBUSY;
+	}
+	w = &l->ring[l->tail % l->qcap];
+	memcpy(w->cmd, b->p, b->n);
+	w->len = (uint16_t)b->n;
+	w->op = (uint8_t)op;
+	l->tail++;
+	set_gauge(&l->st.queued, l->tail - l->head);
+	if (l->state == LINK_UP && l->flush_at == SHARED_NO_TIMER) {
+		l->flush_at = now_ms();  /* once per loop iteration: one batch */
+		rearm(l);
+	}
+	return 0;
+}
+
+int shared_link_set(struct shared_link *l, const char *table, const void *key, size_t klen,
+		    const char *val, size_t vlen, uint32_t ttl_ms, unsigned flags)
+{
+	char k[SHARED_KEY_MAX];
+	char cmd[CMD_MAX];
+	struct resp b = { cmd, 0, sizeof(cmd), false };
+	int kn = make_key(l, k, table, key, klen);
+	int rc;
+
+	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
+		return SHARED_EINVAL;
+	if (!(flags & SHARED_SET_NX)) {
+		uint64_t kh = key_hash(l, k, (size_t)kn);
+		struct rl_entry *e = rl_slot(l, kh);
+
+		/* a refresh of what was just written; a new value always goes */
+		if (e->kh == kh && e->vh == (uint32_t)XXH3_64bits(val, vlen) &&
+		    (uint32_t)now_ms() - e->t < l->conf.refresh_ms) {
+			count(l, SHARED_OP_SET, SHARED_LIMITED);
+			return 1;
+		}
+	}
+	put_hdr(&b, '*', flags & SHARED_SET_NX ? 6 : 5);
+	put_arg(&b, "SET", 3);
+	put_arg(&b, k, (size_t)kn);
+	put_arg(&b, val, vlen);
+	if (flags & SHARED_SET_NX)
+		put_arg(&b, "NX", 2);
+	put_arg(&b, "PX", 2);
+	put_num(&b, ttl_ms);
+	BUG_ON(b.bad);
+	rc = enqueue(l, SHARED_OP_SET, &b);
+	if (!rc && !(flags & SHARED_SET_NX))
+		rl_note(l, k, (size_t)kn, val, vlen);
+	return rc;
+}
+
+int shared_link_del(struct shared_link *l, const char *table, const void *key, size_t klen)
+{
+	char k[SHARED_KEY_MAX];
+	char cmd[CMD_MAX];
+	struct resp b = { cmd, 0, sizeof(cmd), false };
+	int kn = make_key(l, k, table, key, klen);
+
+	if (kn < 0)
+		return SHARED_EINVAL;
+	put_hdr(&b, '*', 2);
+	put_arg(&b, "DEL", 3);
+	put_arg(&b, k, (size_t)kn);
+	BUG_ON(b.bad);
+	rl_note(l, k, (size_t)kn, NULL, 0);
+	return enqueue(l, SHARED_OP_DEL, &b);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void slot_release(struct shared_link *l, struct slot *s)
+{
+	s->state = SLOT_FREE;
+	s->next_free = l->free_head;
+	l->free_head = (uint32_t)(s - l->slots);
+}
+
+static void slot_finish(struct shared_link *l, struct slot *s, enum shared_result res,
+			const char *v, size_t n)
+{
+	bool waiting = s->state == SLOT_WAITING;
+	shared_link_cb cb = s->cb;
+	void *arg = s->arg;
+
+	if (waiting)
+		count(l, s->op, res);
+	slot_release(l, s);
+	if (waiting)
+		cb(arg, res, v, n);
+}
+
+static int send_cas(struct shared_link *l, struct slot *s, bool eval);
+
+static void req_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared_link *l = ac->data;
+	struct slot *s = priv;
+	redisReply *rep = r;
+
+	if (!live_reply(l, ac, r)) {
+		slot_finish(l, s, SHARED_DOWN, NULL, 0);
+		return;
+	}
+	if (s->state == SLOT_WAITING)
+		latency(l, s->t0_us);
+	if (rep->type == REDIS_REPLY_ERROR) {
+		if (s->op == SHARED_OP_CAS && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
+			bump(&l->st.script_loads, 1);
+			if (send_cas(l, s, true) < 0)
+				slot_finish(l, s, SHARED_DOWN, NULL, 0);
+			return;
+		}
+		slot_finish(l, s, SHARED_ERROR, NULL, 0);
+		return;
+	}
+	switch (s->op) {
+	case SHARED_OP_GET:
+		if (rep->type == REDIS_REPLY_STRING)
+			slot_finish(l, s, SHARED_HIT, rep->str, rep->len);
+		else
+			slot_finish(l, s, SHARED_MISS, NULL, 0);
+		break;
+	case SHARED_OP_SETNX:
+		/* SET ... NX GET: nil when we set it, else the value that stays */
+		if (rep->type == REDIS_REPLY_STRING) {
+			slot_finish(l, s, SHARED_LOST, rep->str, rep->len);
+		} else {
+			const char *v = s->args + s->klen;
+
+			rl_note(l, s->args, s->klen, v, s->vlen);
+			slot_finish(l, s, SHARED_WON, v, s->vlen);
+		}
+		break;
+	case SHARED_OP_CAS:
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+		    rep->element[0]->type == REDIS_REPLY_INTEGER &&
+		    rep->element[1]->type == REDIS_REPLY_STRING) {
+			redisReply *v = rep->element[1];
+
+			if (rep->element[0]->integer == 1)
+				rl_note(l, s->args, s->klen, v->str, v->len);
+			slot_finish(l, s, rep->element[0]->integer == 1 ? SHARED_WON : SHARED_LOST,
+				    v->str, v->len);
+		} else {
+			slot_finish(l, s, SHARED_ERROR, NULL, 0);
+		}
+		break;
+	default:
+		BUG_ON(1);
+	}
+}
+
+static struct slot *slot_take(struct shared_link *l, enum shared_op op, uint32_t timeout_ms,
+			      shared_link_cb cb, void *arg)
+{
+	struct slot *s;
+
+	if (l->state != LINK_UP) {
+		count(l, op, SHARED_DOWN);
+		return NULL;
+	}
+	if (l->free_head == UINT32_MAX) {
+		count(l, op, SHARED_BUSY);
+		return NULL;
+	}
+	s = &l->slots[l->free_head];
+	l->free_head = s->next_free;
+	s->state = SLOT_WAITING;
+	s->op = (uint8_t)op;
+	s->cb = cb;
+	s->arg = arg;
+	s->t0_us = now_us();
+	s->deadline_ms = s->t0_us / 1000u + (timeout_ms ? timeout_ms : l->conf.timeout_ms);
+	if (s->deadline_ms < l->ops_next)
+		l->ops_next = s->deadline_ms;
+	return s;
+}
+
+static int slot_send(struct shared_link *l, struct slot *s, const struct resp *b)
+{
+	BUG_ON(b->bad);
+	if (issue(l, req_cb, s, b->p, b->n) < 0) {
+		count(l, s->op, SHARED_DOWN);
+		slot_release(l, s);
+		return SHARED_EDOWN;
+	}
+	rearm(l);
+	return 0;
+}
+
+int shared_link_get(struct shared_link *l, const char *table, const void *key, size_t klen,
+		    uint32_t timeout_ms, shared_link_cb cb, void *arg)
+{
+	char k[SHARED_KEY_MAX];
+	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
+	int kn = make_key(l, k, table, key, klen);
+	struct slot *s;
+
+	if (kn < 0)
+		return SHARED_EINVAL;
+	if (!(s = slot_take(l, SHARED_OP_GET, timeout_ms, cb, arg)))
+		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
+	put_hdr(&b, '*', 2);
+	put_arg(&b, "GET", 3);
+	put_arg(&b, k, (size_t)kn);
+	return slot_send(l, s, &b);
+}
+
+int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
+		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		      shared_link_cb cb, void *arg)
+{
+	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
+	struct slot *s;
+	char k[SHARED_KEY_MAX];
+	int kn = make_key(l, k, table, key, klen);
+
+	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
+		return SHARED_EINVAL;
+	if (!(s = slot_take(l, SHARED_OP_SETNX, timeout_ms, cb, arg)))
+		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
+	/* the key and our value stay in the slot: WON reports our value */
+	memcpy(s->args, k, (size_t)kn);
+	memcpy(s->args + kn, val, vlen);
+	s->klen = (uint16_t)kn;
+	s->vlen = (uint16_t)vlen;
+	put_hdr(&b, '*', 7);
+	put_arg(&b, "SET", 3);
+	put_arg(&b, k, (size_t)kn);
+	put_arg(&b, val, vlen);
+	put_arg(&b, "NX", 2);
+	put_arg(&b, "PX", 2);
+	put_num(&b, ttl_ms);
+	put_arg(&b, "GET", 3);
+	return slot_send(l, s, &b);
+}
+
+static int send_cas(struct shared_link *l, struct slot *s, bool eval)
+{
+	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
+	const char *a = s->args;
+
+	put_hdr(&b, '*', 7);
+	if (eval) {
+		put_arg(&b, "EVAL", 4);
+		put_arg(&b, cas_script, sizeof(cas_script) - 1);
+	} else {
+		put_arg(&b, "EVALSHA", 7);
+		put_arg(&b, l->sha, 40);
+	}
+	put_arg(&b, "1", 1);
+	put_arg(&b, a, s->klen);
+	put_arg(&b, a + s->klen, s->elen);
+	put_arg(&b, a + s->klen + s->elen, s->vlen);
+	put_num(&b, s->ttl_ms);
+	BUG_ON(b.bad);
+	return issue(l, req_cb, s, b.p, b.n);
+}
+
+int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
+		    const char *expect, size_t elen, const char *val, size_t vlen,
+		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg)
+{
+	char k[SHARED_KEY_MAX];
+	int kn = make_key(l, k, table, key, klen);
+	struct slot *s;
+
+	if (kn < 0 || vlen > SHARED_VAL_MAX || elen > SHARED_VAL_MAX || !ttl_ms)
+		return SHARED_EINVAL;
+	if (!(s = slot_take(l, SHARED_OP_CAS, timeout_ms, cb, arg)))
+		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
+	memcpy(s->args, k, (size_t)kn);
+	memcpy(s->args + kn, expect, elen);
+	memcpy(s->args + kn + elen, val, vlen);
+	s->klen = (uint16_t)kn;
+	s->elen = (uint16_t)elen;
+	s->vlen = (uint16_t)vlen;
+	s->ttl_ms = ttl_ms;
+	if (send_cas(l, s, false) < 0) {
+		count(l, SHARED_OP_CAS, SHARED_DOWN);
+		slot_release(l, s);
+		return SHARED_EDOWN;
+	}
+	rearm(l);
+	return 0;
+}
+
+/* ---- timers and I/O ----------------------------------------------------- */
+
+static void expire_requests(struct shared_link *l, uint64_t now)
+{
+	uint64_t next = SHARED_NO_TIMER;
+
+	/* a callback may send a request, which lowers ops_next again */
+	l->ops_next = SHARED_NO_TIMER;
+	for (uint32_t i = 0; i < l->nslots; i++) {
+		struct slot *s = &l->slots[i];
+
+		if (s->state != SLOT_WAITING)
+			continue;
+		if (s->deadline_ms <= now) {
+			/* the late reply, if any, finds the slot orphaned */
+			count(l, s->op, SHARED_TIMEOUT);
+			s->state = SLOT_ORPHAN;
+			s->cb(s->arg, SHARED_TIMEOUT, NULL, 0);
+		} else if (s->deadline_ms < next) {
+			next = s->deadline_ms;
+		}
+	}
+	l->ops_next = MIN(l->ops_next, next);
+}
+
+static void rearm(struct shared_link *l)
+{
+	uint64_t when = l->ops_next;
+
+	if (l->io_failed && l->ac)
+		when = 0;
+	switch (l->state) {
+	case LINK_DOWN:
+		when = MIN(when, l->retry_at);
+		break;
+	case LINK_CONNECTING:
+		when = MIN(when, l->connect_deadline);
+		break;
+	case LINK_UP:
+		when = MIN(when, l->flush_at);
+		if (l->inflight)
+			when = MIN(when, l->last_reply_ms + l->conf.stall_ms);
+		break;
+	}
+	if (when != l->armed) {
+		l->armed = when;
+		l->loop.timer(l->loop.ctx, l, when);
+	}
+}
+
+void shared_link_on_timer(struct shared_link *l)
+{
+	uint64_t now = now_ms();
+
+	l->armed = SHARED_NO_TIMER;  /* fired */
+	if (l->ops_next <= now)
+		expire_requests(l, now);
+	if (l->io_failed && l->ac)
+		link_drop(l, "cannot watch the socket");
+	switch (l->state) {
+	case LINK_DOWN:
+		if (l->retry_at <= now)
+			link_connect(l);
+		break;
+	case LINK_CONNECTING:
+		if (l->connect_deadline <= now)
+			link_drop(l, "connect timeout");
+		break;
+	case LINK_UP:
+		if (l->inflight && now - l->last_reply_ms >= l->conf.stall_ms) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "no reply for %u ms", l->conf.stall_ms);
+			link_drop(l, why);
+		} else if (l->flush_at <= now) {
+			flush_writes(l);
+		}
+		break;
+	}
+	rearm(l);
+}
+
+void shared_link_on_io(struct shared_link *l, unsigned events)
+{
+	if (l->ac && (events & SHARED_EV_READ))
+		redisAsyncHandleRead(l->ac);
+	if (l->ac && (events & SHARED_EV_WRITE))
+		redisAsyncHandleWrite(l->ac);
+	rearm(l);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static int read_password(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[512];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f) {
+		snprintf(err, errlen, "password-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (!buf[0]) {
+		snprintf(err, errlen, "password-file %s: empty first line", path);
+		return -1;
+	}
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? 0 : -1;
+}
+
+struct shared_link *shared_link_create(const struct shared_link_conf *conf,
+				       const struct shared_link_loop *loop,
+				       char *err, size_t errlen)
+{
+	struct shared_link *l;
+	struct in6_addr a6;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
+	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1)) {
+		snprintf(err, errlen, "redis host must be an IP address");
+		return NULL;
+	}
+	if (conf->port <= 0 || conf->port > 65535 || conf->db < 0) {
+		snprintf(err, errlen, "bad redis port or database");
+		return NULL;
+	}
+	if (conf->prefix && strlen(conf->prefix) >= sizeof(l->prefix)) {
+		snprintf(err, errlen, "prefix longer than %zu bytes", sizeof(l->prefix) - 1);
+		return NULL;
+	}
+	if (!(l = calloc(1, sizeof(*l)))) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->conf = *conf;
+	l->loop = *loop;
+#define DEF(f, v) if (!l->conf.f) l->conf.f = (v)
+	DEF(timeout_ms, 20);
+	DEF(connect_timeout_ms, 1000);
+	DEF(backoff_min_ms, 100);
+	DEF(backoff_max_ms, 5000);
+	DEF(stall_ms, 1000);
+	DEF(refresh_ms, 1000);
+	DEF(queue, 1024);
+	DEF(slots, 256);
+#undef DEF
+	if (l->conf.backoff_max_ms < l->conf.backoff_min_ms)
+		l->conf.backoff_max_ms = l->conf.backoff_min_ms;
+	if (!l->conf.seed && getrandom(&l->conf.seed, sizeof(l->conf.seed), 0) != sizeof(l->conf.seed))
+		l->conf.seed = now_us();
+	l->rnd = l->conf.seed | 1;
+	snprintf(l->host, sizeof(l->host), "%s", conf->host);
+	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
+	l->prefix_len = strlen(l->prefix);
+	l->conf.host = l->host;
+	l->conf.prefix = l->prefix;
+	l->fd = -1;
+	l->armed = SHARED_NO_TIMER;
+	l->ops_next = l->flush_at = l->retry_at = l->connect_deadline = SHARED_NO_TIMER;
+	l->nslots = l->conf.slots;
+	/* a power of two: the ring's indexes wrap at 2^32 */
+	for (l->qcap = 1; l->qcap < l->conf.queue && l->qcap < (1u << 20); l->qcap <<= 1)
+		;
+	l->slots = calloc(l->nslots, sizeof(*l->slots));
+	l->ring = calloc(l->qcap, sizeof(*l->ring));
+	if (!l->slots || !l->ring ||
+	    (conf->password_file && read_password(conf->password_file, &l->password, err, errlen) < 0) ||
+	    !EVP_Digest(cas_script, sizeof(cas_script) - 1, md, &mdlen, EVP_sha1(), NULL)) {
+		if (!err[0])
+			snprintf(err, errlen, "out of memory");
+		shared_link_free(l);
+		return NULL;
+	}
+	for (unsigned i = 0; i < mdlen && i < 20; i++)
+		snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
+	l->free_head = UINT32_MAX;
+	for (uint32_t i = l->nslots; i-- > 0;)
+		slot_release(l, &l->slots[i]);
+	return l;
+}
+
+void shared_link_start(struct shared_link *l)
+{
+	link_connect(l);
+	rearm(l);
+}
+
+void shared_link_free(struct shared_link *l)
+{
+	if (!l)
+		return;
+	l->closing = true;
+	link_drop(l, "closing");
+	l->loop.timer(l->loop.ctx, l, SHARED_NO_TIMER);
+	if (l->password)
+		explicit_bzero(l->password, strlen(l->password));
+	free(l->password);
+	free(l->slots);
+	free(l->ring);
+	free(l);
+}
+
+bool shared_link_is_up(const struct shared_link *l) { return l->state == LINK_UP; }
+
+const struct shared_link_stats *shared_link_stats(const struct shared_link *l) { return &l->st; }
+
+const char *shared_link_op_name(enum shared_op op)
+{
+	static const char *const n[SHARED_OP_N] = { "get", "setnx", "cas", "set", "del" };
+
+	return op < SHARED_OP_N ? n[op] : "?";
+}
+
+const char *shared_link_result_name(enum shared_result r)
+{
+	static const char *const n[SHARED_RES_N] = {
+		"hit", "miss", "won", "lost", "ok", "error", "timeout", "down", "busy",
+		"dropped", "limited",
+	};
+
+	return r < SHARED_RES_N ? n[r] : "?";
+}
