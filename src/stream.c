@@ -143,7 +143,7 @@ static int do_proxy(struct cconn *c)
 	}
 	struct sockaddr_storage src;
 	int n = proxyproto_parse(buf_rptr(&c->in), buf_len(&c->in), &src);
-	if (n == -2) {
+	if (n == PROXYPROTO_INCOMPLETE) {
 		if (buf_len(&c->in) >= c->w->bufs.size || c->xc.eof)
 			stream_close(c);
 		return r > 0;
