@@ -839,6 +839,7 @@ static struct config *load(const char *file, char **errs, char **sock, char **wh
 	/* the cross-checks of a file that could not be read would only add noise */
 	if (!p.stop && cfg_read_file(&p, file) && !p.stop)
 		resolve(&p);
+	cfg_tls_build(&p);
 	free(p.refs);
 	free(p.binds);
 	free(p.server_line);
@@ -926,6 +927,7 @@ void cfg_free(struct config *cfg)
 		free(be->retired);
 		free(be);
 	}
+	cfg_tls_free(cfg);
 	free(cfg->frontends);
 	free(cfg->backends);
 	free(cfg->file);

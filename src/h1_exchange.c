@@ -660,7 +660,7 @@ static void finish_request(struct cconn *c)
 	if (c->tx.rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
 	c->tx.t_start = 0;
-	strcpy(c->scheme, STREAM_SCHEME);
+	strcpy(c->scheme, STREAM_OWN_SCHEME(c));
 	if (c->close_after || w->stopping) {
 		c->state = CS_CLOSING;
 		c->close_deadline = w->now + c->fe->to.client;
