@@ -244,6 +244,12 @@ struct config {
  * `bollard check` reports all of them at once.
  */
 struct config *cfg_load(const char *file, char **errs);
+
+/* `bollard check`: a warning ("FILE:LINE: warning: ...") on out for each
+ * certificate of a TLS bind that expires within this many days of now
+ * (seconds since the epoch), or has expired. Returns how many. */
+#define CFG_TLS_EXPIRY_WARN_DAYS 30
+int cfg_tls_check_expiry(const struct config *cfg, FILE *out, int64_t now);
 void cfg_free(struct config *cfg);
 
 /* Reference counting of configuration generations: the control thread, each

@@ -21,6 +21,7 @@
 #include "xprt_tls.h"
 
 #include <limits.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The labels of the handshake counters a TLS bind counts into (xprt_tls.c
@@ -205,6 +206,8 @@ int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct
 	tb->fe = p->fe;
 	tb->stats = &p->fe->tls;
 	tb->line = p->line;
+	char at[320];
+	tb->where = strdup(cfg_where(p, p->line, at, sizeof(at)));
 	t.tb = tb;
 	*slot = t;
 	*out = tb;
@@ -257,9 +260,50 @@ void cfg_tls_free(struct config *cfg)
 {
 	for (int i = 0; i < cfg->ntls_binds; i++) {
 		tls_ctx_free(cfg->tls_binds[i]->ctx);
+		free(cfg->tls_binds[i]->where);
 		free(cfg->tls_binds[i]);
 	}
 	free(cfg->tls_binds);
+}
+
+struct expiry_check {
+	const struct tls_bind *tb;
+	FILE *out;
+	int64_t now;
+	int n;
+};
+
+static int expiry_check(void *arg, const struct tls_cert_info *ci)
+{
+	struct expiry_check *a = arg;
+	int64_t left = ci->not_after - a->now;
+	if (left >= (int64_t)CFG_TLS_EXPIRY_WARN_DAYS * 86400)
+		return 0;
+	char date[32] = "?";
+	time_t t = (time_t)ci->not_after;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (left < 0)
+		fprintf(a->out, "%s: warning: certificate %s (%s) expired on %s\n", a->tb->where,
+			ci->file, ci->nnames ? ci->names[0] : "-", date);
+	else
+		fprintf(a->out, "%s: warning: certificate %s (%s) expires in %lld day%s, on %s\n",
+			a->tb->where, ci->file, ci->nnames ? ci->names[0] : "-",
+			(long long)(left / 86400), left / 86400 == 1 ? "" : "s", date);
+	a->n++;
+	return 0;
+}
+
+int cfg_tls_check_expiry(const struct config *cfg, FILE *out, int64_t now)
+{
+	int n = 0;
+	for (int i = 0; i < cfg->ntls_binds; i++) {
+		struct expiry_check a = { cfg->tls_binds[i], out, now, 0 };
+		tls_ctx_foreach_cert(cfg->tls_binds[i]->ctx, expiry_check, &a);
+		n += a.n;
+	}
+	return n;
 }
 
 int cfg_kw_tls_tickets(struct cfg_parser *p, int argc, char **argv)

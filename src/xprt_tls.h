@@ -42,7 +42,8 @@ struct tls_bind {
 	struct tls_ctx *ctx;
 	struct frontend *fe;
 	struct tls_stats *stats;          /* &fe->tls */
-	int line;                         /* of the bind, for messages */
+	int line;                         /* of the bind (the parser's numbering) */
+	char *where;                      /* "FILE:LINE" of the bind, for messages */
 };
 
 /*

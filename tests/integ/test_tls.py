@@ -2,6 +2,7 @@
 through the real binary with curl, openssl s_client and Python's ssl module.
 Certificates are made by each test with the openssl CLI in tmp_path."""
 
+import calendar
 import os
 import re
 import signal
@@ -104,8 +105,8 @@ def metrics(port):
 	return out
 
 
-def metric(b, name, **labels):
-	key = name + ("{" + ",".join('%s="%s"' % kv for kv in labels.items()) + "}" if labels else "")
+def metric(b, fam, **labels):
+	key = fam + ("{" + ",".join('%s="%s"' % kv for kv in labels.items()) + "}" if labels else "")
 	return metrics(b.ports["port_stats"]).get(key)
 
 
@@ -206,3 +207,192 @@ def test_alpn_h2_offered_negotiates_http11(demo_apps, bollard_factory, ca):
 		tls_connect(b.port, client_ctx(alpn=["h2"])).close()
 	util.wait_until(lambda: metric(b, "bollard_tls_handshake_errors_total", frontend="fe",
 				       reason="alpn") == 1, what="the refused ALPN counted")
+
+
+# ---------------------------------------------------------------- certificates by SNI
+
+def test_sni_exact_wildcard_default(demo_apps, bollard_factory, ca):
+	apps = demo_apps(1)
+	default = ca.leaf("default", ["default.test"])
+	wild = ca.leaf("wild", ["*.example.test"])
+	exact = ca.leaf("exact", ["www.example.test"], key="rsa")
+	b = bollard_factory(tls_config(apps, [default, wild, exact]))
+	cases = [("www.example.test", "www.example.test"), ("shop.example.test", "*.example.test"),
+		 ("other.test", "default.test"), (None, "default.test")]
+	for sni, want in cases:
+		args = ["-servername", sni] if sni else ["-noservername"]
+		out = s_client(b.port, *args)
+		assert "CN = %s" % want in (subject_of(out) or ""), (sni, out[-2000:])
+
+
+# ---------------------------------------------------------------- resumption
+
+def _secret(tmp_path, name="shared.key"):
+	p = tmp_path / name
+	p.write_text(os.urandom(32).hex() + "\n")
+	os.chmod(p, 0o600)
+	return str(p)
+
+
+REQ = b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+
+def test_resumption_same_process_and_second_process(demo_apps, bollard_factory, ca, tmp_path):
+	apps = demo_apps(1)
+	crt = ca.leaf("localhost", ["localhost"])
+	key = _secret(tmp_path)
+	conf = tls_config(apps, crt, global_extra="    secret-file %s" % key)
+	b1 = bollard_factory(conf)
+	b2 = bollard_factory(conf)  # other ports, same certificate and secret-file
+	sess = str(tmp_path / "sess.pem")
+	out = s_client(b1.port, "-servername", "localhost", "-sess_out", sess, "-ign_eof", input=REQ)
+	assert "New, TLSv1.3" in out and "app1" in out, out[-2000:]
+	for b in (b1, b2):
+		out = s_client(b.port, "-servername", "localhost", "-sess_in", sess, "-ign_eof", input=REQ)
+		assert "Reused, TLSv1.3" in out, out[-2000:]
+		assert "app1" in out
+		util.wait_until(lambda: metric(b, "bollard_tls_handshakes_total", frontend="fe",
+					       version="1.3", resumed="1") == 1, what="the resumption counted")
+	e = b2.wait_log(lambda e: e.get("tls"))[0]
+	assert e["resumed"] == "1", e
+	# TLS 1.2 tickets (RFC 5077) too
+	out = s_client(b1.port, "-tls1_2", "-servername", "localhost", "-sess_out", sess, "-ign_eof",
+		       input=REQ)
+	assert "New, TLSv1.2" in out, out[-2000:]
+	out = s_client(b2.port, "-tls1_2", "-servername", "localhost", "-sess_in", sess, "-ign_eof",
+		       input=REQ)
+	assert "Reused, TLSv1.2" in out, out[-2000:]
+
+
+def test_no_resumption_across_different_secrets(demo_apps, bollard_factory, ca, tmp_path):
+	apps = demo_apps(1)
+	crt = ca.leaf("localhost", ["localhost"])
+	b1 = bollard_factory(tls_config(apps, crt, global_extra="    secret-file %s" % _secret(tmp_path, "a.key")))
+	b2 = bollard_factory(tls_config(apps, crt, global_extra="    secret-file %s" % _secret(tmp_path, "b.key")))
+	sess = str(tmp_path / "sess.pem")
+	s_client(b1.port, "-servername", "localhost", "-sess_out", sess, "-ign_eof", input=REQ)
+	out = s_client(b2.port, "-servername", "localhost", "-sess_in", sess, "-ign_eof", input=REQ)
+	assert "New, TLSv1.3" in out and "Reused" not in out, out[-2000:]
+
+
+def test_tls_tickets_off(demo_apps, bollard_factory, ca, tmp_path):
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"]),
+				       global_extra="    tls-tickets off"))
+	sess = str(tmp_path / "sess.pem")
+	s_client(b.port, "-servername", "localhost", "-sess_out", sess, "-ign_eof", input=REQ)
+	out = s_client(b.port, "-servername", "localhost", "-sess_in", sess, "-ign_eof", input=REQ)
+	assert "Reused" not in out, out[-2000:]
+
+
+# ---------------------------------------------------------------- reload and check
+
+def _reloads(b):
+	return metric(b, "bollard_reloads_total")
+
+
+def test_reload_new_certificate_keeps_open_connection(demo_apps, bollard_factory, ca, tmp_path):
+	apps = demo_apps(1)
+	crt = tmp_path / "site.pem"
+	old = ca.leaf("old", ["localhost"])
+	crt.write_text(open(old).read())
+	b = bollard_factory(tls_config(apps, str(crt)))
+	c = tls_connect(b.port, client_ctx())
+	c.send(build_request("GET", "/whoami", [("Host", "t")]))
+	assert read_response(c).status == 200
+	old_serial = c.sock.getpeercert(binary_form=True)
+	new = ca.leaf("new", ["localhost"])
+	crt.write_text(open(new).read())
+	os.kill(b.pid, signal.SIGHUP)
+	util.wait_until(lambda: _reloads(b) == 1, what="the reload")
+	# the open connection goes on with its own session
+	for _ in range(3):
+		c.send(build_request("GET", "/whoami", [("Host", "t")]))
+		assert read_response(c).status == 200
+	c.close()
+	with tls_connect(b.port, client_ctx()) as c2:
+		assert c2.sock.getpeercert(binary_form=True) != old_serial
+		c2.send(build_request("GET", "/whoami", [("Host", "t")]))
+		assert read_response(c2).status == 200
+	out = s_client(b.port, "-servername", "localhost", "-showcerts")
+	assert "CN = localhost" in (subject_of(out) or ""), out
+	assert _serial(out) == _serial_of_file(new)
+
+
+def _serial(s_client_out):
+	pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", s_client_out, re.S)
+	return _openssl("x509", "-noout", "-serial", input=pem.group(0).encode()).decode().strip()
+
+
+def _serial_of_file(path):
+	return _openssl("x509", "-noout", "-serial", "-in", path).decode().strip()
+
+
+def test_reload_with_mismatched_key_refused_old_served(demo_apps, bollard_factory, ca, tmp_path):
+	apps = demo_apps(1)
+	good = ca.leaf("good", ["localhost"])
+	other = ca.leaf("other", ["localhost"])
+	crt = tmp_path / "site.pem"
+	crt.write_text(open(good).read())
+	b = bollard_factory(tls_config(apps, str(crt)))
+	# the certificate of `good` with the key of `other`
+	bad = open(tmp_path / "good.crt").read() + open(tmp_path / "other.key").read()
+	crt.write_text(bad)
+	os.kill(b.pid, signal.SIGHUP)
+	util.wait_until(lambda: "does not match the certificate" in b.stderr_text(),
+			what="the refused reload")
+	err = b.stderr_text()
+	line = [ln for ln in err.splitlines() if "does not match" in ln][0]
+	assert re.search(r"bollard\.conf:\d+: .*site\.pem", line), line
+	assert "still running the previous configuration" in err, err
+	assert _reloads(b) == 0
+	out = s_client(b.port, "-servername", "localhost", "-ign_eof", input=REQ)
+	assert _serial(out) == _serial_of_file(good)
+	assert "app1" in out
+
+
+def test_check_warns_about_expiring_certificate(bollard_run, ca, tmp_path):
+	soon = ca.leaf("soon", ["soon.test"], days=10)
+	later = ca.leaf("later", ["later.test"], days=90)
+	conf = ("listen web\n    bind 127.0.0.1:1 tls crt %s crt %s\n    server a 127.0.0.1:9\n"
+		% (soon, later))
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode == 0, r.stderr
+	warn = [ln for ln in r.stderr.splitlines() if "warning: certificate" in ln]
+	assert len(warn) == 1, r.stderr
+	assert re.search(r"check\.conf:2: warning: certificate .*soon\.pem \(soon\.test\) expires in "
+			 r"(9|10) days", warn[0]), warn
+
+
+def test_check_refuses_bad_certificate(bollard_run, tmp_path):
+	p = tmp_path / "junk.pem"
+	p.write_text("not a certificate\n")
+	r = bollard_run("check", "-c", "{conf}", config="listen web\n    bind 127.0.0.1:1 tls crt %s\n"
+			"    server a 127.0.0.1:9\n" % p)
+	assert r.returncode != 0
+	assert re.search(r"check\.conf:2: .*junk\.pem", r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_expiry_metric(demo_apps, bollard_factory, ca):
+	apps = demo_apps(1)
+	crt = ca.leaf("localhost", ["localhost"], days=20)
+	b = bollard_factory(tls_config(apps, crt))
+	want = _openssl("x509", "-noout", "-enddate", "-in", crt).decode().strip().split("=", 1)[1]
+	t = calendar.timegm(time.strptime(want.replace(" GMT", ""), "%b %d %H:%M:%S %Y"))
+	got = metric(b, "bollard_tls_cert_expiry_seconds", frontend="fe", name="localhost")
+	assert got == t, (got, t, want)
+
+
+def test_tls_option_errors(bollard_run, ca):
+	crt = ca.leaf("localhost", ["localhost"])
+	cases = [("tls", "needs at least one 'crt"),
+		 ("tls crt %s min-version 1.1" % crt, "min-version '1.1'"),
+		 ("tls crt %s verify required" % crt, "needs client-ca"),
+		 ("tls crt %s alpm h2" % crt, "did you mean 'alpn'"),
+		 ("tls crt %s ciphersuites NOPE" % crt, "")]
+	for opts, want in cases:
+		r = bollard_run("check", "-c", "{conf}", config="listen web\n    bind 127.0.0.1:1 %s\n"
+				"    server a 127.0.0.1:9\n" % opts)
+		assert r.returncode != 0, opts
+		assert "check.conf:2: " in r.stdout + r.stderr, (opts, r.stdout + r.stderr)
+		assert want in r.stdout + r.stderr, (opts, r.stdout + r.stderr)
