@@ -67,6 +67,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 			return;
 		}
 		persist_decide(c->tx.be, &cv, w->now, c->tx.pr);
+		c->tx.pr->secure = c->tls;
 		if (c->tx.pr->fail) {
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)

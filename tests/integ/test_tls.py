@@ -225,6 +225,57 @@ def test_sni_exact_wildcard_default(demo_apps, bollard_factory, ca):
 		assert "CN = %s" % want in (subject_of(out) or ""), (sni, out[-2000:])
 
 
+# ---------------------------------------------------------------- HTTPS conventions
+
+def test_keepalive_cookie_persistence_secure_and_forwarded(demo_apps, bollard_factory, ca):
+	apps = demo_apps(2)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"]),
+				       backend_extra="    persist cookie SRV insert",
+				       frontend_extra="    forwarded x-forwarded-for x-forwarded-proto forwarded"))
+	with tls_connect(b.port, client_ctx(cafile=ca.crt)) as c:
+		c.send(build_request("GET", "/echo", [("Host", "t")]))
+		r = read_response(c)
+		assert r.status == 200, r
+		sc = r.headers.get("Set-Cookie")
+		assert sc and sc.startswith("SRV="), r.headers
+		assert "; Secure" in sc, sc  # RFC 6265 4.1.2.5: only over a secure channel
+		first = r.json()["server"]
+		hdrs = {k.lower(): v for k, v in r.json()["headers"]} if isinstance(r.json()["headers"], list) \
+			else {k.lower(): v for k, v in r.json()["headers"].items()}
+		assert hdrs.get("x-forwarded-proto") == "https", hdrs
+		assert "proto=https" in hdrs.get("forwarded", ""), hdrs
+		cookie = sc.split(";")[0]
+		for i in range(10):
+			c.send(build_request("GET", "/echo", [("Host", "t"), ("Cookie", cookie)]))
+			r = read_response(c)
+			assert r.status == 200, (i, r)
+			assert r.json()["server"] == first, i
+	entries = b.wait_log(lambda e: e.get("tls") == "1.3", n=11)
+	for e in entries:
+		assert e["scheme"] == "https" and e["sni"] == "localhost" and e["resumed"] == "0", e
+		assert e["alpn"] == "-", e
+	assert sum(1 for e in entries if e.get("persist") == "hit") == 10, entries
+
+
+def test_access_log_json_tls_fields(demo_apps, bollard_factory, ca):
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"]), extra_bind="alpn http/1.1",
+				       global_extra="    log-format json"))
+	with tls_connect(b.port, client_ctx(alpn=["http/1.1"])) as c:
+		c.send(build_request("GET", "/whoami", [("Host", "t")]))
+		assert read_response(c).status == 200
+	e = b.wait_log(lambda e: "tls" in e)[0]
+	assert (e["tls"], e["alpn"], e["sni"], e["resumed"], e["scheme"]) == \
+		("1.3", "http/1.1", "localhost", False, "https"), e
+
+
+def test_plain_bind_has_no_tls_fields(proxy):
+	b, _ = proxy
+	assert util.request(b.port, "GET", "/whoami").status == 200
+	e = b.wait_log()[0]
+	assert e["scheme"] == "http" and "tls" not in e, e
+
+
 # ---------------------------------------------------------------- resumption
 
 def _secret(tmp_path, name="shared.key"):
