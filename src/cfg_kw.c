@@ -1365,6 +1365,8 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "balance",               CFG_S_DEFAULTS | CFG_S_BE, kw_balance, 1, -1, false, "balance roundrobin|leastconn|random|p2c|hash KEY [maglev|ring] [bound FACTOR]" },
 	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...] [accept-proxy] [tls crt FILE|DIR ...]" },
 	{ "trust-forwarded",       CFG_S_FE, kw_trust_forwarded, 1, -1, false, "trust-forwarded CIDR..." },
+	{ "redirect",              CFG_S_FE, cfg_kw_redirect, 1, 1, false, "redirect https" },
+	{ "hsts",                  CFG_S_FE, cfg_kw_hsts, 2, 4, false, "hsts max-age D [include-subdomains] [preload]" },
 	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },

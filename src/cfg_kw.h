@@ -119,6 +119,8 @@ int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct
 void cfg_tls_build(struct cfg_parser *p);
 void cfg_tls_free(struct config *cfg);
 int cfg_kw_tls_tickets(struct cfg_parser *p, int argc, char **argv);
+int cfg_kw_redirect(struct cfg_parser *p, int argc, char **argv);
+int cfg_kw_hsts(struct cfg_parser *p, int argc, char **argv);
 
 /* Records "FILE:LINE: message" and counts the error; never fails (past
  * CFG_MAX_ERRORS or out of memory it sets p->stop). */

@@ -20,7 +20,9 @@
 #include "tls_ctx.h"
 #include "xprt_tls.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,5 +316,73 @@ int cfg_kw_tls_tickets(struct cfg_parser *p, int argc, char **argv)
 	if (i < 0)
 		return cfg_err_choice(p, "unknown tls-tickets value", argv[1], v, ARRAY_SIZE(v));
 	p->cfg->tls_tickets_off = i == 0;
+	return 0;
+}
+
+/* `redirect https`: a request that came in cleartext is answered 308 to the
+ * same host and path on https (h1_exchange.c); TLS requests pass. */
+int cfg_kw_redirect(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const v[] = { "https" };
+	if (cfg_choice(argv[1], v, ARRAY_SIZE(v)) < 0)
+		return cfg_err_choice(p, "unknown redirect", argv[1], v, ARRAY_SIZE(v));
+	p->fe->redirect_https = true;
+	return 0;
+}
+
+/* Seconds, with an optional unit s, m, h or d (max-age runs to years: more
+ * than the millisecond durations of timeouts hold). */
+static int parse_seconds(const char *s, uint64_t *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mul = 1;
+	if (*end == 'd')
+		mul = 86400;
+	else if (*end == 'h')
+		mul = 3600;
+	else if (*end == 'm')
+		mul = 60;
+	else if (*end && *end != 's')
+		return -1;
+	if (*end && end[1])
+		return -1;
+	if (errno || v > (uint64_t)1e10 / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+/* `hsts max-age D [include-subdomains] [preload]` (RFC 6797 6.1): sent on
+ * responses over TLS only (RFC 6797 7.2 forbids it in cleartext). */
+int cfg_kw_hsts(struct cfg_parser *p, int argc, char **argv)
+{
+	static const char *const flags[] = { "include-subdomains", "preload" };
+	uint64_t secs;
+	bool sub = false, preload = false;
+	if (strcmp(argv[1], "max-age") != 0) {
+		cfg_err(p, p->line, "usage: hsts max-age D [include-subdomains] [preload]");
+		return -1;
+	}
+	if (argc < 3 || parse_seconds(argv[2], &secs) < 0) {
+		cfg_err(p, p->line, "hsts max-age '%s': a duration in seconds, or with s, m, h or d "
+			"(e.g. 180d)", argc < 3 ? "" : argv[2]);
+		return -1;
+	}
+	for (int i = 3; i < argc; i++) {
+		int k = cfg_choice(argv[i], flags, ARRAY_SIZE(flags));
+		if (k < 0)
+			return cfg_err_choice(p, "unknown hsts option", argv[i], flags, ARRAY_SIZE(flags));
+		if (k == 0)
+			sub = true;
+		else
+			preload = true;
+	}
+	p->fe->hsts = true;
+	snprintf(p->fe->hsts_value, sizeof(p->fe->hsts_value), "max-age=%llu%s%s",
+		 (unsigned long long)secs, sub ? "; includeSubDomains" : "", preload ? "; preload" : "");
 	return 0;
 }

@@ -518,3 +518,47 @@ def test_keepalive_tls_requests_do_not_allocate(demo_apps, ca, tmp_path):
 	# of them freed again: the process does not grow with the requests
 	assert (a1 - a0) - (f1 - f0) < 50, (a0, a1, f0, f1)
 	assert a0 > 0 and o0 > 0  # the shim did count, and did find libcrypto
+
+
+# ---------------------------------------------------------------- redirect https, hsts
+
+def test_redirect_https_and_hsts(demo_apps, bollard_factory, ca):
+	from conftest import simple_config
+	apps = demo_apps(1)
+	crt = ca.leaf("localhost", ["localhost"])
+	b = bollard_factory(simple_config(apps, frontend_extra=(
+		"    bind 127.0.0.1:{port_tls} tls crt %s\n    redirect https\n"
+		"    hsts max-age 180d include-subdomains preload\n" % crt)))
+	tls_port = b.ports["port_tls"]
+	cases = [("/cart?id=1", "shop.test:%d" % b.port, "https://shop.test/cart?id=1"),
+		 ("/", "[::1]:80", "https://[::1]/"),
+		 ("http://ignored.test/x/y", "shop.test", "https://shop.test/x/y")]
+	for target, host, want in cases:
+		with Conn.connect(b.port) as c:
+			c.send(build_request("POST", target, [("Host", host), ("Content-Length", "3")], b"abc"))
+			r = read_response(c)
+			assert r.status == 308, r  # RFC 9110 15.4.9: method and body kept
+			assert r.headers.get("Location") == want, r.headers
+			assert r.headers.get("Strict-Transport-Security") is None  # RFC 6797 7.2
+			assert c.is_closed()
+	e = b.wait_log(lambda e: e["status"] == 308, n=3)
+	assert all(x["term"] == "redirect" for x in e), e
+	# on the TLS bind: served, with HSTS
+	with tls_connect(tls_port, client_ctx()) as c:
+		c.send(build_request("GET", "/whoami", [("Host", "t")]))
+		r = read_response(c)
+		assert r.status == 200 and r.text().strip() == "app1"
+		assert r.headers.get("Strict-Transport-Security") == \
+			"max-age=15552000; includeSubDomains; preload", r.headers
+
+
+def test_hsts_and_redirect_errors(bollard_run):
+	for line, want in [("hsts max-age soon", "hsts max-age 'soon'"),
+			   ("hsts max-age 1d forever", "unknown hsts option 'forever'"),
+			   ("hsts maxage 1d", "usage: hsts max-age"),
+			   ("redirect http", "unknown redirect 'http'")]:
+		r = bollard_run("check", "-c", "{conf}", config="listen web\n    bind 127.0.0.1:1\n"
+				"    %s\n    server a 127.0.0.1:9\n" % line)
+		assert r.returncode != 0, line
+		assert "check.conf:3: " in r.stdout + r.stderr and want in r.stdout + r.stderr, \
+			(line, r.stdout + r.stderr)
