@@ -907,6 +907,7 @@ void cfg_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
+	cfg_tls_free(cfg); /* before the frontends: their TLS counters */
 	for (int i = 0; i < cfg->nfrontends; i++) {
 		struct frontend *fe = cfg->frontends[i];
 		for (int k = 0; k < fe->nroutes; k++)
@@ -927,7 +928,6 @@ void cfg_free(struct config *cfg)
 		free(be->retired);
 		free(be);
 	}
-	cfg_tls_free(cfg);
 	free(cfg->frontends);
 	free(cfg->backends);
 	free(cfg->file);

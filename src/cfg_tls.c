@@ -194,7 +194,9 @@ int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct
 	}
 	struct cfg_tls_pending *slot = rc == 0 ? CFG_PUSH(p, p->tls, p->ntls) : NULL;
 	struct tls_bind *tb = slot ? calloc(1, sizeof(*tb)) : NULL;
-	struct tls_bind **own = tb ? CFG_PUSH(p, p->cfg->tls_binds, p->cfg->ntls_binds) : NULL;
+	if (tb && !p->fe->tls && (p->fe->tls = calloc(1, sizeof(*p->fe->tls))) != NULL)
+		p->fe->tls->refs = 1;
+	struct tls_bind **own = tb && p->fe->tls ? CFG_PUSH(p, p->cfg->tls_binds, p->cfg->ntls_binds) : NULL;
 	if (!own) {
 		if (rc == 0)
 			cfg_err(p, p->line, "out of memory");
@@ -206,7 +208,7 @@ int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct
 	}
 	*own = tb;
 	tb->fe = p->fe;
-	tb->stats = &p->fe->tls;
+	tb->cfg = p->cfg;
 	tb->line = p->line;
 	char at[320];
 	tb->where = strdup(cfg_where(p, p->line, at, sizeof(at)));
@@ -258,8 +260,25 @@ void cfg_tls_build(struct cfg_parser *p)
 	p->ntls = 0;
 }
 
+static void cfg_tls_stats_release(struct tls_stats *s)
+{
+	if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		free(s);
+}
+
+void cfg_tls_stats_carry(struct frontend *nf, struct frontend *of)
+{
+	if (!nf->tls || !of->tls)
+		return;
+	atomic_fetch_add_explicit(&of->tls->refs, 1, memory_order_relaxed);
+	cfg_tls_stats_release(nf->tls);
+	nf->tls = of->tls;
+}
+
 void cfg_tls_free(struct config *cfg)
 {
+	for (int i = 0; i < cfg->nfrontends; i++)
+		cfg_tls_stats_release(cfg->frontends[i]->tls);
 	for (int i = 0; i < cfg->ntls_binds; i++) {
 		tls_ctx_free(cfg->tls_binds[i]->ctx);
 		free(cfg->tls_binds[i]->where);

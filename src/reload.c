@@ -88,11 +88,7 @@ static void carry_over(struct config *old, struct config *nc)
 		copy_u64(&nf->requests, &of->requests);
 		copy_u64(&nf->conns_total, &of->conns_total);
 		copy_u64(&nf->rejected, &of->rejected);
-		for (int v = 0; v < 2; v++)
-			for (int r = 0; r < 2; r++)
-				copy_u64(&nf->tls.hs[v][r], &of->tls.hs[v][r]);
-		for (int e = 0; e < TLS_ERR_N; e++)
-			copy_u64(&nf->tls.err[e], &of->tls.err[e]);
+		cfg_tls_stats_carry(nf, of);
 	}
 	for (int b = 0; b < nc->nbackends; b++) {
 		struct backend *nb = nc->backends[b];

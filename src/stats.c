@@ -108,14 +108,6 @@ static void family(struct admin_buf *out, const char *name, const char *type,
 
 #define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
-static bool fe_has_tls(const struct config *cfg, const struct frontend *fe)
-{
-	for (int i = 0; i < cfg->ntls_binds; i++)
-		if (cfg->tls_binds[i]->fe == fe)
-			return true;
-	return false;
-}
-
 struct expiry_arg {
 	struct admin_buf *out;
 	const char *fe;
@@ -137,21 +129,21 @@ static void tls_metrics(struct admin_buf *out, const struct config *cfg)
 	family(out, "bollard_tls_handshakes_total", "counter",
 	       "TLS handshakes completed, by protocol version and whether the session resumed.");
 	for (int i = 0; i < cfg->nfrontends; i++)
-		for (int v = 0; v < 2 && fe_has_tls(cfg, cfg->frontends[i]); v++)
+		for (int v = 0; v < 2 && cfg->frontends[i]->tls; v++)
 			for (int r = 0; r < 2; r++)
 				sample_u64(out, "bollard_tls_handshakes_total",
 					   (const char *const[]){ "frontend", cfg->frontends[i]->name,
 								  "version", ver[v], "resumed",
 								  r ? "1" : "0", NULL },
-					   RELAXED(cfg->frontends[i]->tls.hs[v][r]));
+					   RELAXED(cfg->frontends[i]->tls->hs[v][r]));
 	family(out, "bollard_tls_handshake_errors_total", "counter",
 	       "TLS handshakes that failed, by reason.");
 	for (int i = 0; i < cfg->nfrontends; i++)
-		for (int e = 0; e < TLS_ERR_N && fe_has_tls(cfg, cfg->frontends[i]); e++)
+		for (int e = 0; e < TLS_ERR_N && cfg->frontends[i]->tls; e++)
 			sample_u64(out, "bollard_tls_handshake_errors_total",
 				   (const char *const[]){ "frontend", cfg->frontends[i]->name,
 							  "reason", tls_err_names[e], NULL },
-				   RELAXED(cfg->frontends[i]->tls.err[e]));
+				   RELAXED(cfg->frontends[i]->tls->err[e]));
 	family(out, "bollard_tls_cert_expiry_seconds", "gauge",
 	       "notAfter of each certificate a TLS bind serves, in seconds since the epoch.");
 	for (int i = 0; i < cfg->ntls_binds; i++) {

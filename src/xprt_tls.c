@@ -13,8 +13,9 @@
  *
  * The SSL_CTX comes from tls_ctx.c (partial writes and a moving write
  * buffer allowed, no renegotiation, tickets). The context must outlive
- * every SSL made from it: a client connection holds its configuration
- * generation (cfg_hold), which owns the context, until it closes.
+ * every SSL made from it: each session holds the configuration generation
+ * that owns it (cfg_hold), apart from the client connection's own hold,
+ * which moves to a newer generation between requests.
  */
 #include "api.h"
 #include "xprt_tls.h"
@@ -79,7 +80,7 @@ static void hs_failed(struct xconn *x, struct tls_conn *t, enum tls_err why, con
 	char ip[64] = "-";
 
 	t->failed = true;
-	atomic_fetch_add_explicit(&t->bind->stats->err[why], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->bind->fe->tls->err[why], 1, memory_order_relaxed);
 	if (getpeername(x->fd, (struct sockaddr *)&ss, &len) == 0)
 		route_addr_text(&ss, ip, sizeof(ip));
 	log_msg(LOG_INFO, "frontend %s: TLS handshake from %s failed: %s (%s)",
@@ -90,7 +91,7 @@ static void hs_count(struct tls_conn *t)
 {
 	int v = SSL_version(t->ssl) == TLS1_3_VERSION;
 	int r = SSL_session_reused(t->ssl) == 1;
-	atomic_fetch_add_explicit(&t->bind->stats->hs[v][r], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->bind->fe->tls->hs[v][r], 1, memory_order_relaxed);
 }
 
 /* The readiness an OpenSSL call used up: want is SSL_ERROR_WANT_*; dir
@@ -162,6 +163,7 @@ static int tls_init(struct xconn *x)
 	if (!t)
 		return -1;
 	t->bind = b;
+	cfg_hold(b->cfg);
 	t->ssl = SSL_new(tls_ctx_ssl_ctx(b->ctx));
 	if (!t->ssl || !SSL_set_fd(t->ssl, x->fd)) {
 		ERR_clear_error();
@@ -322,11 +324,12 @@ static void tls_close(struct xconn *x)
 	if (t) {
 		if (t->ssl) {
 			if (!t->hs_done && !t->failed && t->bind)
-				atomic_fetch_add_explicit(&t->bind->stats->err[TLS_ERR_INCOMPLETE], 1,
+				atomic_fetch_add_explicit(&t->bind->fe->tls->err[TLS_ERR_INCOMPLETE], 1,
 							  memory_order_relaxed);
 			send_close_notify(x, t);
 			SSL_free(t->ssl);
 		}
+		cfg_release(t->bind->cfg);
 		free(t);
 		x->ctx = NULL;
 	}

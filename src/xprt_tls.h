@@ -27,8 +27,11 @@ enum tls_err {
 };
 extern const char *const tls_err_names[TLS_ERR_N];
 
-/* Counters of one frontend (atomic: every worker adds). */
+/* Counters of one frontend (atomic: every worker adds), shared by its
+ * successive generations (a reload hands them on, reload.c), so that a
+ * session made before a reload still counts where the metrics look. */
 struct tls_stats {
+	_Atomic int refs;
 	_Atomic uint64_t hs[2][2];        /* [0: TLS 1.2, 1: TLS 1.3][resumed] */
 	_Atomic uint64_t err[TLS_ERR_N];
 };
@@ -41,16 +44,17 @@ struct frontend;
 struct tls_bind {
 	struct tls_ctx *ctx;
 	struct frontend *fe;
-	struct tls_stats *stats;          /* &fe->tls */
+	struct config *cfg;               /* the generation owning it: held by each session */
 	int line;                         /* of the bind (the parser's numbering) */
 	char *where;                      /* "FILE:LINE" of the bind, for messages */
 };
 
 /*
  * The TLS transport. Before ops->init, the caller puts the connection's
- * struct tls_bind in x->ctx; init replaces it with the session. The bind
- * (its generation) must outlive the connection: a client connection holds
- * its generation (cfg_hold) until it closes.
+ * struct tls_bind in x->ctx; init replaces it with the session, which holds
+ * the bind's generation (cfg_hold) until it closes: a client connection
+ * moves to a newer generation between requests, but its SSL keeps reading
+ * the contexts it was made from (SNI, ticket keys, counters).
  */
 extern const struct xprt_ops xprt_tls;
 

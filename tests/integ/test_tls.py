@@ -562,3 +562,45 @@ def test_hsts_and_redirect_errors(bollard_run):
 		assert r.returncode != 0, line
 		assert "check.conf:3: " in r.stdout + r.stderr and want in r.stdout + r.stderr, \
 			(line, r.stdout + r.stderr)
+
+
+def test_reload_during_a_handshake(demo_apps, bollard_factory, ca):
+	"""The SSL of a connection reads its bind's contexts (SNI, ticket keys)
+	until the handshake ends: a reload in the middle must not free them
+	under it (the sanitizer build reports a use after free)."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"])))
+	ctx = client_ctx()
+	inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+	obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+	with Conn.connect(b.port) as c:
+		with pytest.raises(ssl.SSLWantReadError):
+			obj.do_handshake()
+		c.send(out.read())  # ClientHello
+		# the server's flight, up to its Finished
+		deadline = time.monotonic() + 10
+		while True:
+			assert time.monotonic() < deadline, "no ServerHello"
+			inc.write(c.sock.recv(65536))
+			try:
+				obj.do_handshake()
+				break  # the client is done; the server waits for its Finished
+			except ssl.SSLWantReadError:
+				continue
+		os.kill(b.pid, signal.SIGHUP)
+		util.wait_until(lambda: _reloads(b) == 1, what="the reload")
+		# Finished, then a request, in the new generation's worker loop
+		obj.write(build_request("GET", "/whoami", [("Host", "t")]))
+		c.send(out.read())
+		data = b""
+		while b"app1" not in data:
+			assert time.monotonic() < deadline, data
+			inc.write(c.sock.recv(65536))
+			try:
+				data += obj.read(65536)
+			except ssl.SSLWantReadError:
+				continue
+		assert data.startswith(b"HTTP/1.1 200"), data
+	util.wait_until(lambda: metric(b, "bollard_tls_handshakes_total", frontend="fe", version="1.3",
+				       resumed="0") == 1, what="the handshake counted")
+	assert b.alive()
