@@ -839,6 +839,7 @@ static struct config *load(const char *file, char **errs, char **sock, char **wh
 	/* the cross-checks of a file that could not be read would only add noise */
 	if (!p.stop && cfg_read_file(&p, file) && !p.stop)
 		resolve(&p);
+	cfg_tls_build(&p);
 	free(p.refs);
 	free(p.binds);
 	free(p.server_line);
@@ -906,6 +907,7 @@ void cfg_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
+	cfg_tls_free(cfg); /* before the frontends: their TLS counters */
 	for (int i = 0; i < cfg->nfrontends; i++) {
 		struct frontend *fe = cfg->frontends[i];
 		for (int k = 0; k < fe->nroutes; k++)

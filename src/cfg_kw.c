@@ -923,14 +923,23 @@ static int kw_balance(struct cfg_parser *p, int argc, char **argv)
 	return 0;
 }
 
-/* `bind ADDR [ADDR...] [accept-proxy]`: an option applies to every address
- * of its line, so that one line says one thing about how clients arrive. */
+/* `bind ADDR [ADDR...] [accept-proxy] [tls OPTIONS]`: an option applies to
+ * every address of its line, so that one line says one thing about how
+ * clients arrive; everything after `tls` is a TLS option (cfg_tls.c). */
 static int kw_bind(struct cfg_parser *p, int argc, char **argv)
 {
-	static const char *const opts[] = { "accept-proxy" };
+	static const char *const opts[] = { "accept-proxy", "tls" };
 	bool proxy = false;
 	int naddr = 0;
+	struct tls_bind *tls = NULL;
 
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "tls") == 0) {
+			if (cfg_tls_parse(p, argc, argv, i + 1, &tls) < 0)
+				return -1;
+			argc = i;
+			break;
+		}
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "accept-proxy") == 0)
 			proxy = true;
@@ -953,6 +962,7 @@ static int kw_bind(struct cfg_parser *p, int argc, char **argv)
 			continue;
 		}
 		a.accept_proxy = proxy;
+		a.tls = tls;
 		struct cfg_addr *slot = CFG_PUSH(p, p->fe->binds, p->fe->nbinds);
 		struct cfg_bindref *br = slot ? CFG_PUSH(p, p->binds, p->nbinds) : NULL;
 		if (!br)
@@ -1344,6 +1354,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "stats-auth",            CFG_S_GLOBAL, kw_stats_auth, 1, 1, false, "stats-auth FILE" },
 	{ "stats-host",            CFG_S_GLOBAL, kw_stats_host, 1, -1, false, "stats-host NAME..." },
 	{ "secret-file",           CFG_S_GLOBAL, kw_secret_file, 1, 1, false, "secret-file PATH" },
+	{ "tls-tickets",           CFG_S_GLOBAL, cfg_kw_tls_tickets, 1, 1, false, "tls-tickets on|off" },
 	{ "state-file",            CFG_S_GLOBAL, kw_state_file, 1, 1, false, "state-file PATH" },
 	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },
 	{ "tune.maxhdr",           CFG_S_GLOBAL, kw_maxhdr, 1, 1, false, "tune.maxhdr N" },
@@ -1352,8 +1363,10 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "retries",               CFG_S_DEFAULTS | CFG_S_BE, kw_retries, 1, 1, false, "retries N" },
 	{ "mode",                  CFG_S_PROXY, kw_mode, 1, 1, false, "mode http|tcp" },
 	{ "balance",               CFG_S_DEFAULTS | CFG_S_BE, kw_balance, 1, -1, false, "balance roundrobin|leastconn|random|p2c|hash KEY [maglev|ring] [bound FACTOR]" },
-	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...] [accept-proxy]" },
+	{ "bind",                  CFG_S_FE, kw_bind, 1, -1, false, "bind ADDR [ADDR...] [accept-proxy] [tls crt FILE|DIR ...]" },
 	{ "trust-forwarded",       CFG_S_FE, kw_trust_forwarded, 1, -1, false, "trust-forwarded CIDR..." },
+	{ "redirect",              CFG_S_FE, cfg_kw_redirect, 1, 1, false, "redirect https" },
+	{ "hsts",                  CFG_S_FE, cfg_kw_hsts, 2, 4, false, "hsts max-age D [include-subdomains] [preload]" },
 	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },

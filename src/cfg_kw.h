@@ -89,6 +89,8 @@ struct cfg_parser {
 	 * so that a refused one adds no "has no server" after its own error */
 	bool *server_line;
 	int nserver_line;
+	struct cfg_tls_pending *tls;  /* the TLS options of bind lines, built at the end (cfg_tls.c) */
+	int ntls;
 };
 
 /* Parses one directive; argv[0] is the keyword. Returns 0, or -1 after
@@ -108,6 +110,17 @@ struct cfg_kw {
 /* THE keyword table (cfg_kw.c) and its length. */
 extern const struct cfg_kw cfg_keywords[];
 extern const size_t cfg_nkeywords;
+
+/* cfg_tls.c: the options after `tls` on a bind line, argv[start..argc):
+ * 0 and *out the line's TLS bind, or -1 after reporting. */
+int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct tls_bind **out);
+/* Builds every TLS bind's contexts once the whole file is read (errors at
+ * the bind's line), and frees what the parser kept. */
+void cfg_tls_build(struct cfg_parser *p);
+void cfg_tls_free(struct config *cfg);
+int cfg_kw_tls_tickets(struct cfg_parser *p, int argc, char **argv);
+int cfg_kw_redirect(struct cfg_parser *p, int argc, char **argv);
+int cfg_kw_hsts(struct cfg_parser *p, int argc, char **argv);
 
 /* Records "FILE:LINE: message" and counts the error; never fails (past
  * CFG_MAX_ERRORS or out of memory it sets p->stop). */

@@ -37,12 +37,65 @@ static int status_class(int status)
 	return status >= 100 && status < 600 ? status / 100 : 0;
 }
 
+/*
+ * `redirect https` on a cleartext connection: 308 (RFC 9110 15.4.9: the
+ * method and body are kept on the new request) to the same host, without
+ * its port (the https one is the default), and the same path and query.
+ * Answered by bollard and closed after, as its own error pages are.
+ */
+static void redirect_https(struct cconn *c, const struct h1_msg *m)
+{
+	struct worker *w = c->w;
+	struct h1_str host = m->host, t = m->target;
+	/* the port of host:port or [v6]:port goes; a bare IPv6 has brackets */
+	const char *rb = host.n && host.p[0] == '[' ? memchr(host.p, ']', host.n) : NULL;
+	const char *colon = memchr(rb ? rb : host.p, ':', host.n - (size_t)(rb ? rb - host.p : 0));
+	if (colon)
+		host.n = (size_t)(colon - host.p);
+	/* absolute-form (RFC 9112 3.2.2): the path after the authority */
+	if (t.n && t.p[0] != '/') {
+		const char *s = t.n > 3 ? memmem(t.p, t.n, "://", 3) : NULL;
+		const char *path = s ? memchr(s + 3, '/', t.n - (size_t)(s + 3 - t.p)) : NULL;
+		t = path ? (struct h1_str){ path, t.n - (size_t)(path - t.p) } : (struct h1_str){ "/", 1 };
+	}
+	buf_consume(&c->in, (uint32_t)m->head_len);
+	if (m->body != H1_BODY_NONE)
+		c->close_after = true; /* its body is not read */
+	if (!host.n) {
+		stream_error(c, 400, "no Host to redirect to", "bad-request");
+		return;
+	}
+	if (buf_get(&w->bufs, &c->out) < 0) {
+		stream_abort(c, "no-resources");
+		return;
+	}
+	c->out.head = c->out.tail = 0;
+	int n = snprintf(c->out.data, w->bufs.size,
+			 "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://%.*s%.*s\r\n"
+			 "Content-Length: 0\r\nConnection: close\r\n\r\n",
+			 (int)host.n, host.p, (int)t.n, t.p);
+	if (n < 0 || (size_t)n >= w->bufs.size) {
+		stream_error(c, 414, "URI too long to redirect", "bad-request");
+		return;
+	}
+	c->out.tail = (uint32_t)n;
+	c->tx.status = 308;
+	c->tx.term = "redirect";
+	c->close_after = true;
+	c->state = CS_CLOSING;
+	c->close_deadline = w->now + c->fe->to.client;
+}
+
 /* A complete request head is at the front of c->in. */
 static void start_request(struct cconn *c, struct h1_msg *m)
 {
 	struct worker *w = c->w;
 	atomic_fetch_add_explicit(&c->fe->requests, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&G.requests, 1, memory_order_relaxed);
+	if (unlikely(c->fe->redirect_https) && !c->tls) {
+		redirect_https(c, m);
+		return;
+	}
 
 	c->tx.meth = m->meth;
 	c->tx.minor = m->minor;
@@ -67,6 +120,7 @@ static void start_request(struct cconn *c, struct h1_msg *m)
 			return;
 		}
 		persist_decide(c->tx.be, &cv, w->now, c->tx.pr);
+		c->tx.pr->secure = c->tls;
 		if (c->tx.pr->fail) {
 			buf_consume(&c->in, (uint32_t)m->head_len);
 			if (m->body != H1_BODY_NONE)
@@ -433,6 +487,10 @@ static int queue_head(struct cconn *c, const struct h1_msg *m, bool keep_alive, 
 			ro.prefix = c->tx.srv->name;
 		}
 	}
+	/* RFC 6797 7.2: over TLS only */
+	if (persist && c->tls && c->fe->hsts)
+		http_add_field(&add, "Strict-Transport-Security", c->fe->hsts_value,
+			       strlen(c->fe->hsts_value));
 	int hn = http_build_response(buf_wptr(&c->out), buf_room(&c->out, w->bufs.size), m, &ro);
 	if (hn < 0) {
 		stream_error(c, 502, "response head too large", "bad-response");
@@ -660,7 +718,7 @@ static void finish_request(struct cconn *c)
 	if (c->tx.rq_state != RQ_DONE)
 		c->close_after = true; /* unread request body: framing is lost */
 	c->tx.t_start = 0;
-	strcpy(c->scheme, STREAM_SCHEME);
+	strcpy(c->scheme, STREAM_OWN_SCHEME(c));
 	if (c->close_after || w->stopping) {
 		c->state = CS_CLOSING;
 		c->close_deadline = w->now + c->fe->to.client;

@@ -445,6 +445,15 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 	}
 	o = put_str(o, end, " scheme=");
 	o = put_str(o, end, r->scheme ? r->scheme : "-");
+	if (r->tls) {
+		o = put_str(o, end, " tls=");
+		o = put_str(o, end, r->tls);
+		o = put_str(o, end, " alpn=");
+		o = put_esc(o, end, r->alpn.p, r->alpn.n, false);
+		o = put_str(o, end, " sni=");
+		o = put_esc(o, end, r->sni.p, r->sni.n, false);
+		o = put_str(o, end, r->resumed ? " resumed=1" : " resumed=0");
+	}
 	o = put_str(o, end, " connect_ms=");
 	o = put_ms(o, end, r->connect_ms, false);
 	o = put_str(o, end, " ttfb_ms=");
@@ -481,6 +490,12 @@ static char *put_json(char *o, char *end, struct log_thread *lt, const struct ac
 	o = put_str(o, end, r->minor ? ",\"proto\":\"HTTP/1.1\"" : ",\"proto\":\"HTTP/1.0\"");
 	if (r->scheme)
 		o = put_jstr(o, end, ",\"scheme\":", r->scheme, strlen(r->scheme));
+	if (r->tls) {
+		o = put_jstr(o, end, ",\"tls\":", r->tls, strlen(r->tls));
+		o = put_jstr(o, end, ",\"alpn\":", r->alpn.p, r->alpn.n);
+		o = put_jstr(o, end, ",\"sni\":", r->sni.p, r->sni.n);
+		o = put_str(o, end, r->resumed ? ",\"resumed\":true" : ",\"resumed\":false");
+	}
 	o = put_str(o, end, ",\"status\":");
 	o = put_u64(o, end, (uint64_t)r->status);
 	o = put_str(o, end, ",\"bytes\":");

@@ -48,6 +48,11 @@ struct access_rec {
 	const char *persist_cookie;           /* "invalid"/"expired": a refused cookie when
 					       * another method decided; NULL otherwise */
 	double connect_ms, ttfb_ms, total_ms;
+	/* a TLS connection (SPEC 11): version "1.2"/"1.3", NULL for cleartext;
+	 * the negotiated ALPN protocol and the client's SNI ("-" when none) */
+	const char *tls;
+	struct log_str alpn, sni;
+	bool resumed;
 };
 
 /* Per-thread access-log buffer: records are appended and written with one

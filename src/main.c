@@ -224,6 +224,7 @@ static int cmd_check(const char *file)
 	cfg_hold(cfg);
 	/* persist_check: what start would say of the keys (warnings, refusals) */
 	if (prepare(cfg, true) == 0 && persist_check(cfg, stderr) == 0) {
+		cfg_tls_check_expiry(cfg, stderr, (int64_t)time(NULL));
 		printf("%s: configuration valid\n", file);
 		print_not_checked(cfg);
 		rc = 0;

@@ -1026,7 +1026,7 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 				.path = cookie_str(r->path),
 				.domain = cookie_str(r->domain),
 				.max_age = r->max_age_s,
-				.secure = r->secure,
+				.secure = r->secure || pr->secure,
 				.httponly = r->httponly,
 				.samesite = r->samesite,
 			};

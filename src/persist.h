@@ -92,6 +92,7 @@ struct persist_req {
 	bool refresh;              /* cookie insert: re-issue to refresh its time */
 	bool strip_cookie;         /* the request carried our cookie: remove it */
 	bool fail;                 /* on-server-down fail: answer 503 */
+	bool secure;               /* the client came by TLS: insert cookies get Secure */
 	uint8_t reason;            /* enum persist_reason when moved */
 	uint8_t also;              /* PR_INVALID or PR_EXPIRED: the verdict of a cookie that
 				    * did not decide (another rule did), counted and logged

@@ -88,6 +88,7 @@ static void carry_over(struct config *old, struct config *nc)
 		copy_u64(&nf->requests, &of->requests);
 		copy_u64(&nf->conns_total, &of->conns_total);
 		copy_u64(&nf->rejected, &of->rejected);
+		cfg_tls_stats_carry(nf, of);
 	}
 	for (int b = 0; b < nc->nbackends; b++) {
 		struct backend *nb = nc->backends[b];

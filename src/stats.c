@@ -27,6 +27,7 @@
 #include "dashboard.h"
 #include "ev.h"
 #include "hll.h"
+#include "tls_ctx.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -106,6 +107,50 @@ static void family(struct admin_buf *out, const char *name, const char *type,
 }
 
 #define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+struct expiry_arg {
+	struct admin_buf *out;
+	const char *fe;
+};
+
+static int expiry_sample(void *arg, const struct tls_cert_info *ci)
+{
+	const struct expiry_arg *a = arg;
+	sample_i64(a->out, "bollard_tls_cert_expiry_seconds",
+		   (const char *const[]){ "frontend", a->fe, "name", ci->nnames ? ci->names[0] : ci->file,
+					  NULL }, ci->not_after);
+	return 0;
+}
+
+/* SPEC 11: handshakes, their failures by reason, certificate expiry. */
+static void tls_metrics(struct admin_buf *out, const struct config *cfg)
+{
+	static const char *const ver[2] = { "1.2", "1.3" };
+	family(out, "bollard_tls_handshakes_total", "counter",
+	       "TLS handshakes completed, by protocol version and whether the session resumed.");
+	for (int i = 0; i < cfg->nfrontends; i++)
+		for (int v = 0; v < 2 && cfg->frontends[i]->tls; v++)
+			for (int r = 0; r < 2; r++)
+				sample_u64(out, "bollard_tls_handshakes_total",
+					   (const char *const[]){ "frontend", cfg->frontends[i]->name,
+								  "version", ver[v], "resumed",
+								  r ? "1" : "0", NULL },
+					   RELAXED(cfg->frontends[i]->tls->hs[v][r]));
+	family(out, "bollard_tls_handshake_errors_total", "counter",
+	       "TLS handshakes that failed, by reason.");
+	for (int i = 0; i < cfg->nfrontends; i++)
+		for (int e = 0; e < TLS_ERR_N && cfg->frontends[i]->tls; e++)
+			sample_u64(out, "bollard_tls_handshake_errors_total",
+				   (const char *const[]){ "frontend", cfg->frontends[i]->name,
+							  "reason", tls_err_names[e], NULL },
+				   RELAXED(cfg->frontends[i]->tls->err[e]));
+	family(out, "bollard_tls_cert_expiry_seconds", "gauge",
+	       "notAfter of each certificate a TLS bind serves, in seconds since the epoch.");
+	for (int i = 0; i < cfg->ntls_binds; i++) {
+		struct expiry_arg a = { out, cfg->tls_binds[i]->fe->name };
+		tls_ctx_foreach_cert(cfg->tls_binds[i]->ctx, expiry_sample, &a);
+	}
+}
 
 /* SPEC 7 labels bollard_requests_total by frontend too, but the counters
  * live on the server, shared by every frontend that routes to its backend.
@@ -207,6 +252,8 @@ void stats_metrics(struct admin_buf *out)
 		sample_u64(out, "bollard_frontend_rejected_total",
 			   (const char *const[]){ "frontend", cfg->frontends[i]->name, NULL },
 			   RELAXED(cfg->frontends[i]->rejected));
+
+	tls_metrics(out, cfg);
 
 	family(out, "bollard_backend_requests_total", "counter",
 	       "Requests routed to the backend.");

@@ -28,6 +28,7 @@
 #include "reload.h"
 #include "route.h"
 #include "tunnel.h"
+#include "xprt_tls.h"
 #include "worker-t.h"
 
 #include <sys/epoll.h>
@@ -47,7 +48,9 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 		return;
 	}
 	c->kind = OBJ_CLIENT;
-	xconn_init(&c->xc, fd, &xprt_tcp);
+	xconn_init(&c->xc, fd, l->tls ? &xprt_tls : &xprt_tcp);
+	c->xc.ctx = (void *)l->tls; /* the TLS transport's init takes the bind from here */
+	c->tls = l->tls != NULL;
 	c->w = w;
 	c->fe = l->fe;
 	c->gen = w->cfg;
@@ -59,7 +62,7 @@ void stream_accept(struct worker *w, struct listener *l, int fd,
 	route_addr_text(&c->peer, c->peer_ip, sizeof(c->peer_ip));
 	c->client = c->peer;
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
-	strcpy(c->scheme, STREAM_SCHEME);
+	strcpy(c->scheme, STREAM_OWN_SCHEME(c));
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
 	if (c->xc.ops->init(&c->xc) < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		xconn_close(&c->xc);

@@ -18,8 +18,10 @@
 
 struct worker;
 
-/* The scheme of a request bollard received itself (no TLS yet). */
+/* The scheme of a request bollard received itself. */
 #define STREAM_SCHEME "http"
+#define STREAM_SCHEME_TLS "https"
+#define STREAM_OWN_SCHEME(c) ((c)->tls ? STREAM_SCHEME_TLS : STREAM_SCHEME)
 
 /* The first field of every object epoll hands back (and of the client
  * connection the timer heap hands back): its kind, as a magic number in the
@@ -32,12 +34,15 @@ enum obj_kind {
 	OBJ_WAKEUP = 0x57414b45,   /* "WAKE" */
 };
 
+struct tls_bind;
+
 struct listener {
 	int kind; /* OBJ_LISTENER */
 	int fd;
 	struct frontend *fe;
 	bool paused; /* maxconn reached: accept again when a connection ends */
 	bool accept_proxy; /* connections start with a PROXY protocol header */
+	const struct tls_bind *tls; /* bind ... tls (its generation's); NULL = cleartext */
 	const char *addr;  /* the bind address as written (reload matches on it) */
 };
 
@@ -83,6 +88,7 @@ struct cconn {
 	struct sockaddr_storage peer;          /* who connected (or the PROXY header's source) */
 	struct sockaddr_storage client;        /* the request's client (trust-forwarded) */
 	char scheme[16];                       /* the request's scheme (trust-forwarded) */
+	bool tls;                              /* came in on a TLS bind (xprt_tls) */
 
 	struct buf in;    /* bytes from the client */
 	struct buf out;   /* rewritten response head or error page for the client */

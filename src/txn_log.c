@@ -8,6 +8,7 @@
 #include "txn.h"
 #include "stream.h"
 #include "worker-t.h"
+#include "xprt_tls.h"
 
 static double ms_between(uint64_t a_us, uint64_t b_us)
 {
@@ -66,5 +67,12 @@ void txn_log(struct cconn *c)
 	r.connect_ms = ms_between(c->tx.t_start, c->tx.t_connect);
 	r.ttfb_ms = ms_between(c->tx.t_start, c->tx.t_first);
 	r.total_ms = ms_between(c->tx.t_start, w->now_us);
+	struct tls_info ti;
+	if (c->tls && xprt_tls_info(&c->xc, &ti)) {
+		r.tls = ti.version;
+		r.alpn = (struct log_str){ ti.alpn, ti.alpn_len };
+		r.sni = (struct log_str){ ti.sni, strlen(ti.sni) };
+		r.resumed = ti.resumed;
+	}
 	log_access(&w->log, &r);
 }

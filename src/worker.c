@@ -202,6 +202,7 @@ static void worker_apply(struct worker *w, struct config *nc)
 			l->kind = OBJ_LISTENER;
 			l->fe = fe;
 			l->accept_proxy = fe->binds[b].accept_proxy;
+			l->tls = fe->binds[b].tls;
 			l->fd = -1;
 			for (int k = 0; k < nold; k++)
 				if (old[k].fd >= 0 && old[k].accept_proxy == l->accept_proxy &&
@@ -446,6 +447,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 			l->fe = fe;
 			l->addr = fe->binds[b].text;
 			l->accept_proxy = fe->binds[b].accept_proxy;
+			l->tls = fe->binds[b].tls;
 			l->fd = open_listener(&fe->binds[b], err, errlen);
 			if (l->fd < 0)
 				return -1;

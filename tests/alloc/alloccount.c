@@ -8,9 +8,14 @@
  * It forwards to glibc's __libc_* entry points, so it adds no allocator of
  * its own. The handler uses only async-signal-safe calls (open, write,
  * close) and formats numbers by hand.
+ *
+ * Allocations whose caller is libcrypto (OpenSSL allocates through
+ * CRYPTO_malloc there, for libssl too) are also counted apart, so that a
+ * TLS test can tell bollard's allocations from OpenSSL's own.
  */
 #define _GNU_SOURCE 1
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -25,23 +30,33 @@ extern void *__libc_realloc(void *p, size_t n);
 extern void *__libc_memalign(size_t a, size_t n);
 extern void __libc_free(void *p);
 
-static _Atomic uint64_t n_alloc, n_free;
+static _Atomic uint64_t n_alloc, n_free, n_ossl;
+/* libcrypto's code, found once at load (constructors run after the
+ * libraries the program needs are mapped) */
+static uintptr_t ossl_lo, ossl_hi;
+
+static void count(const void *caller)
+{
+	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+	if ((uintptr_t)caller >= ossl_lo && (uintptr_t)caller < ossl_hi)
+		atomic_fetch_add_explicit(&n_ossl, 1, memory_order_relaxed);
+}
 
 void *malloc(size_t n)
 {
-	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+	count(__builtin_return_address(0));
 	return __libc_malloc(n);
 }
 
 void *calloc(size_t n, size_t m)
 {
-	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+	count(__builtin_return_address(0));
 	return __libc_calloc(n, m);
 }
 
 void *realloc(void *p, size_t n)
 {
-	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+	count(__builtin_return_address(0));
 	return __libc_realloc(p, n);
 }
 
@@ -87,11 +102,13 @@ static void dump(int sig)
 	const char *path = getenv("ALLOC_COUNT_FILE");
 	if (!path)
 		return;
-	char line[64], *o = line;
+	char line[96], *o = line;
 	memcpy(o, "allocs ", 7);
 	o = put_u64(o + 7, atomic_load(&n_alloc));
 	memcpy(o, " frees ", 7);
 	o = put_u64(o + 7, atomic_load(&n_free));
+	memcpy(o, " openssl ", 9);
+	o = put_u64(o + 9, atomic_load(&n_ossl));
 	*o++ = '\n';
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd >= 0) {
@@ -101,8 +118,25 @@ static void dump(int sig)
 	}
 }
 
+static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	if (!info->dlpi_name || !strstr(info->dlpi_name, "libcrypto.so"))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			ossl_lo = info->dlpi_addr + ph->p_vaddr;
+			ossl_hi = ossl_lo + ph->p_memsz;
+		}
+	}
+	return 1;
+}
+
 __attribute__((constructor)) static void init(void)
 {
+	dl_iterate_phdr(find_libcrypto, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = dump;
