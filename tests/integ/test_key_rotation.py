@@ -51,6 +51,7 @@ class Users:
 		self.stop = threading.Event()
 		self.lock = threading.Lock()
 		self.requests = 0
+		self.each = [0] * USERS   # requests answered, per user
 		self.bad = []
 		self.jars = {}
 		self.threads = [threading.Thread(target=self.run, args=(u,)) for u in range(USERS)]
@@ -76,6 +77,7 @@ class Users:
 						cookie = v.split(";")[0][len("BOLLARD="):]
 				with self.lock:
 					self.requests += 1
+					self.each[u] += 1
 					self.jars[u] = cookie
 					if r.status != 200 or (home is not None and srv != home):
 						self.bad.append((u, r.status, home, srv))
@@ -93,6 +95,14 @@ class Users:
 	def wait_requests(self, n, what):
 		start = self.requests
 		util.wait_until(lambda: self.requests >= start + n or self.bad, timeout=30, what=what)
+
+	def wait_each(self, n, what):
+		"""Until every user had n more answers: a rotation may drop the old
+		key only once every live cookie was seen (and sealed again) under the
+		new one; a user whose thread was slow to run still holds an old one."""
+		start = list(self.each)
+		util.wait_until(lambda: all(e >= s + n for e, s in zip(self.each, start)) or self.bad,
+				timeout=30, what=what)
 
 
 def test_rotation_under_load_through_reloads_and_a_restart(demo_apps, bollard_factory, bollard_bin,
@@ -121,6 +131,9 @@ def test_rotation_under_load_through_reloads_and_a_restart(demo_apps, bollard_fa
 		assert re.search(r"cookie key %s seals now \(was %s\), 2 keys open"
 				 % (key_id(KEY_B), key_id(KEY_A)), b.stderr_text()), b.stderr_text()
 		users.wait_requests(60, "requests after the rotation")
+		# two answers each: the first may still have been sealed before the
+		# reload reached its worker; the second was sealed under key B
+		users.wait_each(2, "every user's cookie sealed again under key B")
 		# 2. a bad file (readable by others) keeps the running keys
 		write_keys(keyfile, [KEY_B], mode=0o644)
 		os.kill(b.pid, signal.SIGHUP)
