@@ -315,11 +315,8 @@ bool seal_keys_same(const struct seal_keys *a, const struct seal_keys *b)
  */
 int seal_key_check(const char *path, char *err, size_t errlen)
 {
-	uint8_t keys[SEAL_MAX_KEYS][SEAL_KEY_LEN];
 	struct stat st;
-	char *buf, dir[4096];
-	ssize_t len;
-	int n;
+	char dir[4096];
 
 	if (lstat(path, &st) < 0) {
 		const char *slash = strrchr(path, '/');
@@ -342,13 +339,10 @@ int seal_key_check(const char *path, char *err, size_t errlen)
 				    strerror(errno));
 		return 0;
 	}
-	buf = malloc(SEAL_FILE_MAX);
-	if (!buf)
-		return fail(err, errlen, "secret-file %s: out of memory", path);
-	len = read_file(path, buf, SEAL_FILE_MAX, err, errlen);
-	n = len < 0 ? -1 : parse_keys(path, buf, (size_t)len, keys, err, errlen);
-	sodium_memzero(buf, SEAL_FILE_MAX);
-	sodium_memzero(keys, sizeof(keys));
-	free(buf);
-	return n < 0 ? -1 : 0;
+	/* an existing file: read and parsed exactly as a start would */
+	struct seal_keys *k = seal_keys_load(path, false, NULL, err, errlen);
+	if (!k)
+		return -1;
+	seal_keys_free(k);
+	return 0;
 }
