@@ -135,7 +135,12 @@ def test_user_and_group_drop_root(demo_apps, bollard_factory, bollard_bin, tmp_p
 	# still serving, and the admin socket is the user's
 	assert util.request(b.port, "GET", "/whoami").status == 200
 	assert os.stat(sock).st_uid == nobody.pw_uid
-	r = subprocess.run([bollard_bin, "ctl", "-s", str(sock), "show", "info"],
+	# the binary as the user may run it: the checkout may sit in a
+	# directory only root can enter (a clone under mktemp -d is 0700)
+	ctl_bin = run / "bollard"
+	shutil.copy(bollard_bin, ctl_bin)
+	os.chmod(ctl_bin, 0o755)
+	r = subprocess.run([str(ctl_bin), "ctl", "-s", str(sock), "show", "info"],
 			   capture_output=True, text=True, timeout=10,
 			   preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
 	assert r.returncode == 0 and "version" in r.stdout, r
