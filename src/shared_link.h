@@ -60,6 +60,14 @@ struct shared_link_conf {
 				    * to a power of two) */
 	uint32_t slots;            /* requests waiting for an answer (256) */
 	uint64_t seed;             /* jitter and rate-limit hashing; 0: random */
+	/* Sentinel discovery (shared_sentinel.c): with nsentinels > 0, host and
+	 * port are only a first guess; before each connect the sentinels are
+	 * asked where the master called master is. Each "IP:PORT"; the link
+	 * keeps its own copies. */
+#define SHARED_SENTINELS_MAX 8
+	const char *sentinels[SHARED_SENTINELS_MAX];
+	int nsentinels;
+	const char *master;
 };
 
 enum shared_op { SHARED_OP_GET, SHARED_OP_SETNX, SHARED_OP_CAS, SHARED_OP_SET, SHARED_OP_DEL,
