@@ -112,6 +112,7 @@ struct server {
 	_Atomic uint32_t passive_fails; /* consecutive connect failures on live traffic */
 	_Atomic uint64_t checks_ok;   /* health checks passed / failed (metrics) */
 	_Atomic uint64_t checks_fail;
+	struct tls_server *tls;       /* server ... tls: connections are TLS (xprt_tls.h); NULL = TCP */
 };
 
 struct backend {

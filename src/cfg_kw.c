@@ -13,6 +13,7 @@
  */
 #include "api.h"
 #include "cfg_kw.h"
+#include "tls_ctx.h"
 #include "check.h"
 #include "cidr.h"
 #include "persist.h"
@@ -1086,6 +1087,12 @@ static const struct cfg_srv_opt cfg_server_opts[] = {
 	{ "fall",      1, false },
 	{ "no-check",  0, false },
 	{ "replica",   1, false },
+	/* TLS to the server (cfg_tls.c) */
+	{ "tls",       0, false },
+	{ "verify",    1, false },
+	{ "ca",        1, false },
+	{ "sni",       1, false },
+	{ "alpn",      1, false },
 };
 
 /* A duration of a health check: at least 10 ms (a probe is not a busy
@@ -1233,6 +1240,7 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 	struct server *s;
 	struct cfg_addr a;
 	const char *why;
+	struct cfg_srv_tls tls = { 0 };
 	int rc = 0;
 
 	if (cfg_addr_parse(argv[1], &a) == NULL) {
@@ -1310,16 +1318,31 @@ static int kw_server(struct cfg_parser *p, int argc, char **argv)
 			snprintf(s->replica_name, sizeof(s->replica_name), "%s", argv[i + 1]);
 		else if (strcmp(o->name, "backup") == 0)
 			s->backup = true;
+		else if (strcmp(o->name, "tls") == 0)
+			tls.tls = true;
+		else if (strcmp(o->name, "verify") == 0)
+			tls.verify = argv[i + 1];
+		else if (strcmp(o->name, "ca") == 0)
+			tls.ca = argv[i + 1];
+		else if (strcmp(o->name, "sni") == 0)
+			tls.sni = argv[i + 1];
+		else if (strcmp(o->name, "alpn") == 0)
+			tls.alpn = argv[i + 1];
 		else
 			rc |= srv_check_opt(p, s, o->name, argv[i + o->nargs]);
 		i += o->nargs;
 	}
+	if (rc == 0)
+		rc = cfg_tls_server(p, s, &tls);
 	if (rc < 0) {
 		free(s);
 		return -1;
 	}
 	struct server **slot = CFG_PUSH(p, be->servers, be->nservers);
 	if (!slot) {
+		if (s->tls)
+			tls_client_free(s->tls->cli);
+		free(s->tls);
 		free(s);
 		return -1;
 	}
@@ -1370,7 +1393,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "accept-proxy",          CFG_S_FE, kw_accept_proxy, 0, -1, false, "bind ADDR [ADDR...] accept-proxy" },
 	{ "default-backend",       CFG_S_FRONTEND, kw_default_backend, 1, 1, false, "default-backend NAME" },
 	{ "route",                 CFG_S_FE, kw_route, 3, 3, false, "route host|path-prefix VALUE BACKEND" },
-	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check]" },
+	{ "server",                CFG_S_BE, kw_server, 2, -1, false, "server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check] [tls [verify none|required] [ca FILE] [sni NAME] [alpn http/1.1]]" },
 	{ "persist",               CFG_S_BE, kw_persist, 1, -1, false, "persist cookie|learn|source|header|url-param|jwt ..." },
 	{ "health",                CFG_S_BE, kw_health, 1, -1, false, "health tcp|http METHOD PATH [expect STATUS] [host NAME] [interval D] [timeout D] [rise N] [fall N]" },
 	{ "on-server-down",        CFG_S_DEFAULTS | CFG_S_BE, kw_on_server_down, 1, 1, false, "on-server-down redispatch|replica|fail" },

@@ -118,6 +118,14 @@ int cfg_tls_parse(struct cfg_parser *p, int argc, char **argv, int start, struct
  * the bind's line), and frees what the parser kept. */
 void cfg_tls_build(struct cfg_parser *p);
 void cfg_tls_free(struct config *cfg);
+/* The TLS options of a server line, as written (NULL: not given). */
+struct cfg_srv_tls {
+	bool tls;
+	const char *verify, *ca, *sni, *alpn;
+};
+/* cfg_tls.c: checks them and builds s->tls (NULL without `tls`): 0, or -1
+ * after reporting. */
+int cfg_tls_server(struct cfg_parser *p, struct server *s, const struct cfg_srv_tls *o);
 int cfg_kw_tls_tickets(struct cfg_parser *p, int argc, char **argv);
 int cfg_kw_redirect(struct cfg_parser *p, int argc, char **argv);
 int cfg_kw_hsts(struct cfg_parser *p, int argc, char **argv);

@@ -12,6 +12,15 @@
  * cannot be served is an error at the bind's line, so a start, `bollard
  * check` and a reload all refuse it, and a reload keeps the running
  * generation (with its contexts) serving.
+ *
+ * And the TLS options of a `server` line (connections to that server are
+ * TLS, sconn.c and check.c):
+ *
+ *   server NAME ADDR ... tls [verify none|required] [ca FILE] [sni NAME]
+ *          [alpn http/1.1]
+ *
+ * built at once (they need nothing from later in the file): a CA file that
+ * cannot be read is an error at the server's line, on a reload too.
  */
 #include "api.h"
 #include "cfg_kw.h"
@@ -20,6 +29,7 @@
 #include "tls_ctx.h"
 #include "xprt_tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -34,6 +44,16 @@ const char *const tls_err_names[TLS_ERR_N] = {
 	[TLS_ERR_ALPN] = "alpn",
 	[TLS_ERR_CERT] = "client-certificate",
 	[TLS_ERR_CLOSED] = "client-closed",
+	[TLS_ERR_INCOMPLETE] = "incomplete",
+	[TLS_ERR_OTHER] = "other",
+};
+
+const char *const tls_srv_err_names[TLS_ERR_N] = {
+	[TLS_ERR_PROTOCOL] = "protocol",
+	[TLS_ERR_NO_CIPHER] = "no-shared-cipher",
+	[TLS_ERR_ALPN] = "alpn",
+	[TLS_ERR_CERT] = "certificate",
+	[TLS_ERR_CLOSED] = "server-closed",
 	[TLS_ERR_INCOMPLETE] = "incomplete",
 	[TLS_ERR_OTHER] = "other",
 };
@@ -288,8 +308,97 @@ void cfg_tls_stats_carry(struct frontend *nf, struct frontend *of)
 	nf->tls = of->tls;
 }
 
+/* RFC 1123 2.1 host name: letters, digits, '-' and dots, 1..253 */
+static bool is_hostname(const char *v)
+{
+	size_t n = strlen(v);
+	struct in6_addr a;
+	if (n == 0 || n > 253 || v[0] == '.' || v[0] == '-')
+		return false;
+	if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
+		return false;
+	/* RFC 6066 3: "Literal IPv4 and IPv6 addresses are not permitted in
+	 * HostName" */
+	return inet_pton(AF_INET, v, &a) != 1;
+}
+
+int cfg_tls_server(struct cfg_parser *p, struct server *s, const struct cfg_srv_tls *o)
+{
+	static const char *const verifies[] = { "none", "required" };
+	const char *alpn[2];
+	int nalpn = 0;
+	const char *given = o->verify ? "verify" : o->ca ? "ca" : o->sni ? "sni" : o->alpn ? "alpn" : NULL;
+
+	if (!o->tls) {
+		if (!given)
+			return 0;
+		cfg_err(p, p->line, "server option '%s' needs 'tls' before it (server NAME ADDR tls "
+			"[verify none|required] [ca FILE] [sni NAME] [alpn http/1.1])", given);
+		return -1;
+	}
+	enum tls_verify verify = TLS_VERIFY_REQUIRED; /* the safe default, as HAProxy's */
+	if (o->verify) {
+		int m = cfg_choice(o->verify, verifies, ARRAY_SIZE(verifies));
+		if (m < 0)
+			return cfg_err_choice(p, "unknown verify mode", o->verify, verifies,
+					      ARRAY_SIZE(verifies));
+		verify = m == 0 ? TLS_VERIFY_NONE : TLS_VERIFY_REQUIRED;
+	}
+	if (o->ca && verify == TLS_VERIFY_NONE) {
+		cfg_err(p, p->line, "'ca %s' with 'verify none': the CAs would not be used; write "
+			"'verify required' or leave 'ca' out", o->ca);
+		return -1;
+	}
+	if (o->sni && !is_hostname(o->sni)) {
+		cfg_err(p, p->line, "sni '%s': a host name (letters, digits, '-' and '.'; an IP "
+			"address is not sent as SNI, RFC 6066 3)", o->sni);
+		return -1;
+	}
+	for (const char *a = o->alpn; a && *a;) {
+		size_t n = strcspn(a, ",");
+		/* bollard speaks HTTP/1.1 to servers: offering more would let
+		 * the server pick a protocol the exchange cannot speak */
+		if (nalpn == 2 || !((n == 8 && !strncmp(a, "http/1.1", 8)) ||
+				    (n == 8 && !strncmp(a, "http/1.0", 8)))) {
+			cfg_err(p, p->line, "alpn '%s': http/1.1 or http/1.0 (bollard speaks HTTP/1.1 "
+				"to servers)", o->alpn);
+			return -1;
+		}
+		alpn[nalpn++] = n == 8 && a[7] == '1' ? "http/1.1" : "http/1.0";
+		a += n + (a[n] == ',');
+	}
+	struct tls_client_opts co = {
+		.verify = verify, .ca_file = o->ca, .sni = o->sni, .alpn = alpn, .nalpn = nalpn,
+	};
+	char err[512];
+	struct tls_server *ts = cfg_calloc(p, 1, sizeof(*ts));
+	if (!ts)
+		return -1;
+	ts->cli = tls_client_build(&co, err, sizeof(err));
+	if (!ts->cli) {
+		cfg_err(p, p->line, "server '%s': %s", s->name, err);
+		free(ts);
+		return -1;
+	}
+	/* the address without its port: "1.2.3.4:443" or "[::1]:443" */
+	const char *t = s->addr.text;
+	size_t hl = t[0] == '[' ? strcspn(t, "]") + 1 : strcspn(t, ":");
+	snprintf(ts->host, sizeof(ts->host), "%.*s", (int)MIN(hl, sizeof(ts->host) - 1), t);
+	snprintf(ts->name, sizeof(ts->name), "%s/%s", s->be->name, s->name);
+	s->tls = ts;
+	return 0;
+}
+
 void cfg_tls_free(struct config *cfg)
 {
+	for (int b = 0; b < cfg->nbackends; b++)
+		for (int i = 0; i < cfg->backends[b]->nservers; i++) {
+			struct tls_server *ts = cfg->backends[b]->servers[i]->tls;
+			if (ts) {
+				tls_client_free(ts->cli);
+				free(ts);
+			}
+		}
 	for (int i = 0; i < cfg->nfrontends; i++)
 		cfg_tls_stats_release(cfg->frontends[i]->tls);
 	for (int i = 0; i < cfg->ntls_binds; i++) {

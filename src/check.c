@@ -25,6 +25,14 @@
  *   errors spread over hours of pooled connections (which make no connect,
  *   hence report no success) never add up to a verdict.
  *
+ * TLS servers (`server ... tls`) are checked over TLS, with the same
+ * context as the traffic (verification, SNI, ALPN): a tcp check passes
+ * once the handshake has, an http check sends its request over it. A
+ * refused certificate fails the probe with what was wrong with it, which
+ * the down message carries ("certificate verify failed: certificate has
+ * expired"). Checks resume no session: each probe verifies the server
+ * anew.
+ *
  * Everything but the passive counters lives on the control thread: the
  * probes are sockets on an epoll set of their own whose descriptor the
  * control loop watches, and check_tick() runs timeouts, schedules and slow
@@ -41,6 +49,10 @@
 #include "check.h"
 #include "log.h"
 #include "server.h"
+#include "tls_ctx.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -54,7 +66,7 @@
 #define CHECK_REQ_MAX       512
 #define CHECK_RESP_MAX      256
 
-enum check_phase { CP_IDLE, CP_CONNECT, CP_SEND, CP_READ };
+enum check_phase { CP_IDLE, CP_CONNECT, CP_HANDSHAKE, CP_SEND, CP_READ };
 
 struct check_srv {
 	struct server *s;
@@ -67,6 +79,7 @@ struct check_srv {
 
 	enum check_phase phase;
 	int fd;                         /* -1 while idle */
+	SSL *ssl;                       /* server ... tls: the probe's session */
 	uint64_t next_ms;               /* next probe; 0 = none scheduled */
 	uint64_t deadline_ms;           /* of the probe in flight */
 	uint32_t ok_run, fail_run;      /* consecutive results */
@@ -207,6 +220,11 @@ static void mark_up(struct check_srv *cs, uint64_t now)
 
 static void probe_close(struct check_srv *cs)
 {
+	if (cs->ssl) {
+		SSL_free(cs->ssl);
+		cs->ssl = NULL;
+		ERR_clear_error();
+	}
 	if (cs->fd >= 0) {
 		epoll_ctl(C.epfd, EPOLL_CTL_DEL, cs->fd, NULL);
 		close(cs->fd);
@@ -257,8 +275,67 @@ static void probe_want(struct check_srv *cs, uint32_t events, uint64_t now)
 	}
 }
 
-/* The connection is up: tcp is done, http sends its request. */
+/*
+ * An OpenSSL call of the probe did not complete (r its return): wait for
+ * what it wants (the epoll set is level-triggered, so the interest is all
+ * there is to set), or fail the probe with why. 0 waiting, -1 done.
+ */
+static int probe_tls_wait(struct check_srv *cs, int r, const char *what, uint64_t now)
+{
+	int e = SSL_get_error(cs->ssl, r);
+	char why[160], reason[128];
+
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		probe_want(cs, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT, now);
+		return cs->fd >= 0 ? 0 : -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		snprintf(reason, sizeof(reason), "connection closed by the server");
+	else if (e == SSL_ERROR_SYSCALL && !ERR_peek_error() && errno)
+		why_errno(reason, sizeof(reason), errno);
+	else
+		tls_client_why(cs->ssl, ERR_peek_error(), reason, sizeof(reason));
+	snprintf(why, sizeof(why), "%s: %s", what, reason);
+	ERR_clear_error();
+	probe_done(cs, false, why, now);
+	return -1;
+}
+
+static void probe_ready(struct check_srv *cs, uint64_t now);
+
+/* TLS server: the handshake, one step per event. */
+static void probe_handshake(struct check_srv *cs, uint64_t now)
+{
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(cs->ssl);
+	if (r == 1)
+		probe_ready(cs, now);
+	else
+		probe_tls_wait(cs, r, "TLS handshake", now);
+}
+
+/* The connection is up: a TLS server's handshake comes first. */
 static void probe_connected(struct check_srv *cs, uint64_t now)
+{
+	const struct tls_server *ts = cs->s->tls;
+
+	if (!ts) {
+		probe_ready(cs, now);
+		return;
+	}
+	cs->ssl = tls_client_ssl_new(ts->cli, ts->host);
+	if (!cs->ssl || !SSL_set_fd(cs->ssl, cs->fd)) {
+		ERR_clear_error();
+		probe_done(cs, false, "TLS: out of memory", now);
+		return;
+	}
+	cs->phase = CP_HANDSHAKE;
+	probe_handshake(cs, now);
+}
+
+/* The connection (and its TLS) is up: tcp is done, http sends its request. */
+static void probe_ready(struct check_srv *cs, uint64_t now)
 {
 	if (cs->kind == CHECK_TCP) {
 		probe_done(cs, true, NULL, now);
@@ -269,6 +346,44 @@ static void probe_connected(struct check_srv *cs, uint64_t now)
 	probe_want(cs, EPOLLOUT, now);
 	if (cs->fd >= 0)
 		cs->phase = CP_SEND;
+}
+
+/* Send and receive for the probe: through TLS for a TLS server. >0 bytes,
+ * 0 would block (the interest is set), -1 done (the verdict is given) or,
+ * for a receive only, -2 the end of the stream. */
+static ssize_t probe_io(struct check_srv *cs, bool send_, void *p, size_t n, uint64_t now)
+{
+	char why[96];
+
+	if (cs->ssl) {
+		size_t got = 0;
+		ERR_clear_error();
+		errno = 0;
+		int r = send_ ? SSL_write_ex(cs->ssl, p, n, &got) : SSL_read_ex(cs->ssl, p, n, &got);
+		if (r == 1) {
+			/* level-triggered: back to what the phase waits for */
+			probe_want(cs, send_ ? EPOLLOUT : EPOLLIN, now);
+			return cs->fd >= 0 ? (ssize_t)got : -1;
+		}
+		if (!send_ && SSL_get_error(cs->ssl, r) == SSL_ERROR_ZERO_RETURN)
+			return -2;
+		return probe_tls_wait(cs, r, send_ ? "TLS send" : "TLS receive", now);
+	}
+	for (;;) {
+		ssize_t r = send_ ? send(cs->fd, p, n, MSG_NOSIGNAL) : recv(cs->fd, p, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (r == 0 && !send_)
+			return -2;
+		if (r <= 0) {
+			why_errno(why, sizeof(why), r < 0 ? errno : EPIPE);
+			probe_done(cs, false, why, now);
+			return -1;
+		}
+		return r;
+	}
 }
 
 static void probe_start(struct check_srv *cs, uint64_t now)
@@ -345,20 +460,15 @@ static void probe_event(struct check_srv *cs, uint32_t events, uint64_t now)
 		}
 		probe_connected(cs, now);
 		return;
+	case CP_HANDSHAKE:
+		probe_handshake(cs, now);
+		return;
 	case CP_SEND:
 		while (cs->sent < cs->reqlen) {
-			ssize_t w = send(cs->fd, cs->req + cs->sent, cs->reqlen - cs->sent,
-					 MSG_NOSIGNAL);
+			ssize_t w = probe_io(cs, true, cs->req + cs->sent, cs->reqlen - cs->sent, now);
 
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			if (w <= 0)
 				return;
-			if (w <= 0) {
-				why_errno(why, sizeof(why), w < 0 ? errno : EPIPE);
-				probe_done(cs, false, why, now);
-				return;
-			}
 			cs->sent += (size_t)w;
 		}
 		probe_want(cs, EPOLLIN, now);
@@ -367,19 +477,14 @@ static void probe_event(struct check_srv *cs, uint32_t events, uint64_t now)
 		return;
 	case CP_READ:
 		for (;;) {
-			ssize_t r = recv(cs->fd, cs->resp + cs->resplen,
-					 CHECK_RESP_MAX - 1 - cs->resplen, 0);
+			ssize_t r = probe_io(cs, false, cs->resp + cs->resplen,
+					     CHECK_RESP_MAX - 1 - cs->resplen, now);
 			int st;
 
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			if (r == 0 || r == -1)
 				return;
-			if (r < 0) {
-				why_errno(why, sizeof(why), errno);
-				probe_done(cs, false, why, now);
-				return;
-			}
+			if (r == -2)
+				r = 0;
 			cs->resplen += (size_t)r;
 			st = status_of(cs->resp, cs->resplen);
 			if (st == 0 && r > 0)

@@ -14,6 +14,7 @@
 #include "lb.h"
 #include "lb_hash.h"
 #include "worker-t.h"
+#include "xprt_tls.h"
 
 #include <sys/epoll.h>
 
@@ -209,15 +210,22 @@ static void connect_to(struct cconn *c, struct server *s)
 		return;
 	}
 	sc->kind = OBJ_SERVER;
-	/* the transport toward servers: plain TCP (a TLS one plugs in here) */
-	xconn_init(&sc->xc, fd, &xprt_tcp);
+	/* the transport toward servers: TLS with `server ... tls` (its init
+	 * takes the server's context from ctx), else plain TCP */
+	xconn_init(&sc->xc, fd, s->tls ? &xprt_tls_client : &xprt_tcp);
+	sc->xc.ctx = s->tls;
 	sc->srv = s;
 	sc->w = w;
-	sc->xc.ops->init(&sc->xc);
+	if (sc->xc.ops->init(&sc->xc) == 0 && s->tls)
+		sconn_tls_resume(w, sc);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = sc };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
 	attach(c, sc);
 	int r = xprt_tcp_connect(&sc->xc, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+	if (r > 0 && s->tls) {
+		/* connected at once (loopback): the handshake is next */
+		r = 0;
+	}
 	if (r > 0) {
 		check_passive_success(s);
 		sc->connected = true;

@@ -121,6 +121,10 @@ static void carry_over(struct config *old, struct config *nc)
 			copy_u64(&ns->connect_errors, &os->connect_errors);
 			copy_u64(&ns->checks_ok, &os->checks_ok);
 			copy_u64(&ns->checks_fail, &os->checks_fail);
+			for (int k = 0; ns->tls && os->tls && k < 2; k++)
+				copy_u64(&ns->tls->hs[k], &os->tls->hs[k]);
+			for (int k = 0; ns->tls && os->tls && k < TLS_ERR_N; k++)
+				copy_u64(&ns->tls->err[k], &os->tls->err[k]);
 			/* what `wait drained` reads: without them a reload made
 			 * every draining server look drained (issue 9 item 9) */
 			copy_u64(&ns->last_request_ms, &os->last_request_ms);

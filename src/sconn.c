@@ -8,10 +8,18 @@
  * keep-alive client costs no server connect, and neither does a client
  * that opens a connection per request. Pools are per worker, so nothing
  * here is shared between threads but the servers' atomic counters.
+ *
+ * A TLS server's pool also keeps the last session the server handed one of
+ * its connections: a new connection offers it (RFC 8446 2.2), and so
+ * costs the server a resumption instead of a full handshake. Like the
+ * connections, it belongs to the worker (no lock) and to the generation:
+ * a reload that changes `ca` must not skip the new checks by resuming a
+ * session verified under the old ones.
  */
 #include "api.h"
 #include "stream.h"
 #include "worker-t.h"
+#include "xprt_tls.h"
 
 
 #define POOL_MAX_PER_SERVER 512
@@ -24,8 +32,53 @@ void sconn_release_counted(struct sconn *sc)
 	}
 }
 
+/* The pool of sc's server, when sc belongs to the worker's generation
+ * (a server connection of an older one has no pool left). */
+static struct sconn_pool *pool_of(struct worker *w, struct server *s);
+static struct sconn_pool *own_pool(struct worker *w, struct sconn *sc)
+{
+	struct backend *be = sc->srv->be;
+	if (be->idx >= w->cfg->nbackends || w->cfg->backends[be->idx] != be)
+		return NULL;
+	return pool_of(w, sc->srv);
+}
+
+/* Keep the session sc's server gave it, for the next connection; or forget
+ * the one kept when sc failed its handshake (offering it may be why). */
+static void keep_session(struct worker *w, struct sconn *sc)
+{
+	if (!sc->srv->tls)
+		return;
+	struct ssl_session_st *sess = xprt_tls_take_session(&sc->xc);
+	bool failed = xprt_tls_failed(&sc->xc);
+	struct sconn_pool *p = sess || failed ? own_pool(w, sc) : NULL;
+	if (p && (sess || failed)) {
+		xprt_tls_session_free(p->tls_sess);
+		p->tls_sess = sess;
+		sess = NULL;
+	}
+	xprt_tls_session_free(sess);
+}
+
+void sconn_tls_resume(struct worker *w, struct sconn *sc)
+{
+	struct sconn_pool *p = pool_of(w, sc->srv);
+	if (p && p->tls_sess)
+		xprt_tls_resume(&sc->xc, p->tls_sess);
+}
+
+void sconn_pool_forget_sessions(struct worker *w)
+{
+	for (int b = 0; w->pools && b < w->cfg->nbackends; b++)
+		for (uint32_t s = 0; s < w->pool_cap[b]; s++) {
+			xprt_tls_session_free(w->pools[b][s].tls_sess);
+			w->pools[b][s].tls_sess = NULL;
+		}
+}
+
 void sconn_close(struct worker *w, struct sconn *sc)
 {
+	keep_session(w, sc);
 	sconn_release_counted(sc);
 	xconn_close(&sc->xc); /* also takes it out of epoll */
 	buf_put(&w->bufs, &sc->in);
@@ -86,6 +139,7 @@ struct sconn *sconn_pool_take(struct worker *w, struct server *s)
 void sconn_pool_put(struct worker *w, struct sconn *sc)
 {
 	struct sconn_pool *p = pool_of(w, sc->srv);
+	keep_session(w, sc);
 	sconn_release_counted(sc);
 	buf_put(&w->bufs, &sc->in);
 	if (!p || p->n >= POOL_MAX_PER_SERVER || w->stopping || sc->srv->removed) {

@@ -122,6 +122,34 @@ static int expiry_sample(void *arg, const struct tls_cert_info *ci)
 	return 0;
 }
 
+/* server ... tls: handshakes to each TLS server, resumed or not (pooled
+ * connections make none), and their failures by reason. */
+static void srv_tls_metrics(struct admin_buf *out, const struct config *cfg)
+{
+	family(out, "bollard_server_tls_handshakes_total", "counter",
+	       "TLS handshakes to the server completed, by whether the session resumed.");
+	for (int b = 0; b < cfg->nbackends; b++)
+		for (int i = 0; i < cfg->backends[b]->nservers; i++) {
+			const struct server *s = cfg->backends[b]->servers[i];
+			for (int r = 0; r < 2 && s->tls && !s->removed; r++)
+				sample_u64(out, "bollard_server_tls_handshakes_total",
+					   (const char *const[]){ "backend", s->be->name, "server", s->name,
+								  "resumed", r ? "1" : "0", NULL },
+					   RELAXED(s->tls->hs[r]));
+		}
+	family(out, "bollard_server_tls_handshake_errors_total", "counter",
+	       "TLS handshakes to the server that failed, by reason.");
+	for (int b = 0; b < cfg->nbackends; b++)
+		for (int i = 0; i < cfg->backends[b]->nservers; i++) {
+			const struct server *s = cfg->backends[b]->servers[i];
+			for (int e = 0; e < TLS_ERR_N && s->tls && !s->removed; e++)
+				sample_u64(out, "bollard_server_tls_handshake_errors_total",
+					   (const char *const[]){ "backend", s->be->name, "server", s->name,
+								  "reason", tls_srv_err_names[e], NULL },
+					   RELAXED(s->tls->err[e]));
+		}
+}
+
 /* SPEC 11: handshakes, their failures by reason, certificate expiry. */
 static void tls_metrics(struct admin_buf *out, const struct config *cfg)
 {
@@ -150,6 +178,7 @@ static void tls_metrics(struct admin_buf *out, const struct config *cfg)
 		struct expiry_arg a = { out, cfg->tls_binds[i]->fe->name };
 		tls_ctx_foreach_cert(cfg->tls_binds[i]->ctx, expiry_sample, &a);
 	}
+	srv_tls_metrics(out, cfg);
 }
 
 /* SPEC 7 labels bollard_requests_total by frontend too, but the counters

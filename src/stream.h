@@ -130,6 +130,10 @@ void sconn_release_counted(struct sconn *sc);  /* no longer busy: srv->conns-- *
 struct sconn *sconn_pool_take(struct worker *w, struct server *s); /* NULL: none idle */
 void sconn_pool_put(struct worker *w, struct sconn *sc);  /* or close it when it can't stay */
 void sconn_pool_drop(struct worker *w, struct sconn *sc); /* idle one the server closed */
+/* server ... tls: offer the session kept for sc's server (sc just
+ * initialised); free every kept session (reload, exit) */
+void sconn_tls_resume(struct worker *w, struct sconn *sc);
+void sconn_pool_forget_sessions(struct worker *w);
 /* close pooled server connections idle too long (about once a second) */
 void sconn_pool_sweep(struct worker *w);
 /* requests waiting for a server slot (maxconn): start those that can

@@ -48,6 +48,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1049,6 +1050,79 @@ void tls_ctx_free(struct tls_ctx *t)
 
 /* ---- client side --------------------------------------------------------- */
 
+/*
+ * The session a server gave the connection, for the next connection to the
+ * same server to resume (RFC 8446 2.2, RFC 5077): held in the SSL's ex_data
+ * by the new-session callback until the owner takes it
+ * (tls_client_take_session()). TLS 1.3 sends tickets after the handshake,
+ * so the callback runs inside a later SSL_read; keeping the session on the
+ * SSL rather than in a cache of the context leaves the context immutable
+ * and shared, and lets the owner keep its cache per thread.
+ */
+static int sess_idx = -1;
+static pthread_once_t sess_once = PTHREAD_ONCE_INIT;
+
+static void sess_slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	SSL_SESSION_free(ptr);
+}
+
+static void sess_index_init(void)
+{
+	sess_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, sess_slot_free);
+}
+
+/* A copy, not the session itself: sess stays the SSL's own, and OpenSSL
+ * marks the SSL's session not resumable when the connection ends in an
+ * error, which a server closing without close_notify is (many do, after
+ * `Connection: close`): the copy keeps the ticket usable. */
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION *copy;
+
+	if (sess_idx < 0 || !SSL_SESSION_is_resumable(sess) || !(copy = SSL_SESSION_dup(sess)))
+		return 0;
+	SSL_SESSION_free(SSL_get_ex_data(ssl, sess_idx));
+	if (!SSL_set_ex_data(ssl, sess_idx, copy)) {
+		SSL_SESSION_free(copy);
+		return 0;
+	}
+	return 0; /* sess is not kept */
+}
+
+SSL_SESSION *tls_client_take_session(SSL *ssl)
+{
+	if (sess_idx < 0)
+		return NULL;
+	SSL_SESSION *s = SSL_get_ex_data(ssl, sess_idx);
+	if (s)
+		SSL_set_ex_data(ssl, sess_idx, NULL);
+	return s;
+}
+
+/* Without `ca`, the system's trust store: OpenSSL's default file and
+ * directory (on Debian /usr/lib/ssl/cert.pem and /usr/lib/ssl/certs, links
+ * to /etc/ssl/certs, which ca-certificates fills). Neither present means
+ * every certificate would be refused: say so at load rather than at the
+ * first request. */
+static int system_store(SSL_CTX *ctx, char *err, size_t errlen)
+{
+	const char *file = getenv(X509_get_default_cert_file_env());
+	const char *dir = getenv(X509_get_default_cert_dir_env());
+
+	if (!file)
+		file = X509_get_default_cert_file();
+	if (!dir)
+		dir = X509_get_default_cert_dir();
+	if (access(file, R_OK) != 0 && access(dir, R_OK) != 0)
+		return fail(err, errlen, "verify required: no system trust store (%s, %s); "
+			    "name the CAs with 'ca FILE', or write 'verify none'", file, dir);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		return fail(err, errlen, "the system's trust store: %s", ossl_reason());
+	return 0;
+}
+
 struct tls_client *tls_client_build(const struct tls_client_opts *o, char *err, size_t errlen)
 {
 	struct tls_client *c;
@@ -1057,6 +1131,7 @@ struct tls_client *tls_client_build(const struct tls_client_opts *o, char *err, 
 	int rc = 0;
 
 	ERR_clear_error();
+	pthread_once(&sess_once, sess_index_init);
 	if (o->verify == TLS_VERIFY_OPTIONAL) {
 		fail(err, errlen, "verify: none or required for a server");
 		return NULL;
@@ -1069,6 +1144,10 @@ struct tls_client *tls_client_build(const struct tls_client_opts *o, char *err, 
 	}
 	c->verify = o->verify;
 	rc = setup_common(c->ctx, o->min_version, err, errlen);
+	/* sessions go to new_session(), never to a cache of the context (a
+	 * lock every worker would share) */
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(c->ctx, new_session);
 	if (rc == 0 && o->verify == TLS_VERIFY_REQUIRED) {
 		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
 		if (o->ca_file) {
@@ -1081,8 +1160,8 @@ struct tls_client *tls_client_build(const struct tls_client_opts *o, char *err, 
 			if (rc == 0 && SSL_CTX_load_verify_file(c->ctx, o->ca_file) != 1)
 				rc = fail(err, errlen, "%s: no CA certificate in the file: %s", o->ca_file,
 					  ossl_reason());
-		} else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
-			rc = fail(err, errlen, "the system's trust store: %s", ossl_reason());
+		} else {
+			rc = system_store(c->ctx, err, errlen);
 		}
 	}
 	if (rc == 0 && o->nalpn > 0 &&
@@ -1137,6 +1216,25 @@ fail:
 	SSL_free(ssl);
 	ERR_clear_error();
 	return NULL;
+}
+
+const char *tls_client_why(SSL *ssl, unsigned long code, char *buf, size_t n)
+{
+	long v = SSL_get_verify_result(ssl);
+
+	if (code && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED && v != X509_V_OK) {
+		/* "certificate verify failed" alone does not say what to fix */
+		snprintf(buf, n, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+	} else if (code) {
+		const char *r = ERR_reason_error_string(code);
+		if (r)
+			snprintf(buf, n, "%s", r);
+		else
+			ERR_error_string_n(code, buf, n);
+	} else {
+		snprintf(buf, n, "connection closed by the server");
+	}
+	return buf;
 }
 
 void tls_client_free(struct tls_client *c)

@@ -119,7 +119,8 @@ int tls_version_parse(const char *text);
 
 struct tls_client_opts {
 	enum tls_verify verify;       /* NONE or REQUIRED (OPTIONAL is refused) */
-	const char *ca_file;          /* NULL = the system's trust store */
+	const char *ca_file;          /* NULL = the system's trust store (an error when
+				       * there is none) */
 	const char *sni;              /* NULL = the server's address when it is a name */
 	const char *const *alpn;      /* offered protocols, in preference order */
 	int nalpn;
@@ -145,6 +146,23 @@ struct tls_client *tls_client_build(const struct tls_client_opts *opts, char *er
  * when out of memory or host is malformed.
  */
 SSL *tls_client_ssl_new(const struct tls_client *c, const char *host);
+
+/*
+ * The session the server handed ssl (a TLS 1.3 ticket, which may come with
+ * any SSL_read after the handshake, or a TLS 1.2 session), for a later
+ * connection to the same server to resume with SSL_set_session(); NULL if
+ * none came since the last call. The caller owns the reference.
+ */
+SSL_SESSION *tls_client_take_session(SSL *ssl);
+
+/*
+ * Why a client handshake on ssl failed, in words an operator can act on,
+ * written to buf[0..n) and returned: code is the OpenSSL error seen
+ * (ERR_peek_error(); 0 when the connection just ended). A refused
+ * certificate says what was wrong with it ("certificate verify failed:
+ * certificate has expired", "...: hostname mismatch").
+ */
+const char *tls_client_why(SSL *ssl, unsigned long code, char *buf, size_t n);
 
 void tls_client_free(struct tls_client *c);
 

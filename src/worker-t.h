@@ -17,6 +17,9 @@
 struct sconn_pool {
 	struct sconn *head;
 	uint32_t n;
+	/* server ... tls: the last session the server gave a connection of
+	 * this worker, which new connections offer to resume (sconn.c) */
+	struct ssl_session_st *tls_sess;
 };
 
 struct worker {

@@ -243,6 +243,7 @@ static void worker_apply(struct worker *w, struct config *nc)
 	w->nlisteners = n;
 
 	sconn_pool_sweep_all(w);
+	sconn_pool_forget_sessions(w);
 	for (int b = 0; b < w->cfg->nbackends; b++)
 		free(w->pools[b]);
 	free(w->pools);
@@ -536,6 +537,7 @@ void workers_join(void)
 		buf_pool_destroy(&w->bufs);
 		ev_heap_free(&w->timers);
 		lb_thread_free(w->lb);
+		sconn_pool_forget_sessions(w);
 		if (w->pools)
 			for (int b = 0; b < w->cfg->nbackends; b++)
 				free(w->pools[b]);

@@ -16,6 +16,12 @@
  * every SSL made from it: each session holds the configuration generation
  * that owns it (cfg_hold), apart from the client connection's own hold,
  * which moves to a newer generation between requests.
+ *
+ * As the client of a server (xprt_tls_client), the handshake is driven by
+ * established() instead, which the connect step calls on every event
+ * until it says done: the exchange never writes a request on a connection
+ * whose server is not verified yet. A server connection never outlives
+ * its generation (sconn.c: pools are per generation), so it holds none.
  */
 #include "api.h"
 #include "xprt_tls.h"
@@ -38,7 +44,9 @@
 
 struct tls_conn {
 	SSL *ssl;
-	const struct tls_bind *bind;
+	const struct tls_bind *bind;      /* server side: the bind; NULL for a client */
+	struct tls_server *srv;           /* client side: the server; NULL otherwise */
+	bool tcp_up;                      /* client: the TCP connect is done */
 	bool hs_done;
 	bool failed;          /* the handshake failed: counted and logged */
 	bool rd_wants_write;  /* a receive waits for EPOLLOUT */
@@ -80,6 +88,12 @@ static void hs_failed(struct xconn *x, struct tls_conn *t, enum tls_err why, con
 	char ip[64] = "-";
 
 	t->failed = true;
+	if (t->srv) {
+		atomic_fetch_add_explicit(&t->srv->err[why], 1, memory_order_relaxed);
+		log_msg(LOG_WARN, "server %s: TLS handshake failed: %s (%s)", t->srv->name, reason,
+			tls_srv_err_names[why]);
+		return;
+	}
 	atomic_fetch_add_explicit(&t->bind->fe->tls->err[why], 1, memory_order_relaxed);
 	if (getpeername(x->fd, (struct sockaddr *)&ss, &len) == 0)
 		route_addr_text(&ss, ip, sizeof(ip));
@@ -91,7 +105,10 @@ static void hs_count(struct tls_conn *t)
 {
 	int v = SSL_version(t->ssl) == TLS1_3_VERSION;
 	int r = SSL_session_reused(t->ssl) == 1;
-	atomic_fetch_add_explicit(&t->bind->fe->tls->hs[v][r], 1, memory_order_relaxed);
+	if (t->srv)
+		atomic_fetch_add_explicit(&t->srv->hs[r], 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&t->bind->fe->tls->hs[v][r], 1, memory_order_relaxed);
 }
 
 /* The readiness an OpenSSL call used up: want is SSL_ERROR_WANT_*; dir
@@ -131,7 +148,7 @@ static int handshake(struct xconn *x, struct tls_conn *t, bool receiving)
 	}
 	unsigned long code = ERR_peek_error();
 	enum tls_err why = classify(code, e, errno);
-	if (why == TLS_ERR_CLOSED && BIO_number_read(SSL_get_rbio(t->ssl)) == 0) {
+	if (why == TLS_ERR_CLOSED && !t->srv && BIO_number_read(SSL_get_rbio(t->ssl)) == 0) {
 		/* closed without sending a byte: a port probe or an L4 health
 		 * check, not a handshake */
 		t->failed = true;
@@ -141,11 +158,13 @@ static int handshake(struct xconn *x, struct tls_conn *t, bool receiving)
 		return -1;
 	}
 	char reason[160];
-	if (code)
+	if (t->srv && (code || !errno))
+		tls_client_why(t->ssl, code, reason, sizeof(reason));
+	else if (code)
 		ERR_error_string_n(code, reason, sizeof(reason));
 	else
 		snprintf(reason, sizeof(reason), "%s", errno ? strerror(errno) : "connection closed");
-	hs_failed(x, t, why, code && ERR_reason_error_string(code) ?
+	hs_failed(x, t, why, code && ERR_reason_error_string(code) && !t->srv ?
 		  ERR_reason_error_string(code) : reason);
 	ERR_clear_error();
 	x->eof = true;
@@ -326,10 +345,17 @@ static void tls_close(struct xconn *x)
 			if (!t->hs_done && !t->failed && t->bind)
 				atomic_fetch_add_explicit(&t->bind->fe->tls->err[TLS_ERR_INCOMPLETE], 1,
 							  memory_order_relaxed);
+			if (!t->hs_done && !t->failed && t->srv && t->tcp_up)
+				/* timeout connect, or the client left first: once,
+				 * like a failure (the handshake to a server that
+				 * accepts and never answers ends here) */
+				hs_failed(x, t, TLS_ERR_INCOMPLETE, "handshake not finished when the "
+					  "connection was closed (timeout connect, or the client left)");
 			send_close_notify(x, t);
 			SSL_free(t->ssl);
 		}
-		cfg_release(t->bind->cfg);
+		if (t->bind)
+			cfg_release(t->bind->cfg);
 		free(t);
 		x->ctx = NULL;
 	}
@@ -376,6 +402,88 @@ const struct xprt_ops xprt_tls = {
 	.established = tls_established,
 	.events = tls_events,
 };
+
+/* ---- the client side ----------------------------------------------------- */
+
+static int tlsc_init(struct xconn *x)
+{
+	struct tls_server *srv = x->ctx;
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	x->ctx = t;
+	if (!t)
+		return -1;
+	t->srv = srv;
+	t->ssl = tls_client_ssl_new(srv->cli, srv->host);
+	if (!t->ssl || !SSL_set_fd(t->ssl, x->fd)) {
+		ERR_clear_error();
+		return -1;
+	}
+	int one = 1;
+	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+/* The TCP connect's outcome first (as xprt_tcp), then the handshake: each
+ * call goes as far as the socket lets it. */
+static int tlsc_established(struct xconn *x)
+{
+	struct tls_conn *t = x->ctx;
+	if (!t || !t->ssl || t->failed)
+		return -1;
+	if (t->hs_done)
+		return 1;
+	if (!t->tcp_up) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			t->failed = true; /* a connect failure, not a handshake's */
+			return -1;
+		}
+		if (!x->can_write)
+			return 0;
+		t->tcp_up = true;
+	}
+	return handshake(x, t, true);
+}
+
+const struct xprt_ops xprt_tls_client = {
+	.name = "tls-client",
+	.init = tlsc_init,
+	.recv = tls_recv,
+	.writev = tls_writev,
+	.shutw = tls_shutw,
+	.close = tls_close,
+	.established = tlsc_established,
+	.events = tls_events,
+};
+
+void xprt_tls_resume(struct xconn *x, struct ssl_session_st *sess)
+{
+	struct tls_conn *t = x->ctx;
+	/* a session the context refuses (another version) means a full
+	 * handshake, which is what no session means too */
+	if (t && t->ssl && sess && SSL_set_session(t->ssl, sess) != 1)
+		ERR_clear_error();
+}
+
+struct ssl_session_st *xprt_tls_take_session(struct xconn *x)
+{
+	struct tls_conn *t = x->ops == &xprt_tls_client ? x->ctx : NULL;
+	return t && t->ssl ? tls_client_take_session(t->ssl) : NULL;
+}
+
+bool xprt_tls_failed(const struct xconn *x)
+{
+	const struct tls_conn *t = x->ops == &xprt_tls_client ? x->ctx : NULL;
+	return t && t->failed;
+}
+
+void xprt_tls_session_free(struct ssl_session_st *sess)
+{
+	SSL_SESSION_free(sess);
+}
 
 bool xprt_tls_info(const struct xconn *x, struct tls_info *out)
 {

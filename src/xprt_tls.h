@@ -1,12 +1,15 @@
 /*
  * xprt_tls.h - TLS, the second transport (xprt.h): OpenSSL driven
- * non-blocking in the worker's edge-triggered loop. Server side only for
- * now (`bind ... tls`); the SSL_CTX comes from tls_ctx.c.
+ * non-blocking in the worker's edge-triggered loop, as the server of
+ * client connections (`bind ... tls`) and as the client of servers
+ * (`server ... tls`); the SSL_CTX comes from tls_ctx.c.
  *
  * What the rest of bollard sees of it: the per-bind object the listener
  * carries (struct tls_bind, built with the configuration generation), the
- * counters of SPEC §11 (struct tls_stats, in the frontend), and what the
- * access log says of a connection (xprt_tls_info).
+ * per-server one (struct tls_server), the counters of SPEC §11 (struct
+ * tls_stats, in the frontend; the server's in struct tls_server), what the
+ * access log says of a connection (xprt_tls_info), and the sessions a
+ * server connection brings back for the next one to resume.
  */
 #ifndef BOLLARD_XPRT_TLS_H
 #define BOLLARD_XPRT_TLS_H
@@ -26,6 +29,11 @@ enum tls_err {
 	TLS_ERR_N
 };
 extern const char *const tls_err_names[TLS_ERR_N];
+/* The same reasons for connections to servers
+ * (bollard_server_tls_handshake_errors_total): "certificate" is the
+ * server's, "server-closed", "incomplete" is timeout connect or the
+ * client leaving first. */
+extern const char *const tls_srv_err_names[TLS_ERR_N];
 
 /* Counters of one frontend (atomic: every worker adds), shared by its
  * successive generations (a reload hands them on, reload.c), so that a
@@ -57,6 +65,41 @@ struct tls_bind {
  * the contexts it was made from (SNI, ticket keys, counters).
  */
 extern const struct xprt_ops xprt_tls;
+
+struct tls_client;
+struct ssl_session_st; /* OpenSSL's SSL_SESSION */
+
+/* `server NAME ADDR tls ...` of a configuration generation: its client
+ * context, what the connections' handshakes are checked against, and its
+ * counters (a reload carries them over by name, reload.c). */
+struct tls_server {
+	struct tls_client *cli;           /* the generation owns it (cfg_free) */
+	char host[48];                    /* the server's IP address, without port */
+	char name[136];                   /* "BACKEND/SERVER", for messages */
+	_Atomic uint64_t hs[2];           /* handshakes done: [resumed] */
+	_Atomic uint64_t err[TLS_ERR_N];
+};
+
+/*
+ * The TLS transport as a client. Before ops->init, the caller puts the
+ * server's struct tls_server in x->ctx (which must outlive the connection:
+ * a server connection lives within its generation, sconn.c). The handshake
+ * starts once the TCP connect is done, inside established(), which says 1
+ * only after it (certificate and name checked under verify required); a
+ * failed one is counted, logged once with its reason, and established()
+ * says -1. Pooled and reused like TCP: a reused connection has done it.
+ */
+extern const struct xprt_ops xprt_tls_client;
+/* Offer sess (a session of an earlier connection to the same server) for
+ * resumption; x just initialised, sess not taken (the caller keeps its
+ * reference). */
+void xprt_tls_resume(struct xconn *x, struct ssl_session_st *sess);
+/* The session the server gave x since the last call, or NULL; the caller
+ * owns it (xprt_tls_session_free). */
+struct ssl_session_st *xprt_tls_take_session(struct xconn *x);
+/* x's handshake failed (a session it offered may be what failed). */
+bool xprt_tls_failed(const struct xconn *x);
+void xprt_tls_session_free(struct ssl_session_st *sess);
 
 /* What the access log says of a TLS connection (SPEC §11). Strings are
  * the session's, valid until the connection closes; "-" when absent. */

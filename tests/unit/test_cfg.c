@@ -707,7 +707,7 @@ static void test_err_no_follow_on(void **state)
 		"invalid server address '127.0.0.1:99999': invalid port (1..65535)");
 	one_err(FE_OK "backend app\n    server a1\n", 5,
 		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] "
-		"[backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+		"[backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check] [tls [verify none|required] [ca FILE] [sni NAME] [alpn http/1.1]])");
 	one_err(FE_OK "backend app\n", 4, "backend 'app' has no server");
 }
 
@@ -735,7 +735,7 @@ static void test_err_servers(void **state)
 	one_err(FE_OK BE_OK "    server a/2 127.0.0.1:9002\n", 6,
 		"invalid server name 'a/2' (use letters, digits, '_', '-', '.')");
 	one_err(FE_OK BE_OK "    server a2\n", 6,
-		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check])");
+		"missing arguments to 'server' (usage: server NAME IP:PORT [weight N] [maxconn N] [backup] [replica SERVER] [slowstart D] [check-interval D] [rise N] [fall N] [no-check] [tls [verify none|required] [ca FILE] [sni NAME] [alpn http/1.1]])");
 }
 
 /* issue 10 item 4: an HAProxy or NGINX word gets the bollard equivalent,
