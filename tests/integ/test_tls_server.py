@@ -54,13 +54,14 @@ class CA:
 			"[p]\ncommonName = supplied\n")
 
 	def leaf(self, name, san, expired=False):
+		"""san: a DNS name, or "IP:ADDR"."""
 		k = str(self.dir / (name + ".key"))
 		csr = str(self.dir / (name + ".csr"))
 		crt = str(self.dir / (name + ".crt"))
 		ext = self.dir / (name + ".ext")
-		ext.write_text("subjectAltName=DNS:%s\n" % san)
+		ext.write_text("subjectAltName=%s\n" % (san if san.startswith("IP:") else "DNS:" + san))
 		_openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-			 "-keyout", k, "-out", csr, "-subj", "/CN=" + san)
+			 "-keyout", k, "-out", csr, "-subj", "/CN=" + san.replace("IP:", ""))
 		dates = (["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"] if expired
 			 else ["-days", "30"])
 		_openssl("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", self.crt,
@@ -89,15 +90,17 @@ class TlsBackend:
 	and counts what it saw: handshakes completed, how many resumed a
 	session, handshakes that failed, the SNI of each, the request paths."""
 
-	def __init__(self, name, certfile, close_each=False):
+	def __init__(self, name, certfile, close_each=False, alpn=None):
 		self.name = name
 		self.close_each = close_each
 		self.lock = threading.Lock()
 		self.handshakes = self.resumed = self.failed = 0
-		self.snis, self.paths, self.socks = [], [], []
+		self.snis, self.paths, self.socks, self.alpns = [], [], [], []
 		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 		self.ctx.load_cert_chain(certfile)
 		self.ctx.sni_callback = self._sni
+		if alpn:
+			self.ctx.set_alpn_protocols(alpn)
 		self.lsock = socket.socket()
 		self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 		self.lsock.bind(("127.0.0.1", 0))
@@ -130,6 +133,7 @@ class TlsBackend:
 		with self.lock:
 			self.handshakes += 1
 			self.resumed += t.session_reused
+			self.alpns.append(t.selected_alpn_protocol())
 			self.socks.append(t)
 		conn = Conn(t, timeout=15)
 		try:
@@ -169,8 +173,8 @@ class TlsBackend:
 def tls_backend():
 	made = []
 
-	def make(name, certfile, close_each=False):
-		b = TlsBackend(name, certfile, close_each)
+	def make(name, certfile, close_each=False, alpn=None):
+		b = TlsBackend(name, certfile, close_each, alpn)
 		made.append(b)
 		return b
 
@@ -246,6 +250,36 @@ def test_new_connections_resume_the_session(tmp_path, tls_backend, bollard_facto
 		      resumed="1") == n - 1
 	assert metric(b, "bollard_server_tls_handshakes_total", backend="be", server="s1",
 		      resumed="0") == 1
+
+
+def test_ip_address_checked_without_sni_and_alpn(tmp_path, tls_backend, bollard_factory):
+	# no `sni`: nothing is sent (RFC 6066 3), and the certificate must hold
+	# the server's IP address
+	ca = CA(tmp_path, "ca")
+	srv = tls_backend("s1", ca.leaf("ip", "IP:127.0.0.1"), alpn=["h2", "http/1.1"])
+	b = bollard_factory(config([("s1", srv.port, "tls ca %s alpn http/1.1" % ca.crt)]))
+	r = get(b.port)
+	assert r.status == 200 and r.body == b"s1", r
+	assert srv.count("snis") == [None]
+	assert srv.count("alpns") == ["http/1.1"]
+	srv2 = tls_backend("s2", ca.leaf("ip2", "IP:127.0.0.2"))
+	b2 = bollard_factory(config([("s2", srv2.port, "tls ca %s" % ca.crt)], retries=0))
+	assert get(b2.port).status == 502
+	assert "certificate verify failed: IP address mismatch" in stderr_line(b2, "TLS handshake")
+
+
+def test_default_is_verify_required_against_the_system_store(tmp_path, tls_backend,
+							      bollard_factory):
+	# `tls` alone: verified, against the system's CAs, which do not hold
+	# the test CA
+	ca = CA(tmp_path, "ca")
+	srv = tls_backend("s1", ca.leaf("ip", "IP:127.0.0.1"))
+	b = bollard_factory(config([("s1", srv.port, "tls")], retries=0))
+	assert get(b.port).status == 502
+	assert srv.count("paths") == []
+	assert hs_errors(b, "s1", "certificate") == 1
+	assert "certificate verify failed: unable to get local issuer certificate" in \
+		stderr_line(b, "TLS handshake")
 
 
 def _refused(tmp_path, tls_backend, bollard_factory, certfile, opts, why):
