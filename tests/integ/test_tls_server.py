@@ -143,6 +143,9 @@ class TlsBackend:
 					return
 				with self.lock:
 					self.paths.append(req.target)
+				if req.headers.get("Upgrade"):
+					self._tunnel(conn)
+					return
 				body = self.name.encode()
 				conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s"
 					  % (len(body), b"Connection: close\r\n" if self.close_each else b"",
@@ -153,6 +156,16 @@ class TlsBackend:
 			pass
 		finally:
 			conn.close()
+
+	def _tunnel(self, conn):
+		"""After a 101: every byte back as it came."""
+		conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+			  b"Connection: Upgrade\r\n\r\n")
+		while True:
+			data = conn.sock.recv(65536)
+			if not data:
+				return
+			conn.send(data)
 
 	def count(self, what):
 		with self.lock:
@@ -232,6 +245,26 @@ def test_verified_chain_sni_and_pooled(tmp_path, tls_backend, bollard_factory):
 		      resumed="0") == 1
 	assert metric(b, "bollard_server_tls_handshakes_total", backend="be", server="s1",
 		      resumed="1") == 0
+
+
+def test_upgrade_tunnel_over_tls(tmp_path, tls_backend, bollard_factory):
+	# after a 101 the tunnel's bytes go through the TLS transport both
+	# ways, more than a socket buffer holds at once
+	ca = CA(tmp_path, "ca")
+	srv = tls_backend("s1", ca.leaf("app", "app.test"))
+	b = bollard_factory(simple_config([("s1", srv.port, "tls ca %s sni app.test" % ca.crt)],
+					  frontend_extra="    allow-upgrade echo"))
+	payload = util.pattern_bytes(1 << 20)
+	with Conn.connect(b.port, timeout=30) as c:
+		c.send(build_request("GET", "/t", [("Host", "t"), ("Upgrade", "echo"),
+						   ("Connection", "Upgrade")]))
+		r = read_response(c)
+		assert r.status == 101, r
+		sender = threading.Thread(target=c.send, args=(payload,))
+		sender.start()
+		got = c.read_exact(len(payload))
+		sender.join(timeout=30)
+		assert got == payload
 
 
 def test_new_connections_resume_the_session(tmp_path, tls_backend, bollard_factory):
