@@ -449,7 +449,8 @@ def test_server_tls_option_errors(bollard_run, tmp_path):
 		 ("tls verify none ca %s" % ca.crt, "the CAs would not be used"),
 		 ("tls sni 10.0.0.1", "sni '10.0.0.1'"),
 		 ("tls alpn h2", "alpn 'h2': http/1.1 or http/1.0"),
-		 ("tls ca", "needs a value")]
+		 ("tls ca", "needs a value"),
+		 ("ssl verify required", "HAProxy's 'server ... ssl' is 'tls' in bollard")]
 	for opts, want in cases:
 		r = bollard_run("check", "-c", "{conf}", config="listen web\n    bind 127.0.0.1:1\n"
 				"    server a 127.0.0.1:9 %s\n" % opts)
