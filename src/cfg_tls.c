@@ -385,6 +385,7 @@ int cfg_tls_server(struct cfg_parser *p, struct server *s, const struct cfg_srv_
 	size_t hl = t[0] == '[' ? strcspn(t, "]") + 1 : strcspn(t, ":");
 	snprintf(ts->host, sizeof(ts->host), "%.*s", (int)MIN(hl, sizeof(ts->host) - 1), t);
 	snprintf(ts->name, sizeof(ts->name), "%s/%s", s->be->name, s->name);
+	snprintf(ts->sni, sizeof(ts->sni), "%s", o->sni ? o->sni : "");
 	s->tls = ts;
 	return 0;
 }

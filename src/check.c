@@ -539,8 +539,12 @@ static struct check_srv *cs_new(struct server *s, uint64_t now)
 	cs->expect = be->hc_expect;
 	if (cs->kind == CHECK_HTTP) {
 		/* RFC 9112 3.2: a request carries Host; by default the
-		 * address as configured, which every server accepts */
-		host = be->hc_host[0] ? be->hc_host : s->addr.text;
+		 * address as configured, which every server accepts, or
+		 * for a TLS server the name its certificate was chosen by
+		 * (a server may answer 421 to a Host other than its SNI,
+		 * RFC 9110 15.5.20) */
+		host = be->hc_host[0] ? be->hc_host : s->tls && s->tls->sni[0] ? s->tls->sni :
+		       s->addr.text;
 		n = snprintf(cs->req, sizeof(cs->req),
 			     "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
 			     "User-Agent: bollard-health\r\n\r\n",

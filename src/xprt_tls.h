@@ -75,6 +75,7 @@ struct ssl_session_st; /* OpenSSL's SSL_SESSION */
 struct tls_server {
 	struct tls_client *cli;           /* the generation owns it (cfg_free) */
 	char host[48];                    /* the server's IP address, without port */
+	char sni[254];                    /* `sni NAME`, or "" */
 	char name[136];                   /* "BACKEND/SERVER", for messages */
 	_Atomic uint64_t hs[2];           /* handshakes done: [resumed] */
 	_Atomic uint64_t err[TLS_ERR_N];

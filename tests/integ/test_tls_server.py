@@ -95,7 +95,7 @@ class TlsBackend:
 		self.close_each = close_each
 		self.lock = threading.Lock()
 		self.handshakes = self.resumed = self.failed = 0
-		self.snis, self.paths, self.socks, self.alpns = [], [], [], []
+		self.snis, self.paths, self.socks, self.alpns, self.hosts = [], [], [], [], []
 		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 		self.ctx.load_cert_chain(certfile)
 		self.ctx.sni_callback = self._sni
@@ -143,6 +143,7 @@ class TlsBackend:
 					return
 				with self.lock:
 					self.paths.append(req.target)
+					self.hosts.append(req.headers.get("Host"))
 				if req.headers.get("Upgrade"):
 					self._tunnel(conn)
 					return
@@ -401,6 +402,8 @@ def test_health_checks_over_tls(tmp_path, tls_backend, bollard_factory):
 	assert "health check: TLS handshake: certificate verify failed: certificate has expired" in line
 	# the good one: its checks are HTTP requests over verified TLS
 	util.wait_until(lambda: good.count("paths").count("/healthz") >= 2, what="checks of good")
+	# whose Host is the name the server was reached by (its SNI)
+	assert set(good.count("hosts")) == {"app.test"}
 	assert _state(b, "good", "ready") == 1
 	assert bad.count("paths") == []
 	for _ in range(4):
