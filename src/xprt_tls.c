@@ -459,13 +459,22 @@ const struct xprt_ops xprt_tls_client = {
 	.events = tls_events,
 };
 
+/*
+ * The SSL gets a copy of the session kept, never the kept one: OpenSSL
+ * marks the session of an SSL not resumable when the connection ends in an
+ * error (a server closing without close_notify is one), and the kept one
+ * must stay good for the next connection (TLS 1.2 hands no new session to
+ * a resumed connection). One copy per new connection, not per request.
+ */
 void xprt_tls_resume(struct xconn *x, struct ssl_session_st *sess)
 {
 	struct tls_conn *t = x->ctx;
+	SSL_SESSION *copy = t && t->ssl && sess ? SSL_SESSION_dup(sess) : NULL;
 	/* a session the context refuses (another version) means a full
 	 * handshake, which is what no session means too */
-	if (t && t->ssl && sess && SSL_set_session(t->ssl, sess) != 1)
+	if (copy && SSL_set_session(t->ssl, copy) != 1)
 		ERR_clear_error();
+	SSL_SESSION_free(copy);
 }
 
 struct ssl_session_st *xprt_tls_take_session(struct xconn *x)

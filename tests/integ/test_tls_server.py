@@ -90,7 +90,7 @@ class TlsBackend:
 	and counts what it saw: handshakes completed, how many resumed a
 	session, handshakes that failed, the SNI of each, the request paths."""
 
-	def __init__(self, name, certfile, close_each=False, alpn=None):
+	def __init__(self, name, certfile, close_each=False, alpn=None, version=None):
 		self.name = name
 		self.close_each = close_each
 		self.lock = threading.Lock()
@@ -98,6 +98,9 @@ class TlsBackend:
 		self.snis, self.paths, self.socks, self.alpns, self.hosts = [], [], [], [], []
 		self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 		self.ctx.load_cert_chain(certfile)
+		if version:
+			self.ctx.maximum_version = version
+		self.versions = []
 		self.ctx.sni_callback = self._sni
 		if alpn:
 			self.ctx.set_alpn_protocols(alpn)
@@ -134,6 +137,7 @@ class TlsBackend:
 			self.handshakes += 1
 			self.resumed += t.session_reused
 			self.alpns.append(t.selected_alpn_protocol())
+			self.versions.append(t.version())
 			self.socks.append(t)
 		conn = Conn(t, timeout=15)
 		try:
@@ -187,8 +191,8 @@ class TlsBackend:
 def tls_backend():
 	made = []
 
-	def make(name, certfile, close_each=False, alpn=None):
-		b = TlsBackend(name, certfile, close_each, alpn)
+	def make(name, certfile, close_each=False, alpn=None, version=None):
+		b = TlsBackend(name, certfile, close_each, alpn, version)
 		made.append(b)
 		return b
 
@@ -268,11 +272,14 @@ def test_upgrade_tunnel_over_tls(tmp_path, tls_backend, bollard_factory):
 		assert got == payload
 
 
-def test_new_connections_resume_the_session(tmp_path, tls_backend, bollard_factory):
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2],
+			 ids=["tls1.3", "tls1.2"])
+def test_new_connections_resume_the_session(tmp_path, tls_backend, bollard_factory, version):
 	# a server closing after every response forces a new connection per
 	# request: each after the first resumes the session the last one got
+	# (a TLS 1.3 ticket, which comes after the handshake, or a TLS 1.2 one)
 	ca = CA(tmp_path, "ca")
-	srv = tls_backend("s1", ca.leaf("app", "app.test"), close_each=True)
+	srv = tls_backend("s1", ca.leaf("app", "app.test"), close_each=True, version=version)
 	b = bollard_factory(config([("s1", srv.port, "tls ca %s sni app.test" % ca.crt)]))
 	n = 6
 	for _ in range(n):
@@ -280,6 +287,8 @@ def test_new_connections_resume_the_session(tmp_path, tls_backend, bollard_facto
 		assert r.status == 200 and r.body == b"s1", r
 	util.wait_until(lambda: srv.count("handshakes") == n, what="%d server handshakes" % n)
 	assert srv.count("resumed") == n - 1
+	assert set(srv.count("versions")) == {"TLSv1.3" if version == ssl.TLSVersion.TLSv1_3
+					      else "TLSv1.2"}
 	assert metric(b, "bollard_server_tls_handshakes_total", backend="be", server="s1",
 		      resumed="1") == n - 1
 	assert metric(b, "bollard_server_tls_handshakes_total", backend="be", server="s1",
