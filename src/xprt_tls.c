@@ -433,16 +433,11 @@ static int tlsc_established(struct xconn *x)
 	if (t->hs_done)
 		return 1;
 	if (!t->tcp_up) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
-		if (err) {
+		int r = xprt_tcp.established(x);
+		if (r < 0)
 			t->failed = true; /* a connect failure, not a handshake's */
-			return -1;
-		}
-		if (!x->can_write)
-			return 0;
+		if (r <= 0)
+			return r;
 		t->tcp_up = true;
 	}
 	return handshake(x, t, true);

@@ -375,6 +375,17 @@ def test_refused_server_retries_another(tmp_path, tls_backend, bollard_factory):
 	assert hs_errors(b, "bad", "certificate") >= 1
 
 
+def test_refused_connect_is_no_handshake_error(bollard_factory):
+	port = util.free_port()  # nothing listens there
+	b = bollard_factory(config([("gone", port, "tls verify none")], retries=0))
+	r = get(b.port)
+	assert r.status == 502, r
+	assert metric(b, "bollard_server_connect_errors_total", backend="be", server="gone") == 1
+	for reason in ("protocol", "server-closed", "incomplete", "other"):
+		assert hs_errors(b, "gone", reason) == 0, reason
+	assert "TLS handshake" not in b.stderr_text()
+
+
 def test_unanswered_handshake_bounded_by_timeout_connect(tmp_path, bollard_factory):
 	# the kernel completes the TCP handshake of a listening socket nobody
 	# accepts on: the TLS handshake never gets an answer
