@@ -152,6 +152,21 @@ static const char *shared_state(const struct shared_totals *t)
 	return t->links && t->up == t->links ? "up" : t->up ? "partial" : "down";
 }
 
+void admin_shared_json(struct json *j)
+{
+	struct shared_totals t;
+
+	shared_totals(&t);
+	json_key(j, "shared_tables");
+	json_obj_open(j);
+	json_kv_str(j, "state", shared_state(&t));
+	json_kv_str(j, "redis", G.cfg->shared->url);
+	json_kv_i64(j, "links", t.links);
+	json_kv_i64(j, "links_up", t.up);
+	json_kv_u64(j, "queued", t.queued);
+	json_obj_close(j);
+}
+
 void admin_show_info(struct admin_buf *out, bool json)
 {
 	uint64_t up = uptime_s();
@@ -191,19 +206,8 @@ void admin_show_info(struct admin_buf *out, bool json)
 	json_kv_u64(&j, "conns_total", conns_total);
 	json_kv_u64(&j, "requests", requests);
 	json_kv_u64(&j, "reloads", reloads);
-	if (G.cfg && G.cfg->shared) {
-		struct shared_totals t;
-
-		shared_totals(&t);
-		json_key(&j, "shared_tables");
-		json_obj_open(&j);
-		json_kv_str(&j, "state", shared_state(&t));
-		json_kv_str(&j, "redis", G.cfg->shared->url);
-		json_kv_i64(&j, "links", t.links);
-		json_kv_i64(&j, "links_up", t.up);
-		json_kv_u64(&j, "queued", t.queued);
-		json_obj_close(&j);
-	}
+	if (G.cfg && G.cfg->shared)
+		admin_shared_json(&j);
 	json_obj_close(&j);
 	append_json(out, &j);
 	admin_buf_puts(out, "\n");

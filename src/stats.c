@@ -788,6 +788,8 @@ static void api_stats(struct admin_buf *out)
 	json_key(&j, "admin");
 	json_bool(&j, cfg && cfg->stats_admin);
 	json_kv_i64(&j, "connections", RELAXED(G.conns));
+	if (cfg && cfg->shared)
+		admin_shared_json(&j);
 	json_key(&j, "backends");
 	json_arr_open(&j);
 	for (b = 0; cfg && b < cfg->nbackends; b++) {

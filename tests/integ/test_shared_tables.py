@@ -12,8 +12,10 @@ The faults of Redis (killed, stopped, restarted empty, down at start) and
 SIGHUP are in test_shared_tables_faults.py.
 """
 
+import json
 import re
 import signal
+import socket
 
 import pytest
 
@@ -56,6 +58,7 @@ def ops(b, op, result):
 def shared_config(config_for, servers, redis, persist, tmp, threads=2, timeout="200ms",
 		  extra_global="", extra_backend="", balance="roundrobin"):
 	g = ["    stats-listen 127.0.0.1:{port_stats}",
+	     "    admin-socket %s/{port_stats}.sock" % tmp,
 	     "    secret-file %s/secret.key" % tmp,
 	     "    shared-tables redis://127.0.0.1:%d/0 prefix t: timeout %s" % (redis.port, timeout)]
 	g += [ln for ln in extra_global.splitlines() if ln.strip()]
@@ -82,6 +85,25 @@ def fleet(tmp_path, demo_apps, bollard_factory, config_for, redis):
 					what="the Redis links of every worker up")
 		return bs, apps
 	return start
+
+
+def admin(b, line):
+	"""One runtime API command on b's admin socket, its answer as text."""
+	path = re.search(r"admin-socket (\S+)", b.config_text).group(1)
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.settimeout(10)
+	try:
+		s.connect(path)
+		s.sendall(line.encode() + b"\n")
+		s.shutdown(socket.SHUT_WR)
+		out = b""
+		while True:
+			d = s.recv(65536)
+			if not d:
+				return out.decode()
+			out += d
+	finally:
+		s.close()
 
 
 def get(b, path="/whoami", headers=()):
@@ -226,3 +248,41 @@ def test_backend_killed_each_session_moves_once_to_the_same_server(fleet, redis,
 	for sid, home in sessions:
 		if home != victim.name:
 			assert get(bs[0], headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home
+
+
+# ---------------------------------------------------------------- the runtime API
+
+def test_show_info_api_and_clear_sessions_act_on_the_shared_view(fleet, redis):
+	"""show info, /api/info and /api/stats say the links' state; `clear
+	sessions` removes the keys in Redis too, so that no instance adopts
+	the cleared binding again."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	info = admin(bs[0], "show info")
+	assert "shared_tables up\n" in info and "shared_tables_links 2\n" in info, info
+	assert "shared_tables_redis redis://127.0.0.1:%d/0\n" % redis.port in info
+	j = json.loads(util.request(bs[1].ports["port_stats"], "GET", "/api/info").text())
+	assert j["shared_tables"]["state"] == "up" and j["shared_tables"]["links_up"] == 2, j
+	j = json.loads(util.request(bs[1].ports["port_stats"], "GET", "/api/stats").text())
+	assert j["shared_tables"]["links"] == 2, j
+	sids = []
+	for i in range(4):
+		srv, r = get(bs[0], "/?format=json")
+		sids.append((r.json()["session"], srv))
+	for sid, _ in sids:
+		util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sid) is not None,
+				what="the binding written behind")
+	# by key: gone from Redis even on an instance that never held it
+	assert admin(bs[2], "clear sessions be key " + sids[0][0]).startswith("cleared 0")
+	util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sids[0][0]) is None,
+			what="the DEL of clear sessions key")
+	# by server, then all: the entries this instance holds go from Redis too
+	victim = sids[1][1]
+	n = admin(bs[0], "clear sessions be " + victim)
+	assert n.startswith("cleared "), n
+	for sid, srv in sids[1:]:
+		if srv == victim:
+			util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sid) is None,
+					what="the DEL of clear sessions SERVER")
+	admin(bs[0], "clear sessions be")
+	util.wait_until(lambda: redis.keys("t:*") == [], what="every key of the table gone")
+	assert sum(ops(b, "del", "ok") for b in bs) >= 3
