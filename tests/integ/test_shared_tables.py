@@ -16,6 +16,7 @@ import json
 import re
 import signal
 import socket
+import threading
 
 import pytest
 
@@ -224,12 +225,42 @@ def test_backend_killed_each_session_moves_once_to_the_same_server(fleet, redis,
 			assert get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home
 	victim = next(a for a in apps if any(h == a.name for _, h in sessions))
 	affected = [sid for sid, h in sessions if h == victim.name]
+	# under load: a client keeps sending every session to the instances in
+	# turn while the backend dies, so some instances find it dead by a
+	# failed connect before their health checks do
+	seen, stop = [], threading.Event()
+
+	def load():
+		for n in range(100000):
+			if stop.is_set():
+				return
+			sid, _ = sessions[n % len(sessions)]
+			try:
+				r = util.request(bs[n % 3].port, "GET", "/whoami",
+						 [("Cookie", "DEMOSESSID=" + sid)])
+				if r.status == 200:
+					seen.append((sid, r.headers.get("X-Server")))
+			except OSError:
+				pass  # a request caught by the kill: not what this test is about
+	t = threading.Thread(target=load, daemon=True)
+	t.start()
+	util.wait_until(lambda: len(seen) >= 30, what="load before the kill")
 	util.stop_process(victim.proc, sig=signal.SIGKILL)
 	for b in bs:
 		util.wait_until(lambda: metric(b, "bollard_server_state",
 					       {"server": victim.name, "state": "down"}) == 1,
 				what="%s down on every instance" % victim.name)
-	new_home = {}
+	n = len(seen)
+	util.wait_until(lambda: len(seen) >= n + 60, what="load after the kill")
+	stop.set()
+	t.join(timeout=30)
+	# every affected session answered by one server only once it left the victim
+	moved_to = {}
+	for sid, srv in seen:
+		if sid in affected and srv != victim.name:
+			moved_to.setdefault(sid, set()).add(srv)
+	assert all(len(v) == 1 for v in moved_to.values()), moved_to
+	new_home = {sid: next(iter(v)) for sid, v in moved_to.items()}
 	for rnd in range(3):
 		for k, sid in enumerate(affected):
 			b = bs[(k + rnd) % 3]
