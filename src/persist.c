@@ -942,12 +942,12 @@ void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won,
 {
 	struct server *s;
 
+	pr->from = FROM_REDIS;
 	if (won)
 		return;
 	/* another instance moved or bound it first: follow it when its server
 	 * can take the session here too */
 	s = server_by_name(be, (struct h1_str){ name, n });
-	pr->from = FROM_REDIS;
 	if (s && persist_usable(s))
 		pr->srv = s;
 }
@@ -1280,6 +1280,12 @@ const char *persist_reason_name(int reason)
 {
 	static const char *const names[] = { "-", "down", "maint", "removed", "connect" };
 	return reason >= 0 && reason < MOVED_COUNT ? names[reason] : "-";
+}
+
+const char *persist_from_name(int from)
+{
+	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down" };
+	return from > 0 && from < (int)ARRAY_SIZE(names) ? names[from] : NULL;
 }
 
 const char *persist_result_name(enum persist_result r)

@@ -178,6 +178,10 @@ def test_learned_session_reaches_its_server_from_every_instance(fleet, redis):
 			assert r.json()["session"] == sid and r.json()["visits"] == rnd + 2
 	for sid, home in sessions:
 		assert redis.get("t:be/learn/DEMOSESSID:" + sid) == home
+	# the access log says which decisions Redis made
+	for b in bs:
+		adopted = b.wait_log(lambda e: e.get("persist_shared") == "redis", n=6)
+		assert all(e["persist"] == "hit" for e in adopted), adopted
 	# the instances that had never seen a session asked Redis, once each
 	hits = sum(ops(b, "get", "hit") for b in bs)
 	assert hits == 2 * len(sessions), hits

@@ -123,6 +123,9 @@ def test_redis_killed_stopped_restarted_under_load_costs_no_request(fleet, redis
 		redis.sigcont()
 		load.end()
 	assert load.fail == [], load.fail[:10]
+	# each fault shows in the access log of the requests it touched
+	for kind in ("redis", "down", "timeout"):
+		assert any(e.get("persist_shared") == kind for b in others for e in b.access_log()), kind
 	assert load.max_s < TIMEOUT_MS / 1000 + MARGIN_S, load.max_s
 	# the outage was said once per transition, not per request
 	err = bs[0].stderr_text() + "".join(bs[0].log_lines())
