@@ -12,6 +12,7 @@ The faults of Redis (killed, stopped, restarted empty, down at start) and
 SIGHUP are in test_shared_tables_faults.py.
 """
 
+import base64
 import json
 import re
 import signal
@@ -189,23 +190,35 @@ def test_learned_session_reaches_its_server_from_every_instance(fleet, redis):
 	assert 0 < pttl <= 30 * 60 * 1000  # the table's expire (default 30m)
 
 
-@pytest.mark.parametrize("method,headers_of", [
-	("persist source", lambda k: [("X-Forwarded-For", "10.1.%d.%d" % (k // 250, k % 250))]),
-	("persist header X-User", lambda k: [("X-User", "user-%d" % k)]),
+def unsigned_jwt(claims):
+	def b64u(b):
+		return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+	return "%s.%s.%s" % (b64u(b'{"alg":"HS256","typ":"JWT"}'), b64u(json.dumps(claims).encode()),
+			     b64u(b"not-verified"))
+
+
+@pytest.mark.parametrize("method,path_of,headers_of", [
+	("persist source", lambda k: "/whoami",
+	 lambda k: [("X-Forwarded-For", "10.1.%d.%d" % (k // 250, k % 250))]),
+	("persist header X-User", lambda k: "/whoami", lambda k: [("X-User", "user-%d" % k)]),
+	("persist url-param cart", lambda k: "/whoami?cart=c%d" % k, lambda k: []),
+	("persist jwt sub", lambda k: "/whoami",
+	 lambda k: [("Authorization", "Bearer " + unsigned_jwt({"sub": "s%d" % k}))]),
 ])
-def test_keyed_sessions_agree_by_hash_and_need_no_redis(fleet, redis, method, headers_of):
-	"""source and header: a new session is placed by Maglev over the
-	servers' names, so every instance picks the same server and Redis holds
-	nothing for them (only bindings that differ from the placement)."""
+def test_keyed_sessions_agree_by_hash_and_need_no_redis(fleet, redis, method, path_of, headers_of):
+	"""source, header, url-param, jwt: a new session is placed by Maglev
+	over the servers' names, so every instance picks the same server and
+	Redis holds nothing for them (only bindings that differ from the
+	placement)."""
 	bs, apps = fleet(method)
 	homes = {}
 	for k in range(30):
-		srv, _ = get(bs[k % 3], headers=headers_of(k))
+		srv, _ = get(bs[k % 3], path_of(k), headers=headers_of(k))
 		homes[k] = srv
 	assert len(set(homes.values())) == 3  # the hash spreads them over the three
 	for rnd in range(2):
 		for k in range(30):
-			srv, _ = get(bs[(k + rnd + 1) % 3], headers=headers_of(k))
+			srv, _ = get(bs[(k + rnd + 1) % 3], path_of(k), headers=headers_of(k))
 			assert srv == homes[k]
 	assert redis.keys("t:*") == []
 	assert sum(ops(b, "set", "ok") for b in bs) == 0
@@ -321,3 +334,54 @@ def test_show_info_api_and_clear_sessions_act_on_the_shared_view(fleet, redis):
 	admin(bs[0], "clear sessions be")
 	util.wait_until(lambda: redis.keys("t:*") == [], what="every key of the table gone")
 	assert sum(ops(b, "del", "ok") for b in bs) >= 3
+
+
+def test_keyed_move_is_the_exception_redis_keeps(fleet, redis, demo_apps, demo_bin,
+						 bollard_factory, tmp_path):
+	"""A keyed session whose home server dies moves once (compare-and-set),
+	and the move is what Redis holds: when the home server is back, an
+	instance that never saw the session (started now) finds the move in
+	Redis and sends it to the new server, not to the hash's home."""
+	apps = demo_apps(3)
+	bs, _ = fleet("persist header X-User", apps=apps,
+		      extra_backend="health tcp interval 100ms timeout 200ms rise 1 fall 1")
+	users = ["user-%d" % k for k in range(30)]
+	home = {u: get(bs[0], headers=[("X-User", u)])[0] for u in users}
+	victim = apps[0]
+	affected = [u for u in users if home[u] == victim.name]
+	assert affected
+	util.stop_process(victim.proc, sig=signal.SIGKILL)
+	for b in bs:
+		util.wait_until(lambda: metric(b, "bollard_server_state",
+					       {"server": victim.name, "state": "down"}) == 1,
+				what="%s down on every instance" % victim.name)
+	moved = {}
+	for rnd in range(2):
+		for k, u in enumerate(affected):
+			srv, _ = get(bs[(k + rnd) % 3], headers=[("X-User", u)])
+			assert srv != victim.name and moved.setdefault(u, srv) == srv
+	assert sorted(redis.keys("t:*")) == sorted("t:be/header/X-User:" + u for u in affected)
+	for u in affected:
+		assert redis.get("t:be/header/X-User:" + u) == moved[u]
+	# the home server comes back on its address
+	proc = util.start_process([demo_bin, "--name", victim.name, "--port", str(victim.port)],
+				  tmp_path / "back.out", tmp_path / "back.err")
+	try:
+		util.wait_port(victim.port, proc=proc, what="the victim back")
+		conf = bs[0].conf_path.read_text()
+		fresh = bollard_factory(re.sub(r"127\.0\.0\.1:\d+(\n\s+default-backend)",
+					       r"127.0.0.1:{port}\1", conf).replace(
+			"stats-listen 127.0.0.1:%d" % bs[0].ports["port_stats"],
+			"stats-listen 127.0.0.1:{port_stats}").replace(
+			"%d.sock" % bs[0].ports["port_stats"], "{port_stats}.sock"))
+		util.wait_until(lambda: metric(fresh, "bollard_server_state",
+					       {"server": victim.name, "state": "ready"}) == 1,
+				what="the victim ready again")
+		util.wait_until(lambda: metric(fresh, "bollard_shared_tables_up") == 1, what="links up")
+		for u in affected:
+			assert get(fresh, headers=[("X-User", u)])[0] == moved[u]
+		for u in users:
+			if u not in affected:
+				assert get(fresh, headers=[("X-User", u)])[0] == home[u]
+	finally:
+		util.stop_process(proc)
