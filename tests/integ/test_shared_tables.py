@@ -385,3 +385,24 @@ def test_keyed_move_is_the_exception_redis_keeps(fleet, redis, demo_apps, demo_b
 				assert get(fresh, headers=[("X-User", u)])[0] == home[u]
 	finally:
 		util.stop_process(proc)
+
+
+def test_unknown_learn_key_is_bound_once_with_set_nx(fleet, redis):
+	"""A learn key no instance and no Redis knows (its binding expired,
+	Redis restarted empty, a client's stale cookie): the first instance
+	binds it with SET NX and the others adopt that server, so the fleet
+	agrees on it from its first request."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	keys = ["%032x" % (0xfeed0000 + k) for k in range(9)]
+	first = {}
+	for k, key in enumerate(keys):
+		first[key] = get(bs[k % 3], headers=[("Cookie", "DEMOSESSID=" + key)])[0]
+	assert len(set(first.values())) > 1
+	assert sum(ops(b, "setnx", "won") for b in bs) == len(keys)
+	for key in keys:
+		assert redis.get("t:be/learn/DEMOSESSID:" + key) == first[key]
+	for rnd in range(2):
+		for k, key in enumerate(keys):
+			b = bs[(k + rnd + 1) % 3]
+			assert get(b, headers=[("Cookie", "DEMOSESSID=" + key)])[0] == first[key]
+	assert sum(ops(b, "get", "hit") for b in bs) == 2 * len(keys)
