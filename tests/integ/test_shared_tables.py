@@ -406,3 +406,19 @@ def test_unknown_learn_key_is_bound_once_with_set_nx(fleet, redis):
 			b = bs[(k + rnd + 1) % 3]
 			assert get(b, headers=[("Cookie", "DEMOSESSID=" + key)])[0] == first[key]
 	assert sum(ops(b, "get", "hit") for b in bs) == 2 * len(keys)
+
+
+def test_a_server_name_unknown_here_is_a_miss(fleet, redis):
+	"""Redis names a server this instance does not have (another instance
+	configured differently): not an error, a miss; the request is balanced
+	among this instance's servers, and the binding in Redis is left alone."""
+	bs, apps = fleet("persist learn DEMOSESSID", n=1)
+	key = "t:be/learn/DEMOSESSID:" + "ab" * 16
+	assert redis.cmd("SET", key, "elsewhere", "PX", 60000) == "OK"
+	srv, _ = get(bs[0], headers=[("Cookie", "DEMOSESSID=" + "ab" * 16)])
+	assert srv in {a.name for a in apps}
+	assert ops(bs[0], "get", "hit") == 1
+	assert redis.get(key) == "elsewhere"
+	# and the instance keeps the session where it put it
+	for _ in range(3):
+		assert get(bs[0], headers=[("Cookie", "DEMOSESSID=" + "ab" * 16)])[0] == srv
