@@ -196,22 +196,29 @@ def test_sighup_keeps_the_links_or_reopens_them_with_the_queued_writes(
 			what="a write through the kept link")
 	assert link_clients(redis) == before
 
-	# the new Redis is not there yet: writes queue on the links
+	# the old Redis goes away: writes queue on the links; then a reload
+	# moves them to an address where no Redis runs yet (more queue there),
+	# a second reload keeps them, and the new Redis gets every one of them
+	redis.kill()
+	util.wait_until(lambda: metric(b, "bollard_shared_tables_links_up") == 0,
+			what="links down with the old Redis")
+	sids = []
+	for _ in range(3):
+		srv, r = get(b, "/?format=json")
+		sids.append((r.json()["session"], srv))
+	util.wait_until(lambda: metric(b, "bollard_shared_tables_queued") >= len(sids),
+			what="writes queued before the change")
 	other = Redis(tmp_path / "other")
 	try:
 		text = b.conf_path.read_text().replace("redis://127.0.0.1:%d/" % redis.port,
 						       "redis://127.0.0.1:%d/" % other.port)
 		b.conf_path.write_text(text)
 		reload()
-		util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 0,
-				what="links re-opened toward the new address")
-		sids = []
-		for _ in range(4):
+		for _ in range(3):
 			srv, r = get(b, "/?format=json")
 			sids.append((r.json()["session"], srv))
 		util.wait_until(lambda: metric(b, "bollard_shared_tables_queued") >= len(sids),
-				what="writes queued")
-		# a second reload while they wait: still queued, none lost
+				what="writes queued across the change")
 		reload()
 		other.start()
 		util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 1, timeout=30,
@@ -219,7 +226,6 @@ def test_sighup_keeps_the_links_or_reopens_them_with_the_queued_writes(
 		for sid, home in sids:
 			util.wait_until(lambda: other.get("t:be/learn/DEMOSESSID:" + sid) == home,
 					what="the queued writes replayed to the new Redis")
-		assert all(redis.get("t:be/learn/DEMOSESSID:" + sid) is None for sid, _ in sids)
 		# removing the keyword: tables local again, still served
 		b.conf_path.write_text("\n".join(ln for ln in text.splitlines()
 						 if "shared-tables" not in ln) + "\n")
