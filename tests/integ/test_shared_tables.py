@@ -81,6 +81,7 @@ def fleet(tmp_path, demo_apps, bollard_factory, config_for, redis):
 	def start(persist, n=3, apps=None, **kw):
 		apps = apps or demo_apps(3)
 		conf = shared_config(config_for, apps, redis, persist, tmp_path, **kw)
+		start.config = conf  # for one more instance of the fleet
 		bs = [bollard_factory(conf) for _ in range(n)]
 		for b in bs:
 			util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 1,
@@ -368,12 +369,7 @@ def test_keyed_move_is_the_exception_redis_keeps(fleet, redis, demo_apps, demo_b
 				  tmp_path / "back.out", tmp_path / "back.err")
 	try:
 		util.wait_port(victim.port, proc=proc, what="the victim back")
-		conf = bs[0].conf_path.read_text()
-		fresh = bollard_factory(re.sub(r"127\.0\.0\.1:\d+(\n\s+default-backend)",
-					       r"127.0.0.1:{port}\1", conf).replace(
-			"stats-listen 127.0.0.1:%d" % bs[0].ports["port_stats"],
-			"stats-listen 127.0.0.1:{port_stats}").replace(
-			"%d.sock" % bs[0].ports["port_stats"], "{port_stats}.sock"))
+		fresh = bollard_factory(fleet.config)
 		util.wait_until(lambda: metric(fresh, "bollard_server_state",
 					       {"server": victim.name, "state": "ready"}) == 1,
 				what="the victim ready again")
