@@ -150,6 +150,7 @@ def test_shared_tables_twice_and_a_good_line(bollard_run, tmp_path):
 		"backend be\n    persist source\n    server a 127.0.0.1:2\n" % pw)
 	r = bollard_run("check", "-c", "{conf}", config=good)
 	assert r.returncode == 0, r.stdout + r.stderr
+	assert "not checked (only a start connects): shared-tables redis://[::1]:6380/3" in r.stdout
 	twice = good.replace("global\n", "global\n    shared-tables redis://127.0.0.1:1/0\n")
 	r = bollard_run("check", "-c", "{conf}", config=twice)
 	assert r.returncode != 0
