@@ -535,6 +535,12 @@ def main(args, info):
 					targets[px, v] = start_tls_proxy(px, v, args, tmp, backends, procs, pem)
 					B.log("bench: tls: %s (%s) on 127.0.0.1:%d (pid %d)"
 					      % (px, v, targets[px, v].port, targets[px, v].main.pid))
+		est = args.rounds * len(plan) * (args.duration + 1.0) + len(targets) * (args.warmup + 0.5) + \
+			len(proxies) * args.tls_idle / 400.0 + (args.tls_alloc_requests / 2000.0 if allocs is None else 0)
+		B.log("bench: tls: %d runs (%d rounds x %d row/proxy combinations) of %gs: about %.0fs more%s"
+		      % (args.rounds * len(plan), args.rounds, len(plan), args.duration, est,
+			 " (+ up to %.0fs waiting for quiet cores)" % (args.rounds * len(plan) * args.wait_quiet)
+			 if args.wait_quiet else ""))
 		for (px, v), t in targets.items():
 			if v == "tls-plain":
 				groups[px] = negotiated(t.port)
@@ -601,6 +607,15 @@ def main(args, info):
 			  "| of which libcrypto's (OpenSSL) | %.2f |" % allocs["openssl_per_req"],
 			  "| of which bollard's | %.3f |" % allocs["bollard_per_req"],
 			  "| frees | %.2f |" % allocs["frees_per_req"]]
+	# how busy the proxy's core was with the proxy and with anything else:
+	# above 10 % of others, rates say more about the neighbours
+	noise = ["", "| row | proxy | runs | proxy core % | others on its core % | runs above 10 % others |",
+		 "|---|---|---:|---:|---:|---:|"]
+	for (row, px), m in med.items():
+		noise.append("| %s | %s | %d | %s | %s | %d |" % (
+			row, px, m["runs"], B.fmt(m["proxy_core_pct"], ".0f"), B.fmt(m["other_on_core_pct"], ".0f"),
+			sum(1 for r in runs if r["row"] == row and r["proxy"] == px
+			    and (r.get("other_on_core_pct") or 0) > 10)))
 	per_round = ["", "| row | ratio | metric | per round | median |", "|---|---|---|---|---:|"]
 	for (row, other, metric), q in ratios.items():
 		per_round.append("| %s | bollard/%s | %s | %s | %s |" % (
@@ -626,7 +641,7 @@ def main(args, info):
 	      "connection; h2-cookie = `h2load -t1 -c10 -m10` with the cookie, alpn h2,http/1.1"
 	      % (args.connections, args.stime_clients, B.TARGET),
 	      "", "Medians over rounds; ratios are medians of per-round ratios.", "", table] + \
-	     per_round + extra + [""]
+	     per_round + noise + extra + [""]
 	os.makedirs(args.out, exist_ok=True)
 	with open(os.path.join(args.out, "tls-latest.md"), "w") as f:
 		f.write("\n".join(md))
@@ -637,6 +652,6 @@ def main(args, info):
 			   "idle": idle, "allocs": allocs, "negotiated": groups, "h2_na": h2_na}, f, indent=1)
 	B.log("")
 	B.log(table)
-	B.log("\n".join(per_round + extra))
+	B.log("\n".join(per_round + noise + extra))
 	B.log("bench: wrote %s and tls-latest.json" % os.path.join(args.out, "tls-latest.md"))
 	return 1 if any(r.get("errors") for r in runs) else 0
