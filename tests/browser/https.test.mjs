@@ -132,7 +132,7 @@ const shown = (page) => page.evaluate(() => ({
 
 for (const c of CASES) {
 	test(`demo over HTTPS (alpn ${c.alpn}): trusted CA, sticky across reloads, ${c.protocol}`,
-		{ timeout: 120000 }, async () => {
+		{ timeout: 120000 }, async (t) => {
 		const { b, ports } = await startBollard(c.alpn);
 		const url = `https://localhost:${ports.tls}/`;
 		try {
@@ -151,6 +151,7 @@ for (const c of CASES) {
 			assert.equal(sec.subjectName, 'localhost');
 			assert.match(sec.issuer, /^bollard demo local CA/);
 			const first = await shown(page);
+			t.diagnostic(`protocol ${first.protocol} over ${sec.protocol}, served by ${first.server}`);
 			assert.equal(first.protocol, c.protocol);
 			assert.match(first.server, /^app[123]$/);
 			// the insert cookie the browser keeps is Secure (TLS bind)
