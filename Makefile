@@ -165,7 +165,7 @@ fuzz: $(BUILD)/.deps-test
 demo: all
 	$(Q)scripts/demo.sh
 
-bench: all
+bench: all $(BUILD)/alloccount.so
 	$(Q)scripts/install-deps.sh bench
 	$(Q)$(PYTHON) bench/bench.py $(BENCH_ARGS)
 

@@ -59,6 +59,8 @@ import sys
 import tempfile
 import time
 
+import bench_tls
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFDIR = os.path.join(ROOT, "bench", "configs")
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -605,7 +607,8 @@ def run_wrk(args, target, scen, duration):
 	if sc["lua"]:
 		extra = extra + ["-s", wrk_script(args, scen, sc["lua"])]
 	argv = ["wrk", "-t1", "-c%d" % conns, "-d%gs" % duration, "--latency"] + extra + \
-	       ["http://127.0.0.1:%d%s" % (target.port, sc["path"] or TARGET)]
+	       ["%s://127.0.0.1:%d%s" % (getattr(target, "scheme", "http"), target.port,
+				  sc["path"] or TARGET)]
 	idle = []
 	if sc["idle"] and target.main is not None:
 		try:
@@ -1007,7 +1010,14 @@ def parse_args(argv):
 	ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
 	ap.add_argument("--out", default=RESULTS, help="results directory (default bench/results)")
 	ap.add_argument("--keep-tmp", action="store_true", help="keep configurations and logs")
+	bench_tls.add_args(ap)
 	args = ap.parse_args(argv)
+	args.argv = list(argv)
+	bench_tls.check_args(ap, args)
+	# BENCH_ONLY=plain or BENCH_ONLY=tls (make bench BENCH_ONLY=tls): one part only
+	args.only = os.environ.get("BENCH_ONLY", "")
+	if args.only not in ("", "plain", "tls"):
+		ap.error("BENCH_ONLY=%s: plain or tls" % args.only)
 	if args.quick:
 		args.rounds, args.duration, args.warmup = 1, 2, 0.5
 		args.learn_entries = min(args.learn_entries, 20000)
@@ -1075,7 +1085,17 @@ def main(argv):
 		die("%s not found: build it (`make build/bollard`), or leave it out "
 		    "with --proxies direct,haproxy,nginx" % args.bollard)
 	raise_nofile(args)
+	# Versions now, not at the end: the binaries may be rebuilt meanwhile
+	# (the processes we run keep the files they started from).
+	info = machine_info(args, args.proxies)
+	rc = 0 if args.only == "tls" else run_plain(args, argv, info)
+	if args.only != "plain" and rc in (0, 1):
+		rc = max(rc, bench_tls.main(args, info))
+	return rc
 
+
+def run_plain(args, argv, info):
+	"""The cleartext scenarios; returns the exit status."""
 	# The plan: (scenario, threads, proxy) triples run in every round.
 	plan = []
 	for threads, scens in ((1, args.scenarios), (2, args.scenarios_2t if 2 in args.threads else [])):
@@ -1107,9 +1127,6 @@ def main(argv):
 		    "proxy on CPUs %s (sharing CPU %d with wrk and the backends)"
 		    % (args.cpu_proxy, args.cpu_load, args.cpu_proxy_2t, args.cpu_load))
 
-	# Versions now, not at the end: the binaries may be rebuilt meanwhile
-	# (the processes we run keep the files they started from).
-	info = machine_info(args, args.proxies)
 	tmp = tempfile.mkdtemp(prefix="bollard-bench-")
 	args.tmp = tmp
 	prefilled = {}

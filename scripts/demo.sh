@@ -11,11 +11,17 @@
 # If bollard is not built (or examples/demo.conf is missing) the apps run
 # alone.
 #
+# HTTPS: scripts/demo-tls.sh makes (once) a local test CA and a
+# certificate for localhost signed by it in DEMO_TLS_DIR; bollard gets the
+# certificate as BOLLARD_TLS_CRT (examples/demo.conf's TLS bind, port 8443),
+# and the script prints how to make curl or a browser trust the CA.
+#
 # Environment (for testing the script): BUILD (default build),
 # DEMO_PORTS (default "9001 9002 9003"), DEMO_CONF (default
 # examples/demo.conf), DEMO_FRONT (the frontend port DEMO_CONF binds,
-# default 8080), DEMO_FOREGROUND=0 to start, print and exit (stopping
-# everything) at once.
+# default 8080), DEMO_TLS_FRONT (its TLS port, default 8443; empty: none),
+# DEMO_TLS_DIR (default demo-tls), DEMO_FOREGROUND=0 to start, print and
+# exit (stopping everything) at once.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -23,6 +29,8 @@ BUILD=${BUILD:-build}
 DEMO_PORTS=${DEMO_PORTS:-"9001 9002 9003"}
 DEMO_CONF=${DEMO_CONF:-examples/demo.conf}
 DEMO_FRONT=${DEMO_FRONT:-8080}
+DEMO_TLS_FRONT=${DEMO_TLS_FRONT-8443}
+DEMO_TLS_DIR=${DEMO_TLS_DIR:-demo-tls}
 APP="$BUILD/bollard-demo-app"
 LB="$BUILD/bollard"
 pids=()
@@ -76,6 +84,15 @@ for port in $DEMO_PORTS; do
 	fi
 done
 
+if [ -x "$LB" ] && [ -f "$DEMO_CONF" ] && [ -n "$DEMO_TLS_FRONT" ]; then
+	if ! scripts/demo-tls.sh "$DEMO_TLS_DIR"; then
+		echo "bollard demo: could not make the TLS certificate in $DEMO_TLS_DIR (openssl)" >&2
+		exit 1
+	fi
+	BOLLARD_TLS_CRT=$(cd "$DEMO_TLS_DIR" && pwd)/localhost.pem
+	export BOLLARD_TLS_CRT
+fi
+
 if [ -x "$LB" ] && [ -f "$DEMO_CONF" ]; then
 	setsid "$LB" -c "$DEMO_CONF" &
 	pid=$!
@@ -83,6 +100,22 @@ if [ -x "$LB" ] && [ -f "$DEMO_CONF" ]; then
 	if ! wait_port "$DEMO_FRONT" "$pid"; then
 		echo "bollard demo: bollard did not start with $DEMO_CONF" >&2
 		exit 1
+	fi
+	if [ -n "$DEMO_TLS_FRONT" ] && ! wait_port "$DEMO_TLS_FRONT" "$pid"; then
+		echo "bollard demo: bollard does not listen on its TLS port $DEMO_TLS_FRONT" >&2
+		exit 1
+	fi
+	if [ -n "$DEMO_TLS_FRONT" ]; then
+		ca=$(cd "$DEMO_TLS_DIR" && pwd)/ca.pem
+		cat <<-EOT
+		bollard demo: HTTPS on https://localhost:$DEMO_TLS_FRONT/ with a certificate signed by a local
+		  test CA ($ca), which may sign for localhost and 127.0.0.1 only.
+		  A browser warns until it trusts that CA (or accept the warning: it is a demo). To trust it:
+		    curl --cacert $ca https://localhost:$DEMO_TLS_FRONT/
+		    Firefox, Chromium: Settings > Privacy and security > Certificates > Authorities > Import: $ca
+		    Chromium's store on Linux (libnss3-tools; remove with -D -n bollard-demo):
+		      certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n bollard-demo -i $ca
+		EOT
 	fi
 	echo "bollard demo: open http://127.0.0.1:$DEMO_FRONT/ (dashboard: http://127.0.0.1:8404/, metrics: http://127.0.0.1:8404/metrics); Ctrl-C stops everything"
 else

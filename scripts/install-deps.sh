@@ -18,14 +18,16 @@ for profile in "$@"; do
 	stores) pkgs="$pkgs redis-server memcached postgresql" ;;
 	lab)   pkgs="$pkgs gnuplot-nox procps" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
-	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;
-	# the dashboard's browser test: Debian's chromium (driven by
+	# nghttp2-client: h2load, the TLS handshake and HTTP/2 rows (bench/bench_tls.py)
+	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind nghttp2-client" ;;
+	# the browser tests: Debian's chromium (driven by
 	# playwright-core, which never downloads a browser) and a font for
 	# readable screenshots; node and npm only when no node is there at
 	# all (a NodeSource nodejs already bundles npm and conflicts with
-	# Debian's npm package)
+	# Debian's npm package); libnss3-tools: certutil, which puts the
+	# HTTPS test's CA into a browser's NSS store as the demo tells users to
 	browser)
-		pkgs="$pkgs chromium fonts-dejavu-core"
+		pkgs="$pkgs chromium fonts-dejavu-core libnss3-tools"
 		command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
 		command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 		;;

@@ -885,6 +885,12 @@ static int setup_common(SSL_CTX *ctx, int min_version, char *err, size_t errlen)
 		return fail(err, errlen, "min-version: not supported by this OpenSSL");
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Read ahead: one read() takes a whole record (and whatever follows)
+	 * into the read buffer every connection has anyway, where OpenSSL
+	 * otherwise reads the 5-byte header and the body apart: one system
+	 * call less per request. SSL_MODE_RELEASE_BUFFERS stays off: it would
+	 * free and allocate that buffer around every record. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	return 0;
 }
 

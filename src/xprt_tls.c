@@ -52,6 +52,7 @@ struct tls_conn {
 	bool rd_wants_write;  /* a receive waits for EPOLLOUT */
 	bool wr_wants_read;   /* a send waits for EPOLLIN */
 	bool shut;            /* close_notify sent (or tried) */
+	bool short_read;      /* the socket's last read() got less than asked */
 };
 
 /* ---- handshake ---------------------------------------------------------- */
@@ -174,6 +175,21 @@ static int handshake(struct xconn *x, struct tls_conn *t, bool receiving)
 
 /* ---- the operations ------------------------------------------------------- */
 
+/* Sees every read() OpenSSL makes on the socket: one that got less than it
+ * asked for drained the socket, as a short recv does for xprt_tcp. */
+static long bio_seen(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+		     int ret, size_t *processed)
+{
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		struct tls_conn *t = (struct tls_conn *)BIO_get_callback_arg(b);
+		t->short_read = ret > 0 && *processed < len;
+	}
+	return ret;
+}
+
 static int tls_init(struct xconn *x)
 {
 	const struct tls_bind *b = x->ctx;
@@ -189,16 +205,23 @@ static int tls_init(struct xconn *x)
 		return -1;
 	}
 	SSL_set_accept_state(t->ssl);
+	BIO_set_callback_arg(SSL_get_rbio(t->ssl), (char *)t);
+	BIO_set_callback_ex(SSL_get_rbio(t->ssl), bio_seen);
 	int one = 1;
 	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
 }
 
 /*
- * SSL_read returns one record at most: a short read says nothing about the
- * socket, so reading goes on until len is filled or OpenSSL wants the
- * socket (the only sign the edge is used up). Bytes already decrypted
- * (SSL_pending) keep can_read set.
+ * SSL_read returns one record at most: a short SSL_read says nothing about
+ * the socket, so reading goes on until len is filled, or OpenSSL wants the
+ * socket, or (as in xprt_tcp) the read() this SSL_read made got less than
+ * it asked and nothing is left in OpenSSL's buffer (SSL_has_pending): the
+ * socket is drained and new bytes raise a new edge, so the read() that
+ * would only return EAGAIN is not made. The read buffer is filled ahead
+ * (tls_ctx.c), so that read() took the whole record. Bytes already
+ * decrypted (SSL_pending) keep can_read set, and so does a FIN already
+ * reported (rdhup), which no edge will announce again.
  */
 static ssize_t tls_recv(struct xconn *x, void *p, size_t len)
 {
@@ -215,9 +238,14 @@ static ssize_t tls_recv(struct xconn *x, void *p, size_t len)
 	while (got < len) {
 		ERR_clear_error();
 		size_t n = 0;
+		t->short_read = false;
 		int r = SSL_read_ex(t->ssl, (char *)p + got, len - got, &n);
 		if (r == 1) {
 			got += n;
+			if (t->short_read && !x->rdhup && !SSL_has_pending(t->ssl)) {
+				x->can_read = false;
+				break;
+			}
 			continue;
 		}
 		int e = SSL_get_error(t->ssl, r);

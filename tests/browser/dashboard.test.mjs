@@ -17,14 +17,13 @@
 // Run: node --test tests/browser/dashboard.test.mjs (scripts/browser-test.sh)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { sleep, freePort, waitPort, startChild, stop } from './procs.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BOLLARD = process.env.BOLLARD_BIN || path.join(ROOT, 'build/bollard');
@@ -35,57 +34,7 @@ const APPS = ['app1', 'app2', 'app3', 'spare'];
 const procs = [];          // every child we started, stopped in after()
 let tmp, stats, front, browser, stopTraffic = false, trafficDone;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.once('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const { port } = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-function canConnect(port) {
-	return new Promise((resolve) => {
-		const c = net.connect({ port, host: '127.0.0.1' });
-		c.setTimeout(500);
-		c.once('connect', () => { c.destroy(); resolve(true); });
-		c.once('error', () => resolve(false));
-		c.once('timeout', () => { c.destroy(); resolve(false); });
-	});
-}
-
-async function waitPort(port, child, what) {
-	for (let i = 0; i < 100; i++) {        // 10 s at most
-		if (child.exitCode !== null)
-			throw new Error(`${what} exited with ${child.exitCode}`);
-		if (await canConnect(port))
-			return;
-		await sleep(100);
-	}
-	throw new Error(`${what} is not listening on ${port}`);
-}
-
-function start(args, name) {
-	const out = fs.openSync(path.join(tmp, name + '.out'), 'w');
-	const child = spawn(args[0], args.slice(1), { cwd: tmp, stdio: ['ignore', out, out] });
-	fs.closeSync(out);
-	procs.push(child);
-	return child;
-}
-
-async function stop(child) {
-	if (child.exitCode !== null || child.signalCode !== null)
-		return;
-	const gone = new Promise((r) => child.once('exit', r));
-	child.kill('SIGTERM');
-	const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-	await gone;
-	clearTimeout(t);
-}
+const start = (args, name) => startChild(procs, tmp, args, name);
 
 // One HTTP request; resolves { status, headers, body } (never rejects).
 function get(port, pth, headers = {}) {

@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <cmocka.h>
@@ -1444,10 +1448,43 @@ static void test_admin_socket_despite_errors(void **state)
 	unlink(path);
 }
 
+/* A self-signed ECDSA P-256 certificate and its key in one PEM file at
+ * PATH (a template for mkstemp): what make demo hands demo.conf's TLS bind. */
+static void write_demo_cert(char *path)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	assert_non_null(key);
+	assert_non_null(x);
+	assert_non_null(f);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), 90 * 86400);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"localhost", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(key);
+}
+
 static void test_examples(void **state)
 {
-	/* The shipped examples must always load. */
+	/* The shipped examples must always load; demo.conf's TLS bind with the
+	 * certificate make demo generates (scripts/demo-tls.sh), given as
+	 * BOLLARD_TLS_CRT as the demo does. */
 	static const char *const files[] = { "examples/demo.conf", "examples/minimal.conf" };
+	char crt[] = "/tmp/bollard-test-cfg-crt-XXXXXX";
+
+	write_demo_cert(crt);
+	assert_int_equal(setenv("BOLLARD_TLS_CRT", crt, 1), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		char *errs = NULL;
 		struct config *cfg = cfg_load(files[i], &errs);
@@ -1460,6 +1497,8 @@ static void test_examples(void **state)
 		assert_non_null(cfg);
 		cfg_free(cfg);
 	}
+	unsetenv("BOLLARD_TLS_CRT");
+	unlink(crt);
 }
 
 int main(void)
