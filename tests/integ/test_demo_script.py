@@ -67,9 +67,19 @@ def _start_demo(tmp_path, demo_bin):
 
 
 def _kill(p):
+	"""Stop the demo as a user does. The script starts its children in
+	sessions of their own (setsid), so only the script can stop them: a
+	SIGKILL of its group would leave bollard and the apps running. SIGTERM
+	runs its cleanup, which stops each child by PID; SIGKILL only if that
+	cleanup hangs (and the test then fails on what it left)."""
 	if p.poll() is None:
-		os.killpg(p.pid, signal.SIGKILL)
-		p.wait(timeout=5)
+		p.send_signal(signal.SIGTERM)
+		try:
+			p.wait(timeout=30)
+		except subprocess.TimeoutExpired:
+			os.killpg(p.pid, signal.SIGKILL)
+			p.wait(timeout=5)
+			raise
 
 
 def _https_get(port, cafile, host="localhost"):
@@ -102,7 +112,11 @@ def test_ctrl_c_stops_demo_gracefully(tmp_path, demo_bin):
 	assert text.count("info: stopping (grace") == 1, text
 	assert "second signal" not in text, text
 	assert "info: stopped" in text, text
-	for port in apps + [front, ports["tls"], stats]:
+	_assert_stopped(ports)
+
+
+def _assert_stopped(ports):
+	for port in ports["apps"] + [ports["front"], ports["tls"], ports["stats"]]:
 		assert not util.can_connect(port), "port %d still open after the demo stopped" % port
 
 
@@ -128,6 +142,7 @@ def test_demo_serves_https_with_its_local_ca(tmp_path, demo_bin):
 		assert util.request(ports["front"], "GET", "/").status == 200
 	finally:
 		_kill(p)
+	_assert_stopped(ports)
 	# ECDSA P-256, and the CA may sign for localhost and 127.0.0.1 only
 	crt = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "tls" / "localhost.pem"),
 			      "-noout", "-text"], capture_output=True, text=True, check=True).stdout
@@ -146,3 +161,4 @@ def test_demo_serves_https_with_its_local_ca(tmp_path, demo_bin):
 		assert _https_get(ports["tls"], ca)[0] == "HTTP/1.1 200 OK"
 	finally:
 		_kill(p)
+	_assert_stopped(ports)
