@@ -17,7 +17,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 	    -Wformat=2 -Wmissing-format-attribute
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
-LIBS     := -lsodium -lxxhash -lhiredis -lssl -lcrypto -lm -pthread
+LIBS     := -lsodium -lxxhash -lhiredis -lnghttp2 -lssl -lcrypto -lm -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSANDIR  := $(BUILD)/tsan
 TSANFLAGS:= -O1 -fno-omit-frame-pointer -fsanitize=thread
@@ -45,7 +45,7 @@ UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := global admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_admin  := global admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 h2_head ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto

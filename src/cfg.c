@@ -835,6 +835,11 @@ static struct config *load(const char *file, char **errs, char **sock, char **wh
 		cfg->bufsize = 16384;
 		cfg->maxhdr = 100;
 		cfg->max_request_line = 8192;
+		cfg->h2_max_streams = 100;
+		cfg->h2_max_header_list = 8192;
+		cfg->h2_reset_budget = 100;
+		cfg->h2_control_budget = 100;
+		cfg->h2_max_continuations = 16;
 	}
 	/* the cross-checks of a file that could not be read would only add noise */
 	if (!p.stop && cfg_read_file(&p, file) && !p.stop)

@@ -88,6 +88,9 @@ static void carry_over(struct config *old, struct config *nc)
 		copy_u64(&nf->requests, &of->requests);
 		copy_u64(&nf->conns_total, &of->conns_total);
 		copy_u64(&nf->rejected, &of->rejected);
+		copy_u64(&nf->h2_streams, &of->h2_streams);
+		for (int r = 0; r < H2_GA_N; r++)
+			copy_u64(&nf->h2_goaway[r], &of->h2_goaway[r]);
 		cfg_tls_stats_carry(nf, of);
 	}
 	for (int b = 0; b < nc->nbackends; b++) {

@@ -44,6 +44,8 @@ struct worker {
 	struct cconn *dead_clients;
 	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */
 	struct persist_req *pr_free;          /* idle persistence decisions, reused */
+	struct h2_strm *h2_free;              /* idle HTTP/2 stream slots, reused (xprt_h2s.c) */
+	struct h2_conn *h2_dirty;             /* HTTP/2 connections with frames to send (h2.c) */
 	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;

@@ -15,6 +15,7 @@
 #include "worker.h"
 #include "priv.h"
 #include "global.h"
+#include "h2.h"
 #include "persist.h"
 #include "reload.h"
 #include "stream.h"
@@ -304,6 +305,8 @@ static void *worker_main(void *arg)
 			timeout = 10;
 		else if (w->nqueued && timeout > 5)
 			timeout = 5; /* slots free up on other threads too */
+		if (w->h2_dirty)
+			timeout = 0; /* HTTP/2 frames left from the last iteration */
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		w->now_us = ev_now_us();
 		w->now = w->now_us / 1000;
@@ -374,6 +377,7 @@ static void *worker_main(void *arg)
 				persist_update_sessions(w->cfg);
 			sconn_pool_sweep(w);
 		}
+		h2_run(w); /* frames the streams' server events and timers produced */
 		log_flush(&w->log);
 		free_dead(w);
 		free(w->old_listeners);
@@ -545,6 +549,7 @@ void workers_join(void)
 		free(w->listeners);
 		free(w->old_listeners);
 		txn_pr_free_all(w);
+		h2_free_all(w);
 		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
 		if (pending)
 			cfg_release(pending);
