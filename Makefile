@@ -125,6 +125,7 @@ FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
 UNIT_DEPS_fuzz_h1 := h1
 UNIT_DEPS_fuzz_cookie := cookie
 UNIT_DEPS_fuzz_proxyproto := proxyproto
+UNIT_DEPS_fuzz_h2head := h2_head h1
 UNIT_DEPS_fuzz_smuggle := h1 http cookie route lb_hash
 UNIT_DEPS_fuzz_admin := $(UNIT_DEPS_admin)
 UNIT_DEPS_fuzz_state := $(UNIT_DEPS_state)
