@@ -330,3 +330,84 @@ def test_reload_with_open_h2_connections_loses_nothing(demo_apps, bollard_factor
 	got = b.wait_log(lambda e: "/whoami?" in e["target"] or "/echo?across" in e["target"],
 			 n=3 + 3 + 15)
 	assert len(got) == 3 + 3 + 15 and {e["status"] for e in got} == {200}
+
+
+def test_graceful_stop_finishes_streams_in_flight(demo_apps, bollard_factory, ca):
+	"""SIGTERM: GOAWAY to the HTTP/2 client, the stream in flight is
+	answered, then the connection closes and bollard exits."""
+	apps = demo_apps(1)
+	b = bollard_factory(h2_config(apps, ca.leaf("localhost", ["localhost"])))
+	with h2.H2Conn(b.port) as c:
+		c.open(1, h2.request_fields("GET", "/slow?ms=1000"))
+		util.wait_until(lambda: metric(b, "bollard_http2_streams_total", frontend="fe") == 1,
+				what="the stream under way")
+		os.kill(b.pid, signal.SIGTERM)
+		r = c.response(1)
+		assert r.status == "200"
+		ga = c.wait_closed()
+		assert ga is not None and ga[1] == h2.NO_ERROR and ga[0] == 1, ga
+	assert b.proc.wait(timeout=10) == 0
+
+
+def test_h2_requests_do_not_allocate(demo_apps, ca, tmp_path):
+	"""test_no_alloc.py over HTTP/2: after the warm-up, thousands of
+	streams on the same connections (persistence deciding each) must not grow
+	bollard's own allocations: stream slots and buffers are pooled; what
+	libnghttp2 (its stream objects, HPACK) and OpenSSL allocate is counted
+	apart by the shim."""
+	import test_no_alloc as na
+	from test_tls import ossl_counts  # noqa: F401 (same file format)
+	if not na.SHIM.exists() or not na.RELEASE.exists():
+		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
+	apps = demo_apps(2)
+	crt = ca.leaf("localhost", ["localhost"])
+	port = util.free_port()
+	conf = tmp_path / "b.conf"
+	conf.write_text(
+		"global\n    threads 1\n    log file %s/access.log\n    secret-file %s/key\n"
+		"frontend fe\n    bind 127.0.0.1:%d tls crt %s alpn h2,http/1.1\n    default-backend be\n"
+		"backend be\n    persist cookie BOLLARD insert max-idle 30m\n"
+		"    server app1 127.0.0.1:%d\n    server app2 127.0.0.1:%d\n"
+		% (tmp_path, tmp_path, port, crt, apps[0].port, apps[1].port))
+	counts_file = tmp_path / "allocs"
+	env = dict(os.environ, LD_PRELOAD=str(na.SHIM), ALLOC_COUNT_FILE=str(counts_file))
+	proc = util.start_process([str(na.RELEASE), "-c", str(conf)], tmp_path / "out",
+				  tmp_path / "err", env=env)
+
+	def counts():
+		counts_file.unlink(missing_ok=True)
+		os.kill(proc.pid, signal.SIGUSR2)
+		util.wait_until(counts_file.exists, what="the counts")
+		f = counts_file.read_text().split()
+		return int(f[1]), int(f[3]), int(f[5]), int(f[7])
+
+	conns = []
+	try:
+		util.wait_port(port, proc=proc, what="bollard")
+		conns = [h2.H2Conn(port) for _ in range(2)]
+		sids = [1, 1]
+
+		def run(n):
+			for _ in range(n // 10):
+				for k, c in enumerate(conns):
+					batch = []
+					for _ in range(10):  # 10 streams at once
+						c.open(sids[k], h2.request_fields("GET", "/?format=json"))
+						batch.append(sids[k])
+						sids[k] += 2
+					for sid in batch:
+						r = c.response(sid)
+						assert r.status == "200", r.headers
+		run(500)
+		a0, f0, o0, n0 = counts()
+		run(2000)
+		a1, f1, o1, n1 = counts()
+	finally:
+		for c in conns:
+			c.close()
+		util.stop_process(proc)
+	print("allocations before/after 4000 HTTP/2 streams:", a0, a1, "OpenSSL's:", o0, o1,
+	      "nghttp2's:", n0, n1, "(%.1f a stream)" % ((n1 - n0) / 4000))
+	assert (a1 - a0) - (o1 - o0) - (n1 - n0) < 50, (a0, a1, o0, o1, n0, n1)
+	assert (a1 - a0) - (f1 - f0) < 50, (a0, a1, f0, f1)
+	assert n0 > 0  # the shim found libnghttp2
