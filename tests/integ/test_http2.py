@@ -356,34 +356,17 @@ def test_h2_requests_do_not_allocate(demo_apps, ca, tmp_path):
 	libnghttp2 (its stream objects, HPACK) and OpenSSL allocate is counted
 	apart by the shim."""
 	import test_no_alloc as na
-	from test_tls import ossl_counts  # noqa: F401 (same file format)
-	if not na.SHIM.exists() or not na.RELEASE.exists():
-		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
 	apps = demo_apps(2)
 	crt = ca.leaf("localhost", ["localhost"])
 	port = util.free_port()
-	conf = tmp_path / "b.conf"
-	conf.write_text(
+	proc, counts = na.start_counted(tmp_path, (
 		"global\n    threads 1\n    log file %s/access.log\n    secret-file %s/key\n"
 		"frontend fe\n    bind 127.0.0.1:%d tls crt %s alpn h2,http/1.1\n    default-backend be\n"
 		"backend be\n    persist cookie BOLLARD insert max-idle 30m\n"
 		"    server app1 127.0.0.1:%d\n    server app2 127.0.0.1:%d\n"
-		% (tmp_path, tmp_path, port, crt, apps[0].port, apps[1].port))
-	counts_file = tmp_path / "allocs"
-	env = dict(os.environ, LD_PRELOAD=str(na.SHIM), ALLOC_COUNT_FILE=str(counts_file))
-	proc = util.start_process([str(na.RELEASE), "-c", str(conf)], tmp_path / "out",
-				  tmp_path / "err", env=env)
-
-	def counts():
-		counts_file.unlink(missing_ok=True)
-		os.kill(proc.pid, signal.SIGUSR2)
-		util.wait_until(counts_file.exists, what="the counts")
-		f = counts_file.read_text().split()
-		return int(f[1]), int(f[3]), int(f[5]), int(f[7])
-
+		% (tmp_path, tmp_path, port, crt, apps[0].port, apps[1].port)), port)
 	conns = []
 	try:
-		util.wait_port(port, proc=proc, what="bollard")
 		conns = [h2.H2Conn(port) for _ in range(2)]
 		sids = [1, 1]
 
