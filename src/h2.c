@@ -68,11 +68,22 @@ static int on_begin_frame(nghttp2_session *ss, const nghttp2_frame_hd *hd, void 
 {
 	struct h2_conn *h = user;
 	(void)ss;
-	if (hd->type == NGHTTP2_HEADERS) {
+	if (hd->type == NGHTTP2_CONTINUATION) {
+		if (++h->ncont > h->max_cont)
+			calm(h, H2_GA_CONTINUATION);
+	} else {
+		/* any other frame means the previous header block ended (RFC
+		 * 9113 6.10), whether nghttp2 handed it over or ignored it */
 		h->ncont = 0;
-		h->hdr_since = h->c->w->now;
-	} else if (hd->type == NGHTTP2_CONTINUATION && ++h->ncont > h->max_cont) {
-		calm(h, H2_GA_CONTINUATION);
+		h->hdr_since = 0;
+	}
+	/* a header block that does not end is bounded by timeout http-request */
+	if ((hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION ||
+	     hd->type == NGHTTP2_PUSH_PROMISE) && !(hd->flags & NGHTTP2_FLAG_END_HEADERS)) {
+		if (!h->hdr_since)
+			h->hdr_since = h->c->w->now;
+	} else {
+		h->hdr_since = 0;
 	}
 	return 0;
 }
@@ -112,7 +123,6 @@ static int on_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_t 
  * stream's exchange may start. */
 static void head_done(struct h2_conn *h, struct h2_strm *s, bool end_stream)
 {
-	h->hdr_since = 0;
 	atomic_fetch_add_explicit(&h->c->fe->h2_streams, 1, memory_order_relaxed);
 	s->req_end = end_stream;
 	if (!s->too_large) {
@@ -153,7 +163,6 @@ static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *user
 			head_done(h, s, es);
 		else if (es && !s->req_end) /* trailers end the body */
 			h2s_rx_end(s);
-		h->hdr_since = 0;
 		break;
 	case NGHTTP2_DATA:
 		if (s && es && !s->req_end)
