@@ -840,6 +840,7 @@ static struct config *load(const char *file, char **errs, char **sock, char **wh
 		cfg->h2_reset_budget = 100;
 		cfg->h2_control_budget = 100;
 		cfg->h2_max_continuations = 16;
+		cfg->h2_stream_window = 65535;
 	}
 	/* the cross-checks of a file that could not be read would only add noise */
 	if (!p.stop && cfg_read_file(&p, file) && !p.stop)

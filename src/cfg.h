@@ -241,6 +241,7 @@ struct config {
 	uint32_t h2_reset_budget;     /* reset-budget: RST_STREAM a second, default 100 */
 	uint32_t h2_control_budget;   /* control-budget: SETTINGS / PING a second, default 100 */
 	uint32_t h2_max_continuations; /* max-continuations per header block, default 16 */
+	uint32_t h2_stream_window;    /* stream-window: a stream's receive window, default 65535 */
 
 	struct frontend **frontends;
 	int nfrontends;

@@ -553,6 +553,12 @@ static int kw_h2_continuations(struct cfg_parser *p, int argc, char **argv)
 			&p->cfg->h2_max_continuations);
 }
 
+static int kw_h2_stream_window(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_size(p, "tune.h2.stream-window", argv[1], 4096, 16777216,
+			&p->cfg->h2_stream_window);
+}
+
 /* ---- defaults, frontend and backend keywords --------------------------- */
 
 static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
@@ -1392,6 +1398,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "tune.h2.reset-budget", CFG_S_GLOBAL, kw_h2_reset_budget, 1, 1, false, "tune.h2.reset-budget N" },
 	{ "tune.h2.control-budget", CFG_S_GLOBAL, kw_h2_control_budget, 1, 1, false, "tune.h2.control-budget N" },
 	{ "tune.h2.max-continuations", CFG_S_GLOBAL, kw_h2_continuations, 1, 1, false, "tune.h2.max-continuations N" },
+	{ "tune.h2.stream-window", CFG_S_GLOBAL, kw_h2_stream_window, 1, 1, false, "tune.h2.stream-window SIZE" },
 	{ "timeout",               CFG_S_PROXY, kw_timeout, 2, 2, false, "timeout KIND DURATION" },
 	{ "retries",               CFG_S_DEFAULTS | CFG_S_BE, kw_retries, 1, 1, false, "retries N" },
 	{ "mode",                  CFG_S_PROXY, kw_mode, 1, 1, false, "mode http|tcp" },

@@ -34,6 +34,7 @@ struct h2_strm {
 	uint32_t chunk_off;           /* rx offset of the open chunk's size line */
 	uint32_t chunk_len;
 	bool chunk_open;
+	bool rx_body;                 /* rx is from w->h2_bodies */
 	bool chunked;                 /* the request body goes chunked */
 	bool head_ready;              /* the head is in rx: the exchange may start */
 	bool started;                 /* the exchange was started */
@@ -97,6 +98,8 @@ void h2s_wake(struct h2_strm *s);
 /* DATA of the request into rx: how much of it fits */
 size_t h2s_rx_data(struct h2_strm *s, const uint8_t *p, size_t n);
 void h2s_rx_end(struct h2_strm *s);
+/* a request with a body: rx moves to a buffer with room for the window */
+int h2s_rx_for_body(struct h2_strm *s);
 ssize_t h2s_read_body(nghttp2_session *ss, int32_t id, uint8_t *out, size_t len,
 		      uint32_t *flags, nghttp2_data_source *src, void *user);
 /* h2.c */

@@ -142,6 +142,10 @@ static void head_done(struct h2_conn *h, struct h2_strm *s, bool end_stream)
 	if (s->too_large)
 		s->rx.head = s->rx.tail = 0;
 	buf_put(&h->c->w->bufs, &s->tx); /* it held the pseudo-headers and cookies */
+	if (!end_stream && !s->too_large && h2s_rx_for_body(s) < 0) {
+		nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
 	s->head_ready = true;
 	s->c.xc.can_read = true;
 	if (end_stream)
@@ -317,11 +321,10 @@ static struct h2_conn *conn_new(struct cconn *c)
 	}
 	h->c = c;
 	h->goaway = -1;
-	/* a stream's rx holds its head, then its window of body (xprt_h2s.c):
-	 * the header list takes what it is allowed, the window the rest, at
-	 * least 4 KB (doc/tls.md) */
-	h->max_list = MIN(g->h2_max_header_list, c->w->bufs.size - 4096 - 256);
-	h->window = c->w->bufs.size - h->max_list - 256;
+	/* a stream's head is built in a buffer (xprt_h2s.c); one with a body
+	 * then moves to a buffer of the window's size more */
+	h->max_list = MIN(g->h2_max_header_list, c->w->bufs.size - 512);
+	h->window = c->w->h2_bodies.size - c->w->bufs.size;
 	h->max_cont = g->h2_max_continuations;
 	h->reset_rate = g->h2_reset_budget;
 	h->ctl_rate = g->h2_control_budget;

@@ -211,6 +211,8 @@ int reload_run(char *msg, size_t msglen)
 		why = "threads cannot change on reload (restart instead)";
 	else if (nc->bufsize != old->bufsize)
 		why = "tune.bufsize cannot change on reload (restart instead)";
+	else if (nc->h2_stream_window != old->h2_stream_window)
+		why = "tune.h2.stream-window cannot change on reload (restart instead)";
 	else if ((nc->admin_socket == NULL) != (old->admin_socket == NULL) ||
 		 (nc->admin_socket && strcmp(nc->admin_socket, old->admin_socket)))
 		why = "admin-socket cannot change on reload (restart instead)";

@@ -408,6 +408,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->wake_kind };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
 	buf_pool_init(&w->bufs, cfg->bufsize);
+	buf_pool_init(&w->h2_bodies, cfg->h2_stream_window + cfg->bufsize);
 	if (log_thread_init(&w->log) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -538,6 +539,7 @@ void workers_join(void)
 		close(w->wakefd);
 		log_thread_free(&w->log);
 		buf_pool_destroy(&w->bufs);
+		buf_pool_destroy(&w->h2_bodies);
 		ev_heap_free(&w->timers);
 		lb_thread_free(w->lb);
 		if (w->pools)

@@ -46,8 +46,7 @@ struct h2_strm *h2s_take(struct h2_conn *h, int32_t id)
 	s->h = h;
 	s->id = id;
 	/* pseudo-headers and cookies wait in tx until the head is written */
-	h2h_req_init(&s->req, s->rx.data, w->bufs.size - h->window - 64, s->tx.data, w->bufs.size,
-		     h->max_list);
+	h2h_req_init(&s->req, s->rx.data, w->bufs.size - 64, s->tx.data, w->bufs.size, h->max_list);
 	struct cconn *c = &s->c;
 	c->kind = OBJ_CLIENT;
 	xconn_init(&c->xc, -1, &xprt_h2s);
@@ -85,7 +84,7 @@ void h2s_recycle(struct h2_strm *s)
 	BUG_ON(!s->cc_closed || !s->ns_closed || s->woken);
 	if (h->held == s)
 		h->held = NULL; /* its window went back when it closed */
-	buf_put(&w->bufs, &s->rx);
+	buf_put(s->rx_body ? &w->h2_bodies : &w->bufs, &s->rx);
 	buf_put(&w->bufs, &s->tx);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -123,9 +122,23 @@ void h2s_wake(struct h2_strm *s)
 
 /* Room at the end of rx, moving what is unread to the front first (and
  * the open chunk's size line with it). */
+int h2s_rx_for_body(struct h2_strm *s)
+{
+	struct worker *w = s->c.w;
+	struct buf big = { 0 };
+	if (buf_get(&w->h2_bodies, &big) < 0)
+		return -1;
+	memcpy(big.data, buf_rptr(&s->rx), buf_len(&s->rx));
+	big.tail = buf_len(&s->rx);
+	buf_put(&w->bufs, &s->rx);
+	s->rx = big;
+	s->rx_body = true;
+	return 0;
+}
+
 static uint32_t rx_space(struct h2_strm *s)
 {
-	uint32_t size = s->c.w->bufs.size, k = s->rx.head;
+	uint32_t size = s->rx_body ? s->c.w->h2_bodies.size : s->c.w->bufs.size, k = s->rx.head;
 	if (k) {
 		memmove(s->rx.data, s->rx.data + k, buf_len(&s->rx));
 		s->rx.tail -= k;

@@ -152,6 +152,7 @@ class H2Conn:
 		ctx = ssl._create_unverified_context()
 		ctx.set_alpn_protocols(["h2"])
 		raw = socket.create_connection(("127.0.0.1", port), timeout=timeout or util.DEFAULT_TIMEOUT)
+		raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames go out as written
 		self.sock = ctx.wrap_socket(raw, server_hostname=sni)
 		assert self.sock.selected_alpn_protocol() == "h2"
 		self.buf = bytearray()

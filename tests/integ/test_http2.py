@@ -226,7 +226,7 @@ def test_big_upload_does_not_stall_other_streams(demo_apps, bollard_factory, ca)
 	with h2.H2Conn(b.port) as c:
 		c.wait(lambda: h2.S_INITIAL_WINDOW_SIZE in c.peer, what="SETTINGS")
 		window = c.peer[h2.S_INITIAL_WINDOW_SIZE]
-		assert window <= 65536  # what one stream may hold in bollard
+		assert window == 65535  # tune.h2.stream-window: what one stream may hold
 		c.open(1, h2.request_fields("POST", "/echo", extra=[("content-length", str(size))]),
 		       end_stream=False)
 		sha = hashlib.sha256()
@@ -394,3 +394,27 @@ def test_h2_requests_do_not_allocate(demo_apps, ca, tmp_path):
 	assert (a1 - a0) - (o1 - o0) - (n1 - n0) < 50, (a0, a1, o0, o1, n0, n1)
 	assert (a1 - a0) - (f1 - f0) < 50, (a0, a1, f0, f1)
 	assert n0 > 0  # the shim found libnghttp2
+
+
+def test_stream_window_configurable(demo_apps, bollard_factory, ca):
+	apps = demo_apps(1)
+	b = bollard_factory(h2_config(apps, ca.leaf("localhost", ["localhost"]),
+				      global_extra="    tune.h2.stream-window 32k"))
+	data = util.pattern_bytes(1 << 20)
+	with h2.H2Conn(b.port) as c:
+		c.wait(lambda: h2.S_INITIAL_WINDOW_SIZE in c.peer, what="SETTINGS")
+		assert c.peer[h2.S_INITIAL_WINDOW_SIZE] == 32768
+		c.open(1, h2.request_fields("POST", "/echo"), end_stream=False)
+		c.send_data(1, data)
+		j = json.loads(c.response(1).body)
+		assert j["body_length"] == len(data) and j["chunked"]
+		assert j["body_sha256"] == hashlib.sha256(data).hexdigest()
+	# it sizes the workers' buffers: a reload cannot change it
+	text = open(b.conf_path).read().replace("tune.h2.stream-window 32k", "tune.h2.stream-window 64k")
+	open(b.conf_path, "w").write(text)
+	os.kill(b.pid, signal.SIGHUP)
+	util.wait_until(lambda: "tune.h2.stream-window cannot change on reload" in b.stderr_text(),
+			what="the refused reload")
+	with h2.H2Conn(b.port) as c:
+		c.wait(lambda: h2.S_INITIAL_WINDOW_SIZE in c.peer, what="SETTINGS")
+		assert c.peer[h2.S_INITIAL_WINDOW_SIZE] == 32768
