@@ -209,3 +209,22 @@ def test_malformed_request_is_a_stream_error(proxy):
 		c.wait(lambda: r.reset is not None or r.ended, what="the answer")
 		assert r.reset is not None and r.status is None
 		served(c, 3)
+
+
+def test_stream_that_never_sends_its_body_is_answered_408(demo_apps, bollard_factory, ca):
+	"""An idle stream is bounded by the frontend's timeout client, as an
+	HTTP/1.1 request body that stops coming; the connection goes on."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"]),
+				       extra_bind="alpn h2,http/1.1", timeouts={"client": "1s"}))
+	with h2.H2Conn(b.port) as c:
+		r = c.open(1, h2.request_fields("POST", "/echo", extra=[("content-length", "10")]),
+			   end_stream=False)
+		t0 = time.monotonic()
+		c.response(1, timeout=10)
+		assert 0.8 <= time.monotonic() - t0 < 5
+		assert r.status is None or r.status == "408"
+		assert b"408" in r.body, (r.headers, r.body)
+		served(c, 3)
+	e = b.wait_log(lambda e: e["status"] == 408)[0]
+	assert e["term"] == "client-timeout" and e["proto"] == "HTTP/2.0"
