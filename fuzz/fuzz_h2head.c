@@ -56,7 +56,7 @@ static void check_request(const uint8_t *p, size_t n, bool body)
 		p += 2 + nl + vl;
 		n -= 2 + nl + vl;
 		int e = h2h_req_field(&r, name, nl, v, vl);
-		BUG_ON(e != 0 && e != H2H_TOO_LARGE && e != H2H_MALFORMED);
+		BUG_ON(e != 0 && e != H2H_TOO_LARGE && e != H2H_MALFORMED && e != H2H_CONNECT);
 		if (e) {
 			failed = true;
 			break;

@@ -38,7 +38,7 @@ struct h2_strm {
 	bool chunked;                 /* the request body goes chunked */
 	bool head_ready;              /* the head is in rx: the exchange may start */
 	bool started;                 /* the exchange was started */
-	bool too_large;               /* the header list was too large: 431 */
+	int refused;                  /* bollard answers it itself: 431, 501 */
 	bool req_end;                 /* END_STREAM received */
 	bool rsp_head;                /* the final response head was submitted */
 	bool rsp_end;                 /* the whole response body is in tx */

@@ -109,11 +109,11 @@ static int on_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_t 
 	(void)user;
 	struct h2_strm *s = nghttp2_session_get_stream_user_data(ss, f->hd.stream_id);
 	if (!s || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
-	    s->too_large)
+	    s->refused)
 		return 0; /* trailers are not forwarded */
 	int e = h2h_req_field(&s->req, name, nlen, value, vlen);
-	if (e == H2H_TOO_LARGE)
-		s->too_large = true;
+	if (e == H2H_TOO_LARGE || e == H2H_CONNECT)
+		s->refused = e == H2H_CONNECT ? 501 : 431;
 	else if (e == H2H_MALFORMED)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RFC 9113 8.1.1: stream error */
 	return 0;
@@ -125,24 +125,24 @@ static void head_done(struct h2_conn *h, struct h2_strm *s, bool end_stream)
 {
 	atomic_fetch_add_explicit(&h->c->fe->h2_streams, 1, memory_order_relaxed);
 	s->req_end = end_stream;
-	if (!s->too_large) {
+	if (!s->refused) {
 		int n = h2h_req_end(&s->req, !end_stream);
 		if (n == H2H_MALFORMED) {
 			nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
 			return;
 		}
-		if (n == H2H_TOO_LARGE) {
-			s->too_large = true;
+		if (n == H2H_TOO_LARGE || n == H2H_CONNECT) {
+			s->refused = n == H2H_CONNECT ? 501 : 431;
 		} else {
 			s->rx.head = 0;
 			s->rx.tail = s->rx_head_left = (uint32_t)n;
 			s->chunked = h2h_req_chunked(&s->req, !end_stream);
 		}
 	}
-	if (s->too_large)
+	if (s->refused)
 		s->rx.head = s->rx.tail = 0;
 	buf_put(&h->c->w->bufs, &s->tx); /* it held the pseudo-headers and cookies */
-	if (!end_stream && !s->too_large && h2s_rx_for_body(s) < 0) {
+	if (!end_stream && !s->refused && h2s_rx_for_body(s) < 0) {
 		nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
@@ -196,7 +196,7 @@ static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const u
 	(void)flags;
 	(void)user;
 	struct h2_strm *s = nghttp2_session_get_stream_user_data(ss, id);
-	if (!s || s->cc_closed || s->too_large || !s->head_ready) {
+	if (!s || s->cc_closed || s->refused || !s->head_ready) {
 		nghttp2_session_consume(ss, id, len); /* nobody reads it: the window stays open */
 		return 0;
 	}
@@ -470,11 +470,13 @@ static int run_streams(struct h2_conn *h)
 				continue;
 			if (!s->started) {
 				s->started = true;
-				if (s->too_large) {
+				if (s->refused) {
 					/* as an HTTP/1.1 head too large is answered */
 					sc->tx.t_start = sc->w->now_us;
 					atomic_fetch_add_explicit(&sc->fe->rejected, 1, memory_order_relaxed);
-					stream_error(sc, 431, "request header list too large", "bad-request");
+					stream_error(sc, s->refused, s->refused == 431 ?
+						     "request header list too large" :
+						     "CONNECT is not served over HTTP/2", "bad-request");
 				}
 			}
 			stream_drive(sc);

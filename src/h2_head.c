@@ -91,17 +91,14 @@ static int write_line(struct h2h_req *r)
 		return H2H_MALFORMED;
 	const char *meth = r->aux + r->meth_off, *path = r->aux + r->path_off;
 	bool connect = r->meth_len == 7 && !memcmp(meth, "CONNECT", 7);
-	/* RFC 9113 8.3.1: :path is there, and "/..." or "*" (OPTIONS), but
-	 * for CONNECT, which has none (8.5): its target is :authority */
-	if (connect) {
-		if (r->has_path || r->has_scheme || !r->has_auth)
-			return H2H_MALFORMED;
-		path = r->aux + r->auth_off;
-		r->path_len = r->auth_len;
-	} else if (!r->has_path || !r->has_scheme || !r->path_len ||
-		   (path[0] != '/' && !(r->path_len == 1 && path[0] == '*'))) {
+	/* RFC 9113 8.5: CONNECT has :authority only; a tunnel, which
+	 * bollard does not open over HTTP/2 */
+	if (connect)
+		return r->has_path || r->has_scheme || !r->has_auth ? H2H_MALFORMED : H2H_CONNECT;
+	/* RFC 9113 8.3.1: :path is there, and "/..." or "*" (OPTIONS) */
+	if (!r->has_path || !r->has_scheme || !r->path_len ||
+	    (path[0] != '/' && !(r->path_len == 1 && path[0] == '*')))
 		return H2H_MALFORMED;
-	}
 	for (uint32_t i = 0; i < r->meth_len; i++)
 		if (meth[i] <= 0x20 || meth[i] >= 0x7f)
 			return H2H_MALFORMED;

@@ -22,6 +22,7 @@
 /* h2h_req_field / h2h_req_end answers, besides 0 / a length */
 #define H2H_TOO_LARGE (-1) /* over the header list limit or the buffer: 431 */
 #define H2H_MALFORMED (-2) /* RFC 9113 8.1.1: a stream error PROTOCOL_ERROR */
+#define H2H_CONNECT   (-3) /* CONNECT (RFC 9113 8.5), which bollard does not tunnel: 501 */
 
 struct h2h_req {
 	char *out;              /* the HTTP/1.1 head being written */

@@ -198,7 +198,7 @@ size_t h2s_rx_data(struct h2_strm *s, const uint8_t *p, size_t n)
 void h2s_rx_end(struct h2_strm *s)
 {
 	s->req_end = true;
-	if (s->chunked && s->head_ready && !s->too_large) {
+	if (s->chunked && s->head_ready && !s->refused) {
 		/* the last chunk: always fits, the window left room for it */
 		if (rx_room(s, 7)) {
 			if (s->chunk_open)
@@ -216,7 +216,7 @@ static ssize_t h2s_recv(struct xconn *x, void *p, size_t len)
 	uint32_t n = (uint32_t)MIN((size_t)buf_len(&s->rx), len);
 	if (!n) {
 		x->can_read = false;
-		if (s->req_end || s->ns_closed || s->too_large || !s->rx.data) {
+		if (s->req_end || s->ns_closed || s->refused || !s->rx.data) {
 			x->eof = true;
 			return -1;
 		}

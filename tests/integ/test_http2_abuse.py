@@ -228,3 +228,17 @@ def test_stream_that_never_sends_its_body_is_answered_408(demo_apps, bollard_fac
 		served(c, 3)
 	e = b.wait_log(lambda e: e["status"] == 408)[0]
 	assert e["term"] == "client-timeout" and e["proto"] == "HTTP/2.0"
+
+
+def test_connect_is_answered_501(proxy):
+	"""RFC 9113 8.5: CONNECT (:method and :authority only) would open a
+	tunnel; bollard does not over HTTP/2, and says so with a 501."""
+	b = proxy
+	with h2.H2Conn(b.port) as c:
+		ready(c)
+		r = c.open(1, [(":method", "CONNECT"), (":authority", "example.com:443")], end_stream=False)
+		c.wait(lambda: r.ended or r.reset is not None, what="the answer")
+		assert b"501" in r.body, (r.headers, r.body, r.reset)
+		served(c, 3)
+	e = b.wait_log(lambda e: e["status"] == 501)[0]
+	assert e["proto"] == "HTTP/2.0"
