@@ -66,6 +66,7 @@ struct h2_conn {
 	struct h2_conn *dnext;        /* the worker's dirty list */
 	bool dirty;
 	uint32_t nstreams;
+	uint32_t nopen;               /* of which the exchange still runs (cc_closed not set) */
 	/* DATA that did not fit its stream's rx (sent before our SETTINGS
 	 * were acknowledged, within the 65535 bytes RFC 9113 6.9.2 allows):
 	 * input is paused until that stream's exchange makes room; it points

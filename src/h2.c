@@ -53,9 +53,11 @@ static bool budget_take(struct h2_budget *b, uint32_t rate, uint64_t now)
 	return true;
 }
 
+/* A flood: GOAWAY ENHANCE_YOUR_CALM, and nothing more is read (even after
+ * a graceful GOAWAY, whose reason this one replaces). */
 static void calm(struct h2_conn *h, enum h2_goaway why)
 {
-	if (h->goaway >= 0)
+	if (h->dead)
 		return;
 	h->goaway = (int)why;
 	h->dead = true;
@@ -521,6 +523,8 @@ int h2_step(struct cconn *c)
 	}
 	for (int i = 0; i < READS_PER_STEP && !h->dead && unhold(h); i++) {
 		int r = c->in.data && !buf_empty(&c->in) ? 1 : stream_read_client(c);
+		if (r > 0)
+			c->t_cli = w->now;
 		if (c->in.data && !buf_empty(&c->in)) {
 			ssize_t n = nghttp2_session_mem_recv(h->ss, (const uint8_t *)buf_rptr(&c->in),
 							     buf_len(&c->in));
@@ -583,6 +587,11 @@ uint64_t h2_deadline(struct cconn *c)
 		when = MIN(when, c->t_cli + c->fe->to.client);
 	if (!h->nstreams && h->idle_since)
 		when = MIN(when, h->idle_since + c->fe->to.http_keep_alive);
+	/* streams answered whose responses wait for the client only (its
+	 * window shut): bounded by timeout client, as a client that stops
+	 * reading an HTTP/1.1 response is */
+	if (h->nstreams && !h->nopen)
+		when = MIN(when, c->t_cli + c->fe->to.client);
 	return when;
 }
 

@@ -74,6 +74,7 @@ struct h2_strm *h2s_take(struct h2_conn *h, int32_t id)
 		h->streams->prev = s;
 	h->streams = s;
 	h->nstreams++;
+	h->nopen++;
 	return s;
 }
 
@@ -495,6 +496,7 @@ void h2_stream_closed(struct cconn *c)
 {
 	struct h2_strm *s = (struct h2_strm *)c;
 	s->cc_closed = true;
+	s->h->nopen--;
 	if (!s->ns_closed) {
 		h2s_shutw(&c->xc);
 		if (!s->rsp_end || !s->rsp_head) {

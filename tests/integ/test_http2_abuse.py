@@ -242,3 +242,23 @@ def test_connect_is_answered_501(proxy):
 		served(c, 3)
 	e = b.wait_log(lambda e: e["status"] == 501)[0]
 	assert e["proto"] == "HTTP/2.0"
+
+
+def test_answered_streams_held_by_a_shut_window_are_bounded(demo_apps, bollard_factory, ca):
+	"""Responses complete in bollard but held by a client that never opens
+	its window: the connection is closed after timeout client, not kept
+	with its buffers for ever."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("localhost", ["localhost"]),
+				       extra_bind="alpn h2,http/1.1", timeouts={"client": "1s"}))
+	with h2.H2Conn(b.port, local_settings=h2.settings(initial_window_size=0)) as c:
+		c.auto_window = False
+		for i in range(5):
+			c.open(1 + 2 * i, h2.request_fields("GET", "/whoami?held"))
+		b.wait_log(lambda e: e["target"] == "/whoami?held", n=5)  # all answered by the app
+		t0 = time.monotonic()
+		ga = c.wait_closed(timeout=10)
+		assert time.monotonic() - t0 < 5
+		assert ga is not None and ga[1] == h2.NO_ERROR, ga
+		assert all(not c.responses[1 + 2 * i].body for i in range(5))
+	util.wait_until(lambda: goaways(b, "timeout") == 1, what="counted")
