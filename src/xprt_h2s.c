@@ -209,6 +209,9 @@ void h2s_rx_end(struct h2_strm *s)
 		s->chunk_open = false;
 	}
 	s->c.xc.can_read = true;
+	/* an empty DATA frame with END_STREAM brings nothing else to wake
+	 * the exchange for */
+	h2s_wake(s);
 }
 
 static ssize_t h2s_recv(struct xconn *x, void *p, size_t len)

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -427,3 +428,23 @@ def test_stream_window_configurable(demo_apps, bollard_factory, ca):
 	with h2.H2Conn(b.port) as c:
 		c.wait(lambda: h2.S_INITIAL_WINDOW_SIZE in c.peer, what="SETTINGS")
 		assert c.peer[h2.S_INITIAL_WINDOW_SIZE] == 32768
+
+
+def test_empty_data_end_stream_after_the_body_was_taken(demo_apps, bollard_factory, ca):
+	"""The body is all passed on (bollard reopened the whole window), then
+	an empty DATA frame ends the stream: that alone must finish the
+	request, not a timeout."""
+	apps = demo_apps(1)
+	b = bollard_factory(h2_config(apps, ca.leaf("localhost", ["localhost"])))
+	data = util.pattern_bytes(65535)
+	with h2.H2Conn(b.port) as c:
+		c.wait(lambda: h2.S_INITIAL_WINDOW_SIZE in c.peer, what="SETTINGS")
+		c.open(1, h2.request_fields("POST", "/echo"), end_stream=False)
+		c.send_data(1, data, end_stream=False)
+		c.wait(lambda: c.stream_windows[1] == c.initial_window, what="the window reopened")
+		t0 = time.monotonic()
+		c.send(h2.frame(h2.DATA, h2.END_STREAM, 1))
+		r = c.response(1, timeout=20)
+		assert time.monotonic() - t0 < 5
+		j = json.loads(r.body)
+		assert j["body_length"] == len(data) and j["chunked"]
