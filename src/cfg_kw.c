@@ -533,6 +533,7 @@ static int kw_h2_streams(struct cfg_parser *p, int argc, char **argv)
 
 static int kw_h2_header_list(struct cfg_parser *p, int argc, char **argv)
 {
+	p->h2hl_line = p->line;
 	return arg_size(p, "tune.h2.max-header-list-size", argv[1], 1024, 1048576,
 			&p->cfg->h2_max_header_list);
 }

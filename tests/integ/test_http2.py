@@ -448,3 +448,17 @@ def test_empty_data_end_stream_after_the_body_was_taken(demo_apps, bollard_facto
 		assert time.monotonic() - t0 < 5
 		j = json.loads(r.body)
 		assert j["body_length"] == len(data) and j["chunked"]
+
+
+def test_header_list_limit_checked_against_bufsize(bollard_run):
+	r = bollard_run("check", "-c", "{conf}", config=(
+		"global\n    tune.bufsize 8k\n    tune.h2.max-header-list-size 16k\n"
+		"listen web\n    bind 127.0.0.1:1\n    server a 127.0.0.1:9\n"))
+	assert r.returncode != 0
+	out = r.stdout + r.stderr
+	assert re.search(r"check\.conf:3: tune\.h2\.max-header-list-size \(16384\) must not exceed "
+			 r"tune\.bufsize \(8192\) minus 512", out), out
+	r = bollard_run("check", "-c", "{conf}", config=(
+		"global\n    tune.bufsize 8k\n    tune.h2.max-header-list-size 4k\n"
+		"listen web\n    bind 127.0.0.1:1\n    server a 127.0.0.1:9\n"))
+	assert r.returncode == 0, r.stdout + r.stderr
