@@ -55,6 +55,7 @@ UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log 
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
 UNIT_DEPS_shared_link := shared_link
+UNIT_DEPS_h2_head := h2_head h1
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
 
