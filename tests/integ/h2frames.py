@@ -139,10 +139,9 @@ class Response:
 
 	@property
 	def status(self):
-		for n, v in self.headers:
-			if n == ":status":
-				return v
-		return None
+		"""The last :status (the final one, after any interim)."""
+		st = [v for n, v in self.headers if n == ":status"]
+		return st[-1] if st else None
 
 
 class H2Conn:

@@ -462,3 +462,20 @@ def test_header_list_limit_checked_against_bufsize(bollard_run):
 		"global\n    tune.bufsize 8k\n    tune.h2.max-header-list-size 4k\n"
 		"listen web\n    bind 127.0.0.1:1\n    server a 127.0.0.1:9\n"))
 	assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_expect_100_continue_interim_headers(demo_apps, bollard_factory, ca):
+	"""The server's 100 Continue goes to the client as an interim HEADERS
+	(RFC 9113 8.1), before the client sends its body."""
+	apps = demo_apps(1)
+	b = bollard_factory(h2_config(apps, ca.leaf("localhost", ["localhost"])))
+	with h2.H2Conn(b.port) as c:
+		r = c.open(1, h2.request_fields("POST", "/echo", extra=[
+			("expect", "100-continue"), ("content-length", "4")]), end_stream=False)
+		c.wait(lambda: r.headers, what="the interim response")
+		assert not r.ended and r.reset is None  # interim: no END_STREAM
+		seen = list(r.headers)
+		c.send_data(1, b"ping")
+		r = c.response(1)
+		assert r.status == "200" and json.loads(r.body)["body_length"] == 4
+		assert len(r.headers) > len(seen)  # the final head came after it
