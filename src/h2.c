@@ -394,8 +394,8 @@ static int flush(struct h2_conn *h)
 {
 	struct cconn *c = h->c;
 	struct worker *w = c->w;
-	int progress = 0;
-	for (int round = 0; round < 64; round++) {
+	int progress = 0, round;
+	for (round = 0; round < 64; round++) {
 		if (!c->out.data && buf_get(&w->bufs, &c->out) < 0)
 			return -1;
 		while (!h->pend_len) {
@@ -441,6 +441,10 @@ static int flush(struct h2_conn *h)
 	}
 	if (c->out.data && buf_empty(&c->out))
 		buf_put(&w->bufs, &c->out);
+	/* the socket still takes bytes and nghttp2 has more: no edge will
+	 * come for it, so the next loop iteration goes on */
+	if (round == 64)
+		h2_mark_dirty(h);
 	return progress;
 }
 
@@ -514,6 +518,7 @@ int h2_step(struct cconn *c)
 			return 0;
 		}
 	}
+	undirty(h); /* this step does what it was marked for */
 	follow_generation(c);
 	if ((c->close_after || w->stopping) && !h->goaway_sent && h->goaway < 0) {
 		h->goaway = H2_GA_SHUTDOWN;
@@ -559,8 +564,10 @@ int h2_step(struct cconn *c)
 			stream_close(c);
 		return 0;
 	}
-	progress |= rs;
-	undirty(h);
+	/* streams left to drive after WAKE_ROUNDS: the next loop iteration
+	 * (h2_run), so that one connection does not hold the worker */
+	if (h->wake)
+		h2_mark_dirty(h);
 	if (!h->nstreams)
 		h->idle_since = h->idle_since ? h->idle_since : w->now;
 	else

@@ -240,7 +240,10 @@ static ssize_t h2s_recv(struct xconn *x, void *p, size_t len)
 		nghttp2_session_consume(s->h->ss, s->id, body);
 		h2_mark_dirty(s->h); /* a WINDOW_UPDATE may be due */
 	}
-	if (buf_empty(&s->rx))
+	/* at the end of the request, the next receive says so (-1): the
+	 * exchange then closes the stream connection after its response,
+	 * rather than holding it for timeout http-keep-alive */
+	if (buf_empty(&s->rx) && !s->req_end)
 		x->can_read = false;
 	return n;
 }
