@@ -4,6 +4,8 @@ asserts bollard's answer on that connection (GOAWAY with the right error,
 the connection closed, counted by reason), and that another connection
 opened before it is still served."""
 
+import socket
+import ssl
 import struct
 import time
 
@@ -264,3 +266,31 @@ def test_answered_streams_held_by_a_shut_window_are_bounded(demo_apps, bollard_f
 		assert ga is not None and ga[1] == h2.NO_ERROR, ga
 		assert all(not c.responses[1 + 2 * i].body for i in range(5))
 	util.wait_until(lambda: goaways(b, "timeout") == 1, what="counted")
+
+
+def test_http11_spoken_after_alpn_h2_is_refused(proxy):
+	"""A client that negotiated h2 and sends HTTP/1.1 instead (no client
+	preface, RFC 9113 3.4): the connection is closed, counted as a
+	protocol error, and nothing reaches a server."""
+	b = proxy
+	ctx = ssl._create_unverified_context()
+	ctx.set_alpn_protocols(["h2"])
+	raw = socket.create_connection(("127.0.0.1", b.port), timeout=util.DEFAULT_TIMEOUT)
+	s = ctx.wrap_socket(raw, server_hostname="localhost")
+	assert s.selected_alpn_protocol() == "h2"
+	s.sendall(b"GET /whoami HTTP/1.1\r\nHost: t\r\n\r\n")
+	got = b""
+	deadline = time.monotonic() + 10
+	while time.monotonic() < deadline:
+		try:
+			d = s.recv(65536)
+		except (OSError, ssl.SSLError):
+			break
+		if not d:
+			break
+		got += d
+	s.close()
+	assert b"HTTP/1.1" not in got  # never answered as HTTP/1.1
+	assert time.monotonic() < deadline
+	util.wait_until(lambda: goaways(b, "protocol-error") == 1, what="counted")
+	assert not [e for e in b.access_log() if e.get("target") == "/whoami"]
