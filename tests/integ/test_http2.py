@@ -479,3 +479,26 @@ def test_expect_100_continue_interim_headers(demo_apps, bollard_factory, ca):
 		r = c.response(1)
 		assert r.status == "200" and json.loads(r.body)["body_length"] == 4
 		assert len(r.headers) > len(seen)  # the final head came after it
+
+
+def test_frontend_gone_in_reload_ends_connection_gracefully(demo_apps, bollard_factory, ca):
+	"""A reload without the connection's frontend: GOAWAY NO_ERROR naming
+	the last stream it took (RFC 9113 6.8: the later ones were not
+	processed, the client may send them again elsewhere), then the close;
+	a new connection is served by the new configuration."""
+	apps = demo_apps(1)
+	b = bollard_factory(h2_config(apps, ca.leaf("localhost", ["localhost"])))
+	with h2.H2Conn(b.port) as c:
+		assert c.open(1, h2.request_fields("GET", "/whoami")) and c.response(1).status == "200"
+		text = open(b.conf_path).read().replace("frontend fe\n", "frontend fe2\n")
+		open(b.conf_path, "w").write(text)
+		os.kill(b.pid, signal.SIGHUP)
+		util.wait_until(lambda: metric(b, "bollard_reloads_total") == 1, what="the reload")
+		c.open(3, h2.request_fields("GET", "/whoami"))
+		ga = c.wait_closed()
+		assert ga == (1, h2.NO_ERROR), ga
+		assert not c.responses[3].ended
+	with h2.H2Conn(b.port) as c:
+		assert c.open(1, h2.request_fields("GET", "/whoami")) and c.response(1).status == "200"
+	e = b.wait_log(lambda e: e["target"] == "/whoami", n=2)
+	assert [x["frontend"] for x in e] == ["fe", "fe2"]
