@@ -17,7 +17,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 	    -Wformat=2 -Wmissing-format-attribute
 BASEFLAGS:= -std=gnu11 -g -pthread -D_GNU_SOURCE $(WARN) -Isrc
 CFLAGS   ?= -O2
-LIBS     := -lsodium -lxxhash -lhiredis -lssl -lcrypto -lm -pthread
+LIBS     := -lsodium -lxxhash -lhiredis -lnghttp2 -lssl -lcrypto -lm -pthread
 SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSANDIR  := $(BUILD)/tsan
 TSANFLAGS:= -O1 -fno-omit-frame-pointer -fsanitize=thread
@@ -45,7 +45,7 @@ UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := global shared shared_link admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_admin  := global shared shared_link admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 h2_head ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
@@ -55,6 +55,7 @@ UNIT_DEPS_state  := state persist shared shared_link srvstate server lb_hash sti
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
 UNIT_DEPS_shared_link := shared_link
+UNIT_DEPS_h2_head := h2_head h1
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
 
@@ -125,6 +126,7 @@ FUZZREPLAY := $(patsubst fuzz/fuzz_%.c,$(SANDIR)/replay_%,$(FUZZSRC))
 UNIT_DEPS_fuzz_h1 := h1
 UNIT_DEPS_fuzz_cookie := cookie
 UNIT_DEPS_fuzz_proxyproto := proxyproto
+UNIT_DEPS_fuzz_h2head := h2_head h1
 UNIT_DEPS_fuzz_smuggle := h1 http cookie route lb_hash
 UNIT_DEPS_fuzz_admin := $(UNIT_DEPS_admin)
 UNIT_DEPS_fuzz_state := $(UNIT_DEPS_state)

@@ -18,8 +18,9 @@ OUT=build/fuzz
 FLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 # extra src modules per target (default: the module of the target's name)
 FUZZ_DEPS_h1="h1"
+FUZZ_DEPS_h2head="h2_head h1"
 FUZZ_DEPS_smuggle="h1 http cookie route lb_hash"
-FUZZ_DEPS_admin="global admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cidr cfg_hint cfg_read hll"
+FUZZ_DEPS_admin="global admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 h2_head ev cfg cfg_kw cidr cfg_hint cfg_read hll"
 FUZZ_DEPS_state="state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cidr cfg_hint cfg_read hll"
 
 mkdir -p "$OUT"

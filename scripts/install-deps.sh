@@ -8,10 +8,12 @@ pkgs=""
 for profile in "$@"; do
 	case "$profile" in
 	# libhiredis-dev: the shared tables' Redis link (src/shared_link.c)
-	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev" ;;
+	# libnghttp2-dev: the HTTP/2 frontend (src/h2.c)
+	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev libnghttp2-dev" ;;
 	# systemd: systemd-analyze verify and systemd-sysusers for the unit's tests;
-	# groff-base: the man-page rendering tests; redis-server: the shared tables' tests
-	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev libcmocka-dev python3 python3-pytest systemd groff-base redis-server" ;;
+	# groff-base: the man-page rendering tests; redis-server: the shared tables'
+	# tests; nghttp2-client: nghttp and h2load for the HTTP/2 tests
+	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev libnghttp2-dev libcmocka-dev python3 python3-pytest systemd groff-base redis-server nghttp2-client" ;;
 	# the demo app's session stores (SPEC 14): the client libraries it
 	# links, and the servers its tests and the lab start on loopback
 	demo)  pkgs="$pkgs libsodium-dev libhiredis-dev libmemcached-dev libpq-dev" ;;

@@ -19,14 +19,14 @@ import sys
 LAYERS = [
     # leaves: data and pure helpers, called by anyone, calling nothing of ours
     "global log ev buf json h1 cookie cidr hll seal stick server lb_hash lb_rr "
-    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp shared_link",
+    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp shared_link h2_head",
     # the configuration and what its keywords build (persistence rules,
     # operator states): one knot, see CYCLE_GROUPS
     "cfg cfg_kw cfg_read cfg_tls persist srvstate shared",
     # what the request path and the control thread use
     "lb route http sconn check state ctl txn txn_log xprt_tls",
     # the request path on a worker: one client connection, its exchange
-    "stream dispatch h1_exchange tunnel shared_loop",
+    "stream dispatch h1_exchange tunnel shared_loop h2 xprt_h2s",
     # the worker threads
     "worker",
     # the control thread's parts
@@ -48,7 +48,7 @@ CYCLE_GROUPS = [
     # (h1_exchange.c) or tunnel (tunnel.c), which call back into it to read,
     # write, answer an error or close; dispatch.c chooses and connects the
     # server and starts the exchange again when a queued request may go
-    {"stream", "dispatch", "h1_exchange", "tunnel", "shared_loop"},
+    {"stream", "dispatch", "h1_exchange", "tunnel", "shared_loop", "h2", "xprt_h2s"},
 ]
 
 

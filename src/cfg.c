@@ -803,6 +803,11 @@ static void resolve(struct cfg_parser *p)
 		cfg_err(p, p->mrl_line ? p->mrl_line : p->bufsize_line,
 			"tune.max-request-line (%u) must not exceed tune.bufsize (%u)",
 			cfg->max_request_line, cfg->bufsize);
+	/* the HTTP/1.1 head a stream's header list becomes fits one buffer */
+	if (p->h2hl_line && cfg->h2_max_header_list > cfg->bufsize - 512)
+		cfg_err(p, p->h2hl_line,
+			"tune.h2.max-header-list-size (%u) must not exceed tune.bufsize (%u) minus 512",
+			cfg->h2_max_header_list, cfg->bufsize);
 	if (cfg->nfrontends == 0 && p->nerrs == 0)
 		cfg_err(p, p->line, "no frontend or listen section: nothing to do");
 out:
@@ -835,6 +840,12 @@ static struct config *load(const char *file, char **errs, char **sock, char **wh
 		cfg->bufsize = 16384;
 		cfg->maxhdr = 100;
 		cfg->max_request_line = 8192;
+		cfg->h2_max_streams = 100;
+		cfg->h2_max_header_list = 8192;
+		cfg->h2_reset_budget = 100;
+		cfg->h2_control_budget = 100;
+		cfg->h2_max_continuations = 16;
+		cfg->h2_stream_window = 65535;
 	}
 	/* the cross-checks of a file that could not be read would only add noise */
 	if (!p.stop && cfg_read_file(&p, file) && !p.stop)

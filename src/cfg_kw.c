@@ -544,6 +544,41 @@ static int kw_max_request_line(struct cfg_parser *p, int argc, char **argv)
 			&p->cfg->max_request_line);
 }
 
+/* tune.h2.* (doc/tls.md "HTTP/2"): the limits of every HTTP/2 connection */
+static int kw_h2_streams(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "tune.h2.max-concurrent-streams", argv[1], 1, 10000, &p->cfg->h2_max_streams);
+}
+
+static int kw_h2_header_list(struct cfg_parser *p, int argc, char **argv)
+{
+	p->h2hl_line = p->line;
+	return arg_size(p, "tune.h2.max-header-list-size", argv[1], 1024, 1048576,
+			&p->cfg->h2_max_header_list);
+}
+
+static int kw_h2_reset_budget(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "tune.h2.reset-budget", argv[1], 1, 100000, &p->cfg->h2_reset_budget);
+}
+
+static int kw_h2_control_budget(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "tune.h2.control-budget", argv[1], 1, 100000, &p->cfg->h2_control_budget);
+}
+
+static int kw_h2_continuations(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_uint(p, "tune.h2.max-continuations", argv[1], 1, 1000,
+			&p->cfg->h2_max_continuations);
+}
+
+static int kw_h2_stream_window(struct cfg_parser *p, int argc, char **argv)
+{
+	return arg_size(p, "tune.h2.stream-window", argv[1], 4096, 16777216,
+			&p->cfg->h2_stream_window);
+}
+
 /* ---- defaults, frontend and backend keywords --------------------------- */
 
 static int kw_timeout(struct cfg_parser *p, int argc, char **argv)
@@ -1401,6 +1436,12 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },
 	{ "tune.maxhdr",           CFG_S_GLOBAL, kw_maxhdr, 1, 1, false, "tune.maxhdr N" },
 	{ "tune.max-request-line", CFG_S_GLOBAL, kw_max_request_line, 1, 1, false, "tune.max-request-line SIZE" },
+	{ "tune.h2.max-concurrent-streams", CFG_S_GLOBAL, kw_h2_streams, 1, 1, false, "tune.h2.max-concurrent-streams N" },
+	{ "tune.h2.max-header-list-size", CFG_S_GLOBAL, kw_h2_header_list, 1, 1, false, "tune.h2.max-header-list-size SIZE" },
+	{ "tune.h2.reset-budget", CFG_S_GLOBAL, kw_h2_reset_budget, 1, 1, false, "tune.h2.reset-budget N" },
+	{ "tune.h2.control-budget", CFG_S_GLOBAL, kw_h2_control_budget, 1, 1, false, "tune.h2.control-budget N" },
+	{ "tune.h2.max-continuations", CFG_S_GLOBAL, kw_h2_continuations, 1, 1, false, "tune.h2.max-continuations N" },
+	{ "tune.h2.stream-window", CFG_S_GLOBAL, kw_h2_stream_window, 1, 1, false, "tune.h2.stream-window SIZE" },
 	{ "timeout",               CFG_S_PROXY, kw_timeout, 2, 2, false, "timeout KIND DURATION" },
 	{ "retries",               CFG_S_DEFAULTS | CFG_S_BE, kw_retries, 1, 1, false, "retries N" },
 	{ "mode",                  CFG_S_PROXY, kw_mode, 1, 1, false, "mode http|tcp" },

@@ -85,6 +85,7 @@ struct cfg_parser {
 	int admin_line;
 	int bufsize_line;
 	int mrl_line;
+	int h2hl_line;        /* tune.h2.max-header-list-size, for its check against tune.bufsize */
 	/* by backend index: a `server` line was written for it, good or bad,
 	 * so that a refused one adds no "has no server" after its own error */
 	bool *server_line;

@@ -103,17 +103,13 @@ static int parse_alpn(struct cfg_parser *p, struct cfg_tls_pending *t, const cha
 				list, TLS_ALPN_NAME_MAX);
 			return -1;
 		}
-		/* what is offered is what the exchange must then speak: a
-		 * client told "h2" would send HTTP/2 frames to an HTTP/1.1
-		 * exchange (RFC 7301 3.2: the server's choice binds it) */
-		if (n == 2 && !strncmp(s, "h2", 2)) {
-			cfg_err(p, p->line, "alpn '%s': HTTP/2 is not served yet (doc/tls.md); write "
-				"'alpn http/1.1' (clients then speak HTTP/1.1)", list);
-			return -1;
-		}
-		if (!((n == 8 && !strncmp(s, "http/1.1", 8)) || (n == 8 && !strncmp(s, "http/1.0", 8)))) {
+		/* what is offered is what the connection must then speak
+		 * (RFC 7301 3.2: the server's choice binds it): h2 (h2.c),
+		 * http/1.1 and http/1.0 */
+		if (!((n == 2 && !strncmp(s, "h2", 2)) || (n == 8 && !strncmp(s, "http/1.1", 8)) ||
+		      (n == 8 && !strncmp(s, "http/1.0", 8)))) {
 			cfg_err(p, p->line, "alpn '%s': unknown protocol '%.*s' (bollard speaks "
-				"http/1.1 and http/1.0)", list, (int)n, s);
+				"h2, http/1.1 and http/1.0)", list, (int)n, s);
 			return -1;
 		}
 		char **slot = CFG_PUSH(p, t->alpn, t->nalpn);

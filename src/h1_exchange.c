@@ -25,6 +25,7 @@
 #include "global.h"
 #include "http.h"
 #include "dispatch.h"
+#include "h2.h"
 #include "cidr.h"
 #include "reload.h"
 #include "route.h"
@@ -210,7 +211,7 @@ static void log_rejected_line(struct cconn *c, const struct h1_msg *m)
 
 /* A reload happened: the next request of this connection uses the new
  * generation's frontend of the same name, or the connection closes. */
-static bool switch_generation(struct cconn *c)
+bool stream_switch_generation(struct cconn *c)
 {
 	struct config *nc = c->w->cfg;
 	struct frontend *nf = NULL;
@@ -230,11 +231,15 @@ static bool switch_generation(struct cconn *c)
 int h1_exchange_head(struct cconn *c)
 {
 	struct worker *w = c->w;
-	if (unlikely(c->gen != w->cfg) && !switch_generation(c)) {
+	if (unlikely(c->gen != w->cfg) && !stream_switch_generation(c)) {
 		stream_close(c); /* its frontend is gone */
 		return 0;
 	}
 	int r = stream_read_client(c);
+	if (unlikely(c->tls && !c->h2_checked) && h2_alpn_chose_h2(c)) {
+		c->state = CS_H2; /* h2.c: what was read is the client's preface */
+		return 1;
+	}
 	if (buf_empty(&c->in)) {
 		if (c->xc.eof || r < 0) {
 			stream_close(c);

@@ -17,5 +17,8 @@ int h1_exchange_forward(struct cconn *c);
 /* CS_FORWARD: the earliest deadline of the exchange; *client says whether
  * it is the client's (the one to blame) or the server's. */
 uint64_t h1_exchange_deadline(const struct cconn *c, bool *client);
+/* a reload happened: c takes the new generation's frontend of its name
+ * (false: there is none, c must close) */
+bool stream_switch_generation(struct cconn *c);
 
 #endif

@@ -407,7 +407,7 @@ static char *put_combined(char *o, char *end, struct log_thread *lt, const struc
 	o = put_esc(o, end, r->method.n ? r->method.p : "-", r->method.n ? r->method.n : 1, false);
 	o = put_str(o, end, " ");
 	o = put_esc(o, end, DASH(r->target).p, DASH(r->target).n, false);
-	o = put_str(o, end, r->minor ? " HTTP/1.1\" " : " HTTP/1.0\" ");
+	o = put_str(o, end, r->h2 ? " HTTP/2.0\" " : r->minor ? " HTTP/1.1\" " : " HTTP/1.0\" ");
 	o = put_u64(o, end, (uint64_t)r->status);
 	o = put_str(o, end, " ");
 	o = put_u64(o, end, r->bytes);
@@ -491,7 +491,8 @@ static char *put_json(char *o, char *end, struct log_thread *lt, const struct ac
 	o = put_jstr(o, end, ",\"client\":", r->client, strlen(r->client));
 	o = put_jstr(o, end, ",\"method\":", r->method.p, r->method.n);
 	o = put_jstr(o, end, ",\"target\":", r->target.p, r->target.n);
-	o = put_str(o, end, r->minor ? ",\"proto\":\"HTTP/1.1\"" : ",\"proto\":\"HTTP/1.0\"");
+	o = put_str(o, end, r->h2 ? ",\"proto\":\"HTTP/2.0\"" : r->minor ? ",\"proto\":\"HTTP/1.1\"" :
+			    ",\"proto\":\"HTTP/1.0\"");
 	if (r->scheme)
 		o = put_jstr(o, end, ",\"scheme\":", r->scheme, strlen(r->scheme));
 	if (r->tls) {

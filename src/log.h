@@ -39,6 +39,7 @@ struct access_rec {
 	const char *client;
 	struct log_str method, target, referer, ua, reqid;
 	int minor;
+	bool h2;                      /* HTTP/2.0 (an HTTP/2 stream): minor does not apply */
 	int status;
 	uint64_t bytes;
 	const char *frontend, *backend, *server, *term;

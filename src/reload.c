@@ -88,6 +88,9 @@ static void carry_over(struct config *old, struct config *nc)
 		copy_u64(&nf->requests, &of->requests);
 		copy_u64(&nf->conns_total, &of->conns_total);
 		copy_u64(&nf->rejected, &of->rejected);
+		copy_u64(&nf->h2_streams, &of->h2_streams);
+		for (int r = 0; r < H2_GA_N; r++)
+			copy_u64(&nf->h2_goaway[r], &of->h2_goaway[r]);
 		cfg_tls_stats_carry(nf, of);
 	}
 	for (int b = 0; b < nc->nbackends; b++) {
@@ -212,6 +215,8 @@ int reload_run(char *msg, size_t msglen)
 		why = "threads cannot change on reload (restart instead)";
 	else if (nc->bufsize != old->bufsize)
 		why = "tune.bufsize cannot change on reload (restart instead)";
+	else if (nc->h2_stream_window != old->h2_stream_window)
+		why = "tune.h2.stream-window cannot change on reload (restart instead)";
 	else if ((nc->admin_socket == NULL) != (old->admin_socket == NULL) ||
 		 (nc->admin_socket && strcmp(nc->admin_socket, old->admin_socket)))
 		why = "admin-socket cannot change on reload (restart instead)";

@@ -151,6 +151,27 @@ static void srv_tls_metrics(struct admin_buf *out, const struct config *cfg)
 		}
 }
 
+/* SPEC 11: HTTP/2 streams, and the GOAWAY frames sent, by reason (h2.c),
+ * for the frontends with a TLS bind (the only ones that can speak it). */
+static void h2_metrics(struct admin_buf *out, const struct config *cfg)
+{
+	family(out, "bollard_http2_streams_total", "counter",
+	       "HTTP/2 streams that carried a request.");
+	for (int i = 0; i < cfg->nfrontends; i++)
+		if (cfg->frontends[i]->tls)
+			sample_u64(out, "bollard_http2_streams_total",
+				   (const char *const[]){ "frontend", cfg->frontends[i]->name, NULL },
+				   RELAXED(cfg->frontends[i]->h2_streams));
+	family(out, "bollard_http2_goaway_total", "counter",
+	       "GOAWAY frames sent to HTTP/2 clients, by reason.");
+	for (int i = 0; i < cfg->nfrontends; i++)
+		for (int r = 0; r < H2_GA_N && cfg->frontends[i]->tls; r++)
+			sample_u64(out, "bollard_http2_goaway_total",
+				   (const char *const[]){ "frontend", cfg->frontends[i]->name,
+							  "reason", h2_goaway_names[r], NULL },
+				   RELAXED(cfg->frontends[i]->h2_goaway[r]));
+}
+
 /* SPEC 11: handshakes, their failures by reason, certificate expiry. */
 static void tls_metrics(struct admin_buf *out, const struct config *cfg)
 {
@@ -334,6 +355,7 @@ void stats_metrics(struct admin_buf *out)
 			   RELAXED(cfg->frontends[i]->rejected));
 
 	tls_metrics(out, cfg);
+	h2_metrics(out, cfg);
 
 	family(out, "bollard_backend_requests_total", "counter",
 	       "Requests routed to the backend.");

@@ -24,6 +24,7 @@
 #include "http.h"
 #include "dispatch.h"
 #include "h1_exchange.h"
+#include "h2.h"
 #include "proxyproto.h"
 #include "reload.h"
 #include "route.h"
@@ -92,6 +93,8 @@ void stream_close(struct cconn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	if (c->h2)
+		h2_conn_closed(c); /* its streams end first */
 	if (c->tx.qsrv)
 		dispatch_queue_del(c);
 	if (unlikely(c->tx.shwait))
@@ -106,6 +109,13 @@ void stream_close(struct cconn *c)
 	buf_put(&w->bufs, &c->in);
 	buf_put(&w->bufs, &c->tx.rq);
 	buf_put(&w->bufs, &c->out);
+	if (c->h2p) {
+		/* an HTTP/2 stream: not in the worker's list, back to its pool */
+		cfg_release(c->gen);
+		c->gen = NULL;
+		h2_stream_closed(c);
+		return;
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -299,6 +309,9 @@ static void arm_timer(struct cconn *c)
 	case CS_LINGER:
 		when = c->close_deadline;
 		break;
+	case CS_H2:
+		when = h2_deadline(c);
+		break;
 	}
 	if (ev_timer_set(&w->timers, &c->timer, when) < 0)
 		stream_close(c); /* cannot time it: do not keep it unbounded */
@@ -323,6 +336,7 @@ void stream_drive(struct cconn *c)
 		case CS_TUNNEL: p = tunnel_step(c); break;
 		case CS_CLOSING: p = do_closing(c); break;
 		case CS_LINGER: p = do_linger(c); break;
+		case CS_H2: p = h2_step(c); break;
 		}
 		if (c->closed)
 			return;
@@ -405,12 +419,17 @@ void stream_timeout(struct cconn *c)
 	case CS_LINGER:
 		stream_close(c);
 		return;
+	case CS_H2:
+		h2_timeout(c);
+		return;
 	}
 }
 
 void stream_stop_soon(struct cconn *c)
 {
-	if (c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in)))
+	if (c->state == CS_H2)
+		h2_stop_soon(c);
+	else if (c->state == CS_HEAD && !c->tx.t_start && (!c->in.data || buf_empty(&c->in)))
 		stream_close(c);
 	else
 		c->close_after = true;

@@ -73,6 +73,7 @@ enum cstate {
 	CS_TUNNEL,    /* after 101 Switching Protocols: bytes both ways */
 	CS_CLOSING,   /* flushing a final response, then close */
 	CS_LINGER,    /* write side shut; draining the client briefly before close */
+	CS_H2,        /* ALPN chose h2: frames, each stream its own connection (h2.c) */
 };
 
 struct cconn {
@@ -91,6 +92,9 @@ struct cconn {
 	struct sockaddr_storage client;        /* the request's client (trust-forwarded) */
 	char scheme[16];                       /* the request's scheme (trust-forwarded) */
 	bool tls;                              /* came in on a TLS bind (xprt_tls) */
+	bool h2_checked;                       /* its ALPN was looked at (h2.c) */
+	struct h2_conn *h2;                    /* CS_H2: its HTTP/2 session */
+	struct cconn *h2p;                     /* a stream's connection: the one it is on */
 
 	struct buf in;    /* bytes from the client */
 	struct buf out;   /* rewritten response head or error page for the client */

@@ -69,7 +69,9 @@ void txn_log(struct cconn *c)
 	r.ttfb_ms = ms_between(c->tx.t_start, c->tx.t_first);
 	r.total_ms = ms_between(c->tx.t_start, w->now_us);
 	struct tls_info ti;
-	if (c->tls && xprt_tls_info(&c->xc, &ti)) {
+	/* an HTTP/2 stream's TLS is its connection's */
+	r.h2 = c->h2p != NULL;
+	if (c->tls && xprt_tls_info(c->h2p ? &c->h2p->xc : &c->xc, &ti)) {
 		r.tls = ti.version;
 		r.alpn = (struct log_str){ ti.alpn, ti.alpn_len };
 		r.sni = (struct log_str){ ti.sni, strlen(ti.sni) };

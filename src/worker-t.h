@@ -48,6 +48,9 @@ struct worker {
 	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */
 	struct persist_req *pr_free;          /* idle persistence decisions, reused */
 	struct shared_loop *shared;           /* shared-tables: its Redis link; NULL = none */
+	struct h2_strm *h2_free;              /* idle HTTP/2 stream slots, reused (xprt_h2s.c) */
+	struct h2_conn *h2_dirty;             /* HTTP/2 connections with frames to send (h2.c) */
+	struct buf_pool h2_bodies;            /* HTTP/2 request bodies: window + tune.bufsize each */
 	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;

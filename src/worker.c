@@ -15,6 +15,7 @@
 #include "worker.h"
 #include "priv.h"
 #include "global.h"
+#include "h2.h"
 #include "persist.h"
 #include "reload.h"
 #include "shared_loop.h"
@@ -311,6 +312,8 @@ static void *worker_main(void *arg)
 			timeout = 5; /* slots free up on other threads too */
 		if (w->shared)
 			timeout = shared_loop_timeout(w, timeout);
+		if (w->h2_dirty)
+			timeout = 0; /* HTTP/2 frames left from the last iteration */
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		w->now_us = ev_now_us();
 		w->now = w->now_us / 1000;
@@ -386,6 +389,7 @@ static void *worker_main(void *arg)
 				persist_update_sessions(w->cfg);
 			sconn_pool_sweep(w);
 		}
+		h2_run(w); /* frames the streams' server events and timers produced */
 		log_flush(&w->log);
 		free_dead(w);
 		free(w->old_listeners);
@@ -417,6 +421,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->wake_kind };
 	epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
 	buf_pool_init(&w->bufs, cfg->bufsize);
+	buf_pool_init(&w->h2_bodies, cfg->h2_stream_window + cfg->bufsize);
 	if (log_thread_init(&w->log) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -547,6 +552,7 @@ void workers_join(void)
 		close(w->wakefd);
 		log_thread_free(&w->log);
 		buf_pool_destroy(&w->bufs);
+		buf_pool_destroy(&w->h2_bodies);
 		ev_heap_free(&w->timers);
 		lb_thread_free(w->lb);
 		sconn_pool_forget_sessions(w);
@@ -559,6 +565,7 @@ void workers_join(void)
 		free(w->listeners);
 		free(w->old_listeners);
 		txn_pr_free_all(w);
+		h2_free_all(w);
 		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
 		if (pending)
 			cfg_release(pending);

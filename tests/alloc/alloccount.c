@@ -11,7 +11,8 @@
  *
  * Allocations whose caller is libcrypto (OpenSSL allocates through
  * CRYPTO_malloc there, for libssl too) are also counted apart, so that a
- * TLS test can tell bollard's allocations from OpenSSL's own.
+ * TLS test can tell bollard's allocations from OpenSSL's own; so are
+ * libnghttp2's, for the HTTP/2 test.
  */
 #define _GNU_SOURCE 1
 #include <fcntl.h>
@@ -30,16 +31,18 @@ extern void *__libc_realloc(void *p, size_t n);
 extern void *__libc_memalign(size_t a, size_t n);
 extern void __libc_free(void *p);
 
-static _Atomic uint64_t n_alloc, n_free, n_ossl;
-/* libcrypto's code, found once at load (constructors run after the
- * libraries the program needs are mapped) */
-static uintptr_t ossl_lo, ossl_hi;
+static _Atomic uint64_t n_alloc, n_free, n_ossl, n_ngh2;
+/* libcrypto's and libnghttp2's code, found once at load (constructors run
+ * after the libraries the program needs are mapped) */
+static uintptr_t ossl_lo, ossl_hi, ngh2_lo, ngh2_hi;
 
 static void count(const void *caller)
 {
 	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
 	if ((uintptr_t)caller >= ossl_lo && (uintptr_t)caller < ossl_hi)
 		atomic_fetch_add_explicit(&n_ossl, 1, memory_order_relaxed);
+	else if ((uintptr_t)caller >= ngh2_lo && (uintptr_t)caller < ngh2_hi)
+		atomic_fetch_add_explicit(&n_ngh2, 1, memory_order_relaxed);
 }
 
 void *malloc(size_t n)
@@ -102,13 +105,15 @@ static void dump(int sig)
 	const char *path = getenv("ALLOC_COUNT_FILE");
 	if (!path)
 		return;
-	char line[96], *o = line;
+	char line[128], *o = line;
 	memcpy(o, "allocs ", 7);
 	o = put_u64(o + 7, atomic_load(&n_alloc));
 	memcpy(o, " frees ", 7);
 	o = put_u64(o + 7, atomic_load(&n_free));
 	memcpy(o, " openssl ", 9);
 	o = put_u64(o + 9, atomic_load(&n_ossl));
+	memcpy(o, " nghttp2 ", 9);
+	o = put_u64(o + 9, atomic_load(&n_ngh2));
 	*o++ = '\n';
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd >= 0) {
@@ -118,25 +123,30 @@ static void dump(int sig)
 	}
 }
 
-static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *arg)
+static int find_libs(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	(void)arg;
-	if (!info->dlpi_name || !strstr(info->dlpi_name, "libcrypto.so"))
+	uintptr_t *lo, *hi;
+	if (info->dlpi_name && strstr(info->dlpi_name, "libcrypto.so"))
+		lo = &ossl_lo, hi = &ossl_hi;
+	else if (info->dlpi_name && strstr(info->dlpi_name, "libnghttp2.so"))
+		lo = &ngh2_lo, hi = &ngh2_hi;
+	else
 		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-			ossl_lo = info->dlpi_addr + ph->p_vaddr;
-			ossl_hi = ossl_lo + ph->p_memsz;
+			*lo = info->dlpi_addr + ph->p_vaddr;
+			*hi = *lo + ph->p_memsz;
 		}
 	}
-	return 1;
+	return 0;
 }
 
 __attribute__((constructor)) static void init(void)
 {
-	dl_iterate_phdr(find_libcrypto, NULL);
+	dl_iterate_phdr(find_libs, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = dump;

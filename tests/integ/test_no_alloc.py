@@ -27,6 +27,26 @@ def counts(path, pid):
 	return int(f[1]), int(f[3])
 
 
+def start_counted(tmp_path, conf_text, port):
+	"""The release binary under the shim with conf_text; returns the
+	process and a function giving (allocs, frees, OpenSSL's, nghttp2's)."""
+	if not SHIM.exists() or not RELEASE.exists():
+		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
+	conf = tmp_path / "b.conf"
+	conf.write_text(conf_text)
+	counts_file = tmp_path / "allocs"
+	env = dict(os.environ, LD_PRELOAD=str(SHIM), ALLOC_COUNT_FILE=str(counts_file))
+	proc = util.start_process([str(RELEASE), "-c", str(conf)], tmp_path / "out", tmp_path / "err",
+				  env=env)
+	util.wait_port(port, proc=proc, what="bollard")
+
+	def all_counts():
+		counts(counts_file, proc.pid)
+		f = counts_file.read_text().split()
+		return int(f[1]), int(f[3]), int(f[5]), int(f[7])
+	return proc, all_counts
+
+
 def run_requests(port, cookie, n, conns=4):
 	per = n // conns
 	done = 0

@@ -441,9 +441,6 @@ def test_tls_option_errors(bollard_run, ca):
 		 ("tls crt %s verify required" % crt, "needs client-ca"),
 		 ("tls crt %s alpm h2" % crt, "did you mean 'alpn'"),
 		 ("tls crt %s ciphersuites NOPE" % crt, ""),
-		 # negotiating h2 would have clients send HTTP/2 to the HTTP/1.1
-		 # exchange (curl then fails): refused until HTTP/2 is served
-		 ("tls crt %s alpn h2,http/1.1" % crt, "HTTP/2 is not served yet"),
 		 ("tls crt %s alpn spdy/3" % crt, "unknown protocol 'spdy/3'")]
 	for opts, want in cases:
 		r = bollard_run("check", "-c", "{conf}", config="listen web\n    bind 127.0.0.1:1 %s\n"

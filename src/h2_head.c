@@ -1,0 +1,254 @@
+/*
+ * h2_head.c - HTTP/2 header lists to and from HTTP/1.1 heads (h2_head.h).
+ *
+ * The request head is written as the fields come, in one pass: the
+ * pseudo-header values wait in aux until the first regular field (RFC 9113
+ * 8.3: pseudo-header fields come first), which writes the request line and
+ * Host; then aux holds the cookie crumbs, joined with "; " (RFC 9113
+ * 8.2.3) and written as one Cookie field at the end, where persistence
+ * reads it as it reads an HTTP/1.1 one.
+ */
+#include "api.h"
+#include "h2_head.h"
+#include "h2.h"
+
+/* here, with no dependency, for the metrics (stats.c) */
+const char *const h2_goaway_names[H2_GA_N] = {
+	[H2_GA_SHUTDOWN] = "shutdown",
+	[H2_GA_TIMEOUT] = "timeout",
+	[H2_GA_PROTOCOL] = "protocol-error",
+	[H2_GA_RAPID_RESET] = "rapid-reset",
+	[H2_GA_CONTINUATION] = "continuation-flood",
+	[H2_GA_SETTINGS] = "settings-flood",
+	[H2_GA_PING] = "ping-flood",
+	[H2_GA_FLOOD] = "flood",
+};
+
+void h2h_req_init(struct h2h_req *r, char *out, uint32_t cap, char *aux, uint32_t auxcap,
+		  uint64_t max_list)
+{
+	*r = (struct h2h_req){ .out = out, .cap = cap, .aux = aux, .auxcap = auxcap,
+			       .max_list = max_list };
+}
+
+static bool name_eq(const uint8_t *n, size_t nlen, const char *lit)
+{
+	size_t l = strlen(lit);
+	return nlen == l && !memcmp(n, lit, l);
+}
+
+/* RFC 9113 8.2.1: no uppercase, no control, space, DEL or non-ASCII in a
+ * name; no NUL, CR or LF in a value (nor, 8.2.1 again, whitespace at
+ * either end, which HTTP/1.1 would trim and so change). */
+static bool name_ok(const uint8_t *n, size_t len, size_t from)
+{
+	if (len <= from)
+		return false;
+	for (size_t i = from; i < len; i++)
+		if (n[i] <= 0x20 || n[i] >= 0x7f || (n[i] >= 'A' && n[i] <= 'Z') || n[i] == ':')
+			return false;
+	return true;
+}
+
+static bool value_ok(const uint8_t *v, size_t len)
+{
+	if (len && (v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' || v[len - 1] == '\t'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == 0 || v[i] == '\r' || v[i] == '\n')
+			return false;
+	return true;
+}
+
+static bool put(struct h2h_req *r, const void *p, size_t n)
+{
+	if (n > r->cap - r->len)
+		return false;
+	memcpy(r->out + r->len, p, n);
+	r->len += (uint32_t)n;
+	return true;
+}
+
+static bool put_field(struct h2h_req *r, const void *n, size_t nlen, const void *v, size_t vlen)
+{
+	return put(r, n, nlen) && put(r, ": ", 2) && put(r, v, vlen) && put(r, "\r\n", 2);
+}
+
+static bool aux_put(struct h2h_req *r, const void *p, size_t n, uint32_t *off)
+{
+	if (n > r->auxcap - r->auxlen)
+		return false;
+	*off = r->auxlen;
+	memcpy(r->aux + r->auxlen, p, n);
+	r->auxlen += (uint32_t)n;
+	return true;
+}
+
+/* The request line and Host, from the pseudo-header fields. */
+static int write_line(struct h2h_req *r)
+{
+	if (!r->has_meth)
+		return H2H_MALFORMED;
+	const char *meth = r->aux + r->meth_off, *path = r->aux + r->path_off;
+	bool connect = r->meth_len == 7 && !memcmp(meth, "CONNECT", 7);
+	/* RFC 9113 8.5: CONNECT has :authority only; a tunnel, which
+	 * bollard does not open over HTTP/2 */
+	if (connect)
+		return r->has_path || r->has_scheme || !r->has_auth ? H2H_MALFORMED : H2H_CONNECT;
+	/* RFC 9113 8.3.1: :path is there, and "/..." or "*" (OPTIONS) */
+	if (!r->has_path || !r->has_scheme || !r->path_len ||
+	    (path[0] != '/' && !(r->path_len == 1 && path[0] == '*')))
+		return H2H_MALFORMED;
+	for (uint32_t i = 0; i < r->meth_len; i++)
+		if (meth[i] <= 0x20 || meth[i] >= 0x7f)
+			return H2H_MALFORMED;
+	for (uint32_t i = 0; i < r->path_len; i++)
+		if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
+			return H2H_MALFORMED;
+	if (!put(r, meth, r->meth_len) || !put(r, " ", 1) || !put(r, path, r->path_len) ||
+	    !put(r, " HTTP/1.1\r\n", 11))
+		return H2H_TOO_LARGE;
+	/* RFC 9113 8.3.1: :authority is the Host of the HTTP/1.1 request */
+	if (r->has_auth && !put_field(r, "host", 4, r->aux + r->auth_off, r->auth_len))
+		return H2H_TOO_LARGE;
+	r->line_done = true;
+	r->auxlen = 0; /* from here on aux holds the cookie */
+	return 0;
+}
+
+static int pseudo(struct h2h_req *r, const uint8_t *name, size_t nlen, const uint8_t *v,
+		  size_t vlen)
+{
+	uint32_t off;
+	bool *has;
+	uint32_t *o, *l;
+	if (r->line_done)
+		return H2H_MALFORMED; /* 8.3: after a regular field */
+	if (name_eq(name, nlen, ":method")) {
+		has = &r->has_meth, o = &r->meth_off, l = &r->meth_len;
+	} else if (name_eq(name, nlen, ":path")) {
+		has = &r->has_path, o = &r->path_off, l = &r->path_len;
+	} else if (name_eq(name, nlen, ":authority")) {
+		has = &r->has_auth, o = &r->auth_off, l = &r->auth_len;
+	} else if (name_eq(name, nlen, ":scheme")) {
+		/* bollard's own scheme goes to the server (X-Forwarded-Proto) */
+		if (r->has_scheme || !vlen)
+			return H2H_MALFORMED;
+		r->has_scheme = true;
+		return 0;
+	} else {
+		return H2H_MALFORMED; /* 8.3: no other pseudo-header in a request */
+	}
+	if (*has)
+		return H2H_MALFORMED;
+	if (!aux_put(r, v, vlen, &off))
+		return H2H_TOO_LARGE;
+	*has = true;
+	*o = off;
+	*l = (uint32_t)vlen;
+	return 0;
+}
+
+int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uint8_t *v,
+		  size_t vlen)
+{
+	r->list_size += nlen + vlen + 32;
+	if (r->list_size > r->max_list)
+		return H2H_TOO_LARGE;
+	if (!value_ok(v, vlen))
+		return H2H_MALFORMED;
+	if (nlen && name[0] == ':') {
+		if (!name_ok(name, nlen, 1))
+			return H2H_MALFORMED;
+		return pseudo(r, name, nlen, v, vlen);
+	}
+	if (!name_ok(name, nlen, 0))
+		return H2H_MALFORMED;
+	if (!r->line_done) {
+		int e = write_line(r);
+		if (e < 0)
+			return e;
+	}
+	/* RFC 9113 8.2.2: connection-specific fields make the request
+	 * malformed; te may only say "trailers", and is hop-by-hop in
+	 * HTTP/1.1 anyway: it stays here */
+	if (name_eq(name, nlen, "connection") || name_eq(name, nlen, "keep-alive") ||
+	    name_eq(name, nlen, "proxy-connection") || name_eq(name, nlen, "transfer-encoding") ||
+	    name_eq(name, nlen, "upgrade"))
+		return H2H_MALFORMED;
+	if (name_eq(name, nlen, "te")) {
+		if (!(vlen == 8 && !memcmp(v, "trailers", 8)))
+			return H2H_MALFORMED;
+		return 0;
+	}
+	/* :authority wins over a host field (RFC 9113 8.3.1) */
+	if (name_eq(name, nlen, "host") && r->has_auth)
+		return 0;
+	if (name_eq(name, nlen, "cookie")) {
+		uint32_t off;
+		if (r->has_cookie && !aux_put(r, "; ", 2, &off))
+			return H2H_TOO_LARGE;
+		if (!aux_put(r, v, vlen, &off))
+			return H2H_TOO_LARGE;
+		if (!r->has_cookie)
+			r->cookie_off = off;
+		r->has_cookie = true;
+		r->cookie_len = r->auxlen - r->cookie_off;
+		return 0;
+	}
+	if (name_eq(name, nlen, "content-length")) {
+		if (r->has_cl || !vlen)
+			return H2H_MALFORMED;
+		for (size_t i = 0; i < vlen; i++)
+			if (v[i] < '0' || v[i] > '9')
+				return H2H_MALFORMED;
+		r->has_cl = true;
+	}
+	return put_field(r, name, nlen, v, vlen) ? 0 : H2H_TOO_LARGE;
+}
+
+int h2h_req_end(struct h2h_req *r, bool body)
+{
+	if (!r->line_done) {
+		int e = write_line(r);
+		if (e < 0)
+			return e;
+	}
+	if (r->has_cookie && !put_field(r, "cookie", 6, r->aux + r->cookie_off, r->cookie_len))
+		return H2H_TOO_LARGE;
+	/* a body without a length: chunked, so that the server sees where it
+	 * ends (the stream's END_STREAM) */
+	if (h2h_req_chunked(r, body) && !put_field(r, "transfer-encoding", 17, "chunked", 7))
+		return H2H_TOO_LARGE;
+	if (!put(r, "\r\n", 2))
+		return H2H_TOO_LARGE;
+	return (int)r->len;
+}
+
+int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
+{
+	size_t used = 0;
+	int n = 0;
+	if (nvcap < 1 || scap < 3 || m->status_code < 100 || m->status_code > 999)
+		return -1;
+	snprintf(scratch, 4, "%03d", m->status_code);
+	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)scratch, 7, 3, NGHTTP2_NV_FLAG_NONE };
+	used = 3;
+	for (uint32_t i = 0; i < m->nhdrs; i++) {
+		const struct h1_hdr *h = &m->hdrs[i];
+		if ((h->flags & H1_HF_HOPBYHOP) || h1_name_eq(h->name, "transfer-encoding") ||
+		    h1_name_eq(h->name, "proxy-connection") || h1_name_eq(h->name, "keep-alive"))
+			continue;
+		if (n == nvcap || h->name.n > scap - used)
+			return -1;
+		char *lc = scratch + used;
+		for (size_t k = 0; k < h->name.n; k++) {
+			char ch = h->name.p[k];
+			lc[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+		}
+		used += h->name.n;
+		nv[n++] = (nghttp2_nv){ (uint8_t *)lc, (uint8_t *)h->value.p, h->name.n, h->value.n,
+					NGHTTP2_NV_FLAG_NONE };
+	}
+	return n;
+}
