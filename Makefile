@@ -54,7 +54,7 @@ UNIT_DEPS_xprt := xprt_tcp buf
 UNIT_DEPS_state  := state persist srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
-UNIT_DEPS_shared_link := shared_link
+UNIT_DEPS_shared_link := shared_link shared_sentinel
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
 

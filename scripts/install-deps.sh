@@ -15,7 +15,8 @@ for profile in "$@"; do
 	# the demo app's session stores (SPEC 14): the client libraries it
 	# links, and the servers its tests and the lab start on loopback
 	demo)  pkgs="$pkgs libsodium-dev libhiredis-dev libmemcached-dev libpq-dev" ;;
-	stores) pkgs="$pkgs redis-server memcached postgresql" ;;
+	# redis-sentinel: the shared tables' Sentinel failover tests (src/shared_sentinel.c)
+	stores) pkgs="$pkgs redis-server redis-sentinel memcached postgresql" ;;
 	lab)   pkgs="$pkgs gnuplot-nox procps" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
 	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;

@@ -14,9 +14,15 @@
  *    iteration, one pipelined batch. An entry leaves the ring only when Redis
  *    acknowledged it; a lost connection rewinds the send cursor, so what was
  *    in flight is replayed, in order, after the reconnect.
- *  - the handshake (AUTH, SELECT, PING): the link is up at the PING's reply,
- *    so "connected" means "Redis answers", not "the kernel accepted" (a
- *    SIGSTOPped Redis still completes TCP handshakes from its backlog).
+ *  - the handshake (AUTH, SELECT, ROLE, PING): the link is up at the PING's
+ *    reply, so "connected" means "Redis answers", not "the kernel accepted"
+ *    (a SIGSTOPped Redis still completes TCP handshakes from its backlog);
+ *    ROLE keeps it off a replica, which would refuse writes.
+ *
+ * With sentinels (shared_sentinel.c) every connect is preceded by a round
+ * of discovery, on the same single socket slot; a READONLY answer (the node
+ * was demoted under us) drops the connection, so the next connect asks the
+ * sentinels again and the writes not yet acknowledged go to the new master.
  *
  * A connection is dropped when nothing comes back for stall_ms while
  * something is waiting: a stopped or overloaded Redis then costs one
@@ -30,6 +36,7 @@
  */
 #include "api.h"
 #include "shared_link.h"
+#include "shared_sentinel.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -58,7 +65,8 @@ static const char cas_script[] =
 	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
 	"return {0, v}";
 
-enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
+/* DISCOVERING: asking the sentinels where the master is (shared_sentinel.c) */
+enum link_state { LINK_DOWN, LINK_DISCOVERING, LINK_CONNECTING, LINK_UP };
 enum slot_state { SLOT_FREE, SLOT_WAITING, SLOT_ORPHAN };
 
 struct slot {
@@ -91,15 +99,15 @@ struct shared_link {
 
 	enum link_state state;
 	redisAsyncContext *ac;
-	int fd;
-	unsigned io_mask;
+	struct shared_watch w;          /* its socket (shared_sentinel.c) */
 	uint64_t armed;                 /* what loop.timer was last given */
 
 	uint64_t retry_at, connect_deadline, flush_at, ops_next;
 	uint32_t attempt;               /* failed attempts since the last up */
 	uint32_t inflight;              /* commands on this connection without reply */
 	uint64_t last_reply_ms;
-	bool logged_down, io_failed, closing;
+	bool logged_down, closing;
+	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
 	struct slot *slots;
@@ -113,6 +121,7 @@ struct shared_link {
 
 	char scratch[SCRATCH_MAX];
 	struct shared_link_stats st;
+	struct shared_sentinel *sentinel; /* NULL: host and port are the master */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -247,26 +256,13 @@ static int make_key(const struct shared_link *l, char *out, const char *table,
 
 static void rearm(struct shared_link *l);
 
-static void set_io(struct shared_link *l, unsigned mask)
+/* The loop watches the socket of the master and that of a sentinel being
+ * asked, never both at once. A refusal (w.failed): the timer drops it. */
+static int loop_watch(void *ctx, int fd, unsigned events)
 {
-	if (l->fd < 0 || mask == l->io_mask)
-		return;
-	l->io_mask = mask;
-	if (l->loop.io(l->loop.ctx, l, l->fd, mask) < 0 && mask)
-		l->io_failed = true;  /* cannot be watched: the timer drops it */
-}
+	struct shared_link *l = ctx;
 
-static void ev_add_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_READ); }
-static void ev_del_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_READ); }
-static void ev_add_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_WRITE); }
-static void ev_del_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_WRITE); }
-static void ev_cleanup(void *p)
-{
-	struct shared_link *l = p;
-
-	set_io(l, 0);
-	l->fd = -1;
-	l->io_mask = 0;
+	return l->loop.io(l->loop.ctx, l, fd, events);
 }
 
 /* The connection is gone (hiredis is freeing it, or we are): remember why,
@@ -360,6 +356,7 @@ static void hs_cb(redisAsyncContext *ac, void *r, void *priv)
 	if (!last || l->state != LINK_CONNECTING)
 		return;
 	l->state = LINK_UP;
+	l->known_master = true;
 	set_gauge(&l->st.up, 1);
 	say(l, 2, "shared-tables: redis %s:%d up%s; replaying %u queued writes", l->host,
 	    l->conf.port, l->attempt ? " again" : "", l->tail - l->head);
@@ -376,6 +373,92 @@ static int issue(struct shared_link *l, redisCallbackFn *fn, void *priv, const c
 	if (!l->inflight++)
 		l->last_reply_ms = now_ms();
 	return 0;
+}
+
+/* ---- Sentinel: where the master is (shared_sentinel.c) ------------------- */
+
+static bool is_readonly(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
+}
+
+/* The node refuses writes: a failover demoted it under us. Drop it; the
+ * writes not yet acknowledged stay queued for the next master. */
+static void master_moved(struct shared_link *l, const char *why)
+{
+	bump(&l->st.master_lost, 1);
+	if (l->sentinel)
+		shared_sentinel_distrust(l->sentinel);
+	link_drop(l, why);
+}
+
+/* ROLE, in every handshake: a replica (a demoted master, named by a stale
+ * sentinel or by the configuration) would refuse the writes (READONLY), and
+ * could answer lookups from a stale copy. */
+static void role_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared_link *l = ac->data;
+	redisReply *reply = r;
+	char why[128];
+
+	if (!live_reply(l, ac, r)) {
+		link_lost(l, ac, "closed during handshake");
+		return;
+	}
+	/* an error (ROLE not allowed to this user): cannot tell; READONLY
+	 * replies will */
+	if (reply->type != REDIS_REPLY_ARRAY || !reply->elements ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || !strcmp(reply->element[0]->str, "master"))
+		return;
+	snprintf(why, sizeof(why), "a %.20s, not the master%s", reply->element[0]->str,
+		 l->sentinel ? " (stale sentinel answer)" : "");
+	master_moved(l, why);
+}
+
+static void link_connect(struct shared_link *l);
+
+/* A round of discovery ended, or moved on. */
+static void discovered(struct shared_link *l, enum shared_sentinel_status st)
+{
+	const char *h;
+	int port;
+
+	if (st == SHARED_SENTINEL_WAIT)
+		return;
+	if (st == SHARED_SENTINEL_FAILED) {
+		char why[256];
+
+		bump(&l->st.sentinel_failures, 1);
+		snprintf(why, sizeof(why), "no sentinel answered for master %s; last: %s",
+			 shared_sentinel_master(l->sentinel), shared_sentinel_why(l->sentinel));
+		went_down(l, why);
+		return;
+	}
+	h = shared_sentinel_host(l->sentinel);
+	port = shared_sentinel_port(l->sentinel);
+	if (strcmp(h, l->host) || port != l->conf.port) {
+		if (l->known_master) {
+			bump(&l->st.master_switches, 1);
+			say(l, 2, "shared-tables: sentinel %s: master %s moved from %s:%d to %s:%d",
+			    shared_sentinel_from(l->sentinel), shared_sentinel_master(l->sentinel),
+			    l->host, l->conf.port, h, port);
+		}
+		snprintf(l->host, sizeof(l->host), "%s", h);
+		l->conf.port = port;
+	}
+	link_connect(l);
+}
+
+/* Connect to the master: where the sentinels say it is, if there are any. */
+static void link_begin(struct shared_link *l)
+{
+	if (!l->sentinel) {
+		link_connect(l);
+		return;
+	}
+	l->state = LINK_DISCOVERING;
+	bump(&l->st.sentinel_rounds, 1);
+	discovered(l, shared_sentinel_begin(l->sentinel));
 }
 
 static void link_connect(struct shared_link *l)
@@ -395,18 +478,10 @@ static void link_connect(struct shared_link *l)
 		return;
 	}
 	ac->data = l;
-	ac->ev.data = l;
-	ac->ev.addRead = ev_add_read;
-	ac->ev.delRead = ev_del_read;
-	ac->ev.addWrite = ev_add_write;
-	ac->ev.delWrite = ev_del_write;
-	ac->ev.cleanup = ev_cleanup;
+	shared_watch_attach(&l->w, ac);
 	l->ac = ac;
-	l->fd = ac->c.fd;
-	l->io_mask = 0;
 	l->state = LINK_CONNECTING;
 	l->inflight = 0;
-	l->io_failed = false;
 	l->connect_deadline = now_ms() + l->conf.connect_timeout_ms;
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	redisAsyncSetConnectCallback(ac, on_connect);  /* watches for writable */
@@ -428,6 +503,7 @@ static void link_connect(struct shared_link *l)
 		BUG_ON(b.bad);
 		issue(l, hs_cb, NULL, b.p, b.n);
 	}
+	issue(l, role_cb, NULL, "*1\r\n$4\r\nROLE\r\n", 14);
 	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
 }
 
@@ -441,6 +517,10 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 
 	if (!live_reply(l, ac, r))
 		return;  /* stays in the ring: replayed after the reconnect */
+	if (is_readonly(reply)) {
+		master_moved(l, "READONLY: the master moved");
+		return;  /* stays in the ring, for the new master */
+	}
 	BUG_ON(l->head == l->sent);
 	w = &l->ring[l->head % l->qcap];
 	latency(l, w->t0_us);
@@ -596,6 +676,11 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 	}
 	if (s->state == SLOT_WAITING)
 		latency(l, s->t0_us);
+	if (is_readonly(rep)) {
+		master_moved(l, "READONLY: the master moved");
+		slot_finish(l, s, SHARED_DOWN, NULL, 0);
+		return;
+	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		if (s->op == SHARED_OP_CAS && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
 			bump(&l->st.script_loads, 1);
@@ -807,11 +892,14 @@ static void rearm(struct shared_link *l)
 {
 	uint64_t when = l->ops_next;
 
-	if (l->io_failed && l->ac)
+	if (l->w.failed && l->ac)
 		when = 0;
 	switch (l->state) {
 	case LINK_DOWN:
 		when = MIN(when, l->retry_at);
+		break;
+	case LINK_DISCOVERING:
+		when = MIN(when, shared_sentinel_deadline(l->sentinel));
 		break;
 	case LINK_CONNECTING:
 		when = MIN(when, l->connect_deadline);
@@ -835,12 +923,15 @@ void shared_link_on_timer(struct shared_link *l)
 	l->armed = SHARED_NO_TIMER;  /* fired */
 	if (l->ops_next <= now)
 		expire_requests(l, now);
-	if (l->io_failed && l->ac)
+	if (l->w.failed && l->ac)
 		link_drop(l, "cannot watch the socket");
 	switch (l->state) {
 	case LINK_DOWN:
 		if (l->retry_at <= now)
-			link_connect(l);
+			link_begin(l);
+		break;
+	case LINK_DISCOVERING:
+		discovered(l, shared_sentinel_on_timer(l->sentinel));
 		break;
 	case LINK_CONNECTING:
 		if (l->connect_deadline <= now)
@@ -862,6 +953,12 @@ void shared_link_on_timer(struct shared_link *l)
 
 void shared_link_on_io(struct shared_link *l, unsigned events)
 {
+	if (l->state == LINK_DISCOVERING) {
+		/* the events are the sentinel's socket's, not the master's */
+		discovered(l, shared_sentinel_on_io(l->sentinel, events));
+		rearm(l);
+		return;
+	}
 	if (l->ac && (events & SHARED_EV_READ))
 		redisAsyncHandleRead(l->ac);
 	if (l->ac && (events & SHARED_EV_WRITE))
@@ -903,12 +1000,15 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 
-	if (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
-	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1)) {
+	/* with sentinels, the address is only a first guess, and may be absent */
+	bool guess_only = conf->nsentinels > 0 && !conf->host;
+
+	if (!guess_only && (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
+	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1))) {
 		snprintf(err, errlen, "redis host must be an IP address");
 		return NULL;
 	}
-	if (conf->port <= 0 || conf->port > 65535 || conf->db < 0) {
+	if ((!guess_only && (conf->port <= 0 || conf->port > 65535)) || conf->db < 0) {
 		snprintf(err, errlen, "bad redis port or database");
 		return NULL;
 	}
@@ -937,12 +1037,12 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 	if (!l->conf.seed && getrandom(&l->conf.seed, sizeof(l->conf.seed), 0) != sizeof(l->conf.seed))
 		l->conf.seed = now_us();
 	l->rnd = l->conf.seed | 1;
-	snprintf(l->host, sizeof(l->host), "%s", conf->host);
+	snprintf(l->host, sizeof(l->host), "%s", conf->host ? conf->host : "");
 	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
 	l->prefix_len = strlen(l->prefix);
 	l->conf.host = l->host;
 	l->conf.prefix = l->prefix;
-	l->fd = -1;
+	l->w = (struct shared_watch){ loop_watch, l, -1, 0, false };
 	l->armed = SHARED_NO_TIMER;
 	l->ops_next = l->flush_at = l->retry_at = l->connect_deadline = SHARED_NO_TIMER;
 	l->nslots = l->conf.slots;
@@ -959,6 +1059,16 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 		shared_link_free(l);
 		return NULL;
 	}
+	if (conf->nsentinels > 0) {
+		struct shared_sentinel_io sio = { l, loop_watch };
+
+		l->sentinel = shared_sentinel_create(conf->sentinels, conf->nsentinels, conf->master,
+						     l->conf.connect_timeout_ms, &sio, err, errlen);
+		if (!l->sentinel) {
+			shared_link_free(l);
+			return NULL;
+		}
+	}
 	for (unsigned i = 0; i < mdlen && i < 20; i++)
 		snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
 	l->free_head = UINT32_MAX;
@@ -969,7 +1079,7 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 
 void shared_link_start(struct shared_link *l)
 {
-	link_connect(l);
+	link_begin(l);
 	rearm(l);
 }
 
@@ -979,6 +1089,7 @@ void shared_link_free(struct shared_link *l)
 		return;
 	l->closing = true;
 	link_drop(l, "closing");
+	shared_sentinel_free(l->sentinel);
 	l->loop.timer(l->loop.ctx, l, SHARED_NO_TIMER);
 	if (l->password)
 		explicit_bzero(l->password, strlen(l->password));
