@@ -10,8 +10,8 @@ for profile in "$@"; do
 	# libhiredis-dev: the shared tables' Redis link (src/shared_link.c)
 	build) pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev" ;;
 	# systemd: systemd-analyze verify and systemd-sysusers for the unit's tests;
-	# groff-base: the man-page rendering tests
-	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev libcmocka-dev python3 python3-pytest systemd groff-base" ;;
+	# groff-base: the man-page rendering tests; redis-server: the shared tables' tests
+	test)  pkgs="$pkgs gcc make pkg-config libsodium-dev libxxhash-dev libssl-dev libhiredis-dev libcmocka-dev python3 python3-pytest systemd groff-base redis-server" ;;
 	# the demo app's session stores (SPEC 14): the client libraries it
 	# links, and the servers its tests and the lab start on loopback
 	demo)  pkgs="$pkgs libsodium-dev libhiredis-dev libmemcached-dev libpq-dev" ;;

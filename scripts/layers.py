@@ -22,11 +22,11 @@ LAYERS = [
     "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp shared_link shared_sentinel",
     # the configuration and what its keywords build (persistence rules,
     # operator states): one knot, see CYCLE_GROUPS
-    "cfg cfg_kw cfg_read cfg_tls persist srvstate",
+    "cfg cfg_kw cfg_read cfg_tls persist srvstate shared",
     # what the request path and the control thread use
     "lb route http sconn check state ctl txn txn_log xprt_tls",
     # the request path on a worker: one client connection, its exchange
-    "stream dispatch h1_exchange tunnel",
+    "stream dispatch h1_exchange tunnel shared_loop",
     # the worker threads
     "worker",
     # the control thread's parts
@@ -43,12 +43,12 @@ CYCLE_GROUPS = [
     {"admin", "admin_pool", "admin_server", "admin_sessions"},
     # the keyword table calls persist_parse(), cfg_free() the rules' free;
     # persist.c and srvstate.c parse values with cfg.c's helpers
-    {"cfg", "cfg_kw", "cfg_read", "cfg_tls", "persist", "srvstate"},
+    {"cfg", "cfg_kw", "cfg_read", "cfg_tls", "persist", "srvstate", "shared"},
     # the request path: the connection (stream.c) drives its exchange
     # (h1_exchange.c) or tunnel (tunnel.c), which call back into it to read,
     # write, answer an error or close; dispatch.c chooses and connects the
     # server and starts the exchange again when a queued request may go
-    {"stream", "dispatch", "h1_exchange", "tunnel"},
+    {"stream", "dispatch", "h1_exchange", "tunnel", "shared_loop"},
 ]
 
 

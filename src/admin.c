@@ -18,6 +18,7 @@
 #include "server.h"
 #include "srvstate.h"
 #include "global.h"
+#include "shared.h"
 #include "json.h"
 
 #include <stdarg.h>
@@ -145,6 +146,27 @@ static void append_json(struct admin_buf *out, struct json *j)
 	json_free(j);
 }
 
+/* The shared tables' links: "up" (all), "down" (none), "partial". */
+static const char *shared_state(const struct shared_totals *t)
+{
+	return t->links && t->up == t->links ? "up" : t->up ? "partial" : "down";
+}
+
+void admin_shared_json(struct json *j)
+{
+	struct shared_totals t;
+
+	shared_totals(&t);
+	json_key(j, "shared_tables");
+	json_obj_open(j);
+	json_kv_str(j, "state", shared_state(&t));
+	json_kv_str(j, "redis", G.cfg->shared->url);
+	json_kv_i64(j, "links", t.links);
+	json_kv_i64(j, "links_up", t.up);
+	json_kv_u64(j, "queued", t.queued);
+	json_obj_close(j);
+}
+
 void admin_show_info(struct admin_buf *out, bool json)
 {
 	uint64_t up = uptime_s();
@@ -162,6 +184,16 @@ void admin_show_info(struct admin_buf *out, bool json)
 			BOLLARD_VERSION, (long)getpid(), (unsigned long long)up, threads,
 			(long long)conns, (unsigned long long)conns_total,
 			(unsigned long long)requests, (unsigned)reloads);
+		if (G.cfg && G.cfg->shared) {
+			struct shared_totals t;
+
+			shared_totals(&t);
+			admin_buf_printf(out, "shared_tables %s\nshared_tables_redis %s\n"
+					 "shared_tables_links %d\nshared_tables_links_up %d\n"
+					 "shared_tables_queued %llu\n", shared_state(&t),
+					 G.cfg->shared->url, t.links, t.up,
+					 (unsigned long long)t.queued);
+		}
 		return;
 	}
 	json_init_heap(&j);
@@ -174,6 +206,8 @@ void admin_show_info(struct admin_buf *out, bool json)
 	json_kv_u64(&j, "conns_total", conns_total);
 	json_kv_u64(&j, "requests", requests);
 	json_kv_u64(&j, "reloads", reloads);
+	if (G.cfg && G.cfg->shared)
+		admin_shared_json(&j);
 	json_obj_close(&j);
 	append_json(out, &j);
 	admin_buf_puts(out, "\n");

@@ -46,6 +46,10 @@ int admin_execute(const char *line, struct admin_buf *out);
  * without the terminating empty line. backend NULL = every backend.
  * admin_show_servers returns -1 (and appends nothing) if no such backend. */
 void admin_show_info(struct admin_buf *out, bool json);
+/* The "shared_tables" member of show info and /api/stats (with
+ * shared-tables only): state up|partial|down, redis, links, links_up, queued. */
+struct json;
+void admin_shared_json(struct json *j);
 int admin_show_servers(struct admin_buf *out, const char *backend, bool json);
 /* admin_sessions.c: w[0..n) are the words after "show sessions" / "clear
  * sessions". Return 0, or -1 with *msg a format for error_answer() and *arg

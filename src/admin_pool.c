@@ -146,7 +146,7 @@ int admin_add_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	if (check_server_add(s) < 0)
 		log_msg(LOG_ERR, "add server %s/%s: health checks could not start (out of memory)",
 			be->name, s->name);
-	if (be->balance == LB_HASH)
+	if (lb_hash_placed(be))
 		lb_hash_build(be);
 	if (json)
 		admin_buf_printf(out, "{\"added\":\"%s/%s\",\"state\":\"%s\"}\n", be->name, s->name,
@@ -186,7 +186,7 @@ int admin_del_server(struct admin_buf *out, char **w, int n, bool json, const ch
 	__atomic_store_n(&s->weight, 0, __ATOMIC_RELAXED); /* the state saver reads it */
 	atomic_store(&s->cur_weight, 0);
 	check_server_del(s);
-	if (be->balance == LB_HASH)
+	if (lb_hash_placed(be))
 		lb_hash_build(be);
 	/* its table entries would route no one: free them now */
 	size_t cleared = 0;

@@ -201,7 +201,7 @@ static int set_weight(struct admin_buf *out, struct backend *be, struct server *
 	__atomic_store_n(&s->weight, wt, __ATOMIC_RELAXED); /* the state saver reads it */
 	atomic_store_explicit(&s->cur_weight, wt, memory_order_relaxed);
 	srvstate_set(s, SRVSTATE_OP_WEIGHT); /* kept by reloads and the state file */
-	if (be->balance == LB_HASH && lb_hash_build(be) < 0) {
+	if (lb_hash_placed(be) && lb_hash_build(be) < 0) {
 		/* the previous placement stays in use: say so rather than
 		 * pretend the new weight took effect for hashed keys */
 		if (!json)

@@ -189,6 +189,33 @@ int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, bool 
 	return 0;
 }
 
+/* shared-tables: the entries a clear removes go from Redis too (a DEL
+ * each, handed to a worker's link: persist_shared_forget). */
+struct forget {
+	const struct persist_rule *r;
+	int only_srv;
+};
+
+static int forget_one(void *arg, const void *key, size_t klen, uint32_t srv, uint64_t idle_ms,
+		      uint64_t age_ms)
+{
+	const struct forget *f = arg;
+
+	if (f->only_srv < 0 || (int)srv == f->only_srv)
+		persist_shared_forget(f->r, key, klen);
+	return 0;
+}
+
+static void forget_shared(const struct persist_rules *rs, int only_srv)
+{
+	for (int i = 0; rs && rs->shared && i < rs->n; i++)
+		if (rs->r[i].table && rs->r[i].shared) {
+			struct forget f = { &rs->r[i], only_srv };
+
+			stick_foreach(rs->r[i].table, ev_now_ms(), forget_one, &f);
+		}
+}
+
 /* w[0..n): BACKEND [SERVER | key KEY]. Answers how many entries went. */
 int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
 			 const char **arg)
@@ -202,6 +229,7 @@ int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, cons
 	const struct persist_rules *rs = be->persist;
 	size_t removed = 0;
 	if (n == 1) {
+		forget_shared(rs, -1);
 		for (int i = 0; rs && i < rs->n; i++)
 			if (rs->r[i].table) {
 				removed += stick_count(rs->r[i].table);
@@ -209,8 +237,11 @@ int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, cons
 			}
 	} else if (n == 3 && !strcmp(w[1], "key")) {
 		for (int i = 0; rs && i < rs->n; i++)
-			if (rs->r[i].table)
+			if (rs->r[i].table) {
 				removed += (size_t)stick_delete(rs->r[i].table, w[2], strlen(w[2]));
+				/* known here or not: the shared view forgets it */
+				persist_shared_forget(&rs->r[i], w[2], strlen(w[2]));
+			}
 	} else if (n == 2) {
 		int s = find_server_idx(be, w[1]);
 		if (s < 0) {
@@ -218,6 +249,7 @@ int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, cons
 			*arg = w[1];
 			return -1;
 		}
+		forget_shared(rs, s);
 		for (int i = 0; rs && i < rs->n; i++)
 			if (rs->r[i].table)
 				removed += stick_clear_server(rs->r[i].table, (uint32_t)s);

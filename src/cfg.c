@@ -940,6 +940,7 @@ void cfg_free(struct config *cfg)
 	free(cfg->stats_auth);
 	free(cfg->stats_hosts);
 	free(cfg->state_file);
+	free(cfg->shared);
 	free(cfg->log_socket);
 	free(cfg->user);
 	free(cfg->group);

@@ -39,6 +39,8 @@ enum srv_health { HEALTH_UNCHECKED, HEALTH_UP, HEALTH_DOWN };
  * take it (SPEC 3.2) */
 enum on_down { ON_DOWN_REDISPATCH, ON_DOWN_REPLICA, ON_DOWN_FAIL };
 
+struct shared_conf;
+
 /* All durations are milliseconds. */
 struct cfg_timeouts {
 	uint32_t connect;
@@ -151,6 +153,8 @@ struct backend {
 	enum lb_hash_algo hash_algo;  /* default HASH_MAGLEV */
 	float hash_bound;             /* bounded loads factor F >= 1; 0 = unbounded */
 	void *hash_state;             /* built by lb_hash_build(), freed by lb_hash_free() */
+	bool hash_persist;            /* shared tables place new keyed sessions by hash
+				       * (persist_init): a placement even without balance hash */
 
 	/* health KIND ... (check.c): hc_kind 0 = no active checks */
 	int hc_kind;                  /* enum check_kind (check.h) */
@@ -229,6 +233,7 @@ struct config {
 	struct tls_bind **tls_binds;  /* one per `bind ... tls` line (cfg_tls.c) */
 	int ntls_binds;
 	char *state_file;             /* NULL = none (persistence issue) */
+	struct shared_conf *shared;   /* shared-tables (shared.h); NULL = none */
 	uint32_t bufsize;             /* tune.bufsize, default 16384 */
 	uint32_t maxhdr;              /* tune.maxhdr, default 100 */
 	uint32_t max_request_line;    /* tune.max-request-line, default 8192 */

@@ -17,6 +17,7 @@
 #include "cidr.h"
 #include "persist.h"
 #include "seal.h"
+#include "shared.h"
 #include "cfg.h"
 
 #include <arpa/inet.h>
@@ -505,6 +506,23 @@ static int kw_secret_file(struct cfg_parser *p, int argc, char **argv)
 static int kw_state_file(struct cfg_parser *p, int argc, char **argv)
 {
 	return set_path(p, &p->cfg->state_file, argv[1]);
+}
+
+static int kw_shared_tables(struct cfg_parser *p, int argc, char **argv)
+{
+	char err[256];
+	struct shared_conf *c;
+
+	if (p->cfg->shared) {
+		cfg_err(p, p->line, "shared-tables given twice (first at line %d)", p->cfg->shared->line);
+		return -1;
+	}
+	if (shared_parse(argc, argv, p->line, &c, err, sizeof(err)) < 0) {
+		cfg_err(p, p->line, "%s", err);
+		return -1;
+	}
+	p->cfg->shared = c;
+	return 0;
 }
 
 static int kw_bufsize(struct cfg_parser *p, int argc, char **argv)
@@ -1356,6 +1374,7 @@ const struct cfg_kw cfg_keywords[] = {
 	{ "secret-file",           CFG_S_GLOBAL, kw_secret_file, 1, 1, false, "secret-file PATH" },
 	{ "tls-tickets",           CFG_S_GLOBAL, cfg_kw_tls_tickets, 1, 1, false, "tls-tickets on|off" },
 	{ "state-file",            CFG_S_GLOBAL, kw_state_file, 1, 1, false, "state-file PATH" },
+	{ "shared-tables",         CFG_S_GLOBAL, kw_shared_tables, 1, -1, false, "shared-tables redis://HOST:PORT/DB [prefix P] [timeout D] [password-file F] [sentinel HOST:PORT,... master NAME]" },
 	{ "tune.bufsize",          CFG_S_GLOBAL, kw_bufsize, 1, 1, false, "tune.bufsize SIZE" },
 	{ "tune.maxhdr",           CFG_S_GLOBAL, kw_maxhdr, 1, 1, false, "tune.maxhdr N" },
 	{ "tune.max-request-line", CFG_S_GLOBAL, kw_max_request_line, 1, 1, false, "tune.max-request-line SIZE" },

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "lb.h"
 #include "lb_hash.h"
+#include "shared_loop.h"
 #include "worker-t.h"
 
 #include <sys/epoll.h>
@@ -26,19 +27,19 @@ static void connect_to(struct cconn *c, struct server *s);
  */
 /* The balancer: consistent hashing when the request has the backend's hash
  * key (a request without it is balanced like `random`), else be->balance. */
-static struct server *balance(struct cconn *c)
+struct server *dispatch_balance(struct cconn *c)
 {
 	if (c->tx.has_hash_key)
 		return lb_hash_pick(c->tx.be, c->tx.hash_key, c->tx.tried, c->tx.ntried);
 	return lb_pick(c->w->lb, c->tx.be, c->tx.tried, c->tx.ntried);
 }
 
-static struct server *choose_server(struct cconn *c)
+static struct server *choose_server(struct cconn *c, bool *parked)
 {
 	struct backend *be = c->tx.be;
 	struct persist_req *pr = c->tx.pr;
 	if (!be->npersist)
-		return balance(c);
+		return dispatch_balance(c);
 	struct server *s = pr->srv;
 	for (int i = 0; s && i < c->tx.ntried; i++)
 		if (c->tx.tried[i] == s) {
@@ -51,8 +52,12 @@ static struct server *choose_server(struct cconn *c)
 			s = pr->srv;
 			break;
 		}
+	/* shared tables: Redis is asked first, at most `timeout` */
+	if (unlikely(pr->shared) && (*parked = shared_loop_decide(c)))
+		return NULL;
+	s = pr->srv;
 	if (!s) {
-		s = balance(c);
+		s = dispatch_balance(c);
 		if (!s)
 			return NULL;
 		pr->assigned = true;
@@ -161,7 +166,10 @@ void stream_queue_run(struct worker *w)
 
 void dispatch_start(struct cconn *c)
 {
-	struct server *s = choose_server(c);
+	bool parked = false;
+	struct server *s = choose_server(c, &parked);
+	if (parked)
+		return; /* CS_SHARED: Redis's answer starts it again */
 	if (!s && c->tx.pr && c->tx.pr->fail) {
 		stream_error(c, 503, "the server holding this session is unavailable",
 			   "session-server-down");

@@ -19,6 +19,9 @@ int dispatch_connect_step(struct cconn *c);
  * connect`): counted toward `fall`, retried within `retries`, else a
  * 502/504. */
 void dispatch_connect_failed(struct cconn *c, bool timeout);
+/* The balancer's choice for c, persistence aside (shared_loop.c: the
+ * server a move or a first binding proposes before Redis agrees). */
+struct server *dispatch_balance(struct cconn *c);
 /* Take c out of its worker's maxconn queue (CS_QUEUED). */
 void dispatch_queue_del(struct cconn *c);
 

@@ -408,10 +408,9 @@ static struct server *scan(const struct hash_place *pl, uint64_t keyhash,
 	return NULL;
 }
 
-static struct server *ring_pick(const struct hash_place *pl, uint64_t keyhash,
-				const struct pick_ctx *c)
+/* The first point at or after keyhash (npts: past the top, wrap to 0). */
+static uint32_t ring_first(const struct hash_place *pl, uint64_t keyhash)
 {
-	/* the first point at or after keyhash, wrapping past the top */
 	uint32_t lo = 0, hi = pl->npts;
 
 	while (lo < hi) {
@@ -422,6 +421,14 @@ static struct server *ring_pick(const struct hash_place *pl, uint64_t keyhash,
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+static struct server *ring_pick(const struct hash_place *pl, uint64_t keyhash,
+				const struct pick_ctx *c)
+{
+	uint32_t lo = ring_first(pl, keyhash);
+
 	/* Clockwise. Every server of the tier owns points, so one turn sees
 	 * them all; a full turn happens only when none fits. */
 	for (uint32_t k = 0, i = lo; k < pl->npts; k++, i++) {
@@ -473,6 +480,22 @@ static struct server *pick_pass(const struct hash_table *t, const struct hash_pl
 		c->wsum = wsum;
 	}
 	return t->algo == HASH_RING ? ring_pick(pl, keyhash, c) : maglev_pick(pl, keyhash, c);
+}
+
+struct server *lb_hash_home(struct backend *be, uint64_t keyhash)
+{
+	const struct hash_table *t = __atomic_load_n((struct hash_table **)&be->hash_state,
+						     __ATOMIC_ACQUIRE);
+	const struct hash_place *pl = t ? &t->tier[0] : NULL;
+
+	if (!pl || pl->nsrv == 0)
+		return NULL;
+	if (t->algo == HASH_RING) {
+		uint32_t lo = ring_first(pl, keyhash);
+
+		return pl->srv[pl->pts[lo == pl->npts ? 0 : lo].srv];
+	}
+	return pl->srv[pl->lookup[scale(keyhash, pl->m)]];
 }
 
 /*

@@ -44,6 +44,19 @@ void lb_hash_free(struct backend *be);
 struct server *lb_hash_pick(struct backend *be, uint64_t keyhash,
 			    struct server *const *exclude, int nexclude);
 
+/* The home of keyhash among the primaries, whatever their state: where
+ * every instance with the same servers places the key when all are up
+ * (the shared tables write only the bindings that differ from it). NULL
+ * before the first lb_hash_build() or without a primary. No lock. */
+struct server *lb_hash_home(struct backend *be, uint64_t keyhash);
+
+/* Does be need a placement (lb_hash_build)? balance hash, or shared tables
+ * placing new keyed sessions by hash (persist_init). */
+static inline bool lb_hash_placed(const struct backend *be)
+{
+	return be->balance == LB_HASH || be->hash_persist;
+}
+
 /* Bytes held by the current placement of be (lookup table or ring points,
  * server arrays), for diagnostics and tests; 0 before the first build. */
 size_t lb_hash_bytes(const struct backend *be);

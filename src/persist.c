@@ -25,8 +25,10 @@
 #include "persist.h"
 #include "cookie.h"
 #include "hll.h"
+#include "lb_hash.h"
 #include "log.h"
 #include "seal.h"
+#include "shared.h"
 #include "srvstate.h"
 #include "stick.h"
 
@@ -303,6 +305,32 @@ uint64_t persist_cookie_window_ms(const struct backend *be)
 	return cookie_window_ms(be);
 }
 
+/* shared-tables: the rule's name in Redis keys, and for keyed methods the
+ * hash placement that new sessions follow on every instance. */
+static int shared_init_rule(const struct config *cfg, struct backend *be, struct persist_rule *r)
+{
+	size_t fixed;
+
+	r->shared = true;
+	((struct persist_rules *)be->persist)->shared = true;
+	r->keyed = r->kind != PERSIST_LEARN;
+	char name[sizeof(r->shared_name)];
+
+	if (r->kind == PERSIST_SOURCE)
+		snprintf(name, sizeof(name), "%s/%s", be->name, r->label);
+	else
+		snprintf(name, sizeof(name), "%s/%s/%s", be->name, r->label, r->name);
+	memcpy(r->shared_name, name, sizeof(name));
+	fixed = strlen(cfg->shared->prefix) + strlen(r->shared_name) + 1;
+	r->shared_room = (uint16_t)(fixed < SHARED_KEY_MAX ? SHARED_KEY_MAX - fixed : 0);
+	if (r->keyed && !be->hash_persist) {
+		be->hash_persist = true;
+		if (be->balance != LB_HASH)
+			return lb_hash_build(be);
+	}
+	return 0;
+}
+
 int persist_init(struct config *cfg, char *err, size_t errlen)
 {
 	for (int b = 0; b < cfg->nbackends; b++) {
@@ -322,6 +350,10 @@ int persist_init(struct config *cfg, char *err, size_t errlen)
 			r->table = stick_new(r->size, r->expire_ms, 0);
 			if (!r->table) {
 				snprintf(err, errlen, "out of memory for the persistence table of %s", be->name);
+				return -1;
+			}
+			if (cfg->shared && shared_init_rule(cfg, be, r) < 0) {
+				snprintf(err, errlen, "out of memory for the hash placement of %s", be->name);
 				return -1;
 			}
 		}
@@ -785,6 +817,150 @@ static struct server *replica_of(const struct server *lost)
 	return r && atomic_load_explicit(&r->state, memory_order_relaxed) == SRV_READY ? r : NULL;
 }
 
+/* ---- shared tables (doc/scale-out.md; the waiting is shared_loop.c's) ---------------- */
+
+/* The key as written in Redis: itself when it fits, else '#' and the hex
+ * of a BLAKE2b-128 of it, which every instance computes alike. */
+static size_t shared_key(const struct persist_rule *r, const void *key, size_t klen, char *out)
+{
+	uint8_t h[16];
+
+	if (klen <= r->shared_room) {
+		memcpy(out, key, klen);
+		return klen;
+	}
+	if (r->shared_room < 2 * sizeof(h) + 1)
+		return 0;
+	crypto_generichash(h, sizeof(h), key, klen, NULL, 0);
+	out[0] = '#';
+	sodium_bin2hex(out + 1, 2 * sizeof(h) + 1, h, sizeof(h));
+	return 2 * sizeof(h) + 1;
+}
+
+size_t persist_shared_key(const struct persist_rule *r, const struct persist_req *pr, int rule,
+			  char *out)
+{
+	return shared_key(r, pr->keys + pr->key_off[rule], pr->key_len[rule], out);
+}
+
+/* Write key -> s behind, unless the key holds another server in Redis
+ * (SHARED_SET_KEEP: a move made elsewhere is never overwritten); the link
+ * rate-limits refreshes of the same binding. */
+static void shared_write(const struct persist_rule *r, const void *key, size_t klen,
+			 const struct server *s)
+{
+	struct shared_link *l = shared_here();
+	char k[PERSIST_KEY_MAX + 1];
+	size_t n;
+
+	if (!l || !(n = shared_key(r, key, klen, k)))
+		return;
+	shared_link_set(l, r->shared_name, k, n, s->name, strlen(s->name), r->expire_ms,
+			SHARED_SET_KEEP);
+}
+
+/* Rule i's key is bound to s (new, refreshed or moved). A keyed method
+ * writes only what its hash placement does not predict: a session on its
+ * home server needs no Redis on any instance. */
+static void shared_refresh(struct backend *be, const struct persist_rule *r,
+			   const struct persist_req *pr, int i, const struct server *s)
+{
+	const char *k = pr->keys + pr->key_off[i];
+
+	if (r->keyed && lb_hash_home(be, lb_hash_key(k, pr->key_len[i])) == s)
+		return;
+	shared_write(r, k, pr->key_len[i], s);
+}
+
+/* No rule had an answer: a new session of a keyed shared rule is placed by
+ * the hash of its key, the same server on every instance. */
+static void shared_place(const struct persist_rules *rs, struct persist_req *pr)
+{
+	if (pr->srv)
+		return; /* a replica */
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].shared && rs->r[i].keyed && (pr->has_key & (1u << i))) {
+			pr->place = true;
+			pr->place_hash = lb_hash_key(pr->keys + pr->key_off[i], pr->key_len[i]);
+			return;
+		}
+}
+
+void persist_shared_missed(struct backend *be, struct persist_req *pr, int rule)
+{
+	const struct persist_rules *rs = rules_of(be);
+
+	/* a learn key nobody knows: its first binding goes by SET NX, so that
+	 * two instances seeing it at once agree on one server */
+	if (!rs->r[rule].keyed && pr->bind < 0) {
+		pr->bind = (int8_t)rule;
+		pr->lost = NULL;
+	}
+}
+
+void persist_shared_found(struct backend *be, struct persist_req *pr, int rule, const char *name,
+			  size_t n, uint64_t now_ms)
+{
+	struct persist_rules *rs = rules_of(be);
+	struct persist_rule *r = &rs->r[rule];
+	struct server *s = server_by_name(be, (struct h1_str){ name, n });
+
+	if (!s) {
+		/* a server this instance does not have: as if Redis had nothing */
+		persist_shared_missed(be, pr, rule);
+		return;
+	}
+	pr->from = FROM_REDIS;
+	if (pr->also == PR_NONE && (pr->result == PR_INVALID || pr->result == PR_EXPIRED)) {
+		/* the refused cookie is still counted and logged */
+		pr->also = (uint8_t)pr->result;
+		pr->also_rule = pr->rule;
+	}
+	pr->rule = (int8_t)rule;
+	pr->place = false;
+	if (persist_usable(s)) {
+		pr->srv = s;
+		pr->result = PR_HIT;
+		pr->reason = MOVED_NONE;
+		pr->assigned = false;
+		stick_store(r->table, pr->keys + pr->key_off[rule], pr->key_len[rule], s->sid, now_ms);
+		return;
+	}
+	/* its server cannot take it: a move, agreed in Redis before it is made */
+	pr->result = PR_MOVED;
+	pr->reason = (uint8_t)why_unusable(s);
+	pr->bind = (int8_t)rule;
+	pr->lost = s;
+	if (be->on_down == ON_DOWN_FAIL)
+		pr->fail = true;
+	else if (be->on_down == ON_DOWN_REPLICA && replica_of(s))
+		pr->srv = s->replica;
+}
+
+void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won, const char *name,
+			   size_t n)
+{
+	struct server *s;
+
+	if (won)
+		return;
+	/* another instance moved or bound it first: follow it when its server
+	 * can take the session here too */
+	s = server_by_name(be, (struct h1_str){ name, n });
+	pr->from = FROM_REDIS;
+	if (s && persist_usable(s))
+		pr->srv = s;
+}
+
+void persist_shared_forget(const struct persist_rule *r, const void *key, size_t klen)
+{
+	char k[PERSIST_KEY_MAX + 1];
+	size_t n;
+
+	if (r->shared && (n = shared_key(r, key, klen, k)))
+		shared_post_del(r->shared_name, k, n);
+}
+
 void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, struct persist_req *pr)
 {
 	struct persist_rules *rs = rules_of(be);
@@ -800,6 +976,10 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 	pr->fail = false;
 	pr->reason = MOVED_NONE;
 	pr->result = PR_NONE; /* undecided until the rules have spoken */
+	pr->shared = pr->place = false;
+	pr->ask = pr->bind = -1;
+	pr->from = FROM_LOCAL;
+	pr->lost = NULL;
 	if (!rs || !rs->n)
 		return;
 	/* the first rule that gave each verdict, -1: none did */
@@ -896,6 +1076,8 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 					verdict(first, PR_MOVED, i);
 					persist_move(pr, MOVED_REMOVED);
 				}
+			} else if (r->shared && pr->ask < 0) {
+				pr->ask = (int8_t)i; /* Redis may know it (shared_loop.c) */
 			}
 		}
 		if (!s || pr->srv)
@@ -907,12 +1089,21 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 			verdict(first, PR_MOVED, i);
 			if (!lost)
 				lost = s;
+			if (r->shared && pr->bind < 0 && (pr->has_key & (1u << i))) {
+				/* the move is agreed in Redis first (compare-and-set) */
+				pr->bind = (int8_t)i;
+				pr->lost = s;
+			}
 			persist_move(pr, why_unusable(s));
 		}
 	}
 	if (pr->srv) {
 		pr->result = PR_HIT;
 		pr->reason = MOVED_NONE;
+		pr->ask = pr->bind = -1;
+		pr->lost = NULL;
+		if (rs->r[pr->rule].shared)
+			shared_refresh(be, &rs->r[pr->rule], pr, pr->rule, pr->srv);
 		cookie_also(pr, first);
 		return;
 	}
@@ -931,17 +1122,34 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 	if (pr->result != PR_MOVED)
 		pr->reason = MOVED_NONE;
 	cookie_also(pr, first);
+	if (pr->fail) {
+		pr->ask = pr->bind = -1;
+	} else if (rs->shared) {
+		shared_place(rs, pr);
+		if (pr->bind >= 0)
+			pr->ask = -1; /* the compare-and-set answers with what Redis holds */
+		pr->shared = pr->ask >= 0 || pr->bind >= 0 || pr->place;
+	}
 }
 
 void persist_connect_failed(struct backend *be, struct persist_req *pr, struct server *const *tried,
 			    int ntried)
 {
 	struct server *lost = pr->srv, *r;
+	const struct persist_rules *rs = rules_of(be);
 	pr->srv = NULL;
 	pr->assigned = true;
 	if (!lost)
 		return;
 	persist_move(pr, MOVED_CONNECT);
+	for (int i = 0; rs->shared && be->on_down != ON_DOWN_FAIL && i < rs->n; i++)
+		if (rs->r[i].shared && (pr->has_key & (1u << i))) {
+			/* a move like any other: agreed in Redis before it is made */
+			pr->bind = (int8_t)i;
+			pr->lost = lost;
+			pr->shared = true;
+			break;
+		}
 	if (be->on_down == ON_DOWN_FAIL) {
 		pr->fail = true;
 	} else if (be->on_down == ON_DOWN_REPLICA && (r = replica_of(lost))) {
@@ -964,6 +1172,8 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
 		if (pr->result == PR_HIT && pr->rule == i)
 			continue; /* the lookup that hit already refreshed it */
 		stick_store(r->table, pr->keys + pr->key_off[i], pr->key_len[i], s->sid, now_ms);
+		if (r->shared)
+			shared_refresh(be, r, pr, i, s);
 	}
 }
 
@@ -1005,6 +1215,8 @@ int persist_on_response(struct backend *be, struct persist_req *pr, struct serve
 					continue;
 				}
 				stick_store(r->table, sc.value.p, sc.value.n, s->sid, now_ms);
+				if (r->shared)
+					shared_write(r, sc.value.p, sc.value.n, s);
 			}
 		} else if (r->kind == PERSIST_COOKIE) {
 			/* the session goes on (same id) or starts (a new one) on s:

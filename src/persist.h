@@ -72,6 +72,13 @@ struct persist_rule {
 	uint8_t *jwt_key;          /* verify hs256 key, NULL = no verification */
 	size_t jwt_keylen;
 	struct stick_table *table; /* created by persist_init() */
+	/* shared-tables (doc/scale-out.md): the table is shared on Redis under
+	 * shared_name (BACKEND/METHOD[/NAME]); keyed: a new session is placed
+	 * by hash of its key (source, header, url-param, jwt), so only the
+	 * bindings that differ from that placement are written */
+	bool shared, keyed;
+	uint16_t shared_room;      /* longest key that fits a Redis key as it is */
+	char shared_name[2 * CFG_NAME_MAX + 16];
 	_Atomic bool warned_case;  /* learn: a Set-Cookie differing in case was logged */
 	_Atomic uint64_t counts[PR_COUNT];
 };
@@ -80,6 +87,7 @@ struct persist_rules {
 	struct persist_rule r[PERSIST_MAX_RULES];
 	int n;
 	struct seal_keys *keys;    /* cookie insert: the generation's keys (a reference) */
+	bool shared;               /* a rule's table is shared (shared-tables) */
 	_Atomic uint64_t moved[MOVED_COUNT];
 };
 
@@ -110,7 +118,21 @@ struct persist_req {
 				    * generation (persist_decide); left alone */
 	uint16_t keys_used;
 	char keys[512];
+	/* shared tables (shared_loop.c acts on them before a server is
+	 * chosen; all unset without shared-tables) */
+	bool shared;               /* something below is to do */
+	bool place;                /* a new keyed session: balance by place_hash */
+	int8_t ask;                /* the rule whose key missed locally: ask Redis, -1: none */
+	int8_t bind;               /* the rule whose binding must be agreed in Redis before
+				    * it is used: a move (compare-and-set against lost) or
+				    * a learn key unknown everywhere (SET NX), -1: none */
+	uint8_t from;              /* enum persist_from: where the verdict came from */
+	struct server *lost;       /* the server a shared session leaves (the move's expect) */
+	uint64_t place_hash;
 };
+
+/* Where a decision came from (the access log's shared= field). */
+enum persist_from { FROM_LOCAL = 0, FROM_REDIS, FROM_HASH, FROM_TIMEOUT, FROM_DOWN };
 
 /* Configuration: parse the arguments of one `persist` line (argv[0] is
  * "persist") into be's rules. Returns NULL or a static/thread error string. */
@@ -191,6 +213,31 @@ void persist_record(struct backend *be, struct persist_req *pr, struct server *s
  */
 int persist_on_response(struct backend *be, struct persist_req *pr, struct server *s,
 			const struct h1_msg *resp, uint64_t now_ms, struct http_add *add);
+
+/*
+ * Shared tables (doc/scale-out.md), called by shared_loop.c with the
+ * answers of Redis for the request pr of be; rule is the pr->ask or
+ * pr->bind rule the question was about.
+ * persist_shared_key: the key of rule as written in Redis: the request's
+ * key, or, when it would not fit a Redis key, a hash of it (the same on
+ * every instance); into out (PERSIST_KEY_MAX + 1), its length returned.
+ * persist_shared_found: Redis names server (its name: n bytes) for the key:
+ * a usable one is a hit, adopted into the local table; an unusable one a
+ * move (pr->bind, pr->lost); a name unknown here is a miss.
+ * persist_shared_missed: Redis has no answer (miss, timeout, down, busy):
+ * a learn key is then bound with SET NX once a server is chosen.
+ * persist_shared_agreed: the move or first binding of rule is settled: on
+ * LOST (won false) the winner's server (name, n) is followed if usable here.
+ */
+size_t persist_shared_key(const struct persist_rule *r, const struct persist_req *pr, int rule,
+			  char *out);
+void persist_shared_found(struct backend *be, struct persist_req *pr, int rule, const char *name,
+			  size_t n, uint64_t now_ms);
+void persist_shared_missed(struct backend *be, struct persist_req *pr, int rule);
+void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won, const char *name,
+			   size_t n);
+/* `clear sessions`: forget key of rule in Redis too. */
+void persist_shared_forget(const struct persist_rule *r, const void *key, size_t klen);
 
 /* Count the decision (once per request), and the verdict of a refused
  * cookie that did not decide (pr->also) under its own method. */

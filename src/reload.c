@@ -98,7 +98,7 @@ static void carry_over(struct config *old, struct config *nc)
 		/* servers added at runtime join first, so that everything
 		 * below (counters, states, sids) carries over to them too */
 		srvstate_carry(ob, nb);
-		if (nb->balance == LB_HASH)
+		if (lb_hash_placed(nb))
 			lb_hash_build(nb); /* runtime weights and servers place keys too */
 		copy_u64(&nb->requests, &ob->requests);
 		copy_u64(&nb->no_server, &ob->no_server);

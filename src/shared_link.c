@@ -47,7 +47,7 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define CMD_MAX 512                 /* one formatted write: key, value, framing */
+#define CMD_MAX 640                 /* one formatted write: EVALSHA, key, value twice, framing */
 #define SCRATCH_MAX 1024            /* the longest command: EVAL with the script */
 #define RL_BITS 12                  /* rate-limit memory: 4096 keys per link */
 
@@ -504,6 +504,15 @@ static void link_connect(struct shared_link *l)
 		issue(l, hs_cb, NULL, b.p, b.n);
 	}
 	issue(l, role_cb, NULL, "*1\r\n$4\r\nROLE\r\n", 14);
+	b.n = 0;
+	/* SHARED_SET_KEEP writes run the compare-and-set script by its SHA
+	 * from the write queue, which has no NOSCRIPT retry: load it first */
+	put_hdr(&b, '*', 3);
+	put_arg(&b, "SCRIPT", 6);
+	put_arg(&b, "LOAD", 4);
+	put_arg(&b, cas_script, sizeof(cas_script) - 1);
+	BUG_ON(b.bad);
+	issue(l, hs_cb, NULL, b.p, b.n);
 	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
 }
 
@@ -607,14 +616,27 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 			return 1;
 		}
 	}
-	put_hdr(&b, '*', flags & SHARED_SET_NX ? 6 : 5);
-	put_arg(&b, "SET", 3);
-	put_arg(&b, k, (size_t)kn);
-	put_arg(&b, val, vlen);
-	if (flags & SHARED_SET_NX)
-		put_arg(&b, "NX", 2);
-	put_arg(&b, "PX", 2);
-	put_num(&b, ttl_ms);
+	if (flags & SHARED_SET_KEEP) {
+		/* the compare-and-set with expect = val: created when absent,
+		 * its TTL renewed when it holds val, another value left alone */
+		put_hdr(&b, '*', 7);
+		put_arg(&b, "EVALSHA", 7);
+		put_arg(&b, l->sha, 40);
+		put_arg(&b, "1", 1);
+		put_arg(&b, k, (size_t)kn);
+		put_arg(&b, val, vlen);
+		put_arg(&b, val, vlen);
+		put_num(&b, ttl_ms);
+	} else {
+		put_hdr(&b, '*', flags & SHARED_SET_NX ? 6 : 5);
+		put_arg(&b, "SET", 3);
+		put_arg(&b, k, (size_t)kn);
+		put_arg(&b, val, vlen);
+		if (flags & SHARED_SET_NX)
+			put_arg(&b, "NX", 2);
+		put_arg(&b, "PX", 2);
+		put_num(&b, ttl_ms);
+	}
 	BUG_ON(b.bad);
 	rc = enqueue(l, SHARED_OP_SET, &b);
 	if (!rc && !(flags & SHARED_SET_NX))
@@ -991,31 +1013,39 @@ static int read_password(const char *path, char **out, char *err, size_t errlen)
 	return *out ? 0 : -1;
 }
 
-struct shared_link *shared_link_create(const struct shared_link_conf *conf,
-				       const struct shared_link_loop *loop,
-				       char *err, size_t errlen)
+static int check_conf(const struct shared_link_conf *conf, char *err, size_t errlen)
 {
-	struct shared_link *l;
 	struct in6_addr a6;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-
+	struct shared_link *l = NULL;
 	/* with sentinels, the address is only a first guess, and may be absent */
 	bool guess_only = conf->nsentinels > 0 && !conf->host;
 
 	if (!guess_only && (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
 	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1))) {
 		snprintf(err, errlen, "redis host must be an IP address");
-		return NULL;
+		return -1;
 	}
 	if ((!guess_only && (conf->port <= 0 || conf->port > 65535)) || conf->db < 0) {
 		snprintf(err, errlen, "bad redis port or database");
-		return NULL;
+		return -1;
 	}
 	if (conf->prefix && strlen(conf->prefix) >= sizeof(l->prefix)) {
 		snprintf(err, errlen, "prefix longer than %zu bytes", sizeof(l->prefix) - 1);
-		return NULL;
+		return -1;
 	}
+	return 0;
+}
+
+struct shared_link *shared_link_create(const struct shared_link_conf *conf,
+				       const struct shared_link_loop *loop,
+				       char *err, size_t errlen)
+{
+	struct shared_link *l;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (check_conf(conf, err, errlen) < 0)
+		return NULL;
 	if (!(l = calloc(1, sizeof(*l)))) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -1075,6 +1105,85 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 	for (uint32_t i = l->nslots; i-- > 0;)
 		slot_release(l, &l->slots[i]);
 	return l;
+}
+
+int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf *conf,
+			    char *err, size_t errlen)
+{
+	char *pw = NULL;
+	bool same, new_sentinels;
+	struct shared_sentinel *ns = NULL;
+
+	if (check_conf(conf, err, errlen) < 0 ||
+	    (conf->password_file && read_password(conf->password_file, &pw, err, errlen) < 0))
+		return -1;
+	new_sentinels = l->sentinel ? !shared_sentinel_same(l->sentinel, conf->sentinels,
+							     conf->nsentinels, conf->master)
+				    : conf->nsentinels > 0;
+	if (new_sentinels && conf->nsentinels > 0) {
+		struct shared_sentinel_io sio = { l, loop_watch };
+
+		ns = shared_sentinel_create(conf->sentinels, conf->nsentinels, conf->master,
+					    conf->connect_timeout_ms ? conf->connect_timeout_ms
+								     : l->conf.connect_timeout_ms,
+					    &sio, err, errlen);
+		if (!ns) {
+			if (pw)
+				explicit_bzero(pw, strlen(pw));
+			free(pw);
+			return -1;
+		}
+	}
+	/* with the same sentinels, the address is theirs, not the first guess */
+	same = !new_sentinels &&
+	       (l->sentinel || (!strcmp(l->host, conf->host) && l->conf.port == conf->port)) &&
+	       l->conf.db == conf->db && !strcmp(l->prefix, conf->prefix ? conf->prefix : "") &&
+	       (pw && l->password ? !strcmp(pw, l->password) : pw == l->password);
+	/* the delays apply at once; the queue and the slots keep their size
+	 * (what is queued stays where it is) */
+#define TAKE(f) if (conf->f) l->conf.f = conf->f
+	TAKE(timeout_ms);
+	TAKE(connect_timeout_ms);
+	TAKE(backoff_min_ms);
+	TAKE(backoff_max_ms);
+	TAKE(stall_ms);
+	TAKE(refresh_ms);
+#undef TAKE
+	if (l->conf.backoff_max_ms < l->conf.backoff_min_ms)
+		l->conf.backoff_max_ms = l->conf.backoff_min_ms;
+	if (same) {
+		if (pw)
+			explicit_bzero(pw, strlen(pw));
+		free(pw);
+		return 0;
+	}
+	if (new_sentinels) {
+		if (l->state == LINK_DISCOVERING)
+			l->state = LINK_DOWN;  /* the round dies with its sentinels */
+		shared_sentinel_free(l->sentinel);
+		l->sentinel = ns;
+		l->known_master = false;
+	}
+	if (conf->host && (!l->sentinel || new_sentinels)) {
+		snprintf(l->host, sizeof(l->host), "%s", conf->host);
+		l->conf.port = conf->port;
+	}
+	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
+	l->prefix_len = strlen(l->prefix);
+	l->conf.db = conf->db;
+	l->conf.password_file = NULL;
+	if (l->password)
+		explicit_bzero(l->password, strlen(l->password));
+	free(l->password);
+	l->password = pw;
+	/* re-open now; the writes already queued stay in the ring and go to
+	 * the new address once it answers (keys formatted under the previous
+	 * prefix keep it) */
+	link_drop(l, "configuration changed");
+	l->attempt = 0;
+	l->retry_at = now_ms();
+	rearm(l);
+	return 1;
 }
 
 void shared_link_start(struct shared_link *l)

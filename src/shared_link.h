@@ -124,6 +124,12 @@ struct shared_link_stats {
 struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 				       const struct shared_link_loop *loop,
 				       char *err, size_t errlen);
+/* A reload: take conf's delays; when the address, database, prefix or
+ * password changed, drop the connection and reconnect at once, keeping the
+ * queued writes (replayed to the new address). 0: kept, 1: re-opening,
+ * -1: conf refused (err; the link is unchanged). */
+int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf *conf,
+			    char *err, size_t errlen);
 /* Start connecting; later failures reconnect with backoff. */
 void shared_link_start(struct shared_link *l);
 /* Close and free; requests still waiting get SHARED_DOWN first. */
@@ -153,6 +159,10 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
  * Returns 0 (queued), 1 (rate-limited: not needed), SHARED_EINVAL, or
  * SHARED_EBUSY (queue full: dropped and counted). */
 #define SHARED_SET_NX 1u
+/* Store val unless the key holds another value: created when absent, its
+ * TTL renewed when it holds val (a refresh that never overwrites a move
+ * made by another instance). Rate-limited like a plain SET. */
+#define SHARED_SET_KEEP 2u
 int shared_link_set(struct shared_link *l, const char *table, const void *key, size_t klen,
 		    const char *val, size_t vlen, uint32_t ttl_ms, unsigned flags);
 int shared_link_del(struct shared_link *l, const char *table, const void *key, size_t klen);

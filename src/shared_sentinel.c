@@ -316,6 +316,17 @@ uint64_t shared_sentinel_deadline(const struct shared_sentinel *s)
 	return s->w.failed || s->outcome != PENDING ? 0 : s->deadline;
 }
 
+bool shared_sentinel_same(const struct shared_sentinel *s, const char *const *addrs, int n,
+			  const char *master)
+{
+	if (n != s->n || !master || strcmp(master, s->master))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (!addrs[i] || strcmp(addrs[i], s->a[i].text))
+			return false;
+	return true;
+}
+
 void shared_sentinel_distrust(struct shared_sentinel *s)
 {
 	s->first = (s->from + 1) % s->n;

@@ -63,6 +63,10 @@ const char *shared_sentinel_from(const struct shared_sentinel *s);
 const char *shared_sentinel_why(const struct shared_sentinel *s);
 const char *shared_sentinel_master(const struct shared_sentinel *s);
 
+/* Are these the sentinels (in this order) and the master name it has? */
+bool shared_sentinel_same(const struct shared_sentinel *s, const char *const *addrs, int n,
+			  const char *master);
+
 /* The last answer named a node that is not a master: start the next round
  * with the next sentinel. */
 void shared_sentinel_distrust(struct shared_sentinel *s);

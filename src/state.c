@@ -624,7 +624,7 @@ static int apply_ops(struct config *cfg, const struct saved *sv, const char *pat
 		if (srvstate_apply(be, sv->payload, sv->len, sv->be[i].ops, &r, &a) < 0)
 			return -1;
 		/* weights and servers place hashed keys */
-		if (r != restored && be->balance == LB_HASH && lb_hash_build(be) < 0)
+		if (r != restored && lb_hash_placed(be) && lb_hash_build(be) < 0)
 			return -1;
 		restored = r;
 		added = a;

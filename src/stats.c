@@ -19,6 +19,7 @@
 #include "api.h"
 #include "stats.h"
 #include "persist.h"
+#include "shared.h"
 #include "stick.h"
 #include "admin.h"
 #include "global.h"
@@ -201,6 +202,56 @@ static void request_duration(struct admin_buf *out, const struct backend *be)
 	admin_buf_printf(out, "%.6f\n", (double)RELAXED(be->dur_sum_us) / 1e6);
 	sample_u64(out, "bollard_request_duration_seconds_count",
 		   (const char *const[]){ "backend", be->name, NULL }, cum);
+}
+
+/* shared-tables (doc/scale-out.md "What to monitor"): the links of every
+ * worker, summed. Only with the keyword: nothing to say without it. */
+static void shared_metrics(struct admin_buf *out)
+{
+	struct shared_totals t;
+	uint64_t cum = 0;
+	char le[32];
+
+	shared_totals(&t);
+	family(out, "bollard_shared_tables_up", "gauge",
+	       "1 when every worker's Redis link is up, 0 when a table is local only.");
+	sample_u64(out, "bollard_shared_tables_up", NULL, t.links && t.up == t.links);
+	family(out, "bollard_shared_tables_links_up", "gauge",
+	       "Redis links up (one per worker thread).");
+	sample_u64(out, "bollard_shared_tables_links_up", NULL, (uint64_t)t.up);
+	family(out, "bollard_shared_tables_queued", "gauge",
+	       "Writes waiting to be sent or acknowledged (replayed after an outage).");
+	sample_u64(out, "bollard_shared_tables_queued", NULL, t.queued);
+	family(out, "bollard_shared_tables_ops_total", "counter",
+	       "Redis operations of the shared tables, by operation and result.");
+	for (int o = 0; o < SHARED_OP_N; o++)
+		for (int r = 0; r < SHARED_RES_N; r++)
+			if (t.ops[o][r] || r == SHARED_OK || r == SHARED_HIT || r == SHARED_WON)
+				sample_u64(out, "bollard_shared_tables_ops_total",
+					   (const char *const[]){ "op", shared_link_op_name(o), "result",
+						   shared_link_result_name(r), NULL }, t.ops[o][r]);
+	family(out, "bollard_shared_tables_errors_total", "counter",
+	       "Redis operations that did not get their answer (error, timeout, down, busy, "
+	       "dropped), by operation.");
+	for (int o = 0; o < SHARED_OP_N; o++)
+		sample_u64(out, "bollard_shared_tables_errors_total",
+			   (const char *const[]){ "op", shared_link_op_name(o), NULL },
+			   t.ops[o][SHARED_ERROR] + t.ops[o][SHARED_TIMEOUT] + t.ops[o][SHARED_DOWN] +
+			   t.ops[o][SHARED_BUSY] + t.ops[o][SHARED_DROPPED]);
+	family(out, "bollard_shared_tables_latency_seconds", "histogram",
+	       "Time Redis took to answer an operation of the shared tables.");
+	for (int k = 0; k < SHARED_LAT_N; k++) {
+		cum += t.lat[k];
+		if (k + 1 < SHARED_LAT_N)
+			snprintf(le, sizeof(le), "%g", (double)shared_link_lat_bounds_us[k] / 1e6);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		sample_u64(out, "bollard_shared_tables_latency_seconds_bucket",
+			   (const char *const[]){ "le", le, NULL }, cum);
+	}
+	sample_start(out, "bollard_shared_tables_latency_seconds_sum", NULL);
+	admin_buf_printf(out, "%.6f\n", (double)t.lat_sum_us / 1e6);
+	sample_u64(out, "bollard_shared_tables_latency_seconds_count", NULL, cum);
 }
 
 void stats_metrics(struct admin_buf *out)
@@ -438,6 +489,8 @@ void stats_metrics(struct admin_buf *out)
 				   RELAXED(s->checks_fail));
 		}
 	}
+	if (cfg && cfg->shared)
+		shared_metrics(out);
 }
 
 /* ---- the HTTP side ------------------------------------------------------- */
@@ -735,6 +788,8 @@ static void api_stats(struct admin_buf *out)
 	json_key(&j, "admin");
 	json_bool(&j, cfg && cfg->stats_admin);
 	json_kv_i64(&j, "connections", RELAXED(G.conns));
+	if (cfg && cfg->shared)
+		admin_shared_json(&j);
 	json_key(&j, "backends");
 	json_arr_open(&j);
 	for (b = 0; cfg && b < cfg->nbackends; b++) {

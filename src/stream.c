@@ -29,6 +29,7 @@
 #include "route.h"
 #include "tunnel.h"
 #include "xprt_tls.h"
+#include "shared_loop.h"
 #include "worker-t.h"
 
 #include <sys/epoll.h>
@@ -93,6 +94,8 @@ void stream_close(struct cconn *c)
 	c->closed = true;
 	if (c->tx.qsrv)
 		dispatch_queue_del(c);
+	if (unlikely(c->tx.shwait))
+		shared_loop_cancel(c);
 	if (c->tx.sc) {
 		sconn_close(w, c->tx.sc);
 		c->tx.sc = NULL;
@@ -278,6 +281,9 @@ static void arm_timer(struct cconn *c)
 	case CS_QUEUED:
 		when = c->tx.queue_deadline;
 		break;
+	case CS_SHARED:
+		when = c->tx.shared_deadline;
+		break;
 	case CS_CONNECT:
 		when = c->tx.conn_deadline;
 		break;
@@ -311,6 +317,7 @@ void stream_drive(struct cconn *c)
 		case CS_PROXY: p = do_proxy(c); break;
 		case CS_HEAD: p = h1_exchange_head(c); break;
 		case CS_QUEUED: p = 0; break; /* stream_queue_run() moves it on */
+		case CS_SHARED: p = 0; break; /* Redis's answer moves it on */
 		case CS_CONNECT: p = dispatch_connect_step(c); break;
 		case CS_FORWARD: p = h1_exchange_forward(c); break;
 		case CS_TUNNEL: p = tunnel_step(c); break;
@@ -369,6 +376,9 @@ void stream_timeout(struct cconn *c)
 		dispatch_queue_del(c);
 		stream_error(c, 503, "the server holding this session stayed full", "queue-timeout");
 		stream_drive(c);
+		return;
+	case CS_SHARED:
+		shared_loop_expired(c);
 		return;
 	case CS_CONNECT:
 		dispatch_connect_failed(c, true);

@@ -32,6 +32,7 @@ enum obj_kind {
 	OBJ_CLIENT = 0x434c4e54,   /* "CLNT" */
 	OBJ_SERVER = 0x53525652,   /* "SRVR" */
 	OBJ_WAKEUP = 0x57414b45,   /* "WAKE" */
+	OBJ_SHARED = 0x53485244,   /* "SHRD": a worker's Redis link (shared_loop.c) */
 };
 
 struct tls_bind;
@@ -66,6 +67,7 @@ enum cstate {
 	CS_PROXY,     /* bind ... accept-proxy: waiting for the PROXY header */
 	CS_HEAD,      /* waiting for / parsing a request head */
 	CS_QUEUED,    /* its persistent server is at maxconn: waiting for a slot */
+	CS_SHARED,    /* waiting (at most `timeout`) for Redis's answer (shared_loop.c) */
 	CS_CONNECT,   /* server connection being established */
 	CS_FORWARD,   /* request and response flowing */
 	CS_TUNNEL,    /* after 101 Switching Protocols: bytes both ways */

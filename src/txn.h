@@ -52,6 +52,8 @@ struct txn {
 	struct server *qsrv;          /* the server it waits for */
 	uint64_t queue_deadline;      /* ms: timeout queue */
 	uint64_t conn_deadline;       /* ms: timeout connect */
+	void *shwait;                 /* CS_SHARED: its place among the questions to Redis */
+	uint64_t shared_deadline;     /* ms: CS_SHARED's safety net (the link answers first) */
 
 	/* the exchange, one state per direction */
 	uint32_t rq_sent;             /* bytes of rq already sent */

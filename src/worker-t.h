@@ -44,6 +44,7 @@ struct worker {
 	struct cconn *dead_clients;
 	struct cconn *queue_head, *queue_tail; /* CS_QUEUED, oldest first */
 	struct persist_req *pr_free;          /* idle persistence decisions, reused */
+	struct shared_loop *shared;           /* shared-tables: its Redis link; NULL = none */
 	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;

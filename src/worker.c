@@ -17,6 +17,7 @@
 #include "global.h"
 #include "persist.h"
 #include "reload.h"
+#include "shared_loop.h"
 #include "stream.h"
 #include "worker-t.h"
 
@@ -267,8 +268,10 @@ static void handle_wakeup(struct worker *w)
 	ssize_t r = read(w->wakefd, &v, sizeof(v));
 	(void)r;
 	struct config *nc = atomic_exchange(&w->pending_cfg, NULL);
-	if (nc && !w->stopping)
+	if (nc && !w->stopping) {
+		shared_loop_apply(w, nc);
 		worker_apply(w, nc);
+	}
 	else if (nc)
 		cfg_release(nc);
 	if (atomic_load(&G.stopping) && !w->stopping) {
@@ -294,6 +297,7 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	uint64_t last_sweep = 0, last_expire = 0, last_limit_retry = 0;
 
+	shared_loop_start(w);
 	for (;;) {
 		w->now_us = ev_now_us();
 		w->now = w->now_us / 1000;
@@ -304,6 +308,8 @@ static void *worker_main(void *arg)
 			timeout = 10;
 		else if (w->nqueued && timeout > 5)
 			timeout = 5; /* slots free up on other threads too */
+		if (w->shared)
+			timeout = shared_loop_timeout(w, timeout);
 		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		w->now_us = ev_now_us();
 		w->now = w->now_us / 1000;
@@ -333,6 +339,9 @@ static void *worker_main(void *arg)
 			case OBJ_WAKEUP:
 				handle_wakeup(w);
 				break;
+			case OBJ_SHARED:
+				shared_loop_event(evs[i].data.ptr, e);
+				break;
 			default:
 				BUG_ON(!"epoll returned an object of no known kind");
 			}
@@ -361,6 +370,8 @@ static void *worker_main(void *arg)
 			if (!c->closed)
 				stream_timeout(c);
 		}
+		if (w->shared)
+			shared_loop_run(w); /* after the requests: their writes leave as one batch */
 		/* bounded expiry work on the persistence tables, a little
 		 * every 100 ms so that no iteration pays for a big sweep */
 		if (w->now - last_expire >= 100) {
@@ -382,6 +393,7 @@ static void *worker_main(void *arg)
 			break;
 	}
 	sconn_pool_sweep(w);
+	shared_loop_stop(w);
 	free_dead(w);
 	log_flush(&w->log);
 	w->done = true;

@@ -1081,6 +1081,89 @@ static void test_sentinel_config_errors(void **st)
 	assert_int_equal(shared_sentinel_parse_addr("[::1]26379", h, sizeof(h), &p), -1);
 }
 
+/* SHARED_SET_KEEP: created when absent, TTL renewed when equal, another
+ * value (a move by another instance) never overwritten. */
+static void test_keep_write(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 1 };
+	char v[64];
+	bool found;
+
+	assert_true(run_until(is_up, a, 3000));
+	assert_int_equal(redis_int("DEL t:learn:kp"), 0);
+	assert_int_equal(shared_link_set(a->l, "learn", "kp", 2, "s1", 2, 5000, SHARED_SET_KEEP), 0);
+	assert_true(run_until(counted, &c, 3000));
+	assert_int_equal(redis_get("t:learn:kp", 10, v, &found), 2);
+	assert_true(found);
+	assert_memory_equal(v, "s1", 2);
+	assert_true(redis_int("PTTL t:learn:kp") > 0);
+	/* equal: rate-limited like a SET, then, after refresh_ms, the TTL is
+	 * renewed to the one given */
+	assert_int_equal(shared_link_set(a->l, "learn", "kp", 2, "s1", 2, 9000, SHARED_SET_KEEP), 1);
+	assert_int_equal(redis_int("PEXPIRE t:learn:kp 100000000"), 1);
+	{
+		uint64_t t0 = ms();
+
+		while (ms() - t0 < 350)
+			step(50);
+	}
+	c.want = 2;
+	assert_int_equal(shared_link_set(a->l, "learn", "kp", 2, "s1", 2, 9000, SHARED_SET_KEEP), 0);
+	assert_true(run_until(counted, &c, 3000));
+	assert_true(redis_int("PTTL t:learn:kp") <= 9000);
+	/* another instance moved it: a keep write of the old value leaves it */
+	{
+		redisContext *sc = sync_client();
+
+		assert_non_null(sc);
+		freeReplyObject(redisCommand(sc, "SET t:learn:kp moved PX 60000"));
+		redisFree(sc);
+	}
+	c.want = 3;
+	assert_int_equal(shared_link_set(a->l, "learn", "kp", 2, "s9", 2, 9000, SHARED_SET_KEEP), 0);
+	assert_true(run_until(counted, &c, 3000));
+	assert_int_equal(redis_get("t:learn:kp", 10, v, &found), 5);
+	assert_memory_equal(v, "moved", 5);
+	assert_true(redis_int("PTTL t:learn:kp") > 30000);
+	link_end(0);
+}
+
+/* A reload that changes the address keeps the writes queued while the old
+ * Redis was unreachable and replays them to the new one. */
+static void test_reconfigure_keeps_queue(void **st)
+{
+	struct shared_link_conf bad = { .port = free_port(), .prefix = "t:", .password_file = pwfile,
+					 .db = DB, .connect_timeout_ms = 300, .backoff_min_ms = 20,
+					 .backoff_max_ms = 200, .stall_ms = 400, .refresh_ms = 300 };
+	struct tl *a = link_new(0, &bad);
+	struct shared_link_conf good = bad;
+	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 2 };
+	char err[128] = "", v[16];
+	bool found;
+
+	step(50);
+	assert_false(shared_link_is_up(a->l));
+	assert_int_equal(shared_link_set(a->l, "learn", "q1", 2, "s1", 2, 60000, 0), 0);
+	assert_int_equal(shared_link_set(a->l, "learn", "q2", 2, "s2", 2, 60000, SHARED_SET_KEEP), 0);
+	assert_int_equal(atomic_load(&shared_link_stats(a->l)->queued), 2);
+	/* the same configuration again: nothing to re-open */
+	assert_int_equal(shared_link_reconfigure(a->l, &bad, err, sizeof(err)), 0);
+	good.port = port;
+	assert_int_equal(shared_link_reconfigure(a->l, &good, err, sizeof(err)), 1);
+	assert_true(run_until(is_up, a, 3000));
+	assert_true(run_until(counted, &c, 3000));
+	assert_int_equal(redis_get("t:learn:q1", 10, v, &found), 2);
+	assert_true(found);
+	assert_int_equal(redis_get("t:learn:q2", 10, v, &found), 2);
+	assert_true(found);
+	assert_memory_equal(v, "s2", 2);
+	good.host = "not-an-ip";
+	assert_int_equal(shared_link_reconfigure(a->l, &good, err, sizeof(err)), -1);
+	assert_true(shared_link_is_up(a->l));
+	link_end(0);
+}
+
 static int setup(void **st)
 {
 	FILE *f;
@@ -1137,6 +1220,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sentinel_stale_answer, trio_up, trio_down),
 		cmocka_unit_test_setup_teardown(test_sentinel_failover, trio_up, trio_down),
 		cmocka_unit_test_setup_teardown(test_readonly_demoted, trio_up, trio_down),
+		cmocka_unit_test(test_keep_write),
+		cmocka_unit_test(test_reconfigure_keeps_queue),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

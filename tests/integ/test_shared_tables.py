@@ -1,0 +1,288 @@
+"""Persistence tables shared between instances on Redis (SPEC 13, issue 13,
+doc/scale-out.md), through real processes: Debian's redis-server started
+here on a free loopback port in a temporary folder (helpers_redis.py), three
+bollard instances sharing one secret-file and one Redis, three demo apps.
+
+A client sends each session's requests to the instances in turn and reads
+which server answered from the demo app's X-Server header (and, for
+learned sessions, the app's own session: a request that reached another
+app would find no session there). Waits are on observable state: the
+instances' /metrics and `show info`, what Redis holds (a raw RESP socket).
+The faults of Redis (killed, stopped, restarted empty, down at start) and
+SIGHUP are in test_shared_tables_faults.py.
+"""
+
+import json
+import re
+import signal
+import socket
+
+import pytest
+
+import util
+from helpers_redis import Redis
+
+SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+
+
+@pytest.fixture
+def redis(tmp_path):
+	r = Redis(tmp_path / "redis").start()
+	yield r
+	r.close()
+
+
+def metrics(b):
+	return util.request(b.ports["port_stats"], "GET", "/metrics").text()
+
+
+def metric(b, name, labels=None):
+	"""The value of one sample of /metrics (0 when absent)."""
+	want = labels or {}
+	for line in metrics(b).splitlines():
+		if not line.startswith(name + "{") and not line.startswith(name + " "):
+			continue
+		m = re.match(r"([a-z_]+)(?:\{(.*)\})? (\S+)$", line)
+		if not m or m.group(1) != name:
+			continue
+		got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+		if all(got.get(k) == v for k, v in want.items()):
+			return float(m.group(3))
+	return 0.0
+
+
+def ops(b, op, result):
+	return metric(b, "bollard_shared_tables_ops_total", {"op": op, "result": result})
+
+
+def shared_config(config_for, servers, redis, persist, tmp, threads=2, timeout="200ms",
+		  extra_global="", extra_backend="", balance="roundrobin"):
+	g = ["    stats-listen 127.0.0.1:{port_stats}",
+	     "    admin-socket %s/{port_stats}.sock" % tmp,
+	     "    secret-file %s/secret.key" % tmp,
+	     "    shared-tables redis://127.0.0.1:%d/0 prefix t: timeout %s" % (redis.port, timeout)]
+	g += [ln for ln in extra_global.splitlines() if ln.strip()]
+	return config_for(servers, balance=balance, threads=threads, log_format="json",
+			  global_extra="\n".join(g),
+			  frontend_extra="    trust-forwarded 127.0.0.1/32",
+			  backend_extra="\n".join("    " + p for p in (persist + "\n" + extra_backend)
+						  .splitlines() if p.strip()))
+
+
+@pytest.fixture
+def fleet(tmp_path, demo_apps, bollard_factory, config_for, redis):
+	"""fleet(persist, n=3, **kw) -> ([Bollard], [DemoApp]): n instances of
+	one configuration (their own ports), links up on every worker."""
+	(tmp_path / "secret.key").write_text(SECRET)
+	(tmp_path / "secret.key").chmod(0o600)
+
+	def start(persist, n=3, apps=None, **kw):
+		apps = apps or demo_apps(3)
+		conf = shared_config(config_for, apps, redis, persist, tmp_path, **kw)
+		bs = [bollard_factory(conf) for _ in range(n)]
+		for b in bs:
+			util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 1,
+					what="the Redis links of every worker up")
+		return bs, apps
+	return start
+
+
+def admin(b, line):
+	"""One runtime API command on b's admin socket, its answer as text."""
+	path = re.search(r"admin-socket (\S+)", b.config_text).group(1)
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.settimeout(10)
+	try:
+		s.connect(path)
+		s.sendall(line.encode() + b"\n")
+		s.shutdown(socket.SHUT_WR)
+		out = b""
+		while True:
+			d = s.recv(65536)
+			if not d:
+				return out.decode()
+			out += d
+	finally:
+		s.close()
+
+
+def get(b, path="/whoami", headers=()):
+	r = util.request(b.port, "GET", path, list(headers))
+	assert r.status == 200, r
+	return r.headers.get("X-Server"), r
+
+
+# ---------------------------------------------------------------- configuration
+
+@pytest.mark.parametrize("line,why", [
+	("shared-tables 127.0.0.1:6379", "needs a redis://HOST:PORT/DB address"),
+	("shared-tables redis://localhost:6379/0", "is not an IP address"),
+	("shared-tables redis://127.0.0.1:99999/0", "cannot read HOST:PORT"),
+	("shared-tables redis://127.0.0.1:6379/x", "database 'x' is not a number"),
+	("shared-tables redis://127.0.0.1:6379/0 timeout 0", "out of range"),
+	("shared-tables redis://127.0.0.1:6379/0 timeout 20", "unit"),
+	("shared-tables redis://127.0.0.1:6379/0 colour blue", "unknown option 'colour'"),
+	("shared-tables redis://127.0.0.1:6379/0 password-file /nonexistent/pw",
+	 "cannot read password-file /nonexistent/pw"),
+	("shared-tables redis://127.0.0.1:6379/0 sentinel 127.0.0.1:26379",
+	 "needs 'master NAME'"),
+	("shared-tables redis://127.0.0.1:6379/0 sentinel 127.0.0.1:26379 master mymaster",
+	 "sentinel discovery is not built yet"),
+	("shared-tables redis://127.0.0.1:6379/0 tls", "not supported yet"),
+])
+def test_bad_shared_tables_line_is_refused_with_its_line(bollard_run, line, why):
+	conf = ("global\n    %s\n\nfrontend fe\n    bind 127.0.0.1:1\n    default-backend be\n\n"
+		"backend be\n    persist learn SID\n    server a 127.0.0.1:2\n" % line)
+	r = bollard_run("check", "-c", "{conf}", config=conf)
+	assert r.returncode != 0, r.stdout + r.stderr
+	assert re.search(r"check\.conf:2: .*%s" % re.escape(why), r.stdout + r.stderr), \
+		r.stdout + r.stderr
+
+
+def test_shared_tables_twice_and_a_good_line(bollard_run, tmp_path):
+	pw = tmp_path / "pw"
+	pw.write_text("sesame\n")
+	good = ("global\n    shared-tables redis://[::1]:6380/3 prefix x: timeout 15ms "
+		"password-file %s\n\nfrontend fe\n    bind 127.0.0.1:1\n    default-backend be\n\n"
+		"backend be\n    persist source\n    server a 127.0.0.1:2\n" % pw)
+	r = bollard_run("check", "-c", "{conf}", config=good)
+	assert r.returncode == 0, r.stdout + r.stderr
+	twice = good.replace("global\n", "global\n    shared-tables redis://127.0.0.1:1/0\n")
+	r = bollard_run("check", "-c", "{conf}", config=twice)
+	assert r.returncode != 0
+	assert "check.conf:3: shared-tables given twice (first at line 2)" in r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- agreement
+
+def test_learned_session_reaches_its_server_from_every_instance(fleet, redis):
+	"""persist learn on the app's cookie: a session started on any instance
+	is served by the same app from every instance (the app keeps the
+	session in its memory: visits count up only if every request reached
+	it), and Redis holds the binding by server name."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	sessions = []
+	for i in range(9):
+		srv, r = get(bs[i % 3], "/?format=json")
+		j = r.json()
+		assert j["new"] is True
+		sessions.append((j["session"], srv))
+	assert len({s for _, s in sessions}) > 1  # round robin spread them
+	for rnd in range(3):
+		for k, (sid, home) in enumerate(sessions):
+			b = bs[(k + rnd + 1) % 3]
+			srv, r = get(b, "/?format=json", [("Cookie", "DEMOSESSID=" + sid)])
+			assert srv == home, "session %d went to %s from instance %d, it lives on %s" % (
+				k, srv, (k + rnd + 1) % 3, home)
+			assert r.json()["session"] == sid and r.json()["visits"] == rnd + 2
+	for sid, home in sessions:
+		assert redis.get("t:be/learn/DEMOSESSID:" + sid) == home
+	# the instances that had never seen a session asked Redis, once each
+	hits = sum(ops(b, "get", "hit") for b in bs)
+	assert hits == 2 * len(sessions), hits
+	pttl = redis.cmd("PTTL", "t:be/learn/DEMOSESSID:" + sessions[0][0])
+	assert 0 < pttl <= 30 * 60 * 1000  # the table's expire (default 30m)
+
+
+@pytest.mark.parametrize("method,headers_of", [
+	("persist source", lambda k: [("X-Forwarded-For", "10.1.%d.%d" % (k // 250, k % 250))]),
+	("persist header X-User", lambda k: [("X-User", "user-%d" % k)]),
+])
+def test_keyed_sessions_agree_by_hash_and_need_no_redis(fleet, redis, method, headers_of):
+	"""source and header: a new session is placed by Maglev over the
+	servers' names, so every instance picks the same server and Redis holds
+	nothing for them (only bindings that differ from the placement)."""
+	bs, apps = fleet(method)
+	homes = {}
+	for k in range(30):
+		srv, _ = get(bs[k % 3], headers=headers_of(k))
+		homes[k] = srv
+	assert len(set(homes.values())) == 3  # the hash spreads them over the three
+	for rnd in range(2):
+		for k in range(30):
+			srv, _ = get(bs[(k + rnd + 1) % 3], headers=headers_of(k))
+			assert srv == homes[k]
+	assert redis.keys("t:*") == []
+	assert sum(ops(b, "set", "ok") for b in bs) == 0
+
+
+def test_backend_killed_each_session_moves_once_to_the_same_server(fleet, redis, demo_apps):
+	"""A backend killed: every affected session moves exactly once across
+	the fleet (one compare-and-set won per session, the other instances
+	lose it and follow), and all instances send it to the same new
+	server."""
+	apps = demo_apps(3)
+	bs, _ = fleet("persist learn DEMOSESSID", apps=apps,
+		      extra_backend="health tcp interval 100ms timeout 200ms rise 1 fall 1")
+	sessions = []
+	for i in range(12):
+		srv, r = get(bs[i % 3], "/?format=json")
+		sessions.append((r.json()["session"], srv))
+	# every instance knows every session locally
+	for b in bs:
+		for sid, home in sessions:
+			assert get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home
+	victim = next(a for a in apps if any(h == a.name for _, h in sessions))
+	affected = [sid for sid, h in sessions if h == victim.name]
+	util.stop_process(victim.proc, sig=signal.SIGKILL)
+	for b in bs:
+		util.wait_until(lambda: metric(b, "bollard_server_state",
+					       {"server": victim.name, "state": "down"}) == 1,
+				what="%s down on every instance" % victim.name)
+	new_home = {}
+	for rnd in range(3):
+		for k, sid in enumerate(affected):
+			b = bs[(k + rnd) % 3]
+			srv, _ = get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])
+			assert srv != victim.name
+			assert new_home.setdefault(sid, srv) == srv, \
+				"session %s: instance %d sent it to %s, others to %s" % (
+					sid, (k + rnd) % 3, srv, new_home[sid])
+	for sid in affected:
+		assert redis.get("t:be/learn/DEMOSESSID:" + sid) == new_home[sid]
+	won = sum(ops(b, "cas", "won") for b in bs)
+	lost = sum(ops(b, "cas", "lost") for b in bs)
+	assert won == len(affected), (won, len(affected))
+	assert lost == 2 * len(affected), (lost, len(affected))
+	# the sessions that were not on the victim did not move
+	for sid, home in sessions:
+		if home != victim.name:
+			assert get(bs[0], headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home
+
+
+# ---------------------------------------------------------------- the runtime API
+
+def test_show_info_api_and_clear_sessions_act_on_the_shared_view(fleet, redis):
+	"""show info, /api/info and /api/stats say the links' state; `clear
+	sessions` removes the keys in Redis too, so that no instance adopts
+	the cleared binding again."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	info = admin(bs[0], "show info")
+	assert "shared_tables up\n" in info and "shared_tables_links 2\n" in info, info
+	assert "shared_tables_redis redis://127.0.0.1:%d/0\n" % redis.port in info
+	j = json.loads(util.request(bs[1].ports["port_stats"], "GET", "/api/info").text())
+	assert j["shared_tables"]["state"] == "up" and j["shared_tables"]["links_up"] == 2, j
+	j = json.loads(util.request(bs[1].ports["port_stats"], "GET", "/api/stats").text())
+	assert j["shared_tables"]["links"] == 2, j
+	sids = []
+	for i in range(4):
+		srv, r = get(bs[0], "/?format=json")
+		sids.append((r.json()["session"], srv))
+	for sid, _ in sids:
+		util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sid) is not None,
+				what="the binding written behind")
+	# by key: gone from Redis even on an instance that never held it
+	assert admin(bs[2], "clear sessions be key " + sids[0][0]).startswith("cleared 0")
+	util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sids[0][0]) is None,
+			what="the DEL of clear sessions key")
+	# by server, then all: the entries this instance holds go from Redis too
+	victim = sids[1][1]
+	n = admin(bs[0], "clear sessions be " + victim)
+	assert n.startswith("cleared "), n
+	for sid, srv in sids[1:]:
+		if srv == victim:
+			util.wait_until(lambda: redis.get("t:be/learn/DEMOSESSID:" + sid) is None,
+					what="the DEL of clear sessions SERVER")
+	admin(bs[0], "clear sessions be")
+	util.wait_until(lambda: redis.keys("t:*") == [], what="every key of the table gone")
+	assert sum(ops(b, "del", "ok") for b in bs) >= 3
