@@ -372,6 +372,25 @@ static void test_get_hit_miss_binary(void **st)
 	link_end(0);
 }
 
+/* The refreshes of a thousand live keys right after their writes: every one
+ * rate-limited (the memory must not evict live keys of one another). */
+static void test_ratelimit_many_keys(void **st)
+{
+	struct shared_link_conf c = { .port = free_port(), .db = DB, .prefix = "t:",
+				      .password_file = pwfile, .queue = 2048, .refresh_ms = 60000 };
+	struct tl *a = link_new(0, &c);
+	char k[32];
+
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < 1000; i++) {
+			snprintf(k, sizeof(k), "sess-%d", i);
+			assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0),
+					 pass);
+		}
+	assert_int_equal(opcount(a, SHARED_OP_SET, SHARED_LIMITED), 1000);
+	link_end(0);
+}
+
 static void test_write_ttl_and_ratelimit(void **st)
 {
 	struct tl *a = link_new(0, NULL);
@@ -1207,6 +1226,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_get_hit_miss_binary),
 		cmocka_unit_test(test_write_ttl_and_ratelimit),
+		cmocka_unit_test(test_ratelimit_many_keys),
 		cmocka_unit_test(test_setnx_race),
 		cmocka_unit_test(test_cas_race_and_noscript),
 		cmocka_unit_test(test_bad_password_logged_once),
