@@ -1262,4 +1262,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
-	sys.exit(main(sys.argv[1:]))
+	# BENCH_ONLY=shared: only the shared-tables rows (bench/bench_shared.py),
+	# which otherwise follow the rest
+	only = os.environ.get("BENCH_ONLY", "")
+	rc = 0 if only == "shared" else main(sys.argv[1:])
+	if only in ("", "shared") and rc in (0, 1):
+		import bench_shared
+		rc = max(rc, bench_shared.main(sys.argv[1:]))
+	sys.exit(rc)

@@ -19,7 +19,8 @@ for profile in "$@"; do
 	stores) pkgs="$pkgs redis-server redis-sentinel memcached postgresql" ;;
 	lab)   pkgs="$pkgs gnuplot-nox procps" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
-	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind" ;;
+	# redis-server: the shared-tables rows (bench/bench_shared.py)
+	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind redis-server" ;;
 	# the dashboard's browser test: Debian's chromium (driven by
 	# playwright-core, which never downloads a browser) and a font for
 	# readable screenshots; node and npm only when no node is there at
