@@ -731,10 +731,15 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 	}
 	switch (s->op) {
 	case SHARED_OP_GET:
-		if (rep->type == REDIS_REPLY_STRING)
+		if (rep->type == REDIS_REPLY_STRING) {
+			/* what Redis holds needs no refresh at once: the
+			 * adopter's first write of it would only renew its TTL */
+			if (rep->len <= SHARED_VAL_MAX)
+				rl_note(l, s->args, s->klen, rep->str, rep->len);
 			slot_finish(l, s, SHARED_HIT, rep->str, rep->len);
-		else
+		} else {
 			slot_finish(l, s, SHARED_MISS, NULL, 0);
+		}
 		break;
 	case SHARED_OP_SETNX:
 		/* SET ... NX GET: nil when we set it, else the value that stays */
@@ -816,6 +821,8 @@ int shared_link_get(struct shared_link *l, const char *table, const void *key, s
 		return SHARED_EINVAL;
 	if (!(s = slot_take(l, SHARED_OP_GET, timeout_ms, cb, arg)))
 		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
+	memcpy(s->args, k, (size_t)kn);  /* for the rate limit of a hit */
+	s->klen = (uint16_t)kn;
 	put_hdr(&b, '*', 2);
 	put_arg(&b, "GET", 3);
 	put_arg(&b, k, (size_t)kn);

@@ -391,6 +391,23 @@ static void test_ratelimit_many_keys(void **st)
 	link_end(0);
 }
 
+/* A binding adopted from Redis (another instance wrote it) is not written
+ * back at once by the adopter's refresh; another value is. */
+static void test_hit_needs_no_refresh(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct res r = { 0 };
+
+	assert_true(run_until(is_up, a, 3000));
+	assert_int_equal(redis_int("SET t:learn:adopted srvX"), -999);
+	assert_int_equal(shared_link_get(a->l, "learn", "adopted", 7, 0, rec, &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_HIT);
+	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvX", 4, 60000, 0), 1);
+	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvY", 4, 60000, 0), 0);
+	link_end(0);
+}
+
 static void test_write_ttl_and_ratelimit(void **st)
 {
 	struct tl *a = link_new(0, NULL);
@@ -1227,6 +1244,7 @@ int main(void)
 		cmocka_unit_test(test_get_hit_miss_binary),
 		cmocka_unit_test(test_write_ttl_and_ratelimit),
 		cmocka_unit_test(test_ratelimit_many_keys),
+		cmocka_unit_test(test_hit_needs_no_refresh),
 		cmocka_unit_test(test_setnx_race),
 		cmocka_unit_test(test_cas_race_and_noscript),
 		cmocka_unit_test(test_bad_password_logged_once),
