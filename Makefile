@@ -2,6 +2,7 @@
 #   make            release build: build/bollard, build/bollard-demo-app
 #   make test       unit tests (ASan/UBSan), fuzz-corpus replay, integration tests
 #   make demo       three demo apps + bollard with examples/demo.conf
+#   make demo-two   two bollard instances sharing their tables on a Redis of their own
 #   make bench      side-by-side benchmark against HAProxy and NGINX
 #   make lab        the alternatives lab: stickiness vs shared stores, JWT, replication
 #   make fuzz       short libFuzzer runs (clang)
@@ -164,6 +165,12 @@ fuzz: $(BUILD)/.deps-test
 # ---- demo / bench ----------------------------------------------------------
 demo: all
 	$(Q)scripts/demo.sh
+
+# examples/two-instances.conf twice, the demo apps and a redis-server of its own
+.PHONY: demo-two
+demo-two: all
+	$(Q)scripts/install-deps.sh stores
+	$(Q)$(PYTHON) scripts/demo-two.py
 
 bench: all
 	$(Q)scripts/install-deps.sh bench
