@@ -442,6 +442,10 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 			o = put_str(o, end, " cookie=");
 			o = put_str(o, end, r->persist_cookie);
 		}
+		if (r->persist_shared) {
+			o = put_str(o, end, " shared=");
+			o = put_str(o, end, r->persist_shared);
+		}
 	}
 	o = put_str(o, end, " scheme=");
 	o = put_str(o, end, r->scheme ? r->scheme : "-");
@@ -515,6 +519,9 @@ static char *put_json(char *o, char *end, struct log_thread *lt, const struct ac
 		if (r->persist_cookie)
 			o = put_jstr(o, end, ",\"persist_cookie\":", r->persist_cookie,
 				     strlen(r->persist_cookie));
+		if (r->persist_shared)
+			o = put_jstr(o, end, ",\"persist_shared\":", r->persist_shared,
+				     strlen(r->persist_shared));
 	}
 	o = put_str(o, end, ",\"connect_ms\":");
 	o = put_ms(o, end, r->connect_ms, true);

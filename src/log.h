@@ -47,6 +47,9 @@ struct access_rec {
 	const char *persist_reason;           /* why it moved, NULL otherwise */
 	const char *persist_cookie;           /* "invalid"/"expired": a refused cookie when
 					       * another method decided; NULL otherwise */
+	const char *persist_shared;           /* shared tables: "redis" (its answer decided),
+					       * "hash" (it had none: placed by hash),
+					       * "timeout", "down"; NULL: decided locally */
 	double connect_ms, ttfb_ms, total_ms;
 	/* a TLS connection (SPEC 11): version "1.2"/"1.3", NULL for cleartext;
 	 * the negotiated ALPN protocol and the client's SNI ("-" when none) */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "lb_hash.h"
 #include "persist.h"
+#include "shared.h"
 #include "priv.h"
 #include "state.h"
 #include "worker.h"
@@ -212,6 +213,9 @@ static void print_not_checked(const struct config *cfg)
 	if (cfg->admin_socket)
 		printf("%sadmin-socket %s", sep, cfg->admin_socket);
 	printf("\n");
+	if (cfg->shared)
+		printf("%s: not checked (only a start connects): shared-tables %s (while it is "
+		       "unreachable the tables go on locally)\n", cfg->file, cfg->shared->url);
 }
 
 static int cmd_check(const char *file)

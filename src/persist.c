@@ -872,6 +872,26 @@ static void shared_refresh(struct backend *be, const struct persist_rule *r,
 	shared_write(r, k, pr->key_len[i], s);
 }
 
+/*
+ * A hit refreshes its binding in Redis (its TTL) once per period of its
+ * life: when this hit is the first since the entry's age crossed a
+ * multiple of the period. The entry's own times decide, so the cost is one
+ * write per live session per period per instance, however many sessions
+ * and requests, and nothing is remembered for it. The period is a second,
+ * or a quarter of expire when shorter: Redis restarted empty is refilled
+ * within a second of each session's next request.
+ */
+#define SHARED_REFRESH_MS 1000u
+
+static bool refresh_due(const struct persist_rule *r, uint64_t idle_ms, uint64_t age_ms)
+{
+	uint64_t p = MIN(SHARED_REFRESH_MS, r->expire_ms / 4);
+
+	if (!p)
+		p = 1;
+	return idle_ms > age_ms || age_ms / p != (age_ms - idle_ms) / p;
+}
+
 /* No rule had an answer: a new session of a keyed shared rule is placed by
  * the hash of its key, the same server on every instance. */
 static void shared_place(const struct persist_rules *rs, struct persist_req *pr)
@@ -942,12 +962,12 @@ void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won,
 {
 	struct server *s;
 
+	pr->from = FROM_REDIS;
 	if (won)
 		return;
 	/* another instance moved or bound it first: follow it when its server
 	 * can take the session here too */
 	s = server_by_name(be, (struct h1_str){ name, n });
-	pr->from = FROM_REDIS;
 	if (s && persist_usable(s))
 		pr->srv = s;
 }
@@ -986,6 +1006,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 	int8_t first[PR_COUNT];
 	memset(first, -1, sizeof(first));
 	struct server *lost = NULL; /* the remembered server that cannot take it */
+	uint8_t due = 0; /* bit per shared rule: its hit is due for a refresh in Redis */
 	uint32_t now_s = (uint32_t)((uint64_t)time(NULL) - TIME_EPOCH);
 	for (int i = 0; i < rs->n; i++) {
 		struct persist_rule *r = &rs->r[i];
@@ -1064,7 +1085,11 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 		}
 		if (r->table && (pr->has_key & (1u << i))) {
 			uint32_t sid;
-			if (stick_lookup(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms, &sid) == 1) {
+			uint64_t idle = 0, age = 0;
+			if (stick_lookup_times(r->table, pr->keys + pr->key_off[i], pr->key_len[i], now_ms,
+					       &sid, r->shared ? &idle : NULL, r->shared ? &age : NULL) == 1) {
+				if (r->shared && refresh_due(r, idle, age))
+					due |= (uint8_t)(1u << i);
 				s = persist_server_by_sid(be, sid);
 				if (!s && sid >= atomic_load_explicit(&be->next_sid, memory_order_relaxed)) {
 					/* a newer generation (a reload or `add server`
@@ -1102,7 +1127,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 		pr->reason = MOVED_NONE;
 		pr->ask = pr->bind = -1;
 		pr->lost = NULL;
-		if (rs->r[pr->rule].shared)
+		if (due & (1u << pr->rule))
 			shared_refresh(be, &rs->r[pr->rule], pr, pr->rule, pr->srv);
 		cookie_also(pr, first);
 		return;
@@ -1280,6 +1305,12 @@ const char *persist_reason_name(int reason)
 {
 	static const char *const names[] = { "-", "down", "maint", "removed", "connect" };
 	return reason >= 0 && reason < MOVED_COUNT ? names[reason] : "-";
+}
+
+const char *persist_from_name(int from)
+{
+	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down" };
+	return from > 0 && from < (int)ARRAY_SIZE(names) ? names[from] : NULL;
 }
 
 const char *persist_result_name(enum persist_result r)

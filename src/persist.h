@@ -244,6 +244,8 @@ void persist_shared_forget(const struct persist_rule *r, const void *key, size_t
 void persist_count(struct backend *be, const struct persist_req *pr);
 
 const char *persist_result_name(enum persist_result r);
+/* "redis", "hash", "timeout", "down"; NULL for FROM_LOCAL. */
+const char *persist_from_name(int from);
 const char *persist_reason_name(int reason);
 /* Cookie names bollard removes from requests of this backend (insert mode),
  * or NULL. */

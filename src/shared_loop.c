@@ -320,6 +320,8 @@ bool shared_loop_decide(struct cconn *c)
 		c->tx.has_hash_key = true;
 	}
 	if (!s || !s->l) {
+		if (pr->ask >= 0 || pr->bind >= 0)
+			pr->from = FROM_DOWN;
 		pr->ask = pr->bind = -1;
 		return false;
 	}

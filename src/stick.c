@@ -518,6 +518,12 @@ void stick_free(struct stick_table *t)
 int stick_lookup(struct stick_table *t, const void *key, size_t klen,
 		 uint64_t now_ms, uint32_t *srv)
 {
+	return stick_lookup_times(t, key, klen, now_ms, srv, NULL, NULL);
+}
+
+int stick_lookup_times(struct stick_table *t, const void *key, size_t klen, uint64_t now_ms,
+		       uint32_t *srv, uint64_t *idle_ms, uint64_t *age_ms)
+{
 	uint64_t h;
 	struct stick_shard *s;
 	uint32_t ref, *link, nowo;
@@ -537,6 +543,10 @@ int stick_lookup(struct stick_table *t, const void *key, size_t klen,
 			remove_entry(t, s, ref, link);
 			s->expired++;
 		} else {
+			if (idle_ms)
+				*idle_ms = nowo > e->atime ? nowo - e->atime : 0;
+			if (age_ms)
+				*age_ms = nowo > e->ctime ? nowo - e->ctime : 0;
 			if (nowo > e->atime)
 				e->atime = nowo;
 			if (s->head != ref) {

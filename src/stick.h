@@ -60,6 +60,12 @@ void stick_set_limits(struct stick_table *t, uint32_t max_entries, uint32_t expi
 int stick_lookup(struct stick_table *t, const void *key, size_t klen,
 		 uint64_t now_ms, uint32_t *srv);
 
+/* The same, also saying (when not NULL) how long the entry had been idle
+ * before this lookup and how old it is (since its creation or its last
+ * change of server), on a hit. */
+int stick_lookup_times(struct stick_table *t, const void *key, size_t klen, uint64_t now_ms,
+		       uint32_t *srv, uint64_t *idle_ms, uint64_t *age_ms);
+
 /*
  * Insert key -> srv or update it (a changed server resets the entry's
  * creation time: it is a new assignment). A full shard evicts its

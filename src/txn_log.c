@@ -63,6 +63,7 @@ void txn_log(struct cconn *c)
 		r.persist_method = c->tx.pr->rule >= 0 ? rs->r[c->tx.pr->rule].label : NULL;
 		r.persist_reason = c->tx.pr->result == PR_MOVED ? persist_reason_name(c->tx.pr->reason) : NULL;
 		r.persist_cookie = c->tx.pr->also ? persist_result_name(c->tx.pr->also) : NULL;
+		r.persist_shared = persist_from_name(c->tx.pr->from);
 	}
 	r.connect_ms = ms_between(c->tx.t_start, c->tx.t_connect);
 	r.ttfb_ms = ms_between(c->tx.t_start, c->tx.t_first);

@@ -271,9 +271,9 @@ static void handle_wakeup(struct worker *w)
 	if (nc && !w->stopping) {
 		shared_loop_apply(w, nc);
 		worker_apply(w, nc);
-	}
-	else if (nc)
+	} else if (nc) {
 		cfg_release(nc);
+	}
 	if (atomic_load(&G.stopping) && !w->stopping) {
 		w->stopping = true;
 		close_listeners(w);

@@ -12,10 +12,12 @@ The faults of Redis (killed, stopped, restarted empty, down at start) and
 SIGHUP are in test_shared_tables_faults.py.
 """
 
+import base64
 import json
 import re
 import signal
 import socket
+import threading
 
 import pytest
 
@@ -79,6 +81,7 @@ def fleet(tmp_path, demo_apps, bollard_factory, config_for, redis):
 	def start(persist, n=3, apps=None, **kw):
 		apps = apps or demo_apps(3)
 		conf = shared_config(config_for, apps, redis, persist, tmp_path, **kw)
+		start.config = conf  # for one more instance of the fleet
 		bs = [bollard_factory(conf) for _ in range(n)]
 		for b in bs:
 			util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 1,
@@ -147,6 +150,7 @@ def test_shared_tables_twice_and_a_good_line(bollard_run, tmp_path):
 		"backend be\n    persist source\n    server a 127.0.0.1:2\n" % pw)
 	r = bollard_run("check", "-c", "{conf}", config=good)
 	assert r.returncode == 0, r.stdout + r.stderr
+	assert "not checked (only a start connects): shared-tables redis://[::1]:6380/3" in r.stdout
 	twice = good.replace("global\n", "global\n    shared-tables redis://127.0.0.1:1/0\n")
 	r = bollard_run("check", "-c", "{conf}", config=twice)
 	assert r.returncode != 0
@@ -177,6 +181,10 @@ def test_learned_session_reaches_its_server_from_every_instance(fleet, redis):
 			assert r.json()["session"] == sid and r.json()["visits"] == rnd + 2
 	for sid, home in sessions:
 		assert redis.get("t:be/learn/DEMOSESSID:" + sid) == home
+	# the access log says which decisions Redis made
+	for b in bs:
+		adopted = b.wait_log(lambda e: e.get("persist_shared") == "redis", n=6)
+		assert all(e["persist"] == "hit" for e in adopted), adopted
 	# the instances that had never seen a session asked Redis, once each
 	hits = sum(ops(b, "get", "hit") for b in bs)
 	assert hits == 2 * len(sessions), hits
@@ -184,23 +192,35 @@ def test_learned_session_reaches_its_server_from_every_instance(fleet, redis):
 	assert 0 < pttl <= 30 * 60 * 1000  # the table's expire (default 30m)
 
 
-@pytest.mark.parametrize("method,headers_of", [
-	("persist source", lambda k: [("X-Forwarded-For", "10.1.%d.%d" % (k // 250, k % 250))]),
-	("persist header X-User", lambda k: [("X-User", "user-%d" % k)]),
+def unsigned_jwt(claims):
+	def b64u(b):
+		return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+	return "%s.%s.%s" % (b64u(b'{"alg":"HS256","typ":"JWT"}'), b64u(json.dumps(claims).encode()),
+			     b64u(b"not-verified"))
+
+
+@pytest.mark.parametrize("method,path_of,headers_of", [
+	("persist source", lambda k: "/whoami",
+	 lambda k: [("X-Forwarded-For", "10.1.%d.%d" % (k // 250, k % 250))]),
+	("persist header X-User", lambda k: "/whoami", lambda k: [("X-User", "user-%d" % k)]),
+	("persist url-param cart", lambda k: "/whoami?cart=c%d" % k, lambda k: []),
+	("persist jwt sub", lambda k: "/whoami",
+	 lambda k: [("Authorization", "Bearer " + unsigned_jwt({"sub": "s%d" % k}))]),
 ])
-def test_keyed_sessions_agree_by_hash_and_need_no_redis(fleet, redis, method, headers_of):
-	"""source and header: a new session is placed by Maglev over the
-	servers' names, so every instance picks the same server and Redis holds
-	nothing for them (only bindings that differ from the placement)."""
+def test_keyed_sessions_agree_by_hash_and_need_no_redis(fleet, redis, method, path_of, headers_of):
+	"""source, header, url-param, jwt: a new session is placed by Maglev
+	over the servers' names, so every instance picks the same server and
+	Redis holds nothing for them (only bindings that differ from the
+	placement)."""
 	bs, apps = fleet(method)
 	homes = {}
 	for k in range(30):
-		srv, _ = get(bs[k % 3], headers=headers_of(k))
+		srv, _ = get(bs[k % 3], path_of(k), headers=headers_of(k))
 		homes[k] = srv
 	assert len(set(homes.values())) == 3  # the hash spreads them over the three
 	for rnd in range(2):
 		for k in range(30):
-			srv, _ = get(bs[(k + rnd + 1) % 3], headers=headers_of(k))
+			srv, _ = get(bs[(k + rnd + 1) % 3], path_of(k), headers=headers_of(k))
 			assert srv == homes[k]
 	assert redis.keys("t:*") == []
 	assert sum(ops(b, "set", "ok") for b in bs) == 0
@@ -224,12 +244,42 @@ def test_backend_killed_each_session_moves_once_to_the_same_server(fleet, redis,
 			assert get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home
 	victim = next(a for a in apps if any(h == a.name for _, h in sessions))
 	affected = [sid for sid, h in sessions if h == victim.name]
+	# under load: a client keeps sending every session to the instances in
+	# turn while the backend dies, so some instances find it dead by a
+	# failed connect before their health checks do
+	seen, stop = [], threading.Event()
+
+	def load():
+		for n in range(100000):
+			if stop.is_set():
+				return
+			sid, _ = sessions[n % len(sessions)]
+			try:
+				r = util.request(bs[n % 3].port, "GET", "/whoami",
+						 [("Cookie", "DEMOSESSID=" + sid)])
+				if r.status == 200:
+					seen.append((sid, r.headers.get("X-Server")))
+			except OSError:
+				pass  # a request caught by the kill: not what this test is about
+	t = threading.Thread(target=load, daemon=True)
+	t.start()
+	util.wait_until(lambda: len(seen) >= 30, what="load before the kill")
 	util.stop_process(victim.proc, sig=signal.SIGKILL)
 	for b in bs:
 		util.wait_until(lambda: metric(b, "bollard_server_state",
 					       {"server": victim.name, "state": "down"}) == 1,
 				what="%s down on every instance" % victim.name)
-	new_home = {}
+	n = len(seen)
+	util.wait_until(lambda: len(seen) >= n + 60, what="load after the kill")
+	stop.set()
+	t.join(timeout=30)
+	# every affected session answered by one server only once it left the victim
+	moved_to = {}
+	for sid, srv in seen:
+		if sid in affected and srv != victim.name:
+			moved_to.setdefault(sid, set()).add(srv)
+	assert all(len(v) == 1 for v in moved_to.values()), moved_to
+	new_home = {sid: next(iter(v)) for sid, v in moved_to.items()}
 	for rnd in range(3):
 		for k, sid in enumerate(affected):
 			b = bs[(k + rnd) % 3]
@@ -286,3 +336,86 @@ def test_show_info_api_and_clear_sessions_act_on_the_shared_view(fleet, redis):
 	admin(bs[0], "clear sessions be")
 	util.wait_until(lambda: redis.keys("t:*") == [], what="every key of the table gone")
 	assert sum(ops(b, "del", "ok") for b in bs) >= 3
+
+
+def test_keyed_move_is_the_exception_redis_keeps(fleet, redis, demo_apps, demo_bin,
+						 bollard_factory, tmp_path):
+	"""A keyed session whose home server dies moves once (compare-and-set),
+	and the move is what Redis holds: when the home server is back, an
+	instance that never saw the session (started now) finds the move in
+	Redis and sends it to the new server, not to the hash's home."""
+	apps = demo_apps(3)
+	bs, _ = fleet("persist header X-User", apps=apps,
+		      extra_backend="health tcp interval 100ms timeout 200ms rise 1 fall 1")
+	users = ["user-%d" % k for k in range(30)]
+	home = {u: get(bs[0], headers=[("X-User", u)])[0] for u in users}
+	victim = apps[0]
+	affected = [u for u in users if home[u] == victim.name]
+	assert affected
+	util.stop_process(victim.proc, sig=signal.SIGKILL)
+	for b in bs:
+		util.wait_until(lambda: metric(b, "bollard_server_state",
+					       {"server": victim.name, "state": "down"}) == 1,
+				what="%s down on every instance" % victim.name)
+	moved = {}
+	for rnd in range(2):
+		for k, u in enumerate(affected):
+			srv, _ = get(bs[(k + rnd) % 3], headers=[("X-User", u)])
+			assert srv != victim.name and moved.setdefault(u, srv) == srv
+	assert sorted(redis.keys("t:*")) == sorted("t:be/header/X-User:" + u for u in affected)
+	for u in affected:
+		assert redis.get("t:be/header/X-User:" + u) == moved[u]
+	# the home server comes back on its address
+	proc = util.start_process([demo_bin, "--name", victim.name, "--port", str(victim.port)],
+				  tmp_path / "back.out", tmp_path / "back.err")
+	try:
+		util.wait_port(victim.port, proc=proc, what="the victim back")
+		fresh = bollard_factory(fleet.config)
+		util.wait_until(lambda: metric(fresh, "bollard_server_state",
+					       {"server": victim.name, "state": "ready"}) == 1,
+				what="the victim ready again")
+		util.wait_until(lambda: metric(fresh, "bollard_shared_tables_up") == 1, what="links up")
+		for u in affected:
+			assert get(fresh, headers=[("X-User", u)])[0] == moved[u]
+		for u in users:
+			if u not in affected:
+				assert get(fresh, headers=[("X-User", u)])[0] == home[u]
+	finally:
+		util.stop_process(proc)
+
+
+def test_unknown_learn_key_is_bound_once_with_set_nx(fleet, redis):
+	"""A learn key no instance and no Redis knows (its binding expired,
+	Redis restarted empty, a client's stale cookie): the first instance
+	binds it with SET NX and the others adopt that server, so the fleet
+	agrees on it from its first request."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	keys = ["%032x" % (0xfeed0000 + k) for k in range(9)]
+	first = {}
+	for k, key in enumerate(keys):
+		first[key] = get(bs[k % 3], headers=[("Cookie", "DEMOSESSID=" + key)])[0]
+	assert len(set(first.values())) > 1
+	assert sum(ops(b, "setnx", "won") for b in bs) == len(keys)
+	for key in keys:
+		assert redis.get("t:be/learn/DEMOSESSID:" + key) == first[key]
+	for rnd in range(2):
+		for k, key in enumerate(keys):
+			b = bs[(k + rnd + 1) % 3]
+			assert get(b, headers=[("Cookie", "DEMOSESSID=" + key)])[0] == first[key]
+	assert sum(ops(b, "get", "hit") for b in bs) == 2 * len(keys)
+
+
+def test_a_server_name_unknown_here_is_a_miss(fleet, redis):
+	"""Redis names a server this instance does not have (another instance
+	configured differently): not an error, a miss; the request is balanced
+	among this instance's servers, and the binding in Redis is left alone."""
+	bs, apps = fleet("persist learn DEMOSESSID", n=1)
+	key = "t:be/learn/DEMOSESSID:" + "ab" * 16
+	assert redis.cmd("SET", key, "elsewhere", "PX", 60000) == "OK"
+	srv, _ = get(bs[0], headers=[("Cookie", "DEMOSESSID=" + "ab" * 16)])
+	assert srv in {a.name for a in apps}
+	assert ops(bs[0], "get", "hit") == 1
+	assert redis.get(key) == "elsewhere"
+	# and the instance keeps the session where it put it
+	for _ in range(3):
+		assert get(bs[0], headers=[("Cookie", "DEMOSESSID=" + "ab" * 16)])[0] == srv

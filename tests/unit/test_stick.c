@@ -68,6 +68,38 @@ static void test_basic(void **state)
 	stick_free(t);
 }
 
+/* stick_lookup_times: the idle time before this lookup and the age since
+ * creation or the last change of server (the shared tables' refresh
+ * schedule, persist.c). */
+static void test_lookup_times(void **state)
+{
+	struct stick_table *t = stick_new(1000, 0, 0);
+	uint32_t srv = 0;
+	uint64_t idle = 99, age = 99;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(stick_lookup_times(t, "k", 1, 100, &srv, &idle, &age), 0);
+	assert_int_equal(idle, 99);  /* untouched on a miss */
+	assert_int_equal(stick_store(t, "k", 1, 3, 100), 0);
+	assert_int_equal(stick_lookup_times(t, "k", 1, 150, &srv, &idle, &age), 1);
+	assert_int_equal(srv, 3);
+	assert_int_equal(idle, 50);
+	assert_int_equal(age, 50);
+	assert_int_equal(stick_lookup_times(t, "k", 1, 400, &srv, &idle, &age), 1);
+	assert_int_equal(idle, 250);
+	assert_int_equal(age, 300);
+	/* the same server again keeps the age; another one starts it again */
+	assert_int_equal(stick_store(t, "k", 1, 3, 500), 0);
+	assert_int_equal(stick_lookup_times(t, "k", 1, 510, &srv, &idle, &age), 1);
+	assert_int_equal(age, 410);
+	assert_int_equal(stick_store(t, "k", 1, 4, 600), 0);
+	assert_int_equal(stick_lookup_times(t, "k", 1, 610, &srv, NULL, &age), 1);
+	assert_int_equal(age, 10);
+	assert_int_equal(srv, 4);
+	stick_free(t);
+}
+
 static void test_lru_eviction_order(void **state)
 {
 	struct stick_table *t = stick_new(4, 0, 1);
@@ -762,6 +794,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_lookup_times),
 		cmocka_unit_test(test_lru_eviction_order),
 		cmocka_unit_test(test_expiry_on_lookup),
 		cmocka_unit_test(test_expire_sweep),
