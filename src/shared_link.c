@@ -541,6 +541,8 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void flush_writes(struct shared_link *l)
 {
+	uint32_t from = l->sent;
+
 	l->flush_at = SHARED_NO_TIMER;
 	while (l->state == LINK_UP && l->sent != l->tail) {
 		struct wentry *w = &l->ring[l->sent % l->qcap];
@@ -550,6 +552,13 @@ static void flush_writes(struct shared_link *l)
 			break;
 		l->sent++;
 	}
+	/* write the batch now rather than at the next wake-up for a writable
+	 * socket (the lazy watch then asks the loop for nothing); not from
+	 * inside a hiredis callback (the handshake's), which hiredis does not
+	 * expect, nor from a request function (a failed write would answer
+	 * its requests from inside it): flushes run from the timer */
+	if (l->ac && l->sent != from && !(l->ac->c.flags & REDIS_IN_CALLBACK))
+		redisAsyncHandleWrite(l->ac);
 }
 
 /* The entry of kh, or the one to replace with it: a free one, else the
@@ -937,6 +946,8 @@ static void rearm(struct shared_link *l)
 {
 	uint64_t when = l->ops_next;
 
+	/* every entry point ends here: the socket's interest, once per call */
+	shared_watch_apply(&l->w);
 	if (l->w.failed && l->ac)
 		when = 0;
 	switch (l->state) {
@@ -1095,7 +1106,7 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 	l->prefix_len = strlen(l->prefix);
 	l->conf.host = l->host;
 	l->conf.prefix = l->prefix;
-	l->w = (struct shared_watch){ loop_watch, l, -1, 0, false };
+	l->w = (struct shared_watch){ .fn = loop_watch, .ctx = l, .fd = -1, .lazy = true };
 	l->armed = SHARED_NO_TIMER;
 	l->ops_next = l->flush_at = l->retry_at = l->connect_deadline = SHARED_NO_TIMER;
 	l->nslots = l->conf.slots;

@@ -97,24 +97,33 @@ int shared_sentinel_parse_addr(const char *addr, char *host, size_t hostlen, int
 
 /* ---- the socket of the exchange ------------------------------------------ */
 
-static void set_watch(struct shared_watch *w, unsigned mask)
+void shared_watch_apply(struct shared_watch *w)
 {
-	if (w->fd < 0 || mask == w->mask)
+	if (w->fd < 0 || w->want == w->mask)
 		return;
-	w->mask = mask;
-	if (w->fn(w->ctx, w->fd, mask) < 0 && mask)
+	w->mask = w->want;
+	if (w->fn(w->ctx, w->fd, w->mask) < 0 && w->mask)
 		w->failed = true;
 }
 
-static void ev_add_read(void *p)  { struct shared_watch *w = p; set_watch(w, w->mask | SHARED_EV_READ); }
-static void ev_del_read(void *p)  { struct shared_watch *w = p; set_watch(w, w->mask & ~SHARED_EV_READ); }
-static void ev_add_write(void *p) { struct shared_watch *w = p; set_watch(w, w->mask | SHARED_EV_WRITE); }
-static void ev_del_write(void *p) { struct shared_watch *w = p; set_watch(w, w->mask & ~SHARED_EV_WRITE); }
+static void set_watch(struct shared_watch *w, unsigned want)
+{
+	w->want = want;
+	if (!w->lazy)
+		shared_watch_apply(w);
+}
+
+static void ev_add_read(void *p)  { struct shared_watch *w = p; set_watch(w, w->want | SHARED_EV_READ); }
+static void ev_del_read(void *p)  { struct shared_watch *w = p; set_watch(w, w->want & ~SHARED_EV_READ); }
+static void ev_add_write(void *p) { struct shared_watch *w = p; set_watch(w, w->want | SHARED_EV_WRITE); }
+static void ev_del_write(void *p) { struct shared_watch *w = p; set_watch(w, w->want & ~SHARED_EV_WRITE); }
 static void ev_cleanup(void *p)
 {
 	struct shared_watch *w = p;
 
-	set_watch(w, 0);
+	/* the fd is about to be closed: now, lazy or not */
+	w->want = 0;
+	shared_watch_apply(w);
 	w->fd = -1;
 	w->mask = 0;
 }
@@ -128,7 +137,7 @@ void shared_watch_attach(struct shared_watch *w, redisAsyncContext *ac)
 	ac->ev.delWrite = ev_del_write;
 	ac->ev.cleanup = ev_cleanup;
 	w->fd = ac->c.fd;
-	w->mask = 0;
+	w->mask = w->want = 0;
 	w->failed = false;
 }
 
@@ -212,7 +221,7 @@ static void close_ac(struct shared_sentinel *s)
 	if (ac)
 		redisAsyncFree(ac);
 	s->w.fd = -1;
-	s->w.mask = 0;
+	s->w.mask = s->w.want = 0;
 	s->w.failed = false;
 }
 

@@ -73,16 +73,21 @@ void shared_sentinel_distrust(struct shared_sentinel *s);
 
 /* The socket of a hiredis asynchronous context, watched through a loop's
  * callback (the link's connection to the master uses it too): hiredis asks
- * for read/write interest, fn passes each change on. */
+ * for read/write interest, fn passes each change on: at once, or, when
+ * lazy, at the owner's shared_watch_apply() (hiredis adds write interest
+ * for every command and drops it once written: a batch written at once
+ * then costs the loop nothing). Closing is always passed on at once. */
 struct redisAsyncContext;
 struct shared_watch {
 	int (*fn)(void *ctx, int fd, unsigned events);  /* as shared_sentinel_io.watch */
 	void *ctx;
 	int fd;                 /* -1: none */
-	unsigned mask;
+	unsigned mask, want;    /* what fn was given; what hiredis asked for */
 	bool failed;            /* fn refused: no event will come, the owner's timer must act */
+	bool lazy;
 };
 void shared_watch_attach(struct shared_watch *w, struct redisAsyncContext *ac);
+void shared_watch_apply(struct shared_watch *w);
 
 /* Split "IP:PORT" / "[IPv6]:PORT" into host (an IP literal, NUL-ended, at
  * most hostlen-1 bytes) and port. 0, or -1 when it is not that. Pure. */

@@ -162,6 +162,7 @@ struct tl {
 	unsigned mask;
 	uint64_t timer;
 	int timer_calls;
+	int io_calls;
 	int logs;
 	char lastlog[256];
 };
@@ -172,6 +173,7 @@ static int tl_io(void *ctx, struct shared_link *l, int fd, unsigned events)
 	struct epoll_event ev = { .data.ptr = t };
 	int op;
 
+	t->io_calls++;
 	if (!events) {
 		if (t->mask)
 			epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -405,6 +407,27 @@ static void test_hit_needs_no_refresh(void **st)
 	assert_int_equal(r.r, SHARED_HIT);
 	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvX", 4, 60000, 0), 1);
 	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvY", 4, 60000, 0), 0);
+	link_end(0);
+}
+
+/* A batch of writes is written at once from the timer: the loop is not
+ * asked to watch for a writable socket and then to stop, per batch. */
+static void test_batch_costs_no_watch_change(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 10 };
+	char k[16];
+	int calls;
+
+	assert_true(run_until(is_up, a, 3000));
+	step(0);
+	calls = a->io_calls;
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "w%d", i);
+		assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0), 0);
+	}
+	assert_true(run_until(counted, &c, 3000));
+	assert_int_equal(a->io_calls, calls);
 	link_end(0);
 }
 
@@ -1245,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_write_ttl_and_ratelimit),
 		cmocka_unit_test(test_ratelimit_many_keys),
 		cmocka_unit_test(test_hit_needs_no_refresh),
+		cmocka_unit_test(test_batch_costs_no_watch_change),
 		cmocka_unit_test(test_setnx_race),
 		cmocka_unit_test(test_cas_race_and_noscript),
 		cmocka_unit_test(test_bad_password_logged_once),
