@@ -379,7 +379,8 @@ static void test_get_hit_miss_binary(void **st)
 static void test_ratelimit_many_keys(void **st)
 {
 	struct shared_link_conf c = { .port = free_port(), .db = DB, .prefix = "t:",
-				      .password_file = pwfile, .queue = 2048, .refresh_ms = 60000 };
+				      .password_file = pwfile, .queue = 2048, .refresh_ms = 60000,
+				      .seed = 42 };
 	struct tl *a = link_new(0, &c);
 	char k[32];
 
@@ -411,23 +412,29 @@ static void test_hit_needs_no_refresh(void **st)
 }
 
 /* A batch of writes is written at once from the timer: the loop is not
- * asked to watch for a writable socket and then to stop, per batch. */
+ * asked to watch for a writable socket and then to stop, per batch (it
+ * was: two calls per batch). Twenty batches; a write the kernel takes only
+ * in part legitimately needs the watch, hence a bound, not zero. */
 static void test_batch_costs_no_watch_change(void **st)
 {
 	struct tl *a = link_new(0, NULL);
-	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 10 };
-	char k[16];
+	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 0 };
+	char k[32];
 	int calls;
 
 	assert_true(run_until(is_up, a, 3000));
 	step(0);
 	calls = a->io_calls;
-	for (int i = 0; i < 10; i++) {
-		snprintf(k, sizeof(k), "w%d", i);
-		assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0), 0);
+	for (int b = 0; b < 20; b++) {
+		for (int i = 0; i < 5; i++) {
+			snprintf(k, sizeof(k), "w%d-%d", b, i);
+			assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0),
+					 0);
+		}
+		c.want += 5;
+		assert_true(run_until(counted, &c, 3000));
 	}
-	assert_true(run_until(counted, &c, 3000));
-	assert_int_equal(a->io_calls, calls);
+	assert_true(a->io_calls - calls < 10);
 	link_end(0);
 }
 
