@@ -897,14 +897,19 @@ static int trio_down(void **st)
 
 /* A link whose first guess is the group's own Redis (a master too: the
  * test sees where the writes land) and which asks the sentinels given. */
-static struct tl *sentinel_link(int slot, const char *s1, const char *s2)
+static struct shared_link_conf sentinel_conf(const char *s1, const char *s2, const char *master)
 {
-	struct shared_link_conf c = {
+	return (struct shared_link_conf){
 		.db = DB, .prefix = "t:", .password_file = pwfile, .timeout_ms = 1000,
 		.connect_timeout_ms = S_CONNECT, .backoff_min_ms = 20,
 		.backoff_max_ms = S_BACKOFF_MAX, .stall_ms = 400, .refresh_ms = 300,
-		.sentinels = { s1, s2 }, .nsentinels = s2 ? 2 : 1, .master = MASTER_NAME,
+		.sentinels = { s1, s2 }, .nsentinels = s2 ? 2 : 1, .master = master,
 	};
+}
+
+static struct tl *sentinel_link(int slot, const char *s1, const char *s2)
+{
+	struct shared_link_conf c = sentinel_conf(s1, s2, MASTER_NAME);
 
 	return link_new(slot, &c);
 }
@@ -937,6 +942,40 @@ static bool node_holds(int p, const char *key, const char *val)
 	freeReplyObject(r);
 	redisFree(c);
 	return same;
+}
+
+/* SIGHUP with the same sentinels keeps the connection, whatever the first
+ * guess says; another master name is a new discovery. */
+static void test_sentinel_reconfigure(void **st)
+{
+	struct tl *a = sentinel_link(0, sent_addr, NULL);
+	struct shared_link_conf c = sentinel_conf(sent_addr, NULL, MASTER_NAME);
+	char err[128] = "";
+	uint64_t connects, end;
+
+	assert_true(run_until(is_up, a, 3000));
+	connects = STAT(a, connects);
+	c.host = "127.0.0.1";
+	c.port = port;  /* another first guess: not a reason to reconnect */
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 0);
+	step(0);
+	assert_true(shared_link_is_up(a->l));
+	assert_int_equal(STAT(a, connects), connects);
+	c = sentinel_conf(sent_addr, NULL, "other");
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 1);
+	end = ms() + 3000;
+	while (STAT(a, sentinel_failures) < 1 && ms() < end)
+		step(10);
+	assert_true(STAT(a, sentinel_failures) >= 1);
+	assert_false(shared_link_is_up(a->l));
+	/* one line for the transition (down), none per failed round */
+	assert_non_null(strstr(a->lastlog, "configuration changed"));
+	c = sentinel_conf(sent_addr, NULL, MASTER_NAME);
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 1);
+	assert_true(run_until(is_up, a, 3000));
+	write_acked(a, "s6", "srvF");
+	assert_true(node_holds(pm, "s6", "srvF"));
+	link_end(0);
 }
 
 static void test_sentinel_finds_master(void **st)
@@ -1286,6 +1325,7 @@ int main(void)
 		cmocka_unit_test(test_sentinel_config_errors),
 		cmocka_unit_test(test_sentinels_all_down),
 		cmocka_unit_test_setup_teardown(test_sentinel_finds_master, trio_up, trio_down),
+		cmocka_unit_test_setup_teardown(test_sentinel_reconfigure, trio_up, trio_down),
 		cmocka_unit_test_setup_teardown(test_sentinel_stale_answer, trio_up, trio_down),
 		cmocka_unit_test_setup_teardown(test_sentinel_failover, trio_up, trio_down),
 		cmocka_unit_test_setup_teardown(test_readonly_demoted, trio_up, trio_down),
