@@ -40,19 +40,19 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg cfg_kw shared shared_link cfg_tls tls_ctx lb_hash persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
+UNIT_DEPS_cfg    := cfg cfg_kw shared shared_link shared_sentinel cfg_tls tls_ctx lb_hash persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
 UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := global shared shared_link admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_admin  := global shared shared_link shared_sentinel admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_xprt := xprt_tcp buf
-UNIT_DEPS_state  := state persist shared shared_link srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_state  := state persist shared shared_link shared_sentinel srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
 UNIT_DEPS_shared_link := shared_link shared_sentinel
