@@ -2,6 +2,7 @@
 #   make            release build: build/bollard, build/bollard-demo-app
 #   make test       unit tests (ASan/UBSan), fuzz-corpus replay, integration tests
 #   make demo       three demo apps + bollard with examples/demo.conf
+#   make demo-two   two bollard instances sharing their tables on a Redis of their own
 #   make bench      side-by-side benchmark against HAProxy and NGINX
 #   make lab        the alternatives lab: stickiness vs shared stores, JWT, replication
 #   make fuzz       short libFuzzer runs (clang)
@@ -39,22 +40,22 @@ UNITBIN  := $(patsubst tests/unit/%.c,$(SANDIR)/%,$(UNITSRC))
 
 # Which src modules each unit test links with (default: the module of its name).
 UNIT_DEPS_h1     := h1
-UNIT_DEPS_cfg    := cfg cfg_kw shared shared_link cfg_tls tls_ctx lb_hash persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
+UNIT_DEPS_cfg    := cfg cfg_kw shared shared_link shared_sentinel cfg_tls tls_ctx lb_hash persist srvstate server cookie seal stick log h1 cidr cfg_hint cfg_read hll
 UNIT_DEPS_lb     := lb lb_rr lb_leastconn
 UNIT_DEPS_lb_hash := lb_hash
 UNIT_DEPS_buf    := buf
 UNIT_DEPS_json   := json
 UNIT_DEPS_seal   := seal
-UNIT_DEPS_admin  := global shared shared_link admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 h2_head ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_admin  := global shared shared_link shared_sentinel admin admin_sessions admin_server admin_pool server srvstate lb_hash lb lb_rr lb_leastconn json stats dashboard persist stick cookie seal log h1 h2_head ev cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_stick  := stick
 UNIT_DEPS_cookie := cookie
 UNIT_DEPS_proxyproto := proxyproto
 UNIT_DEPS_cidr := cidr
 UNIT_DEPS_xprt := xprt_tcp buf
-UNIT_DEPS_state  := state persist shared shared_link srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
+UNIT_DEPS_state  := state persist shared shared_link shared_sentinel srvstate server lb_hash stick cookie seal log h1 cfg cfg_kw cfg_tls tls_ctx cidr cfg_hint cfg_read hll
 UNIT_DEPS_tls_ctx := tls_ctx
 UNIT_DEPS_route  := route $(UNIT_DEPS_cfg)
-UNIT_DEPS_shared_link := shared_link
+UNIT_DEPS_shared_link := shared_link shared_sentinel
 UNIT_DEPS_h2_head := h2_head h1
 
 .PHONY: all deps test unit fuzz-replay integ demo bench fuzz clean install microbench tsan lab layers
@@ -166,6 +167,12 @@ fuzz: $(BUILD)/.deps-test
 # ---- demo / bench ----------------------------------------------------------
 demo: all
 	$(Q)scripts/demo.sh
+
+# examples/two-instances.conf twice, the demo apps and a redis-server of its own
+.PHONY: demo-two
+demo-two: all
+	$(Q)scripts/install-deps.sh stores
+	$(Q)$(PYTHON) scripts/demo-two.py
 
 bench: all $(BUILD)/alloccount.so
 	$(Q)scripts/install-deps.sh bench

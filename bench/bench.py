@@ -1015,9 +1015,10 @@ def parse_args(argv):
 	args.argv = list(argv)
 	bench_tls.check_args(ap, args)
 	# BENCH_ONLY=plain or BENCH_ONLY=tls (make bench BENCH_ONLY=tls): one part only
+	# (BENCH_ONLY=shared never gets here: see the end of the file)
 	args.only = os.environ.get("BENCH_ONLY", "")
 	if args.only not in ("", "plain", "tls"):
-		ap.error("BENCH_ONLY=%s: plain or tls" % args.only)
+		ap.error("BENCH_ONLY=%s: plain, tls or shared" % args.only)
 	if args.quick:
 		args.rounds, args.duration, args.warmup = 1, 2, 0.5
 		args.learn_entries = min(args.learn_entries, 20000)
@@ -1279,4 +1280,11 @@ def run_plain(args, argv, info):
 
 
 if __name__ == "__main__":
-	sys.exit(main(sys.argv[1:]))
+	# BENCH_ONLY=shared: only the shared-tables rows (bench/bench_shared.py),
+	# which otherwise follow the rest
+	only = os.environ.get("BENCH_ONLY", "")
+	rc = 0 if only == "shared" else main(sys.argv[1:])
+	if only in ("", "shared") and rc in (0, 1):
+		import bench_shared
+		rc = max(rc, bench_shared.main(sys.argv[1:]))
+	sys.exit(rc)

@@ -17,11 +17,13 @@ for profile in "$@"; do
 	# the demo app's session stores (SPEC 14): the client libraries it
 	# links, and the servers its tests and the lab start on loopback
 	demo)  pkgs="$pkgs libsodium-dev libhiredis-dev libmemcached-dev libpq-dev" ;;
-	stores) pkgs="$pkgs redis-server memcached postgresql" ;;
+	# redis-sentinel: the shared tables' Sentinel failover tests (src/shared_sentinel.c)
+	stores) pkgs="$pkgs redis-server redis-sentinel memcached postgresql" ;;
 	lab)   pkgs="$pkgs gnuplot-nox procps" ;;
 	fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
-	# nghttp2-client: h2load, the TLS handshake and HTTP/2 rows (bench/bench_tls.py)
-	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind nghttp2-client" ;;
+	# nghttp2-client: h2load, the TLS handshake and HTTP/2 rows (bench/bench_tls.py);
+	# redis-server: the shared-tables rows (bench/bench_shared.py)
+	bench) pkgs="$pkgs wrk haproxy nginx-light util-linux procps gnuplot-nox valgrind nghttp2-client redis-server" ;;
 	# the browser tests: Debian's chromium (driven by
 	# playwright-core, which never downloads a browser) and a font for
 	# readable screenshots; node and npm only when no node is there at

@@ -198,11 +198,6 @@ int shared_parse(int argc, char **argv, int line, struct shared_conf **out, char
 		}
 		i++;
 	}
-	/* shared_sentinel.c (another part of issue 13) lifts this */
-	if (c->link.nsentinels) {
-		fail(err, errlen, "shared-tables: sentinel discovery is not built yet%s", "");
-		goto out;
-	}
 	rc = 0;
 out:
 	if (rc < 0)
@@ -257,6 +252,11 @@ void shared_totals(struct shared_totals *t)
 		t->connects += atomic_load_explicit(&s->connects, memory_order_relaxed);
 		t->downs += atomic_load_explicit(&s->downs, memory_order_relaxed);
 		t->queued += atomic_load_explicit(&s->queued, memory_order_relaxed);
+		t->sentinel_rounds += atomic_load_explicit(&s->sentinel_rounds, memory_order_relaxed);
+		t->sentinel_failures += atomic_load_explicit(&s->sentinel_failures,
+							     memory_order_relaxed);
+		t->master_switches += atomic_load_explicit(&s->master_switches, memory_order_relaxed);
+		t->master_lost += atomic_load_explicit(&s->master_lost, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&reg_lock);
 }

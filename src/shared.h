@@ -59,6 +59,7 @@ struct shared_totals {
 	uint64_t lat[SHARED_LAT_N];   /* per bucket, not cumulative */
 	uint64_t lat_sum_us;
 	uint64_t connects, downs, queued;
+	uint64_t sentinel_rounds, sentinel_failures, master_switches, master_lost;
 };
 void shared_totals(struct shared_totals *t);
 

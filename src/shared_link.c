@@ -14,9 +14,15 @@
  *    iteration, one pipelined batch. An entry leaves the ring only when Redis
  *    acknowledged it; a lost connection rewinds the send cursor, so what was
  *    in flight is replayed, in order, after the reconnect.
- *  - the handshake (AUTH, SELECT, PING): the link is up at the PING's reply,
- *    so "connected" means "Redis answers", not "the kernel accepted" (a
- *    SIGSTOPped Redis still completes TCP handshakes from its backlog).
+ *  - the handshake (AUTH, SELECT, ROLE, PING): the link is up at the PING's
+ *    reply, so "connected" means "Redis answers", not "the kernel accepted"
+ *    (a SIGSTOPped Redis still completes TCP handshakes from its backlog);
+ *    ROLE keeps it off a replica, which would refuse writes.
+ *
+ * With sentinels (shared_sentinel.c) every connect is preceded by a round
+ * of discovery, on the same single socket slot; a READONLY answer (the node
+ * was demoted under us) drops the connection, so the next connect asks the
+ * sentinels again and the writes not yet acknowledged go to the new master.
  *
  * A connection is dropped when nothing comes back for stall_ms while
  * something is waiting: a stopped or overloaded Redis then costs one
@@ -30,6 +36,7 @@
  */
 #include "api.h"
 #include "shared_link.h"
+#include "shared_sentinel.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -42,7 +49,8 @@
 
 #define CMD_MAX 640                 /* one formatted write: EVALSHA, key, value twice, framing */
 #define SCRATCH_MAX 1024            /* the longest command: EVAL with the script */
-#define RL_BITS 12                  /* rate-limit memory: 4096 keys per link */
+#define RL_BITS 14                  /* rate-limit memory: 16384 keys per link, */
+#define RL_WAYS 8                   /* in sets of 8 */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -58,7 +66,8 @@ static const char cas_script[] =
 	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
 	"return {0, v}";
 
-enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
+/* DISCOVERING: asking the sentinels where the master is (shared_sentinel.c) */
+enum link_state { LINK_DOWN, LINK_DISCOVERING, LINK_CONNECTING, LINK_UP };
 enum slot_state { SLOT_FREE, SLOT_WAITING, SLOT_ORPHAN };
 
 struct slot {
@@ -91,15 +100,15 @@ struct shared_link {
 
 	enum link_state state;
 	redisAsyncContext *ac;
-	int fd;
-	unsigned io_mask;
+	struct shared_watch w;          /* its socket (shared_sentinel.c) */
 	uint64_t armed;                 /* what loop.timer was last given */
 
 	uint64_t retry_at, connect_deadline, flush_at, ops_next;
 	uint32_t attempt;               /* failed attempts since the last up */
 	uint32_t inflight;              /* commands on this connection without reply */
 	uint64_t last_reply_ms;
-	bool logged_down, io_failed, closing;
+	bool logged_down, closing;
+	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
 	struct slot *slots;
@@ -113,6 +122,7 @@ struct shared_link {
 
 	char scratch[SCRATCH_MAX];
 	struct shared_link_stats st;
+	struct shared_sentinel *sentinel; /* NULL: host and port are the master */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -247,26 +257,13 @@ static int make_key(const struct shared_link *l, char *out, const char *table,
 
 static void rearm(struct shared_link *l);
 
-static void set_io(struct shared_link *l, unsigned mask)
+/* The loop watches the socket of the master and that of a sentinel being
+ * asked, never both at once. A refusal (w.failed): the timer drops it. */
+static int loop_watch(void *ctx, int fd, unsigned events)
 {
-	if (l->fd < 0 || mask == l->io_mask)
-		return;
-	l->io_mask = mask;
-	if (l->loop.io(l->loop.ctx, l, l->fd, mask) < 0 && mask)
-		l->io_failed = true;  /* cannot be watched: the timer drops it */
-}
+	struct shared_link *l = ctx;
 
-static void ev_add_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_READ); }
-static void ev_del_read(void *p)  { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_READ); }
-static void ev_add_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask | SHARED_EV_WRITE); }
-static void ev_del_write(void *p) { struct shared_link *l = p; set_io(l, l->io_mask & ~SHARED_EV_WRITE); }
-static void ev_cleanup(void *p)
-{
-	struct shared_link *l = p;
-
-	set_io(l, 0);
-	l->fd = -1;
-	l->io_mask = 0;
+	return l->loop.io(l->loop.ctx, l, fd, events);
 }
 
 /* The connection is gone (hiredis is freeing it, or we are): remember why,
@@ -360,6 +357,7 @@ static void hs_cb(redisAsyncContext *ac, void *r, void *priv)
 	if (!last || l->state != LINK_CONNECTING)
 		return;
 	l->state = LINK_UP;
+	l->known_master = true;
 	set_gauge(&l->st.up, 1);
 	say(l, 2, "shared-tables: redis %s:%d up%s; replaying %u queued writes", l->host,
 	    l->conf.port, l->attempt ? " again" : "", l->tail - l->head);
@@ -376,6 +374,92 @@ static int issue(struct shared_link *l, redisCallbackFn *fn, void *priv, const c
 	if (!l->inflight++)
 		l->last_reply_ms = now_ms();
 	return 0;
+}
+
+/* ---- Sentinel: where the master is (shared_sentinel.c) ------------------- */
+
+static bool is_readonly(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
+}
+
+/* The node refuses writes: a failover demoted it under us. Drop it; the
+ * writes not yet acknowledged stay queued for the next master. */
+static void master_moved(struct shared_link *l, const char *why)
+{
+	bump(&l->st.master_lost, 1);
+	if (l->sentinel)
+		shared_sentinel_distrust(l->sentinel);
+	link_drop(l, why);
+}
+
+/* ROLE, in every handshake: a replica (a demoted master, named by a stale
+ * sentinel or by the configuration) would refuse the writes (READONLY), and
+ * could answer lookups from a stale copy. */
+static void role_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared_link *l = ac->data;
+	redisReply *reply = r;
+	char why[128];
+
+	if (!live_reply(l, ac, r)) {
+		link_lost(l, ac, "closed during handshake");
+		return;
+	}
+	/* an error (ROLE not allowed to this user): cannot tell; READONLY
+	 * replies will */
+	if (reply->type != REDIS_REPLY_ARRAY || !reply->elements ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || !strcmp(reply->element[0]->str, "master"))
+		return;
+	snprintf(why, sizeof(why), "a %.20s, not the master%s", reply->element[0]->str,
+		 l->sentinel ? " (stale sentinel answer)" : "");
+	master_moved(l, why);
+}
+
+static void link_connect(struct shared_link *l);
+
+/* A round of discovery ended, or moved on. */
+static void discovered(struct shared_link *l, enum shared_sentinel_status st)
+{
+	const char *h;
+	int port;
+
+	if (st == SHARED_SENTINEL_WAIT)
+		return;
+	if (st == SHARED_SENTINEL_FAILED) {
+		char why[256];
+
+		bump(&l->st.sentinel_failures, 1);
+		snprintf(why, sizeof(why), "no sentinel answered for master %s; last: %s",
+			 shared_sentinel_master(l->sentinel), shared_sentinel_why(l->sentinel));
+		went_down(l, why);
+		return;
+	}
+	h = shared_sentinel_host(l->sentinel);
+	port = shared_sentinel_port(l->sentinel);
+	if (strcmp(h, l->host) || port != l->conf.port) {
+		if (l->known_master) {
+			bump(&l->st.master_switches, 1);
+			say(l, 2, "shared-tables: sentinel %s: master %s moved from %s:%d to %s:%d",
+			    shared_sentinel_from(l->sentinel), shared_sentinel_master(l->sentinel),
+			    l->host, l->conf.port, h, port);
+		}
+		snprintf(l->host, sizeof(l->host), "%s", h);
+		l->conf.port = port;
+	}
+	link_connect(l);
+}
+
+/* Connect to the master: where the sentinels say it is, if there are any. */
+static void link_begin(struct shared_link *l)
+{
+	if (!l->sentinel) {
+		link_connect(l);
+		return;
+	}
+	l->state = LINK_DISCOVERING;
+	bump(&l->st.sentinel_rounds, 1);
+	discovered(l, shared_sentinel_begin(l->sentinel));
 }
 
 static void link_connect(struct shared_link *l)
@@ -395,18 +479,10 @@ static void link_connect(struct shared_link *l)
 		return;
 	}
 	ac->data = l;
-	ac->ev.data = l;
-	ac->ev.addRead = ev_add_read;
-	ac->ev.delRead = ev_del_read;
-	ac->ev.addWrite = ev_add_write;
-	ac->ev.delWrite = ev_del_write;
-	ac->ev.cleanup = ev_cleanup;
+	shared_watch_attach(&l->w, ac);
 	l->ac = ac;
-	l->fd = ac->c.fd;
-	l->io_mask = 0;
 	l->state = LINK_CONNECTING;
 	l->inflight = 0;
-	l->io_failed = false;
 	l->connect_deadline = now_ms() + l->conf.connect_timeout_ms;
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	redisAsyncSetConnectCallback(ac, on_connect);  /* watches for writable */
@@ -428,6 +504,7 @@ static void link_connect(struct shared_link *l)
 		BUG_ON(b.bad);
 		issue(l, hs_cb, NULL, b.p, b.n);
 	}
+	issue(l, role_cb, NULL, "*1\r\n$4\r\nROLE\r\n", 14);
 	b.n = 0;
 	/* SHARED_SET_KEEP writes run the compare-and-set script by its SHA
 	 * from the write queue, which has no NOSCRIPT retry: load it first */
@@ -450,6 +527,10 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 
 	if (!live_reply(l, ac, r))
 		return;  /* stays in the ring: replayed after the reconnect */
+	if (is_readonly(reply)) {
+		master_moved(l, "READONLY: the master moved");
+		return;  /* stays in the ring, for the new master */
+	}
 	BUG_ON(l->head == l->sent);
 	w = &l->ring[l->head % l->qcap];
 	latency(l, w->t0_us);
@@ -460,6 +541,8 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 
 static void flush_writes(struct shared_link *l)
 {
+	uint32_t from = l->sent;
+
 	l->flush_at = SHARED_NO_TIMER;
 	while (l->state == LINK_UP && l->sent != l->tail) {
 		struct wentry *w = &l->ring[l->sent % l->qcap];
@@ -469,11 +552,34 @@ static void flush_writes(struct shared_link *l)
 			break;
 		l->sent++;
 	}
+	/* write the batch now rather than at the next wake-up for a writable
+	 * socket (the lazy watch then asks the loop for nothing); not from
+	 * inside a hiredis callback (the handshake's), which hiredis does not
+	 * expect, nor from a request function (a failed write would answer
+	 * its requests from inside it): flushes run from the timer */
+	if (l->ac && l->sent != from && !(l->ac->c.flags & REDIS_IN_CALLBACK))
+		redisAsyncHandleWrite(l->ac);
 }
 
+/* The entry of kh, or the one to replace with it: a free one, else the
+ * least recently written of its set. Direct-mapped, two of a thousand live
+ * keys shared a slot often enough to evict each other on every request, and
+ * each eviction cost a write (a fifth of the requests wrote at 1,000
+ * sessions); eight ways (two cache lines) make an overflowing set unlikely
+ * (about 1e-5 at 1,000 keys) below the memory's size. */
 static struct rl_entry *rl_slot(struct shared_link *l, uint64_t kh)
 {
-	return &l->rl[kh & ((1u << RL_BITS) - 1)];
+	struct rl_entry *set = &l->rl[kh & ((1u << RL_BITS) - RL_WAYS)];
+	struct rl_entry *victim = set;
+	uint32_t now = (uint32_t)now_ms();
+
+	for (unsigned i = 0; i < RL_WAYS; i++) {
+		if (set[i].kh == kh)
+			return &set[i];
+		if (victim->kh && (!set[i].kh || now - set[i].t > now - victim->t))
+			victim = &set[i];
+	}
+	return victim;
 }
 
 static uint64_t key_hash(const struct shared_link *l, const char *k, size_t n)
@@ -618,6 +724,11 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 	}
 	if (s->state == SLOT_WAITING)
 		latency(l, s->t0_us);
+	if (is_readonly(rep)) {
+		master_moved(l, "READONLY: the master moved");
+		slot_finish(l, s, SHARED_DOWN, NULL, 0);
+		return;
+	}
 	if (rep->type == REDIS_REPLY_ERROR) {
 		if (s->op == SHARED_OP_CAS && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
 			bump(&l->st.script_loads, 1);
@@ -630,10 +741,15 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 	}
 	switch (s->op) {
 	case SHARED_OP_GET:
-		if (rep->type == REDIS_REPLY_STRING)
+		if (rep->type == REDIS_REPLY_STRING) {
+			/* what Redis holds needs no refresh at once: the
+			 * adopter's first write of it would only renew its TTL */
+			if (rep->len <= SHARED_VAL_MAX)
+				rl_note(l, s->args, s->klen, rep->str, rep->len);
 			slot_finish(l, s, SHARED_HIT, rep->str, rep->len);
-		else
+		} else {
 			slot_finish(l, s, SHARED_MISS, NULL, 0);
+		}
 		break;
 	case SHARED_OP_SETNX:
 		/* SET ... NX GET: nil when we set it, else the value that stays */
@@ -715,6 +831,8 @@ int shared_link_get(struct shared_link *l, const char *table, const void *key, s
 		return SHARED_EINVAL;
 	if (!(s = slot_take(l, SHARED_OP_GET, timeout_ms, cb, arg)))
 		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
+	memcpy(s->args, k, (size_t)kn);  /* for the rate limit of a hit */
+	s->klen = (uint16_t)kn;
 	put_hdr(&b, '*', 2);
 	put_arg(&b, "GET", 3);
 	put_arg(&b, k, (size_t)kn);
@@ -829,11 +947,16 @@ static void rearm(struct shared_link *l)
 {
 	uint64_t when = l->ops_next;
 
-	if (l->io_failed && l->ac)
+	/* every entry point ends here: the socket's interest, once per call */
+	shared_watch_apply(&l->w);
+	if (l->w.failed && l->ac)
 		when = 0;
 	switch (l->state) {
 	case LINK_DOWN:
 		when = MIN(when, l->retry_at);
+		break;
+	case LINK_DISCOVERING:
+		when = MIN(when, shared_sentinel_deadline(l->sentinel));
 		break;
 	case LINK_CONNECTING:
 		when = MIN(when, l->connect_deadline);
@@ -857,12 +980,15 @@ void shared_link_on_timer(struct shared_link *l)
 	l->armed = SHARED_NO_TIMER;  /* fired */
 	if (l->ops_next <= now)
 		expire_requests(l, now);
-	if (l->io_failed && l->ac)
+	if (l->w.failed && l->ac)
 		link_drop(l, "cannot watch the socket");
 	switch (l->state) {
 	case LINK_DOWN:
 		if (l->retry_at <= now)
-			link_connect(l);
+			link_begin(l);
+		break;
+	case LINK_DISCOVERING:
+		discovered(l, shared_sentinel_on_timer(l->sentinel));
 		break;
 	case LINK_CONNECTING:
 		if (l->connect_deadline <= now)
@@ -884,6 +1010,12 @@ void shared_link_on_timer(struct shared_link *l)
 
 void shared_link_on_io(struct shared_link *l, unsigned events)
 {
+	if (l->state == LINK_DISCOVERING) {
+		/* the events are the sentinel's socket's, not the master's */
+		discovered(l, shared_sentinel_on_io(l->sentinel, events));
+		rearm(l);
+		return;
+	}
 	if (l->ac && (events & SHARED_EV_READ))
 		redisAsyncHandleRead(l->ac);
 	if (l->ac && (events & SHARED_EV_WRITE))
@@ -920,13 +1052,15 @@ static int check_conf(const struct shared_link_conf *conf, char *err, size_t err
 {
 	struct in6_addr a6;
 	struct shared_link *l = NULL;
+	/* with sentinels, the address is only a first guess, and may be absent */
+	bool guess_only = conf->nsentinels > 0 && !conf->host;
 
-	if (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
-	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1)) {
+	if (!guess_only && (!conf->host || strlen(conf->host) >= sizeof(l->host) ||
+	    (inet_pton(AF_INET, conf->host, &a6) != 1 && inet_pton(AF_INET6, conf->host, &a6) != 1))) {
 		snprintf(err, errlen, "redis host must be an IP address");
 		return -1;
 	}
-	if (conf->port <= 0 || conf->port > 65535 || conf->db < 0) {
+	if ((!guess_only && (conf->port <= 0 || conf->port > 65535)) || conf->db < 0) {
 		snprintf(err, errlen, "bad redis port or database");
 		return -1;
 	}
@@ -968,12 +1102,12 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 	if (!l->conf.seed && getrandom(&l->conf.seed, sizeof(l->conf.seed), 0) != sizeof(l->conf.seed))
 		l->conf.seed = now_us();
 	l->rnd = l->conf.seed | 1;
-	snprintf(l->host, sizeof(l->host), "%s", conf->host);
+	snprintf(l->host, sizeof(l->host), "%s", conf->host ? conf->host : "");
 	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
 	l->prefix_len = strlen(l->prefix);
 	l->conf.host = l->host;
 	l->conf.prefix = l->prefix;
-	l->fd = -1;
+	l->w = (struct shared_watch){ .fn = loop_watch, .ctx = l, .fd = -1, .lazy = true };
 	l->armed = SHARED_NO_TIMER;
 	l->ops_next = l->flush_at = l->retry_at = l->connect_deadline = SHARED_NO_TIMER;
 	l->nslots = l->conf.slots;
@@ -990,6 +1124,16 @@ struct shared_link *shared_link_create(const struct shared_link_conf *conf,
 		shared_link_free(l);
 		return NULL;
 	}
+	if (conf->nsentinels > 0) {
+		struct shared_sentinel_io sio = { l, loop_watch };
+
+		l->sentinel = shared_sentinel_create(conf->sentinels, conf->nsentinels, conf->master,
+						     l->conf.connect_timeout_ms, &sio, err, errlen);
+		if (!l->sentinel) {
+			shared_link_free(l);
+			return NULL;
+		}
+	}
 	for (unsigned i = 0; i < mdlen && i < 20; i++)
 		snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
 	l->free_head = UINT32_MAX;
@@ -1002,12 +1146,32 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 			    char *err, size_t errlen)
 {
 	char *pw = NULL;
-	bool same;
+	bool same, new_sentinels;
+	struct shared_sentinel *ns = NULL;
 
 	if (check_conf(conf, err, errlen) < 0 ||
 	    (conf->password_file && read_password(conf->password_file, &pw, err, errlen) < 0))
 		return -1;
-	same = !strcmp(l->host, conf->host) && l->conf.port == conf->port &&
+	new_sentinels = l->sentinel ? !shared_sentinel_same(l->sentinel, conf->sentinels,
+							     conf->nsentinels, conf->master)
+				    : conf->nsentinels > 0;
+	if (new_sentinels && conf->nsentinels > 0) {
+		struct shared_sentinel_io sio = { l, loop_watch };
+
+		ns = shared_sentinel_create(conf->sentinels, conf->nsentinels, conf->master,
+					    conf->connect_timeout_ms ? conf->connect_timeout_ms
+								     : l->conf.connect_timeout_ms,
+					    &sio, err, errlen);
+		if (!ns) {
+			if (pw)
+				explicit_bzero(pw, strlen(pw));
+			free(pw);
+			return -1;
+		}
+	}
+	/* with the same sentinels, the address is theirs, not the first guess */
+	same = !new_sentinels &&
+	       (l->sentinel || (!strcmp(l->host, conf->host) && l->conf.port == conf->port)) &&
 	       l->conf.db == conf->db && !strcmp(l->prefix, conf->prefix ? conf->prefix : "") &&
 	       (pw && l->password ? !strcmp(pw, l->password) : pw == l->password);
 	/* the delays apply at once; the queue and the slots keep their size
@@ -1028,10 +1192,19 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 		free(pw);
 		return 0;
 	}
-	snprintf(l->host, sizeof(l->host), "%s", conf->host);
+	if (new_sentinels) {
+		if (l->state == LINK_DISCOVERING)
+			l->state = LINK_DOWN;  /* the round dies with its sentinels */
+		shared_sentinel_free(l->sentinel);
+		l->sentinel = ns;
+		l->known_master = false;
+	}
+	if (conf->host && (!l->sentinel || new_sentinels)) {
+		snprintf(l->host, sizeof(l->host), "%s", conf->host);
+		l->conf.port = conf->port;
+	}
 	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
 	l->prefix_len = strlen(l->prefix);
-	l->conf.port = conf->port;
 	l->conf.db = conf->db;
 	l->conf.password_file = NULL;
 	if (l->password)
@@ -1050,7 +1223,7 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 
 void shared_link_start(struct shared_link *l)
 {
-	link_connect(l);
+	link_begin(l);
 	rearm(l);
 }
 
@@ -1060,6 +1233,7 @@ void shared_link_free(struct shared_link *l)
 		return;
 	l->closing = true;
 	link_drop(l, "closing");
+	shared_sentinel_free(l->sentinel);
 	l->loop.timer(l->loop.ctx, l, SHARED_NO_TIMER);
 	if (l->password)
 		explicit_bzero(l->password, strlen(l->password));

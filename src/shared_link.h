@@ -62,8 +62,8 @@ struct shared_link_conf {
 	uint64_t seed;             /* jitter and rate-limit hashing; 0: random */
 	/* Sentinel discovery (shared_sentinel.c): with nsentinels > 0, host and
 	 * port are only a first guess; before each connect the sentinels are
-	 * asked where the master called master is. Each "IP:PORT"; the link
-	 * keeps its own copies. */
+	 * asked where the master called master is. Each "IP:PORT" or
+	 * "[IPv6]:PORT"; the link keeps its own copies. host may then be NULL. */
 #define SHARED_SENTINELS_MAX 8
 	const char *sentinels[SHARED_SENTINELS_MAX];
 	int nsentinels;
@@ -112,6 +112,11 @@ struct shared_link_stats {
 	_Atomic uint64_t downs;               /* up -> down transitions */
 	_Atomic uint64_t script_loads;        /* NOSCRIPT answered by EVAL */
 	_Atomic uint64_t queued;              /* writes waiting (gauge) */
+	/* Sentinel discovery (shared_sentinel.c) */
+	_Atomic uint64_t sentinel_rounds;     /* times the sentinels were asked */
+	_Atomic uint64_t sentinel_failures;   /* rounds no sentinel answered */
+	_Atomic uint64_t master_switches;     /* the master's address changed */
+	_Atomic uint64_t master_lost;         /* READONLY or ROLE: not a master, dropped */
 };
 
 /* Create a link (not yet connecting). Reads the password file. Returns the

@@ -302,6 +302,19 @@ static void shared_metrics(struct admin_buf *out)
 	sample_start(out, "bollard_shared_tables_latency_seconds_sum", NULL);
 	admin_buf_printf(out, "%.6f\n", (double)t.lat_sum_us / 1e6);
 	sample_u64(out, "bollard_shared_tables_latency_seconds_count", NULL, cum);
+	family(out, "bollard_shared_tables_sentinel_total", "counter",
+	       "Sentinel discovery of the links: rounds asked, rounds no sentinel answered "
+	       "(no_answer), master address changes (switch), nodes dropped for not being the "
+	       "master (not_master: ROLE or READONLY).");
+	{
+		static const char *const ev[] = { "round", "no_answer", "switch", "not_master" };
+		const uint64_t v[] = { t.sentinel_rounds, t.sentinel_failures, t.master_switches,
+				       t.master_lost };
+
+		for (size_t i = 0; i < ARRAY_SIZE(ev); i++)
+			sample_u64(out, "bollard_shared_tables_sentinel_total",
+				   (const char *const[]){ "event", ev[i], NULL }, v[i]);
+	}
 }
 
 void stats_metrics(struct admin_buf *out)

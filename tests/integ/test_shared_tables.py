@@ -129,8 +129,8 @@ def get(b, path="/whoami", headers=()):
 	 "cannot read password-file /nonexistent/pw"),
 	("shared-tables redis://127.0.0.1:6379/0 sentinel 127.0.0.1:26379",
 	 "needs 'master NAME'"),
-	("shared-tables redis://127.0.0.1:6379/0 sentinel 127.0.0.1:26379 master mymaster",
-	 "sentinel discovery is not built yet"),
+	("shared-tables redis://127.0.0.1:6379/0 sentinel localhost:26379 master mymaster",
+	 "sentinel 'localhost:26379' is not IP:PORT"),
 	("shared-tables redis://127.0.0.1:6379/0 tls", "not supported yet"),
 ])
 def test_bad_shared_tables_line_is_refused_with_its_line(bollard_run, line, why):

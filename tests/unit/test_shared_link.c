@@ -8,6 +8,7 @@
  */
 #include "api.h"
 #include "shared_link.h"
+#include "shared_sentinel.h"
 
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -15,8 +16,12 @@
 #include <stdarg.h>
 #include <setjmp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stddef.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,11 +57,12 @@ static int free_port(void)
 	return p;
 }
 
-/* A blocking client for checking what Redis holds; NULL until it answers. */
-static redisContext *sync_client(void)
+/* A blocking client for checking what the Redis on port p holds; NULL until
+ * it answers. */
+static redisContext *sync_client_at(int p)
 {
 	struct timeval tv = { 1, 0 };
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
 	redisReply *r;
 
 	if (!c || c->err) {
@@ -74,6 +80,8 @@ static redisContext *sync_client(void)
 	freeReplyObject(redisCommand(c, "SELECT %d", DB));
 	return c;
 }
+
+static redisContext *sync_client(void) { return sync_client_at(port); }
 
 static void redis_start(void)
 {
@@ -154,6 +162,7 @@ struct tl {
 	unsigned mask;
 	uint64_t timer;
 	int timer_calls;
+	int io_calls;
 	int logs;
 	char lastlog[256];
 };
@@ -164,6 +173,7 @@ static int tl_io(void *ctx, struct shared_link *l, int fd, unsigned events)
 	struct epoll_event ev = { .data.ptr = t };
 	int op;
 
+	t->io_calls++;
 	if (!events) {
 		if (t->mask)
 			epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -218,17 +228,23 @@ static void step(int max_wait)
 			shared_link_on_timer(tls[i]->l);
 }
 
-/* Run the loop until pred(arg) or max_ms; returns pred's last answer. */
-static bool run_until(bool (*pred)(void *), void *arg, uint64_t max_ms)
+/* Call tick(10) until pred(arg) or max_ms; returns pred's last answer. */
+static bool until(bool (*pred)(void *), void *arg, uint64_t max_ms, void (*tick)(int))
 {
 	uint64_t end = ms() + max_ms;
 
 	for (int i = 0; i < 100000 && ms() < end; i++) {
 		if (pred(arg))
 			return true;
-		step(10);
+		tick(10);
 	}
 	return pred(arg);
+}
+
+/* Run the loop until pred(arg) or max_ms. */
+static bool run_until(bool (*pred)(void *), void *arg, uint64_t max_ms)
+{
+	return until(pred, arg, max_ms, step);
 }
 
 static bool is_up(void *a) { return shared_link_is_up(((struct tl *)a)->l); }
@@ -355,6 +371,70 @@ static void test_get_hit_miss_binary(void **st)
 	assert_int_equal(r1.n + r2.n, 2);
 	assert_int_equal(shared_link_get(a->l, "a:b", "x", 1, 0, rec, &r1), SHARED_EINVAL);
 	assert_true(atomic_load(&shared_link_stats(a->l)->lat_sum_us) > 0);
+	link_end(0);
+}
+
+/* The refreshes of a thousand live keys right after their writes: every one
+ * rate-limited (the memory must not evict live keys of one another). */
+static void test_ratelimit_many_keys(void **st)
+{
+	struct shared_link_conf c = { .port = free_port(), .db = DB, .prefix = "t:",
+				      .password_file = pwfile, .queue = 2048, .refresh_ms = 60000,
+				      .seed = 42 };
+	struct tl *a = link_new(0, &c);
+	char k[32];
+
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < 1000; i++) {
+			snprintf(k, sizeof(k), "sess-%d", i);
+			assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0),
+					 pass);
+		}
+	assert_int_equal(opcount(a, SHARED_OP_SET, SHARED_LIMITED), 1000);
+	link_end(0);
+}
+
+/* A binding adopted from Redis (another instance wrote it) is not written
+ * back at once by the adopter's refresh; another value is. */
+static void test_hit_needs_no_refresh(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct res r = { 0 };
+
+	assert_true(run_until(is_up, a, 3000));
+	assert_int_equal(redis_int("SET t:learn:adopted srvX"), -999);
+	assert_int_equal(shared_link_get(a->l, "learn", "adopted", 7, 0, rec, &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_HIT);
+	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvX", 4, 60000, 0), 1);
+	assert_int_equal(shared_link_set(a->l, "learn", "adopted", 7, "srvY", 4, 60000, 0), 0);
+	link_end(0);
+}
+
+/* A batch of writes is written at once from the timer: the loop is not
+ * asked to watch for a writable socket and then to stop, per batch (it
+ * was: two calls per batch). Twenty batches; a write the kernel takes only
+ * in part legitimately needs the watch, hence a bound, not zero. */
+static void test_batch_costs_no_watch_change(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 0 };
+	char k[32];
+	int calls;
+
+	assert_true(run_until(is_up, a, 3000));
+	step(0);
+	calls = a->io_calls;
+	for (int b = 0; b < 20; b++) {
+		for (int i = 0; i < 5; i++) {
+			snprintf(k, sizeof(k), "w%d-%d", b, i);
+			assert_int_equal(shared_link_set(a->l, "learn", k, strlen(k), "s1", 2, 60000, 0),
+					 0);
+		}
+		c.want += 5;
+		assert_true(run_until(counted, &c, 3000));
+	}
+	assert_true(a->io_calls - calls < 10);
 	link_end(0);
 }
 
@@ -650,6 +730,462 @@ static void test_sigstop_timeout_then_recover(void **st)
 	link_end(0);
 }
 
+/* ---- Sentinel: a master, its replica and one sentinel -------------------- */
+
+/* Sentinel settings, and the bound of a failover derived from them: the
+ * master is seen down after DOWN_AFTER; a sentinel delays the start of a
+ * failover by up to 1 s (its SENTINEL_MAX_DESYNC, so that sentinels do not
+ * vote in step); the promotion must end within FAILOVER_TIMEOUT; then the
+ * link needs at most one backoff and one connect. */
+#define MASTER_NAME "mym"
+#define DOWN_AFTER 300
+#define FAILOVER_TIMEOUT 3000
+#define S_BACKOFF_MAX 200
+#define S_CONNECT 300
+#define FAILOVER_BOUND (DOWN_AFTER + 1000 + FAILOVER_TIMEOUT + S_BACKOFF_MAX + S_CONNECT)
+
+static int pm, pr, ps;          /* ports: master, replica, sentinel */
+static pid_t pm_pid, pr_pid, ps_pid, fake_pid;
+static char sent_addr[32];
+
+static pid_t spawn(char *const argv[])
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);  /* a failed assertion must not leave it */
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void stop(pid_t *pid)
+{
+	int st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
+static void nap(int ms_) { usleep((useconds_t)ms_ * 1000u); }
+
+/* Poll a state of another process (no loop of ours to run meanwhile). */
+static bool poll_until(bool (*pred)(void *), void *arg, uint64_t max_ms)
+{
+	return until(pred, arg, max_ms, nap);
+}
+
+/* Does the text answer of cmd on port p (a node; a sentinel when !auth)
+ * contain needle? */
+static bool answer_has(int p, bool auth, const char *cmd, const char *needle)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = auth ? sync_client_at(p) : redisConnectWithTimeout("127.0.0.1", p, tv);
+	redisReply *r;
+	bool has = false;
+
+	if (!c || c->err) {
+		redisFree(c);
+		return false;
+	}
+	redisSetTimeout(c, tv);
+	r = redisCommand(c, cmd);
+	if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+		has = strstr(r->str, needle) != NULL;
+	/* an array of field/value arrays (SENTINEL replicas) */
+	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		for (size_t j = 0; j + 1 < r->element[i]->elements; j += 2)
+			if (r->element[i]->element[j + 1]->type == REDIS_REPLY_STRING &&
+			    !strcmp(r->element[i]->element[j]->str, "flags") &&
+			    !strcmp(r->element[i]->element[j + 1]->str, needle))
+				has = true;
+	freeReplyObject(r);
+	redisFree(c);
+	return has;
+}
+
+static bool node_answers(void *p)
+{
+	redisContext *c = sync_client_at(*(int *)p);
+
+	redisFree(c);
+	return c != NULL;
+}
+
+static bool replica_synced(void *unused)
+{
+	return answer_has(pr, true, "INFO replication", "master_link_status:up");
+}
+
+static bool sentinel_knows_replica(void *unused)
+{
+	return answer_has(ps, false, "SENTINEL replicas " MASTER_NAME, "slave");
+}
+
+static pid_t node_start(int p, int master_port)
+{
+	char ps_[16], mp[16], d[96];
+
+	snprintf(ps_, sizeof(ps_), "%d", p);
+	snprintf(mp, sizeof(mp), "%d", master_port);
+	snprintf(d, sizeof(d), "%s/n%d", dir, p);
+	mkdir(d, 0700);
+	{
+		/* the initial sync at once (the default waits 5 s for more replicas) */
+		char *argv[] = { "redis-server", "--port", ps_, "--bind", "127.0.0.1", "--dir", d,
+				 "--save", "", "--appendonly", "no", "--requirepass", PASSWORD,
+				 "--masterauth", PASSWORD, "--repl-diskless-sync-delay", "0",
+				 "--daemonize", "no", master_port ? "--replicaof" : NULL,
+				 "127.0.0.1", mp, NULL };
+		pid_t pid = spawn(argv);
+
+		assert_true(poll_until(node_answers, &p, 5000));
+		return pid;
+	}
+}
+
+/* The master and its replica in sync, a sentinel that knows both. */
+static int trio_up(void **st)
+{
+	char conf[128];
+	FILE *f;
+
+	pm = free_port();
+	pr = free_port();
+	ps = free_port();
+	pm_pid = node_start(pm, 0);
+	pr_pid = node_start(pr, pm);
+	assert_true(poll_until(replica_synced, NULL, 10000));
+	snprintf(conf, sizeof(conf), "%s/sentinel-%d.conf", dir, ps);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\n"
+		"sentinel monitor " MASTER_NAME " 127.0.0.1 %d 1\n"
+		"sentinel auth-pass " MASTER_NAME " " PASSWORD "\n"
+		"sentinel down-after-milliseconds " MASTER_NAME " %d\n"
+		"sentinel failover-timeout " MASTER_NAME " %d\n",
+		ps, dir, pm, DOWN_AFTER, FAILOVER_TIMEOUT);
+	fclose(f);
+	{
+		char *argv[] = { "redis-sentinel", conf, NULL };
+
+		ps_pid = spawn(argv);
+	}
+	/* the sentinel learns the replica from the master's INFO */
+	assert_true(poll_until(sentinel_knows_replica, NULL, 10000));
+	snprintf(sent_addr, sizeof(sent_addr), "127.0.0.1:%d", ps);
+	return 0;
+}
+
+static int trio_down(void **st)
+{
+	stop(&ps_pid);
+	stop(&pr_pid);
+	stop(&pm_pid);
+	stop(&fake_pid);
+	return 0;
+}
+
+/* A link whose first guess is the group's own Redis (a master too: the
+ * test sees where the writes land) and which asks the sentinels given. */
+static struct shared_link_conf sentinel_conf(const char *s1, const char *s2, const char *master)
+{
+	return (struct shared_link_conf){
+		.db = DB, .prefix = "t:", .password_file = pwfile, .timeout_ms = 1000,
+		.connect_timeout_ms = S_CONNECT, .backoff_min_ms = 20,
+		.backoff_max_ms = S_BACKOFF_MAX, .stall_ms = 400, .refresh_ms = 300,
+		.sentinels = { s1, s2 }, .nsentinels = s2 ? 2 : 1, .master = master,
+	};
+}
+
+static struct tl *sentinel_link(int slot, const char *s1, const char *s2)
+{
+	struct shared_link_conf c = sentinel_conf(s1, s2, MASTER_NAME);
+
+	return link_new(slot, &c);
+}
+
+static uint64_t stat_of(struct tl *t, size_t off)
+{
+	return atomic_load((const _Atomic uint64_t *)((const char *)shared_link_stats(t->l) + off));
+}
+#define STAT(t, f) stat_of(t, offsetof(struct shared_link_stats, f))
+
+/* Write key=val through the link and wait for the acknowledgement. */
+static void write_acked(struct tl *t, const char *key, const char *val)
+{
+	struct cnt c = { t, SHARED_OP_SET, SHARED_OK, opcount(t, SHARED_OP_SET, SHARED_OK) + 1 };
+
+	assert_int_equal(shared_link_set(t->l, "learn", key, strlen(key), val, strlen(val), 60000, 0), 0);
+	assert_true(run_until(counted, &c, 3000));
+}
+
+/* The value of t:learn:key on node p, "" when absent. */
+static bool node_holds(int p, const char *key, const char *val)
+{
+	redisContext *c = sync_client_at(p);
+	redisReply *r;
+	bool same;
+
+	assert_non_null(c);
+	r = redisCommand(c, "GET t:learn:%s", key);
+	same = r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, val);
+	freeReplyObject(r);
+	redisFree(c);
+	return same;
+}
+
+/* SIGHUP with the same sentinels keeps the connection, whatever the first
+ * guess says; another master name is a new discovery. */
+static void test_sentinel_reconfigure(void **st)
+{
+	struct tl *a = sentinel_link(0, sent_addr, NULL);
+	struct shared_link_conf c = sentinel_conf(sent_addr, NULL, MASTER_NAME);
+	char err[128] = "";
+	uint64_t connects, end;
+
+	assert_true(run_until(is_up, a, 3000));
+	connects = STAT(a, connects);
+	c.host = "127.0.0.1";
+	c.port = port;  /* another first guess: not a reason to reconnect */
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 0);
+	step(0);
+	assert_true(shared_link_is_up(a->l));
+	assert_int_equal(STAT(a, connects), connects);
+	c = sentinel_conf(sent_addr, NULL, "other");
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 1);
+	end = ms() + 3000;
+	while (STAT(a, sentinel_failures) < 1 && ms() < end)
+		step(10);
+	assert_true(STAT(a, sentinel_failures) >= 1);
+	assert_false(shared_link_is_up(a->l));
+	/* one line for the transition (down), none per failed round */
+	assert_non_null(strstr(a->lastlog, "configuration changed"));
+	c = sentinel_conf(sent_addr, NULL, MASTER_NAME);
+	assert_int_equal(shared_link_reconfigure(a->l, &c, err, sizeof(err)), 1);
+	assert_true(run_until(is_up, a, 3000));
+	write_acked(a, "s6", "srvF");
+	assert_true(node_holds(pm, "s6", "srvF"));
+	link_end(0);
+}
+
+static void test_sentinel_finds_master(void **st)
+{
+	struct tl *a = sentinel_link(0, sent_addr, NULL);
+
+	assert_true(run_until(is_up, a, 3000));
+	write_acked(a, "s1", "srvA");
+	assert_true(node_holds(pm, "s1", "srvA"));
+	assert_false(node_holds(port, "s1", "srvA"));  /* not the first guess */
+	assert_int_equal(STAT(a, sentinel_rounds), 1);
+	assert_int_equal(STAT(a, master_switches), 0);
+	link_end(0);
+}
+
+static bool switched_up(void *a)
+{
+	struct tl *t = a;
+
+	return shared_link_is_up(t->l) && STAT(t, master_switches) >= 1;
+}
+
+static bool pr_has_s1(void *unused) { return node_holds(pr, "s1", "srvA"); }
+
+static void test_sentinel_failover(void **st)
+{
+	struct tl *a = sentinel_link(0, sent_addr, NULL);
+	struct res r = { 0 };
+	uint64_t t0;
+
+	assert_true(run_until(is_up, a, 3000));
+	write_acked(a, "s1", "srvA");
+	/* replicated: after the failover it must be read from the new master */
+	assert_true(poll_until(pr_has_s1, NULL, 3000));
+	stop(&pm_pid);
+	t0 = ms();
+	/* written while there is no master: queued, then replayed on the new one */
+	assert_true(run_until(is_down, a, 1000));
+	assert_int_equal(shared_link_set(a->l, "learn", "s2", 2, "srvB", 4, 60000, 0), 0);
+	assert_true(run_until(switched_up, a, FAILOVER_BOUND + 1000));
+	assert_true(ms() - t0 <= FAILOVER_BOUND);
+	{
+		struct cnt c = { a, SHARED_OP_SET, SHARED_OK, 2 };
+
+		assert_true(run_until(counted, &c, 3000));
+	}
+	assert_true(node_holds(pr, "s2", "srvB"));
+	write_acked(a, "s3", "srvC");
+	assert_true(node_holds(pr, "s3", "srvC"));
+	assert_int_equal(shared_link_get(a->l, "learn", "s1", 2, 0, rec, &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_HIT);
+	assert_memory_equal(r.v, "srvA", 4);
+	assert_int_equal(STAT(a, master_switches), 1);
+	assert_int_equal(STAT(a, downs), 1);
+	assert_int_equal(opcount(a, SHARED_OP_SET, SHARED_DROPPED), 0);
+	/* one line down, one "unreachable"-free switch, one up: not one per attempt */
+	assert_true(a->logs <= 4);
+	link_end(0);
+}
+
+/* A sentinel cut off from its peers, still naming the replica: answered by a
+ * child that speaks just enough RESP. */
+static pid_t fake_sentinel(int *fport, int answer_port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	pid_t pid;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*fport = ntohs(sa.sin_port);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char ans[64], in[512];
+		int n;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		n = snprintf(ans, sizeof(ans), "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
+			     snprintf(in, sizeof(in), "%d", answer_port), answer_port);
+
+		for (;;) {
+			int c = accept(fd, NULL, NULL);
+
+			if (c < 0)
+				continue;
+			if (read(c, in, sizeof(in)) > 0 && write(c, ans, (size_t)n) < 0)
+				_exit(1);
+			close(c);
+		}
+	}
+	close(fd);
+	return pid;
+}
+
+static void test_sentinel_stale_answer(void **st)
+{
+	char fake[32];
+	int fport;
+	struct tl *a;
+
+	fake_pid = fake_sentinel(&fport, pr);
+	snprintf(fake, sizeof(fake), "127.0.0.1:%d", fport);
+	a = sentinel_link(0, fake, sent_addr);
+	/* the fake names the replica: ROLE refuses it, the next round asks the other */
+	assert_true(run_until(is_up, a, 3000));
+	assert_int_equal(STAT(a, master_lost), 1);
+	assert_int_equal(STAT(a, sentinel_rounds), 2);
+	write_acked(a, "s4", "srvD");
+	assert_true(node_holds(pm, "s4", "srvD"));
+	link_end(0);
+}
+
+/* Demoted under the link (REPLICAOF, as a sentinel does to an old master):
+ * the refused write stays queued, the link stays off the replica, and
+ * the write reaches the node once it is a master again. */
+static void test_readonly_demoted(void **st)
+{
+	struct shared_link_conf c = {
+		.port = pm, .db = DB, .prefix = "t:", .password_file = pwfile,
+		.connect_timeout_ms = S_CONNECT, .backoff_min_ms = 20, .backoff_max_ms = 100,
+	};
+	struct tl *a;
+	uint64_t c0;
+	char cmd[64];
+
+	stop(&ps_pid);  /* no sentinel undoing what the test does */
+	a = link_new(0, &c);
+	assert_true(run_until(is_up, a, 3000));
+	snprintf(cmd, sizeof(cmd), "REPLICAOF 127.0.0.1 %d", pr);
+	assert_true(answer_has(pm, true, cmd, "OK"));
+	assert_int_equal(shared_link_set(a->l, "learn", "s5", 2, "srvE", 4, 60000, 0), 0);
+	assert_true(run_until(is_down, a, 3000));
+	assert_true(STAT(a, master_lost) >= 1);
+	assert_int_equal(opcount(a, SHARED_OP_SET, SHARED_ERROR), 0);
+	assert_int_equal(atomic_load(&shared_link_stats(a->l)->queued), 1);
+	/* it reconnects, and ROLE keeps it off: down, logged once */
+	c0 = STAT(a, connects);
+	{
+		uint64_t end = ms() + 3000;
+
+		while (STAT(a, connects) < c0 + 3 && ms() < end)
+			step(10);
+	}
+	assert_true(STAT(a, connects) >= c0 + 3);
+	assert_false(shared_link_is_up(a->l));
+	assert_int_equal(a->logs, 2);  /* up, down */
+	assert_true(answer_has(pm, true, "REPLICAOF NO ONE", "OK"));
+	assert_true(run_until(is_up, a, 3000));
+	{
+		struct cnt k = { a, SHARED_OP_SET, SHARED_OK, 1 };
+
+		assert_true(run_until(counted, &k, 3000));
+	}
+	assert_true(node_holds(pm, "s5", "srvE"));
+	link_end(0);
+}
+
+static void test_sentinels_all_down(void **st)
+{
+	char s1[32], s2[32];
+	struct tl *a;
+	struct res r = { 0 };
+	uint64_t end;
+
+	snprintf(s1, sizeof(s1), "127.0.0.1:%d", free_port());
+	snprintf(s2, sizeof(s2), "[::1]:%d", free_port());
+	a = sentinel_link(0, s1, s2);
+	end = ms() + 5000;
+	while (STAT(a, sentinel_failures) < 4 && ms() < end)
+		step(10);
+	assert_true(STAT(a, sentinel_failures) >= 4);
+	assert_int_equal(STAT(a, connects), 0);  /* no address, no connect */
+	assert_false(shared_link_is_up(a->l));
+	assert_int_equal(a->logs, 1);
+	assert_non_null(strstr(a->lastlog, "no sentinel answered for master " MASTER_NAME));
+	assert_int_equal(shared_link_get(a->l, "learn", "k", 1, 0, rec, &r), SHARED_EDOWN);
+	link_end(0);
+}
+
+static void test_sentinel_config_errors(void **st)
+{
+	struct tl t = { .timer = SHARED_NO_TIMER };
+	struct shared_link_loop lp = { &t, tl_io, tl_timer, tl_log };
+	struct shared_link_conf c = { .nsentinels = 1, .sentinels = { "127.0.0.1:1" } };
+	char err[128] = "", h[64];
+	int p;
+
+	assert_null(shared_link_create(&c, &lp, err, sizeof(err)));
+	assert_non_null(strstr(err, "master name"));
+	c.master = "m";
+	c.sentinels[0] = "localhost:26379";
+	err[0] = 0;
+	assert_null(shared_link_create(&c, &lp, err, sizeof(err)));
+	assert_non_null(strstr(err, "localhost:26379"));
+	assert_int_equal(shared_sentinel_parse_addr("[::1]:26379", h, sizeof(h), &p), 0);
+	assert_string_equal(h, "::1");
+	assert_int_equal(p, 26379);
+	assert_int_equal(shared_sentinel_parse_addr("10.1.2.3:1", h, sizeof(h), &p), 0);
+	assert_int_equal(shared_sentinel_parse_addr("::1:26379", h, sizeof(h), &p), -1);
+	assert_int_equal(shared_sentinel_parse_addr("10.1.2.3:0", h, sizeof(h), &p), -1);
+	assert_int_equal(shared_sentinel_parse_addr("10.1.2.3:", h, sizeof(h), &p), -1);
+	assert_int_equal(shared_sentinel_parse_addr("10.1.2.3:70000", h, sizeof(h), &p), -1);
+	assert_int_equal(shared_sentinel_parse_addr("[::1]26379", h, sizeof(h), &p), -1);
+}
+
 /* SHARED_SET_KEEP: created when absent, TTL renewed when equal, another
  * value (a move by another instance) never overwritten. */
 static void test_keep_write(void **st)
@@ -753,19 +1289,20 @@ static int setup(void **st)
 	return 0;
 }
 
+static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *f)
+{
+	return remove(path);
+}
+
 static int teardown(void **st)
 {
-	char cmd[128];
-
 	if (redis_pid > 0) {
 		kill(redis_pid, SIGCONT);
 		redis_kill();
 	}
 	close(epfd);
-	unlink(pwfile);
-	snprintf(cmd, sizeof(cmd), "%s/dump.rdb", dir);
-	unlink(cmd);
-	rmdir(dir);
+	/* the servers' files: dumps, the sentinels' rewritten configurations */
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
 
@@ -775,6 +1312,9 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_get_hit_miss_binary),
 		cmocka_unit_test(test_write_ttl_and_ratelimit),
+		cmocka_unit_test(test_ratelimit_many_keys),
+		cmocka_unit_test(test_hit_needs_no_refresh),
+		cmocka_unit_test(test_batch_costs_no_watch_change),
 		cmocka_unit_test(test_setnx_race),
 		cmocka_unit_test(test_cas_race_and_noscript),
 		cmocka_unit_test(test_bad_password_logged_once),
@@ -782,6 +1322,13 @@ int main(void)
 		cmocka_unit_test(test_queue_overflow),
 		cmocka_unit_test(test_kill_queue_restart_replay),
 		cmocka_unit_test(test_sigstop_timeout_then_recover),
+		cmocka_unit_test(test_sentinel_config_errors),
+		cmocka_unit_test(test_sentinels_all_down),
+		cmocka_unit_test_setup_teardown(test_sentinel_finds_master, trio_up, trio_down),
+		cmocka_unit_test_setup_teardown(test_sentinel_reconfigure, trio_up, trio_down),
+		cmocka_unit_test_setup_teardown(test_sentinel_stale_answer, trio_up, trio_down),
+		cmocka_unit_test_setup_teardown(test_sentinel_failover, trio_up, trio_down),
+		cmocka_unit_test_setup_teardown(test_readonly_demoted, trio_up, trio_down),
 		cmocka_unit_test(test_keep_write),
 		cmocka_unit_test(test_reconfigure_keeps_queue),
 	};
