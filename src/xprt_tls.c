@@ -298,7 +298,9 @@ static ssize_t tls_writev(struct xconn *x, const struct iovec *iov, int n)
 			for (int k = i; k < n && g < TLS_GATHER; k++) {
 				size_t from = k == i ? off : 0;
 				size_t take = MIN(iov[k].iov_len - from, TLS_GATHER - g);
-				memcpy(gather + g, (const char *)iov[k].iov_base + from, take);
+				/* an empty entry may be {NULL, 0}: no arithmetic on it */
+				if (take)
+					memcpy(gather + g, (const char *)iov[k].iov_base + from, take);
 				g += take;
 			}
 			src = gather;
