@@ -94,6 +94,8 @@ static void redis_start(void)
 	if (!redis_pid) {
 		int null = open("/dev/null", O_WRONLY);
 
+		/* a crash or a kill of the test must not leave Redis running */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(null, 1);
 		execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1",
 		       "--dir", dir, "--save", "", "--appendonly", "no", "--requirepass", PASSWORD,
