@@ -34,9 +34,10 @@ const DEMO = path.join(ROOT, 'build/bollard-demo-app');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const RELOADS = 5;
 
-// The TLS bind's ALPN and the protocol the browser must then use. When the
-// HTTP/2 frontend is built: { alpn: 'h2,http/1.1', protocol: 'h2' }.
+// The TLS bind's ALPN and the protocol the browser must then use: the
+// demo's own (HTTP/2 first), and HTTP/1.1 alone.
 const CASES = [
+	{ alpn: 'h2,http/1.1', protocol: 'h2' },
 	{ alpn: 'http/1.1', protocol: 'http/1.1' },
 ];
 
@@ -57,7 +58,7 @@ function demoConf(ports, alpn) {
 	};
 	swap('bind 127.0.0.1:8080\n', `bind 127.0.0.1:${ports.front}\n`);
 	swap('bind 127.0.0.1:8443 ', `bind 127.0.0.1:${ports.tls} `);
-	swap(' alpn http/1.1\n', ` alpn ${alpn}\n`);
+	swap(' alpn h2,http/1.1\n', ` alpn ${alpn}\n`);
 	swap('stats-listen 127.0.0.1:8404', `stats-listen 127.0.0.1:${ports.stats}`);
 	swap('threads auto', 'threads 1');
 	swap('log stdout', 'log off');

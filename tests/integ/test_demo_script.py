@@ -31,7 +31,7 @@ def _demo_conf(path, stats, front, tls_front, apps):
 		"global\n    threads 1\n    stats-listen 127.0.0.1:%d\n    log stdout\n    grace 5s\n"
 		"defaults\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
 		"frontend web\n    bind 127.0.0.1:%d\n"
-		"    bind 127.0.0.1:%d tls crt ${BOLLARD_TLS_CRT} alpn http/1.1\n"
+		"    bind 127.0.0.1:%d tls crt ${BOLLARD_TLS_CRT} alpn h2,http/1.1\n"
 		"    default-backend demo\n"
 		"backend demo\n    persist cookie BOLLARD insert\n%s"
 		% (stats, front, tls_front, "".join("    server app%d 127.0.0.1:%d\n" % (i + 1, p)
@@ -134,6 +134,12 @@ def test_demo_serves_https_with_its_local_ca(tmp_path, demo_bin):
 		status, head, version, alpn = _https_get(ports["tls"], ca)
 		assert status == "HTTP/1.1 200 OK", head
 		assert version == "TLSv1.3" and alpn == "http/1.1"
+		# a client that offers HTTP/2 (a browser) is given it
+		ctx = ssl.create_default_context(cafile=ca)
+		ctx.set_alpn_protocols(["h2", "http/1.1"])
+		with socket.create_connection(("127.0.0.1", ports["tls"]), timeout=10) as raw:
+			with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+				assert s.selected_alpn_protocol() == "h2"
 		# the insert cookie is Secure on the TLS bind
 		assert re.search(r"(?im)^set-cookie: BOLLARD=[^\r\n]*;\s*secure", head), head
 		# by address too (the certificate names 127.0.0.1)
