@@ -486,7 +486,7 @@ int admin_execute(const char *line, struct admin_buf *out)
 		const char *msg = NULL, *arg = NULL;
 		/* the socket is owner-only, as the state file holding the same
 		 * keys is: it shows them whole */
-		int r = w[0][0] == 's' ? admin_show_sessions(out, w + 2, n - 2, json, false, &msg, &arg)
+		int r = w[0][0] == 's' ? admin_show_shared_sessions(out, w + 2, n - 2, json, &msg, &arg)
 				       : admin_clear_sessions(out, w + 2, n - 2, json, &msg, &arg);
 		if (r < 0)
 			return error_answer(out, msg, arg ? arg : (w[0][0] == 's' ?

@@ -60,6 +60,12 @@ int admin_show_sessions(struct admin_buf *out, char **w, int n, bool json, bool 
 			const char **msg, const char **arg);
 int admin_clear_sessions(struct admin_buf *out, char **w, int n, bool json, const char **msg,
 			 const char **arg);
+/* The admin socket's `show sessions`: with shared-tables, also the
+ * bindings Redis holds that this instance does not (each row's origin
+ * local or redis), read from the control thread within
+ * SHARED_ADMIN_BUDGET_MS (shared.h). */
+int admin_show_shared_sessions(struct admin_buf *out, char **w, int n, bool json,
+			       const char **msg, const char **arg);
 
 /*
  * admin_server.c: w[0..n) are the words after "set server" / "wait

@@ -837,6 +837,11 @@ static size_t shared_key(const struct persist_rule *r, const void *key, size_t k
 	return 2 * sizeof(h) + 1;
 }
 
+size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out)
+{
+	return shared_key(r, key, klen, out);
+}
+
 size_t persist_shared_key(const struct persist_rule *r, const struct persist_req *pr, int rule,
 			  char *out)
 {

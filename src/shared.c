@@ -9,7 +9,10 @@
 #include "cfg.h"
 
 #include <arpa/inet.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <sys/time.h>
+#include <time.h>
 
 _Thread_local struct shared_link *shared_tl;
 
@@ -258,6 +261,8 @@ void shared_totals(struct shared_totals *t)
 		t->master_switches += atomic_load_explicit(&s->master_switches, memory_order_relaxed);
 		t->master_lost += atomic_load_explicit(&s->master_lost, memory_order_relaxed);
 	}
+	for (int r = 0; r < SHARED_RES_N; r++)
+		t->ops[SHARED_OP_SCAN][r] += shared_admin_ops((enum shared_result)r);
 	pthread_mutex_unlock(&reg_lock);
 }
 
@@ -314,4 +319,284 @@ void shared_take_posted(struct shared_link *l)
 uint64_t shared_posted_dropped(void)
 {
 	return atomic_load_explicit(&posted_dropped, memory_order_relaxed);
+}
+
+/* ---- the shared view for the runtime API (control thread) ---------------------- */
+
+/*
+ * `show sessions` and `clear sessions` walk the backend's tables in Redis.
+ * This is the fallback design of doc/scale-out.md ("show and clear"): a
+ * blocking hiredis connection of the control thread, never a worker's,
+ * each step bounded by what is left of one overall budget (SHARED_ADMIN_BUDGET_MS),
+ * so that the control thread (admin socket, stats listener, signals) is
+ * held at most that long. Each step is one short Lua script around one
+ * `SCAN cursor MATCH pattern COUNT n`: O(n) work in Redis per call, never a
+ * script over the whole keyspace.
+ */
+static _Atomic uint64_t scan_ops[SHARED_RES_N];
+
+uint64_t shared_admin_ops(enum shared_result r)
+{
+	return atomic_load_explicit(&scan_ops[r], memory_order_relaxed);
+}
+
+size_t shared_glob_escape(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool meta = strchr("*?[]\\", s[i]) != NULL && s[i];
+
+		if (o + 1 + meta >= cap)
+			return 0;
+		if (meta)
+			out[o++] = '\\';
+		out[o++] = s[i];
+	}
+	out[o] = 0;
+	return o;
+}
+
+/* ARGV: cursor, pattern, count, server ("" any), delete ("1"). Returns
+ * {next cursor, key, value, key, value...} of the keys matched (and
+ * deleted). A key that is not a string (not ours) is skipped. */
+static const char scan_script[] =
+	"local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
+	"local out = {r[1]} "
+	"for _, k in ipairs(r[2]) do "
+	"local v = redis.pcall('GET', k) "
+	"if type(v) == 'string' and (ARGV[4] == '' or v == ARGV[4]) then "
+	"if ARGV[5] == '1' then redis.call('DEL', k) end "
+	"out[#out + 1] = k out[#out + 1] = v end end "
+	"return out";
+
+struct shared_admin {
+	redisContext *c;
+	uint64_t deadline_ms;
+	char why[160];
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* What is left of the budget, as a timeval; false when nothing is. */
+static bool left(const struct shared_admin *a, struct timeval *tv)
+{
+	uint64_t now = mono_ms();
+
+	if (now >= a->deadline_ms)
+		return false;
+	tv->tv_sec = (time_t)((a->deadline_ms - now) / 1000u);
+	tv->tv_usec = (suseconds_t)((a->deadline_ms - now) % 1000u * 1000u);
+	return true;
+}
+
+static redisContext *connect_left(struct shared_admin *a, const char *host, int port)
+{
+	struct timeval tv;
+	redisContext *c;
+
+	if (!left(a, &tv)) {
+		snprintf(a->why, sizeof(a->why), "no time left to connect");
+		return NULL;
+	}
+	c = redisConnectWithTimeout(host, port, tv);
+	if (!c || c->err) {
+		snprintf(a->why, sizeof(a->why), "%s:%d: %s", host, port, c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* One command with what is left of the budget; NULL with a->why set. */
+static redisReply *command(struct shared_admin *a, redisContext *c, int argc, const char **argv,
+			   const size_t *lens)
+{
+	struct timeval tv;
+	redisReply *r;
+
+	if (!left(a, &tv)) {
+		snprintf(a->why, sizeof(a->why), "no answer within %d ms", SHARED_ADMIN_BUDGET_MS);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	r = redisCommandArgv(c, argc, argv, lens);
+	if (!r) {
+		snprintf(a->why, sizeof(a->why), "%s", c->err == REDIS_ERR_IO && errno == EAGAIN ?
+			 "no answer in time" : c->errstr);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(a->why, sizeof(a->why), "redis: %.140s", r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* With sentinels: ask them in turn where the master is. */
+static int find_master(struct shared_admin *a, const struct shared_conf *sc, char *host, int *port)
+{
+	for (int i = 0; i < sc->link.nsentinels; i++) {
+		char h[64];
+		int p = host_port(sc->sentinel[i], strlen(sc->sentinel[i]), h, -1);
+		const char *argv[] = { "SENTINEL", "get-master-addr-by-name", sc->master };
+		size_t lens[] = { 8, 23, strlen(sc->master) };
+		redisContext *c = p > 0 ? connect_left(a, h, p) : NULL;
+		redisReply *r = c ? command(a, c, 3, argv, lens) : NULL;
+		bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+			  r->element[0]->type == REDIS_REPLY_STRING &&
+			  r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < 64;
+
+		if (ok) {
+			snprintf(host, 64, "%s", r->element[0]->str);
+			*port = atoi(r->element[1]->str);
+		} else if (r) {
+			snprintf(a->why, sizeof(a->why), "sentinel %s knows no master %s",
+				 sc->sentinel[i], sc->master);
+		}
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (ok)
+			return 0;
+	}
+	return -1;
+}
+
+static void count_scan(enum shared_result r)
+{
+	atomic_fetch_add_explicit(&scan_ops[r], 1, memory_order_relaxed);
+}
+
+struct shared_admin *shared_admin_open(const struct shared_conf *sc, char *why, size_t whylen)
+{
+	struct shared_admin *a = calloc(1, sizeof(*a));
+	char host[64], pw[512] = "";
+	int port = sc->link.port;
+	redisReply *r;
+
+	if (!a) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	a->deadline_ms = mono_ms() + SHARED_ADMIN_BUDGET_MS;
+	snprintf(host, sizeof(host), "%s", sc->host);
+	if (sc->link.nsentinels && find_master(a, sc, host, &port) < 0)
+		goto fail;
+	if (!(a->c = connect_left(a, host, port)))
+		goto fail;
+	if (sc->password_file[0]) {
+		FILE *f = fopen(sc->password_file, "re");
+		size_t n = f ? fread(pw, 1, sizeof(pw) - 1, f) : 0;
+		const char *argv[] = { "AUTH", pw };
+		size_t lens[2] = { 4, 0 };
+
+		if (f)
+			fclose(f);
+		pw[n] = 0;
+		pw[strcspn(pw, "\r\n")] = 0;
+		lens[1] = strlen(pw);
+		r = command(a, a->c, 2, argv, lens);
+		explicit_bzero(pw, sizeof(pw));
+		if (!r)
+			goto fail;
+		freeReplyObject(r);
+	}
+	if (sc->link.db > 0) {
+		char db[16];
+		const char *argv[] = { "SELECT", db };
+		size_t lens[2] = { 6, (size_t)snprintf(db, sizeof(db), "%d", sc->link.db) };
+
+		if (!(r = command(a, a->c, 2, argv, lens)))
+			goto fail;
+		freeReplyObject(r);
+	}
+	/* a stopped Redis still accepts connections from its backlog: reached
+	 * means it answers */
+	{
+		const char *argv[] = { "PING" };
+		size_t lens[] = { 4 };
+
+		if (!(r = command(a, a->c, 1, argv, lens)))
+			goto fail;
+		freeReplyObject(r);
+	}
+	return a;
+fail:
+	count_scan(strstr(a->why, "no answer") || strstr(a->why, "no time") ? SHARED_TIMEOUT
+									      : SHARED_DOWN);
+	snprintf(why, whylen, "%s", a->why);
+	shared_admin_close(a);
+	return NULL;
+}
+
+void shared_admin_close(struct shared_admin *a)
+{
+	if (!a)
+		return;
+	if (a->c)
+		redisFree(a->c);
+	free(a);
+}
+
+const char *shared_admin_why(const struct shared_admin *a)
+{
+	return a->why;
+}
+
+int shared_admin_scan(struct shared_admin *a, const char *prefix, const char *table,
+		      const char *server, bool del, shared_admin_fn fn, void *arg, uint64_t *matched)
+{
+	char raw[SHARED_KEY_MAX], pat[2 * SHARED_KEY_MAX + 2], cursor[32] = "0";
+	int rn = snprintf(raw, sizeof(raw), "%s%s:", prefix, table);
+	size_t pn = rn > 0 && (size_t)rn < sizeof(raw) ? shared_glob_escape(raw, (size_t)rn, pat,
+									    sizeof(pat) - 1) : 0;
+	bool stop = false;
+
+	*matched = 0;
+	if (!pn) {
+		snprintf(a->why, sizeof(a->why), "table name too long");
+		return -1;
+	}
+	pat[pn++] = '*';
+	pat[pn] = 0;
+	do {
+		const char *argv[] = { "EVAL", scan_script, "0", cursor, pat, "500", server ? server : "",
+				       del ? "1" : "0" };
+		size_t lens[8] = { 4, sizeof(scan_script) - 1, 1, strlen(cursor), pn, 3,
+				   server ? strlen(server) : 0, 1 };
+		redisReply *r = command(a, a->c, 8, argv, lens);
+
+		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+		    r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(cursor)) {
+			if (r)
+				snprintf(a->why, sizeof(a->why), "unexpected answer to the scan");
+			count_scan(strstr(a->why, "no answer") ? SHARED_TIMEOUT : SHARED_ERROR);
+			if (r)
+				freeReplyObject(r);
+			return -1;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 1; i + 1 < r->elements && !stop; i += 2) {
+			const redisReply *k = r->element[i], *v = r->element[i + 1];
+
+			if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+			    k->len < (size_t)rn || memcmp(k->str, raw, (size_t)rn))
+				continue;
+			(*matched)++;
+			stop = fn && fn(arg, k->str + rn, k->len - (size_t)rn, v->str, v->len);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") && !stop);
+	count_scan(SHARED_OK);
+	return 0;
 }

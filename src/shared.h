@@ -72,4 +72,37 @@ extern _Atomic uint32_t shared_nposted;
 void shared_take_posted(struct shared_link *l);
 uint64_t shared_posted_dropped(void);
 
+/*
+ * The shared view of the runtime API (`show sessions`, `clear sessions`):
+ * a blocking connection of the CONTROL thread (never a worker's), every
+ * call bounded by what is left of SHARED_ADMIN_BUDGET_MS from the open
+ * (doc/scale-out.md, "show and clear"). Each scan step is one short Lua
+ * script around `SCAN cursor MATCH pattern COUNT 500`.
+ */
+#define SHARED_ADMIN_BUDGET_MS 1000
+struct shared_admin;
+/* Connect (through the sentinels when configured), AUTH, SELECT. NULL
+ * with why set when Redis cannot be reached in the budget (counted as
+ * op scan, result down or timeout). */
+struct shared_admin *shared_admin_open(const struct shared_conf *sc, char *why, size_t whylen);
+void shared_admin_close(struct shared_admin *a);
+/* Why the last call failed. */
+const char *shared_admin_why(const struct shared_admin *a);
+/* key: the bytes after "PREFIX TABLE:" (as persist.c wrote them); val: the
+ * server name held. Non-zero stops the walk. */
+typedef int (*shared_admin_fn)(void *arg, const char *key, size_t klen, const char *val,
+			       size_t vlen);
+/* Walk the keys of table (those holding server only, unless NULL),
+ * deleting them when del; *matched: how many were seen (deleted). 0 when
+ * the walk ended (or fn stopped it), -1 (why) when Redis failed or the
+ * budget ran out midway: *matched says how far it got. */
+int shared_admin_scan(struct shared_admin *a, const char *prefix, const char *table,
+		      const char *server, bool del, shared_admin_fn fn, void *arg,
+		      uint64_t *matched);
+/* The scans' results (the control thread has no link of its own). */
+uint64_t shared_admin_ops(enum shared_result r);
+/* s[0..n) with the glob metacharacters of SCAN MATCH (* ? [ ] \) escaped,
+ * NUL-terminated in out; its length, or 0 when it does not fit in cap. Pure. */
+size_t shared_glob_escape(const char *s, size_t n, char *out, size_t cap);
+
 #endif

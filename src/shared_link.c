@@ -1249,7 +1249,8 @@ const struct shared_link_stats *shared_link_stats(const struct shared_link *l) {
 
 const char *shared_link_op_name(enum shared_op op)
 {
-	static const char *const n[SHARED_OP_N] = { "get", "setnx", "cas", "set", "del" };
+	static const char *const n[SHARED_OP_N] = { "get", "setnx", "cas", "set", "del",
+							    "scan" };
 
 	return op < SHARED_OP_N ? n[op] : "?";
 }

@@ -70,8 +70,10 @@ struct shared_link_conf {
 	const char *master;
 };
 
+/* SCAN: the runtime API's walk of a table in Redis (shared.c, from the
+ * control thread, never a link's); counted with the links' operations. */
 enum shared_op { SHARED_OP_GET, SHARED_OP_SETNX, SHARED_OP_CAS, SHARED_OP_SET, SHARED_OP_DEL,
-		 SHARED_OP_N };
+		 SHARED_OP_SCAN, SHARED_OP_N };
 
 /* Results of requests (callbacks) and of writes (counters only). */
 enum shared_result {

@@ -10,6 +10,7 @@
 #include "global.h"
 #include "persist.h"
 #include "check.h"
+#include "shared.h"
 
 #include <stdarg.h>
 #include <setjmp.h>
@@ -640,6 +641,23 @@ static void test_msg_fill(void **state)
 	assert_string_equal(msg_fill(b, 1, "%s", "x"), "");
 }
 
+/* The SCAN MATCH pattern of the shared view (shared.c): every glob
+ * metacharacter of the prefix and table name matches only itself. */
+static void test_glob_escape(void **state)
+{
+	char b[32];
+
+	assert_int_equal(shared_glob_escape("t:be/learn", 10, b, sizeof(b)), 10);
+	assert_string_equal(b, "t:be/learn");
+	assert_int_equal(shared_glob_escape("a*b?c[d]e\\f", 11, b, sizeof(b)), 16);
+	assert_string_equal(b, "a\\*b\\?c\\[d\\]e\\\\f");
+	/* binary-safe length, and too small a buffer is refused, not cut */
+	assert_int_equal(shared_glob_escape("x\0y", 3, b, sizeof(b)), 3);
+	assert_int_equal(shared_glob_escape("****", 4, b, 8), 0);
+	assert_int_equal(shared_glob_escape("****", 4, b, 9), 8);
+	assert_string_equal(b, "\\*\\*\\*\\*");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +673,7 @@ int main(void)
 		cmocka_unit_test_setup(test_metrics, setup),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_msg_fill),
+		cmocka_unit_test(test_glob_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

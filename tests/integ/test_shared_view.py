@@ -1,0 +1,134 @@
+"""`show sessions` and `clear sessions` on the shared view (issue 13 items 3
+and 4, doc/scale-out.md "show and clear"): what Redis holds for a backend,
+also the bindings this instance never served, through real processes
+(three instances, one Redis, the fixtures of test_shared_tables.py). Waits
+are on observable state: what Redis holds, the instances' metrics.
+"""
+
+import json
+import time
+
+import util
+from test_shared_tables import admin, fleet, get, ops, redis  # noqa: F401 (fixtures)
+
+KEY = "t:be/learn/DEMOSESSID:"
+
+
+def learn(redis, bs, per=3):
+	"""per sessions learned on each of bs; [(sid, server)], once Redis holds them."""
+	got = []
+	for b in bs:
+		for _ in range(per):
+			srv, r = get(b, "/?format=json")
+			got.append((r.json()["session"], srv))
+	for sid, _ in got:
+		util.wait_until(lambda: redis.get(KEY + sid) is not None,
+				what="the binding written behind")
+	return got
+
+
+def rows(text):
+	lines = [ln for ln in text.splitlines() if ln.strip()]
+	assert lines[0].split() == ["backend", "method", "key", "server", "idle_s", "age_s",
+				    "origin"], text
+	return [ln.split() for ln in lines[1:] if not ln.startswith("#")]
+
+
+def test_show_and_clear_by_server_act_on_what_other_instances_hold(fleet, redis):
+	bs, apps = fleet("persist learn DEMOSESSID")
+	got = learn(redis, bs[:2])
+	# C never served them: every one is listed, from Redis
+	shown = {r[2]: r for r in rows(admin(bs[2], "show sessions be"))}
+	for sid, srv in got:
+		assert shown[sid][3:] == [srv, "-", "-", "redis"], shown
+	j = json.loads(admin(bs[2], "json show sessions be"))
+	assert j["redis"] == "ok" and j["truncated"] is False, j
+	assert {(e["key"], e["server"], e["origin"]) for e in j["sessions"]} == \
+		{(sid, srv, "redis") for sid, srv in got}
+	# A lists its own as local, B's from Redis
+	on_a = {r[2]: r[6] for r in rows(admin(bs[0], "show sessions be"))}
+	assert on_a == {sid: "local" if k < 3 else "redis" for k, (sid, _) in enumerate(got)}, on_a
+	# a server filter and the cap
+	victim = got[0][1]
+	only = rows(admin(bs[2], "show sessions be " + victim))
+	assert sorted(r[2] for r in only) == sorted(s for s, v in got if v == victim)
+	capped = admin(bs[2], "show sessions be limit 2")
+	assert len(rows(capped)) == 2 and "# truncated: at most 2 entries" in capped, capped
+
+	ans = admin(bs[2], "clear sessions be " + victim)
+	n = sum(1 for _, v in got if v == victim)
+	assert ans.startswith("cleared 0 local, %d in redis" % n), ans
+	for sid, srv in got:
+		assert (redis.get(KEY + sid) is None) == (srv == victim), (sid, srv, victim)
+	# the cleared sessions are balanced afresh where no table holds them:
+	# C binds each one anew (SET NX won), and Redis holds that binding
+	won = ops(bs[2], "setnx", "won")
+	for sid, srv in got:
+		if srv == victim:
+			get(bs[2], headers=[("Cookie", "DEMOSESSID=" + sid)])
+			util.wait_until(lambda: redis.get(KEY + sid) is not None, what="the fresh binding")
+	assert ops(bs[2], "setnx", "won") == won + n
+
+	ans = admin(bs[2], "clear sessions be")
+	assert ans.startswith("cleared %d local, %d in redis" % (n, len(got))), ans
+	assert redis.keys("t:*") == []
+
+
+def test_clear_with_redis_down_clears_locally_and_says_so(fleet, redis):
+	bs, apps = fleet("persist learn DEMOSESSID")
+	learn(redis, bs[:1])
+	redis.kill()
+	t0 = time.monotonic()
+	ans = admin(bs[0], "clear sessions be")
+	assert time.monotonic() - t0 < 5, "the budget is 1 s"
+	assert ans.startswith("cleared 3 local; redis unreachable ("), ans
+	assert "not cleared there" in ans
+	assert rows(admin(bs[0], "show sessions be"))[:1] == []
+	shown = admin(bs[0], "show sessions be")
+	assert "# redis: unreachable (" in shown, shown
+	j = json.loads(admin(bs[0], "json clear sessions be"))
+	assert j["cleared"] == 0 and j["redis"]["state"] == "unreachable" and j["redis"]["error"], j
+	assert ops(bs[0], "scan", "down") >= 3
+
+
+def test_glob_metacharacters_of_the_prefix_are_matched_literally(fleet, redis):
+	"""The prefix may hold * ? [ ]: the SCAN pattern escapes them, so a
+	clear never reaches another fleet's keys that the raw glob would match
+	(the backslash: test_admin.c, shared_glob_escape)."""
+	bs, apps = fleet("persist learn DEMOSESSID", prefix="t[1]*?:")
+	got = []
+	for _ in range(2):
+		srv, r = get(bs[0], "/?format=json")
+		got.append((r.json()["session"], srv))
+	real = "t[1]*?:be/learn/DEMOSESSID:"
+	for sid, _ in got:
+		util.wait_until(lambda: redis.get(real + sid) is not None,
+				what="the binding written behind")
+	decoy = "t1xy:be/learn/DEMOSESSID:decoy"
+	redis.cmd("SET", decoy, got[0][1])
+	shown = rows(admin(bs[2], "show sessions be"))
+	assert sorted(r[2] for r in shown) == sorted(s for s, _ in got), shown
+	ans = admin(bs[2], "clear sessions be")
+	assert ans.startswith("cleared 0 local, 2 in redis"), ans
+	assert redis.keys("*") == [decoy]
+
+
+def test_show_and_clear_with_redis_stopped_answer_within_the_budget(fleet, redis):
+	"""A SIGSTOPped Redis accepts the connection (its backlog) but never
+	answers: the control thread gives up at its budget (1 s) and says so,
+	the local part done."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	learn(redis, bs[:1])
+	redis.sigstop()
+	try:
+		t0 = time.monotonic()
+		shown = admin(bs[0], "show sessions be")
+		ans = admin(bs[0], "clear sessions be")
+		took = time.monotonic() - t0
+	finally:
+		redis.sigcont()
+	assert took < 10, "two commands of a 1 s budget each took %.1f s" % took
+	assert [r[6] for r in rows(shown)] == ["local"] * 3, shown
+	assert "# redis: unreachable (no answer" in shown, shown
+	assert ans.startswith("cleared 3 local; redis unreachable (no answer"), ans
+	assert ops(bs[0], "scan", "timeout") == 2
