@@ -407,7 +407,8 @@ static redisContext *connect_left(struct shared_admin *a, const char *host, int 
 	}
 	c = redisConnectWithTimeout(host, port, tv);
 	if (!c || c->err) {
-		snprintf(a->why, sizeof(a->why), "%s:%d: %s", host, port, c ? c->errstr : "out of memory");
+		snprintf(a->why, sizeof(a->why), "%.63s:%d: %.80s", host, port,
+			 c ? c->errstr : "out of memory");
 		if (c)
 			redisFree(c);
 		return NULL;

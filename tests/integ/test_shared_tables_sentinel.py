@@ -23,7 +23,7 @@ import pytest
 
 import util
 from helpers_redis import Redis
-from test_shared_tables import get, metric
+from test_shared_tables import admin, get, metric
 
 MASTER = "mym"
 DOWN_AFTER_MS = 500
@@ -104,9 +104,9 @@ def trio(tmp_path):
 		p.close()
 
 
-def sentinel_config(config_for, apps, sentinel, tmp, threads=2):
+def sentinel_config(config_for, apps, sentinel, tmp, threads=2, extra_global=()):
 	nowhere = util.free_port()
-	g = ["    stats-listen 127.0.0.1:{port_stats}",
+	g = ["    stats-listen 127.0.0.1:{port_stats}"] + list(extra_global) + [
 	     "    shared-tables redis://127.0.0.1:%d/0 prefix t: timeout 200ms "
 	     "sentinel 127.0.0.1:%d master %s" % (nowhere, sentinel.port, MASTER)]
 	return config_for(apps, threads=threads, global_extra="\n".join(g),
@@ -228,3 +228,28 @@ def test_every_sentinel_down_costs_no_request(demo_apps, bollard_factory, config
 	assert metric(b, "bollard_shared_tables_up") == 0
 	lines = [ln for ln in b.stderr_text().splitlines() if "no sentinel answered" in ln]
 	assert len(lines) == 1, b.stderr_text()
+
+
+def test_show_and_clear_sessions_find_the_master_through_the_sentinel(trio, demo_apps,
+								      bollard_factory, config_for,
+								      tmp_path):
+	"""The runtime API's walk of Redis (doc/scale-out.md "show and clear")
+	asks the sentinel where the master is: the redis:// address of the
+	configuration points at nothing."""
+	m, r, s = trio
+	apps = demo_apps(2)
+	conf = sentinel_config(config_for, apps, s, tmp_path, threads=1,
+			       extra_global=["    admin-socket %s/{port_stats}.sock" % tmp_path])
+	b = bollard_factory(conf)
+	util.wait_until(lambda: links_up(b), what="the link up, on the master the sentinel named")
+	srv, resp = get(b, "/?format=json")
+	sid = resp.json()["session"]
+	key = "t:be/learn/DEMOSESSID:" + sid
+	util.wait_until(lambda: m.get(key) == srv, what="the binding written behind")
+	m.cmd("SET", "t:be/learn/DEMOSESSID:other", srv)
+	shown = admin(b, "show sessions be")
+	assert "be learn other %s - - redis\n" % srv in shown, shown
+	assert "be learn %s %s " % (sid, srv) in shown and " local\n" in shown, shown
+	ans = admin(b, "clear sessions be")
+	assert ans.startswith("cleared 1 local, 2 in redis"), ans
+	assert m.get(key) is None and m.get("t:be/learn/DEMOSESSID:other") is None
