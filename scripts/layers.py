@@ -19,7 +19,7 @@ import sys
 LAYERS = [
     # leaves: data and pure helpers, called by anyone, calling nothing of ours
     "global log ev buf json h1 cookie cidr hll seal stick server lb_hash lb_rr "
-    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp shared_link shared_sentinel h2_head",
+    "lb_leastconn proxyproto dashboard instance sdnotify priv cfg_hint tls_ctx xprt_tcp shared_link shared_sentinel h2_head h2_mem",
     # the configuration and what its keywords build (persistence rules,
     # operator states): one knot, see CYCLE_GROUPS
     "cfg cfg_kw cfg_read cfg_tls persist srvstate shared",

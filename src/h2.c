@@ -21,6 +21,7 @@
 #include "api.h"
 #include "h2-t.h"
 #include "global.h"
+#include "h2_mem.h"
 #include "h1_exchange.h"
 #include "worker-t.h"
 #include "xprt_tls.h"
@@ -340,7 +341,9 @@ static struct h2_conn *conn_new(struct cconn *c)
 	nghttp2_option_set_stream_reset_rate_limit(opt, (uint64_t)h->reset_rate * 4 + 16,
 						   (uint64_t)h->reset_rate * 4 + 16);
 	nghttp2_option_set_max_continuations(opt, h->max_cont * 2 + 8);
-	int rc = nghttp2_session_server_new2(&h->ss, cb, h, opt);
+	nghttp2_mem mem;
+	h2_mem_bind(&c->w->h2_mem, &mem);
+	int rc = nghttp2_session_server_new3(&h->ss, cb, h, opt, &mem);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cb);
 	if (rc != 0) {

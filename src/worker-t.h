@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "ev.h"
 #include "h1.h"
+#include "h2_mem.h"
 #include "lb.h"
 #include "log.h"
 #include "stream.h"
@@ -51,6 +52,7 @@ struct worker {
 	struct h2_strm *h2_free;              /* idle HTTP/2 stream slots, reused (xprt_h2s.c) */
 	struct h2_conn *h2_dirty;             /* HTTP/2 connections with frames to send (h2.c) */
 	struct buf_pool h2_bodies;            /* HTTP/2 request bodies: window + tune.bufsize each */
+	struct h2_mem h2_mem;                 /* what libnghttp2 allocates, reused (h2_mem.c) */
 	uint32_t nqueued;
 	struct sconn *dead_servers;
 	uint64_t reqid_seed, reqid_next;

@@ -566,6 +566,7 @@ void workers_join(void)
 		free(w->old_listeners);
 		txn_pr_free_all(w);
 		h2_free_all(w);
+		h2_mem_free_all(&w->h2_mem);
 		struct config *pending = atomic_exchange(&w->pending_cfg, NULL);
 		if (pending)
 			cfg_release(pending);
