@@ -32,14 +32,18 @@ def ctl(bin_, b, cmd):
 
 
 class Session:
-	"""A browser: one cookie jar, requests tagged ?s=ID for the log."""
+	"""A browser: one cookie jar, requests tagged ?s=ID&n=SEQ for the log.
+	The sequence number orders them: each worker thread writes its log lines
+	at the end of its loop iteration, so the next request of a session,
+	served by the other thread, may be logged before the one it followed."""
 
 	def __init__(self, port, sid):
-		self.port, self.sid, self.cookie = port, sid, None
+		self.port, self.sid, self.cookie, self.n = port, sid, None, 0
 
 	def get(self):
 		h = [("Cookie", self.cookie)] if self.cookie else []
-		r = util.request(self.port, "GET", "/whoami?s=%d" % self.sid, headers=h)
+		self.n += 1
+		r = util.request(self.port, "GET", "/whoami?s=%d&n=%d" % (self.sid, self.n), headers=h)
 		sc = r.headers.get("Set-Cookie")
 		if sc:
 			self.cookie = sc.split(";")[0]
@@ -50,7 +54,9 @@ def entries(b, sid, n=0):
 	"""The log entries of session sid, waiting until there are at least n
 	(a line is written just after its response goes out)."""
 	def get():
-		es = [e for e in b.access_log() if e.get("target") == "/whoami?s=%d" % sid]
+		tag = "/whoami?s=%d&n=" % sid
+		es = [e for e in b.access_log() if e.get("target", "").startswith(tag)]
+		es.sort(key=lambda e: int(e["target"][len(tag):]))
 		return es if len(es) >= n else None
 	return util.wait_until(get, what="%d log entries of session %d" % (n, sid)) if n else get() or []
 
@@ -93,7 +99,8 @@ def test_kill_sticky_server_under_load(demo_apps, bollard_factory):
 			assert len(moved) == 1, (sid, moved)
 			after = es[es.index(moved[0]) + 1:]
 			assert after and all(e["persist"] == "hit" for e in after), after[:3]
-			assert all(e["server"] == moved[0]["server"] != "app1" for e in after)
+			assert all(e["server"] == moved[0]["server"] != "app1" for e in after), (
+				moved[0], [(e["target"], e["server"], e["persist"]) for e in after][:5])
 		else:
 			assert moved == [], (sid, moved)
 			assert all(e["server"] == home[sid] for e in es)
