@@ -314,6 +314,7 @@ static int shared_init_rule(const struct config *cfg, struct backend *be, struct
 	r->shared = true;
 	((struct persist_rules *)be->persist)->shared = true;
 	r->keyed = r->kind != PERSIST_LEARN;
+	/* built aside: the compiler cannot tell r's strings from r->shared_name */
 	char name[sizeof(r->shared_name)];
 
 	if (r->kind == PERSIST_SOURCE)
@@ -821,7 +822,7 @@ static struct server *replica_of(const struct server *lost)
 
 /* The key as written in Redis: itself when it fits, else '#' and the hex
  * of a BLAKE2b-128 of it, which every instance computes alike. */
-static size_t shared_key(const struct persist_rule *r, const void *key, size_t klen, char *out)
+size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out)
 {
 	uint8_t h[16];
 
@@ -837,15 +838,10 @@ static size_t shared_key(const struct persist_rule *r, const void *key, size_t k
 	return 2 * sizeof(h) + 1;
 }
 
-size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out)
-{
-	return shared_key(r, key, klen, out);
-}
-
 size_t persist_shared_key(const struct persist_rule *r, const struct persist_req *pr, int rule,
 			  char *out)
 {
-	return shared_key(r, pr->keys + pr->key_off[rule], pr->key_len[rule], out);
+	return persist_shared_key_of(r, pr->keys + pr->key_off[rule], pr->key_len[rule], out);
 }
 
 /* Write key -> s behind, unless the key holds another server in Redis
@@ -858,7 +854,7 @@ static void shared_write(const struct persist_rule *r, const void *key, size_t k
 	char k[PERSIST_KEY_MAX + 1];
 	size_t n;
 
-	if (!l || !(n = shared_key(r, key, klen, k)))
+	if (!l || !(n = persist_shared_key_of(r, key, klen, k)))
 		return;
 	shared_link_set(l, r->shared_name, k, n, s->name, strlen(s->name), r->expire_ms,
 			SHARED_SET_KEEP);
@@ -982,7 +978,7 @@ void persist_shared_forget(const struct persist_rule *r, const void *key, size_t
 	char k[PERSIST_KEY_MAX + 1];
 	size_t n;
 
-	if (r->shared && (n = shared_key(r, key, klen, k)))
+	if (r->shared && (n = persist_shared_key_of(r, key, klen, k)))
 		shared_post_del(r->shared_name, k, n);
 }
 

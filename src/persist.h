@@ -236,10 +236,10 @@ void persist_shared_found(struct backend *be, struct persist_req *pr, int rule, 
 void persist_shared_missed(struct backend *be, struct persist_req *pr, int rule);
 void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won, const char *name,
 			   size_t n);
-/* `clear sessions`: forget key of rule in Redis too. */
 /* The Redis key (after "PREFIX TABLE:") of a table key: the key itself, or
  * "#" and its hash when too long (the runtime API's shared view). */
 size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out);
+/* `clear sessions`: forget key of rule in Redis too. */
 void persist_shared_forget(const struct persist_rule *r, const void *key, size_t klen);
 
 /* Count the decision (once per request), and the verdict of a refused
