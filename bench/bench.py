@@ -172,6 +172,18 @@ def die(msg):
 	sys.exit(2)
 
 
+def stop_all(procs, tmp, keep_tmp, what="configurations and logs"):
+	"""The end of every part of the bench, interrupted or not: stop what it
+	started, newest first, then drop its temporary folder unless asked to
+	keep it."""
+	for p in reversed(procs):
+		p.stop()
+	if keep_tmp:
+		log("bench: %s kept in %s" % (what, tmp))
+	else:
+		shutil.rmtree(tmp, ignore_errors=True)
+
+
 def free_port():
 	"""A port free on 127.0.0.1 right now (the kernel's choice)."""
 	with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -1203,12 +1215,7 @@ def run_plain(args, argv, info):
 		log("bench: interrupted; stopping what was started")
 		return 130
 	finally:
-		for p in reversed(procs):
-			p.stop()
-		if args.keep_tmp:
-			log("bench: configurations and logs kept in %s" % tmp)
-		else:
-			shutil.rmtree(tmp, ignore_errors=True)
+		stop_all(procs, tmp, args.keep_tmp)
 
 	scen_names = list(dict.fromkeys(r["scenario"] for r in runs))
 	rows, ratios = summarize(runs, scen_names, args.proxies, args.rounds)

@@ -415,10 +415,5 @@ def main(argv):
 		B.log("bench: interrupted; stopping what was started")
 		return 130
 	finally:
-		for p in reversed(procs):
-			p.stop()
-		if args.keep_tmp:
-			B.log("bench: configurations and logs kept in %s" % tmp)
-		else:
-			shutil.rmtree(tmp, ignore_errors=True)
+		B.stop_all(procs, tmp, args.keep_tmp)
 	return report(args, runs, info, started, argv)

@@ -584,12 +584,7 @@ def main(args, info):
 		B.log("bench: interrupted; stopping what was started")
 		return 130
 	finally:
-		for p in reversed(procs):
-			p.stop()
-		if args.keep_tmp:
-			B.log("bench: TLS configurations and logs kept in %s" % tmp)
-		else:
-			shutil.rmtree(tmp, ignore_errors=True)
+		B.stop_all(procs, tmp, args.keep_tmp, "TLS configurations and logs")
 
 	med, ratios = summarize(runs, rows, proxies, args.rounds, h2_na)
 	table = render(med, ratios, rows, h2_na)
