@@ -2,7 +2,8 @@
 
 Reusable by any integration test:
 
-free_port()                      a free loopback TCP port (bind port 0, close)
+free_port()                      util.free_port: a free loopback TCP port, never one
+                                 given twice in a run
 wait_port(port, proc=None)       wait (bounded) until 127.0.0.1:port accepts
 start_demo_app(name, ...)        start the demo app on a free port -> DemoProc
 DemoProc.stop()                  stop it by PID (SIGTERM, then SIGKILL)
@@ -30,6 +31,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from util import free_port  # one picker for every test: see its docstring
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_BIN = os.environ.get("BOLLARD_DEMO_BIN", str(ROOT / "build" / "bollard-demo-app"))
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -40,12 +43,6 @@ TIMEOUT = 10.0
 def pattern(n):
 	"""The demo app's /bytes?n=N body: "0123456789abcdef" repeated, cut at n."""
 	return (PATTERN * (n // 16 + 1))[:n]
-
-
-def free_port():
-	with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-		s.bind(("127.0.0.1", 0))
-		return s.getsockname()[1]
 
 
 def wait_port(port, host="127.0.0.1", proc=None, timeout=TIMEOUT):

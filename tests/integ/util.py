@@ -33,14 +33,27 @@ PATTERN = b"0123456789abcdef"
 
 # ---------------------------------------------------------------- ports
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1", family=socket.AF_INET):
-	"""A TCP port nobody listens on right now (the kernel's choice)."""
-	s = socket.socket(family, socket.SOCK_STREAM)
-	try:
-		s.bind((host, 0))
-		return s.getsockname()[1]
-	finally:
-		s.close()
+	"""A TCP port nobody listens on right now (the kernel's choice), and one
+	this test run was not given before. The kernel may hand the same free
+	port to two calls in a row (each socket is closed before the next
+	asks), so a test that picks several ports before it starts anything
+	(scripts/demo.sh's apps, bollard's binds) could start two servers on
+	one port: a fresh-clone run lost the demo test to exactly that."""
+	for _ in range(1000):
+		s = socket.socket(family, socket.SOCK_STREAM)
+		try:
+			s.bind((host, 0))
+			port = s.getsockname()[1]
+		finally:
+			s.close()
+		if port not in _ports_given:
+			_ports_given.add(port)
+			return port
+	raise AssertionError("no free port left that this run has not used already")
 
 
 def can_connect(port, host="127.0.0.1", timeout=0.5):
