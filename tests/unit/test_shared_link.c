@@ -43,18 +43,37 @@ static uint64_t ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A port nobody listens on, never one given before in this run: the kernel
+ * may hand a just-closed port to the next bind of port 0, and the trio of
+ * Redis processes picks three before it starts any (as tests/integ/util.py's
+ * free_port does). */
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+	static int given[256];
+	static unsigned ngiven;
 
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	p = ntohs(a.sin_port);
-	close(fd);
-	return p;
+	assert_true(ngiven < ARRAY_SIZE(given));
+	for (int tries = 0; tries < 1000; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t al = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+		bool seen = false;
+
+		assert_true(fd >= 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+		p = ntohs(a.sin_port);
+		close(fd);
+		for (unsigned i = 0; i < ngiven && !seen; i++)
+			seen = given[i] == p;
+		if (!seen) {
+			given[ngiven++] = p;
+			return p;
+		}
+	}
+	fail_msg("no free port left that this run has not used already");
+	return -1;
 }
 
 /* A blocking client for checking what the Redis on port p holds; NULL until
