@@ -492,9 +492,12 @@ def test_keepalive_tls_requests_do_not_allocate(demo_apps, ca, tmp_path):
 		cookie = None
 
 		def run(n):
+			# the connections take turns: one left idle while the others
+			# ran their share would meet timeout http-keep-alive (5 s) on
+			# a slow machine, and be closed under the test
 			nonlocal cookie
-			for c in conns:
-				for _ in range(n):
+			for _ in range(n):
+				for c in conns:
 					h = [("Host", "t")] + ([("Cookie", cookie)] if cookie else [])
 					c.send(build_request("GET", "/?format=json", headers=h))
 					r = read_response(c)
@@ -540,8 +543,9 @@ def test_keepalive_tls_request_costs_one_socket_read(demo_apps, bollard_factory,
 	conns = [tls_connect(b.port, client_ctx()) for _ in range(4)]
 	try:
 		def run(n):
-			for c in conns:
-				for _ in range(n):
+			# in turns, so that none idles into timeout http-keep-alive
+			for _ in range(n):
+				for c in conns:
 					c.send(build_request("GET", "/", [("Host", "t")]))
 					assert read_response(c).status == 200
 		run(20)   # handshakes and pools out of the way
