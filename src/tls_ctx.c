@@ -894,6 +894,16 @@ static int setup_common(SSL_CTX *ctx, int min_version, char *err, size_t errlen)
 	return 0;
 }
 
+/* TLS 1.2 suites when the bind names none: forward secret (ECDHE) and
+ * AEAD only (RFC 9325 4.1 and 4.2). OpenSSL's own default also
+ * offers static-RSA key exchange (no forward secrecy) and CBC suites
+ * (Lucky13-class padding oracles), which scanners report. TLS 1.3 suites
+ * are all AEAD with forward secrecy: OpenSSL's default stays. */
+#define TLS12_DEFAULT_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /* Everything but the certificates, the same on every context of the
  * bind (see the top of the file for why). */
 static int configure(struct tls_ctx *t, SSL_CTX *ctx, const struct tls_bind_opts *o,
@@ -917,8 +927,14 @@ static int configure(struct tls_ctx *t, SSL_CTX *ctx, const struct tls_bind_opts
 	}
 	if (!SSL_CTX_set_session_id_context(ctx, t->sid_ctx, sizeof(t->sid_ctx)))
 		return fail(err, errlen, "session id context: %s", ossl_reason());
-	if (o->ciphers && !SSL_CTX_set_cipher_list(ctx, o->ciphers))
-		return fail(err, errlen, "ciphers '%s': %s", o->ciphers, ossl_reason());
+	if (!SSL_CTX_set_cipher_list(ctx, o->ciphers ? o->ciphers : TLS12_DEFAULT_CIPHERS))
+		return fail(err, errlen, "ciphers '%s': %s", o->ciphers ? o->ciphers :
+			    TLS12_DEFAULT_CIPHERS, ossl_reason());
+	/* the server's order decides, so that the strongest suite both sides
+	 * have wins whatever the client lists first (RFC 9325 4.1: prefer
+	 * forward secrecy; scanners flag a server without an order), except
+	 * that a client putting ChaCha20 first (no AES hardware) gets it */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
 	if (o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites))
 		return fail(err, errlen, "ciphersuites '%s': %s", o->ciphersuites, ossl_reason());
 	if (t->client_store) {
