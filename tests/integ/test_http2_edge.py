@@ -1,0 +1,132 @@
+"""HTTP/2 at the edge as an outside conformance tool (h2spec) and an operator
+see it: frames and header lists no well-behaved client sends, answered as
+RFC 9113 says without harm to the other streams of the connection, and
+stops and reloads with many streams in flight. Raw frames: h2frames.py."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+
+import pytest
+
+import util
+import h2frames as h2
+from test_tls import CA, metric
+
+
+@pytest.fixture
+def ca(tmp_path):
+	return CA(tmp_path)
+
+
+def h2_proxy(demo_apps, bollard_factory, ca, threads=1, grace="2s"):
+	from conftest import simple_config
+	crt = ca.leaf("localhost", ["localhost"])
+	return bollard_factory(simple_config(
+		demo_apps(1), threads=threads, grace=grace,
+		bind="127.0.0.1:{port} tls crt %s alpn h2,http/1.1" % crt,
+		global_extra="    stats-listen 127.0.0.1:{port_stats}"))
+
+
+def served(c, sid, path="/whoami"):
+	c.open(sid, h2.request_fields("GET", path))
+	r = c.response(sid)
+	assert r.status == "200" and r.body.strip() == b"app1", (r.headers, r.body, r.reset)
+
+
+# ------------------------------------------------------- stop and reload
+
+def test_stop_answers_every_stream_in_flight(demo_apps, bollard_factory, ca):
+	"""SIGTERM with 10 streams in flight on each of 3 connections: each
+	connection gets GOAWAY(NO_ERROR) naming its last stream (RFC 9113 6.8),
+	every stream is answered whole, then bollard exits 0."""
+	b = h2_proxy(demo_apps, bollard_factory, ca, grace="10s")
+	conns = [h2.H2Conn(b.port) for _ in range(3)]
+	try:
+		for c in conns:
+			for sid in range(1, 21, 2):
+				c.open(sid, h2.request_fields("GET", "/slow?ms=700&s=%d" % sid))
+		util.wait_until(lambda: metric(b, "bollard_http2_streams_total", frontend="fe") == 30,
+				what="30 streams under way")
+		os.kill(b.pid, signal.SIGTERM)
+		for c in conns:
+			for sid in range(1, 21, 2):
+				r = c.response(sid)
+				assert r.status == "200" and r.reset is None, (sid, r.headers, r.reset)
+			ga = c.wait_closed()
+			assert ga == (19, h2.NO_ERROR), ga
+	finally:
+		for c in conns:
+			c.close()
+	assert b.proc.wait(timeout=15) == 0
+	assert len(b.wait_log(lambda e: e["target"].startswith("/slow"), n=30)) == 30
+
+
+def test_streams_racing_the_stop_are_answered_or_refused(demo_apps, bollard_factory, ca):
+	"""A client that keeps opening streams while the stop comes: each stream
+	up to the GOAWAY's last-stream-id is answered, each one above it is not
+	processed (RFC 9113 6.8: the client may retry it elsewhere), and the
+	access log says the same."""
+	b = h2_proxy(demo_apps, bollard_factory, ca, grace="10s")
+	with h2.H2Conn(b.port) as c:
+		sid = 1
+		for _ in range(4):
+			c.open(sid, h2.request_fields("GET", "/slow?ms=300&s=%d" % sid))
+			sid += 2
+		util.wait_until(lambda: metric(b, "bollard_http2_streams_total", frontend="fe") == 4,
+				what="4 streams under way")
+		os.kill(b.pid, signal.SIGTERM)
+		for _ in range(200):
+			if c.goaway is not None or c.closed:
+				break
+			c.open(sid, h2.request_fields("GET", "/slow?ms=300&s=%d" % sid))
+			sid += 2
+			c.read_frame(timeout=0.01)
+		last = c.wait_closed()[0] if c.goaway is None else c.goaway[0]
+		c.wait_closed()
+		assert c.goaway is not None and c.goaway[1] == h2.NO_ERROR, c.goaway
+		assert last >= 7
+		for s, r in c.responses.items():
+			if s <= last:
+				assert r.status == "200" and r.ended, (s, last, r.headers, r.reset)
+			else:
+				assert r.status is None, (s, last, r.headers)
+	assert b.proc.wait(timeout=15) == 0
+	logged = {e["target"] for e in b.access_log() if "unparsed" not in e and e["target"].startswith("/slow")}
+	assert logged == {"/slow?ms=300&s=%d" % s for s in c.responses if s <= last}
+
+
+def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca):
+	"""h2load (4 connections, 10 streams each) while three reloads happen,
+	with a held stream on a connection of its own so that each reload
+	finds streams in flight: every request succeeds."""
+	b = h2_proxy(demo_apps, bollard_factory, ca, threads=2)
+	n = 2000
+	load = subprocess.Popen(["h2load", "-n", str(n), "-c", "4", "-m", "10",
+				 "https://127.0.0.1:%d/slow?ms=20" % b.port],
+				stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+	try:
+		with h2.H2Conn(b.port) as c:
+			for k in range(1, 4):
+				sid = 2 * k - 1
+				c.open(sid, h2.request_fields("POST", "/echo?held=%d" % k,
+							       extra=[("content-length", "4")]), end_stream=False)
+				util.wait_until(lambda: metric(b, "bollard_http2_streams_total",
+							       frontend="fe") > 0, what="streams under way")
+				os.kill(b.pid, signal.SIGHUP)
+				util.wait_until(lambda: metric(b, "bollard_reloads_total") == k,
+						what="reload %d" % k)
+				c.send_data(sid, b"ping")
+				r = c.response(sid)
+				assert r.status == "200" and json.loads(r.body)["body_length"] == 4
+		out = load.communicate(timeout=120)[0].decode(errors="replace")
+	finally:
+		if load.poll() is None:
+			load.kill()
+			load.wait()
+	assert load.returncode == 0, out
+	assert "%d succeeded, 0 failed, 0 errored, 0 timeout" % n in out, out
+	assert "status codes: %d 2xx" % n in out, out
