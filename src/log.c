@@ -333,15 +333,21 @@ static void update_dates(struct log_thread *lt, time_t now)
 	lt->date_sec = now;
 }
 
+enum esc { ESC_QUOTED, ESC_BARE, ESC_JSON };
+
 /* Append s, escaping what would break the line: for the combined format
- * quotes, backslashes and non-printable bytes become \xHH; for JSON the
+ * quotes, backslashes and non-printable bytes become \xHH, and so does a
+ * space in a bare key=value word (a client's SNI or X-Request-Id with a
+ * space would otherwise forge key=value words after it); for JSON the
  * RFC 8259 escapes. Stops at the end of the line buffer. */
-static char *put_esc(char *o, char *end, const char *s, size_t n, bool json)
+static char *put_esc(char *o, char *end, const char *s, size_t n, enum esc mode)
 {
 	static const char hex[] = "0123456789abcdef";
+	bool json = mode == ESC_JSON;
+	unsigned char lo = mode == ESC_BARE ? 0x21 : 0x20;
 	for (size_t i = 0; i < n && o + 6 < end; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+		if (ch >= lo && ch < 0x7f && ch != '"' && ch != '\\') {
 			*o++ = (char)ch;
 		} else if (json && (ch == '"' || ch == '\\')) {
 			*o++ = '\\';
@@ -404,17 +410,18 @@ static char *put_combined(char *o, char *end, struct log_thread *lt, const struc
 	o = put_str(o, end, " - - ");
 	o = put_str(o, end, lt->date_clf);
 	o = put_str(o, end, " \"");
-	o = put_esc(o, end, r->method.n ? r->method.p : "-", r->method.n ? r->method.n : 1, false);
+	o = put_esc(o, end, r->method.n ? r->method.p : "-", r->method.n ? r->method.n : 1,
+		    ESC_QUOTED);
 	o = put_str(o, end, " ");
-	o = put_esc(o, end, DASH(r->target).p, DASH(r->target).n, false);
+	o = put_esc(o, end, DASH(r->target).p, DASH(r->target).n, ESC_QUOTED);
 	o = put_str(o, end, r->h2 ? " HTTP/2.0\" " : r->minor ? " HTTP/1.1\" " : " HTTP/1.0\" ");
 	o = put_u64(o, end, (uint64_t)r->status);
 	o = put_str(o, end, " ");
 	o = put_u64(o, end, r->bytes);
 	o = put_str(o, end, " \"");
-	o = put_esc(o, end, DASH(r->referer).p, DASH(r->referer).n, false);
+	o = put_esc(o, end, DASH(r->referer).p, DASH(r->referer).n, ESC_QUOTED);
 	o = put_str(o, end, "\" \"");
-	o = put_esc(o, end, DASH(r->ua).p, DASH(r->ua).n, false);
+	o = put_esc(o, end, DASH(r->ua).p, DASH(r->ua).n, ESC_QUOTED);
 	return put_str(o, end, "\"");
 }
 
@@ -453,9 +460,9 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 		o = put_str(o, end, " tls=");
 		o = put_str(o, end, r->tls);
 		o = put_str(o, end, " alpn=");
-		o = put_esc(o, end, r->alpn.p, r->alpn.n, false);
+		o = put_esc(o, end, r->alpn.p, r->alpn.n, ESC_BARE);
 		o = put_str(o, end, " sni=");
-		o = put_esc(o, end, r->sni.p, r->sni.n, false);
+		o = put_esc(o, end, r->sni.p, r->sni.n, ESC_BARE);
 		o = put_str(o, end, r->resumed ? " resumed=1" : " resumed=0");
 	}
 	o = put_str(o, end, " connect_ms=");
@@ -467,14 +474,14 @@ static char *put_bollard_fields(char *o, char *end, const struct access_rec *r)
 	o = put_str(o, end, " term=");
 	o = put_str(o, end, r->term ? r->term : "-");
 	o = put_str(o, end, " req_id=");
-	return put_esc(o, end, DASH(r->reqid).p, DASH(r->reqid).n, false);
+	return put_esc(o, end, DASH(r->reqid).p, DASH(r->reqid).n, ESC_BARE);
 }
 
 static char *put_jstr(char *o, char *end, const char *key, const char *s, size_t n)
 {
 	o = put_str(o, end, key);
 	o = put_str(o, end, "\"");
-	o = put_esc(o, end, s, n, true);
+	o = put_esc(o, end, s, n, ESC_JSON);
 	return put_str(o, end, "\"");
 }
 

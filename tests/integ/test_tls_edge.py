@@ -61,3 +61,29 @@ def test_ciphers_option_replaces_the_default_in_its_order(demo_apps, bollard_fac
 	out = s_client(b.port, "-servername", "localhost", "-tls1_2", "-cipher",
 		       "ECDHE-ECDSA-AES128-GCM-SHA256")
 	assert negotiated(out) is None, out
+
+
+def test_client_words_cannot_forge_log_fields(demo_apps, bollard_factory, ca):
+	"""The SNI is the client's text (OpenSSL takes any bytes but NUL), and so
+	is an X-Request-Id: a space in either would end the log's key=value
+	word and forge the fields after it. It is written \\x20, as other bytes
+	that would break the line are."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("ec", ["localhost"])))
+	out = s_client(b.port, "-quiet", "-servername", "x server=forged term=forged",
+		       input=b"GET /whoami?sni HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+	assert "app1" in out, out
+	out = s_client(b.port, "-quiet", "-servername", "localhost",
+		       input=b"GET /whoami?rid HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+		       b"X-Request-Id: r1 server=forged term=forged\r\n\r\n")
+	assert "app1" in out, out
+	entries = b.wait_log(lambda e: e["target"].startswith("/whoami?"), n=2)
+	for e in entries:
+		assert e["server"] == "app1" and e["term"] == "-", e
+	sni = [e for e in entries if e["target"] == "/whoami?sni"][0]
+	assert sni["sni"] == r"x\x20server=forged\x20term=forged", sni
+	rid = [e for e in entries if e["target"] == "/whoami?rid"][0]
+	assert rid["req_id"] == r"r1\x20server=forged\x20term=forged", rid
+	for ln in b.log_lines():
+		if "/whoami?" in ln:
+			assert len(re.findall(r" server=", ln)) == 1 and len(re.findall(r" term=", ln)) == 1, ln
