@@ -6,12 +6,42 @@ import re
 
 import pytest
 
-from test_tls import CA, s_client, tls_config
+from test_tls import CA, _openssl, s_client, tls_config
 
 
 @pytest.fixture
 def ca(tmp_path):
 	return CA(tmp_path)
+
+
+def chained_leaf(d, name, key):
+	"""NAME.pem: a leaf signed by an intermediate CA (itself signed by
+	root.crt), then the intermediate, then the key: the whole chain."""
+	if not (d / "root.crt").exists():
+		_openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			 "-keyout", str(d / "root.key"), "-out", str(d / "root.crt"), "-days", "30",
+			 "-subj", "/CN=edge test root", "-addext", "basicConstraints=critical,CA:TRUE",
+			 "-addext", "keyUsage=critical,keyCertSign")
+		(d / "int.ext").write_text("basicConstraints=critical,CA:TRUE\n"
+					   "keyUsage=critical,keyCertSign\n")
+		_openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			 "-keyout", str(d / "int.key"), "-out", str(d / "int.csr"), "-subj",
+			 "/CN=edge test intermediate")
+		_openssl("x509", "-req", "-in", str(d / "int.csr"), "-CA", str(d / "root.crt"), "-CAkey",
+			 str(d / "root.key"), "-set_serial", "2", "-days", "30", "-out", str(d / "int.crt"),
+			 "-extfile", str(d / "int.ext"))
+	(d / "leaf.ext").write_text("subjectAltName=DNS:localhost\n")
+	newkey = ["-newkey", "rsa:2048"] if key == "rsa" else \
+		["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+	_openssl("req", *newkey, "-nodes", "-keyout", str(d / (name + ".key")), "-out",
+		 str(d / (name + ".csr")), "-subj", "/CN=localhost")
+	_openssl("x509", "-req", "-in", str(d / (name + ".csr")), "-CA", str(d / "int.crt"), "-CAkey",
+		 str(d / "int.key"), "-set_serial", str(10 + len(name)), "-days", "30", "-out",
+		 str(d / (name + ".crt")), "-extfile", str(d / "leaf.ext"))
+	pem = d / (name + ".pem")
+	pem.write_text((d / (name + ".crt")).read_text() + (d / "int.crt").read_text() +
+		       (d / (name + ".key")).read_text())
+	return str(pem)
 
 
 def negotiated(out):
@@ -87,3 +117,27 @@ def test_client_words_cannot_forge_log_fields(demo_apps, bollard_factory, ca):
 	for ln in b.log_lines():
 		if "/whoami?" in ln:
 			assert len(re.findall(r" server=", ln)) == 1 and len(re.findall(r" term=", ln)) == 1, ln
+
+
+def test_scanner_baseline_versions_renegotiation_chain(demo_apps, bollard_factory, tmp_path):
+	"""What testssl.sh found right, pinned: no TLS 1.0 or 1.1 (RFC 8996),
+	secure renegotiation signalled (RFC 5746) but a client's renegotiation
+	refused, and the whole chain sent (the intermediate of the crt file)
+	for the RSA and the ECDSA certificate, so a client that trusts only the
+	root verifies either."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, [chained_leaf(tmp_path, "ec", "ec"),
+					      chained_leaf(tmp_path, "rsa", "rsa")]))
+	for old in ("-tls1", "-tls1_1"):
+		out = s_client(b.port, "-servername", "localhost", old, "-cipher", "DEFAULT@SECLEVEL=0")
+		assert negotiated(out) is None and "Protocol  : TLSv1" in out, (old, out)
+	root = str(tmp_path / "root.crt")
+	for sigalgs, want in (("ECDSA+SHA256", "ECDSA"), ("rsa_pss_rsae_sha256", "RSA-PSS")):
+		out = s_client(b.port, "-servername", "localhost", "-CAfile", root, "-verify_return_error",
+			       "-sigalgs", sigalgs, "-showcerts")
+		assert "Verify return code: 0 (ok)" in out and "Peer signature type: " + want in out, out
+		assert re.search(r"^ 1 s:CN = edge test intermediate$", out, re.M), out
+	out = s_client(b.port, "-servername", "localhost", "-tls1_2", input=b"R\n")
+	assert "Secure Renegotiation IS supported" in out, out
+	assert "RENEGOTIATING" in out and "no renegotiation" in out, out
+	assert b.alive()
