@@ -117,8 +117,12 @@ static int on_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_t 
 	int e = h2h_req_field(&s->req, name, nlen, value, vlen);
 	if (e == H2H_TOO_LARGE || e == H2H_CONNECT)
 		s->refused = e == H2H_CONNECT ? 501 : 431;
-	else if (e == H2H_MALFORMED)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RFC 9113 8.1.1: stream error */
+	else if (e == H2H_MALFORMED) {
+		/* RFC 9113 8.1.1: a stream error of type PROTOCOL_ERROR; the
+		 * failure alone would reset with INTERNAL_ERROR */
+		nghttp2_submit_rst_stream(ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
 	return 0;
 }
 

@@ -130,3 +130,40 @@ def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca):
 	assert load.returncode == 0, out
 	assert "%d succeeded, 0 failed, 0 errored, 0 timeout" % n in out, out
 	assert "status codes: %d 2xx" % n in out, out
+
+
+# ------------------------------------------------- malformed requests
+
+REQ = [(":method", "GET"), (":scheme", "https"), (":path", "/whoami"), (":authority", "localhost")]
+
+
+@pytest.mark.parametrize("fields", [
+	pytest.param(REQ[:2] + REQ[3:], id="no-path"),
+	pytest.param(REQ[:2] + REQ[3:] + [("x-a", "b")], id="no-path-then-a-field"),
+	pytest.param(REQ[:2] + [(":path", "")] + REQ[3:], id="empty-path"),
+	pytest.param(REQ[:1] + REQ, id="two-methods"),
+	pytest.param(REQ[:2] + [("x-a", "b")] + REQ[2:], id="pseudo-after-a-field"),
+	pytest.param(REQ + [(":foo", "x")], id="unknown-pseudo"),
+	pytest.param(REQ + [(":status", "200")], id="response-pseudo"),
+	pytest.param(REQ + [("X-Upper", "b")], id="uppercase-name"),
+	pytest.param(REQ + [("te", "gzip")], id="te-not-trailers"),
+	pytest.param(REQ + [("connection", "close")], id="connection"),
+	pytest.param(REQ + [("transfer-encoding", "chunked")], id="transfer-encoding"),
+	pytest.param(REQ + [("upgrade", "h2c")], id="upgrade"),
+	pytest.param(REQ + [("x-a", " padded")], id="value-leading-space"),
+	pytest.param(REQ + [("content-length", "1x")], id="bad-content-length"),
+])
+def test_malformed_request_reset_with_protocol_error(demo_apps, bollard_factory, ca, fields):
+	"""RFC 9113 8.1.1 (8.2.1, 8.2.2, 8.3): a malformed request is a stream
+	error of type PROTOCOL_ERROR, whichever of libnghttp2 and bollard's
+	own header checks finds it; nothing reaches the server, and the
+	connection's next stream is served."""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as c:
+		r = c.open(1, fields)
+		c.wait(lambda: r.reset is not None or r.ended, what="the answer")
+		assert r.reset == h2.PROTOCOL_ERROR and r.status is None, (r.reset, r.headers)
+		served(c, 3)
+		assert c.goaway is None
+	assert [e["target"] for e in b.wait_log()] == ["/whoami"]
+
