@@ -167,3 +167,100 @@ def test_malformed_request_reset_with_protocol_error(demo_apps, bollard_factory,
 		assert c.goaway is None
 	assert [e["target"] for e in b.wait_log()] == ["/whoami"]
 
+
+def test_content_length_mismatch_is_reset_and_not_passed_on(demo_apps, bollard_factory, ca):
+	"""RFC 9113 8.1.1: DATA longer or shorter than content-length makes the
+	request malformed: RST_STREAM(PROTOCOL_ERROR), and the server sees no
+	complete request (the echo that would answer it is never made)."""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as c:
+		for sid, cl, body in ((1, "3", b"12345"), (3, "10", b"12345"), (5, "4", b"")):
+			r = c.open(sid, h2.request_fields("POST", "/echo?s=%d" % sid,
+							   extra=[("content-length", cl)]), end_stream=False)
+			c.send(h2.frame(h2.DATA, h2.END_STREAM, sid, body))
+			c.wait(lambda: r.reset is not None or r.ended, what="the answer")
+			assert r.reset == h2.PROTOCOL_ERROR and r.status is None, (sid, r.reset, r.headers)
+		served(c, 7)
+	assert [e for e in b.access_log() if "unparsed" not in e and e["status"] == 200 and
+		e["target"].startswith("/echo")] == []
+
+
+@pytest.mark.parametrize("frames,code", [
+	pytest.param(h2.frame(h2.DATA, 0, 0, b"abc"), h2.PROTOCOL_ERROR, id="data-on-stream-0"),
+	pytest.param(h2.frame(h2.HEADERS, h2.END_HEADERS, 0, h2.hpack(REQ)), h2.PROTOCOL_ERROR,
+		     id="headers-on-stream-0"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 1), h2.PROTOCOL_ERROR, id="settings-on-a-stream"),
+	pytest.param(h2.frame(h2.PING, 0, 1, bytes(8)), h2.PROTOCOL_ERROR, id="ping-on-a-stream"),
+	pytest.param(h2.frame(h2.RST_STREAM, 0, 0, struct.pack(">I", 8)), h2.PROTOCOL_ERROR,
+		     id="rst-on-stream-0"),
+	pytest.param(h2.frame(h2.DATA, h2.END_STREAM, 1, b"abc"), h2.PROTOCOL_ERROR, id="data-on-idle"),
+	pytest.param(h2.frame(h2.HEADERS, h2.END_HEADERS, 2, h2.hpack(REQ)), h2.PROTOCOL_ERROR,
+		     id="even-stream"),
+	pytest.param(h2.frame(h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fffffff)),
+		     h2.FLOW_CONTROL_ERROR, id="window-beyond-2^31-1"),
+	pytest.param(h2.frame(h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 0)), h2.PROTOCOL_ERROR,
+		     id="window-update-0"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 2, 2)), h2.PROTOCOL_ERROR,
+		     id="enable-push-2"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 4, 0x80000000)),
+		     h2.FLOW_CONTROL_ERROR, id="initial-window-2^31"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 5, 16383)), h2.PROTOCOL_ERROR,
+		     id="max-frame-size-too-small"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 5, 1 << 24)), h2.PROTOCOL_ERROR,
+		     id="max-frame-size-too-large"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, b"\0\0\0"), 6, id="settings-length"),
+	pytest.param(h2.frame(h2.PRIORITY, 0, 1, struct.pack(">IB", 1, 15)), h2.PROTOCOL_ERROR,
+		     id="priority-on-itself"),
+	pytest.param(h2.frame(h2.HEADERS, 0, 1, h2.hpack(REQ)) +
+		     h2.frame(h2.CONTINUATION, h2.END_HEADERS, 3, h2.hpack([("x", "y")])),
+		     h2.PROTOCOL_ERROR, id="continuation-of-another-stream"),
+])
+def test_connection_errors_get_goaway_with_the_rfc_code(demo_apps, bollard_factory, ca, frames, code):
+	"""RFC 9113 5.1, 5.1.1, 6.x: frames a stream cannot carry, or stream 0
+	cannot, flow-control windows beyond 2^31-1, SETTINGS out of range:
+	GOAWAY with the error code the RFC names, then the connection closes;
+	bollard goes on serving other connections. (A PRIORITY on itself is a
+	stream error the RFC lets a server make a connection error, 5.4.1, as
+	libnghttp2 does.)"""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as other:
+		served(other, 1)
+		with h2.H2Conn(b.port) as c:
+			c.wait(lambda: h2.S_MAX_CONCURRENT_STREAMS in c.peer, what="the server's SETTINGS")
+			c.send(frames)
+			ga = c.wait_closed()
+			assert ga is not None and ga[1] == code, ga
+		served(other, 3)
+
+
+def test_unknown_frames_and_settings_are_ignored(demo_apps, bollard_factory, ca):
+	"""RFC 9113 4.1, 5.5, 6.5.2: unknown frame types (on stream 0 or not)
+	and unknown SETTINGS identifiers are ignored, and the stream that
+	follows is served."""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as c:
+		c.send(h2.frame(0x77, 0xff, 0, b"zz") + h2.frame(0x78, 0, 3, b"zz") +
+		       h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 0x99, 7)))
+		served(c, 1)
+		assert c.goaway is None
+
+
+def test_request_trailers_end_the_body(demo_apps, bollard_factory, ca):
+	"""RFC 9113 8.1: trailers after DATA end the request; the body reaches
+	the server whole. Trailers without END_STREAM, or with a pseudo-header,
+	are malformed (8.1, 8.3)."""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as c:
+		c.open(1, h2.request_fields("POST", "/echo"), end_stream=False)
+		c.send(h2.frame(h2.DATA, 0, 1, b"hello") +
+		       h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, h2.hpack([("x-t", "v")])))
+		r = c.response(1)
+		assert r.status == "200" and json.loads(r.body)["body_length"] == 5, (r.headers, r.body)
+		for sid, flags, trailer in ((3, h2.END_HEADERS, ("x-t", "v")),
+					    (5, h2.END_HEADERS | h2.END_STREAM, (":path", "/x"))):
+			r = c.open(sid, h2.request_fields("POST", "/echo"), end_stream=False)
+			c.send(h2.frame(h2.DATA, 0, sid, b"hello") +
+			       h2.frame(h2.HEADERS, flags, sid, h2.hpack([trailer])))
+			c.wait(lambda: r.reset is not None or r.ended, what="the answer")
+			assert r.reset == h2.PROTOCOL_ERROR and r.status is None, (sid, r.reset, r.headers)
+		served(c, 7)
