@@ -5,6 +5,7 @@ stops and reloads with many streams in flight. Raw frames: h2frames.py."""
 
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -264,3 +265,65 @@ def test_request_trailers_end_the_body(demo_apps, bollard_factory, ca):
 			c.wait(lambda: r.reset is not None or r.ended, what="the answer")
 			assert r.reset == h2.PROTOCOL_ERROR and r.status is None, (sid, r.reset, r.headers)
 		served(c, 7)
+
+
+# ------------------------------------------------- responses
+
+RESPONSES = {
+	"/hop": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, x-foo\r\n"
+		b"X-Foo: 1\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
+		b"TE: trailers\r\nX-Ok: yes\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	"/204": b"HTTP/1.1 204 No Content\r\nX-Ok: yes\r\n\r\n",
+	"/304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\nETag: \"a\"\r\n\r\n",
+	"/1xx": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+		b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"/101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+}
+
+
+def nghttp(port, path, *extra):
+	"""(response header blocks [[(name, value)]], END_STREAM on the final
+	HEADERS, DATA bytes) of one request with `nghttp -nv`, which refuses a
+	response with a connection-specific field (RFC 9113 8.2.2)."""
+	r = subprocess.run(["nghttp", "-nv"] + list(extra) + ["https://127.0.0.1:%d%s" % (port, path)],
+			   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+	out = r.stdout.decode(errors="replace")
+	assert r.returncode == 0, out
+	blocks, fields, ended, data = [], [], False, 0
+	for ln in out.splitlines():
+		# nghttp prints a block's fields, then the HEADERS frame that held them
+		m = re.match(r"\[.*\] recv \(stream_id=13\) (:?[^:]+): (.*)$", ln)
+		if m:
+			fields.append((m.group(1), m.group(2)))
+		m = re.match(r"\[.*\] recv HEADERS frame <length=\d+, flags=(0x[0-9a-f]+), stream_id=13>", ln)
+		if m:
+			blocks.append(fields)
+			fields = []
+			ended = bool(int(m.group(1), 16) & 1)
+		m = re.match(r"\[.*\] recv DATA frame <length=(\d+), flags=0x[0-9a-f]+, stream_id=13>", ln)
+		if m:
+			data += int(m.group(1))
+	return blocks, ended, data
+
+
+def test_responses_from_http11_servers_made_valid_http2(py_backend, bollard_factory, ca):
+	"""RFC 9113 8.2.2: the server's connection-specific fields (Connection,
+	what it lists, Keep-Alive, Transfer-Encoding, Upgrade, TE) are not
+	passed on; 1xx are (8.1), 101 is not an answer to an HTTP/2 request
+	(8.6: a 502); 204 and 304 end on their HEADERS (RFC 9110 6.4.1)."""
+	be = py_backend(lambda req, b: RESPONSES[req.target])
+	crt = ca.leaf("localhost", ["localhost"])
+	from conftest import simple_config
+	b = bollard_factory(simple_config([be], bind="127.0.0.1:{port} tls crt %s alpn h2" % crt))
+	blocks, ended, data = nghttp(b.port, "/hop")
+	assert blocks == [[(":status", "200"), ("x-ok", "yes")]] and data == 5, blocks
+	for path, status in (("/204", "204"), ("/304", "304")):
+		blocks, ended, data = nghttp(b.port, path)
+		assert len(blocks) == 1 and blocks[0][0] == (":status", status), blocks
+		assert ended and data == 0, (path, ended, data)
+	blocks, ended, data = nghttp(b.port, "/1xx")
+	assert [blk[0] for blk in blocks] == [(":status", "103"), (":status", "200")], blocks
+	assert ("link", "</s.css>; rel=preload") in blocks[0] and data == 2, blocks
+	blocks, ended, data = nghttp(b.port, "/101")
+	assert len(blocks) == 1 and blocks[0][0] == (":status", "502"), blocks
+	assert not [f for f in blocks[0] if f[0] in ("upgrade", "connection")], blocks
