@@ -136,6 +136,8 @@ def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca):
 # ------------------------------------------------- malformed requests
 
 REQ = [(":method", "GET"), (":scheme", "https"), (":path", "/whoami"), (":authority", "localhost")]
+SLOW = [REQ[0], REQ[1], (":path", "/slow?ms=500"), REQ[3]]
+STREAM_CLOSED, FRAME_SIZE_ERROR = 5, 6
 
 
 @pytest.mark.parametrize("fields", [
@@ -209,16 +211,28 @@ def test_content_length_mismatch_is_reset_and_not_passed_on(demo_apps, bollard_f
 		     id="max-frame-size-too-small"),
 	pytest.param(h2.frame(h2.SETTINGS, 0, 0, struct.pack(">HI", 5, 1 << 24)), h2.PROTOCOL_ERROR,
 		     id="max-frame-size-too-large"),
-	pytest.param(h2.frame(h2.SETTINGS, 0, 0, b"\0\0\0"), 6, id="settings-length"),
+	pytest.param(h2.frame(h2.SETTINGS, 0, 0, b"\0\0\0"), FRAME_SIZE_ERROR, id="settings-length"),
 	pytest.param(h2.frame(h2.PRIORITY, 0, 1, struct.pack(">IB", 1, 15)), h2.PROTOCOL_ERROR,
 		     id="priority-on-itself"),
 	pytest.param(h2.frame(h2.HEADERS, 0, 1, h2.hpack(REQ)) +
 		     h2.frame(h2.CONTINUATION, h2.END_HEADERS, 3, h2.hpack([("x", "y")])),
 		     h2.PROTOCOL_ERROR, id="continuation-of-another-stream"),
+
+	pytest.param(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, h2.hpack(SLOW)) +
+		     h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, h2.hpack([("x", "y")])),
+		     STREAM_CLOSED, id="headers-after-end-stream"),
+	pytest.param(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1, h2.hpack(SLOW)) +
+		     h2.frame(h2.DATA, h2.END_STREAM, 1, b"abc"), STREAM_CLOSED,
+		     id="data-after-end-stream"),
+	pytest.param(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1,
+			      h2.hpack(REQ + [("x-big", "a" * 17000)])), FRAME_SIZE_ERROR,
+		     id="frame-beyond-max-frame-size"),
 ])
 def test_connection_errors_get_goaway_with_the_rfc_code(demo_apps, bollard_factory, ca, frames, code):
 	"""RFC 9113 5.1, 5.1.1, 6.x: frames a stream cannot carry, or stream 0
-	cannot, flow-control windows beyond 2^31-1, SETTINGS out of range:
+	cannot, frames on a stream the client ended (STREAM_CLOSED, a stream
+	error 5.4.1 lets a server make a connection error), flow-control
+	windows beyond 2^31-1, SETTINGS out of range:
 	GOAWAY with the error code the RFC names, then the connection closes;
 	bollard goes on serving other connections. (A PRIORITY on itself is a
 	stream error the RFC lets a server make a connection error, 5.4.1, as
