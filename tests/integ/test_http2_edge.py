@@ -23,13 +23,13 @@ def ca(tmp_path):
 	return CA(tmp_path)
 
 
-def h2_proxy(demo_apps, bollard_factory, ca, threads=1, grace="2s"):
+def h2_proxy(demo_apps, bollard_factory, ca, threads=1, grace="2s", global_extra=""):
 	from conftest import simple_config
 	crt = ca.leaf("localhost", ["localhost"])
 	return bollard_factory(simple_config(
 		demo_apps(1), threads=threads, grace=grace,
 		bind="127.0.0.1:{port} tls crt %s alpn h2,http/1.1" % crt,
-		global_extra="    stats-listen 127.0.0.1:{port_stats}"))
+		global_extra="    stats-listen 127.0.0.1:{port_stats}\n" + global_extra))
 
 
 def served(c, sid, path="/whoami"):
@@ -100,11 +100,13 @@ def test_streams_racing_the_stop_are_answered_or_refused(demo_apps, bollard_fact
 	assert logged == {"/slow?ms=300&s=%d" % s for s in c.responses if s <= last}
 
 
-def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca):
-	"""h2load (4 connections, 10 streams each) while three reloads happen,
-	with a held stream on a connection of its own so that each reload
-	finds streams in flight: every request succeeds."""
-	b = h2_proxy(demo_apps, bollard_factory, ca, threads=2)
+def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca, bollard_bin, tmp_path):
+	"""h2load (4 connections, 10 streams each) while three reloads happen
+	(SIGHUP, `bollard ctl reload`, SIGHUP), with a held stream on a
+	connection of its own so that each reload finds streams in flight:
+	every request succeeds."""
+	b = h2_proxy(demo_apps, bollard_factory, ca, threads=2,
+		     global_extra="    admin-socket {tmp}/adm.sock")
 	n = 2000
 	load = subprocess.Popen(["h2load", "-n", str(n), "-c", "4", "-m", "10",
 				 "https://127.0.0.1:%d/slow?ms=20" % b.port],
@@ -117,7 +119,12 @@ def test_h2load_across_reloads_loses_nothing(demo_apps, bollard_factory, ca):
 							       extra=[("content-length", "4")]), end_stream=False)
 				util.wait_until(lambda: metric(b, "bollard_http2_streams_total",
 							       frontend="fe") > 0, what="streams under way")
-				os.kill(b.pid, signal.SIGHUP)
+				if k == 2:
+					r = subprocess.run([bollard_bin, "ctl", "-s", str(tmp_path / "adm.sock"),
+							    "reload"], capture_output=True, text=True, timeout=30)
+					assert r.returncode == 0, r
+				else:
+					os.kill(b.pid, signal.SIGHUP)
 				util.wait_until(lambda: metric(b, "bollard_reloads_total") == k,
 						what="reload %d" % k)
 				c.send_data(sid, b"ping")
