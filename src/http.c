@@ -313,7 +313,7 @@ const char *http_status_text(int status)
 	}
 }
 
-int http_build_error(char *buf, size_t cap, int status, const char *detail)
+int http_build_error(char *buf, size_t cap, int status, const char *detail, const char *hsts)
 {
 	char body[256];
 	int bl = snprintf(body, sizeof(body), "%d %s%s%s\n", status, http_status_text(status),
@@ -325,9 +325,11 @@ int http_build_error(char *buf, size_t cap, int status, const char *detail)
 			 "Content-Type: text/plain; charset=utf-8\r\n"
 			 "Content-Length: %d\r\n"
 			 "Cache-Control: no-store\r\n"
-			 "%s"
+			 "%s%s%s%s"
 			 "Connection: close\r\n\r\n%.*s",
 			 status, http_status_text(status), bl,
-			 status == 503 ? "Retry-After: 1\r\n" : "", bl, body);
+			 status == 503 ? "Retry-After: 1\r\n" : "",
+			 hsts ? "Strict-Transport-Security: " : "", hsts ? hsts : "", hsts ? "\r\n" : "",
+			 bl, body);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }

@@ -97,8 +97,9 @@ struct http_resp_opts {
 int http_build_response(char *out, size_t cap, const struct h1_msg *resp,
 			const struct http_resp_opts *ro);
 
-/* A complete error response (head and short body); always closes. */
-int http_build_error(char *out, size_t cap, int status, const char *detail);
+/* A complete error response (head and short body); always closes. hsts:
+ * a Strict-Transport-Security value to send, or NULL. */
+int http_build_error(char *out, size_t cap, int status, const char *detail, const char *hsts);
 const char *http_status_text(int status);
 
 #endif

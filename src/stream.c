@@ -218,7 +218,10 @@ void stream_error(struct cconn *c, int status, const char *detail, const char *t
 		return;
 	}
 	c->out.head = c->out.tail = 0;
-	int n = http_build_error(c->out.data, c->w->bufs.size, status, detail);
+	/* `hsts`: bollard's own answers over TLS carry the policy too (RFC
+	 * 6797 section 7: every response over secure transport may) */
+	int n = http_build_error(c->out.data, c->w->bufs.size, status, detail,
+				 c->tls && c->fe->hsts ? c->fe->hsts_value : NULL);
 	c->out.tail = n > 0 ? (uint32_t)n : 0;
 	c->close_after = true;
 	c->state = CS_CLOSING;

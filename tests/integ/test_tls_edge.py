@@ -3,10 +3,13 @@
 with openssl s_client, so the suite does not need the scanners."""
 
 import re
+import subprocess
 
 import pytest
 
-from test_tls import CA, _openssl, s_client, tls_config
+import util
+from test_tls import CA, _openssl, client_ctx, s_client, tls_config, tls_connect
+from util import Conn, build_request, read_response
 
 
 @pytest.fixture
@@ -141,3 +144,28 @@ def test_scanner_baseline_versions_renegotiation_chain(demo_apps, bollard_factor
 	assert "Secure Renegotiation IS supported" in out, out
 	assert "RENEGOTIATING" in out and "no renegotiation" in out, out
 	assert b.alive()
+
+
+def test_hsts_on_bollards_own_answers_over_tls(bollard_factory, ca):
+	"""`hsts`: every response over the TLS binds carries the policy
+	(doc/config.md), the ones bollard writes itself too (here a 502: the
+	server refuses connections), over HTTP/1.1 and HTTP/2; never in
+	cleartext."""
+	from conftest import simple_config
+	crt = ca.leaf("localhost", ["localhost"])
+	b = bollard_factory(simple_config([("dead", util.free_port())], frontend_extra=(
+		"    bind 127.0.0.1:{port_tls} tls crt %s alpn h2,http/1.1\n"
+		"    hsts max-age 1d\n" % crt)))
+	with tls_connect(b.ports["port_tls"], client_ctx()) as c:
+		c.send(build_request("GET", "/", [("Host", "localhost")]))
+		r = read_response(c)
+		assert r.status == 502 and r.headers.get("Strict-Transport-Security") == "max-age=86400", \
+			(r.status, r.headers)
+	out = subprocess.run(["curl", "-sk", "--http2", "-D", "-", "-o", "/dev/null",
+			      "https://127.0.0.1:%d/" % b.ports["port_tls"]],
+			     stdout=subprocess.PIPE, timeout=30).stdout.decode()
+	assert out.startswith("HTTP/2 502") and "strict-transport-security: max-age=86400" in out, out
+	with Conn.connect(b.port) as c:
+		c.send(build_request("GET", "/", [("Host", "localhost")]))
+		r = read_response(c)
+		assert r.status == 502 and r.headers.get("Strict-Transport-Security") is None, r.headers
