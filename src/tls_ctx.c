@@ -899,6 +899,7 @@ static int setup_common(SSL_CTX *ctx, int min_version, char *err, size_t errlen)
  * offers static-RSA key exchange (no forward secrecy) and CBC suites
  * (Lucky13-class padding oracles), which scanners report. TLS 1.3 suites
  * are all AEAD with forward secrecy: OpenSSL's default stays. */
+#define TLS_SERVER_GROUPS "X25519:P-256:X448:P-521:P-384" /* OpenSSL's, less FFDHE */
 #define TLS12_DEFAULT_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
@@ -930,6 +931,12 @@ static int configure(struct tls_ctx *t, SSL_CTX *ctx, const struct tls_bind_opts
 	if (!SSL_CTX_set_cipher_list(ctx, o->ciphers ? o->ciphers : TLS12_DEFAULT_CIPHERS))
 		return fail(err, errlen, "ciphers '%s': %s", o->ciphers ? o->ciphers :
 			    TLS12_DEFAULT_CIPHERS, ossl_reason());
+	/* No finite-field groups: a client may pick one for its TLS 1.3 key
+	 * share, and ffdhe8192 costs the server some 100 ms of CPU per
+	 * handshake against 0.1 for X25519 (the D(HE)at attack,
+	 * CVE-2002-20001); the key share need not even be valid. */
+	if (!SSL_CTX_set1_groups_list(ctx, TLS_SERVER_GROUPS))
+		return fail(err, errlen, "key exchange groups: %s", ossl_reason());
 	/* the server's order decides, so that the strongest suite both sides
 	 * have wins whatever the client lists first (RFC 9325 4.1: prefer
 	 * forward secrecy; scanners flag a server without an order), except

@@ -169,3 +169,21 @@ def test_hsts_on_bollards_own_answers_over_tls(bollard_factory, ca):
 		c.send(build_request("GET", "/", [("Host", "localhost")]))
 		r = read_response(c)
 		assert r.status == 502 and r.headers.get("Strict-Transport-Security") is None, r.headers
+
+
+def test_no_finite_field_key_exchange(demo_apps, bollard_factory, ca):
+	"""A TLS 1.3 client picks the group of its key share, and an ffdhe8192
+	one costs the server about 100 ms of CPU per handshake against a
+	fraction of a millisecond for X25519 (the D(HE)at attack): bollard
+	offers the elliptic-curve groups only. A client that offers both but
+	sends an ffdhe key share is asked for another (HelloRetryRequest)."""
+	apps = demo_apps(1)
+	b = bollard_factory(tls_config(apps, ca.leaf("ec", ["localhost"])))
+	for g in ("ffdhe2048", "ffdhe8192"):
+		for v in ("-tls1_3", "-tls1_2"):
+			out = s_client(b.port, "-servername", "localhost", v, "-groups", g)
+			assert negotiated(out) is None, (g, v, out)
+	for g, key in (("X25519", "X25519"), ("P-256", "prime256v1"), ("P-384", "secp384r1"),
+		       ("ffdhe8192:X25519", "X25519")):
+		out = s_client(b.port, "-servername", "localhost", "-groups", g)
+		assert negotiated(out) and re.search(r"^Server Temp Key: .*%s" % key, out, re.M), (g, out)
