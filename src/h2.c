@@ -575,6 +575,7 @@ int h2_step(struct cconn *c)
 		h->idle_since = h->idle_since ? h->idle_since : w->now;
 	else
 		h->idle_since = 0;
+	stream_tls_idle(c, !h->nstreams);
 	/* done: nothing to read or send any more (GOAWAY out, no stream left) */
 	if ((h->dead || (!nghttp2_session_want_read(h->ss) && !nghttp2_session_want_write(h->ss))) &&
 	    !h->pend_len && !nghttp2_session_want_write(h->ss)) {

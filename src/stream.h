@@ -105,6 +105,9 @@ struct cconn {
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
 	uint64_t close_deadline;                /* ms */
 	uint64_t t_cli;                         /* ms: the client's last activity */
+	/* ms: an idle TLS connection gives OpenSSL's buffers back then
+	 * (stream_tls_idle); 0 while busy, EV_NO_TIMER once given back */
+	uint64_t tls_idle_at;
 };
 
 /* called by worker.c */
@@ -129,6 +132,11 @@ void stream_abort(struct cconn *c, const char *term);
 /* read into c->in / sc->in through the connection's transport
  * (xconn_read(): >0 bytes, 0 nothing, -1 end or error) */
 int stream_read_client(struct cconn *c);
+/* c waits for the client with nothing in flight (idle: true: between
+ * HTTP/1.1 requests, an HTTP/2 connection without streams) or has work
+ * again (false): an idle TLS connection's buffers go back after
+ * STREAM_TLS_IDLE_MS */
+void stream_tls_idle(struct cconn *c, bool idle);
 int stream_read_server(struct sconn *sc);
 /* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);

@@ -114,4 +114,10 @@ struct tls_info {
 /* false when x is not a TLS connection or its handshake is not done. */
 bool xprt_tls_info(const struct xconn *x, struct tls_info *out);
 
+/* A client connection idle for a while (stream.c) gives OpenSSL's record
+ * buffers back, about 33 KB of heap; they are taken again by the next
+ * record. false: not now (handshake not done, bytes pending, or not a
+ * TLS client connection). */
+bool xprt_tls_release(struct xconn *x);
+
 #endif

@@ -1,0 +1,153 @@
+"""What an idle TLS connection holds (BENCHMARKS.md, "Memory per idle TLS
+connection"; doc/tls.md, "Memory"). OpenSSL keeps each connection's read
+and write buffers (about 17 KB each) from its first record on; bollard
+gives them back once a connection has waited idle a while (between
+HTTP/1.1 requests, or an HTTP/2 connection without streams), and OpenSSL
+takes them again with the next record. Measured through the release
+binary under the allocation-counting shim (tests/alloc/alloccount.c),
+whose fifth count is the bytes the live heap blocks hold.
+
+The bounds come from what was measured (x86-64, OpenSSL 3.0.19,
+libnghttp2 1.52, 200 connections, one request each, then idle):
+
+  HTTP/1.1  48.5 KB a connection holding the buffers, 15.2 KB once they
+            went back (OpenSSL's SSL object 7.6 KB, two AES-GCM contexts
+            1.9 KB, the session, the certificate copy and the key shares
+            about 3 KB, bollard's struct cconn 1 KB)
+  HTTP/2    76.8 KB holding them, 43.5 KB after (the same, and
+            libnghttp2's session: 8 KB, and its 16 KB outbound frame
+            buffer, which it keeps for the session's life)
+
+Each bound sits halfway between "released" and "one buffer kept" (+17 KB),
+so that a connection keeping either buffer fails it, while the rest of
+what a connection holds may grow by some kilobytes (another OpenSSL or
+libnghttp2 version) before the test needs a new figure."""
+
+import os
+import signal
+
+import pytest
+
+import h2frames as h2
+import test_no_alloc as na
+import util
+from test_tls import CA, client_ctx, metrics, tls_connect
+from util import build_request, read_response
+
+N = 200
+H1_BOUND = 24 * 1024   # released 15.2 KB; one buffer kept 32 KB
+H2_BOUND = 52 * 1024   # released 43.5 KB; one buffer kept 60.5 KB
+
+
+@pytest.fixture
+def ca(tmp_path):
+	return CA(tmp_path)
+
+
+def _start(demo_apps, ca, tmp_path):
+	if not na.SHIM.exists() or not na.RELEASE.exists():
+		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
+	app = demo_apps(1)[0]
+	crt = ca.leaf("localhost", ["localhost"])
+	port, stats = util.free_port(), util.free_port()
+	conf = tmp_path / "b.conf"
+	# keep-alive long enough that no connection is closed under a slow test
+	conf.write_text(
+		"global\n    threads 1\n    log file %s/access.log\n    stats-listen 127.0.0.1:%d\n"
+		"defaults\n    timeout http-keep-alive 120s\n    timeout client 120s\n"
+		"frontend fe\n    bind 127.0.0.1:%d tls crt %s alpn h2,http/1.1\n    default-backend be\n"
+		"backend be\n    server app1 127.0.0.1:%d\n" % (tmp_path, stats, port, crt, app.port))
+	counts_file = tmp_path / "allocs"
+	env = dict(os.environ, LD_PRELOAD=str(na.SHIM), ALLOC_COUNT_FILE=str(counts_file))
+	proc = util.start_process([str(na.RELEASE), "-c", str(conf)], tmp_path / "out",
+				  tmp_path / "err", env=env)
+	util.wait_port(port, proc=proc, what="bollard")
+	util.wait_port(stats, proc=proc, what="bollard's stats")
+
+	def held():
+		"""Bytes the process's live heap blocks hold (the shim's fifth count)."""
+		if counts_file.exists():
+			counts_file.unlink()
+		os.kill(proc.pid, signal.SIGUSR2)
+		util.wait_until(lambda: counts_file.exists() and counts_file.read_text().endswith("\n"),
+				what="the counts")
+		f = counts_file.read_text().split()
+		assert f[8] == "bytes", f
+		return int(f[9])
+
+	def open_connections():
+		return metrics(stats)["bollard_connections"]
+	return proc, port, held, open_connections
+
+
+def _h1(port):
+	c = tls_connect(port, client_ctx(alpn=["http/1.1"]))
+	_h1_get(c)
+	return c
+
+
+def _h1_get(c):
+	c.send(build_request("GET", "/", headers=[("Host", "t")]))
+	assert read_response(c).status == 200
+
+
+class _H2:
+	def __init__(self, port):
+		self.c = h2.H2Conn(port)
+		self.sid = 1
+		self.get()
+
+	def get(self):
+		self.c.open(self.sid, h2.request_fields("GET", "/"))
+		r = self.c.response(self.sid)
+		assert r.status == "200", r.headers
+		self.sid += 2
+
+	def close(self):
+		self.c.close()
+
+
+def _idle_memory(demo_apps, ca, tmp_path, opener, again, bound):
+	proc, port, held, open_connections = _start(demo_apps, ca, tmp_path)
+	conns = []
+	try:
+		# warm-up: what the first connections allocate once for all
+		# (OpenSSL's caches, the worker's pools) is not theirs
+		for _ in range(10):
+			opener(port).close()
+		util.wait_until(lambda: open_connections() == 0, what="the warm-up connections closed")
+		base = held()
+		conns = [opener(port) for _ in range(N)]
+		per = {}
+
+		def released():
+			per["bytes"] = (held() - base) / N
+			return per["bytes"] < bound
+
+		def wait_released(what):
+			try:
+				util.wait_until(released, what=what)
+			except AssertionError as e:
+				raise AssertionError("%s: %.0f bytes held a connection, bound %d"
+						     % (e, per["bytes"], bound)) from None
+			return per["bytes"]
+		first = wait_released("idle connections to give their buffers back")
+		# every connection still serves after it gave its buffers back,
+		# and gives them back again once idle once more
+		for c in conns:
+			again(c)
+		second = wait_released("the buffers given back a second time")
+	finally:
+		for c in conns:
+			c.close()
+		util.stop_process(proc)
+	print("bytes held per idle connection: %.0f, after a second request %.0f (bound %d)"
+	      % (first, second, bound))
+
+
+def test_idle_http11_tls_connections_give_buffers_back(demo_apps, ca, tmp_path):
+	_idle_memory(demo_apps, ca, tmp_path, _h1, _h1_get, H1_BOUND)
+
+
+def test_idle_http2_connections_give_buffers_back(demo_apps, ca, tmp_path):
+	_idle_memory(demo_apps, ca, tmp_path, _H2, _H2.get, H2_BOUND)
