@@ -114,10 +114,10 @@ struct tls_info {
 /* false when x is not a TLS connection or its handshake is not done. */
 bool xprt_tls_info(const struct xconn *x, struct tls_info *out);
 
-/* A client connection idle for a while (stream.c) gives OpenSSL's record
- * buffers back, about 33 KB of heap; they are taken again by the next
- * record. false: not now (handshake not done, bytes pending, or not a
- * TLS client connection). */
+/* An idle connection from a client (xprt_tls; stream.c says when) gives
+ * OpenSSL's record buffers back, about 33 KB of heap; the next record
+ * takes them again. false: not now (handshake not done, bytes pending),
+ * or not such a connection. */
 bool xprt_tls_release(struct xconn *x);
 
 #endif
