@@ -550,7 +550,7 @@ bool xprt_tls_info(const struct xconn *x, struct tls_info *out)
  */
 bool xprt_tls_release(struct xconn *x)
 {
-	struct tls_conn *t = x->ops == &xprt_tls ? x->ctx : NULL;
+	struct tls_conn *t = x->ops == &xprt_tls || x->ops == &xprt_tls_client ? x->ctx : NULL;
 	if (!t || !t->ssl || !t->hs_done || t->shut || SSL_has_pending(t->ssl))
 		return false;
 	return SSL_free_buffers(t->ssl) == 1;
