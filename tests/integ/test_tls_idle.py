@@ -44,25 +44,18 @@ def ca(tmp_path):
 	return CA(tmp_path)
 
 
-def _start(demo_apps, ca, tmp_path):
+def _counted(tmp_path, conf_text, port, stats):
+	"""The release binary under the shim with conf_text; returns the
+	process and held(): the bytes its live heap blocks hold (the shim's
+	fifth count; held.allocs(): its allocations so far)."""
 	if not na.SHIM.exists() or not na.RELEASE.exists():
 		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
-	app = demo_apps(1)[0]
-	crt = ca.leaf("localhost", ["localhost"])
-	port, stats = util.free_port(), util.free_port()
 	conf = tmp_path / "b.conf"
-	# keep-alive long enough that no connection is closed under a slow test
-	conf.write_text(
-		"global\n    threads 1\n    log file %s/access.log\n    stats-listen 127.0.0.1:%d\n"
-		"defaults\n    timeout http-keep-alive 120s\n    timeout client 120s\n"
-		"frontend fe\n    bind 127.0.0.1:%d tls crt %s alpn h2,http/1.1\n    default-backend be\n"
-		"backend be\n    server app1 127.0.0.1:%d\n" % (tmp_path, stats, port, crt, app.port))
+	conf.write_text(conf_text)
 	counts_file = tmp_path / "allocs"
 	env = dict(os.environ, LD_PRELOAD=str(na.SHIM), ALLOC_COUNT_FILE=str(counts_file))
 	proc = util.start_process([str(na.RELEASE), "-c", str(conf)], tmp_path / "out",
 				  tmp_path / "err", env=env)
-	util.wait_port(port, proc=proc, what="bollard")
-	util.wait_port(stats, proc=proc, what="bollard's stats")
 
 	def shim():
 		if counts_file.exists():
@@ -75,13 +68,48 @@ def _start(demo_apps, ca, tmp_path):
 		return f
 
 	def held():
-		"""Bytes the process's live heap blocks hold (the shim's fifth count)."""
 		return int(shim()[9])
 	held.allocs = lambda: int(shim()[1])
+	try:
+		util.wait_port(port, proc=proc, what="bollard")
+		util.wait_port(stats, proc=proc, what="bollard's stats")
+	except AssertionError:
+		util.stop_process(proc)
+		raise
+	return proc, held
+
+
+def _start(demo_apps, ca, tmp_path):
+	app = demo_apps(1)[0]
+	crt = ca.leaf("localhost", ["localhost"])
+	port, stats = util.free_port(), util.free_port()
+	# keep-alive long enough that no connection is closed under a slow test
+	proc, held = _counted(tmp_path, (
+		"global\n    threads 1\n    log file %s/access.log\n    stats-listen 127.0.0.1:%d\n"
+		"defaults\n    timeout http-keep-alive 120s\n    timeout client 120s\n"
+		"frontend fe\n    bind 127.0.0.1:%d tls crt %s alpn h2,http/1.1\n    default-backend be\n"
+		"backend be\n    server app1 127.0.0.1:%d\n" % (tmp_path, stats, port, crt, app.port)),
+		port, stats)
 
 	def open_connections():
 		return metrics(stats)["bollard_connections"]
 	return proc, port, held, open_connections
+
+
+def _wait_under(per_conn, bound, what):
+	"""Poll per_conn() (bytes held a connection) until it is under bound;
+	returns it. The failure says what it was."""
+	seen = {}
+
+	def under():
+		seen["v"] = per_conn()
+		return seen["v"] < bound
+	try:
+		util.wait_until(under, what=what)
+	except AssertionError as e:
+		raise AssertionError("%s: %.0f bytes held a connection, bound %d"
+				     % (e, seen["v"], bound)) from None
+	return seen["v"]
 
 
 def _h1(port):
@@ -122,25 +150,15 @@ def _idle_memory(demo_apps, ca, tmp_path, opener, again, bound):
 		util.wait_until(lambda: open_connections() == 0, what="the warm-up connections closed")
 		base = held()
 		conns = [opener(port) for _ in range(N)]
-		per = {}
 
-		def released():
-			per["bytes"] = (held() - base) / N
-			return per["bytes"] < bound
-
-		def wait_released(what):
-			try:
-				util.wait_until(released, what=what)
-			except AssertionError as e:
-				raise AssertionError("%s: %.0f bytes held a connection, bound %d"
-						     % (e, per["bytes"], bound)) from None
-			return per["bytes"]
-		first = wait_released("idle connections to give their buffers back")
+		def per_conn():
+			return (held() - base) / N
+		first = _wait_under(per_conn, bound, "idle connections to give their buffers back")
 		# every connection still serves after it gave its buffers back,
 		# and gives them back again once idle once more
 		for c in conns:
 			again(c)
-		second = wait_released("the buffers given back a second time")
+		second = _wait_under(per_conn, bound, "the buffers given back a second time")
 	finally:
 		for c in conns:
 			c.close()
@@ -190,46 +208,34 @@ def test_busy_tls_connections_keep_their_buffers(demo_apps, ca, tmp_path):
 	assert 0 < per < 5, (a0, a1)
 
 
-
 def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_apps):
 	"""The same for connections to a `server ... tls`, pooled between
 	requests: the pool sweep (about once a second) has those idle for a
 	second give OpenSSL's buffers back. 40 requests at once make about 40
-	pooled TLS connections; a burst through a cleartext server first grows
-	the worker's own buffer pool to that size, so that what is measured is
-	the TLS connections alone. Measured: 81 KB a pooled connection holding
+	pooled TLS connections; a burst of 120 through a cleartext server
+	first grows the worker's own buffer pool beyond what that needs, so
+	that what is measured is the TLS connections alone. Measured: 81 KB a pooled connection holding
 	the buffers (OpenSSL's read buffer is bigger on this side), 19 KB after
 	they went back; the bound lies well under "one buffer kept" (36 KB at
 	least)."""
 	import test_tls_server as ts
-	if not na.SHIM.exists() or not na.RELEASE.exists():
-		pytest.fail("build/alloccount.so and build/bollard are built by `make test`")
 	bound = 28 * 1024  # released 19 KB; one buffer kept 36 KB or more
 	app = demo_apps(1)[0]
 	srv = ts.TlsBackend("s1", ts.CA(tmp_path, "ca").leaf("app", "app.test"))
 	plain, tls, stats = util.free_port(), util.free_port(), util.free_port()
-	conf = tmp_path / "b.conf"
-	conf.write_text(
-		"global\n    threads 1\n    stats-listen 127.0.0.1:%d\n"
-		"defaults\n    timeout http-keep-alive 120s\n    timeout client 120s\n"
-		"    timeout server 120s\n"
-		"frontend plain\n    bind 127.0.0.1:%d\n    default-backend app\n"
-		"frontend tls\n    bind 127.0.0.1:%d\n    default-backend tls\n"
-		"backend app\n    server app1 127.0.0.1:%d\n"
-		"backend tls\n    server s1 127.0.0.1:%d tls verify none\n"
-		% (stats, plain, tls, app.port, srv.port))
-	counts_file = tmp_path / "allocs"
-	env = dict(os.environ, LD_PRELOAD=str(na.SHIM), ALLOC_COUNT_FILE=str(counts_file))
-	proc = util.start_process([str(na.RELEASE), "-c", str(conf)], tmp_path / "out",
-				  tmp_path / "err", env=env)
-
-	def held():
-		if counts_file.exists():
-			counts_file.unlink()
-		os.kill(proc.pid, signal.SIGUSR2)
-		util.wait_until(lambda: counts_file.exists() and counts_file.read_text().endswith("\n"),
-				what="the counts")
-		return int(counts_file.read_text().split()[9])
+	try:
+		proc, held = _counted(tmp_path, (
+			"global\n    threads 1\n    stats-listen 127.0.0.1:%d\n"
+			"defaults\n    timeout http-keep-alive 120s\n    timeout client 120s\n"
+			"    timeout server 120s\n"
+			"frontend plain\n    bind 127.0.0.1:%d\n    default-backend app\n"
+			"frontend tls\n    bind 127.0.0.1:%d\n    default-backend tls\n"
+			"backend app\n    server app1 127.0.0.1:%d\n"
+			"backend tls\n    server s1 127.0.0.1:%d tls verify none\n"
+			% (stats, plain, tls, app.port, srv.port)), tls, stats)
+	except AssertionError:
+		srv.close()
+		raise
 
 	def burst(port, n=40):
 		"""n requests at once, on n connections, then closed."""
@@ -242,23 +248,13 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 		util.wait_until(lambda: metrics(stats)["bollard_connections"] == 0,
 				what="the clients' connections closed")
 	try:
-		util.wait_port(tls, proc=proc, what="bollard")
-		util.wait_port(stats, proc=proc, what="bollard's stats")
-		burst(plain)
+		burst(plain, 120)  # more buffers at once than the TLS burst needs
 		base = held()
 		burst(tls)
 		m = srv.count("handshakes")
 		assert m >= 10, m  # the requests did overlap: so many pooled connections
-		per = {}
-
-		def released():
-			per["bytes"] = (held() - base) / m
-			return per["bytes"] < bound
-		try:
-			util.wait_until(released, what="pooled TLS connections to give their buffers back")
-		except AssertionError as e:
-			raise AssertionError("%s: %.0f bytes held a pooled connection, bound %d"
-					     % (e, per["bytes"], bound)) from None
+		got = _wait_under(lambda: (held() - base) / m, bound,
+				  "pooled TLS connections to give their buffers back")
 		# and a pooled connection that gave them back still carries requests
 		for _ in range(3):
 			burst(tls, 5)
@@ -266,4 +262,4 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 	finally:
 		util.stop_process(proc)
 		srv.close()
-	print("bytes held per idle pooled TLS connection: %.0f (%d connections)" % (per["bytes"], m))
+	print("bytes held per idle pooled TLS connection: %.0f (%d connections)" % (got, m))
