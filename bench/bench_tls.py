@@ -23,8 +23,11 @@ Rows:
   h2-cookie      HTTP/2 over TLS: `h2load -c10 -m10` with the cookie, alpn
                  h2,http/1.1: HAProxy, and bollard once its configuration
                  accepts alpn h2 (until then the cell says so)
+  idle           no rounds: only the idle-memory rows below, HTTP/1.1 (all
+                 three) and HTTP/2 (bollard, HAProxy), and the allocations
 Once, before the rounds: the memory each idle TLS connection costs (N
-connections, handshake and one request each, VmRSS before and after), and
+connections, handshake and one request each, VmRSS before and after; over
+HTTP/2 too when a row runs the h2 configuration), and
 the heap allocations per request on TLS keep-alive connections after the
 handshake (bollard under build/alloccount.so, which counts libcrypto's own
 allocations apart).
@@ -63,7 +66,8 @@ B.SCENARIOS["tls-cookie"] = B.scen("TLS 1.3 keep-alive, -c{c}, insert-cookie per
 
 def add_args(ap):
 	ap.add_argument("--tls-rows", default=",".join(SCENARIOS),
-			help="TLS rows (BENCH_ONLY=tls or the end of a full run): %s" % ",".join(SCENARIOS))
+			help="TLS rows (BENCH_ONLY=tls or the end of a full run): %s; or %s alone: "
+			"the idle-memory and allocation rows only" % (",".join(SCENARIOS), IDLE_ONLY))
 	ap.add_argument("--tls-idle", type=int, default=1000, metavar="N",
 			help="idle TLS connections for the memory row (default 1000; 0: skip)")
 	ap.add_argument("--tls-alloc-requests", type=int, default=8000, metavar="N",
@@ -72,8 +76,14 @@ def add_args(ap):
 			help="parallel openssl s_time clients in the handshake rows (default 3)")
 
 
+IDLE_ONLY = "idle"
+
+
 def check_args(ap, args):
 	args.tls_rows = [s for s in args.tls_rows.split(",") if s]
+	args.tls_idle_only = args.tls_rows == [IDLE_ONLY]
+	if args.tls_idle_only:
+		args.tls_rows = []
 	for s in args.tls_rows:
 		if s not in SCENARIOS:
 			ap.error("unknown TLS row %r (known: %s)" % (s, ", ".join(SCENARIOS)))
@@ -354,20 +364,64 @@ def open_tls_idle(port, n):
 	return socks
 
 
-def measure_tls_idle(target, n):
+def h2_frame(ftype, flags, sid, payload=b""):
+	return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def h2_get(s):
+	"""One GET of B.TARGET on stream 1 of a new HTTP/2 connection (RFC
+	9113: preface, SETTINGS; HPACK, RFC 7541: indexed :method GET and
+	:scheme https, literal :path and :authority), read to its END_STREAM."""
+	lit = lambda idx, v: bytes([0x40 | idx, len(v)]) + v  # noqa: E731 (incremental indexing)
+	block = b"\x82\x87" + lit(4, B.TARGET.encode()) + lit(1, b"bench")
+	s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) + h2_frame(1, 0x5, 1, block))
+	buf = b""
+	deadline = time.monotonic() + 10
+	while time.monotonic() < deadline:
+		while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+			n, t, fl = int.from_bytes(buf[:3], "big"), buf[3], buf[4]
+			sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+			buf = buf[9 + n:]
+			if t == 4 and not fl & 1:
+				s.sendall(h2_frame(4, 1, 0))  # SETTINGS ACK
+			if sid == 1 and t in (0, 1) and fl & 1:
+				return
+		d = s.recv(65536)
+		if not d:
+			break
+		buf += d
+	B.die("no HTTP/2 answer on stream 1")
+
+
+def open_h2_idle(port, n):
+	ctx = ssl._create_unverified_context()
+	ctx.set_alpn_protocols(["h2"])
+	socks = []
+	for _ in range(n):
+		s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+				    server_hostname="localhost")
+		socks.append(s)
+		if s.selected_alpn_protocol() != "h2":
+			B.die("no h2 from the tls-h2 configuration")
+		h2_get(s)
+	return socks
+
+
+def measure_tls_idle(target, n, h2=False):
 	"""RSS growth per idle TLS connection (handshake and one request each)."""
 	pid = target.rss_pid()
 	time.sleep(0.3)
 	before = B.proc_status_kb(pid, "VmRSS")
 	socks = []
 	try:
-		socks = open_tls_idle(target.port, n)
+		socks = (open_h2_idle if h2 else open_tls_idle)(target.port, n)
 		time.sleep(1.0)
 		after = B.proc_status_kb(pid, "VmRSS")
 	finally:
 		for s in socks:
 			s.close()
-	return {"proxy": target.name, "connections": len(socks), "rss_before_kb": before,
+	return {"proxy": target.name, "http": "2" if h2 else "1.1", "connections": len(socks),
+		"rss_before_kb": before,
 		"rss_after_kb": after,
 		"bytes_per_conn": round((after - before) * 1024 / n) if before and after else None}
 
@@ -516,7 +570,7 @@ def main(args, info):
 	h2_na = None
 	try:
 		pem = make_cert(tmp)
-		if "bollard" in proxies and "h2-cookie" in rows:
+		if "bollard" in proxies and ("h2-cookie" in rows or args.tls_idle_only):
 			h2_na = bollard_refuses_h2(args, tmp, pem)
 			if h2_na:
 				B.log("bench: tls: bollard refuses alpn h2 (%s): its h2-cookie cell is '%s'"
@@ -525,6 +579,11 @@ def main(args, info):
 		args.backend_procs = list(procs)
 		targets = {}
 		plan = []
+		if args.tls_idle_only:
+			for v in ("tls-plain", "tls-h2"):
+				for px in proxies:
+					if px in VARIANT_PROXIES[v] and not (px == "bollard" and v == "tls-h2" and h2_na):
+						targets[px, v] = start_tls_proxy(px, v, args, tmp, backends, procs, pem)
 		for row in rows:
 			v = ROW_VARIANT[row]
 			for px in proxies:
@@ -546,16 +605,18 @@ def main(args, info):
 				groups[px] = negotiated(t.port)
 				B.log("bench: tls: %s negotiates %s" % (px, groups[px]))
 		if args.tls_idle:
-			for px in proxies:
-				if (px, "tls-plain") in targets:
-					i = measure_tls_idle(targets[px, "tls-plain"], min(args.tls_idle, args.idle_cap))
-					idle.append(i)
-					B.log("  tls idle %-8s %d connections: %s bytes/connection"
-					      % (px, i["connections"], B.fmt(i["bytes_per_conn"], "d")))
+			for v in ("tls-plain", "tls-h2"):
+				for px in proxies:
+					if (px, v) in targets:
+						i = measure_tls_idle(targets[px, v], min(args.tls_idle, args.idle_cap),
+								     h2=v == "tls-h2")
+						idle.append(i)
+						B.log("  tls idle %-8s HTTP/%-3s %d connections: %s bytes/connection"
+						      % (px, i["http"], i["connections"], B.fmt(i["bytes_per_conn"], "d")))
 		if args.tls_alloc_requests and "bollard" in proxies:
 			allocs = measure_allocs(args, tmp, backends, procs, pem, args.tls_alloc_requests)
 			B.log("  tls allocations: %s" % allocs)
-		if args.warmup > 0:
+		if args.warmup > 0 and rows:
 			for t in targets.values():
 				if t.variant != "tls-h2":
 					B.run_wrk(args, t, "tls-keepalive", args.warmup)
@@ -590,10 +651,10 @@ def main(args, info):
 	table = render(med, ratios, rows, h2_na)
 	extra = []
 	if idle:
-		extra += ["", "| idle TLS connections | proxy | RSS before MiB | RSS after MiB | bytes/connection |",
-			  "|---|---|---:|---:|---:|"]
-		extra += ["| %d | %s | %s | %s | %s |" % (
-			i["connections"], i["proxy"], B.fmt(i["rss_before_kb"] / 1024 if i["rss_before_kb"] else None, ".1f"),
+		extra += ["", "| idle TLS connections | HTTP | proxy | RSS before MiB | RSS after MiB | bytes/connection |",
+			  "|---|---|---|---:|---:|---:|"]
+		extra += ["| %d | %s | %s | %s | %s | %s |" % (
+			i["connections"], i["http"], i["proxy"], B.fmt(i["rss_before_kb"] / 1024 if i["rss_before_kb"] else None, ".1f"),
 			B.fmt(i["rss_after_kb"] / 1024 if i["rss_after_kb"] else None, ".1f"),
 			B.fmt(i["bytes_per_conn"], "d")) for i in idle]
 	if allocs:
@@ -638,9 +699,10 @@ def main(args, info):
 	      "", "Medians over rounds; ratios are medians of per-round ratios.", "", table] + \
 	     per_round + noise + extra + [""]
 	os.makedirs(args.out, exist_ok=True)
-	with open(os.path.join(args.out, "tls-latest.md"), "w") as f:
+	name = "tls-idle-latest" if args.tls_idle_only else "tls-latest"
+	with open(os.path.join(args.out, name + ".md"), "w") as f:
 		f.write("\n".join(md))
-	with open(os.path.join(args.out, "tls-latest.json"), "w") as f:
+	with open(os.path.join(args.out, name + ".json"), "w") as f:
 		json.dump({"date": started.isoformat(), "machine": info, "runs": runs,
 			   "medians": {"%s/%s" % k: v for k, v in med.items()},
 			   "ratios": {"%s/%s/%s" % k: v for k, v in ratios.items()},
@@ -648,5 +710,5 @@ def main(args, info):
 	B.log("")
 	B.log(table)
 	B.log("\n".join(per_round + noise + extra))
-	B.log("bench: wrote %s and tls-latest.json" % os.path.join(args.out, "tls-latest.md"))
+	B.log("bench: wrote %s and %s.json" % (os.path.join(args.out, name + ".md"), name))
 	return 1 if any(r.get("errors") for r in runs) else 0

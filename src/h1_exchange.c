@@ -247,8 +247,10 @@ int h1_exchange_head(struct cconn *c)
 		}
 		/* idle between requests: hold no buffer */
 		buf_put(&w->bufs, &c->in);
+		stream_tls_idle(c, c->idle_deadline != 0);
 		return 0;
 	}
+	stream_tls_busy(c);
 	if (!c->tx.t_start) {
 		c->tx.t_start = w->now_us;
 		c->head_deadline = w->now + c->fe->to.http_request;

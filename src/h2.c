@@ -533,10 +533,13 @@ int h2_step(struct cconn *c)
 				      nghttp2_session_get_last_proc_stream_id(h->ss), NGHTTP2_NO_ERROR,
 				      NULL, 0);
 	}
+	bool got = false;
 	for (int i = 0; i < READS_PER_STEP && !h->dead && unhold(h); i++) {
 		int r = c->in.data && !buf_empty(&c->in) ? 1 : stream_read_client(c);
-		if (r > 0)
+		if (r > 0) {
 			c->t_cli = w->now;
+			got = true;
+		}
 		if (c->in.data && !buf_empty(&c->in)) {
 			ssize_t n = nghttp2_session_mem_recv(h->ss, (const uint8_t *)buf_rptr(&c->in),
 							     buf_len(&c->in));
@@ -575,10 +578,15 @@ int h2_step(struct cconn *c)
 	 * (h2_run), so that one connection does not hold the worker */
 	if (h->wake)
 		h2_mark_dirty(h);
-	if (!h->nstreams)
+	if (!h->nstreams) {
 		h->idle_since = h->idle_since ? h->idle_since : w->now;
-	else
+		if (got) /* frames without a stream (SETTINGS, WINDOW_UPDATE, PING) */
+			stream_tls_stirred(c);
+		stream_tls_idle(c, nghttp2_session_get_last_proc_stream_id(h->ss) > 0);
+	} else {
 		h->idle_since = 0;
+		stream_tls_busy(c);
+	}
 	/* done: nothing to read or send any more (GOAWAY out, no stream left) */
 	if ((h->dead || (!nghttp2_session_want_read(h->ss) && !nghttp2_session_want_write(h->ss))) &&
 	    !h->pend_len && !nghttp2_session_want_write(h->ss)) {

@@ -23,6 +23,10 @@
 
 
 #define POOL_MAX_PER_SERVER 512
+/* A TLS connection pooled this long gives OpenSSL's buffers back
+ * (xprt_tls_release): busy pools hand their connections out again within
+ * milliseconds, and so keep them; the sweep, about once a second, looks. */
+#define POOL_TLS_IDLE_MS 1000
 
 void sconn_release_counted(struct sconn *sc)
 {
@@ -159,7 +163,8 @@ void sconn_pool_put(struct worker *w, struct sconn *sc)
 
 /* Close pooled connections idle for longer than their backend's
  * keep-alive timeout: servers close theirs eventually, and reusing one
- * they are closing costs a retry. Called about once a second. */
+ * they are closing costs a retry; TLS ones idle a while give their
+ * buffers back before. Called about once a second. */
 void sconn_pool_sweep(struct worker *w)
 {
 	for (int b = 0; b < w->cfg->nbackends; b++) {
@@ -171,6 +176,8 @@ void sconn_pool_sweep(struct worker *w)
 				next = sc->next;
 				if (w->stopping || w->now - sc->idle_since >= be->to.http_keep_alive)
 					sconn_pool_drop(w, sc);
+				else if (w->now - sc->idle_since >= POOL_TLS_IDLE_MS)
+					xprt_tls_release(&sc->xc);
 			}
 		}
 	}

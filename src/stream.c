@@ -36,6 +36,26 @@
 #include <sys/epoll.h>
 
 #define LINGER_MS 1000
+/*
+ * An idle TLS connection gives OpenSSL's record buffers back
+ * (xprt_tls_release: ~33 KB of heap, ~10 KB resident, BENCHMARKS.md),
+ * which HAProxy and NGINX do after every record (SSL_MODE_RELEASE_BUFFERS)
+ * and bollard not on a busy connection, which must not allocate per
+ * request. Which waits are idle is learnt from the connection's last one:
+ * a wait after a response gives them back at once, unless the
+ * connection's previous wait ended within STREAM_TLS_IDLE_MS (it is in a
+ * burst: a keep-alive client in use, a page's requests), and then after
+ * STREAM_TLS_IDLE_MS. So a busy connection takes them again once, at its
+ * second request, and never after; a connection that serves one request
+ * now and then (most of an edge's: between pages, parked HTTP/2) holds
+ * them for no time, which is also what keeps the memory of a burst of new
+ * connections low (buffers freed late stay resident in malloc's free
+ * lists). The wait before the first request (the request usually follows
+ * the handshake within a round trip) and a wait whose release OpenSSL
+ * refused (it held bytes of a record) take the long delay and teach
+ * nothing.
+ */
+#define STREAM_TLS_IDLE_MS 100
 
 /* ---- connection lifetime ------------------------------------------------------ */
 
@@ -275,9 +295,43 @@ static int do_linger(struct cconn *c)
 
 /* ---- driving ----------------------------------------------------------------------- */
 
-static void arm_timer(struct cconn *c)
+void stream_tls_idle(struct cconn *c, bool served)
 {
-	struct worker *w = c->w;
+	if (c->tls_idle_since || c->xc.ops != &xprt_tls)
+		return;
+	c->tls_idle_since = c->w->now;
+	c->tls_long = !served;
+	c->tls_released = false;
+}
+
+void stream_tls_busy(struct cconn *c)
+{
+	if (!c->tls_idle_since)
+		return;
+	if (!c->tls_long)
+		c->tls_bursty = c->w->now - c->tls_idle_since < STREAM_TLS_IDLE_MS;
+	c->tls_idle_since = 0;
+}
+
+void stream_tls_stirred(struct cconn *c)
+{
+	if (c->tls_idle_since && c->tls_released) {
+		c->tls_idle_since = c->w->now;
+		c->tls_released = false;
+	}
+}
+
+/* When c's idle wait gives OpenSSL's buffers back (EV_NO_TIMER: not). */
+static uint64_t tls_release_at(const struct cconn *c)
+{
+	if (!c->tls_idle_since || c->tls_released)
+		return EV_NO_TIMER;
+	return c->tls_idle_since + (c->tls_long || c->tls_bursty ? STREAM_TLS_IDLE_MS : 0);
+}
+
+/* When c's state times out. */
+static uint64_t deadline(struct cconn *c)
+{
 	uint64_t when = EV_NO_TIMER;
 	switch (c->state) {
 	case CS_PROXY:
@@ -316,7 +370,13 @@ static void arm_timer(struct cconn *c)
 		when = h2_deadline(c);
 		break;
 	}
-	if (ev_timer_set(&w->timers, &c->timer, when) < 0)
+	return when;
+}
+
+static void arm_timer(struct cconn *c)
+{
+	uint64_t when = MIN(deadline(c), tls_release_at(c));
+	if (ev_timer_set(&c->w->timers, &c->timer, when) < 0)
 		stream_close(c); /* cannot time it: do not keep it unbounded */
 }
 
@@ -376,6 +436,20 @@ void stream_server_event(struct sconn *sc, uint32_t events)
 
 void stream_timeout(struct cconn *c)
 {
+	uint64_t now = c->w->now;
+	if (tls_release_at(c) <= now && now < deadline(c)) {
+		/* not a timeout: the idle TLS connection's buffers go back (a
+		 * connection closing gives up; when OpenSSL still holds bytes,
+		 * they are asked for again later) */
+		if ((c->state != CS_HEAD && c->state != CS_H2) || xprt_tls_release(&c->xc)) {
+			c->tls_released = true;
+		} else {
+			c->tls_idle_since = now;
+			c->tls_long = true;
+		}
+		arm_timer(c);
+		return;
+	}
 	switch (c->state) {
 	case CS_PROXY:
 		stream_close(c);

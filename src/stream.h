@@ -93,6 +93,10 @@ struct cconn {
 	char scheme[16];                       /* the request's scheme (trust-forwarded) */
 	bool tls;                              /* came in on a TLS bind (xprt_tls) */
 	bool h2_checked;                       /* its ALPN was looked at (h2.c) */
+	/* when an idle TLS connection gives OpenSSL's buffers back (stream.c) */
+	bool tls_long;       /* this wait: after STREAM_TLS_IDLE_MS, and it teaches nothing */
+	bool tls_bursty;     /* its last wait after a response was shorter than that */
+	bool tls_released;   /* given back in this wait */
 	struct h2_conn *h2;                    /* CS_H2: its HTTP/2 session */
 	struct cconn *h2p;                     /* a stream's connection: the one it is on */
 
@@ -105,6 +109,7 @@ struct cconn {
 	uint64_t idle_deadline;                 /* ms: keep-alive limit between requests */
 	uint64_t close_deadline;                /* ms */
 	uint64_t t_cli;                         /* ms: the client's last activity */
+	uint64_t tls_idle_since;                /* ms: a TLS connection waits idle (0: busy) */
 };
 
 /* called by worker.c */
@@ -129,6 +134,15 @@ void stream_abort(struct cconn *c, const char *term);
 /* read into c->in / sc->in through the connection's transport
  * (xconn_read(): >0 bytes, 0 nothing, -1 end or error) */
 int stream_read_client(struct cconn *c);
+/* c waits for the client with nothing in flight (between HTTP/1.1
+ * requests, an HTTP/2 connection without streams; served: it carried a
+ * request before), or has work again: a TLS connection's OpenSSL buffers
+ * go back while it waits (stream.c says when) */
+void stream_tls_idle(struct cconn *c, bool served);
+void stream_tls_busy(struct cconn *c);
+/* bytes came in that did not end c's wait: OpenSSL took its buffers
+ * again, to be given back again */
+void stream_tls_stirred(struct cconn *c);
 int stream_read_server(struct sconn *sc);
 /* sconn.c: server connections and their per-worker idle pools */
 void sconn_close(struct worker *w, struct sconn *sc);

@@ -889,7 +889,8 @@ static int setup_common(SSL_CTX *ctx, int min_version, char *err, size_t errlen)
 	 * into the read buffer every connection has anyway, where OpenSSL
 	 * otherwise reads the 5-byte header and the body apart: one system
 	 * call less per request. SSL_MODE_RELEASE_BUFFERS stays off: it would
-	 * free and allocate that buffer around every record. */
+	 * free and allocate that buffer around every record (an idle
+	 * connection gives its buffers back instead: stream.c). */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	return 0;
 }

@@ -538,3 +538,20 @@ bool xprt_tls_info(const struct xconn *x, struct tls_info *out)
 	out->resumed = SSL_session_reused(t->ssl) == 1;
 	return true;
 }
+
+/*
+ * OpenSSL keeps a connection's read and write buffers (about 17 KB each,
+ * a record's worth) from its first record to SSL_free, so that a busy
+ * connection allocates nothing per request; SSL_free_buffers gives them
+ * back, and the next record read or written takes them again. It refuses
+ * while either holds bytes (a record begun, a write not flushed), and the
+ * check for decrypted bytes not yet read is ours too (SSL_has_pending):
+ * such a connection is not idle, and is asked again later.
+ */
+bool xprt_tls_release(struct xconn *x)
+{
+	struct tls_conn *t = x->ops == &xprt_tls || x->ops == &xprt_tls_client ? x->ctx : NULL;
+	if (!t || !t->ssl || !t->hs_done || t->shut || SSL_has_pending(t->ssl))
+		return false;
+	return SSL_free_buffers(t->ssl) == 1;
+}

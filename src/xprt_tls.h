@@ -114,4 +114,10 @@ struct tls_info {
 /* false when x is not a TLS connection or its handshake is not done. */
 bool xprt_tls_info(const struct xconn *x, struct tls_info *out);
 
+/* An idle TLS connection (from a client: stream.c says when; to a server,
+ * pooled: sconn.c) gives OpenSSL's record buffers back, about 33 KB of
+ * heap; the next record takes them again. false: not now (handshake not
+ * done, bytes pending), or not a TLS connection. */
+bool xprt_tls_release(struct xconn *x);
+
 #endif

@@ -12,11 +12,15 @@
  * Allocations whose caller is libcrypto (OpenSSL allocates through
  * CRYPTO_malloc there, for libssl too) are also counted apart, so that a
  * TLS test can tell bollard's allocations from OpenSSL's own; so are
- * libnghttp2's, for the HTTP/2 test.
+ * libnghttp2's, for the HTTP/2 test. The bytes the live blocks hold
+ * (malloc_usable_size) are kept too, for the idle-memory tests: what a
+ * connection holds while it waits, which RSS shows only through glibc's
+ * free lists.
  */
 #define _GNU_SOURCE 1
 #include <fcntl.h>
 #include <link.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -32,6 +36,7 @@ extern void *__libc_memalign(size_t a, size_t n);
 extern void __libc_free(void *p);
 
 static _Atomic uint64_t n_alloc, n_free, n_ossl, n_ngh2;
+static _Atomic int64_t n_bytes; /* held by live blocks */
 /* libcrypto's and libnghttp2's code, found once at load (constructors run
  * after the libraries the program needs are mapped) */
 static uintptr_t ossl_lo, ossl_hi, ngh2_lo, ngh2_hi;
@@ -45,22 +50,45 @@ static void count(const void *caller)
 		atomic_fetch_add_explicit(&n_ngh2, 1, memory_order_relaxed);
 }
 
+static void *held(void *p)
+{
+	if (p)
+		atomic_fetch_add_explicit(&n_bytes, (int64_t)malloc_usable_size(p),
+					  memory_order_relaxed);
+	return p;
+}
+
+static void unheld(void *p)
+{
+	if (p)
+		atomic_fetch_sub_explicit(&n_bytes, (int64_t)malloc_usable_size(p),
+					  memory_order_relaxed);
+}
+
 void *malloc(size_t n)
 {
 	count(__builtin_return_address(0));
-	return __libc_malloc(n);
+	return held(__libc_malloc(n));
 }
 
 void *calloc(size_t n, size_t m)
 {
 	count(__builtin_return_address(0));
-	return __libc_calloc(n, m);
+	return held(__libc_calloc(n, m));
 }
 
 void *realloc(void *p, size_t n)
 {
 	count(__builtin_return_address(0));
-	return __libc_realloc(p, n);
+	/* the old block's size, read before realloc may free it; a failed
+	 * realloc leaves it held */
+	size_t was = p ? malloc_usable_size(p) : 0;
+	void *q = __libc_realloc(p, n);
+	if (q || !n) {
+		atomic_fetch_sub_explicit(&n_bytes, (int64_t)was, memory_order_relaxed);
+		held(q);
+	}
+	return q;
 }
 
 int posix_memalign(void **out, size_t a, size_t n)
@@ -69,20 +97,21 @@ int posix_memalign(void **out, size_t a, size_t n)
 	void *p = __libc_memalign(a, n);
 	if (!p)
 		return 12; /* ENOMEM */
-	*out = p;
+	*out = held(p);
 	return 0;
 }
 
 void *aligned_alloc(size_t a, size_t n)
 {
 	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-	return __libc_memalign(a, n);
+	return held(__libc_memalign(a, n));
 }
 
 void free(void *p)
 {
 	if (p)
 		atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
+	unheld(p);
 	__libc_free(p);
 }
 
@@ -114,6 +143,9 @@ static void dump(int sig)
 	o = put_u64(o + 9, atomic_load(&n_ossl));
 	memcpy(o, " nghttp2 ", 9);
 	o = put_u64(o + 9, atomic_load(&n_ngh2));
+	int64_t b = atomic_load(&n_bytes);
+	memcpy(o, " bytes ", 7);
+	o = put_u64(o + 7, b > 0 ? (uint64_t)b : 0);
 	*o++ = '\n';
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd >= 0) {
