@@ -51,6 +51,7 @@
 #define SCRATCH_MAX 1024            /* the longest command: EVAL with the script */
 #define RL_BITS 14                  /* rate-limit memory: 16384 keys per link, */
 #define RL_WAYS 8                   /* in sets of 8 */
+#define SAID_MAX 3                  /* log lines about the causes of one outage */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -108,6 +109,8 @@ struct shared_link {
 	uint32_t inflight;              /* commands on this connection without reply */
 	uint64_t last_reply_ms;
 	bool logged_down, closing;
+	uint8_t said;                   /* causes logged during this outage */
+	char said_why[128];             /* the cause of the last failed attempt */
 	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
@@ -281,11 +284,22 @@ static void went_down(struct shared_link *l, const char *why)
 		say(l, 1, "shared-tables: redis %s:%d down (%s); %u writes queued, reconnecting",
 		    l->host, l->conf.port, why, l->tail - l->head);
 		l->logged_down = true;
+		l->said = 1;
 	} else if (!l->logged_down) {
 		say(l, 1, "shared-tables: redis %s:%d unreachable (%s); tables go on locally, retrying",
 		    l->host, l->conf.port, why);
 		l->logged_down = true;
+		l->said = 1;
+	} else if (l->said < SAID_MAX && strcmp(why, l->said_why)) {
+		/* the cause of the outage changed (a Redis killed, then back
+		 * refusing the password, or loading): worth a line, not every
+		 * attempt's, and a few per outage at most */
+		say(l, 1, "shared-tables: redis %s:%d still down (%s); retrying", l->host,
+		    l->conf.port, why);
+		l->said++;
 	}
+	if (!l->closing && strcmp(why, l->said_why))
+		snprintf(l->said_why, sizeof(l->said_why), "%s", why);
 	snprintf(l->reason, sizeof(l->reason), "%s", why);
 	l->state = LINK_DOWN;
 	l->retry_at = now_ms() + shared_link_backoff(l->attempt, l->conf.backoff_min_ms,
@@ -363,6 +377,8 @@ static void hs_cb(redisAsyncContext *ac, void *r, void *priv)
 	    l->conf.port, l->attempt ? " again" : "", l->tail - l->head);
 	l->attempt = 0;
 	l->logged_down = false;
+	l->said = 0;
+	l->said_why[0] = 0;
 	l->flush_at = 0;
 	flush_writes(l);
 }
@@ -406,7 +422,14 @@ static void role_cb(redisAsyncContext *ac, void *r, void *priv)
 		link_lost(l, ac, "closed during handshake");
 		return;
 	}
-	/* an error (ROLE not allowed to this user): cannot tell; READONLY
+	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOPERM", 6)) {
+		/* the handshake's first command without a password: NOAUTH, or
+		 * maxclients' refusal, after which Redis closes; name it */
+		snprintf(why, sizeof(why), "handshake refused: %.100s", reply->str);
+		link_drop(l, why);
+		return;
+	}
+	/* ROLE not allowed to this user (NOPERM): cannot tell; READONLY
 	 * replies will */
 	if (reply->type != REDIS_REPLY_ARRAY || !reply->elements ||
 	    reply->element[0]->type != REDIS_REPLY_STRING || !strcmp(reply->element[0]->str, "master"))
