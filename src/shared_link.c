@@ -52,6 +52,7 @@
 #define RL_BITS 14                  /* rate-limit memory: 16384 keys per link, */
 #define RL_WAYS 8                   /* in sets of 8 */
 #define SAID_MAX 3                  /* log lines about the causes of one outage */
+#define REFUSE_QUIET_MS 2000        /* no error reply for this long: Redis accepts again */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -111,6 +112,8 @@ struct shared_link {
 	bool logged_down, closing;
 	uint8_t said;                   /* causes logged during this outage */
 	char said_why[128];             /* the cause of the last failed attempt */
+	bool refusing;                  /* error replies with the link up, logged */
+	uint64_t refused_at, refusals;
 	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
@@ -340,6 +343,30 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void flush_writes(struct shared_link *l);
 
+/* Error replies with the link up (OOM, WRONGTYPE, NOAUTH after a password
+ * change...): each is counted by its op; the state is logged once when it
+ * starts and once when Redis answered without error for REFUSE_QUIET_MS,
+ * so that a key that always fails among many that work is not one line per
+ * request. */
+static void answered(struct shared_link *l, const redisReply *r)
+{
+	uint64_t now = now_ms();
+
+	if (r->type == REDIS_REPLY_ERROR) {
+		if (!l->refusing)
+			say(l, 1, "shared-tables: redis %s:%d refuses commands (%.100s); counted as "
+			    "errors, tables go on locally", l->host, l->conf.port, r->str);
+		l->refusing = true;
+		l->refused_at = now;
+		l->refusals++;
+	} else if (l->refusing && now - l->refused_at >= REFUSE_QUIET_MS) {
+		say(l, 2, "shared-tables: redis %s:%d accepts commands again (%llu refused)",
+		    l->host, l->conf.port, (unsigned long long)l->refusals);
+		l->refusing = false;
+		l->refusals = 0;
+	}
+}
+
 /* A reply on the live connection: progress for the stall detector. */
 static bool live_reply(struct shared_link *l, redisAsyncContext *ac, void *reply)
 {
@@ -557,6 +584,8 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 	BUG_ON(l->head == l->sent);
 	w = &l->ring[l->head % l->qcap];
 	latency(l, w->t0_us);
+	answered(l, reply);
+	/* refused (OOM, WRONGTYPE): not replayed, the same answer would come */
 	count(l, w->op, reply->type == REDIS_REPLY_ERROR ? SHARED_ERROR : SHARED_OK);
 	l->head++;
 	set_gauge(&l->st.queued, l->tail - l->head);
@@ -759,9 +788,11 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 				slot_finish(l, s, SHARED_DOWN, NULL, 0);
 			return;
 		}
+		answered(l, rep);
 		slot_finish(l, s, SHARED_ERROR, NULL, 0);
 		return;
 	}
+	answered(l, rep);
 	switch (s->op) {
 	case SHARED_OP_GET:
 		if (rep->type == REDIS_REPLY_STRING) {

@@ -153,6 +153,24 @@ def downs(lines):
 	return sum(" down (" in ln and "still down" not in ln for ln in lines)
 
 
+def test_oom_refusing_writes_is_logged_once_each_way(fleet, redis):
+	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
+	used = int(redis.info("used_memory", "memory"))
+
+	def inject():
+		redis.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+		redis.cmd("CONFIG", "SET", "maxmemory", str(used // 2))
+
+	def restore():
+		redis.cmd("CONFIG", "SET", "maxmemory", "0")
+
+	_, lines = run_fault(bs, redis, inject, restore, [("set", "error")], "OOM",
+			     said=["refuses commands (OOM"], said_after=["accepts commands again"])
+	assert count_in(lines, "refuses commands") == 1, lines
+	assert count_in(lines, "accepts commands again") == 1, lines
+	assert downs(lines) == 0, lines
+
+
 def test_client_kill_is_one_reconnect(fleet, redis):
 	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
 	op = Conn(redis)
