@@ -14,8 +14,9 @@
  *    iteration, one pipelined batch. An entry leaves the ring only when Redis
  *    acknowledged it; a lost connection rewinds the send cursor, so what was
  *    in flight is replayed, in order, after the reconnect.
- *  - the handshake (AUTH, SELECT, ROLE, PING): the link is up at the PING's
- *    reply, so "connected" means "Redis answers", not "the kernel accepted"
+ *  - the handshake (AUTH, SELECT, ROLE, SCRIPT LOAD, an empty EVAL, PING):
+ *    the link is up at the PING's reply, so "connected" means "Redis
+ *    answers, writes too", not "the kernel accepted"
  *    (a SIGSTOPped Redis still completes TCP handshakes from its backlog);
  *    ROLE keeps it off a replica, which would refuse writes.
  *
@@ -67,6 +68,8 @@ static const char cas_script[] =
 	"if v == false or v == ARGV[1] then "
 	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
 	"return {0, v}";
+
+static const char probe[] = "*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n";
 
 /* DISCOVERING: asking the sentinels where the master is (shared_sentinel.c) */
 enum link_state { LINK_DOWN, LINK_DISCOVERING, LINK_CONNECTING, LINK_UP };
@@ -564,6 +567,11 @@ static void link_connect(struct shared_link *l)
 	put_arg(&b, cas_script, sizeof(cas_script) - 1);
 	BUG_ON(b.bad);
 	issue(l, hs_cb, NULL, b.p, b.n);
+	/* a script that does nothing, as the writes' script does: held by a
+	 * `CLIENT PAUSE WRITE` (a failover's), which lets reads and SCRIPT LOAD
+	 * through, so the link comes up only once Redis takes writes again
+	 * instead of going up and stalling on its first write, once a second */
+	issue(l, hs_cb, NULL, probe, sizeof(probe) - 1);
 	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
 }
 

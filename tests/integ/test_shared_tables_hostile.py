@@ -184,6 +184,17 @@ def test_client_kill_is_one_reconnect(fleet, redis):
 	assert count_in(lines, "up again") == 1, lines
 
 
+@pytest.mark.parametrize("mode", ["WRITE", "ALL"])
+def test_client_pause_costs_at_most_timeout(fleet, redis, mode):
+	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
+	# Redis ends the pause by itself: the links must come back unaided
+	_, lines = run_fault(bs, redis, lambda: redis.cmd("CLIENT", "PAUSE", "3000", mode),
+			     lambda: None, [("get", "timeout")], "CLIENT PAUSE " + mode,
+			     said=["down (no reply for"], said_after=["up again"])
+	assert downs(lines) == 1, lines
+	assert count_in(lines, "still down") <= 3, lines
+
+
 def test_debug_sleep_past_timeout_is_a_stall(fleet, redis):
 	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
 	sleeper = threading.Thread(target=lambda: redis.cmd("DEBUG", "SLEEP", "3", timeout=10),
