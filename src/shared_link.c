@@ -88,6 +88,7 @@ struct slot {
 
 struct wentry {
 	uint16_t len;
+	uint16_t koff;                  /* of the key's "$N\r\n": a prefix change rewrites it */
 	uint8_t op;
 	uint64_t t0_us;
 	char cmd[CMD_MAX];
@@ -659,7 +660,7 @@ static void rl_note(struct shared_link *l, const char *k, size_t kn, const char 
 		e->kh = 0;
 }
 
-static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *b)
+static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *b, size_t koff)
 {
 	struct wentry *w;
 
@@ -670,6 +671,7 @@ static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *
 	w = &l->ring[l->tail % l->qcap];
 	memcpy(w->cmd, b->p, b->n);
 	w->len = (uint16_t)b->n;
+	w->koff = (uint16_t)koff;
 	w->op = (uint8_t)op;
 	l->tail++;
 	set_gauge(&l->st.queued, l->tail - l->head);
@@ -687,6 +689,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 	char cmd[CMD_MAX];
 	struct resp b = { cmd, 0, sizeof(cmd), false };
 	int kn = make_key(l, k, table, key, klen);
+	size_t koff;
 	int rc;
 
 	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
@@ -709,6 +712,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 		put_arg(&b, "EVALSHA", 7);
 		put_arg(&b, l->sha, 40);
 		put_arg(&b, "1", 1);
+		koff = b.n;
 		put_arg(&b, k, (size_t)kn);
 		put_arg(&b, val, vlen);
 		put_arg(&b, val, vlen);
@@ -716,6 +720,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 	} else {
 		put_hdr(&b, '*', flags & SHARED_SET_NX ? 6 : 5);
 		put_arg(&b, "SET", 3);
+		koff = b.n;
 		put_arg(&b, k, (size_t)kn);
 		put_arg(&b, val, vlen);
 		if (flags & SHARED_SET_NX)
@@ -724,7 +729,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 		put_num(&b, ttl_ms);
 	}
 	BUG_ON(b.bad);
-	rc = enqueue(l, SHARED_OP_SET, &b);
+	rc = enqueue(l, SHARED_OP_SET, &b, koff);
 	if (!rc && !(flags & SHARED_SET_NX))
 		rl_note(l, k, (size_t)kn, val, vlen);
 	return rc;
@@ -736,15 +741,60 @@ int shared_link_del(struct shared_link *l, const char *table, const void *key, s
 	char cmd[CMD_MAX];
 	struct resp b = { cmd, 0, sizeof(cmd), false };
 	int kn = make_key(l, k, table, key, klen);
+	size_t koff;
 
 	if (kn < 0)
 		return SHARED_EINVAL;
 	put_hdr(&b, '*', 2);
 	put_arg(&b, "DEL", 3);
+	koff = b.n;
 	put_arg(&b, k, (size_t)kn);
 	BUG_ON(b.bad);
 	rl_note(l, k, (size_t)kn, NULL, 0);
-	return enqueue(l, SHARED_OP_DEL, &b);
+	return enqueue(l, SHARED_OP_DEL, &b, koff);
+}
+
+/* The prefix changed (reload): the queued writes are bindings of live
+ * sessions, which the fleet now looks up under the new prefix; left under
+ * the old one they would land in another namespace (another fleet's, as
+ * likely as not: that is why prefixes change) and be lost to this one.
+ * Rewritten in place, in order; one that no longer fits (a longer prefix)
+ * is dropped and counted, as an overflow would be. The connection is
+ * dropped next, so nothing of the ring is in flight any more. */
+static void rekey_queue(struct shared_link *l, const char *old, size_t on)
+{
+	char cmd[CMD_MAX];
+	uint32_t to = l->head;
+
+	for (uint32_t i = l->head; i != l->tail; i++) {
+		struct wentry *w = &l->ring[i % l->qcap];
+		struct resp b = { cmd, 0, sizeof(cmd), false };
+		char *h = w->cmd + w->koff, *k;
+		size_t n = strtoul(h + 1, &k, 10), rest;
+
+		BUG_ON(*h != '$' || k[0] != '\r');
+		k += 2;
+		if (n >= on && !memcmp(k, old, on)) {
+			rest = (size_t)(k + n - w->cmd);
+			put(&b, w->cmd, w->koff);
+			b.bad = l->prefix_len + n - on > SHARED_KEY_MAX;
+			put_hdr(&b, '$', l->prefix_len + n - on);
+			put(&b, l->prefix, l->prefix_len);
+			put(&b, k + on, n - on);
+			put(&b, w->cmd + rest, w->len - rest);
+			if (b.bad) {
+				count(l, (enum shared_op)w->op, SHARED_DROPPED);
+				continue;
+			}
+			memcpy(w->cmd, cmd, b.n);
+			w->len = (uint16_t)b.n;
+		}
+		if (i != to)
+			l->ring[to % l->qcap] = *w;
+		to++;
+	}
+	l->tail = to;
+	set_gauge(&l->st.queued, l->tail - l->head);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -1265,8 +1315,15 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 		snprintf(l->host, sizeof(l->host), "%s", conf->host);
 		l->conf.port = conf->port;
 	}
-	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
-	l->prefix_len = strlen(l->prefix);
+	if (strcmp(l->prefix, conf->prefix ? conf->prefix : "")) {
+		char old[sizeof(l->prefix)];
+		size_t on = l->prefix_len;
+
+		memcpy(old, l->prefix, sizeof(old));
+		snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
+		l->prefix_len = strlen(l->prefix);
+		rekey_queue(l, old, on);
+	}
 	l->conf.db = conf->db;
 	l->conf.password_file = NULL;
 	if (l->password)
@@ -1274,8 +1331,7 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 	free(l->password);
 	l->password = pw;
 	/* re-open now; the writes already queued stay in the ring and go to
-	 * the new address once it answers (keys formatted under the previous
-	 * prefix keep it) */
+	 * the new address once it answers, under the new prefix */
 	link_drop(l, "configuration changed");
 	l->attempt = 0;
 	l->retry_at = now_ms();

@@ -10,6 +10,7 @@ Load is made of local misses (test_shared_tables_faults.Load): every
 request asks Redis, the path a fault can hurt.
 """
 
+import signal
 import socket
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import pytest
 
 import util
-from helpers_redis import _encode, _Reader
+from helpers_redis import Redis, _encode, _Reader
 from test_shared_tables import SECRET, fleet, get, metric, ops, redis  # noqa: F401
 from test_shared_tables_faults import Load, MARGIN_S, TIMEOUT_MS, links_up
 
@@ -268,3 +269,51 @@ def loading(redis):
 	except OSError:
 		pass
 	return False
+
+
+# ------------------------------------------------------------ operator actions
+
+def test_sighup_moving_to_another_redis_and_prefix_keeps_the_queue_in_place(
+		fleet, redis, tmp_path):
+	"""Writes queued while the old Redis is gone go to the new one, under
+	the new prefix (the one every lookup uses after the reload), none lost."""
+	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
+	other = Redis(tmp_path / "other")
+	load = Load(bs[1:], bs[0]).start()
+	try:
+		load.wait_more(20, "before the move")
+		redis.kill()
+		for b in bs:
+			util.wait_until(lambda: links_up(b) == 0, what="links down with the old Redis")
+		sids = []
+		for _ in range(4):
+			srv, r = get(bs[0], "/?format=json")
+			sids.append((r.json()["session"], srv))
+		util.wait_until(lambda: metric(bs[0], "bollard_shared_tables_queued") >= len(sids),
+				what="the bindings queued")
+		for b in bs:
+			reloads = metric(b, "bollard_reloads_total")
+			b.conf_path.write_text(b.conf_path.read_text().replace(
+				"redis://127.0.0.1:%d/0 prefix t:" % redis.port,
+				"redis://127.0.0.1:%d/0 prefix u:" % other.port))
+			b.proc.send_signal(signal.SIGHUP)
+			util.wait_until(lambda: metric(b, "bollard_reloads_total") == reloads + 1,
+					what="the reload done")
+		load.wait_more(20, "between the reload and the new Redis")
+		other.start()
+		for b in bs:
+			util.wait_until(lambda: metric(b, "bollard_shared_tables_up") == 1, timeout=30,
+					what="links up on the new Redis")
+		for sid, home in sids:
+			util.wait_until(lambda: other.get("u:be/learn/DEMOSESSID:" + sid) == home,
+					what="the queued binding under the new prefix")
+		hits = ops(bs[1], "get", "hit")
+		util.wait_until(lambda: ops(bs[1], "get", "hit") > hits + 5 or load.fail,
+				what="answers from the new Redis")
+		load.end()
+		assert [k for k in other.keys() if not k.startswith("u:")] == []
+	finally:
+		load.end()
+		other.close()
+	assert load.fail == [], load.fail[:10]
+	assert load.max_s < TIMEOUT_MS / 1000 + MARGIN_S, load.max_s

@@ -1302,6 +1302,76 @@ static void test_reconfigure_keeps_queue(void **st)
 	link_end(0);
 }
 
+/* A reload that changes the prefix: the writes queued meanwhile are
+ * bindings the fleet now looks up under the new prefix, so they go there
+ * (SET, keep write and DEL alike), in order; one that no longer fits a key
+ * under a longer prefix is dropped and counted. */
+static void test_reconfigure_prefix_rekeys_queue(void **st)
+{
+	static const char long_prefix[] =
+		"p23456789012345678901234567890123456789012345678901234567890:";
+	struct shared_link_conf bad = { .port = free_port(), .prefix = "t:", .password_file = pwfile,
+					 .db = DB, .connect_timeout_ms = 300, .backoff_min_ms = 20,
+					 .backoff_max_ms = 200, .stall_ms = 400 };
+	struct tl *a = link_new(0, &bad);
+	struct shared_link_conf good = bad;
+	struct cnt c = { a, SHARED_OP_DEL, SHARED_OK, 1 };
+	char err[128] = "", v[16], big[190], key[300];
+	bool found;
+
+	assert_int_equal(redis_int("SET u:learn:q7 old"), -999);
+	memset(big, 'k', sizeof(big));
+	step(50);
+	assert_false(shared_link_is_up(a->l));
+	assert_int_equal(shared_link_set(a->l, "learn", "q5", 2, "s5", 2, 60000, 0), 0);
+	assert_int_equal(shared_link_set(a->l, "learn", "q6", 2, "s6", 2, 60000, SHARED_SET_KEEP), 0);
+	assert_int_equal(shared_link_del(a->l, "learn", "q7", 2), 0);
+	/* fits under "t:" and "u:", not under long_prefix */
+	assert_int_equal(shared_link_set(a->l, "learn", big, sizeof(big), "s8", 2, 60000, 0), 0);
+	good.port = port;
+	good.prefix = "u:";
+	assert_int_equal(shared_link_reconfigure(a->l, &good, err, sizeof(err)), 1);
+	assert_true(run_until(is_up, a, 3000));
+	assert_true(run_until(counted, &c, 3000));
+	assert_int_equal(redis_get("u:learn:q5", 10, v, &found), 2);
+	assert_true(found);
+	assert_memory_equal(v, "s5", 2);
+	assert_int_equal(redis_get("u:learn:q6", 10, v, &found), 2);
+	assert_true(found);
+	assert_memory_equal(v, "s6", 2);
+	redis_get("u:learn:q7", 10, v, &found);
+	assert_false(found);
+	redis_get("t:learn:q5", 10, v, &found);
+	assert_false(found);
+	memcpy(key, "u:learn:", 8);
+	memcpy(key + 8, big, sizeof(big));
+	assert_int_equal(redis_get(key, 8 + sizeof(big), v, &found), 2);
+	assert_true(found);
+
+	/* down again, one binding too long for the next prefix */
+	good.port = bad.port;
+	assert_int_equal(shared_link_reconfigure(a->l, &good, err, sizeof(err)), 1);
+	step(50);
+	assert_false(shared_link_is_up(a->l));
+	assert_int_equal(shared_link_set(a->l, "learn", big, sizeof(big), "s9", 2, 60000, 0), 0);
+	assert_int_equal(shared_link_set(a->l, "learn", "q9", 2, "s9", 2, 60000, 0), 0);
+	good.port = port;
+	good.prefix = long_prefix;
+	assert_int_equal(shared_link_reconfigure(a->l, &good, err, sizeof(err)), 1);
+	assert_int_equal(opcount(a, SHARED_OP_SET, SHARED_DROPPED), 1);
+	assert_int_equal(atomic_load(&shared_link_stats(a->l)->queued), 1);
+	assert_true(run_until(is_up, a, 3000));
+	{
+		struct cnt k = { a, SHARED_OP_SET, SHARED_OK, 4 };
+
+		assert_true(run_until(counted, &k, 3000));
+	}
+	snprintf(key, sizeof(key), "%slearn:q9", long_prefix);
+	assert_int_equal(redis_get(key, strlen(key), v, &found), 2);
+	assert_true(found);
+	link_end(0);
+}
+
 static int setup(void **st)
 {
 	FILE *f;
@@ -1364,6 +1434,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readonly_demoted, trio_up, trio_down),
 		cmocka_unit_test(test_keep_write),
 		cmocka_unit_test(test_reconfigure_keeps_queue),
+		cmocka_unit_test(test_reconfigure_prefix_rekeys_queue),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
