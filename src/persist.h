@@ -241,6 +241,11 @@ void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won,
 size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out);
 /* `clear sessions`: forget key of rule in Redis too. */
 void persist_shared_forget(const struct persist_rule *r, const void *key, size_t klen);
+/* Another instance cleared the session of the shared table named table
+ * (shared_name) whose Redis key is key: drop this instance's entry, so
+ * that it asks Redis again instead of writing the binding back. */
+void persist_shared_cleared(const struct config *cfg, const char *table, size_t tlen,
+			    const void *key, size_t klen);
 
 /* Count the decision (once per request), and the verdict of a refused
  * cookie that did not decide (pr->also) under its own method. */

@@ -62,10 +62,14 @@ const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 
 /* KEYS[1]; ARGV: expected value, new value, ttl ms. An absent key matches any
  * expectation: after an expiry or a Redis restarted empty the first mover
- * wins, and the others see its value. */
+ * wins, and the others see its value. The empty value is the mark a
+ * `clear sessions` leaves (shared.c, shared_link_del()): a new binding (a
+ * first one, expected "", or a move) replaces it, a keep write (expected =
+ * new: a refresh from an instance that still holds the session) does not,
+ * and is told {0, ""}: the session was cleared, forget it. */
 static const char cas_script[] =
 	"local v = redis.call('GET', KEYS[1]) "
-	"if v == false or v == ARGV[1] then "
+	"if v == false or v == ARGV[1] or (v == '' and ARGV[1] ~= ARGV[2]) then "
 	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
 	"return {0, v}";
 
@@ -578,6 +582,25 @@ static void link_connect(struct shared_link *l)
 
 /* ---- writes ------------------------------------------------------------- */
 
+/* A keep write found the mark of a `clear sessions` (cas_script): the
+ * loop forgets the session (table and key from the write's own key). */
+static void was_cleared(struct shared_link *l, const struct wentry *w)
+{
+	const char *h = w->cmd + w->koff;
+	char *k;
+	size_t n = strtoul(h + 1, &k, 10);
+	const char *t, *colon;
+
+	k += 2;
+	if (!l->loop.cleared || n <= l->prefix_len || memcmp(k, l->prefix, l->prefix_len))
+		return;
+	t = k + l->prefix_len;
+	colon = memchr(t, ':', n - l->prefix_len);
+	if (colon)
+		l->loop.cleared(l->loop.ctx, t, (size_t)(colon - t), colon + 1,
+				(size_t)(k + n - colon - 1));
+}
+
 static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct shared_link *l = ac->data;
@@ -594,6 +617,10 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 	w = &l->ring[l->head % l->qcap];
 	latency(l, w->t0_us);
 	answered(l, reply);
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && !reply->element[0]->integer &&
+	    reply->element[1]->type == REDIS_REPLY_STRING && !reply->element[1]->len)
+		was_cleared(l, w);
 	/* refused (OOM, WRONGTYPE): not replayed, the same answer would come */
 	count(l, w->op, reply->type == REDIS_REPLY_ERROR ? SHARED_ERROR : SHARED_OK);
 	l->head++;
@@ -745,10 +772,16 @@ int shared_link_del(struct shared_link *l, const char *table, const void *key, s
 
 	if (kn < 0)
 		return SHARED_EINVAL;
-	put_hdr(&b, '*', 2);
-	put_arg(&b, "DEL", 3);
+	/* not DEL: instances that still hold the session would write it back
+	 * with their next refresh; the mark keeps the binding's TTL, as long
+	 * as their tables can hold it, and tells them (the script) */
+	put_hdr(&b, '*', 5);
+	put_arg(&b, "SET", 3);
 	koff = b.n;
 	put_arg(&b, k, (size_t)kn);
+	put_arg(&b, "", 0);
+	put_arg(&b, "XX", 2);
+	put_arg(&b, "KEEPTTL", 7);
 	BUG_ON(b.bad);
 	rl_note(l, k, (size_t)kn, NULL, 0);
 	return enqueue(l, SHARED_OP_DEL, &b, koff);
@@ -840,7 +873,7 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		if (s->op == SHARED_OP_CAS && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
+		if (s->op != SHARED_OP_GET && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
 			bump(&l->st.script_loads, 1);
 			if (send_cas(l, s, true) < 0)
 				slot_finish(l, s, SHARED_DOWN, NULL, 0);
@@ -864,16 +897,6 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 		}
 		break;
 	case SHARED_OP_SETNX:
-		/* SET ... NX GET: nil when we set it, else the value that stays */
-		if (rep->type == REDIS_REPLY_STRING) {
-			slot_finish(l, s, SHARED_LOST, rep->str, rep->len);
-		} else {
-			const char *v = s->args + s->klen;
-
-			rl_note(l, s->args, s->klen, v, s->vlen);
-			slot_finish(l, s, SHARED_WON, v, s->vlen);
-		}
-		break;
 	case SHARED_OP_CAS:
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 		    rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -951,33 +974,18 @@ int shared_link_get(struct shared_link *l, const char *table, const void *key, s
 	return slot_send(l, s, &b);
 }
 
+static int request_cas(struct shared_link *l, enum shared_op op, const char *table,
+		       const void *key, size_t klen, const char *expect, size_t elen,
+		       const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		       shared_link_cb cb, void *arg);
+
+/* The script with "" expected: SET NX that also replaces a clear's mark. */
 int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
 		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
 		      shared_link_cb cb, void *arg)
 {
-	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
-	struct slot *s;
-	char k[SHARED_KEY_MAX];
-	int kn = make_key(l, k, table, key, klen);
-
-	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
-		return SHARED_EINVAL;
-	if (!(s = slot_take(l, SHARED_OP_SETNX, timeout_ms, cb, arg)))
-		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
-	/* the key and our value stay in the slot: WON reports our value */
-	memcpy(s->args, k, (size_t)kn);
-	memcpy(s->args + kn, val, vlen);
-	s->klen = (uint16_t)kn;
-	s->vlen = (uint16_t)vlen;
-	put_hdr(&b, '*', 7);
-	put_arg(&b, "SET", 3);
-	put_arg(&b, k, (size_t)kn);
-	put_arg(&b, val, vlen);
-	put_arg(&b, "NX", 2);
-	put_arg(&b, "PX", 2);
-	put_num(&b, ttl_ms);
-	put_arg(&b, "GET", 3);
-	return slot_send(l, s, &b);
+	return request_cas(l, SHARED_OP_SETNX, table, key, klen, "", 0, val, vlen, ttl_ms,
+			   timeout_ms, cb, arg);
 }
 
 static int send_cas(struct shared_link *l, struct slot *s, bool eval)
@@ -1002,9 +1010,10 @@ static int send_cas(struct shared_link *l, struct slot *s, bool eval)
 	return issue(l, req_cb, s, b.p, b.n);
 }
 
-int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
-		    const char *expect, size_t elen, const char *val, size_t vlen,
-		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg)
+static int request_cas(struct shared_link *l, enum shared_op op, const char *table,
+		       const void *key, size_t klen, const char *expect, size_t elen,
+		       const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		       shared_link_cb cb, void *arg)
 {
 	char k[SHARED_KEY_MAX];
 	int kn = make_key(l, k, table, key, klen);
@@ -1012,7 +1021,7 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
 
 	if (kn < 0 || vlen > SHARED_VAL_MAX || elen > SHARED_VAL_MAX || !ttl_ms)
 		return SHARED_EINVAL;
-	if (!(s = slot_take(l, SHARED_OP_CAS, timeout_ms, cb, arg)))
+	if (!(s = slot_take(l, op, timeout_ms, cb, arg)))
 		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
 	memcpy(s->args, k, (size_t)kn);
 	memcpy(s->args + kn, expect, elen);
@@ -1022,12 +1031,20 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
 	s->vlen = (uint16_t)vlen;
 	s->ttl_ms = ttl_ms;
 	if (send_cas(l, s, false) < 0) {
-		count(l, SHARED_OP_CAS, SHARED_DOWN);
+		count(l, op, SHARED_DOWN);
 		slot_release(l, s);
 		return SHARED_EDOWN;
 	}
 	rearm(l);
 	return 0;
+}
+
+int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
+		    const char *expect, size_t elen, const char *val, size_t vlen,
+		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg)
+{
+	return request_cas(l, SHARED_OP_CAS, table, key, klen, expect, elen, val, vlen, ttl_ms,
+			   timeout_ms, cb, arg);
 }
 
 /* ---- timers and I/O ----------------------------------------------------- */

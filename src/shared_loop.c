@@ -98,9 +98,17 @@ static void loop_log(void *ctx, int level, const char *msg)
 	log_msg(level == 0 ? LOG_ERR : level == 1 ? LOG_WARN : LOG_INFO, "%s", msg);
 }
 
+static void loop_cleared(void *ctx, const char *table, size_t tlen, const void *key, size_t klen)
+{
+	struct shared_loop *s = ctx;
+
+	persist_shared_cleared(s->w->cfg, table, tlen, key, klen);
+}
+
 static void open_link(struct shared_loop *s, const struct shared_conf *conf)
 {
-	struct shared_link_loop lp = { s, loop_io, loop_timer, s->w->id == 0 ? loop_log : NULL };
+	struct shared_link_loop lp = { s, loop_io, loop_timer, s->w->id == 0 ? loop_log : NULL,
+				       loop_cleared };
 	char err[256] = "";
 
 	s->l = shared_link_create(&conf->link, &lp, err, sizeof(err));

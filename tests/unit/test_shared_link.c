@@ -186,6 +186,8 @@ struct tl {
 	int io_calls;
 	int logs;
 	char lastlog[256];
+	int cleared;                    /* loop.cleared calls, the last one's table:key */
+	char lastcleared[SHARED_KEY_MAX + 1];
 };
 
 static int tl_io(void *ctx, struct shared_link *l, int fd, unsigned events)
@@ -220,6 +222,15 @@ static void tl_log(void *ctx, int level, const char *msg)
 
 	t->logs++;
 	snprintf(t->lastlog, sizeof(t->lastlog), "%s", msg);
+}
+
+static void tl_cleared(void *ctx, const char *table, size_t tlen, const void *key, size_t klen)
+{
+	struct tl *t = ctx;
+
+	t->cleared++;
+	snprintf(t->lastcleared, sizeof(t->lastcleared), "%.*s:%.*s", (int)tlen, table, (int)klen,
+		 (const char *)key);
 }
 
 static struct tl *tls[4];
@@ -279,7 +290,7 @@ static struct tl *link_new(int slot, struct shared_link_conf *over)
 		.backoff_min_ms = 20, .backoff_max_ms = 200, .stall_ms = 400,
 		.refresh_ms = 300, .seed = 42 + (uint64_t)slot,
 	};
-	struct shared_link_loop lp = { NULL, tl_io, tl_timer, tl_log };
+	struct shared_link_loop lp = { NULL, tl_io, tl_timer, tl_log, tl_cleared };
 	struct tl *t = calloc(1, sizeof(*t));
 	char err[128] = "";
 
@@ -326,6 +337,7 @@ static void rec(void *arg, enum shared_result r, const char *v, size_t len)
 }
 
 static bool answered(void *a) { return ((struct res *)a)->n > 0; }
+static bool was_told(void *a) { return ((struct tl *)a)->cleared > 0; }
 
 static uint64_t opcount(struct tl *t, enum shared_op op, enum shared_result r)
 {
@@ -511,13 +523,21 @@ static void test_write_ttl_and_ratelimit(void **st)
 		assert_true(run_until(counted, &c, 3000));
 		assert_int_equal(redis_int("EXISTS t:source:b9"), 1);
 	}
-	/* DEL goes through the same queue */
+	/* a delete goes through the same queue: the clear's mark, the empty
+	 * value, with the binding's TTL kept (test_clear_mark) */
 	{
 		struct cnt d = { a, SHARED_OP_DEL, SHARED_OK, 1 };
 
 		assert_int_equal(shared_link_del(a->l, "source", "b9", 2), 0);
 		assert_true(run_until(counted, &d, 3000));
-		assert_int_equal(redis_int("EXISTS t:source:b9"), 0);
+		assert_int_equal(redis_get("t:source:b9", 11, v, &found), 0);
+		assert_true(found);
+		assert_true(redis_int("PTTL t:source:b9") > 0);
+		/* no key, no mark */
+		d.want = 2;
+		assert_int_equal(shared_link_del(a->l, "source", "b99", 3), 0);
+		assert_true(run_until(counted, &d, 3000));
+		assert_int_equal(redis_int("EXISTS t:source:b99"), 0);
 	}
 	link_end(0);
 }
@@ -1196,7 +1216,7 @@ static void test_sentinels_all_down(void **st)
 static void test_sentinel_config_errors(void **st)
 {
 	struct tl t = { .timer = SHARED_NO_TIMER };
-	struct shared_link_loop lp = { &t, tl_io, tl_timer, tl_log };
+	struct shared_link_loop lp = { &t, tl_io, tl_timer, tl_log, NULL };
 	struct shared_link_conf c = { .nsentinels = 1, .sentinels = { "127.0.0.1:1" } };
 	char err[128] = "", h[64];
 	int p;
@@ -1339,8 +1359,8 @@ static void test_reconfigure_prefix_rekeys_queue(void **st)
 	assert_int_equal(redis_get("u:learn:q6", 10, v, &found), 2);
 	assert_true(found);
 	assert_memory_equal(v, "s6", 2);
-	redis_get("u:learn:q7", 10, v, &found);
-	assert_false(found);
+	assert_int_equal(redis_get("u:learn:q7", 10, v, &found), 0);  /* the clear's mark */
+	assert_true(found);
 	redis_get("t:learn:q5", 10, v, &found);
 	assert_false(found);
 	memcpy(key, "u:learn:", 8);
@@ -1369,6 +1389,56 @@ static void test_reconfigure_prefix_rekeys_queue(void **st)
 	snprintf(key, sizeof(key), "%slearn:q9", long_prefix);
 	assert_int_equal(redis_get(key, strlen(key), v, &found), 2);
 	assert_true(found);
+	link_end(0);
+}
+
+/* `clear sessions` leaves a mark (the empty value) rather than deleting:
+ * a refresh (keep write) from an instance that still holds the session
+ * does not write it back but tells that instance, which forgets it; a new
+ * binding (SET NX, a move) replaces the mark. */
+static void test_clear_mark(void **st)
+{
+	struct tl *a = link_new(0, NULL);
+	struct res r = { 0 };
+	struct cnt c = { a, SHARED_OP_DEL, SHARED_OK, 1 };
+	char v[8];
+	bool found;
+
+	assert_true(run_until(is_up, a, 3000));
+	write_acked(a, "m1", "srvA");
+	assert_int_equal(shared_link_del(a->l, "learn", "m1", 2), 0);
+	assert_true(run_until(counted, &c, 3000));
+	/* the holder's refresh: left alone, and the loop told */
+	assert_int_equal(shared_link_set(a->l, "learn", "m1", 2, "srvA", 4, 60000, SHARED_SET_KEEP),
+			 0);
+	assert_true(run_until(was_told, a, 3000));
+	assert_string_equal(a->lastcleared, "learn:m1");
+	assert_int_equal(redis_get("t:learn:m1", 10, v, &found), 0);
+	assert_true(found);
+	/* a lookup finds the mark: no server of that name, a miss for the caller */
+	assert_int_equal(shared_link_get(a->l, "learn", "m1", 2, 0, rec, &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_HIT);
+	assert_int_equal(r.len, 0);
+	/* a first binding replaces it */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(shared_link_setnx(a->l, "learn", "m1", 2, "srvB", 4, 60000, 0, rec, &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_WON);
+	assert_int_equal(redis_get("t:learn:m1", 10, v, &found), 4);
+	assert_memory_equal(v, "srvB", 4);
+	/* and so does a move, expecting the server it was on before the clear */
+	assert_int_equal(shared_link_del(a->l, "learn", "m1", 2), 0);
+	c.want = 2;
+	assert_true(run_until(counted, &c, 3000));
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(shared_link_cas(a->l, "learn", "m1", 2, "srvB", 4, "srvC", 4, 60000, 0, rec,
+					 &r), 0);
+	assert_true(run_until(answered, &r, 3000));
+	assert_int_equal(r.r, SHARED_WON);
+	assert_int_equal(redis_get("t:learn:m1", 10, v, &found), 4);
+	assert_memory_equal(v, "srvC", 4);
+	assert_int_equal(a->cleared, 1);
 	link_end(0);
 }
 
@@ -1435,6 +1505,7 @@ int main(void)
 		cmocka_unit_test(test_keep_write),
 		cmocka_unit_test(test_reconfigure_keeps_queue),
 		cmocka_unit_test(test_reconfigure_prefix_rekeys_queue),
+		cmocka_unit_test(test_clear_mark),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
