@@ -9,7 +9,7 @@ import json
 import time
 
 import util
-from test_shared_tables import admin, fleet, get, ops, redis  # noqa: F401 (fixtures)
+from test_shared_tables import admin, fleet, get, metrics, ops, redis  # noqa: F401 (fixtures)
 
 KEY = "t:be/learn/DEMOSESSID:"
 
@@ -163,3 +163,37 @@ def test_clear_is_not_undone_by_an_instance_that_still_holds_the_session(fleet, 
 	# every instance now agrees on B's fresh binding
 	for x in bs:
 		assert get(x, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == fresh
+
+
+def checks(b, result):
+	"""bollard_health_checks_total{result} summed over the servers."""
+	out = 0.0
+	for ln in metrics(b).splitlines():
+		if ln.startswith("bollard_health_checks_total{") and 'result="%s"' % result in ln:
+			out += float(ln.rsplit(" ", 1)[1])
+	return out
+
+
+def test_a_walk_waiting_for_redis_does_not_fail_the_health_checks(fleet, redis):
+	"""The walk of `show sessions` / `clear sessions` holds the control
+	thread, which also runs the health checks, for up to its budget while
+	Redis is stopped. A check reply that arrived meanwhile is the control
+	thread's delay, not the server's: no healthy server may be marked
+	down for it (fall 1: one false timeout would)."""
+	bs, apps = fleet("persist learn DEMOSESSID", n=1,
+			 extra_backend="health http GET / interval 20ms timeout 300ms fall 1 rise 1")
+	b = bs[0]
+	learn(redis, [b], per=1)
+	util.wait_until(lambda: checks(b, "ok") >= 9, what="the health checks running")
+	redis.sigstop()
+	try:
+		for line in ("show sessions be", "clear sessions be", "show sessions be"):
+			t0 = time.monotonic()
+			ans = admin(b, line)
+			assert time.monotonic() - t0 >= 0.9, "the walk did not wait for Redis: %s" % ans
+	finally:
+		redis.sigcont()
+	ok = checks(b, "ok")
+	util.wait_until(lambda: checks(b, "ok") >= ok + 9, what="more health checks after the walks")
+	assert checks(b, "fail") == 0, b.stderr_text()[-2000:]
+	assert "is DOWN" not in b.stderr_text(), b.stderr_text()[-2000:]
