@@ -886,7 +886,8 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 	answered(l, rep);
 	switch (s->op) {
 	case SHARED_OP_GET:
-		if (rep->type == REDIS_REPLY_STRING) {
+		/* the empty value is a clear's mark (cas_script): nothing */
+		if (rep->type == REDIS_REPLY_STRING && rep->len) {
 			/* what Redis holds needs no refresh at once: the
 			 * adopter's first write of it would only renew its TTL */
 			if (rep->len <= SHARED_VAL_MAX)
