@@ -1328,7 +1328,7 @@ const char *persist_reason_name(int reason)
 
 const char *persist_from_name(int from)
 {
-	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down" };
+	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down", "error" };
 	return from > 0 && from < (int)ARRAY_SIZE(names) ? names[from] : NULL;
 }
 

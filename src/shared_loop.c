@@ -233,6 +233,13 @@ void shared_loop_run(struct worker *w)
 
 /* ---- requests waiting for Redis ---------------------------------------------- */
 
+/* Why Redis had no say: an error reply (OOM, WRONGTYPE...) is not an
+ * outage, and the access log tells them apart. */
+static uint8_t unanswered(enum shared_result res)
+{
+	return res == SHARED_TIMEOUT ? FROM_TIMEOUT : res == SHARED_ERROR ? FROM_ERROR : FROM_DOWN;
+}
+
 static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_result res,
 		   const char *v, size_t n)
 {
@@ -249,7 +256,7 @@ static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_res
 			pr->from = pr->place ? FROM_HASH : FROM_LOCAL;
 			persist_shared_missed(be, pr, rule);
 		} else {
-			pr->from = res == SHARED_TIMEOUT ? FROM_TIMEOUT : FROM_DOWN;
+			pr->from = unanswered(res);
 		}
 		if (pr->fail) {
 			stream_error(c, 503, "the server holding this session is unavailable",
@@ -261,7 +268,7 @@ static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_res
 	} else if (res == SHARED_WON || res == SHARED_LOST) {
 		persist_shared_agreed(be, pr, res == SHARED_WON, v, n);
 	} else {
-		pr->from = res == SHARED_TIMEOUT ? FROM_TIMEOUT : FROM_DOWN;
+		pr->from = unanswered(res);
 	}
 	dispatch_start(c);
 	if (!c->closed)

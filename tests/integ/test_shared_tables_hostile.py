@@ -79,6 +79,8 @@ def test_wrongtype_at_a_bollard_key_is_an_error_not_a_failure(fleet, redis):
 	err = ops(bs[1], "get", "error")
 	timed_get(bs[1], sid)
 	assert ops(bs[1], "get", "error") == err + 1
+	# the access log tells a refusal from an outage
+	bs[1].wait_log(lambda e: e.get("persist_shared") == "error")
 	# the instance that learned it still serves it from its table
 	assert timed_get(bs[0], sid) == home
 	assert redis.cmd("TYPE", KEY + sid) == "hash"  # not ours to overwrite
