@@ -54,6 +54,7 @@
 #define RL_WAYS 8                   /* in sets of 8 */
 #define SAID_MAX 3                  /* log lines about the causes of one outage */
 #define REFUSE_QUIET_MS 2000        /* no error reply for this long: Redis accepts again */
+#define NOSCRIPT_AGAIN_MS 60000     /* at most one reconnect per minute for a flushed script */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -122,6 +123,7 @@ struct shared_link {
 	char said_why[128];             /* the cause of the last failed attempt */
 	bool refusing;                  /* error replies with the link up, logged */
 	uint64_t refused_at, refusals;
+	uint64_t noscript_at;           /* the last reconnect for a flushed script */
 	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
@@ -612,6 +614,19 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 	if (is_readonly(reply)) {
 		master_moved(l, "READONLY: the master moved");
 		return;  /* stays in the ring, for the new master */
+	}
+	if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8) &&
+	    (!l->noscript_at || now_ms() - l->noscript_at >= NOSCRIPT_AGAIN_MS)) {
+		/* SCRIPT FLUSH (an operator's): every keep write after it
+		 * would fail the same way. Reconnect: the handshake loads the
+		 * script, and this write and those behind it, still in the
+		 * ring, are replayed. Not more often than NOSCRIPT_AGAIN_MS: a
+		 * server that forgets the script at once gets refusals,
+		 * counted, not a reconnect loop */
+		l->noscript_at = now_ms();
+		bump(&l->st.script_loads, 1);
+		link_drop(l, "NOSCRIPT: the script cache was flushed");
+		return;
 	}
 	BUG_ON(l->head == l->sent);
 	w = &l->ring[l->head % l->qcap];

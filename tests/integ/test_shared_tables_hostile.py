@@ -326,3 +326,17 @@ def test_sighup_moving_to_another_redis_and_prefix_keeps_the_queue_in_place(
 		other.close()
 	assert load.fail == [], load.fail[:10]
 	assert load.max_s < TIMEOUT_MS / 1000 + MARGIN_S, load.max_s
+
+
+def test_script_flush_does_not_lose_the_writes_behind(fleet, redis):
+	"""An operator's SCRIPT FLUSH empties the script cache the writes
+	behind run by SHA (EVALSHA): they must not all fail until the next
+	reconnect; the link loads the script again and replays them."""
+	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
+	learned(bs[0], redis)
+	redis.cmd("SCRIPT", "FLUSH")
+	for _ in range(5):
+		sid, home = learned(bs[0], redis)
+		assert redis.get(KEY + sid) == home
+		assert timed_get(bs[1], sid) == home
+	assert ops(bs[0], "set", "error") == 0
