@@ -55,6 +55,7 @@
 #define SAID_MAX 3                  /* log lines about the causes of one outage */
 #define REFUSE_QUIET_MS 2000        /* no error reply for this long: Redis accepts again */
 #define NOSCRIPT_AGAIN_MS 60000     /* at most one reconnect per minute for a flushed script */
+#define IDLE_PING_MS 500            /* an idle connection says PING this often */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -1088,6 +1089,22 @@ static void expire_requests(struct shared_link *l, uint64_t now)
 	l->ops_next = MIN(l->ops_next, next);
 }
 
+static void ping_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	live_reply(ac->data, ac, r);
+}
+
+/* Redis closes connections idle for its `timeout` (often set, to 300 s
+ * or less): an instance without traffic (a standby) would see its link
+ * go down and up every `timeout`, each time a warning, a blip of
+ * bollard_shared_tables_up and requests meeting "down" while it
+ * reconnects. A PING when idle keeps it open, and proves it alive. */
+static void keepalive(struct shared_link *l)
+{
+	if (issue(l, ping_cb, NULL, "*1\r\n$4\r\nPING\r\n", 14) == 0)
+		redisAsyncHandleWrite(l->ac);
+}
+
 static void rearm(struct shared_link *l)
 {
 	uint64_t when = l->ops_next;
@@ -1108,8 +1125,7 @@ static void rearm(struct shared_link *l)
 		break;
 	case LINK_UP:
 		when = MIN(when, l->flush_at);
-		if (l->inflight)
-			when = MIN(when, l->last_reply_ms + l->conf.stall_ms);
+		when = MIN(when, l->last_reply_ms + (l->inflight ? l->conf.stall_ms : IDLE_PING_MS));
 		break;
 	}
 	if (when != l->armed) {
@@ -1145,8 +1161,11 @@ void shared_link_on_timer(struct shared_link *l)
 
 			snprintf(why, sizeof(why), "no reply for %u ms", l->conf.stall_ms);
 			link_drop(l, why);
-		} else if (l->flush_at <= now) {
-			flush_writes(l);
+		} else {
+			if (l->flush_at <= now)
+				flush_writes(l);
+			if (!l->inflight && now - l->last_reply_ms >= IDLE_PING_MS)
+				keepalive(l);
 		}
 		break;
 	}

@@ -10,6 +10,7 @@ Load is made of local misses (test_shared_tables_faults.Load): every
 request asks Redis, the path a fault can hurt.
 """
 
+import re
 import signal
 import socket
 import threading
@@ -257,6 +258,9 @@ def test_loading_a_big_dataset_is_named_once(fleet, redis):
 	# enough keys that loading them takes a while on any machine
 	redis.cmd("DEBUG", "POPULATE", "3000000", "filler", timeout=120)
 	redis.cmd("SAVE", timeout=120)
+	# both block Redis for a while: the links may have dropped it meanwhile
+	util.wait_until(lambda: metric(bs[0], "bollard_shared_tables_up") == 1, timeout=30,
+			what="links up after the dataset was made")
 
 	def inject():
 		redis.kill()
@@ -340,3 +344,24 @@ def test_script_flush_does_not_lose_the_writes_behind(fleet, redis):
 		assert redis.get(KEY + sid) == home
 		assert timed_get(bs[1], sid) == home
 	assert ops(bs[0], "set", "error") == 0
+
+
+def link_ages(redis):
+	"""The age in seconds of each Redis client but the one asking."""
+	out = redis.cmd("CLIENT", "LIST").decode()
+	return [int(re.search(r"\bage=(\d+)", ln).group(1)) for ln in out.splitlines()
+		if "cmd=client" not in ln]
+
+
+def test_redis_idle_timeout_does_not_close_an_idle_link(fleet, redis):
+	"""Redis closes clients idle for its `timeout`: an instance without
+	traffic must keep its links open (they say PING), not go down and up
+	every `timeout` with a warning each time."""
+	bs, _ = fleet(PERSIST, n=1)
+	redis.cmd("CONFIG", "SET", "timeout", "1")
+	lines = len(shared_log(bs[0]))
+	# both links outlive the idle timeout several times over
+	util.wait_until(lambda: (lambda a: len(a) == 2 and min(a) >= 4)(link_ages(redis)),
+			timeout=20, what="the idle links kept open past Redis's timeout")
+	assert shared_log(bs[0])[lines:] == []
+	assert metric(bs[0], "bollard_shared_tables_up") == 1
