@@ -37,7 +37,8 @@
  * probes are sockets on an epoll set of their own whose descriptor the
  * control loop watches, and check_tick() runs timeouts, schedules and slow
  * start on each turn of that loop. A change of health is applied with
- * server_update_state() and logged once.
+ * server_update_state() and logged once. A turn that came late (the thread
+ * was held by something else) gives the probes in flight that time back.
  *
  * Slow start (`slowstart D` on a server): when a server returns (down to up,
  * or maint to ready through the runtime API), its effective weight
@@ -61,6 +62,7 @@
 
 #define CHECK_TICK_MS       100
 #define CHECK_IDLE_TICK_MS  1000
+#define CHECK_LATE_MS       50    /* a wake-up later than asked by more: the thread was away */
 #define CHECK_FIRST_SPREAD  500     /* first probes spread over this many ms */
 #define PASSIVE_FORGET_MS   10000   /* see the top of the file */
 #define CHECK_REQ_MAX       512
@@ -106,6 +108,7 @@ static struct {
 	struct check_srv **v;
 	int n, cap;
 	uint64_t rng;
+	uint64_t last_tick, last_wait;  /* check_tick's last call and what it asked */
 } C = { .epfd = -1 };
 
 static uint64_t mono_ms(void)
@@ -683,6 +686,22 @@ static void passive_tick(struct check_srv *cs, uint64_t now)
 
 int check_tick(uint64_t now)
 {
+	int wait = C.n ? CHECK_TICK_MS : CHECK_IDLE_TICK_MS;
+
+	/* The control thread came back later than it asked: it was busy (an
+	 * admin command waiting for a slow Redis, a long reload). That time
+	 * was ours, not the servers': a reply that arrived meanwhile is still
+	 * unread, so the probes in flight get it back instead of timing out
+	 * and marking healthy servers down. */
+	if (C.last_tick && now > C.last_tick + C.last_wait + CHECK_LATE_MS) {
+		uint64_t away = now - C.last_tick - C.last_wait;
+
+		for (int i = 0; i < C.n; i++)
+			if (C.v[i]->phase != CP_IDLE)
+				C.v[i]->deadline_ms += away;
+	}
+	C.last_tick = now;
+	C.last_wait = (uint64_t)wait;
 	for (int i = 0; i < C.n; i++) {
 		struct check_srv *cs = C.v[i];
 
@@ -698,7 +717,7 @@ int check_tick(uint64_t now)
 		if (cs->ramping)
 			ramp_step(cs, now);
 	}
-	return C.n ? CHECK_TICK_MS : CHECK_IDLE_TICK_MS;
+	return wait;
 }
 
 void check_stop(void)

@@ -50,7 +50,7 @@ struct access_rec {
 					       * another method decided; NULL otherwise */
 	const char *persist_shared;           /* shared tables: "redis" (its answer decided),
 					       * "hash" (it had none: placed by hash),
-					       * "timeout", "down"; NULL: decided locally */
+					       * "timeout", "down", "error"; NULL: decided locally */
 	double connect_ms, ttfb_ms, total_ms;
 	/* a TLS connection (SPEC 11): version "1.2"/"1.3", NULL for cleartext;
 	 * the negotiated ALPN protocol and the client's SNI ("-" when none) */

@@ -982,6 +982,24 @@ void persist_shared_forget(const struct persist_rule *r, const void *key, size_t
 		shared_post_del(r->shared_name, k, n);
 }
 
+void persist_shared_cleared(const struct config *cfg, const char *table, size_t tlen,
+			    const void *key, size_t klen)
+{
+	for (int b = 0; b < cfg->nbackends; b++) {
+		struct persist_rules *rs = rules_of(cfg->backends[b]);
+
+		for (int i = 0; rs && rs->shared && i < rs->n; i++) {
+			struct persist_rule *r = &rs->r[i];
+
+			/* a key Redis holds hashed (too long) names no entry:
+			 * that one lives on here until it expires */
+			if (r->shared && strlen(r->shared_name) == tlen &&
+			    !memcmp(r->shared_name, table, tlen))
+				stick_delete(r->table, key, klen);
+		}
+	}
+}
+
 void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, struct persist_req *pr)
 {
 	struct persist_rules *rs = rules_of(be);
@@ -1310,7 +1328,7 @@ const char *persist_reason_name(int reason)
 
 const char *persist_from_name(int from)
 {
-	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down" };
+	static const char *const names[] = { NULL, "redis", "hash", "timeout", "down", "error" };
 	return from > 0 && from < (int)ARRAY_SIZE(names) ? names[from] : NULL;
 }
 

@@ -132,7 +132,7 @@ struct persist_req {
 };
 
 /* Where a decision came from (the access log's shared= field). */
-enum persist_from { FROM_LOCAL = 0, FROM_REDIS, FROM_HASH, FROM_TIMEOUT, FROM_DOWN };
+enum persist_from { FROM_LOCAL = 0, FROM_REDIS, FROM_HASH, FROM_TIMEOUT, FROM_DOWN, FROM_ERROR };
 
 /* Configuration: parse the arguments of one `persist` line (argv[0] is
  * "persist") into be's rules. Returns NULL or a static/thread error string. */
@@ -241,13 +241,18 @@ void persist_shared_agreed(struct backend *be, struct persist_req *pr, bool won,
 size_t persist_shared_key_of(const struct persist_rule *r, const void *key, size_t klen, char *out);
 /* `clear sessions`: forget key of rule in Redis too. */
 void persist_shared_forget(const struct persist_rule *r, const void *key, size_t klen);
+/* Another instance cleared the session of the shared table named table
+ * (shared_name) whose Redis key is key: drop this instance's entry, so
+ * that it asks Redis again instead of writing the binding back. */
+void persist_shared_cleared(const struct config *cfg, const char *table, size_t tlen,
+			    const void *key, size_t klen);
 
 /* Count the decision (once per request), and the verdict of a refused
  * cookie that did not decide (pr->also) under its own method. */
 void persist_count(struct backend *be, const struct persist_req *pr);
 
 const char *persist_result_name(enum persist_result r);
-/* "redis", "hash", "timeout", "down"; NULL for FROM_LOCAL. */
+/* "redis", "hash", "timeout", "down", "error"; NULL for FROM_LOCAL. */
 const char *persist_from_name(int from);
 const char *persist_reason_name(int reason);
 /* Cookie names bollard removes from requests of this backend (insert mode),

@@ -359,14 +359,22 @@ size_t shared_glob_escape(const char *s, size_t n, char *out, size_t cap)
 
 /* ARGV: cursor, pattern, count, server ("" any), delete ("1"). Returns
  * {next cursor, key, value, key, value...} of the keys matched (and
- * deleted). A key that is not a string (not ours) is skipped. */
+ * cleared). A key that is not a string (not ours) is skipped, and so is
+ * the mark a clear leaves: the empty value, with the binding's TTL, which
+ * a new binding replaces and a refresh from an instance still holding the
+ * session does not (shared_link.c's script: that instance then forgets
+ * it). A DEL would let that refresh write the cleared session back. */
+/* (A key without a TTL was not written by bollard: a mark there would
+ * stay for ever; it is deleted.) */
 static const char scan_script[] =
 	"local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
 	"local out = {r[1]} "
 	"for _, k in ipairs(r[2]) do "
 	"local v = redis.pcall('GET', k) "
-	"if type(v) == 'string' and (ARGV[4] == '' or v == ARGV[4]) then "
-	"if ARGV[5] == '1' then redis.call('DEL', k) end "
+	"if type(v) == 'string' and v ~= '' and (ARGV[4] == '' or v == ARGV[4]) then "
+	"if ARGV[5] == '1' then "
+	"if redis.call('PTTL', k) > 0 then redis.call('SET', k, '', 'KEEPTTL') "
+	"else redis.call('DEL', k) end end "
 	"out[#out + 1] = k out[#out + 1] = v end end "
 	"return out";
 

@@ -14,8 +14,9 @@
  *    iteration, one pipelined batch. An entry leaves the ring only when Redis
  *    acknowledged it; a lost connection rewinds the send cursor, so what was
  *    in flight is replayed, in order, after the reconnect.
- *  - the handshake (AUTH, SELECT, ROLE, PING): the link is up at the PING's
- *    reply, so "connected" means "Redis answers", not "the kernel accepted"
+ *  - the handshake (AUTH, SELECT, ROLE, SCRIPT LOAD, an empty EVAL, PING):
+ *    the link is up at the PING's reply, so "connected" means "Redis
+ *    answers, writes too", not "the kernel accepted"
  *    (a SIGSTOPped Redis still completes TCP handshakes from its backlog);
  *    ROLE keeps it off a replica, which would refuse writes.
  *
@@ -51,6 +52,10 @@
 #define SCRATCH_MAX 1024            /* the longest command: EVAL with the script */
 #define RL_BITS 14                  /* rate-limit memory: 16384 keys per link, */
 #define RL_WAYS 8                   /* in sets of 8 */
+#define SAID_MAX 3                  /* log lines about the causes of one outage */
+#define REFUSE_QUIET_MS 2000        /* no error reply for this long: Redis accepts again */
+#define NOSCRIPT_AGAIN_MS 60000     /* at most one reconnect per minute for a flushed script */
+#define IDLE_PING_MS 500            /* an idle connection says PING this often */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
@@ -59,12 +64,18 @@ const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
 
 /* KEYS[1]; ARGV: expected value, new value, ttl ms. An absent key matches any
  * expectation: after an expiry or a Redis restarted empty the first mover
- * wins, and the others see its value. */
+ * wins, and the others see its value. The empty value is the mark a
+ * `clear sessions` leaves (shared.c, shared_link_del()): a new binding (a
+ * first one, expected "", or a move) replaces it, a keep write (expected =
+ * new: a refresh from an instance that still holds the session) does not,
+ * and is told {0, ""}: the session was cleared, forget it. */
 static const char cas_script[] =
 	"local v = redis.call('GET', KEYS[1]) "
-	"if v == false or v == ARGV[1] then "
+	"if v == false or v == ARGV[1] or (v == '' and ARGV[1] ~= ARGV[2]) then "
 	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
 	"return {0, v}";
+
+static const char probe[] = "*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n";
 
 /* DISCOVERING: asking the sentinels where the master is (shared_sentinel.c) */
 enum link_state { LINK_DOWN, LINK_DISCOVERING, LINK_CONNECTING, LINK_UP };
@@ -83,6 +94,7 @@ struct slot {
 
 struct wentry {
 	uint16_t len;
+	uint16_t koff;                  /* of the key's "$N\r\n": a prefix change rewrites it */
 	uint8_t op;
 	uint64_t t0_us;
 	char cmd[CMD_MAX];
@@ -108,6 +120,11 @@ struct shared_link {
 	uint32_t inflight;              /* commands on this connection without reply */
 	uint64_t last_reply_ms;
 	bool logged_down, closing;
+	uint8_t said;                   /* causes logged during this outage */
+	char said_why[128];             /* the cause of the last failed attempt */
+	bool refusing;                  /* error replies with the link up, logged */
+	uint64_t refused_at, refusals;
+	uint64_t noscript_at;           /* the last reconnect for a flushed script */
 	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
 
@@ -281,11 +298,22 @@ static void went_down(struct shared_link *l, const char *why)
 		say(l, 1, "shared-tables: redis %s:%d down (%s); %u writes queued, reconnecting",
 		    l->host, l->conf.port, why, l->tail - l->head);
 		l->logged_down = true;
+		l->said = 1;
 	} else if (!l->logged_down) {
 		say(l, 1, "shared-tables: redis %s:%d unreachable (%s); tables go on locally, retrying",
 		    l->host, l->conf.port, why);
 		l->logged_down = true;
+		l->said = 1;
+	} else if (l->said < SAID_MAX && strcmp(why, l->said_why)) {
+		/* the cause of the outage changed (a Redis killed, then back
+		 * refusing the password, or loading): worth a line, not every
+		 * attempt's, and a few per outage at most */
+		say(l, 1, "shared-tables: redis %s:%d still down (%s); retrying", l->host,
+		    l->conf.port, why);
+		l->said++;
 	}
+	if (!l->closing && strcmp(why, l->said_why))
+		snprintf(l->said_why, sizeof(l->said_why), "%s", why);
 	snprintf(l->reason, sizeof(l->reason), "%s", why);
 	l->state = LINK_DOWN;
 	l->retry_at = now_ms() + shared_link_backoff(l->attempt, l->conf.backoff_min_ms,
@@ -326,6 +354,30 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void flush_writes(struct shared_link *l);
 
+/* Error replies with the link up (OOM, WRONGTYPE, NOAUTH after a password
+ * change...): each is counted by its op; the state is logged once when it
+ * starts and once when Redis answered without error for REFUSE_QUIET_MS,
+ * so that a key that always fails among many that work is not one line per
+ * request. */
+static void answered(struct shared_link *l, const redisReply *r)
+{
+	uint64_t now = now_ms();
+
+	if (r->type == REDIS_REPLY_ERROR) {
+		if (!l->refusing)
+			say(l, 1, "shared-tables: redis %s:%d refuses commands (%.100s); counted as "
+			    "errors, tables go on locally", l->host, l->conf.port, r->str);
+		l->refusing = true;
+		l->refused_at = now;
+		l->refusals++;
+	} else if (l->refusing && now - l->refused_at >= REFUSE_QUIET_MS) {
+		say(l, 2, "shared-tables: redis %s:%d accepts commands again (%llu refused)",
+		    l->host, l->conf.port, (unsigned long long)l->refusals);
+		l->refusing = false;
+		l->refusals = 0;
+	}
+}
+
 /* A reply on the live connection: progress for the stall detector. */
 static bool live_reply(struct shared_link *l, redisAsyncContext *ac, void *reply)
 {
@@ -363,6 +415,8 @@ static void hs_cb(redisAsyncContext *ac, void *r, void *priv)
 	    l->conf.port, l->attempt ? " again" : "", l->tail - l->head);
 	l->attempt = 0;
 	l->logged_down = false;
+	l->said = 0;
+	l->said_why[0] = 0;
 	l->flush_at = 0;
 	flush_writes(l);
 }
@@ -406,7 +460,14 @@ static void role_cb(redisAsyncContext *ac, void *r, void *priv)
 		link_lost(l, ac, "closed during handshake");
 		return;
 	}
-	/* an error (ROLE not allowed to this user): cannot tell; READONLY
+	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOPERM", 6)) {
+		/* the handshake's first command without a password: NOAUTH, or
+		 * maxclients' refusal, after which Redis closes; name it */
+		snprintf(why, sizeof(why), "handshake refused: %.100s", reply->str);
+		link_drop(l, why);
+		return;
+	}
+	/* ROLE not allowed to this user (NOPERM): cannot tell; READONLY
 	 * replies will */
 	if (reply->type != REDIS_REPLY_ARRAY || !reply->elements ||
 	    reply->element[0]->type != REDIS_REPLY_STRING || !strcmp(reply->element[0]->str, "master"))
@@ -514,10 +575,34 @@ static void link_connect(struct shared_link *l)
 	put_arg(&b, cas_script, sizeof(cas_script) - 1);
 	BUG_ON(b.bad);
 	issue(l, hs_cb, NULL, b.p, b.n);
+	/* a script that does nothing, as the writes' script does: held by a
+	 * `CLIENT PAUSE WRITE` (a failover's), which lets reads and SCRIPT LOAD
+	 * through, so the link comes up only once Redis takes writes again
+	 * instead of going up and stalling on its first write, once a second */
+	issue(l, hs_cb, NULL, probe, sizeof(probe) - 1);
 	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
 }
 
 /* ---- writes ------------------------------------------------------------- */
+
+/* A keep write found the mark of a `clear sessions` (cas_script): the
+ * loop forgets the session (table and key from the write's own key). */
+static void was_cleared(struct shared_link *l, const struct wentry *w)
+{
+	const char *h = w->cmd + w->koff;
+	char *k;
+	size_t n = strtoul(h + 1, &k, 10);
+	const char *t, *colon;
+
+	k += 2;
+	if (!l->loop.cleared || n <= l->prefix_len || memcmp(k, l->prefix, l->prefix_len))
+		return;
+	t = k + l->prefix_len;
+	colon = memchr(t, ':', n - l->prefix_len);
+	if (colon)
+		l->loop.cleared(l->loop.ctx, t, (size_t)(colon - t), colon + 1,
+				(size_t)(k + n - colon - 1));
+}
 
 static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -531,9 +616,28 @@ static void write_cb(redisAsyncContext *ac, void *r, void *priv)
 		master_moved(l, "READONLY: the master moved");
 		return;  /* stays in the ring, for the new master */
 	}
+	if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8) &&
+	    (!l->noscript_at || now_ms() - l->noscript_at >= NOSCRIPT_AGAIN_MS)) {
+		/* SCRIPT FLUSH (an operator's): every keep write after it
+		 * would fail the same way. Reconnect: the handshake loads the
+		 * script, and this write and those behind it, still in the
+		 * ring, are replayed. Not more often than NOSCRIPT_AGAIN_MS: a
+		 * server that forgets the script at once gets refusals,
+		 * counted, not a reconnect loop */
+		l->noscript_at = now_ms();
+		bump(&l->st.script_loads, 1);
+		link_drop(l, "NOSCRIPT: the script cache was flushed");
+		return;
+	}
 	BUG_ON(l->head == l->sent);
 	w = &l->ring[l->head % l->qcap];
 	latency(l, w->t0_us);
+	answered(l, reply);
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER && !reply->element[0]->integer &&
+	    reply->element[1]->type == REDIS_REPLY_STRING && !reply->element[1]->len)
+		was_cleared(l, w);
+	/* refused (OOM, WRONGTYPE): not replayed, the same answer would come */
 	count(l, w->op, reply->type == REDIS_REPLY_ERROR ? SHARED_ERROR : SHARED_OK);
 	l->head++;
 	set_gauge(&l->st.queued, l->tail - l->head);
@@ -599,7 +703,7 @@ static void rl_note(struct shared_link *l, const char *k, size_t kn, const char 
 		e->kh = 0;
 }
 
-static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *b)
+static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *b, size_t koff)
 {
 	struct wentry *w;
 
@@ -610,6 +714,7 @@ static int enqueue(struct shared_link *l, enum shared_op op, const struct resp *
 	w = &l->ring[l->tail % l->qcap];
 	memcpy(w->cmd, b->p, b->n);
 	w->len = (uint16_t)b->n;
+	w->koff = (uint16_t)koff;
 	w->op = (uint8_t)op;
 	l->tail++;
 	set_gauge(&l->st.queued, l->tail - l->head);
@@ -627,6 +732,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 	char cmd[CMD_MAX];
 	struct resp b = { cmd, 0, sizeof(cmd), false };
 	int kn = make_key(l, k, table, key, klen);
+	size_t koff;
 	int rc;
 
 	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
@@ -649,6 +755,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 		put_arg(&b, "EVALSHA", 7);
 		put_arg(&b, l->sha, 40);
 		put_arg(&b, "1", 1);
+		koff = b.n;
 		put_arg(&b, k, (size_t)kn);
 		put_arg(&b, val, vlen);
 		put_arg(&b, val, vlen);
@@ -656,6 +763,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 	} else {
 		put_hdr(&b, '*', flags & SHARED_SET_NX ? 6 : 5);
 		put_arg(&b, "SET", 3);
+		koff = b.n;
 		put_arg(&b, k, (size_t)kn);
 		put_arg(&b, val, vlen);
 		if (flags & SHARED_SET_NX)
@@ -664,7 +772,7 @@ int shared_link_set(struct shared_link *l, const char *table, const void *key, s
 		put_num(&b, ttl_ms);
 	}
 	BUG_ON(b.bad);
-	rc = enqueue(l, SHARED_OP_SET, &b);
+	rc = enqueue(l, SHARED_OP_SET, &b, koff);
 	if (!rc && !(flags & SHARED_SET_NX))
 		rl_note(l, k, (size_t)kn, val, vlen);
 	return rc;
@@ -676,15 +784,66 @@ int shared_link_del(struct shared_link *l, const char *table, const void *key, s
 	char cmd[CMD_MAX];
 	struct resp b = { cmd, 0, sizeof(cmd), false };
 	int kn = make_key(l, k, table, key, klen);
+	size_t koff;
 
 	if (kn < 0)
 		return SHARED_EINVAL;
-	put_hdr(&b, '*', 2);
-	put_arg(&b, "DEL", 3);
+	/* not DEL: instances that still hold the session would write it back
+	 * with their next refresh; the mark keeps the binding's TTL, as long
+	 * as their tables can hold it, and tells them (the script) */
+	put_hdr(&b, '*', 5);
+	put_arg(&b, "SET", 3);
+	koff = b.n;
 	put_arg(&b, k, (size_t)kn);
+	put_arg(&b, "", 0);
+	put_arg(&b, "XX", 2);
+	put_arg(&b, "KEEPTTL", 7);
 	BUG_ON(b.bad);
 	rl_note(l, k, (size_t)kn, NULL, 0);
-	return enqueue(l, SHARED_OP_DEL, &b);
+	return enqueue(l, SHARED_OP_DEL, &b, koff);
+}
+
+/* The prefix changed (reload): the queued writes are bindings of live
+ * sessions, which the fleet now looks up under the new prefix; left under
+ * the old one they would land in another namespace (another fleet's, as
+ * likely as not: that is why prefixes change) and be lost to this one.
+ * Rewritten in place, in order; one that no longer fits (a longer prefix)
+ * is dropped and counted, as an overflow would be. The connection is
+ * dropped next, so nothing of the ring is in flight any more. */
+static void rekey_queue(struct shared_link *l, const char *old, size_t on)
+{
+	char cmd[CMD_MAX];
+	uint32_t to = l->head;
+
+	for (uint32_t i = l->head; i != l->tail; i++) {
+		struct wentry *w = &l->ring[i % l->qcap];
+		struct resp b = { cmd, 0, sizeof(cmd), false };
+		char *h = w->cmd + w->koff, *k;
+		size_t n = strtoul(h + 1, &k, 10), rest;
+
+		BUG_ON(*h != '$' || k[0] != '\r');
+		k += 2;
+		if (n >= on && !memcmp(k, old, on)) {
+			rest = (size_t)(k + n - w->cmd);
+			put(&b, w->cmd, w->koff);
+			b.bad = l->prefix_len + n - on > SHARED_KEY_MAX;
+			put_hdr(&b, '$', l->prefix_len + n - on);
+			put(&b, l->prefix, l->prefix_len);
+			put(&b, k + on, n - on);
+			put(&b, w->cmd + rest, w->len - rest);
+			if (b.bad) {
+				count(l, (enum shared_op)w->op, SHARED_DROPPED);
+				continue;
+			}
+			memcpy(w->cmd, cmd, b.n);
+			w->len = (uint16_t)b.n;
+		}
+		if (i != to)
+			l->ring[to % l->qcap] = *w;
+		to++;
+	}
+	l->tail = to;
+	set_gauge(&l->st.queued, l->tail - l->head);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -730,18 +889,21 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		if (s->op == SHARED_OP_CAS && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
+		if (s->op != SHARED_OP_GET && !strncmp(rep->str, "NOSCRIPT", 8) && l->ac) {
 			bump(&l->st.script_loads, 1);
 			if (send_cas(l, s, true) < 0)
 				slot_finish(l, s, SHARED_DOWN, NULL, 0);
 			return;
 		}
+		answered(l, rep);
 		slot_finish(l, s, SHARED_ERROR, NULL, 0);
 		return;
 	}
+	answered(l, rep);
 	switch (s->op) {
 	case SHARED_OP_GET:
-		if (rep->type == REDIS_REPLY_STRING) {
+		/* the empty value is a clear's mark (cas_script): nothing */
+		if (rep->type == REDIS_REPLY_STRING && rep->len) {
 			/* what Redis holds needs no refresh at once: the
 			 * adopter's first write of it would only renew its TTL */
 			if (rep->len <= SHARED_VAL_MAX)
@@ -752,16 +914,6 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv)
 		}
 		break;
 	case SHARED_OP_SETNX:
-		/* SET ... NX GET: nil when we set it, else the value that stays */
-		if (rep->type == REDIS_REPLY_STRING) {
-			slot_finish(l, s, SHARED_LOST, rep->str, rep->len);
-		} else {
-			const char *v = s->args + s->klen;
-
-			rl_note(l, s->args, s->klen, v, s->vlen);
-			slot_finish(l, s, SHARED_WON, v, s->vlen);
-		}
-		break;
 	case SHARED_OP_CAS:
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 		    rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -839,33 +991,18 @@ int shared_link_get(struct shared_link *l, const char *table, const void *key, s
 	return slot_send(l, s, &b);
 }
 
+static int request_cas(struct shared_link *l, enum shared_op op, const char *table,
+		       const void *key, size_t klen, const char *expect, size_t elen,
+		       const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		       shared_link_cb cb, void *arg);
+
+/* The script with "" expected: SET NX that also replaces a clear's mark. */
 int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
 		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
 		      shared_link_cb cb, void *arg)
 {
-	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
-	struct slot *s;
-	char k[SHARED_KEY_MAX];
-	int kn = make_key(l, k, table, key, klen);
-
-	if (kn < 0 || vlen > SHARED_VAL_MAX || !ttl_ms)
-		return SHARED_EINVAL;
-	if (!(s = slot_take(l, SHARED_OP_SETNX, timeout_ms, cb, arg)))
-		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
-	/* the key and our value stay in the slot: WON reports our value */
-	memcpy(s->args, k, (size_t)kn);
-	memcpy(s->args + kn, val, vlen);
-	s->klen = (uint16_t)kn;
-	s->vlen = (uint16_t)vlen;
-	put_hdr(&b, '*', 7);
-	put_arg(&b, "SET", 3);
-	put_arg(&b, k, (size_t)kn);
-	put_arg(&b, val, vlen);
-	put_arg(&b, "NX", 2);
-	put_arg(&b, "PX", 2);
-	put_num(&b, ttl_ms);
-	put_arg(&b, "GET", 3);
-	return slot_send(l, s, &b);
+	return request_cas(l, SHARED_OP_SETNX, table, key, klen, "", 0, val, vlen, ttl_ms,
+			   timeout_ms, cb, arg);
 }
 
 static int send_cas(struct shared_link *l, struct slot *s, bool eval)
@@ -890,9 +1027,10 @@ static int send_cas(struct shared_link *l, struct slot *s, bool eval)
 	return issue(l, req_cb, s, b.p, b.n);
 }
 
-int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
-		    const char *expect, size_t elen, const char *val, size_t vlen,
-		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg)
+static int request_cas(struct shared_link *l, enum shared_op op, const char *table,
+		       const void *key, size_t klen, const char *expect, size_t elen,
+		       const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		       shared_link_cb cb, void *arg)
 {
 	char k[SHARED_KEY_MAX];
 	int kn = make_key(l, k, table, key, klen);
@@ -900,7 +1038,7 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
 
 	if (kn < 0 || vlen > SHARED_VAL_MAX || elen > SHARED_VAL_MAX || !ttl_ms)
 		return SHARED_EINVAL;
-	if (!(s = slot_take(l, SHARED_OP_CAS, timeout_ms, cb, arg)))
+	if (!(s = slot_take(l, op, timeout_ms, cb, arg)))
 		return l->state != LINK_UP ? SHARED_EDOWN : SHARED_EBUSY;
 	memcpy(s->args, k, (size_t)kn);
 	memcpy(s->args + kn, expect, elen);
@@ -910,12 +1048,20 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
 	s->vlen = (uint16_t)vlen;
 	s->ttl_ms = ttl_ms;
 	if (send_cas(l, s, false) < 0) {
-		count(l, SHARED_OP_CAS, SHARED_DOWN);
+		count(l, op, SHARED_DOWN);
 		slot_release(l, s);
 		return SHARED_EDOWN;
 	}
 	rearm(l);
 	return 0;
+}
+
+int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
+		    const char *expect, size_t elen, const char *val, size_t vlen,
+		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg)
+{
+	return request_cas(l, SHARED_OP_CAS, table, key, klen, expect, elen, val, vlen, ttl_ms,
+			   timeout_ms, cb, arg);
 }
 
 /* ---- timers and I/O ----------------------------------------------------- */
@@ -943,6 +1089,22 @@ static void expire_requests(struct shared_link *l, uint64_t now)
 	l->ops_next = MIN(l->ops_next, next);
 }
 
+static void ping_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	live_reply(ac->data, ac, r);
+}
+
+/* Redis closes connections idle for its `timeout` (often set, to 300 s
+ * or less): an instance without traffic (a standby) would see its link
+ * go down and up every `timeout`, each time a warning, a blip of
+ * bollard_shared_tables_up and requests meeting "down" while it
+ * reconnects. A PING when idle keeps it open, and proves it alive. */
+static void keepalive(struct shared_link *l)
+{
+	if (issue(l, ping_cb, NULL, "*1\r\n$4\r\nPING\r\n", 14) == 0)
+		redisAsyncHandleWrite(l->ac);
+}
+
 static void rearm(struct shared_link *l)
 {
 	uint64_t when = l->ops_next;
@@ -963,8 +1125,7 @@ static void rearm(struct shared_link *l)
 		break;
 	case LINK_UP:
 		when = MIN(when, l->flush_at);
-		if (l->inflight)
-			when = MIN(when, l->last_reply_ms + l->conf.stall_ms);
+		when = MIN(when, l->last_reply_ms + (l->inflight ? l->conf.stall_ms : IDLE_PING_MS));
 		break;
 	}
 	if (when != l->armed) {
@@ -1000,8 +1161,11 @@ void shared_link_on_timer(struct shared_link *l)
 
 			snprintf(why, sizeof(why), "no reply for %u ms", l->conf.stall_ms);
 			link_drop(l, why);
-		} else if (l->flush_at <= now) {
-			flush_writes(l);
+		} else {
+			if (l->flush_at <= now)
+				flush_writes(l);
+			if (!l->inflight && now - l->last_reply_ms >= IDLE_PING_MS)
+				keepalive(l);
 		}
 		break;
 	}
@@ -1203,8 +1367,15 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 		snprintf(l->host, sizeof(l->host), "%s", conf->host);
 		l->conf.port = conf->port;
 	}
-	snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
-	l->prefix_len = strlen(l->prefix);
+	if (strcmp(l->prefix, conf->prefix ? conf->prefix : "")) {
+		char old[sizeof(l->prefix)];
+		size_t on = l->prefix_len;
+
+		memcpy(old, l->prefix, sizeof(old));
+		snprintf(l->prefix, sizeof(l->prefix), "%s", conf->prefix ? conf->prefix : "");
+		l->prefix_len = strlen(l->prefix);
+		rekey_queue(l, old, on);
+	}
 	l->conf.db = conf->db;
 	l->conf.password_file = NULL;
 	if (l->password)
@@ -1212,8 +1383,7 @@ int shared_link_reconfigure(struct shared_link *l, const struct shared_link_conf
 	free(l->password);
 	l->password = pw;
 	/* re-open now; the writes already queued stay in the ring and go to
-	 * the new address once it answers (keys formatted under the previous
-	 * prefix keep it) */
+	 * the new address once it answers, under the new prefix */
 	link_drop(l, "configuration changed");
 	l->attempt = 0;
 	l->retry_at = now_ms();

@@ -43,6 +43,9 @@ struct shared_link_loop {
 	/* One line for the error log (a transition of the link); level as enum
 	 * log_level (0 error, 1 warning, 2 info). May be NULL. */
 	void (*log)(void *ctx, int level, const char *msg);
+	/* A refresh of table's key found it cleared fleet-wide (`clear
+	 * sessions` on some instance): drop the local entry. May be NULL. */
+	void (*cleared)(void *ctx, const char *table, size_t tlen, const void *key, size_t klen);
 };
 
 struct shared_link_conf {
@@ -145,13 +148,15 @@ void shared_link_on_timer(struct shared_link *l);
  * link's. Return 0 (cb fires exactly once later) or SHARED_E*. */
 int shared_link_get(struct shared_link *l, const char *table, const void *key, size_t klen,
 		    uint32_t timeout_ms, shared_link_cb cb, void *arg);
-/* First binding: SET key val NX PX ttl GET (Redis >= 7.0). WON, or LOST with
- * the value of the instance that was first. */
+/* First binding: the compare-and-set expecting nothing, a SET NX that also
+ * replaces a clear's mark (shared_link_del). WON, or LOST with the value of
+ * the instance that was first. */
 int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
 		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
 		      shared_link_cb cb, void *arg);
-/* A move: store val if the key holds expect or nothing (one Lua script,
- * EVALSHA then EVAL on NOSCRIPT). WON, or LOST with the value stored. */
+/* A move: store val if the key holds expect, nothing or a clear's mark (one
+ * Lua script, EVALSHA then EVAL on NOSCRIPT). WON, or LOST with the value
+ * stored. */
 int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,
 		    const char *expect, size_t elen, const char *val, size_t vlen,
 		    uint32_t ttl_ms, uint32_t timeout_ms, shared_link_cb cb, void *arg);
@@ -163,10 +168,13 @@ int shared_link_cas(struct shared_link *l, const char *table, const void *key, s
 #define SHARED_SET_NX 1u
 /* Store val unless the key holds another value: created when absent, its
  * TTL renewed when it holds val (a refresh that never overwrites a move
- * made by another instance). Rate-limited like a plain SET. */
+ * made by another instance). Rate-limited like a plain SET. On a clear's
+ * mark: left alone, and loop.cleared is called with the table and key. */
 #define SHARED_SET_KEEP 2u
 int shared_link_set(struct shared_link *l, const char *table, const void *key, size_t klen,
 		    const char *val, size_t vlen, uint32_t ttl_ms, unsigned flags);
+/* A clear: the key, if present, becomes the mark (the empty value, its TTL
+ * kept), which keep writes do not overwrite (see SHARED_SET_KEEP). */
 int shared_link_del(struct shared_link *l, const char *table, const void *key, size_t klen);
 
 bool shared_link_is_up(const struct shared_link *l);

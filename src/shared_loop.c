@@ -98,9 +98,17 @@ static void loop_log(void *ctx, int level, const char *msg)
 	log_msg(level == 0 ? LOG_ERR : level == 1 ? LOG_WARN : LOG_INFO, "%s", msg);
 }
 
+static void loop_cleared(void *ctx, const char *table, size_t tlen, const void *key, size_t klen)
+{
+	struct shared_loop *s = ctx;
+
+	persist_shared_cleared(s->w->cfg, table, tlen, key, klen);
+}
+
 static void open_link(struct shared_loop *s, const struct shared_conf *conf)
 {
-	struct shared_link_loop lp = { s, loop_io, loop_timer, s->w->id == 0 ? loop_log : NULL };
+	struct shared_link_loop lp = { s, loop_io, loop_timer, s->w->id == 0 ? loop_log : NULL,
+				       loop_cleared };
 	char err[256] = "";
 
 	s->l = shared_link_create(&conf->link, &lp, err, sizeof(err));
@@ -225,6 +233,13 @@ void shared_loop_run(struct worker *w)
 
 /* ---- requests waiting for Redis ---------------------------------------------- */
 
+/* Why Redis had no say: an error reply (OOM, WRONGTYPE...) is not an
+ * outage, and the access log tells them apart. */
+static uint8_t unanswered(enum shared_result res)
+{
+	return res == SHARED_TIMEOUT ? FROM_TIMEOUT : res == SHARED_ERROR ? FROM_ERROR : FROM_DOWN;
+}
+
 static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_result res,
 		   const char *v, size_t n)
 {
@@ -241,7 +256,7 @@ static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_res
 			pr->from = pr->place ? FROM_HASH : FROM_LOCAL;
 			persist_shared_missed(be, pr, rule);
 		} else {
-			pr->from = res == SHARED_TIMEOUT ? FROM_TIMEOUT : FROM_DOWN;
+			pr->from = unanswered(res);
 		}
 		if (pr->fail) {
 			stream_error(c, 503, "the server holding this session is unavailable",
@@ -253,7 +268,7 @@ static void resume(struct cconn *c, enum shared_op op, int rule, enum shared_res
 	} else if (res == SHARED_WON || res == SHARED_LOST) {
 		persist_shared_agreed(be, pr, res == SHARED_WON, v, n);
 	} else {
-		pr->from = res == SHARED_TIMEOUT ? FROM_TIMEOUT : FROM_DOWN;
+		pr->from = unanswered(res);
 	}
 	dispatch_start(c);
 	if (!c->closed)

@@ -73,14 +73,20 @@ class Redis:
 		self.proc = None
 		os.makedirs(self.dir, exist_ok=True)
 
-	def start(self):
+	def spawn(self):
+		"""Started, not waited for (it may be loading its dump.rdb)."""
 		binary = shutil.which("redis-server")
 		assert binary, "redis-server missing: scripts/install-deps.sh test installs it"
 		log = open(os.path.join(self.dir, "redis.log"), "ab")
 		self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1",
 					      "--dir", self.dir, "--save", "", "--appendonly", "no",
+					      "--enable-debug-command", "local",
 					      "--daemonize", "no"], stdout=log, stderr=log)
 		log.close()
+		return self.proc
+
+	def start(self):
+		self.spawn()
 		util.wait_until(self.answers, timeout=10, what="redis-server answering")
 		return self
 

@@ -9,7 +9,7 @@ import json
 import time
 
 import util
-from test_shared_tables import admin, fleet, get, ops, redis  # noqa: F401 (fixtures)
+from test_shared_tables import admin, fleet, get, metrics, ops, redis  # noqa: F401 (fixtures)
 
 KEY = "t:be/learn/DEMOSESSID:"
 
@@ -59,19 +59,21 @@ def test_show_and_clear_by_server_act_on_what_other_instances_hold(fleet, redis)
 	n = sum(1 for _, v in got if v == victim)
 	assert ans.startswith("cleared 0 local, %d in redis" % n), ans
 	for sid, srv in got:
-		assert (redis.get(KEY + sid) is None) == (srv == victim), (sid, srv, victim)
+		# cleared: the mark (the empty value) a refresh cannot overwrite
+		assert (redis.get(KEY + sid) == "") == (srv == victim), (sid, srv, victim)
 	# the cleared sessions are balanced afresh where no table holds them:
 	# C binds each one anew (SET NX won), and Redis holds that binding
 	won = ops(bs[2], "setnx", "won")
 	for sid, srv in got:
 		if srv == victim:
 			get(bs[2], headers=[("Cookie", "DEMOSESSID=" + sid)])
-			util.wait_until(lambda: redis.get(KEY + sid) is not None, what="the fresh binding")
+			util.wait_until(lambda: redis.get(KEY + sid) not in (None, ""),
+					what="the fresh binding")
 	assert ops(bs[2], "setnx", "won") == won + n
 
 	ans = admin(bs[2], "clear sessions be")
 	assert ans.startswith("cleared %d local, %d in redis" % (n, len(got))), ans
-	assert redis.keys("t:*") == []
+	assert [k for k in redis.keys("t:*") if redis.get(k) != ""] == []
 
 
 def test_clear_with_redis_down_clears_locally_and_says_so(fleet, redis):
@@ -109,7 +111,7 @@ def test_glob_metacharacters_of_the_prefix_are_matched_literally(fleet, redis):
 	assert sorted(r[2] for r in shown) == sorted(s for s, _ in got), shown
 	ans = admin(bs[2], "clear sessions be")
 	assert ans.startswith("cleared 0 local, 2 in redis"), ans
-	assert redis.keys("*") == [decoy]
+	assert [k for k in redis.keys("*") if redis.get(k) != ""] == [decoy]
 
 
 def test_show_and_clear_with_redis_stopped_answer_within_the_budget(fleet, redis):
@@ -131,3 +133,67 @@ def test_show_and_clear_with_redis_stopped_answer_within_the_budget(fleet, redis
 	assert "# redis: unreachable (no answer" in shown, shown
 	assert ans.startswith("cleared 3 local; redis unreachable (no answer"), ans
 	assert ops(bs[0], "scan", "timeout") == 2
+
+
+def test_clear_is_not_undone_by_an_instance_that_still_holds_the_session(fleet, redis):
+	"""A and B hold a session in their own tables; C clears the backend.
+	B's next hits refresh the binding (once a second): that refresh must
+	not write the cleared session back into Redis (A, which cleared it too,
+	would adopt it again from there), and B must drop it and place the
+	session afresh, as every other instance does."""
+	bs, apps = fleet("persist learn DEMOSESSID")
+	a, b, c = bs
+	(sid, home), = learn(redis, [a], per=1)
+	assert get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == home  # adopted from Redis
+	ans = admin(c, "clear sessions be")
+	assert ans.startswith("cleared 0 local, 1 in redis"), ans
+	assert admin(a, "clear sessions be").startswith("cleared 1 local"), "A forgets it too"
+	won = ops(b, "setnx", "won")
+	# B's hits: its refresh is told the session was cleared, and B binds
+	# it afresh (SET NX over the mark); meanwhile Redis never holds the
+	# cleared binding again
+	deadline = time.monotonic() + 20
+	while ops(b, "setnx", "won") == won and time.monotonic() < deadline:
+		get(b, headers=[("Cookie", "DEMOSESSID=" + sid)])
+		assert redis.get(KEY + sid) in ("", None) or ops(b, "setnx", "won") > won, \
+			"the cleared binding written back: %r" % redis.get(KEY + sid)
+	assert ops(b, "setnx", "won") == won + 1
+	util.wait_until(lambda: redis.get(KEY + sid) not in (None, ""), what="B's fresh binding")
+	fresh = redis.get(KEY + sid)
+	# every instance now agrees on B's fresh binding
+	for x in bs:
+		assert get(x, headers=[("Cookie", "DEMOSESSID=" + sid)])[0] == fresh
+
+
+def checks(b, result):
+	"""bollard_health_checks_total{result} summed over the servers."""
+	out = 0.0
+	for ln in metrics(b).splitlines():
+		if ln.startswith("bollard_health_checks_total{") and 'result="%s"' % result in ln:
+			out += float(ln.rsplit(" ", 1)[1])
+	return out
+
+
+def test_a_walk_waiting_for_redis_does_not_fail_the_health_checks(fleet, redis):
+	"""The walk of `show sessions` / `clear sessions` holds the control
+	thread, which also runs the health checks, for up to its budget while
+	Redis is stopped. A check reply that arrived meanwhile is the control
+	thread's delay, not the server's: no healthy server may be marked
+	down for it (fall 1: one false timeout would)."""
+	bs, apps = fleet("persist learn DEMOSESSID", n=1,
+			 extra_backend="health http GET / interval 20ms timeout 300ms fall 1 rise 1")
+	b = bs[0]
+	learn(redis, [b], per=1)
+	util.wait_until(lambda: checks(b, "ok") >= 9, what="the health checks running")
+	redis.sigstop()
+	try:
+		for line in ("show sessions be", "clear sessions be", "show sessions be"):
+			t0 = time.monotonic()
+			ans = admin(b, line)
+			assert time.monotonic() - t0 >= 0.9, "the walk did not wait for Redis: %s" % ans
+	finally:
+		redis.sigcont()
+	ok = checks(b, "ok")
+	util.wait_until(lambda: checks(b, "ok") >= ok + 9, what="more health checks after the walks")
+	assert checks(b, "fail") == 0, b.stderr_text()[-2000:]
+	assert "is DOWN" not in b.stderr_text(), b.stderr_text()[-2000:]
