@@ -73,15 +73,16 @@ class Redis:
 		self.proc = None
 		os.makedirs(self.dir, exist_ok=True)
 
-	def spawn(self):
-		"""Started, not waited for (it may be loading its dump.rdb)."""
+	def spawn(self, *extra):
+		"""Started, not waited for (it may be loading its dump.rdb);
+		extra: more redis-server arguments."""
 		binary = shutil.which("redis-server")
 		assert binary, "redis-server missing: scripts/install-deps.sh test installs it"
 		log = open(os.path.join(self.dir, "redis.log"), "ab")
 		self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1",
 					      "--dir", self.dir, "--save", "", "--appendonly", "no",
 					      "--enable-debug-command", "local",
-					      "--daemonize", "no"], stdout=log, stderr=log)
+					      "--daemonize", "no", *extra], stdout=log, stderr=log)
 		log.close()
 		return self.proc
 

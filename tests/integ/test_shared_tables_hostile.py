@@ -255,16 +255,18 @@ def test_handshake_refused_under_load_is_named_once(fleet, redis, name, bad, goo
 
 def test_loading_a_big_dataset_is_named_once(fleet, redis):
 	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
-	# enough keys that loading them takes a while on any machine
-	redis.cmd("DEBUG", "POPULATE", "3000000", "filler", timeout=120)
-	redis.cmd("SAVE", timeout=120)
-	# both block Redis for a while: the links may have dropped it meanwhile
-	util.wait_until(lambda: metric(bs[0], "bollard_shared_tables_up") == 1, timeout=30,
-			what="links up after the dataset was made")
+	# A loading that lasts whatever the machine's speed: redis-server
+	# waits key-load-delay (µs) after each key it loads, and answers
+	# clients (-LOADING) every loading-process-events-interval-bytes;
+	# 5,000 keys take 10 s however fast the machine, longer than the
+	# links' reconnect backoff (5 s at most), so they meet the LOADING.
+	redis.cmd("DEBUG", "POPULATE", "5000", "filler", timeout=30)
+	redis.cmd("SAVE", timeout=30)
 
 	def inject():
 		redis.kill()
-		proc = redis.spawn()  # loads dump.rdb: LOADING until done
+		proc = redis.spawn("--key-load-delay", "2000",
+				   "--loading-process-events-interval-bytes", "1024")
 		util.wait_until(lambda: loading(redis) or proc.poll() is not None, timeout=30,
 				what="redis-server loading")
 
