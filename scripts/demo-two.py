@@ -46,18 +46,23 @@ class Demo:
 	def __init__(self):
 		self.procs = []
 
-	def start(self, what, argv, port, log=None):
+	def start(self, what, argv, ports, log=None):
+		"""Start argv and wait until it listens on every port of ports: a
+		bollard's workers bind its front before its control thread binds
+		stats-listen, and the dashboard printed as ready must answer."""
 		p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log or subprocess.DEVNULL,
 				     stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
 				     start_new_session=True, cwd=ROOT)
 		self.procs.append(p)
+		waiting = list(ports)
 		for _ in range(200):            # at most 10 s
 			if p.poll() is not None:
 				sys.exit("bollard demo-two: %s exited at start (status %s)" % (what, p.returncode))
-			if listening(port):
+			waiting = [port for port in waiting if not listening(port)]
+			if not waiting:
 				return p
 			time.sleep(0.05)
-		sys.exit("bollard demo-two: %s does not listen on 127.0.0.1:%d" % (what, port))
+		sys.exit("bollard demo-two: %s does not listen on 127.0.0.1:%d" % (what, waiting[0]))
 
 	def stop(self):
 		for p in self.procs:
@@ -98,10 +103,10 @@ def main():
 	signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 	try:
 		demo.start("redis-server", [redis, "--port", str(rport), "--bind", "127.0.0.1",
-					    "--dir", tmp, "--save", "", "--appendonly", "no"], rport)
+					    "--dir", tmp, "--save", "", "--appendonly", "no"], [rport])
 		for i, port in enumerate(apps):
 			demo.start("app%d" % (i + 1), [app, "--name", "app%d" % (i + 1), "--port", str(port)],
-				   port)
+				   [port])
 		with open(CONF) as f:
 			text = f.read()
 		for name, front, st in zip("AB", fronts, stats):
@@ -109,7 +114,7 @@ def main():
 			with open(conf, "w") as f:
 				f.write(instance_conf(text, front, st, apps, rport))
 			log = open(os.path.join(tmp, "instance-%s.log" % name), "wb")
-			demo.start("bollard %s" % name, [lb, "-c", conf], front, log)
+			demo.start("bollard %s" % name, [lb, "-c", conf], [front, st], log)
 		print("bollard demo-two: instance A http://127.0.0.1:%d/ (dashboard http://127.0.0.1:%d/), "
 		      "instance B http://127.0.0.1:%d/ (dashboard http://127.0.0.1:%d/), Redis 127.0.0.1:%d; "
 		      "logs in %s; Ctrl-C stops everything" % (fronts[0], stats[0], fronts[1], stats[1],

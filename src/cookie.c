@@ -954,3 +954,21 @@ int cookie_bearer(struct h1_str authz, struct h1_str *token)
 	*token = t;
 	return 1;
 }
+
+/* Seconds from then to now; 0 when then is later (see cookie_age()). */
+static uint64_t seconds_since(uint32_t now_s, uint32_t then_s)
+{
+	return then_s > now_s ? 0 : now_s - then_s;
+}
+
+enum cookie_age cookie_age(uint32_t now_s, uint32_t issued, uint32_t refreshed,
+			   uint32_t max_idle_ms, uint32_t max_life_ms)
+{
+	uint64_t idle_ms = seconds_since(now_s, refreshed) * 1000;
+
+	if ((max_idle_ms && idle_ms > max_idle_ms) ||
+	    (max_life_ms && seconds_since(now_s, issued) * 1000 > max_life_ms) ||
+	    (uint64_t)refreshed > (uint64_t)now_s + 300)
+		return COOKIE_EXPIRED;
+	return max_idle_ms && idle_ms > max_idle_ms / 4 ? COOKIE_REFRESH : COOKIE_FRESH;
+}

@@ -239,4 +239,19 @@ int cookie_jwt_verify_hs256(const struct cookie_jwt *j, const uint8_t *key, size
  */
 int cookie_bearer(struct h1_str authz, struct h1_str *token);
 
+/* ---- Age of an insert cookie (persist cookie ... max-idle, max-life) ------
+ * An insert cookie carries the seconds it was issued and last refreshed
+ * at, read against now (the same epoch). COOKIE_EXPIRED: refreshed more
+ * than max_idle_ms ago, or issued more than max_life_ms ago (0: no such
+ * bound), or refreshed over 300 s in the future; COOKIE_REFRESH: valid,
+ * but refreshed over a quarter of max_idle_ms ago (time to issue it
+ * again); COOKIE_FRESH otherwise. A time a little ahead of now is not
+ * old: another instance sharing the secret-file may run a second ahead,
+ * and a clock may be stepped back.
+ */
+enum cookie_age { COOKIE_FRESH, COOKIE_REFRESH, COOKIE_EXPIRED };
+
+enum cookie_age cookie_age(uint32_t now_s, uint32_t issued, uint32_t refreshed,
+			   uint32_t max_idle_ms, uint32_t max_life_ms);
+
 #endif

@@ -1043,9 +1043,9 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 				verdict(first, PR_INVALID, i);
 				break;
 			}
-			if ((r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms) ||
-			    (r->max_life_ms && (uint64_t)(now_s - issued) * 1000 > r->max_life_ms) ||
-			    refreshed > now_s + 300 /* from the future: not ours to honour */) {
+			enum cookie_age age = cookie_age(now_s, issued, refreshed, r->max_idle_ms,
+							 r->max_life_ms);
+			if (age == COOKIE_EXPIRED) {
 				verdict(first, PR_EXPIRED, i);
 				break;
 			}
@@ -1059,7 +1059,7 @@ void persist_decide(struct backend *be, const struct view *cv, uint64_t now_ms, 
 			pr->cookie_issued = issued;
 			pr->cookie_sid = sid;
 			pr->cookie_srv = s;
-			if (r->max_idle_ms && (uint64_t)(now_s - refreshed) * 1000 > r->max_idle_ms / 4)
+			if (age == COOKIE_REFRESH)
 				pr->refresh = true;
 			/* opened by an older key of a rotation: sealed again under
 			 * the first one now, so that every client seen after the

@@ -54,7 +54,8 @@ def _start_demo(tmp_path, demo_bin):
 	with open(out, "wb") as f:
 		# a session of its own: its process group stands for the
 		# terminal's foreground group
-		p = subprocess.Popen([str(ROOT / "scripts/demo.sh")], stdout=f, stderr=subprocess.STDOUT,
+		p = subprocess.Popen(util.CTRL_C_ABLE + [str(ROOT / "scripts/demo.sh")], stdout=f,
+				     stderr=subprocess.STDOUT,
 				     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
 	try:
 		util.wait_until(lambda: "open http://127.0.0.1:%d/" % front in out.read_text()

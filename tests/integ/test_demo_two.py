@@ -37,7 +37,8 @@ def test_two_instances_agree_and_ctrl_c_stops_all(tmp_path, demo_bin):
 		   DEMO_REDIS_PORT=str(rport))
 	out = tmp_path / "demo-two.out"
 	with open(out, "wb") as f:
-		p = subprocess.Popen(["/usr/bin/python3", str(ROOT / "scripts/demo-two.py")], stdout=f,
+		p = subprocess.Popen(util.CTRL_C_ABLE + ["/usr/bin/python3", str(ROOT / "scripts/demo-two.py")],
+				     stdout=f,
 				     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
 				     start_new_session=True)
 	try:

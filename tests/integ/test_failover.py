@@ -91,9 +91,9 @@ def test_kill_sticky_server_under_load(demo_apps, bollard_factory):
 		for t in ts:
 			t.join(10)
 	assert failed == [], failed[:5]
-	time.sleep(0.3)
-	for sid in home:
-		es = entries(b, sid)
+	for s in sessions:
+		sid = s.sid
+		es = entries(b, sid, s.n)  # every request answered is logged, just after
 		moved = [e for e in es if e.get("persist") == "moved"]
 		if sid in victims:
 			assert len(moved) == 1, (sid, moved)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+import util
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab" / "lab.py"
 SAN_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
@@ -169,7 +171,8 @@ def test_interrupted_lab_stops_everything(tmp_path, bollard_bin, demo_bin):
 		pytest.skip("; ".join(gone.values()))
 	err = tmp_path / "lab.err"
 	with open(err, "wb") as f:
-		p = subprocess.Popen(["/usr/bin/python3", str(LAB), "--quick", "--out", str(tmp_path / "r"),
+		p = subprocess.Popen(util.CTRL_C_ABLE + ["/usr/bin/python3", str(LAB), "--quick",
+				      "--out", str(tmp_path / "r"),
 				      "--archs", "stateless-postgresql", "--bollard", bollard_bin,
 				      "--demo", demo_bin, "--tmp", str(tmp_path)],
 				     stdout=subprocess.DEVNULL, stderr=f)

@@ -9,7 +9,6 @@ milliseconds."""
 import re
 import socket
 import struct
-import time
 
 import pytest
 
@@ -243,9 +242,11 @@ def test_server_closed_logged(py_backend, bollard_factory, config_for):
 def test_client_closed_logged(demo_apps, bollard_factory, config_for):
 	apps = demo_apps(1)
 	b = bollard_factory(config_for(apps))
+	act = util.AppActivity(apps)
 	c = Conn.connect(b.port)
 	c.send(build_request("GET", "/slow?ms=1500"))
-	time.sleep(0.3)
+	# at the server (a fixed pause could end before, on a slow machine)
+	util.wait_until(lambda: act.requests()[0] == 1, what="the request at app1")
 	# Gone before the answer, with a reset (SO_LINGER 0) so that the write of
 	# the response fails: a half-close alone may legitimately be answered.
 	c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -30,14 +30,21 @@ def slow(port, cookie, ms, out):
 				timeout=10))
 
 
+def holds_app1(act):
+	"""Until the slow request reached app1 (it then holds app1's only
+	slot): a fixed pause could end before, on a slow machine."""
+	util.wait_until(lambda: act.requests()[0] == 1, what="the slow request at app1")
+
+
 def test_persistent_request_waits_for_its_full_server(demo_apps, bollard_factory):
 	apps = demo_apps(2)
 	b = bollard_factory(conf(apps))
 	ck = cookie_for(b.port, "app1")
 	held = []
+	act = util.AppActivity(apps)
 	t = threading.Thread(target=slow, args=(b.port, ck, 1200, held))
 	t.start()
-	time.sleep(0.3)  # the slow request holds app1's only slot
+	holds_app1(act)
 	# a new client does not wait: it goes to app2
 	assert util.request(b.port, "GET", "/whoami").text().strip() == "app2"
 	# the session of app1 waits, then is served by app1
@@ -61,9 +68,10 @@ def test_queue_timeout_answers_503(demo_apps, bollard_factory):
 	b = bollard_factory(conf(apps, queue="300ms"))
 	ck = cookie_for(b.port, "app1")
 	held = []
+	act = util.AppActivity(apps)
 	t = threading.Thread(target=slow, args=(b.port, ck, 1500, held))
 	t.start()
-	time.sleep(0.3)
+	holds_app1(act)
 	r = util.request(b.port, "GET", "/whoami", headers=[("Cookie", ck)], timeout=10)
 	t.join(10)
 	assert r.status == 503, r

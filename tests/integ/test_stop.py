@@ -22,13 +22,20 @@ def _slow(port, ms, out):
 		out["error"] = repr(e)
 
 
+def in_flight(act):
+	"""Until the slow request reached the app: a fixed pause could end
+	before it did on a slow machine, and the stop would refuse it."""
+	util.wait_until(lambda: act.requests()[0] == 1, what="the request in flight")
+
+
 def test_sigterm_finishes_in_flight_request(demo_apps, bollard_factory, config_for):
 	apps = demo_apps(1)
 	b = bollard_factory(config_for(apps, grace="5s"))
+	act = util.AppActivity(apps)
 	out = {}
 	t = threading.Thread(target=_slow, args=(b.port, 3000, out))
 	t.start()
-	time.sleep(0.5)  # the request is in flight
+	in_flight(act)
 	t0 = time.monotonic()
 	b.proc.send_signal(signal.SIGTERM)
 	# New connections are refused once the listeners are closed; the polling
@@ -60,10 +67,11 @@ def test_sigterm_closes_idle_keepalive_connections(proxy):
 def test_grace_expires_exit(demo_apps, bollard_factory, config_for):
 	apps = demo_apps(1)
 	b = bollard_factory(config_for(apps))  # grace 2s
+	act = util.AppActivity(apps)
 	out = {}
 	t = threading.Thread(target=_slow, args=(b.port, 8000, out))
 	t.start()
-	time.sleep(0.5)
+	in_flight(act)
 	t0 = time.monotonic()
 	b.proc.send_signal(signal.SIGTERM)
 	rc = b.proc.wait(timeout=15)

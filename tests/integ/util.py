@@ -133,6 +133,15 @@ def ipv6_loopback_available():
 
 # ---------------------------------------------------------------- processes
 
+# The prefix of a command that a test stops as a terminal's Ctrl-C does
+# (SIGINT): there SIGINT has its default disposition. A test runner started
+# as a background job of a non-interactive shell ignores SIGINT, an ignored
+# signal stays ignored across fork and exec, and neither bash nor Python can
+# catch a signal ignored when it started: the script would never see the
+# Ctrl-C. env (coreutils) gives the command the disposition a terminal gives.
+CTRL_C_ABLE = ["/usr/bin/env", "--default-signal=INT"]
+
+
 def start_process(args, stdout_path, stderr_path, env=None, cwd=None):
 	"""Start args with stdout/stderr going to files (never pipes: a chatty
 	process must not block on a full pipe nobody reads)."""

@@ -755,6 +755,42 @@ static void test_bearer(void **state)
 	assert_int_equal(cookie_bearer(S(""), &t), 0);
 }
 
+static void test_age(void **state)
+{
+	const uint32_t now = 100000;
+
+	(void)state;
+	/* no bound: never old */
+	assert_int_equal(cookie_age(now, 0, 0, 0, 0), COOKIE_FRESH);
+	/* max-idle 4s: fresh up to 1 s, refreshed up to 4 s, then expired */
+	assert_int_equal(cookie_age(now, now - 1, now - 1, 4000, 0), COOKIE_FRESH);
+	assert_int_equal(cookie_age(now, now - 2, now - 2, 4000, 0), COOKIE_REFRESH);
+	assert_int_equal(cookie_age(now, now - 4, now - 4, 4000, 0), COOKIE_REFRESH);
+	assert_int_equal(cookie_age(now, now - 5, now - 5, 4000, 0), COOKIE_EXPIRED);
+	/* max-life counts from the issue, whatever the refreshes */
+	assert_int_equal(cookie_age(now, now - 3, now, 3600000, 2000), COOKIE_EXPIRED);
+	assert_int_equal(cookie_age(now, now - 2, now, 3600000, 2000), COOKIE_FRESH);
+	/* refreshed far in the future: not ours to honour */
+	assert_int_equal(cookie_age(now, now + 301, now + 301, 3600000, 0), COOKIE_EXPIRED);
+	assert_int_equal(cookie_age(now, now + 301, now + 301, 0, 0), COOKIE_EXPIRED);
+}
+
+/* An instance whose clock runs a second or two ahead issued the cookie
+ * (instances share a secret-file), or this clock was stepped back since:
+ * the cookie is new, not 136 years old (the unsigned difference). */
+static void test_age_of_a_cookie_from_a_clock_ahead(void **state)
+{
+	const uint32_t now = 100000;
+
+	(void)state;
+	assert_int_equal(cookie_age(now, now + 1, now + 1, 3600000, 0), COOKIE_FRESH);
+	assert_int_equal(cookie_age(now, now + 2, now + 2, 1000, 1000), COOKIE_FRESH);
+	assert_int_equal(cookie_age(now, now - 10, now + 1, 3600000, 3600000), COOKIE_FRESH);
+	assert_int_equal(cookie_age(now, now + 300, now + 300, 3600000, 0), COOKIE_FRESH);
+	assert_int_equal(cookie_age(UINT32_MAX - 1, UINT32_MAX, UINT32_MAX, 1000, 1000),
+			 COOKIE_FRESH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +816,8 @@ int main(void)
 		cmocka_unit_test(test_jwt_built),
 		cmocka_unit_test(test_jwt_split_bad),
 		cmocka_unit_test(test_bearer),
+		cmocka_unit_test(test_age),
+		cmocka_unit_test(test_age_of_a_cookie_from_a_clock_ahead),
 	};
 
 	if (sodium_init() < 0)
