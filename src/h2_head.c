@@ -39,22 +39,43 @@ static bool name_eq(const uint8_t *n, size_t nlen, const char *lit)
 
 /* RFC 9113 8.2.1: no uppercase, no control, space, DEL or non-ASCII in a
  * name; no NUL, CR or LF in a value (nor, 8.2.1 again, whitespace at
- * either end, which HTTP/1.1 would trim and so change). */
+ * either end, which HTTP/1.1 would trim and so change). By table and eight
+ * bytes at a time: every field of every request passes here. */
+static const uint8_t name_bad[256] = {
+	[0 ... 0x20] = 1, ['A' ... 'Z'] = 1, [':'] = 1, [0x7f ... 0xff] = 1,
+};
+
 static bool name_ok(const uint8_t *n, size_t len, size_t from)
 {
+	unsigned bad = 0;
 	if (len <= from)
 		return false;
 	for (size_t i = from; i < len; i++)
-		if (n[i] <= 0x20 || n[i] >= 0x7f || (n[i] >= 'A' && n[i] <= 'Z') || n[i] == ':')
-			return false;
-	return true;
+		bad |= name_bad[n[i]];
+	return !bad;
+}
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* a byte of x is zero (exact: no false positive from a borrow past a zero
+ * byte matters, any zero byte makes it nonzero and none makes it zero) */
+static inline uint64_t has_zero(uint64_t x)
+{
+	return (x - ONES) & ~x & HIGHS;
 }
 
 static bool value_ok(const uint8_t *v, size_t len)
 {
+	size_t i = 0;
 	if (len && (v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' || v[len - 1] == '\t'))
 		return false;
-	for (size_t i = 0; i < len; i++)
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x;
+		memcpy(&x, v + i, 8);
+		if (has_zero(x) | has_zero(x ^ (ONES * '\r')) | has_zero(x ^ (ONES * '\n')))
+			return false;
+	}
+	for (; i < len; i++)
 		if (v[i] == 0 || v[i] == '\r' || v[i] == '\n')
 			return false;
 	return true;
@@ -149,6 +170,36 @@ static int pseudo(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 	return 0;
 }
 
+/* The fields the conversion treats apart, by length first: a request's
+ * other fields cost one switch and at most one comparison. */
+enum { F_OTHER, F_CONNECTION, F_TE, F_HOST, F_COOKIE, F_CONTENT_LENGTH };
+
+static int field_kind(const uint8_t *n, size_t nlen)
+{
+#define IS(lit) (!memcmp(n, lit, sizeof(lit) - 1))
+	switch (nlen) {
+	case 2:
+		return IS("te") ? F_TE : F_OTHER;
+	case 4:
+		return IS("host") ? F_HOST : F_OTHER;
+	case 6:
+		return IS("cookie") ? F_COOKIE : F_OTHER;
+	case 7:
+		return IS("upgrade") ? F_CONNECTION : F_OTHER;
+	case 10:
+		return IS("connection") || IS("keep-alive") ? F_CONNECTION : F_OTHER;
+	case 14:
+		return IS("content-length") ? F_CONTENT_LENGTH : F_OTHER;
+	case 16:
+		return IS("proxy-connection") ? F_CONNECTION : F_OTHER;
+	case 17:
+		return IS("transfer-encoding") ? F_CONNECTION : F_OTHER;
+	default:
+		return F_OTHER;
+	}
+#undef IS
+}
+
 int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uint8_t *v,
 		  size_t vlen)
 {
@@ -172,19 +223,19 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 	/* RFC 9113 8.2.2: connection-specific fields make the request
 	 * malformed; te may only say "trailers", and is hop-by-hop in
 	 * HTTP/1.1 anyway: it stays here */
-	if (name_eq(name, nlen, "connection") || name_eq(name, nlen, "keep-alive") ||
-	    name_eq(name, nlen, "proxy-connection") || name_eq(name, nlen, "transfer-encoding") ||
-	    name_eq(name, nlen, "upgrade"))
+	switch (field_kind(name, nlen)) {
+	case F_CONNECTION:
 		return H2H_MALFORMED;
-	if (name_eq(name, nlen, "te")) {
+	case F_TE:
 		if (!(vlen == 8 && !memcmp(v, "trailers", 8)))
 			return H2H_MALFORMED;
 		return 0;
-	}
-	/* :authority wins over a host field (RFC 9113 8.3.1) */
-	if (name_eq(name, nlen, "host") && r->has_auth)
-		return 0;
-	if (name_eq(name, nlen, "cookie")) {
+	case F_HOST:
+		/* :authority wins over a host field (RFC 9113 8.3.1) */
+		if (r->has_auth)
+			return 0;
+		break;
+	case F_COOKIE: {
 		uint32_t off;
 		if (r->has_cookie && !aux_put(r, "; ", 2, &off))
 			return H2H_TOO_LARGE;
@@ -196,13 +247,16 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		r->cookie_len = r->auxlen - r->cookie_off;
 		return 0;
 	}
-	if (name_eq(name, nlen, "content-length")) {
+	case F_CONTENT_LENGTH:
 		if (r->has_cl || !vlen)
 			return H2H_MALFORMED;
 		for (size_t i = 0; i < vlen; i++)
 			if (v[i] < '0' || v[i] > '9')
 				return H2H_MALFORMED;
 		r->has_cl = true;
+		break;
+	default:
+		break;
 	}
 	return put_field(r, name, nlen, v, vlen) ? 0 : H2H_TOO_LARGE;
 }
@@ -225,19 +279,35 @@ int h2h_req_end(struct h2h_req *r, bool body)
 	return (int)r->len;
 }
 
+/* Connection-specific fields the parser does not mark hop-by-hop. */
+static bool rsp_dropped(struct h1_str nm)
+{
+	switch (nm.n) {
+	case 10:
+		return h1_name_eq(nm, "keep-alive");
+	case 16:
+		return h1_name_eq(nm, "proxy-connection");
+	case 17:
+		return h1_name_eq(nm, "transfer-encoding");
+	default:
+		return false;
+	}
+}
+
 int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
 {
 	size_t used = 0;
 	int n = 0;
 	if (nvcap < 1 || scap < 3 || m->status_code < 100 || m->status_code > 999)
 		return -1;
-	snprintf(scratch, 4, "%03d", m->status_code);
+	scratch[0] = (char)('0' + m->status_code / 100);
+	scratch[1] = (char)('0' + m->status_code / 10 % 10);
+	scratch[2] = (char)('0' + m->status_code % 10);
 	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)scratch, 7, 3, NGHTTP2_NV_FLAG_NONE };
 	used = 3;
 	for (uint32_t i = 0; i < m->nhdrs; i++) {
 		const struct h1_hdr *h = &m->hdrs[i];
-		if ((h->flags & H1_HF_HOPBYHOP) || h1_name_eq(h->name, "transfer-encoding") ||
-		    h1_name_eq(h->name, "proxy-connection") || h1_name_eq(h->name, "keep-alive"))
+		if ((h->flags & H1_HF_HOPBYHOP) || rsp_dropped(h->name))
 			continue;
 		if (n == nvcap || h->name.n > scap - used)
 			return -1;
