@@ -11,6 +11,7 @@
 #include "api.h"
 #include "h2_head.h"
 #include "h2.h"
+#include "http.h"
 
 /* here, with no dependency, for the metrics (stats.c) */
 const char *const h2_goaway_names[H2_GA_N] = {
@@ -294,31 +295,78 @@ static bool rsp_dropped(struct h1_str nm)
 	}
 }
 
-int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
+/* One entry of a response's list: the name in lowercase into scratch
+ * (RFC 9113 8.2.1), the value where it is. false: no room. */
+static bool nv_put(struct h2h_nv *o, const char *name, size_t nlen, const char *v, size_t vlen)
 {
-	size_t used = 0;
-	int n = 0;
-	if (nvcap < 1 || scap < 3 || m->status_code < 100 || m->status_code > 999)
-		return -1;
-	scratch[0] = (char)('0' + m->status_code / 100);
-	scratch[1] = (char)('0' + m->status_code / 10 % 10);
-	scratch[2] = (char)('0' + m->status_code % 10);
-	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)scratch, 7, 3, NGHTTP2_NV_FLAG_NONE };
-	used = 3;
+	if (o->n == o->cap || nlen > o->scap - o->used)
+		return false;
+	char *lc = o->scratch + o->used;
+	for (size_t k = 0; k < nlen; k++) {
+		char ch = name[k];
+		lc[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+	}
+	o->used += nlen;
+	o->nv[o->n++] = (nghttp2_nv){ (uint8_t *)lc, (uint8_t *)v, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+	return true;
+}
+
+/* :status, then m's fields but the connection-specific ones (and, with
+ * regen, the framing ones, which the HTTP/1.1 serialiser regenerates). */
+static bool nv_fields(struct h2h_nv *o, const struct h1_msg *m, bool regen)
+{
+	if (o->cap < 1 || o->scap < 3 || m->status_code < 100 || m->status_code > 999)
+		return false;
+	o->scratch[0] = (char)('0' + m->status_code / 100);
+	o->scratch[1] = (char)('0' + m->status_code / 10 % 10);
+	o->scratch[2] = (char)('0' + m->status_code % 10);
+	o->nv[o->n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)o->scratch, 7, 3,
+				      NGHTTP2_NV_FLAG_NONE };
+	o->used = 3;
 	for (uint32_t i = 0; i < m->nhdrs; i++) {
 		const struct h1_hdr *h = &m->hdrs[i];
-		if ((h->flags & H1_HF_HOPBYHOP) || rsp_dropped(h->name))
+		if ((h->flags & H1_HF_HOPBYHOP) || rsp_dropped(h->name) ||
+		    (regen && (h->flags & H1_HF_FRAMING) && m->body != H1_BODY_NONE))
 			continue;
-		if (n == nvcap || h->name.n > scap - used)
-			return -1;
-		char *lc = scratch + used;
-		for (size_t k = 0; k < h->name.n; k++) {
-			char ch = h->name.p[k];
-			lc[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-		}
-		used += h->name.n;
-		nv[n++] = (nghttp2_nv){ (uint8_t *)lc, (uint8_t *)h->value.p, h->name.n, h->value.n,
-					NGHTTP2_NV_FLAG_NONE };
+		if (!nv_put(o, h->name.p, h->name.n, h->value.p, h->value.n))
+			return false;
 	}
-	return n;
+	return true;
+}
+
+int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
+{
+	struct h2h_nv o = { nv, 0, nvcap, scratch, 0, scap };
+	return nv_fields(&o, m, false) ? o.n : -1;
+}
+
+int h2h_rsp_nv_from(const struct h1_msg *m, const struct http_add *add, nghttp2_nv *nv,
+		    int nvcap, char *scratch, size_t scap)
+{
+	struct h2h_nv o = { nv, 0, nvcap, scratch, 0, scap };
+	if (!nv_fields(&o, m, true))
+		return -1;
+	/* what http_build_response's put_framing writes, but chunked: no
+	 * Transfer-Encoding in HTTP/2 (RFC 9113 8.2.2) */
+	if (m->body == H1_BODY_LENGTH) {
+		char digits[24];
+		int k = 0;
+		uint64_t v = m->content_length;
+		do
+			digits[k++] = (char)('0' + v % 10);
+		while ((v /= 10));
+		if ((size_t)k > scap - o.used)
+			return -1;
+		char *d = scratch + o.used;
+		for (int i = 0; i < k; i++)
+			d[i] = digits[k - 1 - i];
+		o.used += (size_t)k;
+		if (!nv_put(&o, "content-length", 14, d, (size_t)k))
+			return -1;
+	}
+	for (uint32_t i = 0; add && i < add->n; i++)
+		if (!nv_put(&o, add->f[i].name.p, add->f[i].name.n, add->f[i].value.p,
+			    add->f[i].value.n))
+			return -1;
+	return o.n;
 }
