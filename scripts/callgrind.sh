@@ -15,10 +15,13 @@
 #
 # Scenarios: keepalive (round robin), cookie (insert-cookie persistence, every
 # request carrying the cookie the proxy issued: the hit path), firstvisit
-# (insert-cookie persistence, no cookie sent: a cookie sealed per answer).
+# (insert-cookie persistence, no cookie sent: a cookie sealed per answer),
+# h2 (not by default: the cookie hit path over HTTP/2 and TLS 1.3, the
+# client `h2load -t1 -c10 -m10` with the cookie, as the bench's h2-cookie
+# row; an ECDSA P-256 certificate made for the run).
 #
 # Usage: scripts/callgrind.sh [-n REQUESTS] [-c CONNECTIONS] [-p bollard,haproxy]
-#                             [-s keepalive,cookie,firstvisit] [-t strace] [-k]
+#                             [-s keepalive,cookie,firstvisit,h2] [-t strace] [-k]
 #   -k keeps the work directory (callgrind.out.* files for callgrind_annotate).
 #   -t strace counts system calls per request instead (`strace -f -c`, the
 #      same baseline subtraction): the other half of the cost, in the kernel.
@@ -41,7 +44,7 @@ while getopts n:c:p:s:t:k o; do
 	s) SCENS=$OPTARG ;;
 	k) KEEP=1 ;;
 	t) TOOL=$OPTARG ;;
-	*) sed -n '2,25p' "$0"; exit 2 ;;
+	*) sed -n '2,29p' "$0"; exit 2 ;;
 	esac
 done
 
@@ -127,24 +130,55 @@ wait_port() { # port pid: until it accepts, or fail
 	done
 }
 
+# the certificate and key of the h2 scenario, made once
+h2_pem() {
+	[ -f "$WORK/site.pem" ] || {
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" \
+			-out "$WORK/crt.pem" -days 30 -subj /CN=localhost \
+			-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
+		cat "$WORK/crt.pem" "$WORK/key.pem" >"$WORK/site.pem"
+	}
+	echo "$WORK/site.pem"
+}
+
+# the h2 client: the cookie from a first visit, then the other N - 1
+# requests over 10 connections of 10 streams
+h2_client() {
+	ck=$(curl -sk -D - -o /dev/null "https://127.0.0.1:$1/whoami" |
+		sed -n 's/^[Ss]et-[Cc]ookie: *\(BOLLARD=[^;]*\).*/\1/p' | tr -d '\r')
+	[ -n "$ck" ] || { echo "callgrind.sh: no cookie over h2" >&2; return 1; }
+	h2load -t1 -c10 -m10 -n "$(($2 - 1))" -H "Cookie: $ck" "https://127.0.0.1:$1/whoami" \
+		>"$WORK/h2load.out" 2>&1
+	grep -q " $(($2 - 1)) succeeded" "$WORK/h2load.out" || { cat "$WORK/h2load.out" >&2; return 1; }
+}
+
 # conf proxy scen port -> path of the generated configuration
 conf() {
 	persist="" servers=$SERVERS_B
 	case $2:$3 in
-	bollard:cookie|bollard:firstvisit) persist="    persist cookie BOLLARD insert" ;;
-	haproxy:cookie|haproxy:firstvisit) persist="    cookie BOLLARD insert indirect nocache" servers=$SERVERS_HC ;;
+	bollard:cookie|bollard:firstvisit|bollard:h2) persist="    persist cookie BOLLARD insert" ;;
+	haproxy:cookie|haproxy:firstvisit|haproxy:h2) persist="    cookie BOLLARD insert indirect nocache" servers=$SERVERS_HC ;;
 	haproxy:*) servers=$SERVERS_H ;;
 	esac
 	case $2 in
 	bollard) tpl=bollard.conf.in out="$WORK/$2-$3.conf" ;;
 	haproxy) tpl=haproxy.cfg.in out="$WORK/$2-$3.cfg" ;;
 	esac
-	PERSIST="$persist" SERVERS="$servers" $PY - "$ROOT/bench/configs/$tpl" "$out" "$4" <<'EOF'
+	h2pem=""
+	[ "$3" = h2 ] && h2pem=$(h2_pem)
+	H2PEM="$h2pem" PERSIST="$persist" SERVERS="$servers" $PY - "$ROOT/bench/configs/$tpl" "$out" "$4" <<'EOF'
 import os, sys
 t = open(sys.argv[1]).read()
 for k, v in {"PORT": sys.argv[3], "MAXCONN": "1000", "THREADS": "1", "REUSE": "always",
 	     "PERSIST": os.environ["PERSIST"], "SERVERS": os.environ["SERVERS"].rstrip("\n")}.items():
 	t = t.replace("@" + k + "@", v)
+if os.environ.get("H2PEM"):
+	# the bench's TLS bind (bench/bench_tls.py tls_text), ALPN h2 first
+	old = "    bind 127.0.0.1:%s\n" % sys.argv[3]
+	tls = {"bollard.conf.in": " tls crt %s alpn h2,http/1.1 min-version 1.3 ciphersuites %s",
+	       "haproxy.cfg.in": " ssl crt %s alpn h2,http/1.1 ssl-min-ver TLSv1.3 ciphersuites %s"}
+	t = t.replace(old, old[:-1] + tls[os.path.basename(sys.argv[1])]
+		      % (os.environ["H2PEM"], "TLS_AES_128_GCM_SHA256") + "\n")
 open(sys.argv[2], "w").write(t)
 EOF
 	echo "$out"
@@ -171,7 +205,11 @@ run_one() {
 	wait_port "$port" "$vp"
 	mode=plain
 	[ "$scen" = cookie ] && mode=cookie
-	$PY "$WORK/client.py" "$port" "$n" "$C" "$mode"
+	if [ "$scen" = h2 ]; then
+		h2_client "$port" "$n"
+	else
+		$PY "$WORK/client.py" "$port" "$n" "$C" "$mode"
+	fi
 	if [ "$TOOL" = strace ]; then
 		# strace would detach on SIGTERM and leave the proxy running:
 		# stop the proxy (its child), and strace exits with it

@@ -504,6 +504,11 @@ static int queue_head(struct cconn *c, const struct h1_msg *m, bool keep_alive, 
 		return -1;
 	}
 	c->out.tail += (uint32_t)hn;
+	/* the text stays the head as far as the exchange knows (what it
+	 * writes and counts); a transport that would parse it back is
+	 * handed the fields instead (xprt.h) */
+	if (c->xc.ops->head)
+		c->xc.ops->head(&c->xc, m, &ro, (uint32_t)hn);
 	return hn;
 }
 

@@ -41,6 +41,8 @@ struct h2_strm {
 	int refused;                  /* bollard answers it itself: 431, 501 */
 	bool req_end;                 /* END_STREAM received */
 	bool rsp_head;                /* the final response head was submitted */
+	bool text_heads;              /* heads come as text to parse (xprt_ops.head said -1) */
+	uint32_t head_skip;           /* bytes of heads submitted already, still to come in writev */
 	bool rsp_end;                 /* the whole response body is in tx */
 	bool deferred;                /* nghttp2 waits for tx (resume_data) */
 	bool woken;                   /* on the wake list */

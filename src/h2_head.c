@@ -11,6 +11,7 @@
 #include "api.h"
 #include "h2_head.h"
 #include "h2.h"
+#include "http.h"
 
 /* here, with no dependency, for the metrics (stats.c) */
 const char *const h2_goaway_names[H2_GA_N] = {
@@ -39,22 +40,43 @@ static bool name_eq(const uint8_t *n, size_t nlen, const char *lit)
 
 /* RFC 9113 8.2.1: no uppercase, no control, space, DEL or non-ASCII in a
  * name; no NUL, CR or LF in a value (nor, 8.2.1 again, whitespace at
- * either end, which HTTP/1.1 would trim and so change). */
+ * either end, which HTTP/1.1 would trim and so change). By table and eight
+ * bytes at a time: every field of every request passes here. */
+static const uint8_t name_bad[256] = {
+	[0 ... 0x20] = 1, ['A' ... 'Z'] = 1, [':'] = 1, [0x7f ... 0xff] = 1,
+};
+
 static bool name_ok(const uint8_t *n, size_t len, size_t from)
 {
+	unsigned bad = 0;
 	if (len <= from)
 		return false;
 	for (size_t i = from; i < len; i++)
-		if (n[i] <= 0x20 || n[i] >= 0x7f || (n[i] >= 'A' && n[i] <= 'Z') || n[i] == ':')
-			return false;
-	return true;
+		bad |= name_bad[n[i]];
+	return !bad;
+}
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* a byte of x is zero (exact: no false positive from a borrow past a zero
+ * byte matters, any zero byte makes it nonzero and none makes it zero) */
+static inline uint64_t has_zero(uint64_t x)
+{
+	return (x - ONES) & ~x & HIGHS;
 }
 
 static bool value_ok(const uint8_t *v, size_t len)
 {
+	size_t i = 0;
 	if (len && (v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' || v[len - 1] == '\t'))
 		return false;
-	for (size_t i = 0; i < len; i++)
+	for (; i + 8 <= len; i += 8) {
+		uint64_t x;
+		memcpy(&x, v + i, 8);
+		if (has_zero(x) | has_zero(x ^ (ONES * '\r')) | has_zero(x ^ (ONES * '\n')))
+			return false;
+	}
+	for (; i < len; i++)
 		if (v[i] == 0 || v[i] == '\r' || v[i] == '\n')
 			return false;
 	return true;
@@ -149,6 +171,36 @@ static int pseudo(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 	return 0;
 }
 
+/* The fields the conversion treats apart, by length first: a request's
+ * other fields cost one switch and at most one comparison. */
+enum { F_OTHER, F_CONNECTION, F_TE, F_HOST, F_COOKIE, F_CONTENT_LENGTH };
+
+static int field_kind(const uint8_t *n, size_t nlen)
+{
+#define IS(lit) (!memcmp(n, lit, sizeof(lit) - 1))
+	switch (nlen) {
+	case 2:
+		return IS("te") ? F_TE : F_OTHER;
+	case 4:
+		return IS("host") ? F_HOST : F_OTHER;
+	case 6:
+		return IS("cookie") ? F_COOKIE : F_OTHER;
+	case 7:
+		return IS("upgrade") ? F_CONNECTION : F_OTHER;
+	case 10:
+		return IS("connection") || IS("keep-alive") ? F_CONNECTION : F_OTHER;
+	case 14:
+		return IS("content-length") ? F_CONTENT_LENGTH : F_OTHER;
+	case 16:
+		return IS("proxy-connection") ? F_CONNECTION : F_OTHER;
+	case 17:
+		return IS("transfer-encoding") ? F_CONNECTION : F_OTHER;
+	default:
+		return F_OTHER;
+	}
+#undef IS
+}
+
 int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uint8_t *v,
 		  size_t vlen)
 {
@@ -172,19 +224,19 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 	/* RFC 9113 8.2.2: connection-specific fields make the request
 	 * malformed; te may only say "trailers", and is hop-by-hop in
 	 * HTTP/1.1 anyway: it stays here */
-	if (name_eq(name, nlen, "connection") || name_eq(name, nlen, "keep-alive") ||
-	    name_eq(name, nlen, "proxy-connection") || name_eq(name, nlen, "transfer-encoding") ||
-	    name_eq(name, nlen, "upgrade"))
+	switch (field_kind(name, nlen)) {
+	case F_CONNECTION:
 		return H2H_MALFORMED;
-	if (name_eq(name, nlen, "te")) {
+	case F_TE:
 		if (!(vlen == 8 && !memcmp(v, "trailers", 8)))
 			return H2H_MALFORMED;
 		return 0;
-	}
-	/* :authority wins over a host field (RFC 9113 8.3.1) */
-	if (name_eq(name, nlen, "host") && r->has_auth)
-		return 0;
-	if (name_eq(name, nlen, "cookie")) {
+	case F_HOST:
+		/* :authority wins over a host field (RFC 9113 8.3.1) */
+		if (r->has_auth)
+			return 0;
+		break;
+	case F_COOKIE: {
 		uint32_t off;
 		if (r->has_cookie && !aux_put(r, "; ", 2, &off))
 			return H2H_TOO_LARGE;
@@ -196,13 +248,16 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		r->cookie_len = r->auxlen - r->cookie_off;
 		return 0;
 	}
-	if (name_eq(name, nlen, "content-length")) {
+	case F_CONTENT_LENGTH:
 		if (r->has_cl || !vlen)
 			return H2H_MALFORMED;
 		for (size_t i = 0; i < vlen; i++)
 			if (v[i] < '0' || v[i] > '9')
 				return H2H_MALFORMED;
 		r->has_cl = true;
+		break;
+	default:
+		break;
 	}
 	return put_field(r, name, nlen, v, vlen) ? 0 : H2H_TOO_LARGE;
 }
@@ -225,30 +280,93 @@ int h2h_req_end(struct h2h_req *r, bool body)
 	return (int)r->len;
 }
 
-int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
+/* Connection-specific fields the parser does not mark hop-by-hop. */
+static bool rsp_dropped(struct h1_str nm)
 {
-	size_t used = 0;
-	int n = 0;
-	if (nvcap < 1 || scap < 3 || m->status_code < 100 || m->status_code > 999)
-		return -1;
-	snprintf(scratch, 4, "%03d", m->status_code);
-	nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)scratch, 7, 3, NGHTTP2_NV_FLAG_NONE };
-	used = 3;
+	switch (nm.n) {
+	case 10:
+		return h1_name_eq(nm, "keep-alive");
+	case 16:
+		return h1_name_eq(nm, "proxy-connection");
+	case 17:
+		return h1_name_eq(nm, "transfer-encoding");
+	default:
+		return false;
+	}
+}
+
+/* One entry of a response's list: the name in lowercase into scratch
+ * (RFC 9113 8.2.1), the value where it is. false: no room. */
+static bool nv_put(struct h2h_nv *o, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	if (o->n == o->cap || nlen > o->scap - o->used)
+		return false;
+	char *lc = o->scratch + o->used;
+	for (size_t k = 0; k < nlen; k++) {
+		char ch = name[k];
+		lc[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+	}
+	o->used += nlen;
+	o->nv[o->n++] = (nghttp2_nv){ (uint8_t *)lc, (uint8_t *)v, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+	return true;
+}
+
+/* :status, then m's fields but the connection-specific ones (and, with
+ * regen, the framing ones, which the HTTP/1.1 serialiser regenerates). */
+static bool nv_fields(struct h2h_nv *o, const struct h1_msg *m, bool regen)
+{
+	if (o->cap < 1 || o->scap < 3 || m->status_code < 100 || m->status_code > 999)
+		return false;
+	o->scratch[0] = (char)('0' + m->status_code / 100);
+	o->scratch[1] = (char)('0' + m->status_code / 10 % 10);
+	o->scratch[2] = (char)('0' + m->status_code % 10);
+	o->nv[o->n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)o->scratch, 7, 3,
+				      NGHTTP2_NV_FLAG_NONE };
+	o->used = 3;
 	for (uint32_t i = 0; i < m->nhdrs; i++) {
 		const struct h1_hdr *h = &m->hdrs[i];
-		if ((h->flags & H1_HF_HOPBYHOP) || h1_name_eq(h->name, "transfer-encoding") ||
-		    h1_name_eq(h->name, "proxy-connection") || h1_name_eq(h->name, "keep-alive"))
+		if ((h->flags & H1_HF_HOPBYHOP) || rsp_dropped(h->name) ||
+		    (regen && (h->flags & H1_HF_FRAMING) && m->body != H1_BODY_NONE))
 			continue;
-		if (n == nvcap || h->name.n > scap - used)
-			return -1;
-		char *lc = scratch + used;
-		for (size_t k = 0; k < h->name.n; k++) {
-			char ch = h->name.p[k];
-			lc[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-		}
-		used += h->name.n;
-		nv[n++] = (nghttp2_nv){ (uint8_t *)lc, (uint8_t *)h->value.p, h->name.n, h->value.n,
-					NGHTTP2_NV_FLAG_NONE };
+		if (!nv_put(o, h->name.p, h->name.n, h->value.p, h->value.n))
+			return false;
 	}
-	return n;
+	return true;
+}
+
+int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap)
+{
+	struct h2h_nv o = { nv, 0, nvcap, scratch, 0, scap };
+	return nv_fields(&o, m, false) ? o.n : -1;
+}
+
+int h2h_rsp_nv_from(const struct h1_msg *m, const struct http_add *add, nghttp2_nv *nv,
+		    int nvcap, char *scratch, size_t scap)
+{
+	struct h2h_nv o = { nv, 0, nvcap, scratch, 0, scap };
+	if (!nv_fields(&o, m, true))
+		return -1;
+	/* what http_build_response's put_framing writes, but chunked: no
+	 * Transfer-Encoding in HTTP/2 (RFC 9113 8.2.2) */
+	if (m->body == H1_BODY_LENGTH) {
+		char digits[24];
+		int k = 0;
+		uint64_t v = m->content_length;
+		do
+			digits[k++] = (char)('0' + v % 10);
+		while ((v /= 10));
+		if ((size_t)k > scap - o.used)
+			return -1;
+		char *d = scratch + o.used;
+		for (int i = 0; i < k; i++)
+			d[i] = digits[k - 1 - i];
+		o.used += (size_t)k;
+		if (!nv_put(&o, "content-length", 14, d, (size_t)k))
+			return -1;
+	}
+	for (uint32_t i = 0; add && i < add->n; i++)
+		if (!nv_put(&o, add->f[i].name.p, add->f[i].name.n, add->f[i].value.p,
+			    add->f[i].value.n))
+			return -1;
+	return o.n;
 }

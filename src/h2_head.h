@@ -67,4 +67,23 @@ static inline bool h2h_req_chunked(const struct h2h_req *r, bool body)
  */
 int h2h_rsp_nv(const struct h1_msg *m, nghttp2_nv *nv, int nvcap, char *scratch, size_t scap);
 
+/*
+ * The same list from the server's head m as the exchange is about to
+ * write it (http_build_response): its framing fields regenerated (one
+ * content-length, no transfer-encoding), then the fields bollard adds
+ * (add, may be NULL). So the stream need not parse the HTTP/1.1 text back.
+ * Same answers as h2h_rsp_nv.
+ */
+struct http_add;
+int h2h_rsp_nv_from(const struct h1_msg *m, const struct http_add *add, nghttp2_nv *nv,
+		    int nvcap, char *scratch, size_t scap);
+
+/* the list being built (h2_head.c) */
+struct h2h_nv {
+	nghttp2_nv *nv;
+	int n, cap;
+	char *scratch;
+	size_t used, scap;
+};
+
 #endif

@@ -609,6 +609,40 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 	return cookie_b64_encode(raw, SEAL_RAW, out, cap);
 }
 
+/*
+ * Cookies opened lately, per thread. A client sends its cookie with every
+ * request, and opening it (base64, then XChaCha20-Poly1305) is most of
+ * persistence's cost on the hit path (about 5,000 instructions, a sixth of
+ * an HTTP/2 request's). An entry answers only for the same value, the same
+ * associated data and the same key set (its serial: a set freed and
+ * another allocated at its address never matches), i.e. exactly what
+ * opening it again would answer; only cookies that opened are kept, and
+ * no key material. Direct-mapped on the value's last characters, which
+ * encode the random authentication tag.
+ */
+#define OPEN_CACHE 32
+#define SEAL_B64 ((SEAL_RAW * 4 + 2) / 3)
+struct opened {
+	uint64_t serial;                  /* 0: empty */
+	uint64_t srvhash, sid;
+	uint32_t issued, refreshed;
+	uint8_t vlen, adlen;
+	int8_t key;
+	char v[SEAL_B64];
+	uint8_t ad[2 * CFG_NAME_MAX + 1];
+};
+static _Thread_local struct opened opened[OPEN_CACHE];
+
+static struct opened *opened_slot(struct h1_str v)
+{
+	uint64_t x;
+	memcpy(&x, v.p + v.n - 8, 8);
+	return &opened[(x * 0x9e3779b97f4a7c15ull) >> 59];
+}
+
+_Static_assert(OPEN_CACHE == 32, "opened_slot keeps 5 bits");
+_Static_assert(2 * CFG_NAME_MAX + 1 <= UINT8_MAX, "adlen fits");
+
 /* Open a cookie value: the index of the key that opened it (0: the
  * sealing key), or -1: invalid. */
 static int cookie_open(const struct backend *be, const struct persist_rule *r, struct h1_str v,
@@ -627,9 +661,18 @@ static int cookie_open(const struct backend *be, const struct persist_rule *r, s
 	} else {
 		return -1;
 	}
+	make_ad(be, r, ad, &adlen);
+	struct opened *o = opened_slot(v);
+	if (o->serial == keys->serial && o->vlen == v.n && o->adlen == adlen &&
+	    !memcmp(o->v, v.p, v.n) && !memcmp(o->ad, ad, adlen)) {
+		*srvhash = o->srvhash;
+		*issued = o->issued;
+		*refreshed = o->refreshed;
+		*sid = o->sid;
+		return o->key;
+	}
 	if (cookie_b64_decode(v.p, v.n, raw, sizeof(raw)) != (long)rawlen)
 		return -1;
-	make_ad(be, r, ad, &adlen);
 	for (int k = 0; k < keys->n; k++) {
 		unsigned long long plen;
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, raw + SEAL_NONCE,
@@ -643,6 +686,12 @@ static int cookie_open(const struct backend *be, const struct persist_rule *r, s
 				memcpy(sid, raw + 16, 8); /* the nonce's unique part */
 			else
 				memcpy(sid, plain + 17, 8);
+			*o = (struct opened){ .serial = keys->serial, .srvhash = *srvhash, .sid = *sid,
+					      .issued = *issued, .refreshed = *refreshed,
+					      .vlen = (uint8_t)v.n, .adlen = (uint8_t)adlen,
+					      .key = (int8_t)k };
+			memcpy(o->v, v.p, v.n);
+			memcpy(o->ad, ad, adlen);
 			return k;
 		}
 	}

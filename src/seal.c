@@ -275,6 +275,10 @@ struct seal_keys *seal_keys_load(const char *path, bool create, bool *created,
 	}
 	k->n = n;
 	atomic_init(&k->refs, 1);
+	/* what a cache of opened cookies (persist.c) tells sets apart by: a
+	 * set freed and another allocated at its address differ here */
+	static _Atomic uint64_t serials;
+	k->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
 	return k;
 }
 

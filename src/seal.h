@@ -24,6 +24,7 @@
 struct seal_keys {
 	_Atomic int refs;
 	int n;				/* 1..SEAL_MAX_KEYS */
+	uint64_t serial;		/* unique per set loaded in this process, from 1 */
 	uint8_t key[SEAL_MAX_KEYS][SEAL_KEY_LEN];	/* [0] seals */
 };
 

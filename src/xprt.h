@@ -31,6 +31,8 @@
 #include <sys/uio.h>
 
 struct xconn;
+struct h1_msg;
+struct http_resp_opts;
 
 struct xprt_ops {
 	const char *name;
@@ -52,6 +54,13 @@ struct xprt_ops {
 	int (*established)(struct xconn *x);
 	/* epoll reported events (EPOLL*) on x->fd: update the readiness. */
 	void (*events)(struct xconn *x, uint32_t events);
+	/* Optional (NULL for byte transports): the response head m, with what
+	 * ro adds, is about to be written as its HTTP/1.1 text of len bytes.
+	 * A transport that does not carry HTTP/1.1 (an HTTP/2 stream) may take
+	 * the fields from here, parsed already, and drop those len bytes when
+	 * writev brings them: 0. -1: it takes the text and parses it. */
+	int (*head)(struct xconn *x, const struct h1_msg *m, const struct http_resp_opts *ro,
+		    uint32_t len);
 };
 
 /* One end of a connection as the exchange sees it: client (cconn) and

@@ -19,6 +19,7 @@
  */
 #include "api.h"
 #include "h2-t.h"
+#include "http.h"
 #include "worker-t.h"
 
 #define HEX_LINE 10 /* "%08x\r\n": a size line that can grow in place */
@@ -333,24 +334,15 @@ static nghttp2_data_provider provider(struct h2_strm *s)
 	return (nghttp2_data_provider){ .source.ptr = s, .read_callback = h2s_read_body };
 }
 
-/* A whole response head is at the front of tx (n bytes): hand it to
- * nghttp2. 1 done, -1 the stream cannot take it. */
-static int head_feed(struct h2_strm *s, struct h1_msg *m, int n)
+/* Hand a response head to nghttp2 (its list nv). 0 done, -1 the stream
+ * cannot take it. */
+static int submit_head(struct h2_strm *s, const struct h1_msg *m, nghttp2_nv *nv, int cnt)
 {
-	struct worker *w = s->c.w;
-	char scratch[4096];
-	nghttp2_nv nv[H1_MAX_HDRS_HARD + 1];
-	int cnt = h2h_rsp_nv(m, nv, (int)ARRAY_SIZE(nv), scratch, sizeof(scratch));
-	if (cnt < 0)
-		return -1;
 	if (m->status_code < 200) {
 		/* interim (100, 103): a HEADERS without END_STREAM before the
 		 * final one (RFC 9113 8.1) */
-		if (nghttp2_submit_headers(s->h->ss, NGHTTP2_FLAG_NONE, s->id, NULL, nv, (size_t)cnt,
-					   NULL) != 0)
-			return -1;
-		buf_consume(&s->tx, (uint32_t)n);
-		return 1;
+		return nghttp2_submit_headers(s->h->ss, NGHTTP2_FLAG_NONE, s->id, NULL, nv, (size_t)cnt,
+					      NULL) != 0 ? -1 : 0;
 	}
 	s->rbody = m->body;
 	s->rleft = m->body == H1_BODY_LENGTH ? m->content_length : 0;
@@ -362,13 +354,53 @@ static int head_feed(struct h2_strm *s, struct h1_msg *m, int n)
 				    m->body == H1_BODY_NONE ? NULL : &prd) != 0)
 		return -1;
 	s->rsp_head = true;
+	return 0;
+}
+
+/* A whole response head is at the front of tx (n bytes), as text: parse
+ * it back and hand it to nghttp2. 1 done, -1 the stream cannot take it. */
+static int head_feed(struct h2_strm *s, struct h1_msg *m, int n)
+{
+	char scratch[4096];
+	nghttp2_nv nv[H1_MAX_HDRS_HARD + 1];
+	int cnt = h2h_rsp_nv(m, nv, (int)ARRAY_SIZE(nv), scratch, sizeof(scratch));
+	if (cnt < 0 || submit_head(s, m, nv, cnt) < 0)
+		return -1;
+	if (!s->rsp_head) {
+		buf_consume(&s->tx, (uint32_t)n);
+		return 1;
+	}
 	/* the body bytes written with the head move to the front, de-framed */
 	uint32_t rest = buf_len(&s->tx) - (uint32_t)n;
 	char *from = buf_rptr(&s->tx) + n;
 	s->tx.head = s->tx.tail = 0;
 	size_t took = m->body == H1_BODY_NONE ? rest : body_feed(s, from, rest);
-	(void)w;
 	return took == rest ? 1 : -1; /* de-framing never grows: it all fits */
+}
+
+/* xprt_ops.head: the exchange's response head, parsed already (the
+ * server's, with what bollard adds): submitted from the fields, and its
+ * len bytes of text skipped when writev brings them. What the list cannot
+ * say from the fields alone goes the text way: a cookie prefix (persist
+ * cookie NAME prefix rewrites Set-Cookie values in http_build_response),
+ * and every head after one that went so, to keep them in order. */
+static int h2s_head(struct xconn *x, const struct h1_msg *m, const struct http_resp_opts *ro,
+		    uint32_t len)
+{
+	struct h2_strm *s = x->ctx;
+	char scratch[4096];
+	nghttp2_nv nv[H1_MAX_HDRS_HARD + HTTP_ADD_MAX + 2];
+	int cnt = -1;
+	if (!s->text_heads && !s->rsp_head && !ro->prefix_cookie && !ro->upgrade &&
+	    !s->ns_closed && !s->h->dead && buf_empty(&s->tx))
+		cnt = h2h_rsp_nv_from(m, ro->add, nv, (int)ARRAY_SIZE(nv), scratch, sizeof(scratch));
+	if (cnt < 0 || submit_head(s, m, nv, cnt) < 0) {
+		s->text_heads = true;
+		return -1;
+	}
+	s->head_skip += len;
+	h2_mark_dirty(s->h);
+	return 0;
 }
 
 static ssize_t h2s_writev(struct xconn *x, const struct iovec *iov, int n)
@@ -380,10 +412,17 @@ static ssize_t h2s_writev(struct xconn *x, const struct iovec *iov, int n)
 		return -1;
 	for (int i = 0; i < n; i++)
 		want += iov[i].iov_len;
-	for (int i = 0; i < n && !s->rsp_end; i++) {
+	for (int i = 0; i < n && (!s->rsp_end || s->head_skip); i++) {
 		const char *p = iov[i].iov_base;
 		size_t len = iov[i].iov_len, off = 0;
-		while (off < len && !s->rsp_end) {
+		while (off < len && (!s->rsp_end || s->head_skip)) {
+			if (s->head_skip) {
+				/* a head submitted from its fields (h2s_head) */
+				size_t k = MIN((size_t)s->head_skip, len - off);
+				s->head_skip -= (uint32_t)k;
+				off += k;
+				continue;
+			}
 			if (s->rsp_head) {
 				size_t k = body_feed(s, p + off, len - off);
 				off += k;
@@ -493,6 +532,7 @@ const struct xprt_ops xprt_h2s = {
 	.close = h2s_close,
 	.established = h2s_established,
 	.events = h2s_events,
+	.head = h2s_head,
 };
 
 /* stream_close() of a stream connection: the exchange is done with it. A

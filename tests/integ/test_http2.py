@@ -219,6 +219,43 @@ def test_responses_both_framings_and_head(demo_apps, bollard_factory, ca):
 	assert code == 200 and b"content-length: 1000" in body.lower() and b"\r\n\r\n" in body
 
 
+def test_response_head_fields_as_over_http11(py_backend, bollard_factory, ca):
+	"""The response head of a stream is built from the server's parsed head
+	and what bollard adds (xprt_h2s.c h2s_head), or, for a cookie prefix,
+	from the HTTP/1.1 text parsed back: either way the client gets the
+	server's fields but the connection-specific ones (RFC 9113 8.2.2), one
+	content-length, and bollard's Set-Cookie, Cache-Control and
+	Strict-Transport-Security."""
+	srv = py_backend(lambda req, b: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+					 b"Connection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"
+					 b"X-App: yes\r\nSet-Cookie: APP=v1\r\n\r\nok"))
+	crt = ca.leaf("localhost", ["localhost"])
+
+	def fields(persist):
+		b = bollard_factory(h2_config([srv], crt, frontend_extra="    hsts max-age 1d",
+					      backend_extra="    " + persist))
+		code, ver, out, _ = curl(b.port, "/f", "-D", "-")
+		head, _, body = out.decode().partition("\r\n\r\n")
+		assert (code, ver, body) == (200, "2", "ok"), out
+		got = {}
+		for ln in head.split("\r\n")[1:]:
+			n, _, v = ln.partition(": ")
+			got.setdefault(n, []).append(v)
+		return got
+
+	got = fields("persist cookie SRV insert")
+	cookies = got.pop("set-cookie")
+	srv_cookie = [v for v in cookies if v.startswith("SRV=")]
+	assert len(srv_cookie) == 1 and "secure" in srv_cookie[0].lower(), cookies
+	assert [v for v in cookies if v not in srv_cookie] == ["APP=v1"], cookies
+	assert got == {"content-length": ["2"], "x-app": ["yes"], "cache-control": ["private"],
+		       "strict-transport-security": ["max-age=86400"]}, got
+	got = fields("persist cookie APP prefix")
+	assert got.pop("set-cookie") == ["APP=py1~v1"], got
+	assert got == {"content-length": ["2"], "x-app": ["yes"],
+		       "strict-transport-security": ["max-age=86400"]}, got
+
+
 def test_big_upload_does_not_stall_other_streams(demo_apps, bollard_factory, ca):
 	"""A 100 MB upload on stream 1 while other streams of the same
 	connection come and go: they are answered meanwhile, the upload

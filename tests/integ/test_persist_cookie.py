@@ -22,6 +22,8 @@ import base64
 import itertools
 import os
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -246,6 +248,39 @@ def test_key_rotation(three, bollard_factory, config_for, tmp_path):
 	# cookies it issues are sealed with KEY2: the old instance refuses them
 	_, new_cookie = first_visit(b_new)
 	assert_refused(b_old, new_cookie)
+
+
+def test_reload_that_drops_a_key_refuses_its_cookies_at_once(three, bollard_factory, bollard_bin,
+								 config_for, tmp_path):
+	"""Each worker remembers the cookies it opened (persist.c), which must
+	not outlive the keys: once a reload takes a cookie's key out of
+	secret-file, the very next request with it is refused, though the
+	same thread opened it a moment before; put back, the key opens it
+	again."""
+	keyfile = write_keys(tmp_path, "keys", [KEY1])
+	sock = tmp_path / "adm.sock"
+	b = bollard_factory(config_for(three, log_format="json",
+				       global_extra="    secret-file %s\n    admin-socket %s" % (keyfile, sock),
+				       backend_extra="    persist cookie BOLLARD insert"))
+
+	def reload(keys, n):
+		write_keys(tmp_path, "keys", keys)
+		os.kill(b.pid, signal.SIGHUP)
+		util.wait_until(lambda: "reloads %d" % n in subprocess.run(
+			[bollard_bin, "ctl", "-s", str(sock), "show info"], capture_output=True,
+			text=True, timeout=15).stdout, what="reload %d" % n)
+
+	home, val = first_visit(b)
+	for _ in range(3):
+		t = tag()
+		assert get(b, t, cookie="%s=%s" % (COOKIE, val)).text().strip() == home
+		assert_decision(b, t, "hit")
+	reload([KEY2], 1)
+	assert_refused(b, val)
+	reload([KEY2, KEY1], 2)
+	t = tag()
+	assert get(b, t, cookie="%s=%s" % (COOKIE, val)).text().strip() == home
+	assert_decision(b, t, "hit")
 
 
 def test_two_instances_share_a_secret_file(three, bollard_factory, config_for, tmp_path):

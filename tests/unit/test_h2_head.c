@@ -88,9 +88,24 @@ static void test_malformed(void **state)
 		{ { ":method", "GET" }, { "x", "y" }, { ":path", "/" }, { NULL, NULL } },
 		{ { ":method", "GET" }, { ":scheme", "https" }, { ":path", "p" }, { NULL, NULL } },
 		{ BASE, { ":status", "200" }, { NULL, NULL } },
+		{ BASE, { "keep-alive", "5" }, { NULL, NULL } },
+		{ BASE, { "proxy-connection", "close" }, { NULL, NULL } },
+		{ BASE, { "upgrade", "h2c" }, { NULL, NULL } },
+		/* CR or LF anywhere in a value: within its 8-byte words, or in
+		 * the bytes after the last whole one */
+		{ BASE, { "x-long", "0123456789abcdef\n0123456789" }, { NULL, NULL } },
+		{ BASE, { "x-long", "01234567\r" }, { NULL, NULL } },
+		{ BASE, { "x-long", "0123456789abcd\rxyz" }, { NULL, NULL } },
+		{ BASE, { "x-long", "\n1234567" }, { NULL, NULL } },
+		{ BASE, { "x-name:y", "v" }, { NULL, NULL } },
+		{ BASE, { "x\x7fname", "v" }, { NULL, NULL } },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		assert_string_equal(build(cases[i], false, 8192), "E-2");
+	const struct f clean[] = { BASE, { "x-long", "0123456789abcdef~!\t0123456789" }, { NULL, NULL } };
+	assert_string_equal(build(clean, false, 8192),
+			    "GET /p?q=1 HTTP/1.1\r\nhost: example.com\r\n"
+			    "x-long: 0123456789abcdef~!\t0123456789\r\n\r\n");
 	/* te: trailers is allowed, and stays here */
 	const struct f te[] = { BASE, { "te", "trailers" }, { NULL, NULL } };
 	assert_string_equal(build(te, false, 8192),
