@@ -17,6 +17,7 @@ DEMO_REDIS_PORT (6390), DEMO_FOREGROUND=0 to start, print and stop at once.
 Python standard library only.
 """
 
+import ctypes
 import os
 import shutil
 import signal
@@ -42,6 +43,15 @@ def listening(port):
 		return False
 
 
+def die_with_parent():
+	"""In the child: SIGTERM when this script dies. The children have
+	sessions of their own (Ctrl-C reaches the script only, which stops
+	them in order), so a script killed outright (kill -9, a test timing
+	out) would otherwise leave Redis, the apps and both instances running."""
+	PR_SET_PDEATHSIG = 1
+	ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Demo:
 	def __init__(self):
 		self.procs = []
@@ -52,7 +62,7 @@ class Demo:
 		stats-listen, and the dashboard printed as ready must answer."""
 		p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log or subprocess.DEVNULL,
 				     stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-				     start_new_session=True, cwd=ROOT)
+				     start_new_session=True, cwd=ROOT, preexec_fn=die_with_parent)
 		self.procs.append(p)
 		waiting = list(ports)
 		for _ in range(200):            # at most 10 s
