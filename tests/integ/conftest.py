@@ -343,6 +343,10 @@ class PyBackend:
 		class S(socketserver.ThreadingTCPServer):
 			daemon_threads = True
 			allow_reuse_address = True
+			# socketserver's default backlog is 5: bollard opening more
+			# server connections at once than that overflows the accept
+			# queue, and the kernel then drops handshakes for a while
+			request_queue_size = 512
 
 		self.server = S(("127.0.0.1", 0), H)
 		self.port = self.server.server_address[1]

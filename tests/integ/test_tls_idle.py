@@ -25,12 +25,14 @@ libnghttp2 version) before the test needs a new figure."""
 
 import os
 import signal
+import threading
 
 import pytest
 
 import h2frames as h2
 import test_no_alloc as na
 import util
+from conftest import PyBackend
 from test_tls import CA, client_ctx, metrics, tls_connect
 from util import build_request, read_response
 
@@ -208,7 +210,7 @@ def test_busy_tls_connections_keep_their_buffers(demo_apps, ca, tmp_path):
 	assert 0 < per < 5, (a0, a1)
 
 
-def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_apps):
+def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path):
 	"""The same for connections to a `server ... tls`, pooled between
 	requests: the pool sweep (about once a second) has those idle for a
 	second give OpenSSL's buffers back. 40 requests at once make about 40
@@ -220,7 +222,23 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 	least)."""
 	import test_tls_server as ts
 	bound = 28 * 1024  # released 19 KB; one buffer kept 36 KB or more
-	app = demo_apps(1)[0]
+	pre = 120
+	gate = threading.Barrier(pre, timeout=30)
+
+	def gated(conn, backend):
+		"""Each request of the first burst waits for all the others: bollard
+		then holds all its exchanges at once, and grows its buffer pool to
+		that, however fast or slow the machine. Answered one at a time, as
+		on a slow machine, they left the pool smaller than the TLS burst
+		needed, and its growth was counted against the TLS connections
+		(42 KB a connection, 67 KB with a burst of one)."""
+		while util.read_request(conn) is not None:
+			try:
+				gate.wait()
+			except threading.BrokenBarrierError:
+				pass
+			conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	app = PyBackend(handler=gated)
 	srv = ts.TlsBackend("s1", ts.CA(tmp_path, "ca").leaf("app", "app.test"))
 	plain, tls, stats = util.free_port(), util.free_port(), util.free_port()
 	try:
@@ -235,6 +253,7 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 			% (stats, plain, tls, app.port, srv.port)), tls, stats)
 	except AssertionError:
 		srv.close()
+		app.close()
 		raise
 
 	def burst(port, n=40):
@@ -248,7 +267,8 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 		util.wait_until(lambda: metrics(stats)["bollard_connections"] == 0,
 				what="the clients' connections closed")
 	try:
-		burst(plain, 120)  # more buffers at once than the TLS burst needs
+		burst(plain, pre)  # more buffers at once than the TLS burst needs
+		assert not gate.broken, "the first burst's requests were not all in flight at once"
 		base = held()
 		burst(tls)
 		m = srv.count("handshakes")
@@ -262,4 +282,5 @@ def test_idle_pooled_tls_server_connections_give_buffers_back(tmp_path, demo_app
 	finally:
 		util.stop_process(proc)
 		srv.close()
+		app.close()
 	print("bytes held per idle pooled TLS connection: %.0f (%d connections)" % (got, m))
