@@ -408,6 +408,43 @@ static struct seal_keys *keys_of(const struct config *cfg)
 	return NULL;
 }
 
+/*
+ * Key handover. A reload that puts a new key first reaches the workers one
+ * after the other: for a moment one worker seals under the new key while
+ * another, still on the previous configuration, knows only the old keys,
+ * and a client whose next request lands there had its fresh cookie refused
+ * and its session moved (test_key_rotation caught it, about one run in
+ * five). So the new set seals with the key that sealed until now, when it
+ * still has it, until every worker runs the new configuration
+ * (persist_keys_settle, called by the last worker to take it); cookies of
+ * either key open everywhere meanwhile, and those of the old one are sealed
+ * again under the new one at their next request, as after any rotation.
+ */
+static void hand_over(const struct seal_keys *old, struct seal_keys *k)
+{
+	if (!old)
+		return;
+	const uint8_t *sealing = old->key[atomic_load(&old->seal_idx)];
+	if (!memcmp(sealing, k->key[0], SEAL_KEY_LEN))
+		return;
+	for (int i = 1; i < k->n; i++)
+		if (!memcmp(sealing, k->key[i], SEAL_KEY_LEN)) {
+			atomic_store(&k->seal_idx, i);
+			return;
+		}
+}
+
+void persist_keys_settle(const struct config *cfg)
+{
+	struct seal_keys *k = keys_of(cfg);
+	char id[SEAL_ID_LEN + 1];
+
+	if (k && atomic_exchange(&k->seal_idx, 0) != 0) {
+		seal_key_id(k, 0, id);
+		log_msg(LOG_INFO, "cookie key %s seals on every worker now", id);
+	}
+}
+
 /* Each backend that issues insert cookies takes a reference to k. */
 static void give_keys(struct config *cfg, struct seal_keys *k)
 {
@@ -438,6 +475,7 @@ int persist_keys_init(struct config *cfg, const struct config *running, char *er
 		return -1;
 	}
 	give_keys(cfg, k);
+	hand_over(old, k);
 	seal_key_id(k, 0, id);
 	if (path == def) {
 		char cwd[PATH_MAX];
@@ -605,7 +643,9 @@ static long cookie_seal(const struct backend *be, const struct persist_rule *r, 
 	make_ad(be, r, ad, &adlen);
 	unsigned long long clen;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(raw + SEAL_NONCE, &clen, plain, sizeof(plain), ad,
-						   adlen, NULL, raw, keys->key[0]);
+						   adlen, NULL, raw,
+						   keys->key[atomic_load_explicit(&keys->seal_idx,
+										  memory_order_relaxed)]);
 	return cookie_b64_encode(raw, SEAL_RAW, out, cap);
 }
 

@@ -154,6 +154,9 @@ void persist_fini(struct config *cfg);
  * 0, or -1 with err.
  */
 int persist_keys_init(struct config *cfg, const struct config *running, char *err, size_t errlen);
+/* Every worker runs cfg now: its first key seals (the key handover, see
+ * persist.c). Called by the last worker to take cfg. */
+void persist_keys_settle(const struct config *cfg);
 /* `bollard check`: what start would say about persistence beyond the
  * syntax, as "FILE:LINE: warning: ..." lines on out (the default key file
  * in use), and what start would refuse (a secret-file it cannot use).

@@ -25,7 +25,10 @@ struct seal_keys {
 	_Atomic int refs;
 	int n;				/* 1..SEAL_MAX_KEYS */
 	uint64_t serial;		/* unique per set loaded in this process, from 1 */
-	uint8_t key[SEAL_MAX_KEYS][SEAL_KEY_LEN];	/* [0] seals */
+	/* the key that seals: 0, except while a reload that put a new key
+	 * first is still reaching the workers (persist.c, key handover) */
+	_Atomic int seal_idx;
+	uint8_t key[SEAL_MAX_KEYS][SEAL_KEY_LEN];	/* [0] seals, in the end */
 };
 
 /*

@@ -31,6 +31,7 @@ struct worker {
 	int wake_kind;              /* OBJ_WAKEUP, epoll data for wakefd */
 	struct config *cfg;         /* the generation new requests use */
 	struct config *_Atomic pending_cfg; /* set by workers_reload() */
+	const struct config *_Atomic running_cfg; /* cfg, for other threads to compare */
 	struct listener *old_listeners; /* replaced by a reload; freed after the iteration */
 	struct lb_thread *lb;
 	uint64_t now;               /* ms, read once per loop iteration */

@@ -261,7 +261,12 @@ static void worker_apply(struct worker *w, struct config *nc)
 	w->lim.max_hdrs = nc->maxhdr;
 	struct config *prev = w->cfg;
 	w->cfg = nc; /* the reference workers_reload() took becomes ours */
+	/* sequentially consistent, as workers_run()'s loads: of two workers
+	 * taking nc at once, the later sees the other's store */
+	atomic_store(&w->running_cfg, nc);
 	cfg_release(prev);
+	if (workers_run(nc))
+		persist_keys_settle(nc);
 }
 
 static void handle_wakeup(struct worker *w)
@@ -410,6 +415,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, char *err, 
 {
 	w->id = id;
 	w->cfg = cfg;
+	atomic_store_explicit(&w->running_cfg, cfg, memory_order_relaxed);
 	cfg_hold(cfg);
 	w->wake_kind = OBJ_WAKEUP;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -511,6 +517,14 @@ static void wake_all(void)
 		ssize_t r = write(workers[i].wakefd, &one, sizeof(one));
 		(void)r;
 	}
+}
+
+bool workers_run(const struct config *c)
+{
+	for (int i = 0; i < nworkers; i++)
+		if (atomic_load(&workers[i].running_cfg) != c)
+			return false;
+	return true;
 }
 
 void workers_reload(struct config *nc)
