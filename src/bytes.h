@@ -3,6 +3,9 @@
  * the state file): fixed-width little-endian integers (the byte order is
  * part of the format, not of the machine) and a growable byte buffer.
  *
+ * bytes_u64_dec() is the one integer-to-decimal of the writers that must
+ * not call printf per request (http.c, log.c, cookie.c, h2_head.c).
+ *
  * bytes_grow() is the one growth rule of the heap buffers bollard grows on
  * the control path: struct bytebuf here, the runtime API's answers
  * (admin_buf, admin.c) and the heap JSON writer (json.c).
@@ -61,6 +64,19 @@ static inline uint8_t *bytebuf_room(struct bytebuf *b, size_t n, size_t first_ca
 	b->p = np;
 	b->len += n;
 	return b->p + b->len - n;
+}
+
+/* The decimal digits of v, written at the end of tmp (BYTES_U64_DEC bytes:
+ * any uint64_t fits); returns where they begin. No NUL. */
+#define BYTES_U64_DEC 20
+static inline char *bytes_u64_dec(char tmp[BYTES_U64_DEC], uint64_t v)
+{
+	char *p = tmp + BYTES_U64_DEC;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return p;
 }
 
 static inline void put32(uint8_t *p, uint32_t v)

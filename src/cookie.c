@@ -24,6 +24,7 @@
  */
 #include "api.h"
 #include "cookie.h"
+#include "bytes.h"
 
 #include <limits.h>
 #include <sodium.h>
@@ -139,14 +140,9 @@ static void put_lit(struct obuf *o, const char *s)
 
 static void put_u64(struct obuf *o, uint64_t v)
 {
-	char tmp[20];
-	size_t i = sizeof(tmp);
+	char tmp[BYTES_U64_DEC], *d = bytes_u64_dec(tmp, v);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(o, tmp + i, sizeof(tmp) - i);
+	put(o, d, (size_t)(tmp + sizeof(tmp) - d));
 }
 
 static long obuf_result(const struct obuf *o)

@@ -10,6 +10,7 @@
  */
 #include "api.h"
 #include "h2_head.h"
+#include "bytes.h"
 #include "h2.h"
 #include "http.h"
 
@@ -349,19 +350,14 @@ int h2h_rsp_nv_from(const struct h1_msg *m, const struct http_add *add, nghttp2_
 	/* what http_build_response's put_framing writes, but chunked: no
 	 * Transfer-Encoding in HTTP/2 (RFC 9113 8.2.2) */
 	if (m->body == H1_BODY_LENGTH) {
-		char digits[24];
-		int k = 0;
-		uint64_t v = m->content_length;
-		do
-			digits[k++] = (char)('0' + v % 10);
-		while ((v /= 10));
-		if ((size_t)k > scap - o.used)
+		char tmp[BYTES_U64_DEC], *digits = bytes_u64_dec(tmp, m->content_length);
+		size_t k = (size_t)(tmp + sizeof(tmp) - digits);
+		if (k > scap - o.used)
 			return -1;
 		char *d = scratch + o.used;
-		for (int i = 0; i < k; i++)
-			d[i] = digits[k - 1 - i];
-		o.used += (size_t)k;
-		if (!nv_put(&o, "content-length", 14, d, (size_t)k))
+		memcpy(d, digits, k);
+		o.used += k;
+		if (!nv_put(&o, "content-length", 14, d, k))
 			return -1;
 	}
 	for (uint32_t i = 0; add && i < add->n; i++)

@@ -12,6 +12,7 @@
  */
 #include "api.h"
 #include "http.h"
+#include "bytes.h"
 #include "cookie.h"
 
 struct out {
@@ -33,13 +34,8 @@ static inline void put(struct out *o, const void *s, size_t n)
 
 static void put_u64(struct out *o, uint64_t v)
 {
-	char tmp[24];
-	int i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(o, tmp + i, sizeof(tmp) - (size_t)i);
+	char tmp[BYTES_U64_DEC], *d = bytes_u64_dec(tmp, v);
+	put(o, d, (size_t)(tmp + sizeof(tmp) - d));
 }
 
 static void put_field(struct out *o, const struct h1_hdr *h)

@@ -20,6 +20,7 @@
  */
 #include "api.h"
 #include "log.h"
+#include "bytes.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -387,14 +388,9 @@ static char *put_ms(char *o, char *end, double ms, bool json)
 
 static char *put_u64(char *o, char *end, uint64_t v)
 {
-	char tmp[24];
-	int i = 0;
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (i && o < end)
-		*o++ = tmp[--i];
+	char tmp[BYTES_U64_DEC], *d = bytes_u64_dec(tmp, v);
+	while (d < tmp + sizeof(tmp) && o < end)
+		*o++ = *d++;
 	return o;
 }
 
