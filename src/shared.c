@@ -363,8 +363,8 @@ size_t shared_glob_escape(const char *s, size_t n, char *out, size_t cap)
  * the mark a clear leaves: the empty value, with the binding's TTL, which
  * a new binding replaces and a refresh from an instance still holding the
  * session does not (shared_link.c's script: that instance then forgets
- * it). A DEL would let that refresh write the cleared session back. */
-/* (A key without a TTL was not written by bollard: a mark there would
+ * it). A DEL would let that refresh write the cleared session back.
+ * (A key without a TTL was not written by bollard: a mark there would
  * stay for ever; it is deleted.) */
 static const char scan_script[] =
 	"local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "

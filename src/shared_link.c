@@ -55,6 +55,7 @@
 #define SAID_MAX 3                  /* log lines about the causes of one outage */
 #define REFUSE_QUIET_MS 2000        /* no error reply for this long: Redis accepts again */
 #define NOSCRIPT_AGAIN_MS 60000     /* at most one reconnect per minute for a flushed script */
+#define PING_CMD "*1\r\n$4\r\nPING\r\n"
 #define IDLE_PING_MS 500            /* an idle connection says PING this often */
 
 const uint64_t shared_link_lat_bounds_us[SHARED_LAT_N] = {
@@ -580,21 +581,29 @@ static void link_connect(struct shared_link *l)
 	 * through, so the link comes up only once Redis takes writes again
 	 * instead of going up and stalling on its first write, once a second */
 	issue(l, hs_cb, NULL, probe, sizeof(probe) - 1);
-	issue(l, hs_cb, (void *)1, "*1\r\n$4\r\nPING\r\n", 14);
+	issue(l, hs_cb, (void *)1, PING_CMD, sizeof(PING_CMD) - 1);
 }
 
 /* ---- writes ------------------------------------------------------------- */
+
+/* The key of a queued write: its bytes after the "$N\r\n" at koff, and N. */
+static const char *queued_key(const struct wentry *w, size_t *n)
+{
+	const char *h = w->cmd + w->koff;
+	char *k;
+
+	*n = strtoul(h + 1, &k, 10);
+	BUG_ON(*h != '$' || k[0] != '\r');
+	return k + 2;
+}
 
 /* A keep write found the mark of a `clear sessions` (cas_script): the
  * loop forgets the session (table and key from the write's own key). */
 static void was_cleared(struct shared_link *l, const struct wentry *w)
 {
-	const char *h = w->cmd + w->koff;
-	char *k;
-	size_t n = strtoul(h + 1, &k, 10);
-	const char *t, *colon;
+	size_t n;
+	const char *k = queued_key(w, &n), *t, *colon;
 
-	k += 2;
 	if (!l->loop.cleared || n <= l->prefix_len || memcmp(k, l->prefix, l->prefix_len))
 		return;
 	t = k + l->prefix_len;
@@ -818,11 +827,9 @@ static void rekey_queue(struct shared_link *l, const char *old, size_t on)
 	for (uint32_t i = l->head; i != l->tail; i++) {
 		struct wentry *w = &l->ring[i % l->qcap];
 		struct resp b = { cmd, 0, sizeof(cmd), false };
-		char *h = w->cmd + w->koff, *k;
-		size_t n = strtoul(h + 1, &k, 10), rest;
+		size_t n, rest;
+		const char *k = queued_key(w, &n);
 
-		BUG_ON(*h != '$' || k[0] != '\r');
-		k += 2;
 		if (n >= on && !memcmp(k, old, on)) {
 			rest = (size_t)(k + n - w->cmd);
 			put(&b, w->cmd, w->koff);
@@ -1101,7 +1108,7 @@ static void ping_cb(redisAsyncContext *ac, void *r, void *priv)
  * reconnects. A PING when idle keeps it open, and proves it alive. */
 static void keepalive(struct shared_link *l)
 {
-	if (issue(l, ping_cb, NULL, "*1\r\n$4\r\nPING\r\n", 14) == 0)
+	if (issue(l, ping_cb, NULL, PING_CMD, sizeof(PING_CMD) - 1) == 0)
 		redisAsyncHandleWrite(l->ac);
 }
 
