@@ -80,7 +80,7 @@ echo "== ThreadSanitizer: the thread-sharing integration tests =="
 # control thread and the workers share memory; `make tsan` runs the rest.
 pytest_suite "ThreadSanitizer tests" "$PWD/$BUILD/tsan-junit.xml" "$PWD/$BUILD/tsan/bollard" \
 	test_reload.py test_add_del_server.py test_persist_tables.py test_metrics_strict.py \
-	test_state_file.py test_lifecycle_api.py test_failover.py
+	test_state_file.py test_lifecycle_api.py test_failover.py test_key_rotation.py
 
 echo "== module layers (make layers) =="
 # no module calls one of a higher layer (doc/architecture.md, "Layers")

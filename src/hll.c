@@ -32,14 +32,24 @@ struct hll *hll_new(uint64_t window_ms)
 		return NULL;
 	if (window_ms < HLL_SLICES - 1)
 		window_ms = HLL_SLICES - 1;
+	atomic_init(&h->refs, 1);
 	h->window_ms = window_ms;
 	h->slice_ms = window_ms / (HLL_SLICES - 1);
 	return h;
 }
 
+struct hll *hll_share(struct hll *h)
+{
+	if (h)
+		atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+	return h;
+}
+
 void hll_free(struct hll *h)
 {
-	free(h);
+	/* acq_rel: the last holder sees every other holder's adds done */
+	if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+		free(h);
 }
 
 /* Periods are numbered from 1, so that epoch 0 means "never used". */

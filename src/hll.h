@@ -31,6 +31,7 @@
 #define HLL_SLICES 5
 
 struct hll {
+	_Atomic uint32_t refs;                /* generations sharing it (hll_share) */
 	uint64_t window_ms;
 	uint64_t slice_ms;
 	_Atomic uint64_t epoch[HLL_SLICES];   /* which period each slice holds; 0 = none */
@@ -41,6 +42,11 @@ struct hll {
  * memory. Freed with hll_free() (NULL is fine). */
 struct hll *hll_new(uint64_t window_ms);
 void hll_free(struct hll *h);
+
+/* h once more (NULL is fine): a reload's new generation of a server counts
+ * into the estimator the old one's workers still add to, so neither
+ * pointer changes under a reader; each holder calls hll_free(). */
+struct hll *hll_share(struct hll *h);
 
 /* Record session id at time now_ms (any clock, the same for every call);
  * id need not be well mixed (it is hashed here). h may be NULL. */

@@ -136,11 +136,13 @@ static void carry_over(struct config *old, struct config *nc)
 				copy_u64(&ns->responses[k], &os->responses[k]);
 			if (ns->cookie_sessions && os->cookie_sessions &&
 			    ns->cookie_sessions->window_ms == os->cookie_sessions->window_ms) {
-				/* the sessions seen so far stay counted (the old
-				 * generation's last requests count in the fresh one) */
-				struct hll *fresh = ns->cookie_sessions;
-				ns->cookie_sessions = os->cookie_sessions;
-				os->cookie_sessions = fresh;
+				/* the sessions seen so far stay counted, and so do
+				 * the old generation's last requests: both count
+				 * into one estimator. Shared, not swapped: workers
+				 * still on the old generation read its pointer
+				 * (persist_on_response), which must not change */
+				hll_free(ns->cookie_sessions);
+				ns->cookie_sessions = hll_share(os->cookie_sessions);
 			}
 			atomic_store(&ns->admin_state, atomic_load(&os->admin_state));
 			atomic_store(&ns->health, atomic_load(&os->health));

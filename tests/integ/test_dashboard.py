@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 
 import util
@@ -274,6 +275,15 @@ def test_api_stats_cookie_sessions_estimate(demo_apps, bollard_factory, config_f
 		cookies.append(r.headers.get("set-cookie").split(";")[0])
 	be, s = _stats_servers(sp)
 	assert be["cookie_window_ms"] == 30 * 60 * 1000
+	for n, want in took.items():
+		assert abs(s[n]["cookie_sessions"] - want) <= 0.1 * want + 1, (n, want, s[n])
+	# a reload keeps the estimate: the new generation counts into the
+	# estimator the old one filled (reload.c)
+	reloads = util.request(sp, "GET", "/api/info").json()["reloads"]
+	os.kill(b.pid, signal.SIGHUP)
+	util.wait_until(lambda: util.request(sp, "GET", "/api/info").json()["reloads"] == reloads + 1,
+			what="the reload")
+	be, s = _stats_servers(sp)
 	for n, want in took.items():
 		assert abs(s[n]["cookie_sessions"] - want) <= 0.1 * want + 1, (n, want, s[n])
 	for c in cookies:   # every session comes back once: still one session each

@@ -127,6 +127,26 @@ static void test_threads(void **state)
 	hll_free(h);
 }
 
+/* Two generations of a server hold one estimator (reload.c): the first
+ * free leaves it to the other, whose adds and estimate see both (ASan
+ * reports the use after free if the count is wrong). */
+static void test_shared_between_generations(void **state)
+{
+	struct hll *old = hll_new(WINDOW);
+	struct hll *cur = hll_share(old);
+
+	(void)state;
+	assert_ptr_equal(old, cur);
+	assert_null(hll_share(NULL));
+	for (uint64_t i = 0; i < 100; i++)
+		hll_add(old, i, 3000);
+	hll_free(old);
+	for (uint64_t i = 100; i < 200; i++)
+		hll_add(cur, i, 3000);
+	within(200, hll_estimate(cur, 3000), 4.0);
+	hll_free(cur);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +155,7 @@ int main(void)
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_tiny_window),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_shared_between_generations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
