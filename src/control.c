@@ -160,6 +160,7 @@ static pthread_t saver_thread;
 static void *saver_main(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "bollard-save");
 	pthread_mutex_lock(&saver_lock);
 	for (;;) {
 		while (!saver_job && !saver_quit)

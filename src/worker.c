@@ -303,7 +303,12 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct epoll_event evs[MAX_EVENTS];
 	uint64_t last_sweep = 0, last_expire = 0, last_limit_retry = 0;
+	char name[16]; /* the kernel keeps 15 characters */
 
+	/* named for the operator (top -H, ps -L, gdb) and for the tests,
+	 * which find a worker's thread by it (doc/architecture.md) */
+	snprintf(name, sizeof(name), "bollard-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
 	shared_loop_start(w);
 	for (;;) {
 		w->now_us = ev_now_us();
