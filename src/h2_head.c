@@ -124,9 +124,10 @@ static int write_line(struct h2h_req *r)
 	    (path[0] != '/' && !(options && r->path_len == 1 && path[0] == '*')))
 		return H2H_MALFORMED;
 	/* RFC 9110 9.1: the method is a token; RFC 9113 8.3.1: :authority
-	 * is host [ ":" port ], no userinfo */
+	 * is host [ ":" port ], no userinfo, and (RFC 9110 4.2.1) an http(s)
+	 * URI's host is never empty */
 	if (!r->meth_len || !all_of(meth, r->meth_len, H1_C_TOKEN) ||
-	    !all_of(r->aux + r->auth_off, r->auth_len, H1_C_HOST))
+	    (r->has_auth && (!r->auth_len || !all_of(r->aux + r->auth_off, r->auth_len, H1_C_HOST))))
 		return H2H_MALFORMED;
 	for (uint32_t i = 0; i < r->path_len; i++)
 		if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
@@ -239,7 +240,7 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		/* :authority wins over a host field (RFC 9113 8.3.1) */
 		if (r->has_auth)
 			return 0;
-		if (!all_of((const char *)v, vlen, H1_C_HOST))
+		if (!vlen || !all_of((const char *)v, vlen, H1_C_HOST))
 			return H2H_MALFORMED;
 		break;
 	case F_COOKIE: {
