@@ -25,6 +25,11 @@
 #   -k keeps the work directory (callgrind.out.* files for callgrind_annotate).
 #   -t strace counts system calls per request instead (`strace -f -c`, the
 #      same baseline subtraction): the other half of the cost, in the kernel.
+#   -t nstat counts TCP segments per request instead (/proc/net/snmp and
+#      netstat, the same subtraction), in a network namespace of the run's
+#      own (`unshare -rn`) so that nothing else on the machine adds to them;
+#      they count the client's, proxy's and backends' segments together, and
+#      the proxy's user and system CPU ticks (load-dependent, shown as a hint).
 # Needs valgrind (scripts/install-deps.sh bench) and `make` (build/bollard is
 # the release build, -O2 -g). Everything started is stopped by PID.
 set -eu
@@ -50,8 +55,12 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
-[ "$TOOL" = callgrind ] || [ "$TOOL" = strace ] || { echo "callgrind.sh: -t callgrind|strace" >&2; exit 2; }
-command -v valgrind >/dev/null || [ "$TOOL" = strace ] || { echo "callgrind.sh: valgrind missing (scripts/install-deps.sh bench)" >&2; exit 2; }
+case $TOOL in callgrind | strace | nstat) ;; *) echo "callgrind.sh: -t callgrind|strace|nstat" >&2; exit 2 ;; esac
+if [ "$TOOL" = nstat ] && [ -z "${CALLGRIND_NETNS:-}" ]; then
+	# a loopback of our own: the counters are per network namespace
+	exec env CALLGRIND_NETNS=1 unshare -rn sh -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+fi
+command -v valgrind >/dev/null || [ "$TOOL" != callgrind ] || { echo "callgrind.sh: valgrind missing (scripts/install-deps.sh bench)" >&2; exit 2; }
 [ -x "$ROOT/build/bollard" ] && [ -x "$ROOT/build/bollard-demo-app" ] || { echo "callgrind.sh: run make first" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/bollard-callgrind-XXXXXX)
@@ -197,6 +206,9 @@ run_one() {
 	shift 3
 	if [ "$TOOL" = strace ]; then
 		strace -f -c -o "$out" "$@" >"$WORK/$name-$scen-$n.log" 2>&1 &
+	elif [ "$TOOL" = nstat ]; then
+		$PY "$WORK/snmp.py" >"$out.before"
+		"$@" >"$WORK/$name-$scen-$n.log" 2>&1 &
 	else
 		valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/$name-$scen-$n.log" 2>&1 &
 	fi
@@ -215,28 +227,72 @@ run_one() {
 		# stop the proxy (its child), and strace exits with it
 		for k in $(pgrep -P "$vp"); do kill -TERM "$k"; done
 	else
+		[ "$TOOL" = nstat ] && $PY "$WORK/snmp.py" "$vp" "$out.before" >"$out"
 		kill -TERM "$vp"
 	fi
 	wait "$vp" 2>/dev/null || true
 	if [ "$TOOL" = strace ]; then
 		awk '$NF == "total" { print $4 }' "$out"
+	elif [ "$TOOL" = nstat ]; then
+		echo "$out"
 	else
 		sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$out" | tail -1
 	fi
 }
 
-if [ "$TOOL" = strace ]; then
+# nstat: the counters (and, given a PID, its CPU ticks) as NAME VALUE lines;
+# given a file of earlier ones too, the difference
+cat >"$WORK/snmp.py" <<'EOF'
+import os, sys
+v = {}
+for f in ("/proc/net/snmp", "/proc/net/netstat"):
+	lines = open(f).read().split("\n")
+	for a, b in zip(lines[0::2], lines[1::2]):
+		for k, x in zip(a.split()[1:], b.split()[1:]):
+			v[a.split()[0].rstrip(":") + "." + k] = int(x)
+if len(sys.argv) > 1:
+	st = open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split()
+	# in microseconds, from clock ticks
+	us = 1000000 // os.sysconf("SC_CLK_TCK")
+	v["cpu.utime_us"], v["cpu.stime_us"] = int(st[11]) * us, int(st[12]) * us
+	old = dict((k, int(x)) for k, x in (l.split() for l in open(sys.argv[2])))
+	v = dict((k, x - old.get(k, 0)) for k, x in v.items())
+for k, x in v.items():
+	print(k, x)
+EOF
+NSTAT_KEYS="Tcp.OutSegs Tcp.RetransSegs TcpExt.DelayedACKs TcpExt.TCPPureAcks TcpExt.TCPHPAcks TcpExt.TCPHPHits TcpExt.TCPAutoCorking TcpExt.TCPOrigDataSent TcpExt.TCPBacklogCoalesce cpu.utime_us cpu.stime_us"
+
+if [ "$TOOL" = nstat ]; then
+	printf '| proxy | scenario | requests |'
+	for k in $NSTAT_KEYS; do printf ' %s |' "${k#*.}"; done
+	printf '\n|---|---|---:|'
+	for k in $NSTAT_KEYS; do printf -- '---:|'; done
+	printf '\n'
+elif [ "$TOOL" = strace ]; then
 	printf '| proxy | scenario | requests | syscalls baseline (%d req) | syscalls run | system calls per request |\n' "$BASE_N"
+	printf '|---|---|---:|---:|---:|---:|\n'
 else
 	printf '| proxy | scenario | requests | Ir baseline (%d req) | Ir run | instructions per request |\n' "$BASE_N"
+	printf '|---|---|---:|---:|---:|---:|\n'
 fi
-printf '|---|---|---:|---:|---:|---:|\n'
 for px in $(echo "$PROXIES" | tr , ' '); do
 	command -v "$px" >/dev/null || [ "$px" = bollard ] || { echo "| $px | (not installed) |"; continue; }
 	[ "$TOOL" = strace ] && PREC=2
 	for sc in $(echo "$SCENS" | tr , ' '); do
 		base=$(run_one "$px" "$sc" "$BASE_N")
 		full=$(run_one "$px" "$sc" "$N")
+		if [ "$TOOL" = nstat ]; then
+			# per request: (long run - baseline) / difference in requests
+			row=$($PY - "$base" "$full" "$((N - BASE_N))" $NSTAT_KEYS <<'EOF'
+import sys
+rd = lambda f: dict((k, int(x)) for k, x in (l.split() for l in open(f)))
+b, f, n = rd(sys.argv[1]), rd(sys.argv[2]), int(sys.argv[3])
+print(" | ".join("%.3f" % ((f.get(k, 0) - b.get(k, 0)) / n) for k in sys.argv[4:]))
+EOF
+)
+			printf '| %s | %s | %d | %s |\n' "$px" "$sc" "$N" "$row"
+			continue
+		fi
 		per=$($PY -c "print('%.${PREC:-0}f' % (($full - $base) / ($N - $BASE_N)))")
 		printf '| %s | %s | %d | %s | %s | **%s** |\n' "$px" "$sc" "$N" "$base" "$full" "$per"
 	done

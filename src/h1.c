@@ -52,14 +52,14 @@
 
 /* Character classes, one byte per character (RFC 9110 5.6.2, 5.5; RFC 9112
  * 3.2; RFC 3986 3.2.2). Generated once; a bit per class: */
-#define C_TOKEN  0x01 /* tchar */
-#define C_VALUE  0x02 /* field-vchar / SP / HTAB (obs-text included) */
+#define C_TOKEN  H1_C_TOKEN /* tchar */
+#define C_VALUE  H1_C_VALUE /* field-vchar / SP / HTAB (obs-text included) */
 #define C_TARGET 0x04 /* request-target: any byte but CTL and SP */
 #define C_HEX    0x08 /* HEXDIG */
 #define C_DIGIT  0x10 /* DIGIT */
-#define C_HOST   0x20 /* uri-host / port / IP-literal characters */
+#define C_HOST   H1_C_HOST /* uri-host / port / IP-literal characters */
 
-static const uint8_t h1_cls[256] = {
+const uint8_t h1_cls[256] = {
 	/* 0x00 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 0x10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 0x20 */ 0x02, 0x27, 0x06, 0x07, 0x27, 0x27, 0x27, 0x27, 0x26, 0x26, 0x27, 0x27, 0x26, 0x27, 0x27, 0x06,
@@ -122,6 +122,11 @@ static inline const uint8_t *skip_class(const uint8_t *p, const uint8_t *e,
 		if (p < stop || p == e)
 			return p;
 	}
+}
+
+const uint8_t *h1_skip_value(const uint8_t *p, const uint8_t *e)
+{
+	return skip_class(p, e, C_VALUE, 0x20);
 }
 
 /* Does p[0..n) equal the lowercase literal lit (of the same length n)? */

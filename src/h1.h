@@ -155,4 +155,15 @@ bool h1_list_has(struct h1_str value, const char *lower_token);
  * is left. Both point into the caller's bytes. */
 bool h1_list_next(struct h1_str *rest, struct h1_str *el);
 
+/* h1.c's character classes, a bit per class (RFC 9110 5.6.2 tchar, 5.5
+ * field-vchar / SP / HTAB, RFC 3986 3.2.2 host and port characters): the
+ * HTTP/2 conversion (h2_head.c) checks fields by the same rules. */
+extern const uint8_t h1_cls[256];
+#define H1_C_TOKEN 0x01
+#define H1_C_VALUE 0x02
+#define H1_C_HOST  0x20
+/* The first byte of p[0..e) that is no field-vchar, SP or HTAB (e if
+ * none), eight bytes at a time. */
+const uint8_t *h1_skip_value(const uint8_t *p, const uint8_t *e);
+
 #endif

@@ -40,6 +40,7 @@ struct h2_strm {
 	bool started;                 /* the exchange was started */
 	int refused;                  /* bollard answers it itself: 431, 501 */
 	bool req_end;                 /* END_STREAM received */
+	uint64_t cl_left;             /* DATA the content-length still allows (req.has_cl) */
 	bool rsp_head;                /* the final response head was submitted */
 	bool text_heads;              /* heads come as text to parse (xprt_ops.head said -1) */
 	uint32_t head_skip;           /* bytes of heads submitted already, still to come in writev */

@@ -111,10 +111,15 @@ static int on_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_t 
 	(void)flags;
 	(void)user;
 	struct h2_strm *s = nghttp2_session_get_stream_user_data(ss, f->hd.stream_id);
-	if (!s || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST ||
-	    s->refused)
-		return 0; /* trailers are not forwarded */
-	int e = h2h_req_field(&s->req, name, nlen, value, vlen);
+	if (!s || f->hd.type != NGHTTP2_HEADERS || s->refused)
+		return 0;
+	int e;
+	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		/* trailers are not forwarded; RFC 9113 8.1: they hold no
+		 * pseudo-header field */
+		e = nlen && name[0] == ':' ? H2H_MALFORMED : 0;
+	else
+		e = h2h_req_field(&s->req, name, nlen, value, vlen);
 	if (e == H2H_TOO_LARGE || e == H2H_CONNECT)
 		s->refused = e == H2H_CONNECT ? 501 : 431;
 	else if (e == H2H_MALFORMED) {
@@ -138,6 +143,13 @@ static void head_done(struct h2_conn *h, struct h2_strm *s, bool end_stream)
 			nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
 			return;
 		}
+		/* RFC 9113 8.1.1: no DATA can follow, so a content-length
+		 * other than 0 is already wrong */
+		if (end_stream && s->req.has_cl && s->req.cl && n >= 0) {
+			nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+			return;
+		}
+		s->cl_left = s->req.cl;
 		if (n == H2H_TOO_LARGE || n == H2H_CONNECT) {
 			s->refused = n == H2H_CONNECT ? 501 : 431;
 		} else {
@@ -160,6 +172,17 @@ static void head_done(struct h2_conn *h, struct h2_strm *s, bool end_stream)
 	h2s_wake(s);
 }
 
+/* END_STREAM after a body: RFC 9113 8.1.1, a body shorter than its
+ * content-length makes the request malformed (a longer one was stopped
+ * at its first DATA over, on_data_chunk); the server never sees its end. */
+static void body_end(struct h2_conn *h, struct h2_strm *s)
+{
+	if (s->req.has_cl && s->cl_left && !s->refused)
+		nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+	else
+		h2s_rx_end(s);
+}
+
 static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *user)
 {
 	struct h2_conn *h = user;
@@ -172,12 +195,14 @@ static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *user
 			break;
 		if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
 			head_done(h, s, es);
-		else if (es && !s->req_end) /* trailers end the body */
-			h2s_rx_end(s);
+		else if (!es) /* RFC 9113 8.1: trailers end the stream */
+			nghttp2_submit_rst_stream(ss, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+		else if (!s->req_end) /* trailers end the body */
+			body_end(h, s);
 		break;
 	case NGHTTP2_DATA:
 		if (s && es && !s->req_end)
-			h2s_rx_end(s);
+			body_end(h, s);
 		break;
 	case NGHTTP2_RST_STREAM:
 		if (!budget_take(&h->rst, h->reset_rate, now))
@@ -203,10 +228,15 @@ static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const u
 	(void)flags;
 	(void)user;
 	struct h2_strm *s = nghttp2_session_get_stream_user_data(ss, id);
-	if (!s || s->cc_closed || s->refused || !s->head_ready) {
+	bool over = s && s->req.has_cl && !s->refused && len > s->cl_left;
+	if (over) /* RFC 9113 8.1.1: more DATA than the content-length */
+		nghttp2_submit_rst_stream(ss, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+	if (!s || over || s->cc_closed || s->refused || !s->head_ready) {
 		nghttp2_session_consume(ss, id, len); /* nobody reads it: the window stays open */
 		return 0;
 	}
+	if (s->req.has_cl)
+		s->cl_left -= len;
 	s->unacked += len;
 	h2s_wake(s);
 	size_t k = h2s_rx_data(s, data, len);
@@ -345,6 +375,12 @@ static struct h2_conn *conn_new(struct cconn *c)
 	nghttp2_option_set_stream_reset_rate_limit(opt, (uint64_t)h->reset_rate * 4 + 16,
 						   (uint64_t)h->reset_rate * 4 + 16);
 	nghttp2_option_set_max_continuations(opt, h->max_cont * 2 + 8);
+	/* The request's fields are checked by bollard's conversion (h2_head.c)
+	 * and its body against content-length here (on_data_chunk, body_end):
+	 * libnghttp2's HTTP messaging checks were the same work done twice,
+	 * about 2,400 instructions a request, a tenth of bollard's. The
+	 * framing rules (RFC 9113 4-6) stay libnghttp2's. */
+	nghttp2_option_set_no_http_messaging(opt, 1);
 	nghttp2_mem mem;
 	h2_mem_bind(&c->w->h2_mem, &mem);
 	int rc = nghttp2_session_server_new3(&h->ss, cb, h, opt, &mem);

@@ -39,46 +39,46 @@ static bool name_eq(const uint8_t *n, size_t nlen, const char *lit)
 	return nlen == l && !memcmp(n, lit, l);
 }
 
-/* RFC 9113 8.2.1: no uppercase, no control, space, DEL or non-ASCII in a
- * name; no NUL, CR or LF in a value (nor, 8.2.1 again, whitespace at
- * either end, which HTTP/1.1 would trim and so change). By table and eight
- * bytes at a time: every field of every request passes here. */
-static const uint8_t name_bad[256] = {
-	[0 ... 0x20] = 1, ['A' ... 'Z'] = 1, [':'] = 1, [0x7f ... 0xff] = 1,
-};
-
+/* These checks are bollard's alone: libnghttp2's HTTP messaging checks
+ * are off (h2.c conn_new), they did the same work a second time. A name is
+ * a token (RFC 9110 5.6.2) in lowercase (RFC 9113 8.2.1); a value holds
+ * field-vchar, SP and HTAB only (RFC 9110 5.5: RFC 9113 8.2.1 requires no
+ * NUL, CR or LF, and the HTTP/1.1 server must not see the other controls
+ * either), and no whitespace at either end (8.2.1: HTTP/1.1 would trim it
+ * and so change the value). Every field of every request passes here. */
 static bool name_ok(const uint8_t *n, size_t len, size_t from)
 {
-	unsigned bad = 0;
+	unsigned ok = H1_C_TOKEN;
 	if (len <= from)
 		return false;
 	for (size_t i = from; i < len; i++)
-		bad |= name_bad[n[i]];
-	return !bad;
-}
-
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-/* a byte of x is zero (exact: no false positive from a borrow past a zero
- * byte matters, any zero byte makes it nonzero and none makes it zero) */
-static inline uint64_t has_zero(uint64_t x)
-{
-	return (x - ONES) & ~x & HIGHS;
+		ok &= (unsigned)(n[i] - 'A') < 26 ? 0 : h1_cls[n[i]];
+	return ok;
 }
 
 static bool value_ok(const uint8_t *v, size_t len)
 {
-	size_t i = 0;
 	if (len && (v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' || v[len - 1] == '\t'))
 		return false;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t x;
-		memcpy(&x, v + i, 8);
-		if (has_zero(x) | has_zero(x ^ (ONES * '\r')) | has_zero(x ^ (ONES * '\n')))
-			return false;
-	}
-	for (; i < len; i++)
-		if (v[i] == 0 || v[i] == '\r' || v[i] == '\n')
+	return h1_skip_value(v, v + len) == v + len;
+}
+
+static bool all_of(const char *p, size_t len, uint8_t cls)
+{
+	unsigned ok = cls;
+	for (size_t i = 0; i < len; i++)
+		ok &= h1_cls[(uint8_t)p[i]];
+	return ok;
+}
+
+/* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static bool scheme_ok(const uint8_t *v, size_t len)
+{
+	if (!len || (unsigned)((v[0] | 0x20) - 'a') >= 26)
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if ((unsigned)((v[i] | 0x20) - 'a') >= 26 && (unsigned)(v[i] - '0') >= 10 &&
+		    v[i] != '+' && v[i] != '-' && v[i] != '.')
 			return false;
 	return true;
 }
@@ -118,13 +118,17 @@ static int write_line(struct h2h_req *r)
 	 * bollard does not open over HTTP/2 */
 	if (connect)
 		return r->has_path || r->has_scheme || !r->has_auth ? H2H_MALFORMED : H2H_CONNECT;
-	/* RFC 9113 8.3.1: :path is there, and "/..." or "*" (OPTIONS) */
+	/* RFC 9113 8.3.1: :path is there, and "/..." or "*" (OPTIONS only) */
+	bool options = r->meth_len == 7 && !memcmp(meth, "OPTIONS", 7);
 	if (!r->has_path || !r->has_scheme || !r->path_len ||
-	    (path[0] != '/' && !(r->path_len == 1 && path[0] == '*')))
+	    (path[0] != '/' && !(options && r->path_len == 1 && path[0] == '*')))
 		return H2H_MALFORMED;
-	for (uint32_t i = 0; i < r->meth_len; i++)
-		if (meth[i] <= 0x20 || meth[i] >= 0x7f)
-			return H2H_MALFORMED;
+	/* RFC 9110 9.1: the method is a token; RFC 9113 8.3.1: :authority
+	 * is host [ ":" port ], no userinfo, and (RFC 9110 4.2.1) an http(s)
+	 * URI's host is never empty */
+	if (!r->meth_len || !all_of(meth, r->meth_len, H1_C_TOKEN) ||
+	    (r->has_auth && (!r->auth_len || !all_of(r->aux + r->auth_off, r->auth_len, H1_C_HOST))))
+		return H2H_MALFORMED;
 	for (uint32_t i = 0; i < r->path_len; i++)
 		if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f)
 			return H2H_MALFORMED;
@@ -155,7 +159,7 @@ static int pseudo(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		has = &r->has_auth, o = &r->auth_off, l = &r->auth_len;
 	} else if (name_eq(name, nlen, ":scheme")) {
 		/* bollard's own scheme goes to the server (X-Forwarded-Proto) */
-		if (r->has_scheme || !vlen)
+		if (r->has_scheme || !scheme_ok(v, vlen))
 			return H2H_MALFORMED;
 		r->has_scheme = true;
 		return 0;
@@ -236,6 +240,8 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		/* :authority wins over a host field (RFC 9113 8.3.1) */
 		if (r->has_auth)
 			return 0;
+		if (!vlen || !all_of((const char *)v, vlen, H1_C_HOST))
+			return H2H_MALFORMED;
 		break;
 	case F_COOKIE: {
 		uint32_t off;
@@ -250,11 +256,15 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		return 0;
 	}
 	case F_CONTENT_LENGTH:
-		if (r->has_cl || !vlen)
+		/* the stream counts DATA against it (RFC 9113 8.1.1, h2.c) */
+		if (r->has_cl || !vlen || vlen > 18)
 			return H2H_MALFORMED;
-		for (size_t i = 0; i < vlen; i++)
+		r->cl = 0;
+		for (size_t i = 0; i < vlen; i++) {
 			if (v[i] < '0' || v[i] > '9')
 				return H2H_MALFORMED;
+			r->cl = r->cl * 10 + (uint64_t)(v[i] - '0');
+		}
 		r->has_cl = true;
 		break;
 	default:

@@ -36,6 +36,7 @@ struct h2h_req {
 	bool has_meth, has_path, has_auth, has_scheme;
 	bool line_done;         /* request line (and Host) written */
 	bool has_cookie, has_cl;
+	uint64_t cl;            /* the content-length, when has_cl */
 };
 
 void h2h_req_init(struct h2h_req *r, char *out, uint32_t cap, char *aux, uint32_t auxcap,

@@ -165,6 +165,19 @@ STREAM_CLOSED, FRAME_SIZE_ERROR = 5, 6
 	pytest.param(REQ + [("upgrade", "h2c")], id="upgrade"),
 	pytest.param(REQ + [("x-a", " padded")], id="value-leading-space"),
 	pytest.param(REQ + [("content-length", "1x")], id="bad-content-length"),
+	# bollard's own checks since libnghttp2's HTTP messaging checks are off
+	pytest.param(REQ + [("x(a", "b")], id="name-not-a-token"),
+	pytest.param(REQ + [("x-a", "b\x01c")], id="value-control"),
+	pytest.param(REQ + [("x-a", "b\x7fc")], id="value-del"),
+	pytest.param([(":method", "G(T")] + REQ[1:], id="method-not-a-token"),
+	pytest.param(REQ[:3] + [(":authority", "user@localhost")], id="authority-userinfo"),
+	pytest.param(REQ[:3] + [(":authority", "local host")], id="authority-space"),
+	pytest.param(REQ[:3] + [("host", "local host")], id="host-space"),
+	pytest.param(REQ[:3] + [(":authority", "")], id="authority-empty"),
+	pytest.param(REQ[:3] + [("host", "")], id="host-empty"),
+	pytest.param(REQ[:1] + [(":scheme", "1ttps")] + REQ[2:], id="scheme-digit-first"),
+	pytest.param(REQ[:2] + [(":path", "*")] + REQ[3:], id="asterisk-not-options"),
+	pytest.param(REQ + [("content-length", "3")], id="content-length-without-data"),
 ])
 def test_malformed_request_reset_with_protocol_error(demo_apps, bollard_factory, ca, fields):
 	"""RFC 9113 8.1.1 (8.2.1, 8.2.2, 8.3): a malformed request is a stream
