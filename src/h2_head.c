@@ -233,7 +233,8 @@ int h2h_req_field(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 	case F_CONNECTION:
 		return H2H_MALFORMED;
 	case F_TE:
-		if (!(vlen == 8 && !memcmp(v, "trailers", 8)))
+		/* a transfer-coding is a case-insensitive token (RFC 9110 10.1.4) */
+		if (!h1_name_eq((struct h1_str){ (const char *)v, vlen }, "trailers"))
 			return H2H_MALFORMED;
 		return 0;
 	case F_HOST:

@@ -194,6 +194,18 @@ def test_malformed_request_reset_with_protocol_error(demo_apps, bollard_factory,
 	assert [e["target"] for e in b.wait_log()] == ["/whoami"]
 
 
+@pytest.mark.parametrize("value", ["trailers", "Trailers", "TRAILERS"])
+def test_te_trailers_in_any_case_is_served(demo_apps, bollard_factory, ca, value):
+	"""RFC 9113 8.2.2 allows te: trailers, and a transfer-coding is a
+	case-insensitive token (RFC 9110 10.1.4): no case of it is malformed.
+	(te is hop-by-hop: the HTTP/1.1 server does not get it.)"""
+	b = h2_proxy(demo_apps, bollard_factory, ca)
+	with h2.H2Conn(b.port) as c:
+		c.open(1, REQ + [("te", value)])
+		r = c.response(1)
+		assert r.status == "200" and r.reset is None, (r.headers, r.reset)
+
+
 def test_content_length_mismatch_is_reset_and_not_passed_on(demo_apps, bollard_factory, ca):
 	"""RFC 9113 8.1.1: DATA longer or shorter than content-length makes the
 	request malformed: RST_STREAM(PROTOCOL_ERROR), and the server sees no
