@@ -123,8 +123,7 @@ struct shared_link {
 	bool logged_down, closing;
 	uint8_t said;                   /* causes logged during this outage */
 	char said_why[128];             /* the cause of the last failed attempt */
-	bool refusing;                  /* error replies with the link up, logged */
-	uint64_t refused_at, refusals;
+	struct shared_spell own_spell;  /* when the loop gives none to share */
 	uint64_t noscript_at;           /* the last reconnect for a flushed script */
 	bool known_master;              /* host:port was a master once: a change is a switch */
 	char reason[128];
@@ -192,19 +191,42 @@ static uint64_t next_rnd(struct shared_link *l)
 	return l->rnd * 2685821657736338717ull;
 }
 
+static void vsay(struct shared_link *l, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void vsay(struct shared_link *l, int level, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	if (!l->loop.log)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	l->loop.log(l->loop.ctx, level, msg);
+}
+
+/* A transition of the link (up, down, a cause): not from a quiet link. */
 static void say(struct shared_link *l, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void say(struct shared_link *l, int level, const char *fmt, ...)
 {
-	char msg[256];
 	va_list ap;
 
-	if (!l->loop.log)
+	if (l->loop.quiet)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsay(l, level, fmt, ap);
 	va_end(ap);
-	l->loop.log(l->loop.ctx, level, msg);
+}
+
+/* A line of the process's refusal spell: from whichever link meets it. */
+static void say_spell(struct shared_link *l, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say_spell(struct shared_link *l, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(l, level, fmt, ap);
+	va_end(ap);
 }
 
 uint32_t shared_link_backoff(uint32_t n, uint32_t min, uint32_t max, uint64_t rnd)
@@ -356,26 +378,31 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void flush_writes(struct shared_link *l);
 
 /* Error replies with the link up (OOM, WRONGTYPE, NOAUTH after a password
- * change...): each is counted by its op; the state is logged once when it
+ * change...): each is counted by its op; the spell is logged once when it
  * starts and once when Redis answered without error for REFUSE_QUIET_MS,
  * so that a key that always fails among many that work is not one line per
- * request. */
+ * request. The spell is the process's (shared_link_loop.spell): a refusal
+ * only one worker's link meets (the key of one session) is said too, and
+ * a link left idle does not hold the spell open. Two links racing at its
+ * end may close it just after a refusal: the next refusal opens another
+ * (a line, at most one a REFUSE_QUIET_MS). */
 static void answered(struct shared_link *l, const redisReply *r)
 {
+	struct shared_spell *sp = l->loop.spell ? l->loop.spell : &l->own_spell;
 	uint64_t now = now_ms();
 
 	if (r->type == REDIS_REPLY_ERROR) {
-		if (!l->refusing)
-			say(l, 1, "shared-tables: redis %s:%d refuses commands (%.100s); counted as "
+		atomic_store_explicit(&sp->refused_at, now, memory_order_relaxed);
+		atomic_fetch_add_explicit(&sp->refusals, 1, memory_order_relaxed);
+		if (!atomic_exchange(&sp->open, true))
+			say_spell(l, 1, "shared-tables: redis %s:%d refuses commands (%.100s); counted as "
 			    "errors, tables go on locally", l->host, l->conf.port, r->str);
-		l->refusing = true;
-		l->refused_at = now;
-		l->refusals++;
-	} else if (l->refusing && now - l->refused_at >= REFUSE_QUIET_MS) {
-		say(l, 2, "shared-tables: redis %s:%d accepts commands again (%llu refused)",
-		    l->host, l->conf.port, (unsigned long long)l->refusals);
-		l->refusing = false;
-		l->refusals = 0;
+	} else if (atomic_load_explicit(&sp->open, memory_order_relaxed) &&
+		   now - atomic_load_explicit(&sp->refused_at, memory_order_relaxed) >= REFUSE_QUIET_MS &&
+		   atomic_exchange(&sp->open, false)) {
+		say_spell(l, 2, "shared-tables: redis %s:%d accepts commands again (%llu refused)",
+		    l->host, l->conf.port,
+		    (unsigned long long)atomic_exchange(&sp->refusals, 0));
 	}
 }
 

@@ -46,6 +46,20 @@ struct shared_link_loop {
 	/* A refresh of table's key found it cleared fleet-wide (`clear
 	 * sessions` on some instance): drop the local entry. May be NULL. */
 	void (*cleared)(void *ctx, const char *table, size_t tlen, const void *key, size_t klen);
+	/* The links of one process share one spell of error replies, so that
+	 * it is logged once whichever link (worker) meets it, and ended by any
+	 * link's answer without error REFUSE_QUIET_MS after the last refusal
+	 * anywhere. NULL: the link keeps its own. */
+	struct shared_spell *spell;
+	/* Log no transition of the link (up, down): another link of the same
+	 * Redis says them (the spell's lines still go to log). */
+	bool quiet;
+};
+
+/* Error replies with the link up (answered() in shared_link.c). */
+struct shared_spell {
+	atomic_bool open;
+	_Atomic uint64_t refused_at, refusals;
 };
 
 struct shared_link_conf {

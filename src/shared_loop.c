@@ -7,7 +7,9 @@
  * here and run after the iteration's I/O events and client timers, so that
  * the writes the iteration's requests queued leave in one pipelined batch.
  * Only worker 0's link logs its transitions: every worker's link sees the
- * same Redis, and a transition is worth one line, not one per thread.
+ * same Redis, and a transition is worth one line, not one per thread. Error
+ * replies are one spell for the process, said by whichever link meets
+ * them: the key of one session fails on the worker that serves it.
  *
  * A request that needs Redis before its server is chosen parks in
  * CS_SHARED, holding one struct shared_wait (a fixed pool as large as the
@@ -107,8 +109,11 @@ static void loop_cleared(void *ctx, const char *table, size_t tlen, const void *
 
 static void open_link(struct shared_loop *s, const struct shared_conf *conf)
 {
-	struct shared_link_loop lp = { s, loop_io, loop_timer, s->w->id == 0 ? loop_log : NULL,
-				       loop_cleared };
+	/* every worker's link sees the same Redis: worker 0's says its
+	 * transitions, and the refusals are one spell for all (shared_link.h) */
+	static struct shared_spell spell;
+	struct shared_link_loop lp = { s, loop_io, loop_timer, loop_log, loop_cleared, &spell,
+				       s->w->id != 0 };
 	char err[256] = "";
 
 	s->l = shared_link_create(&conf->link, &lp, err, sizeof(err));

@@ -18,10 +18,12 @@ import time
 
 import pytest
 
+import helpers_threads
 import util
 from helpers_redis import Redis, _encode, _Reader
 from test_shared_tables import SECRET, fleet, get, metric, ops, redis  # noqa: F401
 from test_shared_tables_faults import Load, MARGIN_S, TIMEOUT_MS, links_up
+from test_key_rotation import answered_by_a_running_worker
 
 KEY = "t:be/learn/DEMOSESSID:"
 PERSIST = "persist learn DEMOSESSID"
@@ -89,6 +91,52 @@ def test_wrongtype_at_a_bollard_key_is_an_error_not_a_failure(fleet, redis):
 	sid2, home2 = learned(bs[0], redis)
 	assert timed_get(bs[1], sid2) == home2
 	assert all(b.alive() for b in bs)
+
+
+def test_a_refusal_only_worker_1_meets_is_logged(fleet, redis):
+	"""A WRONGTYPE is the key of one session: only the worker that serves
+	it meets the error. Worker 0 is held (ptrace) so that worker 1 serves
+	the request: its refusal must be said, once, though worker 0's link
+	says the link's transitions; and the spell ends when Redis answers
+	without error again."""
+	bs, _ = fleet(PERSIST, n=2, timeout="%dms" % TIMEOUT_MS)
+	sid, home = learned(bs[0], redis)
+	redis.cmd("DEL", KEY + sid)
+	redis.cmd("HSET", KEY + sid, "f", "v")
+	b = bs[1]
+	before = len(shared_log(b))
+	err = ops(b, "get", "error")
+	kinds = ("get", "setnx", "cas", "set", "del")
+	errs = sum(ops(b, k, "error") for k in kinds)
+	tids = helpers_threads.thread_ids(b.pid, ["bollard-w0", "bollard-w1"])
+	with helpers_threads.held(b.pid, tids["bollard-w0"]):
+		# found by a request without the session: the connections left
+		# to worker 0 ask Redis nothing when it runs again
+		conn, _ = answered_by_a_running_worker(b.port, "/whoami?find=w1")
+		with conn:
+			conn.send(util.build_request("GET", "/whoami", [("Cookie", "DEMOSESSID=" + sid)]))
+			assert util.read_response(conn).status == 200
+		util.wait_until(lambda: any("refuses commands (WRONGTYPE" in ln
+					    for ln in shared_log(b)[before:]),
+				what="the refusal said by worker 1's link")
+	assert ops(b, "get", "error") == err + 1
+	# the spell ends on an answer without error 2 s after the refusal
+	redis.cmd("DEL", KEY + sid)
+	deadline = time.monotonic() + 30
+
+	def ended():
+		assert time.monotonic() < deadline, shared_log(b)[before:]
+		get(b, "/whoami", [("Cookie", "DEMOSESSID=%s-%d" % (sid, time.monotonic_ns()))])
+		return any("accepts commands again" in ln for ln in shared_log(b)[before:])
+	util.wait_until(ended, timeout=30, interval=0.2, what="the spell's end")
+	lines = shared_log(b)[before:]
+	# the line counts what the counters counted (the lookup, then the
+	# binding bollard tried to write there)
+	refused = sum(ops(b, k, "error") for k in kinds) - errs
+	assert any("accepts commands again (%d refused)" % refused in ln for ln in lines), \
+		(refused, lines)
+	assert count_in(lines, "refuses commands") == 1, lines
+	assert count_in(lines, "accepts commands again") == 1, lines
 
 
 @pytest.mark.parametrize("junk", [b"junk", b"x" * (1 << 20), b"", bytes(range(256))],

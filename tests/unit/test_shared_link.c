@@ -290,7 +290,7 @@ static struct tl *link_new(int slot, struct shared_link_conf *over)
 		.backoff_min_ms = 20, .backoff_max_ms = 200, .stall_ms = 400,
 		.refresh_ms = 300, .seed = 42 + (uint64_t)slot,
 	};
-	struct shared_link_loop lp = { NULL, tl_io, tl_timer, tl_log, tl_cleared };
+	struct shared_link_loop lp = { NULL, tl_io, tl_timer, tl_log, tl_cleared, NULL, false };
 	struct tl *t = calloc(1, sizeof(*t));
 	char err[128] = "";
 
@@ -1216,7 +1216,7 @@ static void test_sentinels_all_down(void **st)
 static void test_sentinel_config_errors(void **st)
 {
 	struct tl t = { .timer = SHARED_NO_TIMER };
-	struct shared_link_loop lp = { &t, tl_io, tl_timer, tl_log, NULL };
+	struct shared_link_loop lp = { &t, tl_io, tl_timer, tl_log, NULL, NULL, false };
 	struct shared_link_conf c = { .nsentinels = 1, .sentinels = { "127.0.0.1:1" } };
 	char err[128] = "", h[64];
 	int p;
