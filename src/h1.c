@@ -163,6 +163,17 @@ bool h1_name_eq(struct h1_str s, const char *lower_lit)
 	return s.n == n && eq_lower((const uint8_t *)s.p, lower_lit, n);
 }
 
+bool h1_is_scheme(struct h1_str v)
+{
+	if (!v.n || (unsigned)((v.p[0] | 0x20) - 'a') >= 26)
+		return false;
+	for (size_t i = 1; i < v.n; i++)
+		if ((unsigned)((v.p[i] | 0x20) - 'a') >= 26 && (unsigned)(v.p[i] - '0') >= 10 &&
+		    v.p[i] != '+' && v.p[i] != '-' && v.p[i] != '.')
+			return false;
+	return true;
+}
+
 /*
  * Iterate over the elements of a comma-separated list value (RFC 9110 5.6.1):
  * returns the next non-empty element trimmed of OWS in *el, advancing *pos;

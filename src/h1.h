@@ -148,6 +148,8 @@ bool h1_find_header(const struct h1_msg *m, const char *name, struct h1_str *v);
 
 /* Case-insensitive comparison of a header name with a lowercase literal. */
 bool h1_name_eq(struct h1_str s, const char *lower);
+/* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+bool h1_is_scheme(struct h1_str v);
 /* Does the comma-separated list value contain token (case-insensitive)? */
 bool h1_list_has(struct h1_str value, const char *lower_token);
 /* The next non-empty element of the comma-separated list *rest (RFC 9110

@@ -71,18 +71,6 @@ static bool all_of(const char *p, size_t len, uint8_t cls)
 	return ok;
 }
 
-/* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-static bool scheme_ok(const uint8_t *v, size_t len)
-{
-	if (!len || (unsigned)((v[0] | 0x20) - 'a') >= 26)
-		return false;
-	for (size_t i = 1; i < len; i++)
-		if ((unsigned)((v[i] | 0x20) - 'a') >= 26 && (unsigned)(v[i] - '0') >= 10 &&
-		    v[i] != '+' && v[i] != '-' && v[i] != '.')
-			return false;
-	return true;
-}
-
 static bool put(struct h2h_req *r, const void *p, size_t n)
 {
 	if (n > r->cap - r->len)
@@ -159,7 +147,7 @@ static int pseudo(struct h2h_req *r, const uint8_t *name, size_t nlen, const uin
 		has = &r->has_auth, o = &r->auth_off, l = &r->auth_len;
 	} else if (name_eq(name, nlen, ":scheme")) {
 		/* bollard's own scheme goes to the server (X-Forwarded-Proto) */
-		if (r->has_scheme || !scheme_ok(v, vlen))
+		if (r->has_scheme || !h1_is_scheme((struct h1_str){ (const char *)v, vlen }))
 			return H2H_MALFORMED;
 		r->has_scheme = true;
 		return 0;

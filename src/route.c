@@ -153,19 +153,16 @@ bool route_upgrade_accepts(const struct frontend *fe, uint32_t sent, const struc
 	return any;
 }
 
-/* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), kept
- * lowercase in out[0..cap) (schemes are case-insensitive). */
+/* A URI scheme (h1_is_scheme), kept lowercase in out[0..cap) (schemes are
+ * case-insensitive). */
 static bool put_scheme(struct h1_str v, char *out, size_t cap)
 {
 	if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"') {
 		v.p++; /* RFC 7239 4: a value may be a quoted-string */
 		v.n -= 2;
 	}
-	if (!v.n || v.n >= cap || !isalpha((unsigned char)v.p[0]))
+	if (v.n >= cap || !h1_is_scheme(v))
 		return false;
-	for (size_t i = 0; i < v.n; i++)
-		if (!isalnum((unsigned char)v.p[i]) && !strchr("+-.", v.p[i]))
-			return false;
 	for (size_t i = 0; i < v.n; i++)
 		out[i] = (char)tolower((unsigned char)v.p[i]);
 	out[v.n] = '\0';
