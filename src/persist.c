@@ -415,8 +415,8 @@ static struct seal_keys *keys_of(const struct config *cfg)
  * and a client whose next request lands there had its fresh cookie refused
  * and its session moved (test_key_rotation caught it, about one run in
  * five, under load; its test of the handover holds a worker back to see it
- * every time). So the new set seals with the key that sealed until now, when it
- * still has it, until every worker runs the new configuration
+ * every time). So the new set seals with the key that sealed until now,
+ * when it still has it, until every worker runs the new configuration
  * (persist_keys_settle, called by the last worker to take it); cookies of
  * either key open everywhere meanwhile, and those of the old one are sealed
  * again under the new one at their next request, as after any rotation.

@@ -1025,20 +1025,6 @@ int shared_link_get(struct shared_link *l, const char *table, const void *key, s
 	return slot_send(l, s, &b);
 }
 
-static int request_cas(struct shared_link *l, enum shared_op op, const char *table,
-		       const void *key, size_t klen, const char *expect, size_t elen,
-		       const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
-		       shared_link_cb cb, void *arg);
-
-/* The script with "" expected: SET NX that also replaces a clear's mark. */
-int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
-		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
-		      shared_link_cb cb, void *arg)
-{
-	return request_cas(l, SHARED_OP_SETNX, table, key, klen, "", 0, val, vlen, ttl_ms,
-			   timeout_ms, cb, arg);
-}
-
 static int send_cas(struct shared_link *l, struct slot *s, bool eval)
 {
 	struct resp b = { l->scratch, 0, sizeof(l->scratch), false };
@@ -1088,6 +1074,15 @@ static int request_cas(struct shared_link *l, enum shared_op op, const char *tab
 	}
 	rearm(l);
 	return 0;
+}
+
+/* The script with "" expected: SET NX that also replaces a clear's mark. */
+int shared_link_setnx(struct shared_link *l, const char *table, const void *key, size_t klen,
+		      const char *val, size_t vlen, uint32_t ttl_ms, uint32_t timeout_ms,
+		      shared_link_cb cb, void *arg)
+{
+	return request_cas(l, SHARED_OP_SETNX, table, key, klen, "", 0, val, vlen, ttl_ms,
+			   timeout_ms, cb, arg);
 }
 
 int shared_link_cas(struct shared_link *l, const char *table, const void *key, size_t klen,

@@ -22,7 +22,8 @@ void workers_force_stop(void);
  * re-points its listeners and balancing state to it at its next loop
  * iteration, and its connections at their next request. */
 void workers_reload(struct config *nc);
-/* Does every worker serve requests with c now? (control thread) */
+/* Does every worker serve requests with c now? (any thread: each worker
+ * asks as it takes a configuration, worker_apply) */
 bool workers_run(const struct config *c);
 /* Wait for the worker threads to exit and free them. */
 void workers_join(void);
